@@ -1,0 +1,66 @@
+"""What a watcher knows about one task at one moment, and who gets told.
+
+Displays (widgets, text lines, tests) only ever see ``TaskSnapshot`` objects
+through the ``WatchObserver`` protocol, so they never talk to the API.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Protocol, Sequence
+
+from mixpeek_magics.client import statuses
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class TaskSnapshot:
+    task_id: str
+    status: str
+    task_type: str | None = None
+    processed: int | None = None
+    total: int | None = None
+    percentage: float | None = None  # 0..100
+    error: str | None = None
+    # Names (filenames or object ids) of items that failed inside the task.
+    failed_items: tuple[str, ...] = ()
+    label: str | None = None  # human context: bucket / batch / sync name
+    first_seen: datetime = field(default_factory=utcnow)
+    observed_at: datetime = field(default_factory=utcnow)
+    # When the status first became terminal, as observed (None while running).
+    finished_at: datetime | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return statuses.is_terminal(self.status)
+
+    @property
+    def family(self) -> str:
+        return statuses.family(self.status)
+
+    @property
+    def fraction(self) -> float | None:
+        """Progress as 0..1, from percentage or processed/total."""
+        if self.percentage is not None:
+            return max(0.0, min(1.0, self.percentage / 100.0))
+        if self.total:
+            return max(0.0, min(1.0, (self.processed or 0) / self.total))
+        if self.terminal and self.status in ("COMPLETED",):
+            return 1.0
+        return None
+
+
+class WatchObserver(Protocol):
+    """Receives every state change of a watch.
+
+    ``connection`` is ``"ok"`` or ``"reconnecting"`` (server unreachable,
+    5xx or timeouts; last known state is kept). Observers must be quick and
+    must not raise; they may be called from a background thread.
+    """
+
+    def on_update(self, snapshots: Sequence[TaskSnapshot], connection: str) -> None: ...
+
+    def on_finish(self, snapshots: Sequence[TaskSnapshot]) -> None: ...
