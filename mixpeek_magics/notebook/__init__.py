@@ -1,0 +1,1 @@
+"""Notebook layer: magics, widgets and text displays (thin; delegates to the layers below)."""
