@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Install the package and run notebooks/quickstart.ipynb headless, end to end,
+# against the embedded local Mixpeek server (no account, no network needed).
+source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh"
+ensure_installed ".[local,notebook,plot]"
+"$VENV/bin/python" -m pip install -q nbclient nbformat 2>&1 | grep -v "is ignored" || true
+mkdir -p build
+exec "$VENV/bin/python" scripts/run_notebook.py notebooks/quickstart.ipynb build/quickstart.ipynb
