@@ -1,0 +1,726 @@
+"""ipywidgets progress displays: ``TaskProgress`` (one task) and ``TaskBoard`` (many).
+
+Both implement the ``WatchObserver`` protocol (``on_update(snapshots,
+connection)``, ``on_finish(snapshots)``) and may be driven from any thread, at
+any rate: updates are coalesced by a ``Throttle`` into at most ~10 front-end
+updates a second (``flush_count`` counts them), and the final state is always
+flushed by ``on_finish``. The display only ever changes widget trait values,
+so a widget updates in place in the cell that displayed it.
+
+Their ``text/plain`` repr is the text summary (``summary.render_summary_text``)
+so saved notebooks and GitHub show progress text; when a watch finishes, a
+displayed widget also updates its saved text and fills in a static HTML summary
+output (see ``_DisplayMixin``) so the outcome survives without widget state.
+"""
+from __future__ import annotations
+
+import html
+import logging
+import threading
+import time
+import uuid
+from typing import Any, Callable, Sequence
+
+import ipywidgets as W
+
+from mixpeek_magics.client import statuses
+from mixpeek_magics.notebook import summary
+from mixpeek_magics.notebook.textprogress import (
+    RateEstimator,
+    Throttle,
+    board_units,
+    observed_time,
+    task_progress_units,
+)
+from mixpeek_magics.tracking.snapshot import TaskSnapshot
+
+__all__ = ["TaskProgress", "TaskBoard"]
+
+log = logging.getLogger(__name__)
+
+CancelCallback = Callable[[str], None]
+
+_BAR_STYLE = {"success": "success", "failed": "danger", "partial": "warning", "canceled": "warning"}
+
+
+def _set(widget: Any, **traits: Any) -> None:
+    """Set only the traits that change (each change is a comm message)."""
+    for name, value in traits.items():
+        if getattr(widget, name) != value:
+            setattr(widget, name, value)
+
+
+def _show(widget: Any, visible: bool) -> None:
+    _set(widget.layout, display=None if visible else "none")
+
+
+def _visible(widget: Any) -> bool:
+    return widget.layout.display != "none"
+
+
+def _kernel_shell() -> Any:
+    """The ipykernel shell, or None outside a kernel."""
+    try:
+        from IPython import get_ipython
+    except Exception:  # pragma: no cover - IPython is a dependency of ipywidgets
+        return None
+    shell = get_ipython()
+    if shell is None or not any(c.__name__ == "ZMQInteractiveShell" for c in type(shell).__mro__):
+        return None
+    return shell
+
+
+def _current_parent() -> dict | None:
+    shell = _kernel_shell()
+    if shell is None:
+        return None
+    try:
+        header = shell.display_pub.parent_header
+        return dict(header) if header else None
+    except Exception:
+        return None
+
+
+class _DisplayMixin:
+    """Display with display ids so the final state can be written back into the cell.
+
+    ``display(widget)`` (or the widget as a cell's last expression) publishes two
+    outputs in the current cell: the widget view (whose ``text/plain`` is the
+    text progress) and an empty placeholder. ``on_finish`` sends
+    ``update_display_data`` for both: the widget output's text becomes the final
+    text, the placeholder becomes the static HTML summary. Updates by display id
+    reach the original cell from any thread and whichever cell is running then
+    (nbclient/nbconvert/nbval apply them to the saved notebook; JupyterLab
+    routes them by display id). Without a display id (the widget shown inside
+    another container), the summary is displayed with the parent header of the
+    cell that created the widget.
+    """
+
+    _display_ids: list[tuple[str, str]]
+    _created_parent: dict | None
+    _summary_emitted: bool
+
+    def _init_display(self) -> None:
+        self._display_ids = []
+        self._created_parent = _current_parent()
+        self._summary_emitted = False
+
+    # subclasses provide these
+    def text(self) -> str:  # pragma: no cover
+        raise NotImplementedError
+
+    def summary_html(self) -> str:  # pragma: no cover
+        raise NotImplementedError
+
+    @property
+    def finished(self) -> bool:  # pragma: no cover
+        raise NotImplementedError
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
+        data = super()._repr_mimebundle_(**kwargs) or {}  # type: ignore[misc]
+        data["text/plain"] = self.text()
+        return data
+
+    def _summary_bundle(self) -> dict:
+        return {"text/html": self.summary_html(), "text/plain": self.text()}
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        if _kernel_shell() is None:
+            display(self._repr_mimebundle_(), raw=True)
+            return
+        widget_id, summary_id = uuid.uuid4().hex, uuid.uuid4().hex
+        display(self._repr_mimebundle_(), raw=True, display_id=widget_id)
+        if self.finished:
+            display(self._summary_bundle(), raw=True, display_id=summary_id)
+        else:
+            display({"text/plain": ""}, raw=True, display_id=summary_id)
+        self._display_ids.append((widget_id, summary_id))
+
+    def _emit_final(self) -> None:
+        """Write the final text and the HTML summary into the notebook (once)."""
+        if self._summary_emitted or _kernel_shell() is None:
+            return
+        self._summary_emitted = True
+        try:
+            from IPython.display import display, update_display
+
+            if self._display_ids:
+                bundle, summary_bundle = self._repr_mimebundle_(), self._summary_bundle()
+                for widget_id, summary_id in self._display_ids:
+                    update_display(bundle, raw=True, display_id=widget_id)
+                    update_display(summary_bundle, raw=True, display_id=summary_id)
+                return
+            pub = _kernel_shell().display_pub
+            token = None
+            if self._created_parent and hasattr(pub, "set_thread_parent"):
+                token = pub.set_thread_parent(self._created_parent)
+            try:
+                display(self._summary_bundle(), raw=True)
+            finally:
+                if token is not None:
+                    pub.reset_thread_parent(token)
+        except Exception:
+            log.debug("could not publish the final summary", exc_info=True)
+
+
+class TaskProgress(_DisplayMixin, W.VBox):
+    """Progress of one task: status badge, bar, processed/total, %, elapsed, ETA,
+    error text, failed items and a Cancel button with an inline confirmation.
+
+    As a standalone observer it follows ``task_id`` (or the first snapshot it
+    gets). ``on_cancel(task_id)`` is called when the user confirms Cancel;
+    ``None`` hides the button.
+    """
+
+    def __init__(
+        self,
+        snapshot: TaskSnapshot | None = None,
+        *,
+        task_id: str | None = None,
+        on_cancel: CancelCallback | None = None,
+        min_interval: float = 0.1,
+        show_name: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        self.on_cancel = on_cancel
+        self.task_id: str | None = task_id or (snapshot.task_id if snapshot else None)
+        self.snapshot: TaskSnapshot | None = None
+        self.connection = "ok"
+        self.frozen = False
+        self.cancel_requested = False
+        self.eta_seconds: float | None = None
+        self.elapsed_seconds: float | None = None
+        self.status_color = statuses.FAMILY_COLORS["pending"]
+        self._estimator = RateEstimator()
+        self._ui_lock = threading.RLock()
+        self._show_name = show_name
+
+        self.badge = W.HTML(value="", layout=W.Layout(padding="0 8px", margin="2px 4px", min_width="80px"))
+        self.badge.style.background = self.status_color
+        self.badge.style.text_color = "#ffffff"
+        self.name = W.HTML(value="", layout=W.Layout(min_width="120px", display=None if show_name else "none"))
+        self.bar = W.FloatProgress(value=0.0, min=0.0, max=100.0, layout=W.Layout(width="240px"))
+        self.detail = W.Label(value="")
+        self.cancel_button = W.Button(description="Cancel", icon="stop", tooltip="Cancel this task",
+                                      layout=W.Layout(width="auto", display=None if on_cancel else "none"))
+        self.confirm_label = W.Label(value="")
+        self.confirm_yes = W.Button(description="Yes", button_style="danger", layout=W.Layout(width="auto"))
+        self.confirm_no = W.Button(description="No", layout=W.Layout(width="auto"))
+        self.confirm_box = W.HBox([self.confirm_label, self.confirm_yes, self.confirm_no],
+                                  layout=W.Layout(display="none"))
+        self.error = W.HTML(value="", layout=W.Layout(display="none", margin="0 0 0 8px"))
+        self.cancel_button.on_click(lambda _b: self.request_cancel())
+        self.confirm_yes.on_click(lambda _b: self.confirm_cancel())
+        self.confirm_no.on_click(lambda _b: self.dismiss_cancel())
+        top = W.HBox([self.badge, self.name, self.bar, self.detail, self.cancel_button, self.confirm_box],
+                     layout=W.Layout(align_items="center"))
+        super().__init__(children=[top, self.error], **kwargs)
+        self._init_display()
+        self._throttle = Throttle(self._flush, interval=min_interval)
+        if snapshot is not None:
+            self._apply(snapshot, "ok", final=False)
+
+    # -- observer API --------------------------------------------------------------------
+
+    @property
+    def flush_count(self) -> int:
+        return self._throttle.flush_count
+
+    @property
+    def finished(self) -> bool:
+        return self._throttle.finished
+
+    def _pick(self, snapshots: Sequence[TaskSnapshot]) -> TaskSnapshot | None:
+        if self.task_id is not None:
+            for s in snapshots:
+                if s.task_id == self.task_id:
+                    return s
+            return None
+        return snapshots[0] if snapshots else None
+
+    def on_update(self, snapshots: Sequence[TaskSnapshot], connection: str = "ok") -> None:
+        snap = self._pick(snapshots)
+        if snap is None and connection == self.connection:
+            return
+        self._throttle.submit((snap, connection, False))
+
+    def on_finish(self, snapshots: Sequence[TaskSnapshot]) -> None:
+        if self.finished:
+            return
+        self._throttle.finish((self._pick(snapshots), "ok", True))
+        self._emit_final()
+
+    def _flush(self, state: tuple[TaskSnapshot | None, str, bool]) -> None:
+        snap, connection, final = state
+        with self._ui_lock:
+            if snap is None:
+                snap = self.snapshot
+            if snap is not None:
+                self._apply(snap, connection, final=final)
+            else:
+                self.connection = connection
+            if final:
+                self.freeze()
+
+    # -- rendering -----------------------------------------------------------------------
+
+    def bind(self, task_id: str | None) -> None:
+        """Follow another task (rows are reused by ``TaskBoard``): resets all state."""
+        with self._ui_lock:
+            self.task_id = task_id
+            self.snapshot = None
+            self.frozen = False
+            self.cancel_requested = False
+            self.eta_seconds = None
+            self.elapsed_seconds = None
+            self._estimator.reset()
+            _show(self.confirm_box, False)
+            _set(self.cancel_button, disabled=False, description="Cancel")
+            _show(self.cancel_button, self.on_cancel is not None)
+
+    def _apply(self, snap: TaskSnapshot, connection: str, *, final: bool) -> None:
+        if self.task_id is None:
+            self.task_id = snap.task_id
+        self.snapshot = snap
+        self.connection = connection
+        status = statuses.normalize(snap.status)
+        fam = statuses.family(status)
+        color = statuses.FAMILY_COLORS[fam]
+        self.status_color = color
+
+        units = task_progress_units(snap)
+        if units is not None:
+            self._estimator.add(snap.observed_at.timestamp(), units[0])
+            self.eta_seconds = None if snap.terminal else self._estimator.eta(units[1] - units[0])
+        else:
+            self.eta_seconds = None
+        self.elapsed_seconds = summary.elapsed_seconds(snap)
+
+        _set(self.badge, value=html.escape(status))
+        _set(self.badge.style, background=color)
+        if self._show_name:
+            name = f"<code>{html.escape(snap.task_id)}</code>"
+            extra = snap.label or snap.task_type
+            if extra:
+                name += f' <span style="color:#666">{html.escape(extra)}</span>'
+            _set(self.name, value=name)
+        fraction = snap.fraction
+        _set(self.bar, value=round((fraction or 0.0) * 100.0, 2))
+        _set(self.bar.style, bar_color=color)
+        _set(self.bar, bar_style=_BAR_STYLE.get(fam, "") if snap.terminal else "")
+        _set(self.detail, value=self._detail_text(snap, connection))
+
+        err = []
+        if snap.error:
+            err.append(f"<b>Error:</b> {html.escape(snap.error)}")
+        if snap.failed_items:
+            items = html.escape(summary._failed_items_text(snap.failed_items))
+            err.append(f"<b>Failed items ({len(snap.failed_items)}):</b> {items}")
+        _set(self.error, value="<br>".join(f'<span style="color:{color}">{e}</span>' for e in err))
+        _show(self.error, bool(err))
+        if snap.terminal:
+            self.freeze()
+
+    def _detail_text(self, snap: TaskSnapshot, connection: str) -> str:
+        parts = []
+        if snap.total is not None:
+            parts.append(f"{snap.processed or 0} / {snap.total}")
+        elif snap.processed is not None:
+            parts.append(f"{snap.processed} / ?")
+        pct = summary.percent_text(snap.fraction)
+        if pct:
+            parts.append(pct)
+        if self.elapsed_seconds is not None:
+            parts.append(f"elapsed {summary.format_duration(self.elapsed_seconds)}")
+        if self.eta_seconds is not None and not snap.terminal:
+            parts.append(f"eta {summary.format_duration(self.eta_seconds)}")
+        if self.cancel_requested and not snap.terminal:
+            parts.append("cancel requested…")
+        if connection == "reconnecting":
+            parts.append("reconnecting…")
+        return " · ".join(parts)
+
+    def freeze(self) -> None:
+        """Final state: no more cancel, bar coloured by the outcome."""
+        with self._ui_lock:
+            self.frozen = True
+            _show(self.confirm_box, False)
+            _set(self.cancel_button, disabled=True)
+            _show(self.cancel_button, False)
+            if self.snapshot is not None:
+                fam = self.snapshot.family
+                _set(self.bar.style, bar_color=statuses.FAMILY_COLORS[fam])
+                if self.snapshot.status == "COMPLETED" and self.snapshot.fraction is None:
+                    _set(self.bar, value=100.0)
+
+    # -- cancel --------------------------------------------------------------------------
+
+    def request_cancel(self) -> None:
+        """The Cancel button: ask "Cancel task X? [Yes] [No]"."""
+        with self._ui_lock:
+            if self.frozen or self.on_cancel is None or self.task_id is None or self.cancel_requested:
+                return
+            _set(self.confirm_label, value=f"Cancel task {self.task_id}?")
+            _show(self.cancel_button, False)
+            _show(self.confirm_box, True)
+
+    def dismiss_cancel(self) -> None:
+        with self._ui_lock:
+            _show(self.confirm_box, False)
+            _show(self.cancel_button, self.on_cancel is not None and not self.frozen)
+
+    def confirm_cancel(self) -> None:
+        with self._ui_lock:
+            if not _visible(self.confirm_box) or self.on_cancel is None or self.task_id is None:
+                return
+            _show(self.confirm_box, False)
+            self.cancel_requested = True
+            _set(self.cancel_button, disabled=True, description="Canceling…")
+            _show(self.cancel_button, not self.frozen)
+            task_id, callback = self.task_id, self.on_cancel
+        try:
+            callback(task_id)
+        except Exception as exc:  # show it; never raise into the widget's event loop
+            with self._ui_lock:
+                self.cancel_requested = False
+                _set(self.cancel_button, disabled=False, description="Cancel")
+                _set(self.error, value=f'<span style="color:#e53935">Cancel failed: {html.escape(str(exc))}</span>')
+                _show(self.error, True)
+            return
+        with self._ui_lock:
+            if self.snapshot is not None:
+                _set(self.detail, value=self._detail_text(self.snapshot, self.connection))
+
+    # -- text ----------------------------------------------------------------------------
+
+    def text(self) -> str:
+        snap = self.snapshot
+        if snap is None:
+            return "waiting for task" + (f" {self.task_id}" if self.task_id else "")
+        line = summary.task_line(snap)
+        if self.connection == "reconnecting":
+            line += "  (reconnecting…)"
+        lines = [line] + [x.strip() for x in summary.error_lines([snap])]
+        return "\n".join(lines)
+
+    def summary_html(self) -> str:
+        return summary.summary_html([self.snapshot] if self.snapshot else [])
+
+
+class TaskBoard(_DisplayMixin, W.VBox):
+    """Many tasks: counts by status, overall bar, reconnecting indicator, Cancel all,
+    and a collapsible list of per-task rows.
+
+    At most ``max_rows`` rows exist (reused as tasks come and go; unfinished
+    tasks first, then failed ones, when there are more tasks than rows) with
+    "… and N more" below. The list starts collapsed once there are more than
+    ``collapse_threshold`` tasks; rows are not updated while it is collapsed.
+    The header (counts, overall bar) follows every flush; rows refresh at most
+    every ``row_interval`` seconds unless a shown task changes status.
+    """
+
+    def __init__(
+        self,
+        *,
+        on_cancel: CancelCallback | None = None,
+        title: str | None = None,
+        max_rows: int = 50,
+        collapse_threshold: int = 20,
+        min_interval: float = 0.1,
+        row_interval: float = 0.5,
+        **kwargs: Any,
+    ) -> None:
+        self.on_cancel = on_cancel
+        self.title = title
+        self.row_interval = row_interval
+        self._rows_at = float("-inf")
+        self._rows_signature: Any = None
+        self._rows_timer: threading.Timer | None = None
+        self.max_rows = max_rows
+        self.collapse_threshold = collapse_threshold
+        self.snapshots: list[TaskSnapshot] = []
+        self.connection = "ok"
+        self.counts: dict[str, int] = {}
+        self.overall = summary.overall_progress([])
+        self.eta_seconds: float | None = None
+        self.elapsed_seconds: float | None = None
+        self.hidden_count = 0
+        self.rows: dict[str, TaskProgress] = {}
+        self._pool: list[TaskProgress] = []
+        self._rows_dirty = False
+        self._final = False
+        self._auto_collapsed = False
+        self._setting_index = False
+        self._estimator = RateEstimator()
+        self._ui_lock = threading.RLock()
+        self.cancel_all_requested = False
+
+        self.title_html = W.HTML(value=f"<b>{html.escape(title)}</b>" if title else "",
+                                 layout=W.Layout(display=None if title else "none"))
+        self.counts_html = W.HTML(value="")
+        self.connection_label = W.HTML(
+            value='<span style="color:#fb8c00">⟳ reconnecting…</span>', layout=W.Layout(display="none"))
+        self.bar = W.FloatProgress(value=0.0, min=0.0, max=100.0, layout=W.Layout(width="320px"))
+        self.bar.style.bar_color = statuses.FAMILY_COLORS["pending"]
+        self.detail = W.Label(value="")
+        self.cancel_all_button = W.Button(description="Cancel all", icon="stop", layout=W.Layout(
+            width="auto", display="none"))
+        self.cancel_all_label = W.Label(value="")
+        self.cancel_all_yes = W.Button(description="Yes", button_style="danger", layout=W.Layout(width="auto"))
+        self.cancel_all_no = W.Button(description="No", layout=W.Layout(width="auto"))
+        self.cancel_all_box = W.HBox([self.cancel_all_label, self.cancel_all_yes, self.cancel_all_no],
+                                     layout=W.Layout(display="none"))
+        self.message = W.HTML(value="", layout=W.Layout(display="none"))
+        self.cancel_all_button.on_click(lambda _b: self.request_cancel_all())
+        self.cancel_all_yes.on_click(lambda _b: self.confirm_cancel_all())
+        self.cancel_all_no.on_click(lambda _b: self.dismiss_cancel_all())
+        self.more_label = W.Label(value="", layout=W.Layout(display="none"))
+        self.rows_box = W.VBox([])
+        self.accordion = W.Accordion(children=[self.rows_box], titles=("Tasks (0)",), selected_index=0)
+        self.accordion.observe(self._on_toggle, names="selected_index")
+        header = W.HBox([self.counts_html, self.connection_label], layout=W.Layout(align_items="center"))
+        overall = W.HBox([self.bar, self.detail, self.cancel_all_button, self.cancel_all_box],
+                         layout=W.Layout(align_items="center"))
+        super().__init__(children=[self.title_html, header, overall, self.message, self.accordion], **kwargs)
+        self._init_display()
+        self._throttle = Throttle(self._flush, interval=min_interval)
+
+    # -- observer API --------------------------------------------------------------------
+
+    @property
+    def flush_count(self) -> int:
+        return self._throttle.flush_count
+
+    @property
+    def finished(self) -> bool:
+        return self._throttle.finished
+
+    @property
+    def expanded(self) -> bool:
+        return self.accordion.selected_index == 0
+
+    def on_update(self, snapshots: Sequence[TaskSnapshot], connection: str = "ok") -> None:
+        self._throttle.submit((list(snapshots), connection, False))
+
+    def on_finish(self, snapshots: Sequence[TaskSnapshot]) -> None:
+        if self.finished:
+            return
+        self._throttle.finish((list(snapshots), "ok", True))
+        self._emit_final()
+
+    def _flush(self, state: tuple[list[TaskSnapshot], str, bool]) -> None:
+        snaps, connection, final = state
+        with self._ui_lock:
+            self._apply(snaps, connection, final)
+
+    # -- rendering -----------------------------------------------------------------------
+
+    def _apply(self, snaps: list[TaskSnapshot], connection: str, final: bool) -> None:
+        self.snapshots = snaps
+        self.connection = connection
+        n = len(snaps)
+        self.counts = summary.status_counts(snaps)
+        _set(self.counts_html, value=self._counts_html(n))
+        _show(self.connection_label, connection == "reconnecting" and not final)
+
+        ov = summary.overall_progress(snaps)
+        self.overall = ov
+        all_done = n > 0 and all(s.terminal for s in snaps)
+        units = board_units(snaps)
+        t = observed_time(snaps)
+        if units is not None and t is not None:
+            self._estimator.add(t, units[0])
+            self.eta_seconds = None if all_done else self._estimator.eta(units[1] - units[0])
+        else:
+            self.eta_seconds = None
+        self.elapsed_seconds = summary.board_elapsed_seconds(snaps)
+        fam = summary.overall_family(snaps)
+        _set(self.bar, value=round((ov.fraction or 0.0) * 100.0, 2))
+        _set(self.bar.style, bar_color=statuses.FAMILY_COLORS[fam])
+        _set(self.bar, bar_style=_BAR_STYLE.get(fam, "") if (final or all_done) else "")
+        _set(self.detail, value=self._detail_text(ov, connection, all_done))
+
+        unfinished = n - sum(1 for s in snaps if s.terminal)
+        can_cancel = self.on_cancel is not None and not final and unfinished > 0
+        if not can_cancel:
+            _show(self.cancel_all_box, False)
+        _show(self.cancel_all_button, can_cancel and not _visible(self.cancel_all_box))
+        _set(self.cancel_all_button, disabled=self.cancel_all_requested)
+
+        if n > self.collapse_threshold and not self._auto_collapsed:
+            self._auto_collapsed = True
+            self._set_index(None)
+        _set(self.accordion, titles=(f"Tasks ({n})",))
+        self._final = final
+        if self.expanded:
+            # rows (up to max_rows widgets each) refresh at most every row_interval,
+            # at once when a status changes, and always for the final state
+            now = time.monotonic()
+            signature = tuple((s.task_id, s.status) for s in self._select(snaps))
+            if final or self._rows_dirty or signature != self._rows_signature or now - self._rows_at >= self.row_interval:
+                self._render_rows(final)
+                self._rows_signature, self._rows_at = signature, now
+            else:
+                self._update_more(len(signature))
+                self._schedule_rows(self.row_interval - (now - self._rows_at))
+        else:
+            self._rows_dirty = True
+            self._update_more(self._shown_ids_count(snaps))
+
+    def _schedule_rows(self, delay: float) -> None:
+        """Rows skipped by ``row_interval`` are refreshed later even if updates stop:
+        the latest state is resubmitted through the throttle (so it is counted)."""
+        if self._rows_timer is not None:
+            return
+
+        def fire() -> None:
+            with self._ui_lock:
+                self._rows_timer = None
+                state = (self.snapshots, self.connection, False)
+            self._throttle.submit_if_idle(state)
+
+        timer = threading.Timer(max(0.0, delay) + 0.01, fire)
+        timer.daemon = True
+        self._rows_timer = timer
+        timer.start()
+
+    def _set_index(self, index: int | None) -> None:
+        self._setting_index = True
+        try:
+            self.accordion.selected_index = index
+        finally:
+            self._setting_index = False
+
+    def _on_toggle(self, change: dict) -> None:
+        if self._setting_index:
+            return
+        self._auto_collapsed = True  # the user chose; never auto-collapse again
+        if change["new"] == 0:
+            with self._ui_lock:
+                self._render_rows(getattr(self, "_final", False))
+
+    def _counts_html(self, n: int) -> str:
+        head = f"<b>{n} task{'s' if n != 1 else ''}</b> "
+        chips = "".join(summary._chip(f"{count} {status}", statuses.color(status))
+                        for status, count in self.counts.items())
+        return head + chips
+
+    def _detail_text(self, ov: summary.Overall, connection: str, all_done: bool) -> str:
+        parts = []
+        if ov.total:
+            parts.append(f"{ov.done} / {ov.total}" + (" tasks done" if ov.unit == "tasks" else ""))
+            parts.append(summary.percent_text(ov.fraction))
+        if self.elapsed_seconds is not None:
+            parts.append(f"elapsed {summary.format_duration(self.elapsed_seconds)}")
+        if self.eta_seconds is not None and not all_done:
+            parts.append(f"eta {summary.format_duration(self.eta_seconds)}")
+        return " · ".join(p for p in parts if p)
+
+    def _select(self, snaps: list[TaskSnapshot]) -> list[TaskSnapshot]:
+        """The snapshots that get a row: all, in order, when they fit; else
+        unfinished first, then failed / partly failed, then the rest."""
+        if len(snaps) <= self.max_rows:
+            return snaps
+        rank = {"failed": 1, "partial": 1}
+        ordered = sorted(snaps, key=lambda s: 0 if not s.terminal else rank.get(s.family, 2))
+        return ordered[: self.max_rows]
+
+    def _shown_ids_count(self, snaps: list[TaskSnapshot]) -> int:
+        return min(len(snaps), self.max_rows)
+
+    def _update_more(self, shown: int) -> None:
+        self.hidden_count = len(self.snapshots) - shown
+        _set(self.more_label, value=f"… and {self.hidden_count} more" if self.hidden_count > 0 else "")
+        _show(self.more_label, self.hidden_count > 0)
+
+    def _render_rows(self, final: bool) -> None:
+        shown = self._select(self.snapshots)
+        wanted = {s.task_id for s in shown}
+        for task_id in [t for t in self.rows if t not in wanted]:
+            row = self.rows.pop(task_id)
+            row.bind(None)
+            self._pool.append(row)
+        ordered_rows = []
+        for snap in shown:
+            row = self.rows.get(snap.task_id)
+            if row is None:
+                if self._pool:
+                    row = self._pool.pop()
+                else:
+                    row = TaskProgress(on_cancel=self._cancel_one if self.on_cancel else None,
+                                       layout=W.Layout(border_bottom="1px solid #eee"))
+                row.bind(snap.task_id)
+                self.rows[snap.task_id] = row
+            with row._ui_lock:
+                row._apply(snap, self.connection, final=final)
+                if final:
+                    row.freeze()
+            ordered_rows.append(row)
+        children = tuple(ordered_rows) + ((self.more_label,) if len(self.snapshots) > len(shown) else ())
+        if self.rows_box.children != children:
+            self.rows_box.children = children
+        self._update_more(len(shown))
+        self._rows_dirty = False
+
+    # -- cancel --------------------------------------------------------------------------
+
+    def _cancel_one(self, task_id: str) -> None:
+        if self.on_cancel is not None:
+            self.on_cancel(task_id)
+
+    def unfinished_ids(self) -> list[str]:
+        return [s.task_id for s in self.snapshots if not s.terminal]
+
+    def request_cancel_all(self) -> None:
+        with self._ui_lock:
+            ids = self.unfinished_ids()
+            if self.on_cancel is None or not ids or self.finished or self.cancel_all_requested:
+                return
+            _set(self.cancel_all_label, value=f"Cancel all {len(ids)} unfinished task{'s' if len(ids) != 1 else ''}?")
+            _show(self.cancel_all_button, False)
+            _show(self.cancel_all_box, True)
+
+    def dismiss_cancel_all(self) -> None:
+        with self._ui_lock:
+            _show(self.cancel_all_box, False)
+            _show(self.cancel_all_button, self.on_cancel is not None and not self.finished)
+
+    def confirm_cancel_all(self) -> None:
+        with self._ui_lock:
+            if not _visible(self.cancel_all_box) or self.on_cancel is None:
+                return
+            _show(self.cancel_all_box, False)
+            ids = self.unfinished_ids()
+            self.cancel_all_requested = True
+            _set(self.cancel_all_button, disabled=True, description="Canceling…")
+            _show(self.cancel_all_button, True)
+            callback = self.on_cancel
+        errors = []
+        for task_id in ids:
+            try:
+                callback(task_id)
+            except Exception as exc:
+                errors.append(f"{task_id}: {exc}")
+        with self._ui_lock:
+            for task_id in ids:
+                row = self.rows.get(task_id)
+                if row is not None and not row.frozen:
+                    row.cancel_requested = True
+                    _set(row.cancel_button, disabled=True, description="Canceling…")
+            if errors:
+                self.cancel_all_requested = False
+                _set(self.cancel_all_button, disabled=False, description="Cancel all")
+                _set(self.message, value='<span style="color:#e53935">Cancel failed for '
+                     + html.escape("; ".join(errors[:5])) + ("…" if len(errors) > 5 else "") + "</span>")
+                _show(self.message, True)
+
+    # -- text ----------------------------------------------------------------------------
+
+    def text(self) -> str:
+        body = summary.render_summary_text(self.snapshots, self.connection)
+        return f"{self.title}\n{body}" if self.title else body
+
+    def summary_html(self) -> str:
+        return summary.summary_html(self.snapshots, self.title)
