@@ -1,0 +1,334 @@
+"""Bulk upload: many local files into a bucket, then one batch submitted for processing.
+
+The flow per chunk of at most 100 files (the API's batch limits):
+
+1. hash each file (sha256, streamed, in worker threads) and guess its MIME type;
+2. ``POST .../uploads/batch`` with ``file_hash`` + ``skip_duplicates`` so the
+   server answers "already have it" for files it has seen, without a PUT;
+3. PUT the new files to their presigned URLs, streamed from disk, with bounded
+   concurrency;
+4. ``POST .../uploads/confirm/batch`` for the files whose bytes fully arrived,
+   and wait for that (short) task to learn the object ids.
+
+Then every new object goes into one batch, which is submitted: the returned
+task is what the caller watches. Memory stays bounded: files are read in
+chunks and only one chunk of 100 descriptors is in flight at a time.
+
+Interrupts: an upload is confirmed only after its bytes fully arrived, so a
+cancelled run never leaves a half-confirmed object; uploads created but not
+confirmed are deleted on the way out (best effort).
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+from mixpeek_magics import _runtime
+from mixpeek_magics.ingest.mime import guess_mime
+from mixpeek_magics.ingest.plan import sha256_file
+
+CHUNK = 100  # BatchUploadRequest / BatchConfirmRequest maxItems
+DEFAULT_CONCURRENCY = 8
+
+
+@dataclass
+class FileSpec:
+    """One local file to upload, with the metadata its object gets."""
+
+    path: Path
+    metadata: dict[str, Any] = field(default_factory=dict)
+    sha256: str | None = None
+    content_type: str | None = None
+    size: int | None = None
+
+    @property
+    def filename(self) -> str:
+        return self.path.name
+
+
+@dataclass
+class FileOutcome:
+    path: str
+    status: str  # "uploaded" | "duplicate" | "failed"
+    object_id: str | None = None
+    upload_id: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+    error: str | None = None
+
+
+@dataclass
+class UploadProgress:
+    """Counters handed to ``on_progress`` after every file."""
+
+    files_total: int
+    bytes_total: int
+    files_done: int = 0
+    bytes_done: int = 0
+    uploaded: int = 0
+    duplicates: int = 0
+    failed: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def rate_bytes(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.bytes_done / elapsed if elapsed > 0 else 0.0
+
+
+@dataclass
+class BulkUploadResult:
+    bucket: str
+    outcomes: list[FileOutcome]
+    batch_id: str | None = None
+    task: Any = None  # client Task of the submitted batch, None when nothing new was uploaded
+    confirm_task_ids: list[str] = field(default_factory=list)
+
+    @property
+    def task_id(self) -> str | None:
+        return getattr(self.task, "task_id", None)
+
+    @property
+    def object_ids(self) -> list[str]:
+        return [o.object_id for o in self.outcomes if o.status == "uploaded" and o.object_id]
+
+    @property
+    def duplicates(self) -> list[FileOutcome]:
+        return [o for o in self.outcomes if o.status == "duplicate"]
+
+    @property
+    def failures(self) -> list[FileOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    def __repr__(self) -> str:
+        return (f"BulkUploadResult(bucket={self.bucket!r}, uploaded={len(self.object_ids)}, "
+                f"duplicates={len(self.duplicates)}, failed={len(self.failures)}, task_id={self.task_id!r})")
+
+
+def _as_spec(item: Any, metadata: Mapping[str, Any] | None) -> FileSpec:
+    """Accept paths, ``FileSpec``, plan items (``.path`` + ``.metadata``) or dicts."""
+    base = dict(metadata or {})
+    if isinstance(item, FileSpec):
+        spec = item
+    elif isinstance(item, (str, os.PathLike)):
+        spec = FileSpec(Path(item))
+    elif isinstance(item, Mapping):
+        spec = FileSpec(Path(item["path"]), dict(item.get("metadata") or {}), item.get("sha256"),
+                        item.get("content_type") or item.get("mime_type"), item.get("size"))
+    elif hasattr(item, "path"):
+        spec = FileSpec(Path(item.path), dict(getattr(item, "metadata", None) or {}),
+                        getattr(item, "sha256", None), getattr(item, "mime_type", None), getattr(item, "size", None))
+    else:
+        raise TypeError(f"cannot upload {item!r}: give a path, a FileSpec or a plan item")
+    if base:
+        spec.metadata = {**base, **spec.metadata}
+    return spec
+
+
+def _chunks(items: Iterable[FileSpec], size: int) -> Iterator[list[FileSpec]]:
+    chunk: list[FileSpec] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _describe(spec: FileSpec) -> FileSpec:
+    """Size, sha256 and MIME type (runs in a worker thread: it reads the file)."""
+    spec.size = spec.path.stat().st_size
+    if spec.sha256 is None:
+        spec.sha256 = sha256_file(spec.path)
+    if spec.content_type is None:
+        with open(spec.path, "rb") as fh:
+            head = fh.read(512)
+        spec.content_type = guess_mime(spec.path.name, head)
+    return spec
+
+
+def _object_ids_from_confirm(task: Any) -> dict[str, str]:
+    """upload_id -> object_id from the confirm task's outputs (where the server lists them)."""
+    found: dict[str, str] = {}
+    for out in getattr(task, "outputs", None) or []:
+        if isinstance(out, Mapping) and out.get("upload_id") and out.get("object_id"):
+            found[str(out["upload_id"])] = str(out["object_id"])
+    return found
+
+
+async def abulk_upload(
+    client: Any,
+    bucket: str,
+    files: Iterable[Any],
+    *,
+    metadata: Mapping[str, Any] | None = None,
+    batch_metadata: Mapping[str, Any] | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    skip_duplicates: bool = True,
+    submit: bool = True,
+    namespace: str | None = None,
+    on_progress: Callable[[UploadProgress], None] | None = None,
+    confirm_timeout: float = 600.0,
+) -> BulkUploadResult:
+    """Upload ``files`` into ``bucket`` with an :class:`~mixpeek_magics.client.AsyncMixpeek`.
+
+    Returns the per-file outcomes and, when ``submit`` and anything new was
+    uploaded, the task of the submitted batch (not waited for).
+    """
+    if concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
+    specs = [_as_spec(item, metadata) for item in files]
+    missing = [str(s.path) for s in specs if not s.path.is_file()]
+    if missing:  # check everything before sending anything
+        raise FileNotFoundError("not a readable file: " + ", ".join(missing[:10])
+                                + (f" (+{len(missing) - 10} more)" if len(missing) > 10 else ""))
+    progress = UploadProgress(files_total=len(specs), bytes_total=sum(s.path.stat().st_size for s in specs))
+    sem = asyncio.Semaphore(concurrency)
+    outcomes: list[FileOutcome] = []
+    result = BulkUploadResult(bucket=bucket, outcomes=outcomes)
+
+    def tick(outcome: FileOutcome) -> None:
+        outcomes.append(outcome)
+        progress.files_done += 1
+        progress.bytes_done += outcome.size or 0
+        if outcome.status == "uploaded":
+            progress.uploaded += 1
+        elif outcome.status == "duplicate":
+            progress.duplicates += 1
+        else:
+            progress.failed += 1
+        if on_progress is not None:
+            on_progress(progress)
+
+    async def describe(spec: FileSpec) -> FileSpec | FileOutcome:
+        async with sem:
+            try:
+                return await asyncio.to_thread(_describe, spec)
+            except OSError as exc:
+                return FileOutcome(str(spec.path), "failed", error=f"cannot read file: {exc}")
+
+    async def put(spec: FileSpec, upload: Any) -> tuple[FileSpec, Any, str | None, str | None]:
+        async with sem:
+            try:
+                etag = await client.uploads.put_file(upload.presigned_url, spec.path, spec.content_type)
+                return spec, upload, etag, None
+            except Exception as exc:  # one file's failure must not sink the others
+                return spec, upload, None, str(exc)
+
+    async def process(chunk: list[FileSpec]) -> None:
+        described = await asyncio.gather(*(describe(s) for s in chunk))
+        ready = [d for d in described if isinstance(d, FileSpec)]
+        for d in described:
+            if isinstance(d, FileOutcome):
+                tick(d)
+        if not ready:
+            return
+        bodies = [{
+            "filename": s.filename, "content_type": s.content_type, "file_size_bytes": s.size,
+            "file_hash": s.sha256, "skip_duplicates": skip_duplicates, "create_object_on_confirm": True,
+            "metadata": dict(s.metadata), "object_metadata": dict(s.metadata),
+        } for s in ready]
+        created = await client.uploads.create_batch(bucket, bodies, namespace=namespace)
+        pending: list[Any] = []  # uploads created but not yet confirmed: cleaned up on interrupt
+        to_put = []
+        for spec, upload in zip(ready, created.uploads):
+            if upload.is_duplicate:
+                tick(FileOutcome(str(spec.path), "duplicate", upload.existing_object_id, upload.upload_id,
+                                 spec.sha256, spec.size))
+            elif not upload.presigned_url:
+                tick(FileOutcome(str(spec.path), "failed", None, upload.upload_id, spec.sha256, spec.size,
+                                 upload.message or "the server gave no presigned URL"))
+            else:
+                pending.append(upload)
+                to_put.append((spec, upload))
+        try:
+            put_results = await asyncio.gather(*(put(s, u) for s, u in to_put))
+            confirmations, arrived = [], []
+            for spec, upload, etag, error in put_results:
+                if error is not None:
+                    tick(FileOutcome(str(spec.path), "failed", None, upload.upload_id, spec.sha256, spec.size,
+                                     f"upload failed: {error}"))
+                    continue
+                confirmations.append({"upload_id": upload.upload_id, "etag": etag, "file_size_bytes": spec.size})
+                arrived.append((spec, upload))
+            if confirmations:
+                confirm = await client.uploads.confirm_batch(bucket, confirmations, namespace=namespace)
+                # From here the server owns these uploads: nothing to clean up.
+                pending = []
+                result.confirm_task_ids.append(confirm.task_id)
+                task = await client.tasks.wait(confirm.task_id, timeout=confirm_timeout, poll=0.05, poll_max=1.0)
+                ids = _object_ids_from_confirm(task)
+                failed_by_upload = {str(f.get("upload_id")): f.get("error")
+                                    for f in (task.additional_data or {}).get("failed_objects") or []
+                                    if isinstance(f, Mapping)}
+                for spec, upload in arrived:
+                    object_id = ids.get(upload.upload_id)
+                    if object_id is None and upload.upload_id not in failed_by_upload:
+                        # Servers that do not list outputs: ask the upload itself.
+                        object_id = (await client.uploads.get(bucket, upload.upload_id, namespace=namespace)).object_id
+                    if object_id:
+                        tick(FileOutcome(str(spec.path), "uploaded", object_id, upload.upload_id,
+                                         spec.sha256, spec.size))
+                    else:
+                        tick(FileOutcome(str(spec.path), "failed", None, upload.upload_id, spec.sha256, spec.size,
+                                         failed_by_upload.get(upload.upload_id) or f"confirm ended {task.status}"))
+        finally:
+            if pending:  # interrupted before confirming: leave nothing half-done behind
+                await _abandon(client, bucket, pending, namespace)
+
+    # Two chunks in flight: one chunk's confirm overlaps the next chunk's PUTs.
+    chunk_slots = asyncio.Semaphore(2)
+
+    async def guarded(chunk: list[FileSpec]) -> None:
+        try:
+            await process(chunk)
+        finally:
+            chunk_slots.release()
+
+    running: list[asyncio.Task] = []
+    try:
+        for chunk in _chunks(specs, CHUNK):
+            await chunk_slots.acquire()
+            running.append(asyncio.ensure_future(guarded(chunk)))
+        await asyncio.gather(*running)
+    except BaseException:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        raise
+
+    new_ids = result.object_ids
+    if submit and new_ids:
+        batch = await client.batches.create(bucket, new_ids, metadata=dict(batch_metadata) if batch_metadata else None,
+                                            namespace=namespace)
+        result.batch_id = batch.batch_id
+        result.task = await client.batches.submit(bucket, batch.batch_id, namespace=namespace)
+    return result
+
+
+async def _abandon(client: Any, bucket: str, uploads: Sequence[Any], namespace: str | None) -> None:
+    async def delete(upload: Any) -> None:
+        try:
+            await client.uploads.delete(bucket, upload.upload_id, namespace=namespace)
+        except Exception:
+            pass  # best effort: an unconfirmed upload never becomes an object anyway
+
+    await asyncio.shield(asyncio.gather(*(delete(u) for u in uploads)))
+
+
+def bulk_upload(client: Any, bucket: str, files: Iterable[Any], **kwargs: Any) -> BulkUploadResult:
+    """Synchronous :func:`abulk_upload`: takes a ``Mixpeek`` client (or an
+    ``AsyncMixpeek``) and runs the upload on the shared background loop, so it
+    is safe inside a notebook cell whose event loop is already running."""
+    from mixpeek_magics.client import AsyncMixpeek
+
+    async def go() -> BulkUploadResult:
+        async with AsyncMixpeek(config=client.config) as aclient:
+            return await abulk_upload(aclient, bucket, files, **kwargs)
+
+    return _runtime.run(go())

@@ -1,0 +1,118 @@
+"""Bulk upload against the local server: real uploads, hashes, duplicates, interrupts."""
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from mixpeek_magics import _runtime
+from mixpeek_magics.client import AsyncMixpeek, Mixpeek
+from mixpeek_magics.ingest import abulk_upload, bulk_upload
+
+SCHEMA = {"properties": {"file": {"type": "text"}}}
+
+
+def make_files(folder: Path, n_text: int = 20, n_png: int = 5, broken: bool = True) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n_text):
+        p = folder / f"note-{i:03d}.txt"
+        p.write_text(f"note {i}\n" + "word " * (50 + i))
+        paths.append(p)
+    for i in range(n_png):
+        p = folder / f"img-{i}.png"
+        Image.new("RGB", (10 + i, 7), (i * 40, 0, 0)).save(p)
+        paths.append(p)
+    if broken:
+        p = folder / "broken.png"
+        p.write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png" * 10)
+        paths.append(p)
+    return paths
+
+
+@pytest.fixture
+def client(local_server):
+    c = Mixpeek(api_key=local_server.api_key, base_url=local_server.base_url)
+    ns = c.namespaces.create("bulk", feature_extractors=[])
+    c = c.with_options(namespace=ns.namespace_id)
+    c.buckets.create("files", bucket_schema=SCHEMA)
+    yield c
+    c.close()
+
+
+def object_count(client) -> int:
+    return sum(1 for _ in client.objects.iter("files"))
+
+
+def test_bulk_upload_processes_every_file_and_names_the_broken_one(client, tmp_path):
+    files = make_files(tmp_path / "in")
+    seen = []
+    result = bulk_upload(client, "files", files, concurrency=4, metadata={"source": "test"},
+                         batch_metadata={"provenance": {"cell": 1}}, on_progress=lambda p: seen.append(p.files_done))
+    assert len(result.object_ids) == len(files) and not result.failures and not result.duplicates
+    assert seen[-1] == len(files) and seen == sorted(seen)
+    task = client.tasks.wait(result.task_id, timeout=60, poll=0.1, poll_max=0.5)
+    assert task.status == "COMPLETED_WITH_ERRORS"
+    assert [f["filename"] for f in task.failed_objects] == ["broken.png"]
+    assert task.progress.processed == len(files)
+    assert (task.additional_data or {}).get("metadata", {}).get("provenance") == {"cell": 1}
+    assert object_count(client) == len(files)
+    # sha256 computed client-side matches what the server measured
+    import hashlib
+    by_name = {o["filename"]: o for o in task.outputs if o.get("sha256")}
+    assert by_name["note-000.txt"]["sha256"] == hashlib.sha256(files[0].read_bytes()).hexdigest()
+
+
+def test_rerun_skips_everything_already_ingested(client, tmp_path, local_server):
+    files = make_files(tmp_path / "in", n_text=6, n_png=2, broken=False)
+    first = bulk_upload(client, "files", files)
+    assert len(first.object_ids) == 8
+    local_server.clear_request_log()
+    again = bulk_upload(client, "files", files + [tmp_path / "in" / "note-000.txt"])
+    assert len(again.duplicates) >= 8 and not again.object_ids and again.task is None
+    # nothing was PUT: the server said "duplicate" at create time
+    assert not [r for r in local_server.request_log if r[0] == "PUT"]
+    assert object_count(client) == 8
+
+
+def test_missing_file_sends_nothing(client, tmp_path, local_server):
+    files = make_files(tmp_path / "in", n_text=2, n_png=0, broken=False)
+    local_server.clear_request_log()
+    with pytest.raises(FileNotFoundError, match="nope.txt"):
+        bulk_upload(client, "files", files + [tmp_path / "nope.txt"])
+    assert local_server.request_log == []
+
+
+def test_sync_helper_works_inside_a_running_event_loop(client, tmp_path):
+    # A notebook cell runs inside the kernel's loop: the sync API must not nest loops.
+    files = make_files(tmp_path / "in", n_text=3, n_png=0, broken=False)
+
+    async def cell():
+        return bulk_upload(client, "files", files)
+
+    assert len(asyncio.run(cell()).object_ids) == 3
+
+
+def test_interrupt_during_upload_leaves_no_object_and_rerun_completes(client, tmp_path, local_server):
+    files = make_files(tmp_path / "in", n_text=30, n_png=0, broken=False)
+    local_server.update_settings(latency_ms=300)
+
+    async def run():
+        async with AsyncMixpeek(config=client.config) as ac:
+            return await abulk_upload(ac, "files", files, concurrency=2)
+
+    future = _runtime.spawn(run())
+    deadline = time.monotonic() + 10
+    while not any(r[0] == "PUT" for r in local_server.request_log):
+        assert time.monotonic() < deadline, "no PUT started"
+        time.sleep(0.05)
+    future.cancel()
+    time.sleep(1.5)  # the shielded clean-up finishes
+    assert object_count(client) == 0
+    local_server.update_settings(latency_ms=0)
+    result = bulk_upload(client, "files", files)
+    assert len(result.object_ids) == 30
+    assert object_count(client) == 30
