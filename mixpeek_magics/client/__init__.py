@@ -1,0 +1,48 @@
+"""The Mixpeek API client (layer 1: httpx + pydantic, nothing from the notebook).
+
+    from mixpeek_magics.client import Mixpeek, AsyncMixpeek, ClientConfig, errors
+
+Importing this package is cheap: ``Mixpeek`` and friends (and with them httpx
+and pydantic) load on first access.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mixpeek_magics.client import errors, models, statuses
+    from mixpeek_magics.client._client import AsyncMixpeek, Mixpeek
+    from mixpeek_magics.client.config import ClientConfig
+    from mixpeek_magics.client.errors import WaitTimeout
+    from mixpeek_magics.client.models import Task
+    from mixpeek_magics.client.pagination import Page
+
+_LAZY = {
+    "Mixpeek": "mixpeek_magics.client._client:Mixpeek",
+    "AsyncMixpeek": "mixpeek_magics.client._client:AsyncMixpeek",
+    "ClientConfig": "mixpeek_magics.client.config:ClientConfig",
+    "Page": "mixpeek_magics.client.pagination:Page",
+    "Task": "mixpeek_magics.client.models.tasks:Task",
+    "WaitTimeout": "mixpeek_magics.client.errors:WaitTimeout",
+    "errors": "mixpeek_magics.client.errors",
+    "models": "mixpeek_magics.client.models",
+    "statuses": "mixpeek_magics.client.statuses",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'mixpeek_magics.client' has no attribute {name!r}")
+    module_name, _, attr = target.partition(":")
+    module = importlib.import_module(module_name)
+    value = getattr(module, attr) if attr else module
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

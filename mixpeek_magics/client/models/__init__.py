@@ -1,0 +1,27 @@
+"""Typed response models, one module per resource (written from the v0.81 contract).
+
+Every model keeps unknown fields (``extra="allow"``) and keeps unknown
+status / type values as plain strings.
+"""
+from mixpeek_magics.client.models._base import DeleteResponse, MixpeekModel, Status
+from mixpeek_magics.client.models.batches import Batch
+from mixpeek_magics.client.models.buckets import Bucket
+from mixpeek_magics.client.models.common import Pagination
+from mixpeek_magics.client.models.health import Health
+from mixpeek_magics.client.models.namespaces import FeatureExtractor, Namespace
+from mixpeek_magics.client.models.objects import Blob, BucketObject, CreateObjectsBatchResult, FailedObject
+from mixpeek_magics.client.models.organization import Organization, RateLimits
+from mixpeek_magics.client.models.tasks import Progress, Task
+from mixpeek_magics.client.models.uploads import (
+    BatchConfirmResult,
+    BatchUploadResult,
+    ConfirmUploadResult,
+    Upload,
+)
+
+__all__ = [
+    "Batch", "BatchConfirmResult", "BatchUploadResult", "Blob", "Bucket", "BucketObject",
+    "ConfirmUploadResult", "CreateObjectsBatchResult", "DeleteResponse", "FailedObject",
+    "FeatureExtractor", "Health", "MixpeekModel", "Namespace", "Organization", "Pagination",
+    "Progress", "RateLimits", "Status", "Task", "Upload",
+]
