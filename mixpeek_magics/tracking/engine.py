@@ -1,0 +1,590 @@
+"""The multi-task polling engine: one implementation, driven by sync and async handles.
+
+One engine watches many tasks of one server:
+
+* each tick is one ``POST /v1/tasks/list`` filtered on ``task_id in [...]``
+  (chunks of up to 1000 ids), not one GET per task; tasks the list does not
+  return are fetched once with ``GET /v1/tasks/{id}`` (404: gone, no longer
+  watched). A server that rejects the filter (4xx) or ignores it (returns
+  other tasks) switches the engine to bounded concurrent GETs;
+* ticks follow :class:`~mixpeek_magics.tracking.policy.Scheduler` (backoff
+  1 s -> 30 s with jitter, reset on progress, at most one tick per
+  ``policy.initial``), on an injectable clock;
+* 429 waits ``Retry-After``; timeouts, 5xx and connection errors set
+  ``connection="reconnecting"``, keep the last known state and back off (capped
+  at ``policy.maximum``) until the server answers again;
+* every change is written to the journal (if any) and told to observers.
+
+The engine runs on whatever event loop awaits :meth:`Engine.run`: the
+caller's (``awatch``) or ``_runtime``'s background loop (``watch``).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Iterable, Mapping, Sequence
+
+from mixpeek_magics.client import errors, statuses
+from mixpeek_magics.tracking.policy import Backoff, Clock, MonotonicClock, PollPolicy, Scheduler
+from mixpeek_magics.tracking.snapshot import TaskSnapshot, WatchObserver, utcnow
+
+log = logging.getLogger("mixpeek_magics.tracking")
+
+__all__ = ["Engine", "WatchTimeout", "TaskFailedError", "PartialFailureWarning", "GONE_STATUS", "task_ids_of"]
+
+GONE_STATUS = "UNKNOWN"
+# Client retry budget for the engine's own calls: the engine owns the waiting.
+ENGINE_RETRY_SECONDS = 0.0
+
+
+class WatchTimeout(errors.MixpeekError, TimeoutError):
+    """The watch (or a wait on it) gave up; the tasks themselves are untouched.
+
+    ``snapshots`` is the last known state; ``handle`` the watch (if any), which
+    is still polling when only a ``wait(timeout=...)`` ran out.
+    """
+
+    def __init__(self, message: str, snapshots: Sequence[TaskSnapshot] = (), handle: Any = None) -> None:
+        super().__init__(message)
+        self.snapshots = list(snapshots)
+        self.handle = handle
+
+
+class TaskFailedError(errors.MixpeekError):
+    """One or more watched tasks FAILED. ``errors`` maps task id -> error text."""
+
+    def __init__(self, failed: Sequence[TaskSnapshot], snapshots: Sequence[TaskSnapshot] = ()) -> None:
+        self.failed = list(failed)
+        self.task_ids = [s.task_id for s in failed]
+        self.errors = {s.task_id: (s.error or "no error text from the server") for s in failed}
+        self.snapshots = list(snapshots)
+        lines = "; ".join(f"{tid}: {err}" for tid, err in list(self.errors.items())[:10])
+        more = f"; and {len(self.errors) - 10} more" if len(self.errors) > 10 else ""
+        noun = "task" if len(failed) == 1 else "tasks"
+        super().__init__(f"{len(failed)} {noun} FAILED: {lines}{more}")
+
+
+class PartialFailureWarning(UserWarning):
+    """A task ended COMPLETED_WITH_ERRORS: some of its items failed."""
+
+
+class _FilterRejected(Exception):
+    """The server does not support the ``task_id in [...]`` list filter."""
+
+
+class _Gone:
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def task_ids_of(tasks: Any) -> list[str]:
+    """Task ids from ids, Task objects or anything with ``.task_id`` (one or many), de-duplicated."""
+    if tasks is None:
+        return []
+    if isinstance(tasks, (str, bytes)) or hasattr(tasks, "task_id") or isinstance(tasks, Mapping):
+        tasks = [tasks]
+    out: list[str] = []
+    seen: set[str] = set()
+    for item in tasks:
+        if isinstance(item, bytes):
+            item = item.decode()
+        if isinstance(item, str):
+            tid = item
+        elif isinstance(item, Mapping) and "task_id" in item:
+            tid = item["task_id"]
+        else:
+            tid = getattr(item, "task_id", None)
+        if not isinstance(tid, str) or not tid.strip():
+            raise TypeError(f"cannot watch {item!r}: expected a task id string or an object with .task_id")
+        tid = tid.strip()
+        if tid not in seen:
+            seen.add(tid)
+            out.append(tid)
+    return out
+
+
+@dataclass
+class _Tracked:
+    task_id: str
+    snapshot: TaskSnapshot | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    first_seen: datetime | None = None
+    journal_label: str | None = None
+    done: bool = False
+    gone: bool = False
+
+
+def _key(s: TaskSnapshot | None) -> tuple[Any, ...] | None:
+    if s is None:
+        return None
+    return (s.status, s.processed, s.total, s.percentage, s.error, s.failed_items)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        for k in ("message", "error", "detail"):
+            if isinstance(value.get(k), str):
+                return value[k]
+    return str(value)
+
+
+def _num(value: Any, kind: type) -> Any:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class Engine:
+    """Polls a set of tasks until every one is terminal (or gone)."""
+
+    def __init__(
+        self,
+        client: Any,
+        task_ids: Sequence[str],
+        *,
+        policy: PollPolicy | None = None,
+        observers: Iterable[WatchObserver] = (),
+        journal: Any = None,
+        context: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.client = client
+        self.task_ids = list(task_ids)
+        self.policy = policy or PollPolicy()
+        self.clock: Clock = clock or MonotonicClock()
+        self.rng = rng or random.Random()
+        self.journal = journal
+        self.context = dict(context) if context else None
+        self.max_wait = timeout if timeout is not None else self.policy.max_wait
+        self._observers: list[WatchObserver] = list(observers)
+        self._tracked: dict[str, _Tracked] = {tid: _Tracked(tid) for tid in self.task_ids}
+        self.scheduler = Scheduler(self.policy, shared=True, rng=self.rng)
+        self._error_backoff = Backoff(self.policy, self.rng)
+        self.mode = "list"  # or "get" once the list filter proved unusable
+        self.connection = "ok"
+        self.state = "pending"  # running / finished / detached / timeout / error
+        self.error: BaseException | None = None
+        self.notes: list[str] = []
+        self.requests = 0  # HTTP requests this engine sent (ticks, fallbacks)
+        self.ticks = 0
+        self.failed_ticks = 0  # ticks that ended in an error (429, 5xx, connection)
+        self.last_failure: BaseException | None = None
+        self._detach = False
+        self._finished_called = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake_event: asyncio.Event | None = None
+        self._done = threading.Event()
+        cfg = getattr(client, "config", None)
+        self.base_url: str | None = getattr(cfg, "base_url", None)
+        self.namespace: str | None = getattr(cfg, "namespace", None)
+
+    # ------------------------------------------------------------ public state
+    @property
+    def snapshots(self) -> list[TaskSnapshot]:
+        """Latest snapshot per task (watch order), for tasks observed at least once."""
+        return [t.snapshot for t in self._tracked.values() if t.snapshot is not None]
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def wait_done(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)
+
+    def add_observer(self, observer: WatchObserver) -> None:
+        self._observers = [*self._observers, observer]
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        log.info("%s", text)
+
+    # ------------------------------------------------------------ control (any thread)
+    def detach(self) -> None:
+        """Stop polling; the tasks are untouched."""
+        self._detach = True
+        self._wake()
+
+    def _wake(self) -> None:
+        loop, event = self._loop, self._wake_event
+        if loop is None or event is None:
+            return
+        try:
+            if getattr(loop, "_thread_id", None) == threading.get_ident():
+                event.set()
+            else:
+                loop.call_soon_threadsafe(event.set)
+        except RuntimeError:  # loop closed
+            pass
+
+    async def cancel(self, task_ids: Sequence[str] | None = None) -> list[str]:
+        """Kill these (default: all unfinished) tasks server-side, then keep
+        watching until they report a terminal status. Runs on the engine's loop."""
+        if task_ids is None:
+            ids = [t.task_id for t in self._tracked.values() if not t.done]
+        else:
+            ids = [tid for tid in task_ids if tid in self._tracked and not self._tracked[tid].done]
+            unknown = [tid for tid in task_ids if tid not in self._tracked]
+            if unknown:
+                raise ValueError(f"not watched by this handle: {', '.join(unknown)}")
+        for tid in ids:
+            try:
+                await self.client.tasks.kill(tid)
+            except errors.NotFoundError:
+                pass
+            self.requests += 1
+        self.scheduler.poke(ids, self.clock.now())
+        self._wake()
+        return ids
+
+    # ------------------------------------------------------------ the loop
+    async def run(self) -> list[TaskSnapshot]:
+        self._loop = asyncio.get_running_loop()
+        self._wake_event = asyncio.Event()
+        self.state = "running"
+        start = self.clock.now()
+        for tid in self.task_ids:
+            self.scheduler.add(tid, start)
+        deadline = start + self.max_wait if self.max_wait is not None else None
+        try:
+            await self._load_journal()
+            while True:
+                if self._detach:
+                    self.state = "detached"
+                    break
+                if not self.scheduler.active:
+                    self.state = "finished"
+                    break
+                now = self.clock.now()
+                if deadline is not None and now >= deadline:
+                    self.state = "timeout"
+                    self.error = WatchTimeout(
+                        f"Gave up watching after {self.max_wait:g}s with "
+                        f"{len(self.scheduler.active)} task(s) unfinished; the tasks were not touched. "
+                        f"Re-attach with watch(client, ids) or attach_unfinished(client).",
+                        self.snapshots,
+                    )
+                    break
+                at = self.scheduler.next_tick_at()
+                assert at is not None
+                if deadline is not None:
+                    at = min(at, deadline)
+                if at > now:
+                    await self._sleep(at - now)
+                    continue
+                await self._tick(now)
+        except asyncio.CancelledError:
+            self.state = "detached"
+            raise
+        except Exception as exc:  # unrecoverable (401, 403, bug): end the watch with it
+            self.state = "error"
+            self.error = exc
+            log.warning("watch stopped: %s", exc)
+        finally:
+            self._finish()
+        return self.snapshots
+
+    async def _sleep(self, seconds: float) -> None:
+        event = self._wake_event
+        assert event is not None
+        if event.is_set():
+            event.clear()
+            return
+        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
+        waker = asyncio.ensure_future(event.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for fut in (sleeper, waker):
+                if not fut.done():
+                    fut.cancel()
+            event.clear()
+
+    async def _tick(self, now: float) -> None:
+        ids = self.scheduler.due_ids(now)
+        self.ticks += 1
+        results, failure = await self._fetch(ids)
+        connection_changed = False
+        if failure is None:
+            self._error_backoff.reset()
+            connection_changed = self._set_connection("ok")
+        changes, to_record = self._apply(results)
+        if changes:
+            self.scheduler.observed(changes, now)
+        if to_record:
+            await asyncio.to_thread(self._record, to_record)
+        if connection_changed or any(changes.values()):
+            self._notify()
+        for tid, tr in self._tracked.items():
+            if tr.done:
+                self.scheduler.remove(tid)
+        if failure is not None:
+            self._handle_failure(failure, now)
+
+    def _handle_failure(self, exc: BaseException, now: float) -> None:
+        self.scheduler.mark_tick(now)
+        self.failed_ticks += 1
+        self.last_failure = exc
+        if isinstance(exc, errors.RateLimitError):
+            wait = exc.retry_after if exc.retry_after is not None else self._error_backoff.next()
+            wait = max(wait, self.policy.initial)
+            self.note(f"rate limited by the server; next poll in {wait:g}s")
+            self.scheduler.defer(now + wait)
+            return
+        if isinstance(exc, (errors.APIConnectionError, errors.ServerError, errors.ResponseFormatError)):
+            wait = self._error_backoff.next()
+            log.info("server unreachable or failing (%s); retrying in %.1fs", exc, wait)
+            self.scheduler.defer(now + wait)
+            if self._set_connection("reconnecting"):
+                self._notify()
+            return
+        raise exc
+
+    def _set_connection(self, value: str) -> bool:
+        if self.connection == value:
+            return False
+        self.connection = value
+        return True
+
+    # ------------------------------------------------------------ fetching
+    async def _fetch(self, ids: list[str]) -> tuple[dict[str, Any], BaseException | None]:
+        if self.mode == "list":
+            try:
+                return await self._fetch_list(ids)
+            except _FilterRejected as why:
+                self.mode = "get"
+                self.scheduler.set_shared(False)
+                self.note(f"the server does not filter tasks/list by task_id ({why}); polling with GETs instead")
+        return await self._fetch_get(ids)
+
+    async def _fetch_list(self, ids: list[str]) -> tuple[dict[str, Any], BaseException | None]:
+        found: dict[str, Any] = {}
+        missing: list[str] = []
+        size = self.policy.batch_size
+        for i in range(0, len(ids), size):
+            chunk = ids[i:i + size]
+            wanted = set(chunk)
+            filters = {"AND": [{"field": "task_id", "operator": "in", "value": chunk}]}
+            self.requests += 1
+            try:
+                page = await self.client.tasks.list(filters=filters, limit=len(chunk))
+            except errors.APIStatusError as exc:
+                code = exc.status_code
+                if 400 <= code < 500 and code not in (401, 403, 408, 429):
+                    raise _FilterRejected(f"HTTP {code}") from None
+                return found, exc
+            except errors.MixpeekError as exc:
+                return found, exc
+            items = getattr(page, "items", None)
+            if items is None:
+                items = getattr(page, "results", None) or list(page)
+            got = {t.task_id: t for t in items}
+            stray = [tid for tid in got if tid not in wanted]
+            if stray:
+                raise _FilterRejected(f"it returned {len(stray)} task(s) that were not asked for")
+            found.update(got)
+            missing.extend(tid for tid in chunk if tid not in got)
+        if missing:
+            more, failure = await self._fetch_get(missing)
+            found.update(more)
+            return found, failure
+        return found, None
+
+    async def _fetch_get(self, ids: list[str]) -> tuple[dict[str, Any], BaseException | None]:
+        sem = asyncio.Semaphore(self.policy.concurrency)
+        found: dict[str, Any] = {}
+        failures: list[BaseException] = []
+
+        async def one(tid: str) -> None:
+            async with sem:
+                if failures and not isinstance(failures[0], errors.NotFoundError):
+                    return  # the server is failing: do not hammer it
+                self.requests += 1
+                try:
+                    found[tid] = await self.client.tasks.get(tid)
+                except errors.NotFoundError:
+                    found[tid] = _Gone("not found on the server (deleted or expired)")
+                except errors.APIStatusError as exc:
+                    code = exc.status_code
+                    if 400 <= code < 500 and code not in (401, 403, 408, 429):
+                        found[tid] = _Gone(f"the server rejected GET for this id (HTTP {code})")
+                    else:
+                        failures.append(exc)
+                except errors.MixpeekError as exc:
+                    failures.append(exc)
+
+        await asyncio.gather(*(one(tid) for tid in ids))
+        failure = None
+        if failures:
+            rate = [f for f in failures if isinstance(f, errors.RateLimitError)]
+            fatal = [f for f in failures if isinstance(f, (errors.AuthenticationError, errors.PermissionDeniedError))]
+            failure = (fatal or rate or failures)[0]
+        return found, failure
+
+    # ------------------------------------------------------------ applying
+    def _apply(self, results: Mapping[str, Any]) -> tuple[dict[str, bool], list[tuple[TaskSnapshot, dict[str, Any], bool]]]:
+        """Turn fetched tasks into snapshots; ``({task_id: changed}, journal rows)``."""
+        changes: dict[str, bool] = {}
+        to_record: list[tuple[TaskSnapshot, dict[str, Any], bool]] = []
+        if not results:
+            return changes, to_record
+        when = utcnow()
+        for tid, obj in results.items():
+            tr = self._tracked.get(tid)
+            if tr is None or tr.done:
+                continue
+            prev = tr.snapshot
+            if isinstance(obj, _Gone):
+                snap = self._gone_snapshot(tr, obj.reason, when)
+                tr.gone = True
+                tr.done = True
+                self.note(f"task {tid} {obj.reason}; no longer watched")
+            else:
+                snap = self._snapshot_from(tr, obj, when)
+                if snap.terminal:
+                    tr.done = True
+            changed = _key(prev) != _key(snap)
+            if not changed and prev is not None:
+                snap = replace(prev, observed_at=when)
+            tr.snapshot = snap
+            changes[tid] = changed
+            if changed:
+                to_record.append((snap, dict(tr.meta), tr.gone))
+        return changes, to_record
+
+    def _label(self, tr: _Tracked) -> str | None:
+        if self.context and self.context.get("label"):
+            return str(self.context["label"])
+        if tr.journal_label:
+            return tr.journal_label
+        meta = tr.meta
+        if meta.get("sync_config_id"):
+            return f"sync {meta['sync_config_id']}"
+        parts = [str(meta[k]) for k in ("bucket_id", "batch_id") if meta.get(k)]
+        return " / ".join(parts) or None
+
+    def _snapshot_from(self, tr: _Tracked, task: Any, when: datetime) -> TaskSnapshot:
+        data = getattr(task, "additional_data", None) or {}
+        if not isinstance(data, Mapping):
+            data = {}
+        for k in ("bucket_id", "batch_id", "sync_config_id", "namespace_id"):
+            if data.get(k):
+                tr.meta[k] = data[k]
+        progress = getattr(task, "progress", None)
+        if progress is not None:
+            processed, total, percentage = progress
+        else:
+            processed, total = _num(data.get("processed"), int), _num(data.get("total"), int)
+            percentage = _num(data.get("percentage"), float)
+        failed = []
+        for item in data.get("failed_objects") or []:
+            if isinstance(item, Mapping):
+                name = item.get("filename") or item.get("object_id")
+                if name:
+                    failed.append(str(name))
+        status = statuses.normalize(getattr(task, "status", None))
+        error = _text(getattr(task, "error", None))
+        if error is None and status == "FAILED":
+            error = _text(data.get("error"))
+        prev = tr.snapshot
+        first_seen = tr.first_seen or when
+        tr.first_seen = first_seen
+        finished_at = None
+        if statuses.is_terminal(status):
+            finished_at = prev.finished_at if (prev is not None and prev.finished_at) else when
+        return TaskSnapshot(
+            task_id=tr.task_id,
+            status=status,
+            task_type=_text(getattr(task, "task_type", None)),
+            processed=processed,
+            total=total,
+            percentage=percentage,
+            error=error,
+            failed_items=tuple(failed),
+            label=self._label(tr),
+            first_seen=first_seen,
+            observed_at=when,
+            finished_at=finished_at,
+        )
+
+    def _gone_snapshot(self, tr: _Tracked, reason: str, when: datetime) -> TaskSnapshot:
+        prev = tr.snapshot
+        first_seen = tr.first_seen or when
+        tr.first_seen = first_seen
+        return TaskSnapshot(
+            task_id=tr.task_id,
+            status=GONE_STATUS,
+            task_type=prev.task_type if prev else None,
+            processed=prev.processed if prev else None,
+            total=prev.total if prev else None,
+            percentage=prev.percentage if prev else None,
+            error=f"task {reason}",
+            failed_items=prev.failed_items if prev else (),
+            label=self._label(tr),
+            first_seen=first_seen,
+            observed_at=when,
+            finished_at=None,
+        )
+
+    # ------------------------------------------------------------ journal
+    async def _load_journal(self) -> None:
+        if self.journal is None:
+            return
+        try:
+            known = await asyncio.to_thread(self.journal.known, self.task_ids, self.base_url)
+        except Exception as exc:
+            log.warning("could not read the task journal %s: %s", getattr(self.journal, "path", ""), exc)
+            return
+        from mixpeek_magics.tracking.journal import parse_time
+
+        for tid, row in known.items():
+            tr = self._tracked.get(tid)
+            if tr is None:
+                continue
+            tr.first_seen = parse_time(row.get("first_seen"))
+            tr.journal_label = row.get("label")
+            for k in ("bucket_id", "batch_id", "sync_config_id"):
+                if row.get(k):
+                    tr.meta[k] = row[k]
+
+    def _record(self, items: list[tuple[TaskSnapshot, dict[str, Any], bool]]) -> None:
+        journal = self.journal
+        if journal is None:
+            return
+        try:
+            journal.record_many(items, self.context, base_url=self.base_url, namespace=self.namespace)
+        except Exception as exc:  # a full disk must not stop the watch
+            log.warning("could not write the task journal %s: %s", getattr(journal, "path", ""), exc)
+
+    # ------------------------------------------------------------ observers
+    def _notify(self) -> None:
+        snaps = self.snapshots
+        for obs in list(self._observers):
+            try:
+                obs.on_update(snaps, self.connection)
+            except Exception:
+                log.exception("watch observer %r failed in on_update (ignored)", obs)
+
+    def _finish(self) -> None:
+        if self._finished_called:
+            return
+        self._finished_called = True
+        snaps = self.snapshots
+        for obs in list(self._observers):
+            try:
+                obs.on_finish(snaps)
+            except Exception:
+                log.exception("watch observer %r failed in on_finish (ignored)", obs)
+        self._done.set()
