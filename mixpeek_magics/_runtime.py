@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import threading
 from typing import Any, Awaitable, Coroutine, TypeVar
 
@@ -32,7 +33,10 @@ def loop() -> asyncio.AbstractEventLoop:
                 new_loop.call_soon(ready.set)
                 new_loop.run_forever()
 
-            thread = threading.Thread(target=_run, name="mixpeek-magics-loop", daemon=True)
+            # An empty context: the loop must not inherit the context of the cell
+            # that happened to start it (see spawn()).
+            thread = threading.Thread(target=contextvars.Context().run, args=(_run,),
+                                      name="mixpeek-magics-loop", daemon=True)
             thread.start()
             ready.wait()
             _loop, _thread = new_loop, thread
@@ -44,8 +48,17 @@ def on_loop_thread() -> bool:
 
 
 def spawn(coro: Coroutine[Any, Any, T]) -> "concurrent.futures.Future[T]":
-    """Schedule ``coro`` on the background loop and return at once."""
-    return asyncio.run_coroutine_threadsafe(coro, loop())
+    """Schedule ``coro`` on the background loop and return at once.
+
+    The coroutine runs in an empty ``contextvars`` context, not a copy of the
+    caller's: ipykernel 7 keeps the parent message of each cell in a context
+    variable, and a watch started in cell 1 that publishes while cell 5 runs
+    must not claim to be output of long-finished cell 1 (front ends and
+    nbclient drop such messages). Without it, output falls back to the cell
+    executing now, and display updates by id still reach the original cell.
+    """
+    target = loop()
+    return contextvars.Context().run(asyncio.run_coroutine_threadsafe, coro, target)
 
 
 def run(coro: Awaitable[T], timeout: float | None = None) -> T:
