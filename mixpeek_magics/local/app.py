@@ -1,0 +1,75 @@
+"""The ASGI application: routes, error handlers, fault injection, request log."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from fastapi import FastAPI
+
+from .errors import error_body, install_handlers
+from .routes import batches, buckets, misc, namespaces, objects, tasks, uploads
+from .state import State
+
+log = logging.getLogger("mixpeek_magics.local")
+
+
+class FaultInjection:
+    """Pure ASGI middleware: logs requests, adds latency, injects 429/503 before any handler runs."""
+
+    def __init__(self, app, state: State):
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        state = self.state
+        method, path = scope.get("method", ""), scope.get("path", "")
+        state.request_log.append((method, path))
+        settings = state.settings
+        if path.startswith("/v1/"):
+            if settings.latency_ms > 0:
+                await asyncio.sleep(state.scaled(settings.latency_ms / 1000.0))
+            if settings.fault_rate_429 > 0 or settings.fault_rate_503 > 0:
+                r = state.fault_rng.random()
+                status = None
+                if r < settings.fault_rate_429:
+                    status = 429
+                elif r < settings.fault_rate_429 + settings.fault_rate_503:
+                    status = 503
+                if status is not None:
+                    log.debug("injected %s for %s %s", status, method, path)
+                    return await self._reject(status, send)
+        return await self.app(scope, receive, send)
+
+    async def _reject(self, status: int, send) -> None:
+        retry_after = format_retry_after(self.state.settings.retry_after_seconds)
+        msg = ("rate limit exceeded (injected by the local server)" if status == 429
+               else "service temporarily unavailable (injected by the local server)")
+        body = json.dumps(error_body(status, msg, None, {"injected": True,
+                                                          "retry_after_seconds": float(retry_after)})).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode()),
+                                (b"retry-after", retry_after.encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def format_retry_after(seconds: float) -> str:
+    """Whole seconds as an integer (RFC 9110 delta-seconds); a fractional setting is sent as is."""
+    seconds = max(0.0, float(seconds))
+    if seconds == int(seconds):
+        return str(int(seconds))
+    return f"{seconds:g}"
+
+
+def create_app(state: State) -> FastAPI:
+    app = FastAPI(title="Mixpeek local server (mixpeek-magics)", version="0.81-local",
+                  docs_url="/docs", redoc_url=None, openapi_url="/openapi.json")
+    app.state.local = state
+    install_handlers(app)
+    for module in (misc, namespaces, buckets, objects, uploads, batches, tasks):
+        app.include_router(module.router)
+    app.add_middleware(FaultInjection, state=state)
+    return app

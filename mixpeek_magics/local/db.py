@@ -1,0 +1,194 @@
+"""SQLite persistence of the local server (WAL mode, one connection, one lock).
+
+Resources are stored as JSON documents (``doc``) next to the columns used for
+scoping, filtering and keyset pagination (``rowid``).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any, Iterator
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS organizations (
+    rowid INTEGER PRIMARY KEY,
+    org_id TEXT UNIQUE NOT NULL,
+    name TEXT NOT NULL,
+    is_default INTEGER NOT NULL DEFAULT 0,
+    doc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+    rowid INTEGER PRIMARY KEY,
+    key_hash TEXT UNIQUE NOT NULL,
+    org_id TEXT NOT NULL,
+    read_only INTEGER NOT NULL DEFAULT 0,
+    masked TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS namespaces (
+    rowid INTEGER PRIMARY KEY,
+    namespace_id TEXT UNIQUE NOT NULL,
+    org_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS ix_ns_org_name ON namespaces(org_id, name);
+CREATE TABLE IF NOT EXISTS buckets (
+    rowid INTEGER PRIMARY KEY,
+    bucket_id TEXT UNIQUE NOT NULL,
+    org_id TEXT NOT NULL,
+    namespace_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS ix_bkt_ns_name ON buckets(namespace_id, name);
+CREATE TABLE IF NOT EXISTS objects (
+    rowid INTEGER PRIMARY KEY,
+    object_id TEXT UNIQUE NOT NULL,
+    org_id TEXT NOT NULL,
+    namespace_id TEXT NOT NULL,
+    bucket_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    sha256 TEXT,
+    size_bytes INTEGER NOT NULL DEFAULT 0,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_obj_bucket ON objects(bucket_id, rowid);
+CREATE INDEX IF NOT EXISTS ix_obj_sha ON objects(bucket_id, sha256);
+CREATE TABLE IF NOT EXISTS uploads (
+    rowid INTEGER PRIMARY KEY,
+    upload_id TEXT UNIQUE NOT NULL,
+    org_id TEXT NOT NULL,
+    namespace_id TEXT NOT NULL,
+    bucket_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    file_hash TEXT,
+    received_size INTEGER,
+    received_sha256 TEXT,
+    received_md5 TEXT,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_upl_bucket ON uploads(bucket_id, rowid);
+CREATE INDEX IF NOT EXISTS ix_upl_hash ON uploads(bucket_id, file_hash);
+CREATE TABLE IF NOT EXISTS batches (
+    rowid INTEGER PRIMARY KEY,
+    batch_id TEXT UNIQUE NOT NULL,
+    org_id TEXT NOT NULL,
+    namespace_id TEXT NOT NULL,
+    bucket_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_btch_bucket ON batches(bucket_id, rowid);
+CREATE TABLE IF NOT EXISTS tasks (
+    rowid INTEGER PRIMARY KEY,
+    task_id TEXT UNIQUE NOT NULL,
+    org_id TEXT NOT NULL,
+    task_type TEXT NOT NULL,
+    status TEXT NOT NULL,
+    inputs TEXT,
+    outputs TEXT,
+    additional_data TEXT,
+    error TEXT,
+    job TEXT
+);
+CREATE INDEX IF NOT EXISTS ix_task_org ON tasks(org_id, rowid);
+CREATE INDEX IF NOT EXISTS ix_task_org_status ON tasks(org_id, status, rowid);
+CREATE INDEX IF NOT EXISTS ix_task_org_type ON tasks(org_id, task_type, rowid);
+CREATE INDEX IF NOT EXISTS ix_task_status ON tasks(status);
+"""
+
+
+def _regexp(pattern: str | None, value: Any) -> int:
+    if pattern is None or value is None:
+        return 0
+    flags = 0
+    if pattern.startswith("(?i)"):
+        flags = re.IGNORECASE
+        pattern = pattern[4:]
+    try:
+        return 1 if re.search(pattern, str(value), flags) else 0
+    except re.error:
+        return 0
+
+
+class Store:
+    """A SQLite database shared by the request threads and the worker threads."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.lock = threading.RLock()
+        self.conn = sqlite3.connect(str(self.path), check_same_thread=False,
+                                    isolation_level=None, timeout=30.0)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.create_function("REGEXP", 2, _regexp, deterministic=True)
+        with self.lock:
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA foreign_keys=OFF")
+            self.conn.executescript(SCHEMA)
+            self.conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
+                              (str(SCHEMA_VERSION),))
+        self._depth = 0
+
+    @contextlib.contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (nested calls join the outer one)."""
+        with self.lock:
+            if self._depth == 0:
+                self.conn.execute("BEGIN IMMEDIATE")
+            self._depth += 1
+            try:
+                yield self.conn
+            except BaseException:
+                self._depth -= 1
+                if self._depth == 0:
+                    self.conn.execute("ROLLBACK")
+                raise
+            else:
+                self._depth -= 1
+                if self._depth == 0:
+                    self.conn.execute("COMMIT")
+
+    def query(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+        with self.lock:
+            return self.conn.execute(sql, params).fetchall()
+
+    def one(self, sql: str, params: Any = ()) -> sqlite3.Row | None:
+        with self.lock:
+            return self.conn.execute(sql, params).fetchone()
+
+    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        with self.lock:
+            return self.conn.execute(sql, params)
+
+    def meta_get(self, key: str) -> str | None:
+        row = self.one("SELECT value FROM meta WHERE key=?", (key,))
+        return row["value"] if row else None
+
+    def meta_set(self, key: str, value: str) -> None:
+        self.execute("INSERT INTO meta(key, value) VALUES (?, ?) "
+                     "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value))
+
+    def close(self) -> None:
+        with self.lock:
+            try:
+                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass
+            self.conn.close()
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)

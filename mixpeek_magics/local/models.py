@@ -1,0 +1,276 @@
+"""Request bodies, written from the contract (OpenAPI v0.81)."""
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .util import check_filename
+
+FIELD_TYPES = ("string", "number", "integer", "float", "boolean", "object", "array", "date",
+               "datetime", "text", "image", "audio", "video", "pdf", "excel")
+FILE_TYPES = ("text", "image", "audio", "video", "pdf", "excel")
+
+
+def _lower_type(v: Any) -> Any:
+    if isinstance(v, str):
+        v = v.lower()
+        if v == "document":
+            v = "pdf"
+        if v not in FIELD_TYPES:
+            raise ValueError(f"unknown type {v!r}; expected one of {', '.join(FIELD_TYPES)}")
+    return v
+
+
+def _check_key_prefix(v: Optional[str]) -> Optional[str]:
+    """A storage prefix such as ``/campaigns/2025``: leading/trailing slashes allowed, no traversal."""
+    if v is None or v.strip("/") == "":
+        return v
+    check_filename(v.strip("/"), "key_prefix")
+    return v
+
+
+class _Allow(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class _Ignore(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+# -- organization ------------------------------------------------------------
+class OrganizationUpdateRequest(_Ignore):
+    organization_name: Optional[str] = None
+    logo_url: Optional[str] = None
+    billing_email: Optional[str] = None
+    metadata: Optional[dict[str, Any]] = None
+    rate_limits: Optional[dict[str, int]] = None
+
+
+# -- namespaces --------------------------------------------------------------
+class FeatureExtractor(_Allow):
+    feature_extractor_name: str
+    version: str
+    params: Optional[dict[str, Any]] = None
+
+
+class CreateNamespaceRequest(_Ignore):
+    namespace_name: str = Field(min_length=1, max_length=255)
+    description: Optional[str] = None
+    feature_extractors: list[FeatureExtractor]
+    payload_indexes: Optional[list[dict[str, Any]]] = None
+    auto_create_indexes: Optional[bool] = False
+    infrastructure: Optional[dict[str, Any]] = None
+
+
+class UpdateNamespaceRequest(_Ignore):
+    namespace_name: Optional[str] = Field(None, min_length=1, max_length=255)
+    payload_indexes: Optional[list[dict[str, Any]]] = None
+
+
+class PatchNamespaceRequest(_Ignore):
+    namespace_name: Optional[str] = Field(None, min_length=1, max_length=255)
+    description: Optional[str] = None
+    payload_indexes: Optional[list[dict[str, Any]]] = None
+    auto_create_indexes: Optional[bool] = None
+    infrastructure: Optional[dict[str, Any]] = None
+
+
+class ListNamespacesRequest(_Ignore):
+    filters: Optional[dict[str, Any]] = None
+    sort: Optional[dict[str, Any]] = None
+    search: Optional[str] = None
+    case_sensitive: bool = False
+
+
+# -- buckets -----------------------------------------------------------------
+class BucketSchemaField(_Allow):
+    type: str
+    default: Any = None
+    items: Optional["BucketSchemaField"] = None
+    properties: Optional[dict[str, "BucketSchemaField"]] = None
+    examples: Optional[list[Any]] = None
+    description: Optional[str] = None
+    enum: Optional[list[Any]] = None
+    required: Optional[bool] = False
+
+    _t = field_validator("type", mode="before")(_lower_type)
+
+
+class BucketSchema(_Allow):
+    properties: dict[str, BucketSchemaField]
+
+
+class UniqueKeyConfig(_Ignore):
+    fields: list[str] = Field(min_length=1)
+    default_policy: Optional[Literal["insert", "update", "upsert"]] = None
+
+
+class BucketCreateRequest(_Ignore):
+    bucket_name: str = Field(min_length=1, max_length=255)
+    description: Optional[str] = None
+    bucket_schema: BucketSchema
+    unique_key: Optional[UniqueKeyConfig] = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class BucketUpdateRequest(_Ignore):
+    bucket_name: Optional[str] = Field(None, min_length=1, max_length=255)
+    description: Optional[str] = None
+    metadata: Optional[dict[str, Any]] = None
+
+
+class ListBucketsRequest(_Ignore):
+    search: Optional[str] = None
+    filters: Optional[dict[str, Any]] = None
+    sort: Optional[dict[str, Any]] = None
+    case_sensitive: bool = False
+    limit: int = Field(10, ge=1, le=1000)
+    offset: int = Field(0, ge=0)
+
+
+# -- objects -----------------------------------------------------------------
+class CreateBlobRequest(_Ignore):
+    property: str = Field(min_length=1, max_length=100)
+    key_prefix: Optional[str] = None
+    type: str
+    data: Any = None
+    upload_id: Optional[str] = Field(None, pattern=r"^upl_[a-zA-Z0-9_-]+$")
+    metadata: Optional[dict[str, Any]] = None
+    canonicalize_source: Optional[bool] = None
+    force_remirror: Optional[bool] = None
+
+    _t = field_validator("type", mode="before")(_lower_type)
+
+    @field_validator("key_prefix")
+    @classmethod
+    def _kp(cls, v: Optional[str]) -> Optional[str]:
+        return _check_key_prefix(v)
+
+
+class CreateObjectRequest(_Allow):
+    key_prefix: Optional[str] = None
+    blobs: list[CreateBlobRequest] = Field(default_factory=list)
+    skip_duplicates: bool = False
+    canonicalize_source: bool = True
+    force_remirror: bool = False
+
+    @field_validator("key_prefix")
+    @classmethod
+    def _kp(cls, v: Optional[str]) -> Optional[str]:
+        return _check_key_prefix(v)
+
+
+class CreateObjectsBatchRequest(_Ignore):
+    objects: list[dict[str, Any]] = Field(max_length=1000)
+
+
+class UpdateObjectRequest(_Ignore):
+    key_prefix: Optional[str] = None
+    blobs: Optional[list[CreateBlobRequest]] = None
+    metadata: Optional[dict[str, Any]] = None
+    skip_duplicates: Optional[bool] = None
+
+
+class ListObjectsRequest(_Ignore):
+    filters: Optional[dict[str, Any]] = None
+    sort: Optional[dict[str, Any]] = None
+    search: Optional[str] = None
+    select: Optional[list[str]] = None
+
+
+# -- uploads -----------------------------------------------------------------
+class CreateUploadRequest(_Ignore):
+    filename: str = Field(min_length=1, max_length=255)
+    content_type: str = Field(min_length=3, max_length=255)
+    file_size_bytes: Optional[int] = Field(None, ge=1)
+    presigned_url_expiration: int = Field(3600, ge=60, le=86400)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    create_object_on_confirm: bool = True
+    object_metadata: Optional[dict[str, Any]] = None
+    blob_property: Optional[str] = Field(None, pattern=r"^[a-zA-Z0-9_]+$")
+    blob_type: Optional[str] = None
+    file_hash: Optional[str] = Field(None, min_length=64, max_length=64, pattern=r"^[a-f0-9]{64}$")
+    skip_duplicates: bool = True
+
+    @field_validator("filename")
+    @classmethod
+    def _fn(cls, v: str) -> str:
+        return check_filename(v)
+
+    @field_validator("content_type")
+    @classmethod
+    def _ct(cls, v: str) -> str:
+        main = v.split(";", 1)[0].strip()
+        if "/" not in main or " " in main or main.startswith("/") or main.endswith("/"):
+            raise ValueError(f"content_type must be a MIME type like 'image/png', got {v!r}")
+        return v.strip()
+
+    @field_validator("blob_type", mode="before")
+    @classmethod
+    def _bt(cls, v: Any) -> Any:
+        return None if v is None else _lower_type(v)
+
+
+class BatchUploadRequest(_Ignore):
+    uploads: list[CreateUploadRequest] = Field(min_length=1, max_length=100)
+    shared_metadata: Optional[dict[str, Any]] = None
+    shared_object_metadata: Optional[dict[str, Any]] = None
+
+
+class ConfirmUploadRequest(_Ignore):
+    etag: Optional[str] = None
+    file_size_bytes: Optional[int] = Field(None, ge=1)
+    file_hash: Optional[str] = Field(None, min_length=64, max_length=64, pattern=r"^[a-f0-9]{64}$")
+
+
+class BatchConfirmRequest(_Ignore):
+    confirmations: list[dict[str, Any]] = Field(min_length=1, max_length=100)
+
+
+class ListUploadsRequest(_Ignore):
+    filters: Optional[dict[str, Any]] = None
+    sort: Optional[dict[str, Any]] = None
+    search: Optional[str] = None
+    return_presigned_urls: bool = False
+    limit: Optional[int] = Field(None, ge=1, le=1000)
+    offset: Optional[int] = Field(None, ge=0)
+
+
+# -- batches -----------------------------------------------------------------
+class CreateBatchRequest(_Ignore):
+    object_ids: list[str] = Field(default_factory=list)
+    metadata: Optional[dict[str, Any]] = None
+
+
+class AddObjectsToBatchRequest(_Ignore):
+    object_ids: list[str] = Field(min_length=1)
+
+
+class ListBatchesRequest(_Ignore):
+    status: Optional[str] = None
+    offset: int = Field(0, ge=0)
+    limit: int = Field(100, ge=1, le=1000)
+
+
+class SubmitBatchRequest(_Ignore):
+    include_processing_history: bool = True
+
+
+class RetryBatchRequest(_Ignore):
+    retry_mode: Literal["transient_only", "all"] = "transient_only"
+    tier_nums: Optional[list[int]] = None
+    max_retry_count: int = Field(3, ge=1, le=10)
+
+
+class PatchBatchRequest(_Ignore):
+    metadata: Optional[dict[str, Any]] = None
+
+
+# -- tasks -------------------------------------------------------------------
+class ListTasksRequest(_Ignore):
+    status: Optional[str | list[str]] = None
+    task_type: Optional[str | list[str]] = None
+    filters: Optional[dict[str, Any]] = None
+    sort: Optional[dict[str, Any]] = None
+    search: Optional[str] = None

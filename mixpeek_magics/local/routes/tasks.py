@@ -1,0 +1,97 @@
+"""Task routes: get, list (filters, keyset pagination), kill."""
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+
+from ..deps import caller, get_state, json_response, raw_json_response
+from ..filters import FieldRef, compile_filters
+from ..models import ListTasksRequest
+from ..pagination import paginate, pagination_body
+from ..services import cancel_task
+from ..state import Caller, task_row_json
+from .common import search_sql, sort_direction
+
+router = APIRouter()
+
+
+def _upper(v: Any) -> Any:
+    return v.upper() if isinstance(v, str) else v
+
+
+def _lower(v: Any) -> Any:
+    return v.lower() if isinstance(v, str) else v
+
+
+_FIELDS = {
+    "task_id": FieldRef(sql="task_id", exact=True),
+    "status": FieldRef(sql="status", exact=True, normalize=_upper),
+    "task_type": FieldRef(sql="task_type", exact=True, normalize=_lower),
+    "error": FieldRef(sql="error"),
+}
+
+
+def _resolve(field: str) -> FieldRef:
+    if field in _FIELDS:
+        return _FIELDS[field]
+    for col in ("additional_data", "inputs", "outputs"):
+        if field.startswith(col + "."):
+            from ..filters import json_path
+            return FieldRef(json_col=col, path=json_path(field[len(col) + 1:]))
+    if field.startswith("metadata."):  # shorthand for additional_data.metadata.*
+        from ..filters import json_path
+        return FieldRef(json_col="additional_data", path=json_path(field))
+    raise KeyError(field)
+
+
+@router.get("/v1/tasks/{task_id}")
+def get_task(request: Request, task_id: str, who: Caller = Depends(caller)):
+    state = get_state(request)
+    row = state.get_task_row(task_id, who.org_id)
+    if row is None:
+        from ..errors import not_found
+        raise not_found("task", task_id)
+    return raw_json_response(task_row_json(row))
+
+
+@router.post("/v1/tasks/list")
+def list_tasks(request: Request, body: Optional[ListTasksRequest] = Body(None),
+               limit: Optional[int] = Query(None, ge=1, le=1000),
+               offset: Optional[int] = Query(None, ge=0, le=10000),
+               cursor: Optional[str] = Query(None), include_total: bool = Query(False),
+               who: Caller = Depends(caller)):
+    state = get_state(request)
+    body = body or ListTasksRequest()
+    where = ["org_id=?"]
+    params: list[Any] = [who.org_id]
+    for col, value, norm in (("status", body.status, _upper), ("task_type", body.task_type, _lower)):
+        if value is None or value == []:
+            continue
+        values = value if isinstance(value, list) else [value]
+        where.append(f"{col} IN (SELECT value FROM json_each(?))")
+        params.append(json.dumps([norm(v) for v in values]))
+    fsql, fparams = compile_filters(body.filters, _resolve)
+    where.append(fsql)
+    params.extend(fparams)
+    if body.search:
+        ssql, sparams = search_sql(body.search, ["task_id", "task_type", "status", "coalesce(error,'')"])
+        where.append(ssql)
+        params.extend(sparams)
+    page = paginate(state.store, table="tasks", select="task_id, task_type, status, inputs, outputs, "
+                    "additional_data, error", where=" AND ".join(where), params=params, limit=limit or 100,
+                    offset=offset, cursor=cursor, include_total=include_total,
+                    descending=sort_direction(body.sort, True))
+    results = ",".join(task_row_json(r) for r in page.rows)
+    text = '{"results":[' + results + '],"pagination":' + json.dumps(pagination_body(page)) + "}"
+    return raw_json_response(text)
+
+
+@router.delete("/v1/tasks/{task_id}")
+def kill_task(request: Request, task_id: str, who: Caller = Depends(caller)):
+    state = get_state(request)
+    row = state.get_task_row(task_id, who.org_id)
+    if row is not None:  # idempotent: unknown (or another organization's) ids succeed without effect
+        cancel_task(state, task_id, reason="killed via DELETE /v1/tasks/{task_id}")
+    return json_response({"message": "Successfully deleted", "success": True})

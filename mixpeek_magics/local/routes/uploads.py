@@ -1,0 +1,277 @@
+"""Upload routes: presigned PUT URLs served by this server, confirm, list, get, delete."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from typing import Any, Optional
+
+import anyio
+from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi.responses import Response
+
+from ..db import dumps, loads
+from ..deps import NsCtx, find_bucket, get_state, json_response, namespace
+from ..errors import APIError, error_response, not_found
+from ..filters import FieldRef
+from ..models import (BatchConfirmRequest, BatchUploadRequest, ConfirmUploadRequest, CreateUploadRequest,
+                      ListUploadsRequest)
+from ..pagination import paginate, pagination_body
+from ..services import confirm_upload, presigned_url, sign_upload, upload_path
+from ..util import iso, new_id
+from .common import ListParams, filters_sql, search_sql, sort_direction
+
+router = APIRouter()
+
+FLUSH_BYTES = 1024 * 1024  # bytes buffered before hashing/writing them off the event loop
+
+_COLUMNS = {"upload_id": FieldRef(sql="upload_id", exact=True),
+            "status": FieldRef(sql="status", exact=True, normalize=lambda v: v.upper() if isinstance(v, str) else v),
+            "file_hash": FieldRef(sql="file_hash", exact=True)}
+
+
+def _new_upload(state, request: Request, ns: NsCtx, bucket_id: str, req: CreateUploadRequest,
+                shared_meta: dict | None = None, shared_obj_meta: dict | None = None) -> dict[str, Any]:
+    now_ts = state.now()
+    now = iso(now_ts)
+    metadata = {**(shared_meta or {}), **(req.metadata or {})}
+    object_metadata = ({**(shared_obj_meta or {}), **(req.object_metadata or {})}
+                       if (shared_obj_meta or req.object_metadata) else None)
+    if req.skip_duplicates and req.file_hash:
+        up = state.store.one("SELECT * FROM uploads WHERE bucket_id=? AND file_hash=? AND status='COMPLETED' "
+                             "ORDER BY rowid LIMIT 1", (bucket_id, req.file_hash))
+        obj = state.store.one("SELECT object_id FROM objects WHERE bucket_id=? AND sha256=? ORDER BY rowid LIMIT 1",
+                              (bucket_id, req.file_hash))
+        if up is not None or obj is not None:
+            existing_object_id = obj["object_id"] if obj is not None else None
+            if up is not None:
+                d = loads(up["doc"])
+                existing_object_id = existing_object_id or d.get("object_id")
+                d.update(is_duplicate=True, duplicate_of_upload_id=up["upload_id"], presigned_url=None,
+                         existing_object_id=existing_object_id,
+                         message="File already exists with the same content hash. No upload needed - "
+                                 "returning existing upload.")
+                return d
+            upload_id = new_id("upl")
+            d = _doc(state, ns, bucket_id, upload_id, req, now, now_ts, metadata, object_metadata)
+            d.update(status="SKIPPED", is_duplicate=True, presigned_url=None, existing_object_id=existing_object_id,
+                     object_id=existing_object_id, file_hash=req.file_hash,
+                     message=f"File already stored as object {existing_object_id}. No upload needed.")
+            state.store.execute("INSERT INTO uploads(upload_id, org_id, namespace_id, bucket_id, status, file_hash, "
+                                "doc) VALUES (?,?,?,?,?,?,?)", (upload_id, ns.org_id, ns.namespace_id, bucket_id,
+                                                               "SKIPPED", None, dumps(d)))
+            return d
+    upload_id = new_id("upl")
+    d = _doc(state, ns, bucket_id, upload_id, req, now, now_ts, metadata, object_metadata)
+    expires = int(now_ts + req.presigned_url_expiration)
+    d["presigned_url"] = presigned_url(state, str(request.base_url), upload_id, expires)
+    state.store.execute("INSERT INTO uploads(upload_id, org_id, namespace_id, bucket_id, status, file_hash, doc) "
+                        "VALUES (?,?,?,?,?,?,?)", (upload_id, ns.org_id, ns.namespace_id, bucket_id, "PENDING",
+                                                   None, dumps({**d, "presigned_url": None})))
+    return d
+
+
+def _doc(state, ns, bucket_id, upload_id, req: CreateUploadRequest, now, now_ts, metadata, object_metadata):
+    return {"upload_id": upload_id, "bucket_id": bucket_id, "filename": req.filename,
+            "content_type": req.content_type, "file_size_bytes": req.file_size_bytes, "presigned_url": None,
+            "presigned_url_expiration": req.presigned_url_expiration,
+            "s3_key": f"{ns.org_id}/{ns.namespace_id}/api_buckets_uploads_create/{upload_id}/{req.filename}",
+            "status": "PENDING", "metadata": metadata, "create_object_on_confirm": req.create_object_on_confirm,
+            "object_metadata": object_metadata, "blob_property": req.blob_property, "blob_type": req.blob_type,
+            "file_hash": req.file_hash, "skip_duplicates": req.skip_duplicates, "is_duplicate": False,
+            "duplicate_of_upload_id": None, "skipped_unique_key": False, "existing_object_id": None,
+            "message": None, "created_at": now, "expires_at": iso(now_ts + req.presigned_url_expiration),
+            "completed_at": None, "verified_at": None, "etag": None, "object_id": None, "task_id": None}
+
+
+@router.post("/v1/buckets/{bucket_identifier}/uploads")
+def create_upload(request: Request, bucket_identifier: str, body: CreateUploadRequest,
+                  ns: NsCtx = Depends(namespace)):
+    state = get_state(request)
+    bucket = find_bucket(state, ns, bucket_identifier)
+    d = _new_upload(state, request, ns, bucket["bucket_id"], body)
+    return json_response(d)
+
+
+@router.post("/v1/buckets/{bucket_identifier}/uploads/batch")
+def create_uploads_batch(request: Request, bucket_identifier: str, body: BatchUploadRequest,
+                         ns: NsCtx = Depends(namespace)):
+    state = get_state(request)
+    bucket = find_bucket(state, ns, bucket_identifier)
+    with state.store.tx():
+        ups = [_new_upload(state, request, ns, bucket["bucket_id"], u, body.shared_metadata,
+                           body.shared_object_metadata) for u in body.uploads]
+    return json_response({"uploads": ups, "total": len(ups)})
+
+
+@router.post("/v1/buckets/{bucket_identifier}/uploads/confirm/batch")
+def confirm_uploads_batch(request: Request, bucket_identifier: str, body: BatchConfirmRequest,
+                          ns: NsCtx = Depends(namespace)):
+    state = get_state(request)
+    bucket = find_bucket(state, ns, bucket_identifier)
+    for i, c in enumerate(body.confirmations):
+        if not isinstance(c.get("upload_id"), str) or not c["upload_id"]:
+            raise APIError(400, f"confirmations[{i}] needs an 'upload_id'", "BadRequestError")
+    ids = [c["upload_id"] for c in body.confirmations]
+    ad = {"processed": 0, "total": len(ids), "percentage": 0.0, "failed": 0, "namespace_id": ns.namespace_id,
+          "bucket_id": bucket["bucket_id"], "batch_id": None, "sync_config_id": None, "failed_objects": [],
+          "metadata": {}, "upload_ids": ids}
+    task_id = state.create_task(ns.org_id, "api_buckets_uploads_batch_confirm", inputs=ids, additional_data=ad,
+                                outputs=[], job={"kind": "confirm_batch", "namespace_id": ns.namespace_id,
+                                                 "bucket_id": bucket["bucket_id"],
+                                                 "confirmations": body.confirmations})
+    task = state.task_dict(task_id)
+    state.worker.submit(task_id)
+    return json_response({"task_id": task_id, "status": task["status"], "confirmations_count": len(ids),
+                          "task": task, "message": "Batch confirmation is being processed in the background."})
+
+
+@router.post("/v1/buckets/{bucket_identifier}/uploads/list")
+def list_uploads(request: Request, bucket_identifier: str, body: Optional[ListUploadsRequest] = Body(None),
+                 params: ListParams = Depends(), ns: NsCtx = Depends(namespace)):
+    state = get_state(request)
+    bucket = find_bucket(state, ns, bucket_identifier)
+    body = body or ListUploadsRequest()
+    fsql, fparams = filters_sql(body.filters, _COLUMNS)
+    ssql, sparams = search_sql(body.search, ["json_extract(doc,'$.filename')", "json_extract(doc,'$.metadata')"])
+    where = f"bucket_id=? AND {fsql} AND {ssql}"
+    wparams = [bucket["bucket_id"], *fparams, *sparams]
+    limit = params.limit or body.limit or 20
+    offset = params.offset if params.offset is not None else body.offset
+    page = paginate(state.store, table="uploads", select="doc, received_size", where=where, params=wparams,
+                    limit=limit, offset=offset, cursor=params.cursor, include_total=params.include_total,
+                    descending=sort_direction(body.sort, True))
+    results = [loads(r["doc"]) for r in page.rows]
+    by_status: dict[str, int] = {}
+    for d in results:
+        by_status[d["status"]] = by_status.get(d["status"], 0) + 1
+    sizes = [int(r["received_size"] or loads(r["doc"]).get("file_size_bytes") or 0) for r in page.rows]
+    stats = {"total_uploads": len(results), "total_size_bytes": sum(sizes), "uploads_by_status": by_status,
+             "avg_file_size_bytes": (sum(sizes) / len(sizes)) if sizes else 0.0,
+             "unique_buckets": 1 if results else 0}
+    return json_response({"results": results, "pagination": pagination_body(page), "stats": stats})
+
+
+def _get_row(state, ns: NsCtx, bucket_identifier: str, upload_id: str):
+    bucket = find_bucket(state, ns, bucket_identifier)
+    row = state.store.one("SELECT * FROM uploads WHERE upload_id=? AND bucket_id=?", (upload_id, bucket["bucket_id"]))
+    if row is None:
+        raise not_found("upload", upload_id)
+    return bucket, row
+
+
+@router.get("/v1/buckets/{bucket_identifier}/uploads/{upload_id}")
+def get_upload(request: Request, bucket_identifier: str, upload_id: str,
+               return_presigned_urls: bool = Query(False), ns: NsCtx = Depends(namespace)):
+    state = get_state(request)
+    _, row = _get_row(state, ns, bucket_identifier, upload_id)
+    return json_response(loads(row["doc"]))
+
+
+@router.delete("/v1/buckets/{bucket_identifier}/uploads/{upload_id}", status_code=204)
+def delete_upload(request: Request, bucket_identifier: str, upload_id: str,
+                  delete_s3_object: bool = Query(True), ns: NsCtx = Depends(namespace)):
+    state = get_state(request)
+    _, row = _get_row(state, ns, bucket_identifier, upload_id)
+    if row["status"] == "COMPLETED":
+        raise APIError(409, f"upload '{upload_id}' is COMPLETED and cannot be canceled", "ConflictError")
+    d = loads(row["doc"])
+    d["status"] = "CANCELED"
+    state.store.execute("UPDATE uploads SET status='CANCELED', doc=? WHERE upload_id=?", (dumps(d), upload_id))
+    if delete_s3_object:
+        for p in (upload_path(state, upload_id), upload_path(state, upload_id).with_suffix(".part")):
+            try:
+                p.unlink()
+            except OSError:
+                pass
+    return Response(status_code=204)
+
+
+@router.post("/v1/buckets/{bucket_identifier}/uploads/{upload_id}/confirm")
+def confirm_upload_route(request: Request, bucket_identifier: str, upload_id: str,
+                         body: Optional[ConfirmUploadRequest] = Body(None),
+                         async_: bool = Query(False, alias="async"), ns: NsCtx = Depends(namespace)):
+    state = get_state(request)
+    bucket, _ = _get_row(state, ns, bucket_identifier, upload_id)
+    body = body or ConfirmUploadRequest()
+    r = confirm_upload(state, ns.org_id, ns.namespace_id, bucket["bucket_id"], upload_id,
+                       etag=body.etag, file_size_bytes=body.file_size_bytes, file_hash=body.file_hash)
+    return json_response(r)
+
+
+# -- the presigned PUT target ---------------------------------------------------------
+def _denied(message: str, type: str = "AccessDenied") -> Response:
+    return error_response(403, message, type)
+
+
+@router.put("/_local/uploads/{upload_id}")
+async def put_upload(request: Request, upload_id: str):
+    """Receive the bytes of an upload, streamed to disk (S3-like presigned PUT)."""
+    state = get_state(request)
+    q = request.query_params
+    expires_s, signature = q.get("expires", ""), q.get("signature", "")
+    try:
+        expires = int(expires_s)
+    except ValueError:
+        return _denied("presigned URL is missing a valid 'expires' parameter")
+    good = sign_upload(state, upload_id, expires)
+    if not signature or not hmac.compare_digest(good, signature):
+        return _denied("presigned URL signature does not match", "SignatureDoesNotMatch")
+    if state.now() > expires:
+        return _denied("presigned URL has expired: create a new upload", "ExpiredToken")
+    row = state.store.one("SELECT * FROM uploads WHERE upload_id=?", (upload_id,))
+    if row is None:
+        return _denied("no such upload", "NoSuchUpload")
+    d = loads(row["doc"])
+    if d["status"] != "PENDING":
+        return error_response(409, f"upload is {d['status']}: it no longer accepts data", "ConflictError")
+    sent_type = (request.headers.get("content-type") or "").strip()
+    if sent_type.lower() != d["content_type"].lower():
+        return _denied(f"Content-Type {sent_type or '(none)'!r} does not match the declared content_type "
+                       f"{d['content_type']!r}", "SignatureDoesNotMatch")
+    declared = d.get("file_size_bytes")
+    length_hdr = request.headers.get("content-length")
+    if declared is not None and length_hdr is not None and length_hdr.isdigit() and int(length_hdr) != declared:
+        return error_response(400, f"Content-Length {length_hdr} does not match the declared file_size_bytes "
+                                   f"{declared}", "SizeMismatch")
+    final = upload_path(state, upload_id)
+    part = final.with_name(f"{upload_id}.{os.getpid()}.{id(request)}.part")
+    md5, sha, size = hashlib.md5(), hashlib.sha256(), 0
+    too_big = False
+    pending: list[bytes] = []
+    pending_size = 0
+
+    def flush(fh, parts: list[bytes]) -> None:  # runs in a worker thread: hashing is CPU-bound
+        for part_bytes in parts:
+            md5.update(part_bytes)
+            sha.update(part_bytes)
+            fh.write(part_bytes)
+
+    try:
+        with open(part, "wb") as fh:
+            async for chunk in request.stream():
+                if not chunk:
+                    continue
+                size += len(chunk)
+                if declared is not None and size > declared:
+                    too_big = True
+                    break
+                pending.append(chunk)
+                pending_size += len(chunk)
+                if pending_size >= FLUSH_BYTES:
+                    await anyio.to_thread.run_sync(flush, fh, pending)
+                    pending, pending_size = [], 0
+            if pending and not too_big:
+                await anyio.to_thread.run_sync(flush, fh, pending)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    if too_big or (declared is not None and size != declared):
+        part.unlink(missing_ok=True)
+        return error_response(400, f"received {'more than ' if too_big else ''}{size} bytes but the upload "
+                                   f"declared file_size_bytes {declared}", "SizeMismatch")
+    os.replace(part, final)
+    etag = md5.hexdigest()
+    state.store.execute("UPDATE uploads SET received_size=?, received_sha256=?, received_md5=? WHERE upload_id=?",
+                        (size, sha.hexdigest(), etag, upload_id))
+    return Response(status_code=200, headers={"ETag": f'"{etag}"'})

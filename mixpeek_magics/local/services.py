@@ -1,0 +1,432 @@
+"""Resource logic shared by the routes and the worker."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import mimetypes
+import posixpath
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+from .blobs import decode_data_uri, b64decode, get_blob_reader, remove_quietly, write_blob
+from .db import dumps, loads
+from .errors import APIError, not_found
+from .models import FILE_TYPES, CreateBlobRequest, CreateObjectRequest
+from .state import State
+from .util import check_filename, new_id
+
+ACTIVE_SQL = "('PENDING','QUEUED','IN_PROGRESS','PROCESSING')"
+
+
+# -- namespaces / buckets --------------------------------------------------------
+def namespace_response(state: State, row) -> dict[str, Any]:
+    d = loads(row["doc"])
+    c = state.store.one("SELECT (SELECT count(*) FROM buckets WHERE namespace_id=?) AS b, "
+                        "(SELECT count(*) FROM objects WHERE namespace_id=?) AS o",
+                        (row["namespace_id"], row["namespace_id"]))
+    d["bucket_count"] = c["b"]
+    d["object_count"] = c["o"]
+    return d
+
+
+def bucket_response(state: State, row) -> dict[str, Any]:
+    d = loads(row["doc"])
+    bid = row["bucket_id"]
+    c = state.store.one("SELECT count(*) AS n, coalesce(sum(size_bytes),0) AS s, "
+                        "coalesce(max(size_bytes),0) AS mx, coalesce(min(size_bytes),0) AS mn "
+                        "FROM objects WHERE bucket_id=?", (bid,))
+    d["object_count"] = c["n"]
+    d["total_size_bytes"] = c["s"]
+    d["storage_stats"] = {"total_size_bytes": c["s"], "avg_size_bytes": (c["s"] // c["n"]) if c["n"] else 0,
+                          "max_size_bytes": c["mx"], "min_size_bytes": c["mn"]}
+    b = state.store.query("SELECT status, count(*) AS n FROM batches WHERE bucket_id=? GROUP BY status", (bid,))
+    counts = {r["status"]: r["n"] for r in b}
+    d["batch_stats"] = {"total": sum(counts.values()),
+                        "active": sum(n for s, n in counts.items() if s in ("DRAFT", "PENDING", "IN_PROGRESS", "PROCESSING")),
+                        "completed": counts.get("COMPLETED", 0) + counts.get("COMPLETED_WITH_ERRORS", 0),
+                        "failed": counts.get("FAILED", 0)}
+    return d
+
+
+def touch_bucket(state: State, bucket_id: str) -> None:
+    row = state.store.one("SELECT doc FROM buckets WHERE bucket_id=?", (bucket_id,))
+    if row is None:
+        return
+    d = loads(row["doc"])
+    d["last_upload_at"] = state.iso_now()
+    state.store.execute("UPDATE buckets SET doc=? WHERE bucket_id=?", (dumps(d), bucket_id))
+
+
+# -- objects ---------------------------------------------------------------------
+def _name_from_url(url: str) -> str | None:
+    path = urllib.parse.urlsplit(url).path
+    name = posixpath.basename(urllib.parse.unquote(path))
+    try:
+        return check_filename(name) if name else None
+    except ValueError:
+        return None
+
+
+def _ext_for(mime: str | None) -> str:
+    if not mime:
+        return ""
+    return mimetypes.guess_extension(mime.split(";")[0].strip()) or ""
+
+
+def build_blob(state: State, org_id: str, bucket_id: str, blob: CreateBlobRequest,
+               index: int) -> dict[str, Any]:
+    """Validate one CreateBlobRequest and turn it into a stored BlobModel."""
+    blob_id = new_id("blob")
+    props: dict[str, Any] = dict(blob.metadata or {})
+    details: dict[str, Any] = {"filename": None, "size_bytes": None, "mime_type": None, "hash": None}
+    loc = f"blobs[{index}]"
+    if blob.upload_id and blob.data is not None:
+        raise APIError(400, f"{loc}: give either 'data' or 'upload_id', not both", "InvalidBlobData")
+    if blob.upload_id:
+        row = state.store.one("SELECT * FROM uploads WHERE upload_id=? AND org_id=? AND bucket_id=?",
+                              (blob.upload_id, org_id, bucket_id))
+        if row is None:
+            raise APIError(404, f"{loc}: upload '{blob.upload_id}' not found in this bucket", "NotFoundError")
+        up = loads(row["doc"])
+        if up["status"] != "COMPLETED":
+            raise APIError(400, f"{loc}: upload '{blob.upload_id}' is {up['status']}: confirm it first "
+                                "(POST .../uploads/{upload_id}/confirm)", "UploadNotConfirmed")
+        props.update({"url": f"local://uploads/{row['upload_id']}", "source": "upload",
+                      "upload_id": row["upload_id"]})
+        details.update(filename=up["filename"], size_bytes=row["received_size"],
+                       mime_type=up["content_type"], hash=row["received_sha256"])
+    else:
+        data = blob.data
+        if data is None:
+            raise APIError(400, f"{loc}: 'data' or 'upload_id' is required", "InvalidBlobData")
+        raw: bytes | None = None
+        mime: str | None = None
+        filename: str | None = None
+        url: str | None = None
+        if isinstance(data, dict):
+            if "base64" in data:
+                raw = b64decode(str(data["base64"]))
+                mime = data.get("mime_type")
+                filename = data.get("filename")
+            elif "url" in data:
+                url = str(data["url"])
+            else:
+                raise APIError(400, f"{loc}: data object needs a 'base64' or a 'url' key", "InvalidBlobData")
+        elif isinstance(data, str) and data.startswith("data:"):
+            raw, mime = decode_data_uri(data)
+        elif isinstance(data, str) and "://" in data[:32]:
+            url = data
+        elif isinstance(data, str) and blob.type in ("text", "string"):
+            raw, mime = data.encode("utf-8"), "text/plain"
+        elif isinstance(data, str):
+            raise APIError(400, f"{loc}: data must be an http(s) or s3:// URL, a data: URI, "
+                                "{'base64': ...} or {'url': ...}", "InvalidBlobData")
+        elif blob.type not in FILE_TYPES:
+            raw, mime = json.dumps(data).encode(), "application/json"
+        else:
+            raise APIError(400, f"{loc}: a '{blob.type}' blob needs a URL, a data: URI or base64 data",
+                           "InvalidBlobData")
+        if filename is not None:
+            try:
+                check_filename(str(filename))
+            except ValueError as exc:
+                raise APIError(400, f"{loc}: {exc}", "InvalidFilename") from None
+        if url is not None:
+            scheme = url.split("://", 1)[0].lower()
+            if scheme not in ("http", "https", "s3") and get_blob_reader(scheme) is None:
+                raise APIError(400, f"{loc}: unsupported URL scheme '{scheme}://' (http, https, s3"
+                                    + "".join(f", {s}" for s in sorted(_extra_schemes())) + ")",
+                               "InvalidBlobData")
+            if scheme in ("http", "https") and not urllib.parse.urlsplit(url).hostname:
+                raise APIError(400, f"{loc}: invalid URL {url[:200]!r}", "InvalidBlobData")
+            props.update({"url": url, "source": "url"})
+            details["filename"] = _name_from_url(url) or f"{blob.property}"
+        else:
+            assert raw is not None
+            if len(raw) > state.settings.max_inline_bytes:
+                raise APIError(413, f"{loc}: inline data is {len(raw)} bytes, more than the "
+                                    f"{state.settings.max_inline_bytes} allowed; use the presigned "
+                                    "upload flow (POST .../uploads)", "PayloadTooLargeError")
+            local, size, sha = write_blob(state.data_dir, blob_id, raw)
+            props.update({"url": local, "source": "inline"})
+            details.update(filename=filename or f"{blob.property}{_ext_for(mime)}", size_bytes=size,
+                           mime_type=mime, hash=sha)
+    return {"blob_id": blob_id, "property": blob.property, "key_prefix": blob.key_prefix,
+            "type": blob.type, "properties": props, "details": details}
+
+
+def _extra_schemes() -> list[str]:
+    from .blobs import registered_schemes
+    return [s for s in registered_schemes() if s not in ("http", "https", "s3")]
+
+
+def object_sha(blobs: list[dict[str, Any]]) -> str | None:
+    hashes = [b["details"].get("hash") for b in blobs]
+    if not hashes or any(h is None for h in hashes):
+        return None
+    if len(hashes) == 1:
+        return hashes[0]
+    return hashlib.sha256("".join(hashes).encode()).hexdigest()
+
+
+def create_object(state: State, org_id: str, namespace_id: str, bucket_id: str,
+                  req: CreateObjectRequest) -> tuple[dict[str, Any], bool]:
+    """Create an object; returns ``(ObjectResponse, is_duplicate)``."""
+    if not req.blobs:
+        raise APIError(400, "an object needs at least one blob", "InvalidObject")
+    blobs = [build_blob(state, org_id, bucket_id, b, i) for i, b in enumerate(req.blobs)]
+    sha = object_sha(blobs)
+    if req.skip_duplicates and sha:
+        row = state.store.one("SELECT doc FROM objects WHERE bucket_id=? AND sha256=? ORDER BY rowid LIMIT 1",
+                              (bucket_id, sha))
+        if row is not None:
+            for b in blobs:
+                if b["properties"].get("source") == "inline":
+                    remove_quietly(state.data_dir / "blobs" / b["blob_id"])
+            d = loads(row["doc"])
+            d["is_duplicate"] = True
+            return d, True
+    now = state.iso_now()
+    extra = {k: v for k, v in (req.model_extra or {}).items()}
+    object_id = new_id("obj")
+    d = {"object_id": object_id, "bucket_id": bucket_id, "key_prefix": req.key_prefix, "blobs": blobs,
+         "source_details": [{"type": "bucket", "source_id": bucket_id}], "status": "DRAFT",
+         "error": None, "created_at": now, "updated_at": now, "metadata": extra.pop("metadata", {}) or {},
+         "skip_duplicates": req.skip_duplicates, **extra}
+    size = sum(int(b["details"].get("size_bytes") or 0) for b in blobs)
+    with state.store.tx() as c:
+        c.execute("INSERT INTO objects(object_id, org_id, namespace_id, bucket_id, status, sha256, "
+                  "size_bytes, doc) VALUES (?,?,?,?,?,?,?,?)",
+                  (object_id, org_id, namespace_id, bucket_id, "DRAFT", sha, size, dumps(d)))
+        touch_bucket(state, bucket_id)
+    return d, False
+
+
+def save_object(state: State, d: dict[str, Any]) -> None:
+    size = sum(int(b["details"].get("size_bytes") or 0) for b in d.get("blobs", []))
+    state.store.execute("UPDATE objects SET doc=?, status=?, sha256=?, size_bytes=? WHERE object_id=?",
+                        (dumps(d), d["status"], object_sha(d.get("blobs", [])), size, d["object_id"]))
+
+
+def delete_object_files(state: State, d: dict[str, Any]) -> None:
+    for b in d.get("blobs", []):
+        if b.get("properties", {}).get("source") == "inline":
+            remove_quietly(state.data_dir / "blobs" / b["blob_id"])
+
+
+# -- uploads ---------------------------------------------------------------------
+def sign_upload(state: State, upload_id: str, expires: int) -> str:
+    msg = f"PUT\n{upload_id}\n{expires}".encode()
+    return hmac.new(state.secret, msg, hashlib.sha256).hexdigest()
+
+
+def presigned_url(state: State, base_url: str, upload_id: str, expires: int) -> str:
+    q = urllib.parse.urlencode({"expires": expires, "signature": sign_upload(state, upload_id, expires)})
+    return f"{base_url.rstrip('/')}/_local/uploads/{upload_id}?{q}"
+
+
+def upload_path(state: State, upload_id: str) -> Path:
+    return state.data_dir / "uploads" / upload_id
+
+
+def _derive_property(filename: str) -> str:
+    import re
+    stem = posixpath.basename(filename).rsplit(".", 1)[0]
+    prop = re.sub(r"[^A-Za-z0-9_]", "_", stem)[:100].strip("_")
+    return prop or "file"
+
+
+def _type_for(content_type: str) -> str:
+    main = content_type.split(";")[0].strip().lower()
+    if main.startswith("image/"):
+        return "image"
+    if main.startswith("video/"):
+        return "video"
+    if main.startswith("audio/"):
+        return "audio"
+    if main == "application/pdf":
+        return "pdf"
+    if "spreadsheet" in main or "excel" in main:
+        return "excel"
+    return "text"
+
+
+def confirm_upload(state: State, org_id: str, namespace_id: str, bucket_id: str, upload_id: str,
+                   etag: str | None = None, file_size_bytes: int | None = None,
+                   file_hash: str | None = None) -> dict[str, Any]:
+    """Verify an uploaded file and (optionally) create its object: ConfirmUploadResponse."""
+    with state.store.tx():
+        row = state.store.one("SELECT * FROM uploads WHERE upload_id=? AND org_id=? AND bucket_id=?",
+                              (upload_id, org_id, bucket_id))
+        if row is None:
+            raise not_found("upload", upload_id)
+        up = loads(row["doc"])
+        if up["status"] == "COMPLETED":
+            return {"upload_id": upload_id, "status": "COMPLETED", "etag": up.get("etag"),
+                    "file_size_bytes": row["received_size"], "file_hash": up.get("file_hash"),
+                    "verified_at": up.get("verified_at"), "completed_at": up.get("completed_at"),
+                    "object_id": up.get("object_id"), "task_id": None,
+                    "message": "upload was already confirmed"}
+        if up["status"] in ("CANCELED", "FAILED"):
+            raise APIError(409, f"upload '{upload_id}' is {up['status']} and cannot be confirmed",
+                           "ConflictError")
+        if row["received_size"] is None or not upload_path(state, upload_id).exists():
+            raise APIError(400, f"no file has been uploaded for upload '{upload_id}' yet: PUT the bytes "
+                                "to its presigned_url first", "UploadNotFound",
+                           {"upload_id": upload_id})
+        size = row["received_size"]
+        sha = row["received_sha256"]
+        md5 = row["received_md5"]
+        problems = []
+        if file_size_bytes is not None and file_size_bytes != size:
+            problems.append(f"file_size_bytes {file_size_bytes} does not match the {size} bytes received")
+        if up.get("file_size_bytes") is not None and up["file_size_bytes"] != size:
+            problems.append(f"declared file_size_bytes {up['file_size_bytes']} does not match the "
+                            f"{size} bytes received")
+        for label, want in (("file_hash", file_hash), ("declared file_hash", up.get("file_hash"))):
+            if want is not None and want.lower() != sha:
+                problems.append(f"{label} {want} does not match the sha256 of the received bytes ({sha})")
+        if etag is not None and etag.strip().strip('"').lower() != md5:
+            problems.append(f"etag {etag} does not match the ETag of the received bytes (\"{md5}\")")
+        if problems:
+            raise APIError(400, f"upload '{upload_id}' failed verification: " + "; ".join(problems),
+                           "UploadVerificationError",
+                           {"upload_id": upload_id, "received_size": size, "received_sha256": sha,
+                            "received_etag": f'"{md5}"'})
+        now = state.iso_now()
+        object_id = None
+        message = "upload confirmed"
+        if up.get("create_object_on_confirm", True):
+            dup = None
+            if up.get("skip_duplicates", True):
+                dup = state.store.one("SELECT object_id FROM objects WHERE bucket_id=? AND sha256=? "
+                                      "ORDER BY rowid LIMIT 1", (bucket_id, sha))
+            if dup is not None:
+                object_id = dup["object_id"]
+                message = f"upload confirmed; identical content already stored as object {object_id}"
+            else:
+                req = CreateObjectRequest(
+                    blobs=[CreateBlobRequest(property=up.get("blob_property") or _derive_property(up["filename"]),
+                                             type=up.get("blob_type") or _type_for(up["content_type"]),
+                                             upload_id=upload_id)],
+                    metadata=up.get("object_metadata") or {}, key_prefix=None)
+                up_tmp = dict(up, status="COMPLETED")
+                state.store.execute("UPDATE uploads SET doc=?, status='COMPLETED' WHERE upload_id=?",
+                                    (dumps(up_tmp), upload_id))
+                d, _ = create_object(state, org_id, namespace_id, bucket_id, req)
+                object_id = d["object_id"]
+                message = f"upload confirmed; created object {object_id}"
+        up.update(status="COMPLETED", etag=f'"{md5}"', file_hash=sha, verified_at=now, completed_at=now,
+                  object_id=object_id, presigned_url=None)
+        state.store.execute("UPDATE uploads SET doc=?, status='COMPLETED', file_hash=? WHERE upload_id=?",
+                            (dumps(up), sha, upload_id))
+    return {"upload_id": upload_id, "status": "COMPLETED", "etag": f'"{md5}"', "file_size_bytes": size,
+            "file_hash": sha, "verified_at": now, "completed_at": now, "object_id": object_id,
+            "task_id": None, "message": message}
+
+
+# -- batches ---------------------------------------------------------------------
+def submit_batch(state: State, org_id: str, namespace_id: str, bucket_id: str, batch_id: str,
+                 object_ids: list[str] | None = None) -> str:
+    """Create the processing task of a batch and queue it; returns the task id."""
+    row = state.store.one("SELECT doc FROM batches WHERE batch_id=?", (batch_id,))
+    b = loads(row["doc"])
+    ids = list(object_ids if object_ids is not None else b["object_ids"])
+    ad = {"processed": 0, "total": len(ids), "percentage": 0.0, "failed": 0,
+          "namespace_id": namespace_id, "bucket_id": bucket_id, "batch_id": batch_id,
+          "sync_config_id": (b.get("metadata") or {}).get("sync_config_id"),
+          "failed_objects": [], "metadata": b.get("metadata") or {},
+          "object_count": len(ids), "sample_object_ids": ids[:5], "current_tier": None,
+          "total_tiers": 1, "collection_ids": []}
+    task_id = state.create_task(org_id, "api_buckets_batches_process", inputs=[batch_id],
+                                additional_data=ad, outputs=[],
+                                job={"kind": "batch", "batch_id": batch_id, "object_ids": ids})
+    now = state.iso_now()
+    b.update(status="PENDING", task_id=task_id, updated_at=now, error=None, error_summary=None,
+             loaded_object_ids=ids, current_tier=0)
+    b.setdefault("tier_tasks", []).append({"tier_num": 0, "task_id": task_id, "status": "PENDING",
+                                           "collection_ids": [], "extractor_jobs": [],
+                                           "source_type": "bucket", "source_collection_ids": None,
+                                           "parent_task_id": None, "started_at": None,
+                                           "completed_at": None, "duration_ms": None, "errors": [],
+                                           "error_summary": None})
+    with state.store.tx() as c:
+        c.execute("UPDATE batches SET doc=?, status='PENDING' WHERE batch_id=?", (dumps(b), batch_id))
+        c.executemany("UPDATE objects SET status='PENDING' WHERE object_id=? AND bucket_id=?",
+                      [(oid, bucket_id) for oid in ids])
+    state.worker.submit(task_id)
+    return task_id
+
+
+def update_batch_status(state: State, batch_id: str, status: str, *, error: str | None = None,
+                        task_id: str | None = None, errors: list[dict] | None = None) -> None:
+    with state.store.tx():
+        row = state.store.one("SELECT doc FROM batches WHERE batch_id=?", (batch_id,))
+        if row is None:
+            return
+        b = loads(row["doc"])
+        if task_id is not None and b.get("task_id") != task_id:
+            return  # a newer task owns this batch now
+        now = state.iso_now()
+        b["status"] = status
+        b["updated_at"] = now
+        if error is not None:
+            b["error"] = error
+        for t in b.get("tier_tasks", []):
+            if task_id is None or t.get("task_id") == task_id:
+                t["status"] = status
+                if status in ("PROCESSING", "IN_PROGRESS") and not t.get("started_at"):
+                    t["started_at"] = now
+                if status in ("COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELED"):
+                    t["completed_at"] = now
+                if errors is not None:
+                    t["errors"] = errors
+                    t["error_summary"] = {"runtime": len(errors)} if errors else None
+        if errors:
+            b["error_summary"] = {"runtime": len(errors)}
+        state.store.execute("UPDATE batches SET doc=?, status=? WHERE batch_id=?", (dumps(b), status, batch_id))
+
+
+def remove_bucket_data(state: State, bucket_id: str) -> int:
+    """Delete a bucket's objects, uploads and batches (rows and files); cancel its tasks."""
+    objs = state.store.query("SELECT doc FROM objects WHERE bucket_id=?", (bucket_id,))
+    for r in objs:
+        delete_object_files(state, loads(r["doc"]))
+    ups = state.store.query("SELECT upload_id FROM uploads WHERE bucket_id=?", (bucket_id,))
+    for r in ups:
+        remove_quietly(upload_path(state, r["upload_id"]))
+        remove_quietly(upload_path(state, r["upload_id"]).with_suffix(".part"))
+    batches = state.store.query("SELECT doc FROM batches WHERE bucket_id=?", (bucket_id,))
+    for r in batches:
+        tid = loads(r["doc"]).get("task_id")
+        if tid:
+            cancel_task(state, tid, reason="bucket deleted")
+    with state.store.tx() as c:
+        c.execute("DELETE FROM objects WHERE bucket_id=?", (bucket_id,))
+        c.execute("DELETE FROM uploads WHERE bucket_id=?", (bucket_id,))
+        c.execute("DELETE FROM batches WHERE bucket_id=?", (bucket_id,))
+        c.execute("DELETE FROM buckets WHERE bucket_id=?", (bucket_id,))
+    return len(objs)
+
+
+def cancel_task(state: State, task_id: str, reason: str = "canceled") -> bool:
+    """Mark a task CANCELED (if still active) and stop its work promptly."""
+    row = state.get_task_row(task_id)
+    if row is None:
+        return False
+    changed = False
+    if row["status"] not in ("COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELED"):
+        ad = loads(row["additional_data"]) or {}
+        ad["canceled_reason"] = reason
+        changed = state.update_task(task_id, status="CANCELED", additional_data=ad)
+    if state.worker is not None:
+        state.worker.cancel(task_id)
+    job = loads(row["job"]) or {}
+    if changed and job.get("kind") == "batch":
+        update_batch_status(state, job["batch_id"], "CANCELED", task_id=task_id)
+        state.store.execute("UPDATE objects SET status='CANCELED', doc=json_set(doc, '$.status', 'CANCELED') "
+                            "WHERE object_id IN (SELECT value FROM json_each(?)) AND status IN "
+                            "('PENDING','PROCESSING')", (dumps(job.get("object_ids", [])),))
+    return changed

@@ -1,0 +1,102 @@
+"""Runtime settings of the local server: pacing, time scale, fault injection.
+
+Every field can come from the environment as ``MIXPEEK_LOCAL_<FIELD>`` (upper
+case), from CLI flags of ``python -m mixpeek_magics.local serve`` and from
+``LocalServer.update_settings(**fields)`` at runtime.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping
+
+ENV_PREFIX = "MIXPEEK_LOCAL_"
+
+
+@dataclass
+class LocalSettings:
+    #: seconds spent on each object of a batch (demos show visible progress)
+    pace_seconds: float = 0.0
+    #: multiplies every server-side wait (pace, latency); tests use small values
+    time_scale: float = 1.0
+    #: fnmatch patterns on an object's filename: matching objects fail processing
+    fail_filenames: list[str] = field(default_factory=list)
+    #: share (0..1) of API answers replaced by 429 Too Many Requests
+    fault_rate_429: float = 0.0
+    #: share (0..1) of API answers replaced by 503 Service Unavailable
+    fault_rate_503: float = 0.0
+    #: value of the Retry-After header on injected 429/503 answers (seconds)
+    retry_after_seconds: float = 1.0
+    #: latency added to each API request (milliseconds, scaled by time_scale)
+    latency_ms: float = 0.0
+    #: seed of the fault-injection random generator (None: random)
+    fault_seed: int | None = None
+    #: number of worker threads processing tasks
+    workers: int = 2
+    #: largest inline (data URI / base64) blob accepted, in bytes
+    max_inline_bytes: int = 50 * 1024 * 1024
+    #: timeout of the worker's http(s) downloads, seconds
+    fetch_timeout_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        if isinstance(self.fail_filenames, str):
+            self.fail_filenames = [p for p in self.fail_filenames.split(",") if p.strip()]
+        self.fail_filenames = [str(p).strip() for p in self.fail_filenames]
+        for name in ("fault_rate_429", "fault_rate_503"):
+            v = float(getattr(self, name))
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, got {v}")
+            setattr(self, name, v)
+        if self.fault_rate_429 + self.fault_rate_503 > 1.0:
+            raise ValueError("fault_rate_429 + fault_rate_503 must not exceed 1")
+        for name in ("pace_seconds", "time_scale", "retry_after_seconds", "latency_ms",
+                     "fetch_timeout_seconds"):
+            v = float(getattr(self, name))
+            if v < 0:
+                raise ValueError(f"{name} must be >= 0, got {v}")
+            setattr(self, name, v)
+        self.workers = int(self.workers)
+        if self.workers < 1:
+            raise ValueError("workers must be >= 1")
+        self.max_inline_bytes = int(self.max_inline_bytes)
+        if self.fault_seed is not None:
+            self.fault_seed = int(self.fault_seed)
+
+    # -- helpers -------------------------------------------------------
+    def replace(self, **changes: Any) -> "LocalSettings":
+        unknown = set(changes) - {f.name for f in fields(self)}
+        if unknown:
+            raise TypeError(f"unknown LocalSettings field(s): {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "LocalSettings":
+        """Settings from ``MIXPEEK_LOCAL_*`` variables, then ``overrides``."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f.name, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def _parse(name: str, raw: str) -> Any:
+    if name == "fail_filenames":
+        return [p.strip() for p in raw.split(",") if p.strip()]
+    if name in ("workers", "max_inline_bytes", "fault_seed"):
+        return int(raw)
+    return float(raw)

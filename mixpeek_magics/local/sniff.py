@@ -1,0 +1,156 @@
+"""Content sniffing (magic bytes, text heuristics) and simple features."""
+from __future__ import annotations
+
+import codecs
+import mimetypes
+from pathlib import Path
+from typing import Any
+
+SNIFF_BYTES = 8192
+
+_MAGIC: list[tuple[bytes, int, str]] = [
+    (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
+    (b"\xff\xd8\xff", 0, "image/jpeg"),
+    (b"GIF87a", 0, "image/gif"),
+    (b"GIF89a", 0, "image/gif"),
+    (b"BM", 0, "image/bmp"),
+    (b"II*\x00", 0, "image/tiff"),
+    (b"MM\x00*", 0, "image/tiff"),
+    (b"\x00\x00\x01\x00", 0, "image/x-icon"),
+    (b"%PDF-", 0, "application/pdf"),
+    (b"PK\x03\x04", 0, "application/zip"),
+    (b"PK\x05\x06", 0, "application/zip"),
+    (b"\x1f\x8b", 0, "application/gzip"),
+    (b"7z\xbc\xaf\x27\x1c", 0, "application/x-7z-compressed"),
+    (b"Rar!\x1a\x07", 0, "application/vnd.rar"),
+    (b"ID3", 0, "audio/mpeg"),
+    (b"\xff\xfb", 0, "audio/mpeg"),
+    (b"\xff\xf3", 0, "audio/mpeg"),
+    (b"fLaC", 0, "audio/flac"),
+    (b"OggS", 0, "audio/ogg"),
+    (b"\x1aE\xdf\xa3", 0, "video/webm"),
+    (b"SQLite format 3\x00", 0, "application/vnd.sqlite3"),
+    (b"\x7fELF", 0, "application/x-elf"),
+    (b"%!PS", 0, "application/postscript"),
+    (b"{\\rtf", 0, "application/rtf"),
+]
+
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".ico"}
+TEXT_MIMES = {"application/json", "application/xml", "application/javascript",
+              "application/x-ndjson", "application/csv", "application/yaml"}
+
+
+def sniff_mime(head: bytes, filename: str | None = None) -> str:
+    """MIME type from the first bytes of a file (falls back to its name)."""
+    for magic, off, mime in _MAGIC:
+        if head[off:off + len(magic)] == magic:
+            return mime
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "audio/wav"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "video/x-msvideo"
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand.startswith(b"qt"):
+            return "video/quicktime"
+        if brand in (b"M4A ", b"M4B "):
+            return "audio/mp4"
+        if brand in (b"heic", b"heix", b"mif1"):
+            return "image/heic"
+        return "video/mp4"
+    if is_text(head):
+        stripped = head.lstrip()
+        guessed = mimetypes.guess_type(filename or "")[0] if filename else None
+        if guessed and (guessed.startswith("text/") or guessed in TEXT_MIMES):
+            return guessed
+        if stripped.startswith((b"{", b"[")):
+            return "application/json"
+        if stripped[:5].lower() in (b"<!doc", b"<html"):
+            return "text/html"
+        if stripped.startswith(b"<?xml"):
+            return "application/xml"
+        if stripped.startswith(b"<svg"):
+            return "image/svg+xml"
+        return "text/plain"
+    return "application/octet-stream"
+
+
+def is_text(head: bytes) -> bool:
+    if not head:
+        return True
+    if b"\x00" in head:
+        return False
+    for enc_bom in (codecs.BOM_UTF8,):
+        if head.startswith(enc_bom):
+            head = head[len(enc_bom):]
+    try:
+        text = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        try:
+            text = head.decode("latin-1")
+        except UnicodeDecodeError:  # pragma: no cover
+            return False
+    if not text:
+        return True
+    control = sum(1 for c in text if ord(c) < 32 and c not in "\n\r\t\f\b\x1b")
+    return control / len(text) < 0.02
+
+
+class TextStats:
+    """Streaming line / word / character counter."""
+
+    def __init__(self) -> None:
+        self._dec = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.lines = 0
+        self.words = 0
+        self.chars = 0
+        self._in_word = False
+        self._last = ""
+
+    def feed(self, chunk: bytes, final: bool = False) -> None:
+        text = self._dec.decode(chunk, final=final)
+        if not text:
+            return
+        if self.chars == 0 and text.startswith("\ufeff"):
+            text = text[1:]
+        self.chars += len(text)
+        self.lines += text.count("\n")
+        for c in text:
+            sp = c.isspace()
+            if not sp and not self._in_word:
+                self.words += 1
+            self._in_word = not sp
+        self._last = text[-1]
+
+    def result(self) -> dict[str, int]:
+        self.feed(b"", final=True)
+        lines = self.lines + (1 if self.chars and self._last != "\n" else 0)
+        return {"lines": lines, "words": self.words, "chars": self.chars}
+
+
+def wants_image(declared_type: str | None, filename: str | None, mime: str) -> bool:
+    if mime.startswith("image/") and mime != "image/svg+xml":
+        return True
+    if (declared_type or "").lower() == "image":
+        return True
+    return Path(filename or "").suffix.lower() in IMAGE_EXTS
+
+
+def image_features(path: Path) -> dict[str, Any]:
+    """Width/height/format/mode via Pillow; raises ``ValueError('cannot decode image: ...')``."""
+    try:
+        from PIL import Image
+    except ImportError as exc:  # pragma: no cover
+        raise ValueError(f"cannot decode image: Pillow is not installed ({exc})") from None
+    try:
+        with Image.open(path) as img:
+            fmt = img.format
+            width, height = img.size
+            mode = img.mode
+            frames = getattr(img, "n_frames", 1)
+            img.load()
+    except Exception as exc:  # noqa: BLE001 - any decoder error means "cannot decode"
+        raise ValueError(f"cannot decode image: {exc}") from None
+    return {"width": width, "height": height, "format": fmt, "mode": mode, "frames": frames}

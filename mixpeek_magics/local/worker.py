@@ -1,0 +1,361 @@
+"""Background worker: really processes each object of a submitted batch.
+
+For every object it reads the bytes (stored blob, http(s) URL, registered
+scheme), computes size, sha256, a sniffed MIME type and simple features
+(text: lines/words/chars; image: width/height via Pillow), and records the
+result on the object and in the task (``outputs`` and ``additional_data``).
+"""
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import logging
+import posixpath
+import queue
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from .blobs import CHUNK, BlobCanceled, BlobReadError, ReadContext, materialize, remove_quietly
+from .db import loads
+from .errors import APIError
+from .sniff import SNIFF_BYTES, TextStats, image_features, is_text, sniff_mime, wants_image
+
+log = logging.getLogger("mixpeek_magics.local.worker")
+
+FLUSH_INTERVAL = 0.1  # seconds between progress writes when not pacing
+
+
+class Stopping(Exception):
+    """The server is stopping: leave the task for recovery on the next start."""
+
+
+class Worker:
+    def __init__(self, state) -> None:
+        self.state = state
+        self.queue: queue.Queue[str] = queue.Queue()
+        self.stop_event = threading.Event()
+        self._cancel: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+        self.threads: list[threading.Thread] = []
+
+    # -- lifecycle -----------------------------------------------------------
+    def start(self) -> None:
+        for i in range(self.state.settings.workers):
+            t = threading.Thread(target=self._loop, name=f"mixpeek-local-worker-{i}", daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.stop_event.set()
+        with self._lock:
+            for ev in self._cancel.values():
+                ev.set()
+        for _ in self.threads:
+            self.queue.put(None)  # type: ignore[arg-type]  # wake idle threads
+        for t in self.threads:
+            t.join(timeout)
+        self.threads.clear()
+
+    def submit(self, task_id: str) -> None:
+        with self._lock:
+            self._cancel.setdefault(task_id, threading.Event())
+        self.queue.put(task_id)
+
+    def cancel(self, task_id: str) -> None:
+        with self._lock:
+            ev = self._cancel.get(task_id)
+        if ev is not None:
+            ev.set()
+
+    def _event(self, task_id: str) -> threading.Event:
+        with self._lock:
+            return self._cancel.setdefault(task_id, threading.Event())
+
+    # -- loop ----------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                task_id = self.queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if task_id is None:
+                break
+            try:
+                self._run(task_id)
+            except Stopping:
+                pass
+            except Exception as exc:  # noqa: BLE001 - a task must never be left stuck
+                log.exception("task %s crashed", task_id)
+                try:
+                    self._fail(task_id, f"internal error: {type(exc).__name__}: {exc}")
+                except Exception:  # pragma: no cover
+                    log.exception("could not mark task %s failed", task_id)
+            finally:
+                if not self.stop_event.is_set():
+                    with self._lock:
+                        self._cancel.pop(task_id, None)
+
+    def _fail(self, task_id: str, message: str) -> None:
+        row = self.state.get_task_row(task_id)
+        ad = loads(row["additional_data"]) if row else {}
+        ad = ad or {}
+        ad["error"] = message
+        self.state.update_task(task_id, status="FAILED", error=message, additional_data=ad)
+        job = loads(row["job"]) if row else None
+        if job and job.get("kind") == "batch":
+            from .services import update_batch_status
+            update_batch_status(self.state, job["batch_id"], "FAILED", error=message, task_id=task_id)
+
+    def _run(self, task_id: str) -> None:
+        row = self.state.get_task_row(task_id)
+        if row is None or row["status"] not in ("PENDING", "QUEUED"):
+            return
+        job = loads(row["job"]) or {}
+        kind = job.get("kind")
+        if kind == "batch":
+            self._run_batch(task_id, row, job)
+        elif kind == "confirm_batch":
+            self._run_confirm_batch(task_id, row, job)
+        else:
+            self._fail(task_id, f"unknown job kind {kind!r}")
+
+    # -- pacing / cancellation -------------------------------------------------
+    def _check(self, cancel: threading.Event) -> bool:
+        """True when the task was canceled; raises Stopping when the server stops."""
+        if self.stop_event.is_set():
+            raise Stopping()
+        return cancel.is_set()
+
+    def _pace(self, cancel: threading.Event) -> None:
+        delay = self.state.scaled(self.state.settings.pace_seconds)
+        if delay > 0:
+            cancel.wait(delay)
+
+    # -- batch processing --------------------------------------------------------
+    def _run_batch(self, task_id: str, row, job: dict[str, Any]) -> None:
+        from .services import save_object, update_batch_status
+
+        state = self.state
+        cancel = self._event(task_id)
+        ad = loads(row["additional_data"]) or {}
+        object_ids: list[str] = list(job.get("object_ids") or [])
+        batch_id = job["batch_id"]
+        total = len(object_ids)
+        ad.update(processed=0, total=total, percentage=0.0 if total else 100.0, failed=0,
+                  failed_objects=[], current_tier=0)
+        outputs: list[dict[str, Any]] = []
+        if not state.update_task(task_id, status="PROCESSING", additional_data=ad, outputs=[]):
+            return  # canceled meanwhile
+        update_batch_status(state, batch_id, "PROCESSING", task_id=task_id)
+        last_flush = time.monotonic()
+        pacing = state.settings.pace_seconds > 0
+        for oid in object_ids:
+            if self._check(cancel):
+                return
+            self._pace(cancel)
+            if self._check(cancel):
+                return
+            orow = state.store.one("SELECT doc, org_id, namespace_id, bucket_id FROM objects WHERE object_id=?",
+                                   (oid,))
+            if orow is None:
+                result = {"object_id": oid, "filename": None, "status": "FAILED", "mime_type": None,
+                          "size_bytes": None, "sha256": None, "features": {},
+                          "error": "object not found (deleted before processing)"}
+            else:
+                d = loads(orow["doc"])
+                d["status"] = "PROCESSING"
+                save_object(state, d)
+                ctx = ReadContext(org_id=orow["org_id"], namespace_id=orow["namespace_id"],
+                                  bucket_id=orow["bucket_id"], object_id=oid, data_dir=state.data_dir,
+                                  state=state, cancel=cancel)
+                try:
+                    result = self.process_object(d, ctx)
+                except BlobCanceled:
+                    if self.stop_event.is_set():
+                        raise Stopping() from None
+                    return
+                if cancel.is_set() and self.stop_event.is_set():
+                    raise Stopping()
+                d["status"] = "COMPLETED" if result["status"] == "COMPLETED" else "FAILED"
+                d["error"] = result.get("error")
+                d["updated_at"] = state.iso_now()
+                d["processing"] = {"task_id": task_id, "batch_id": batch_id,
+                                   "mime_type": result["mime_type"], "size_bytes": result["size_bytes"],
+                                   "sha256": result["sha256"], "features": result["features"]}
+                if cancel.is_set():
+                    return
+                save_object(state, d)
+            outputs.append(result)
+            ad["processed"] += 1
+            if result["status"] != "COMPLETED":
+                ad["failed"] += 1
+                ad["failed_objects"].append({"object_id": oid, "filename": result.get("filename"),
+                                             "error": result.get("error")})
+            ad["percentage"] = round(ad["processed"] * 100.0 / total, 2) if total else 100.0
+            now = time.monotonic()
+            if pacing or now - last_flush >= FLUSH_INTERVAL:
+                last_flush = now
+                if not state.update_task(task_id, additional_data=ad, outputs=outputs):
+                    return  # canceled
+        if self._check(cancel):
+            return
+        failed = ad["failed"]
+        error = None
+        if total and failed == total:
+            status = "FAILED"
+            first = ad["failed_objects"][0]
+            error = (f"all {total} object(s) failed; first: {first.get('filename') or first['object_id']}: "
+                     f"{first['error']}")
+            ad["error"] = error
+        elif failed:
+            status = "COMPLETED_WITH_ERRORS"
+        else:
+            status = "COMPLETED"
+        ad["current_tier"] = 0
+        if state.update_task(task_id, status=status, additional_data=ad, outputs=outputs, error=error):
+            errors = [{"error_type": "runtime", "message": f["error"], "component": "local-worker",
+                       "stage": "object_processing", "traceback": None, "timestamp": state.iso_now(),
+                       "affected_document_ids": [f["object_id"]], "affected_count": 1,
+                       "recovery_suggestion": None, "metadata": {"filename": f.get("filename")}}
+                      for f in ad["failed_objects"]]
+            update_batch_status(state, batch_id, status, error=error, task_id=task_id, errors=errors)
+
+    def process_object(self, d: dict[str, Any], ctx: ReadContext) -> dict[str, Any]:
+        """Process every blob of an object; the first blob gives the top-level fields."""
+        blob_results = []
+        error = None
+        for blob in d.get("blobs", []):
+            res = self.process_blob(blob, ctx)
+            blob_results.append(res)
+            if res.get("error") and error is None:
+                error = res["error"]
+        first = blob_results[0] if blob_results else {}
+        filename = first.get("filename")
+        return {"object_id": d["object_id"], "filename": filename,
+                "status": "FAILED" if error else "COMPLETED",
+                "mime_type": first.get("mime_type"), "size_bytes": first.get("size_bytes"),
+                "sha256": first.get("sha256"), "features": first.get("features", {}),
+                **({"error": error} if error else {}),
+                **({"blobs": blob_results} if len(blob_results) > 1 else {})}
+
+    def process_blob(self, blob: dict[str, Any], ctx: ReadContext) -> dict[str, Any]:
+        state = self.state
+        details = blob.setdefault("details", {})
+        props = blob.setdefault("properties", {})
+        filename = details.get("filename") or blob.get("property")
+        res: dict[str, Any] = {"blob_id": blob.get("blob_id"), "property": blob.get("property"),
+                               "filename": filename, "mime_type": None, "size_bytes": None,
+                               "sha256": None, "features": {}}
+        for pattern in state.settings.fail_filenames:
+            base = posixpath.basename(filename or "")
+            if fnmatch.fnmatch(filename or "", pattern) or fnmatch.fnmatch(base, pattern):
+                res["error"] = f"injected failure: filename matches fail pattern {pattern!r}"
+                return res
+        url = props.get("url")
+        if not url:
+            res["error"] = "blob has no data"
+            return res
+        tmp = None
+        try:
+            path, is_tmp = materialize(url, ctx, state.data_dir / "tmp")
+            tmp = path if is_tmp else None
+            size, sha, head, text = self._scan(path, ctx)
+            mime = sniff_mime(head, filename)
+            res.update(size_bytes=size, sha256=sha, mime_type=mime)
+            if wants_image(blob.get("type"), filename, mime):
+                res["features"] = image_features(path)
+            elif text is not None:
+                res["features"] = text
+            details.update(size_bytes=size, hash=sha, mime_type=details.get("mime_type") or mime)
+            details["sniffed_mime_type"] = mime
+            props["features"] = res["features"]
+        except BlobCanceled:
+            raise
+        except (BlobReadError, ValueError) as exc:
+            res["error"] = str(exc)
+        except OSError as exc:
+            res["error"] = f"cannot read blob: {exc}"
+        except Exception as exc:  # noqa: BLE001
+            log.debug("blob processing error: %s", traceback.format_exc())
+            res["error"] = f"{type(exc).__name__}: {exc}"
+        finally:
+            if tmp is not None:
+                remove_quietly(tmp)
+        return res
+
+    def _scan(self, path: Path, ctx: ReadContext) -> tuple[int, str, bytes, dict | None]:
+        """Stream the file once: size, sha256, the first bytes, text statistics."""
+        sha = hashlib.sha256()
+        with open(path, "rb") as fh:
+            head = fh.read(SNIFF_BYTES)
+            sha.update(head)
+            size = len(head)
+            stats = TextStats() if is_text(head) else None
+            if stats is not None:
+                stats.feed(head)
+            while True:
+                ctx.check_cancel()
+                chunk = fh.read(CHUNK)
+                if not chunk:
+                    break
+                sha.update(chunk)
+                size += len(chunk)
+                if stats is not None:
+                    stats.feed(chunk)
+        return size, sha.hexdigest(), head, (stats.result() if stats is not None else None)
+
+    # -- uploads batch confirm ---------------------------------------------------
+    def _run_confirm_batch(self, task_id: str, row, job: dict[str, Any]) -> None:
+        from .services import confirm_upload
+
+        state = self.state
+        cancel = self._event(task_id)
+        ad = loads(row["additional_data"]) or {}
+        confirmations = job.get("confirmations") or []
+        total = len(confirmations)
+        ad.update(processed=0, total=total, percentage=0.0 if total else 100.0, failed=0, failed_objects=[])
+        outputs: list[dict[str, Any]] = []
+        if not state.update_task(task_id, status="PROCESSING", additional_data=ad, outputs=[]):
+            return
+        for conf in confirmations:
+            if self._check(cancel):
+                return
+            self._pace(cancel)
+            if self._check(cancel):
+                return
+            upload_id = str(conf.get("upload_id") or "")
+            up = state.store.one("SELECT doc FROM uploads WHERE upload_id=? AND org_id=?",
+                                 (upload_id, row["org_id"]))
+            filename = loads(up["doc"])["filename"] if up else None
+            try:
+                r = confirm_upload(state, row["org_id"], job["namespace_id"], job["bucket_id"], upload_id,
+                                   etag=conf.get("etag"), file_size_bytes=conf.get("file_size_bytes"),
+                                   file_hash=conf.get("file_hash"))
+                out = {"upload_id": upload_id, "object_id": r["object_id"], "filename": filename,
+                       "status": "COMPLETED", "mime_type": loads(up["doc"])["content_type"] if up else None,
+                       "size_bytes": r["file_size_bytes"], "sha256": r["file_hash"], "features": {},
+                       "etag": r["etag"]}
+            except APIError as exc:
+                out = {"upload_id": upload_id, "object_id": None, "filename": filename, "status": "FAILED",
+                       "mime_type": None, "size_bytes": None, "sha256": None, "features": {},
+                       "error": exc.message}
+                ad["failed"] += 1
+                ad["failed_objects"].append({"object_id": None, "upload_id": upload_id,
+                                             "filename": filename, "error": exc.message})
+            outputs.append(out)
+            ad["processed"] += 1
+            ad["percentage"] = round(ad["processed"] * 100.0 / total, 2) if total else 100.0
+            if not state.update_task(task_id, additional_data=ad, outputs=outputs):
+                return
+        failed = ad["failed"]
+        error = None
+        if total and failed == total:
+            status = "FAILED"
+            error = f"all {total} confirmation(s) failed; first: {ad['failed_objects'][0]['error']}"
+            ad["error"] = error
+        else:
+            status = "COMPLETED_WITH_ERRORS" if failed else "COMPLETED"
+        state.update_task(task_id, status=status, additional_data=ad, outputs=outputs, error=error)

@@ -1,0 +1,271 @@
+"""Presigned uploads: PUT served by the local server, confirm, duplicates, traversal."""
+from __future__ import annotations
+
+import hashlib
+import urllib.parse
+
+import httpx
+import pytest
+
+from tests.local.localhelpers import assert_error, b64, png_bytes, wait_task
+
+
+def create_upload(env, **body):
+    body.setdefault("filename", "notes.txt")
+    body.setdefault("content_type", "text/plain")
+    r = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads", json=body)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def put(url: str, data, content_type: str = "text/plain", **headers) -> httpx.Response:
+    return httpx.put(url, content=data, headers={"Content-Type": content_type, **headers}, timeout=60)
+
+
+def test_upload_flow_creates_object(env, local_server):
+    data = b"line one\nline two\n"
+    sha = hashlib.sha256(data).hexdigest()
+    up = create_upload(env, file_size_bytes=len(data), file_hash=sha, metadata={"campaign": "c1"},
+                       object_metadata={"title": "Notes"}, blob_property="file")
+    assert up["upload_id"].startswith("upl_") and up["status"] == "PENDING"
+    assert up["presigned_url"].startswith(local_server.base_url + "/_local/uploads/" + up["upload_id"])
+    for f in ("bucket_id", "filename", "content_type", "presigned_url_expiration", "s3_key", "created_at",
+              "expires_at", "create_object_on_confirm"):
+        assert up[f] is not None
+    assert up["is_duplicate"] is False
+    # nothing uploaded yet -> confirm refuses, upload stays pending
+    assert_error(env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/{up['upload_id']}/confirm", json={}),
+                 400, "no file has been uploaded")
+    r = put(up["presigned_url"], data)
+    assert r.status_code == 200, r.text
+    assert r.headers["ETag"] == '"%s"' % hashlib.md5(data).hexdigest()
+    r = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/{up['upload_id']}/confirm",
+                   json={"etag": r.headers["ETag"], "file_size_bytes": len(data)})
+    assert r.status_code == 200, r.text
+    conf = r.json()
+    assert conf["status"] == "COMPLETED" and conf["file_hash"] == sha and conf["file_size_bytes"] == len(data)
+    assert conf["object_id"].startswith("obj_")
+    obj = env.c.get(f"/v1/buckets/{env.bucket_id}/objects/{conf['object_id']}").json()
+    assert obj["metadata"] == {"title": "Notes"}
+    assert obj["blobs"][0]["property"] == "file"
+    assert obj["blobs"][0]["details"]["hash"] == sha and obj["blobs"][0]["details"]["filename"] == "notes.txt"
+    got = env.c.get(f"/v1/buckets/{env.bucket_id}/uploads/{up['upload_id']}").json()
+    assert got["status"] == "COMPLETED" and got["object_id"] == conf["object_id"] and got["etag"] == conf["etag"]
+    assert got["metadata"] == {"campaign": "c1"}
+    assert env.c.get(f"/v1/buckets/{env.bucket_id}").json()["total_size_bytes"] == len(data)
+    # confirming twice is harmless
+    again = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/{up['upload_id']}/confirm", json={}).json()
+    assert again["object_id"] == conf["object_id"]
+    # the object can be processed like any other
+    _, task = env.submit([conf["object_id"]])
+    task = wait_task(env.c, task["task_id"])
+    assert task["outputs"][0]["features"] == {"lines": 2, "words": 4, "chars": len(data)}
+    assert task["outputs"][0]["sha256"] == sha
+
+
+def test_upload_without_object_then_reference(env):
+    png = png_bytes((3, 4))
+    up = create_upload(env, filename="pic.png", content_type="image/png", create_object_on_confirm=False)
+    assert put(up["presigned_url"], png, "image/png").status_code == 200
+    conf = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/{up['upload_id']}/confirm", json={}).json()
+    assert conf["object_id"] is None
+    r = env.c.post(f"/v1/buckets/{env.bucket_id}/objects",
+                   json={"blobs": [{"property": "image", "type": "image", "upload_id": up["upload_id"]}]})
+    assert r.status_code == 200, r.text
+    _, task = env.submit([r.json()["object_id"]])
+    task = wait_task(env.c, task["task_id"])
+    assert task["status"] == "COMPLETED"
+    out = task["outputs"][0]
+    assert out["filename"] == "pic.png" and out["mime_type"] == "image/png"
+    assert (out["features"]["width"], out["features"]["height"]) == (3, 4)
+    # an unconfirmed upload cannot be referenced
+    up2 = create_upload(env, filename="b.txt")
+    r = env.c.post(f"/v1/buckets/{env.bucket_id}/objects",
+                   json={"blobs": [{"property": "file", "type": "text", "upload_id": up2["upload_id"]}]})
+    assert_error(r, 400, "confirm")
+
+
+def _tamper(url: str, **changes) -> str:
+    parts = urllib.parse.urlsplit(url)
+    q = dict(urllib.parse.parse_qsl(parts.query))
+    q.update(changes)
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(q)))
+
+
+def test_presigned_url_tampering_and_expiry(env, local_server):
+    up = create_upload(env, presigned_url_expiration=60)
+    url = up["presigned_url"]
+    sig = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))["signature"]
+    bad_sig = ("0" if sig[0] != "0" else "1") + sig[1:]
+    assert_error(put(_tamper(url, signature=bad_sig), b"x"), 403, "signature")
+    exp = int(dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))["expires"])
+    assert_error(put(_tamper(url, expires=str(exp + 3600)), b"x"), 403, "signature")
+    assert_error(put(url.replace("?", "x?", 1).replace(up["upload_id"] + "x", up["upload_id"][:-1] + "z"), b"x"),
+                 403)
+    other = create_upload(env, filename="other.txt")
+    assert_error(put(url.replace(up["upload_id"], other["upload_id"]), b"x"), 403, "signature")
+    assert_error(put(url.split("?")[0], b"x"), 403)
+    # nothing was stored by the refused PUTs
+    assert_error(env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/{up['upload_id']}/confirm", json={}), 400)
+    # expiry: move the server clock past expires
+    local_server.advance_clock(61)
+    assert_error(put(url, b"x"), 403, "expired")
+    fresh = create_upload(env, filename="fresh.txt")
+    assert put(fresh["presigned_url"], b"ok").status_code == 200
+
+
+def test_presigned_put_content_type_and_size(env):
+    up = create_upload(env, filename="data.bin", content_type="application/octet-stream", file_size_bytes=10)
+    url = up["presigned_url"]
+    assert_error(put(url, b"0123456789", "text/plain"), 403, "content-type")
+    assert_error(put(url, b"0123456789", ""), 403)
+    assert_error(put(url, b"01234", "application/octet-stream"), 400, "file_size_bytes")
+    assert_error(put(url, b"0123456789ABC", "application/octet-stream"), 400, "file_size_bytes")
+
+    def chunks():  # no Content-Length: size is checked while streaming
+        yield b"0123456789"
+        yield b"extra"
+    assert_error(put(url, chunks(), "application/octet-stream"), 400, "file_size_bytes")
+    r = put(url, b"0123456789", "application/octet-stream")
+    assert r.status_code == 200
+
+
+def test_confirm_mismatches_keep_upload_unconfirmed(env):
+    data = b"hello world"
+    up = create_upload(env, file_hash=hashlib.sha256(b"something else").hexdigest())
+    etag = put(up["presigned_url"], data).headers["ETag"]
+    path = f"/v1/buckets/{env.bucket_id}/uploads/{up['upload_id']}/confirm"
+    assert_error(env.c.post(path, json={}), 400, "sha256")
+    assert_error(env.c.post(path, json={"file_size_bytes": 999}), 400, "999")
+    assert env.c.get(f"/v1/buckets/{env.bucket_id}/uploads/{up['upload_id']}").json()["status"] == "PENDING"
+    up2 = create_upload(env, filename="b.txt")
+    put(up2["presigned_url"], data)
+    path2 = f"/v1/buckets/{env.bucket_id}/uploads/{up2['upload_id']}/confirm"
+    assert_error(env.c.post(path2, json={"etag": '"0000"'}), 400, "etag")
+    assert_error(env.c.post(path2, json={"file_size_bytes": len(data) + 1}), 400, "does not match")
+    assert env.c.get(f"/v1/buckets/{env.bucket_id}/uploads/{up2['upload_id']}").json()["status"] == "PENDING"
+    assert env.c.get(f"/v1/buckets/{env.bucket_id}").json()["object_count"] == 0
+    ok = env.c.post(path2, json={"etag": etag, "file_size_bytes": len(data)})
+    assert ok.status_code == 200 and ok.json()["status"] == "COMPLETED"
+
+
+def test_skip_duplicates(env):
+    data = b"duplicate me"
+    sha = hashlib.sha256(data).hexdigest()
+    up = create_upload(env, file_hash=sha)
+    put(up["presigned_url"], data)
+    conf = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/{up['upload_id']}/confirm", json={}).json()
+    dup = create_upload(env, filename="again.txt", file_hash=sha)
+    assert dup["is_duplicate"] is True and dup["presigned_url"] is None
+    assert dup["existing_object_id"] == conf["object_id"] and dup["duplicate_of_upload_id"] == up["upload_id"]
+    # skip_duplicates=false asks for a new upload anyway
+    new = create_upload(env, filename="again.txt", file_hash=sha, skip_duplicates=False)
+    assert new["is_duplicate"] is False and new["presigned_url"]
+    # an object created from inline data also counts as existing content
+    other = b"inline content"
+    obj = env.obj(property="file", data={"base64": b64(other), "filename": "i.txt"})
+    dup2 = create_upload(env, filename="i2.txt", file_hash=hashlib.sha256(other).hexdigest())
+    assert dup2["is_duplicate"] is True and dup2["existing_object_id"] == obj["object_id"]
+    assert dup2["presigned_url"] is None
+
+
+@pytest.mark.parametrize("name", ["../etc/passwd", "a/../../b.txt", "/etc/passwd", "..\\..\\win.ini",
+                                  "dir\\file.txt", "nul\x00byte.txt", "C:\\x.txt", ".."])
+def test_traversal_filenames_rejected(env, name):
+    r = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads", json={"filename": name, "content_type": "text/plain"})
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"][0]
+    assert detail["loc"][-1] == "filename"
+    assert any(word in detail["msg"] for word in ("..", "absolute", "backslash", "NUL"))
+    r = env.c.post(f"/v1/buckets/{env.bucket_id}/objects",
+                   json={"blobs": [{"property": "file", "type": "text", "data": {"base64": b64(b"x"), "filename": name}}]})
+    assert r.status_code == 400 and "filename" in r.json()["error"]["message"]
+    r = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/batch",
+                   json={"uploads": [{"filename": "ok.txt", "content_type": "text/plain"},
+                                     {"filename": name, "content_type": "text/plain"}]})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][:3] == ["body", "uploads", 1]
+    assert env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/list", json={}).json()["results"] == []
+
+
+def test_key_prefix_traversal_rejected(env):
+    r = env.c.post(f"/v1/buckets/{env.bucket_id}/objects",
+                   json={"key_prefix": "a/../../etc", "blobs": [{"property": "file", "type": "text", "data": "x"}]})
+    assert r.status_code == 422 and ".." in r.json()["detail"][0]["msg"]
+
+
+def test_batch_create_and_batch_confirm(env):
+    files = {"a.txt": b"alpha", "b.txt": b"beta beta", "c.txt": b"gamma"}
+    r = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/batch",
+                   json={"uploads": [{"filename": n, "content_type": "text/plain", "metadata": {"n": n}}
+                                     for n in files], "shared_metadata": {"run": "r1", "n": "shared"}})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["total"] == 3
+    ups = body["uploads"]
+    assert ups[0]["metadata"] == {"run": "r1", "n": "a.txt"}
+    confirmations = []
+    for up in ups:
+        data = files[up["filename"]]
+        etag = put(up["presigned_url"], data).headers["ETag"]
+        if up["filename"] == "c.txt":
+            etag = '"wrong"'
+        confirmations.append({"upload_id": up["upload_id"], "etag": etag, "file_size_bytes": len(data)})
+    confirmations.append({"upload_id": "upl_doesnotexist"})
+    r = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/confirm/batch", json={"confirmations": confirmations})
+    assert r.status_code == 200, r.text
+    resp = r.json()
+    assert resp["confirmations_count"] == 4 and resp["task"]["task_type"] == "api_buckets_uploads_batch_confirm"
+    task = wait_task(env.c, resp["task_id"])
+    assert task["status"] == "COMPLETED_WITH_ERRORS"
+    ad = task["additional_data"]
+    assert (ad["processed"], ad["total"], ad["failed"]) == (4, 4, 2)
+    failed = {f["upload_id"]: f for f in ad["failed_objects"]}
+    assert "etag" in failed[ups[2]["upload_id"]]["error"] and failed[ups[2]["upload_id"]]["filename"] == "c.txt"
+    assert "not found" in failed["upl_doesnotexist"]["error"]
+    done = [o for o in task["outputs"] if o["status"] == "COMPLETED"]
+    assert sorted(o["filename"] for o in done) == ["a.txt", "b.txt"] and all(o["object_id"] for o in done)
+    assert env.c.get(f"/v1/buckets/{env.bucket_id}").json()["object_count"] == 2
+
+
+def test_list_get_delete_uploads(env):
+    ids = [create_upload(env, filename=f"f{i}.txt", metadata={"i": i})["upload_id"] for i in range(5)]
+    page = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/list", params={"limit": 2, "include_total": True},
+                      json={}).json()
+    assert page["pagination"]["total"] == 5 and len(page["results"]) == 2
+    assert page["results"][0]["upload_id"] == ids[-1]  # newest first
+    assert page["stats"]["uploads_by_status"] == {"PENDING": 2}
+    seen = [u["upload_id"] for u in page["results"]]
+    cursor = page["pagination"]["next_cursor"]
+    while cursor:
+        p = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/list", params={"limit": 2, "cursor": cursor}, json={}).json()
+        seen += [u["upload_id"] for u in p["results"]]
+        cursor = p["pagination"]["next_cursor"]
+    assert sorted(seen) == sorted(ids) and len(seen) == 5
+    r = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/list", json={"filters": {"metadata.i": 3}}).json()
+    assert [u["upload_id"] for u in r["results"]] == [ids[3]]
+    r = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/list", json={"search": "F1.TXT"}).json()
+    assert [u["upload_id"] for u in r["results"]] == [ids[1]]
+    assert env.c.delete(f"/v1/buckets/{env.bucket_id}/uploads/{ids[0]}").status_code == 204
+    assert env.c.get(f"/v1/buckets/{env.bucket_id}/uploads/{ids[0]}").json()["status"] == "CANCELED"
+    assert_error(env.c.get(f"/v1/buckets/{env.bucket_id}/uploads/upl_nope"), 404)
+
+
+def test_large_upload_is_streamed(env, tmp_path):
+    """64 MiB sent in 1 MiB chunks; hashes prove every byte arrived in order."""
+    chunk = bytes(range(256)) * 4096
+    n = 64
+    md5, sha = hashlib.md5(), hashlib.sha256()
+    for _ in range(n):
+        md5.update(chunk)
+        sha.update(chunk)
+    up = create_upload(env, filename="big.bin", content_type="application/octet-stream",
+                       file_size_bytes=len(chunk) * n)
+
+    def gen():
+        for _ in range(n):
+            yield chunk
+    r = put(up["presigned_url"], gen(), "application/octet-stream", **{"Content-Length": str(len(chunk) * n)})
+    assert r.status_code == 200, r.text
+    assert r.headers["ETag"] == f'"{md5.hexdigest()}"'
+    conf = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/{up['upload_id']}/confirm", json={}).json()
+    assert conf["file_hash"] == sha.hexdigest() and conf["file_size_bytes"] == len(chunk) * n
