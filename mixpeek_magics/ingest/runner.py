@@ -1,0 +1,732 @@
+"""Executing an ingestion plan (layer 2): files, URLs and syncs -> objects, batch, tasks.
+
+``run_plan(client, plan, bucket, ...)`` is what ``%%ingest`` delegates to:
+
+* local files go through :func:`mixpeek_magics.ingest.bulk.abulk_upload`
+  (sha256 + ``skip_duplicates``, confirm only fully uploaded files, unconfirmed
+  uploads deleted on interrupt), in chunks, each chunk recorded in the local
+  :class:`IngestState` as soon as it is confirmed;
+* URLs become objects whose blob references the URL;
+* every new object goes into ONE batch carrying provenance metadata, which is
+  submitted: its task is what the caller watches;
+* ``s3://`` / ``gdrive://`` lines become ``initial_only`` bucket syncs
+  (``client.syncs.create``), one per line.
+
+Resumable and duplicate-safe: a file whose (server, namespace, bucket, sha256)
+is recorded as submitted is skipped without any request; one that was
+confirmed but never submitted (interrupt, kernel restart) is put into this
+run's batch without uploading it again; the server's ``skip_duplicates``
+catches the rest.
+
+No IPython, widgets or pandas at import time (``failures`` / ``to_frame``
+build DataFrames lazily).
+"""
+from __future__ import annotations
+
+import asyncio
+import html
+import os
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+from mixpeek_magics import _paths
+
+__all__ = [
+    "IngestResult", "ItemOutcome", "IngestState", "IngestError", "IngestFailedError",
+    "SyncsNotSupportedError", "UploadStats", "run_plan", "resolve_bucket", "infer_schema",
+    "default_state_path", "CHUNK",
+]
+
+CHUNK = 100
+_FILE_TYPES = ("image", "video", "audio", "text", "pdf")
+
+
+class IngestError(Exception):
+    """Ingestion could not start or failed as a whole (message is one short block)."""
+
+
+class SyncsNotSupportedError(IngestError):
+    """The client has no ``syncs`` resource yet; raised before anything is sent."""
+
+
+class IngestFailedError(IngestError):
+    """``--wait``: the ingestion's work FAILED (every item, or a task)."""
+
+    def __init__(self, message: str, result: "IngestResult | None" = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+def default_state_path() -> Path:
+    return _paths.data_dir() / "ingest-state.sqlite3"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# --------------------------------------------------------------------------- local state
+
+class IngestState:
+    """What this machine already confirmed / submitted, keyed by server + namespace + bucket + content.
+
+    ``key`` is a file's sha256 or ``url:<url>``. ``status`` is ``confirmed``
+    (the object exists on the server) or ``submitted`` (it went into a batch).
+    """
+
+    _SCHEMA = """
+    CREATE TABLE IF NOT EXISTS items (
+        server TEXT NOT NULL, namespace_id TEXT NOT NULL DEFAULT '', namespace_name TEXT,
+        bucket_id TEXT NOT NULL, bucket_name TEXT, key TEXT NOT NULL, source TEXT,
+        object_id TEXT, batch_id TEXT, task_id TEXT, status TEXT NOT NULL, updated TEXT NOT NULL,
+        PRIMARY KEY (server, bucket_id, key));
+    CREATE INDEX IF NOT EXISTS items_key ON items (server, key);
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None) -> None:
+        self.path = Path(path) if path is not None else default_state_path()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"IngestState({str(self.path)!r})"
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            con = sqlite3.connect(self.path, timeout=30)
+            try:
+                con.execute("PRAGMA journal_mode=WAL")
+                con.executescript(self._SCHEMA)
+                with con:
+                    yield con
+            finally:
+                con.close()
+
+    def lookup(self, server: str, bucket_refs: Iterable[str | None], keys: Iterable[str],
+               namespace_refs: Iterable[str | None] = ()) -> dict[str, dict[str, Any]]:
+        """key -> row for the keys known in this bucket (matched by bucket id or name)."""
+        keys = [k for k in keys if k]
+        refs = [r for r in bucket_refs if r]
+        if not keys or not refs or (not self.path.exists()):
+            return {}
+        ns = [n for n in namespace_refs if n]
+        out: dict[str, dict[str, Any]] = {}
+        with self._db() as con:
+            con.row_factory = sqlite3.Row
+            for i in range(0, len(keys), 500):
+                part = keys[i:i + 500]
+                q = (f"SELECT * FROM items WHERE server=? AND key IN ({','.join('?' * len(part))}) "
+                     f"AND (bucket_id IN ({','.join('?' * len(refs))}) OR bucket_name IN ({','.join('?' * len(refs))}))")
+                params: list[Any] = [server, *part, *refs, *refs]
+                if ns:
+                    q += (f" AND (namespace_id IN ({','.join('?' * len(ns))}) "
+                          f"OR namespace_name IN ({','.join('?' * len(ns))}))")
+                    params += [*ns, *ns]
+                for row in con.execute(q, params):
+                    d = dict(row)
+                    prev = out.get(d["key"])
+                    if prev is None or (prev["status"] != "submitted" and d["status"] == "submitted"):
+                        out[d["key"]] = d
+        return out
+
+    def record(self, server: str, namespace: tuple[str | None, str | None], bucket: tuple[str, str | None],
+               rows: Sequence[tuple[str, str, str | None]], status: str = "confirmed") -> None:
+        """Upsert (key, source, object_id) rows; a submitted row is never downgraded."""
+        if not rows:
+            return
+        ns_id, ns_name = namespace
+        b_id, b_name = bucket
+        now = _now()
+        with self._db() as con:
+            con.executemany(
+                "INSERT INTO items(server, namespace_id, namespace_name, bucket_id, bucket_name, key, source, "
+                "object_id, status, updated) VALUES (?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT(server, bucket_id, key) DO UPDATE SET object_id=excluded.object_id, "
+                "source=excluded.source, updated=excluded.updated, "
+                "status=CASE WHEN items.status='submitted' THEN items.status ELSE excluded.status END",
+                [(server, ns_id or "", ns_name, b_id, b_name, k, src, oid, status, now) for k, src, oid in rows],
+            )
+
+    def mark_submitted(self, server: str, bucket_id: str, keys: Sequence[str], batch_id: str | None,
+                       task_id: str | None) -> None:
+        if not keys:
+            return
+        now = _now()
+        with self._db() as con:
+            con.executemany("UPDATE items SET status='submitted', batch_id=?, task_id=?, updated=? "
+                            "WHERE server=? AND bucket_id=? AND key=?",
+                            [(batch_id, task_id, now, server, bucket_id, k) for k in keys])
+
+    def forget(self, server: str, bucket_id: str, keys: Sequence[str]) -> None:
+        with self._db() as con:
+            con.executemany("DELETE FROM items WHERE server=? AND bucket_id=? AND key=?",
+                            [(server, bucket_id, k) for k in keys])
+
+    def count(self, server: str | None = None) -> int:
+        if not self.path.exists():
+            return 0
+        with self._db() as con:
+            if server is None:
+                return con.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+            return con.execute("SELECT COUNT(*) FROM items WHERE server=?", (server,)).fetchone()[0]
+
+
+def item_key(item: Any) -> str | None:
+    if item.kind == "file":
+        return item.sha256
+    if item.kind == "url":
+        return "url:" + item.source
+    return None
+
+
+# --------------------------------------------------------------------------- result
+
+@dataclass
+class ItemOutcome:
+    """What happened to one plan item."""
+
+    source: str
+    kind: str
+    status: str  # new | recovered | already_ingested | duplicate | failed | sync
+    object_id: str | None = None
+    error: str | None = None
+    size: int | None = None
+    sha256: str | None = None
+    sync_id: str | None = None
+    line: int | None = None
+    row: Any = None
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass
+class UploadStats:
+    """Live counters of the upload phase (shared with displays)."""
+
+    files_total: int = 0
+    bytes_total: int = 0
+    files_done: int = 0
+    bytes_done: int = 0
+    uploaded: int = 0
+    duplicates: int = 0
+    failed: int = 0
+    skipped: int = 0
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+
+    @property
+    def elapsed(self) -> float:
+        return (self.finished or time.monotonic()) - self.started
+
+    @property
+    def rate_bytes(self) -> float:
+        e = self.elapsed
+        return self.bytes_done / e if e > 0 else 0.0
+
+
+_FAILURE_COLUMNS = ("source", "stage", "object_id", "task_id", "error")
+
+
+class IngestResult:
+    """The outcome of one ``%%ingest`` (or :func:`run_plan`) run.
+
+    ``objects`` / ``batches`` / ``tasks`` / ``syncs``: ids; ``items``: one
+    :class:`ItemOutcome` per plan item; ``failures``: a DataFrame of failed
+    items with reasons (upload phase and processing); ``wait()``, ``cancel()``,
+    ``to_frame()``; rich HTML repr.
+    """
+
+    def __init__(self, client: Any, bucket: str, bucket_id: str | None, namespace: str | None,
+                 provenance: Mapping[str, Any] | None = None) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.bucket_id = bucket_id
+        self.namespace = namespace
+        self.provenance = dict(provenance or {})
+        self.items: list[ItemOutcome] = []
+        self.batches: list[str] = []
+        self.tasks: list[str] = []
+        self.syncs: list[str] = []
+        self.upload = UploadStats()
+        self.handle: Any = None
+        self.interrupted = False
+        self.final_tasks: dict[str, Any] = {}
+        self._watch_kwargs: dict[str, Any] = {}
+
+    # -- ids and counts --------------------------------------------------------------------
+    @property
+    def objects(self) -> list[str]:
+        """Object ids this run put into processing (new, recovered and URL objects)."""
+        return [i.object_id for i in self.items if i.status in ("new", "recovered") and i.object_id]
+
+    def count(self, status: str) -> int:
+        return sum(1 for i in self.items if i.status == status)
+
+    @property
+    def already_ingested(self) -> int:
+        return self.count("already_ingested") + self.count("duplicate")
+
+    @property
+    def new(self) -> int:
+        return self.count("new")
+
+    def summary(self) -> str:
+        parts = []
+        files = [i for i in self.items if i.kind in ("file", "url")]
+        if files:
+            parts.append(f"{len(files)} item{'s' if len(files) != 1 else ''}: "
+                         f"{self.already_ingested} already ingested, {self.new} new")
+            rec = self.count("recovered")
+            if rec:
+                parts.append(f"{rec} uploaded earlier but never processed, included now")
+            failed = sum(1 for i in files if i.status == "failed")
+            if failed:
+                parts.append(f"{failed} failed")
+        if self.syncs:
+            parts.append(f"{len(self.syncs)} sync{'s' if len(self.syncs) != 1 else ''} started")
+        if self.tasks:
+            parts.append(f"{len(self.tasks)} task{'s' if len(self.tasks) != 1 else ''}")
+        elif not self.syncs:
+            parts.append("nothing new to process")
+        return "; ".join(parts)
+
+    # -- tracking -------------------------------------------------------------------------
+    def watch(self, *, block: bool = False, **kwargs: Any) -> Any:
+        """Start (once) watching this run's tasks; returns the tracking handle or None."""
+        if self.handle is None and self.tasks:
+            from mixpeek_magics.tracking import watch
+
+            self._watch_kwargs = dict(kwargs)
+            self.handle = watch(self.client, list(self.tasks), block=block, **kwargs)
+        return self.handle
+
+    @property
+    def status(self) -> str:
+        if self.handle is not None:
+            return self.handle.status
+        if not self.tasks:
+            return "completed" if not any(i.status == "failed" for i in self.items) else "failed"
+        return "submitted"
+
+    def wait(self, timeout: float | None = None, raise_on_failure: bool = True) -> "IngestResult":
+        """Block until every task of this run is terminal.
+
+        Raises :class:`IngestFailedError` if a task FAILED or every item failed to
+        upload; warns (and lists failures) for COMPLETED_WITH_ERRORS.
+        """
+        if self.tasks:
+            import warnings
+
+            handle = self.watch()
+            from mixpeek_magics.tracking import PartialFailureWarning, TaskFailedError
+
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", PartialFailureWarning)
+                    handle.wait(timeout=timeout, raise_on_failure=True)
+            except TaskFailedError as exc:
+                self._load_final_tasks()
+                if raise_on_failure:
+                    raise IngestFailedError(f"ingest into {self.bucket!r} FAILED: {exc}", self) from None
+            self._load_final_tasks()
+        if raise_on_failure:
+            files = [i for i in self.items if i.kind in ("file", "url")]
+            if files and all(i.status == "failed" for i in files) and not self.syncs:
+                raise IngestFailedError(
+                    f"ingest into {self.bucket!r} FAILED: all {len(files)} item(s) failed before processing; "
+                    f"first error: {files[0].error}", self)
+        return self
+
+    def _load_final_tasks(self) -> None:
+        for tid in self.tasks:
+            if tid in self.final_tasks:
+                continue
+            try:
+                self.final_tasks[tid] = self.client.tasks.get(tid)
+            except Exception:
+                pass
+
+    def cancel(self) -> list[str]:
+        """Kill this run's unfinished tasks on the server."""
+        if self.handle is not None:
+            return self.handle.cancel()
+        killed = []
+        for tid in self.tasks:
+            try:
+                self.client.tasks.kill(tid)
+                killed.append(tid)
+            except Exception:
+                pass
+        return killed
+
+    def failure_records(self) -> list[dict[str, Any]]:
+        rows = [{"source": i.source, "stage": "upload" if i.kind == "file" else "create",
+                 "object_id": i.object_id, "task_id": None, "error": i.error}
+                for i in self.items if i.status == "failed"]
+        by_object = {i.object_id: i.source for i in self.items if i.object_id}
+        for tid, task in self.final_tasks.items():
+            failed = getattr(task, "failed_objects", None) or []
+            for f in failed:
+                oid = f.get("object_id")
+                rows.append({"source": by_object.get(oid) or f.get("filename"), "stage": "processing",
+                             "object_id": oid, "task_id": tid, "error": f.get("error")})
+            if getattr(task, "status", None) == "FAILED" and not failed:
+                rows.append({"source": None, "stage": "processing", "object_id": None, "task_id": tid,
+                             "error": getattr(task, "error", None) or "task FAILED"})
+        return rows
+
+    @property
+    def failures(self) -> Any:
+        """A DataFrame of failed items with the reason (upload phase and processing)."""
+        import pandas as pd
+
+        self._load_final_tasks_if_done()
+        return pd.DataFrame(self.failure_records(), columns=list(_FAILURE_COLUMNS))
+
+    def _load_final_tasks_if_done(self) -> None:
+        if self.handle is not None and self.handle.done:
+            self._load_final_tasks()
+
+    def to_frame(self) -> Any:
+        """One row per plan item: source, kind, status, object_id, size, error."""
+        import pandas as pd
+
+        cols = ["source", "kind", "status", "object_id", "size", "sha256", "sync_id", "error"]
+        return pd.DataFrame([{c: getattr(i, c) for c in cols} for i in self.items], columns=cols)
+
+    def __repr__(self) -> str:
+        return f"<IngestResult bucket={self.bucket!r} {self.summary()} status={self.status!r}>"
+
+    def _repr_html_(self) -> str:
+        rows = [("bucket", self.bucket), ("summary", self.summary()), ("status", self.status)]
+        if self.batches:
+            rows.append(("batches", ", ".join(self.batches)))
+        if self.tasks:
+            rows.append(("tasks", ", ".join(self.tasks)))
+        if self.syncs:
+            rows.append(("syncs", ", ".join(self.syncs)))
+        body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>"
+                       f"{html.escape(str(v))}</td></tr>" for k, v in rows)
+        fails = self.failure_records()
+        extra = ""
+        if fails:
+            items = "".join(f"<li>{html.escape(str(f['source']))}: {html.escape(str(f['error']))}</li>"
+                            for f in fails[:10])
+            more = f"<li>… and {len(fails) - 10} more</li>" if len(fails) > 10 else ""
+            extra = f"<details><summary>{len(fails)} failure(s)</summary><ul>{items}{more}</ul></details>"
+        return f"<div><b>IngestResult</b><table>{body}</table>{extra}</div>"
+
+
+# --------------------------------------------------------------------------- helpers
+
+def infer_schema(plan: Any) -> dict[str, Any]:
+    """A bucket schema with one property per blob type found in the plan's sources."""
+    types: list[str] = []
+    for item in plan.items:
+        if item.kind in ("file", "url"):
+            t = item.blob_type
+            if t and t not in types:
+                types.append(t)
+        else:  # a sync may bring any file type
+            for t in _FILE_TYPES:
+                if t not in types:
+                    types.append(t)
+    if not types:
+        raise IngestError("cannot infer a bucket schema: no source has a recognised file type "
+                          "(image, video, audio, text, pdf, excel); create the bucket yourself")
+    return {"properties": {t: {"type": t} for t in types}}
+
+
+def resolve_bucket(client: Any, bucket: str, *, create: bool = False, plan: Any = None,
+                   namespace: str | None = None) -> Any:
+    """The bucket (by name or id); created with an inferred schema when ``create``."""
+    from mixpeek_magics.client import errors
+
+    try:
+        return client.buckets.get(bucket, namespace=namespace)
+    except errors.NotFoundError:
+        pass
+    if create:
+        schema = infer_schema(plan) if plan is not None else {"properties": {"content": {"type": "text"}}}
+        return client.buckets.create(bucket, schema, namespace=namespace)
+    try:
+        names = [b.bucket_name for b in client.buckets.iter(max_items=50, namespace=namespace)]
+    except errors.MixpeekError:
+        names = []
+    known = ", ".join(repr(n) for n in names[:20]) + (" …" if len(names) > 20 else "")
+    hint = f"buckets in this namespace: {known}" if names else "this namespace has no buckets yet"
+    raise IngestError(f"bucket {bucket!r} not found ({hint}); add --create-bucket to create it "
+                      f"with a schema inferred from the sources")
+
+
+def _property_for(schema: Mapping[str, Any] | None, blob_type: str | None) -> tuple[str, str]:
+    props = (schema or {}).get("properties") or {}
+    t = (blob_type or "").lower()
+    for name, spec in props.items():
+        if isinstance(spec, Mapping) and str(spec.get("type", "")).lower() == t and t:
+            return name, t
+    files = [(n, str(s.get("type", "")).lower()) for n, s in props.items()
+             if isinstance(s, Mapping) and str(s.get("type", "")).lower() in (*_FILE_TYPES, "excel")]
+    if not t and len(files) == 1:
+        return files[0]
+    return (t or "file"), (t or "text")
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield list(items[i:i + size])
+
+
+def check_syncs_supported(client: Any, plan: Any) -> None:
+    """Raise before anything is sent when the plan has syncs this client cannot start."""
+    if not plan.syncs:
+        return
+    try:
+        syncs = getattr(client, "syncs")
+    except AttributeError:
+        syncs = None
+    if syncs is None or not hasattr(syncs, "create"):
+        lines = ", ".join(f"line {i.line}" for i in plan.syncs)
+        raise SyncsNotSupportedError(
+            f"s3:// and gdrive:// sources are not yet supported by this version of the client "
+            f"(no client.syncs.create); nothing was sent ({lines}). Remove those lines or create the "
+            f"sync with %mixpeek_connect.")
+
+
+# --------------------------------------------------------------------------- execution
+
+def run_plan(
+    client: Any,
+    plan: Any,
+    bucket: Any,
+    *,
+    namespace: str | None = None,
+    namespace_name: str | None = None,
+    concurrency: int = 8,
+    force: bool = False,
+    use_state: bool = True,
+    metadata_provenance: Mapping[str, Any] | None = None,
+    state: IngestState | None = None,
+    server_id: str | None = None,
+    on_progress: Callable[[UploadStats], None] | None = None,
+    bucket_label: str | None = None,
+) -> IngestResult:
+    """Upload / create / sync everything in ``plan`` into ``bucket`` (a Bucket model) and
+    submit one batch. Returns at once after submitting (does not wait for processing).
+
+    KeyboardInterrupt: uploads in flight are abandoned (never confirmed), what was
+    confirmed is recorded, and the interrupt is re-raised; re-running resumes.
+    """
+    from mixpeek_magics import _runtime
+
+    check_syncs_supported(client, plan)
+    state = state if state is not None else IngestState()
+    server = server_id or client.config.base_url
+    ns = namespace or client.config.namespace
+    result = IngestResult(client, bucket_label or bucket.bucket_name, bucket.bucket_id, ns, metadata_provenance)
+    done = threading.Event()
+
+    async def main() -> None:
+        from mixpeek_magics.client import AsyncMixpeek
+
+        try:
+            async with AsyncMixpeek(config=client.config) as aclient:
+                await _execute(aclient, plan, bucket, result, state=state, server=server,
+                               namespace=(ns, namespace_name), concurrency=concurrency, force=force,
+                               use_state=use_state and not force, on_progress=on_progress)
+        finally:
+            result.upload.finished = time.monotonic()
+            done.set()
+
+    future = _runtime.spawn(main())
+    try:
+        future.result()
+    except KeyboardInterrupt:
+        result.interrupted = True
+        future.cancel()
+        done.wait(15)  # let the upload abandon its unconfirmed files before returning
+        raise
+    # a sync of a URL/ file-only plan may also need its sync tasks; done in _execute
+    return result
+
+
+async def _execute(aclient: Any, plan: Any, bucket: Any, result: IngestResult, *, state: IngestState,
+                   server: str, namespace: tuple[str | None, str | None], concurrency: int, force: bool,
+                   use_state: bool, on_progress: Callable[[UploadStats], None] | None) -> None:
+    from mixpeek_magics.ingest.bulk import abulk_upload
+
+    bucket_id = bucket.bucket_id
+    ns_id = namespace[0]
+    refs = (bucket_id, bucket.bucket_name)
+    stats = result.upload
+    files = plan.files
+    urls = plan.urls
+    known = {} if not use_state else state.lookup(server, refs, [item_key(i) for i in (*files, *urls)],
+                                          namespace_refs=[n for n in namespace if n])
+    to_submit: list[tuple[str, str]] = []  # (key, object_id)
+
+    def tell() -> None:
+        if on_progress is not None:
+            try:
+                on_progress(stats)
+            except Exception:
+                pass
+
+    # -- files -----------------------------------------------------------------------------
+    fresh = []
+    for item in files:
+        row = known.get(item.sha256 or "")
+        if row and row["status"] == "submitted":
+            result.items.append(ItemOutcome(item.source, "file", "already_ingested", row["object_id"],
+                                            size=item.size, sha256=item.sha256, line=item.line, row=item.row, metadata=item.metadata))
+            stats.skipped += 1
+        elif row and row.get("object_id"):
+            result.items.append(ItemOutcome(item.source, "file", "recovered", row["object_id"], size=item.size,
+                                            sha256=item.sha256, line=item.line, row=item.row, metadata=item.metadata))
+            to_submit.append((item.sha256, row["object_id"]))
+            stats.skipped += 1
+        else:
+            fresh.append(item)
+    stats.files_total = len(fresh)
+    stats.bytes_total = sum(i.size or 0 for i in fresh)
+    tell()
+    by_path = {os.path.normpath(i.source): i for i in fresh}
+    for chunk in _chunks(fresh, CHUNK):
+        base_files, base_bytes = stats.files_done, stats.bytes_done
+
+        def progress(p: Any, _f=base_files, _b=base_bytes) -> None:
+            stats.files_done = _f + p.files_done
+            stats.bytes_done = _b + p.bytes_done
+            tell()
+
+        res = await abulk_upload(aclient, bucket_id, chunk, concurrency=concurrency, skip_duplicates=not force,
+                                 submit=False, namespace=ns_id, on_progress=progress)
+        confirmed: list[tuple[str, str, str | None]] = []
+        for o in res.outcomes:
+            item = by_path.get(os.path.normpath(o.path))
+            sha = o.sha256 or (item.sha256 if item else None)
+            kw = dict(size=o.size, sha256=sha, line=item.line if item else None, row=item.row if item else None,
+                      metadata=dict(item.metadata) if item else {})
+            src = item.source if item else o.path
+            if o.status == "uploaded":
+                result.items.append(ItemOutcome(src, "file", "new", o.object_id, **kw))
+                stats.uploaded += 1
+                if sha:
+                    confirmed.append((sha, src, o.object_id))
+                    to_submit.append((sha, o.object_id))
+            elif o.status == "duplicate":
+                # On the server already, but not known here as processed: process it now.
+                result.items.append(ItemOutcome(src, "file", "recovered", o.object_id, **kw))
+                stats.duplicates += 1
+                if sha and o.object_id:
+                    confirmed.append((sha, src, o.object_id))
+                    to_submit.append((sha, o.object_id))
+            else:
+                result.items.append(ItemOutcome(src, "file", "failed", o.object_id, error=o.error, **kw))
+                stats.failed += 1
+        state.record(server, namespace, (bucket_id, bucket.bucket_name), confirmed)
+        tell()
+
+    # -- URLs ------------------------------------------------------------------------------
+    schema = getattr(bucket, "bucket_schema", None)
+    fresh_urls = []
+    for item in urls:
+        key = item_key(item)
+        row = known.get(key)
+        if row and row["status"] == "submitted":
+            result.items.append(ItemOutcome(item.source, "url", "already_ingested", row["object_id"],
+                                            line=item.line, row=item.row, metadata=item.metadata))
+        elif row and row.get("object_id"):
+            result.items.append(ItemOutcome(item.source, "url", "recovered", row["object_id"],
+                                            line=item.line, row=item.row, metadata=item.metadata))
+            to_submit.append((key, row["object_id"]))
+        else:
+            fresh_urls.append(item)
+    for chunk in _chunks(fresh_urls, CHUNK):
+        bodies = []
+        for item in chunk:
+            prop, btype = _property_for(schema, item.blob_type)
+            blob: dict[str, Any] = {"property": prop, "type": btype, "data": item.source}
+            body: dict[str, Any] = {"blobs": [blob], "skip_duplicates": not force}
+            if item.metadata:
+                body["metadata"] = dict(item.metadata)
+                blob["metadata"] = dict(item.metadata)
+            bodies.append(body)
+        answer = await aclient.objects.create_many(bucket_id, bodies, namespace=ns_id)
+        failed = {f.object_index: f.error for f in answer.failed}
+        ok = iter(answer.succeeded)
+        created: list[tuple[str, str, str | None]] = []
+        for idx, item in enumerate(chunk):
+            if idx in failed:
+                result.items.append(ItemOutcome(item.source, "url", "failed", error=failed[idx],
+                                                line=item.line, row=item.row, metadata=item.metadata))
+                continue
+            obj = next(ok, None)
+            oid = getattr(obj, "object_id", None)
+            result.items.append(ItemOutcome(item.source, "url", "new", oid, line=item.line, row=item.row, metadata=item.metadata))
+            if oid:
+                created.append((item_key(item), item.source, oid))
+                to_submit.append((item_key(item), oid))
+        state.record(server, namespace, (bucket_id, bucket.bucket_name), created)
+
+    # -- one batch for everything new --------------------------------------------------------
+    if to_submit:
+        ids = list(dict.fromkeys(oid for _k, oid in to_submit))
+        meta = {"provenance": dict(result.provenance)} if result.provenance else None
+        batch = await aclient.batches.create(bucket_id, ids, metadata=meta, namespace=ns_id)
+        task = await aclient.batches.submit(bucket_id, batch.batch_id, namespace=ns_id)
+        result.batches.append(batch.batch_id)
+        result.tasks.append(task.task_id)
+        state.mark_submitted(server, bucket_id, [k for k, _ in to_submit], batch.batch_id, task.task_id)
+
+    # -- syncs -----------------------------------------------------------------------------
+    for item in plan.syncs:
+        source_path = item.source.split("://", 1)[1].strip("/") if "://" in item.source else item.source
+        kwargs: dict[str, Any] = dict(connection_id=item.connection_id, source_path=source_path,
+                                      sync_mode="initial_only", namespace=ns_id)
+        meta = {**(item.metadata or {})}
+        if result.provenance:
+            meta["provenance"] = dict(result.provenance)
+        if meta:
+            kwargs["metadata"] = meta
+        try:
+            sync = await aclient.syncs.create(bucket_id, **kwargs)
+        except Exception as exc:  # one bad sync must not hide the others' outcome
+            result.items.append(ItemOutcome(item.source, item.kind, "failed", error=str(exc), line=item.line))
+            continue
+        sid = getattr(sync, "sync_config_id", None) or (sync.get("sync_config_id") if isinstance(sync, Mapping)
+                                                        else None)
+        result.syncs.append(sid)
+        result.items.append(ItemOutcome(item.source, item.kind, "sync", sync_id=sid, line=item.line))
+        for tid in await _sync_tasks(aclient, bucket_id, sid, ns_id):
+            if tid not in result.tasks:
+                result.tasks.append(tid)
+
+
+async def _sync_tasks(aclient: Any, bucket_id: str, sync_id: str | None, ns_id: str | None,
+                      wait_seconds: float = 10.0) -> list[str]:
+    """The task ids a new sync started (they appear shortly after it is created)."""
+    if not sync_id:
+        return []
+    deadline = time.monotonic() + wait_seconds
+    delay = 0.1
+    while True:
+        try:
+            sync = await aclient.syncs.get(bucket_id, sync_id, namespace=ns_id)
+        except Exception:
+            return []
+        ids = getattr(sync, "task_ids", None)
+        if ids is None and isinstance(sync, Mapping):
+            ids = sync.get("task_ids")
+        if ids:
+            return [str(t) for t in ids]
+        if time.monotonic() > deadline:
+            return []
+        await asyncio.sleep(delay)
+        delay = min(1.0, delay * 2)

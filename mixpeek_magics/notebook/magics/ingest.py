@@ -1,0 +1,418 @@
+"""``%%ingest``: files, globs, directories, URLs and S3 / Google Drive folders into a bucket."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments
+
+from mixpeek_magics.notebook import session as S
+from mixpeek_magics.notebook.magics import options
+from mixpeek_magics.notebook.magics._common import bind, parse, provenance, user_var
+
+
+class IngestValidationError(S.MagicError):
+    """Every problem of the cell (syntax, missing files, unknown connections); nothing was sent."""
+
+    label = "IngestError"
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        n = len(self.problems)
+        head = f"{n} problem{'s' if n != 1 else ''} in %%ingest; nothing was sent:"
+        super().__init__(head + "\n" + "\n".join("  " + p for p in self.problems))
+
+
+class IngestRunError(S.MagicError):
+    label = "IngestError"
+
+
+DRY_RUN_COLUMNS = ["source", "kind", "size", "mime_type", "state", "line", "row", "metadata", "connection"]
+
+
+def _parse_collecting(body: str, user_ns: Any) -> tuple[list[Any], list[tuple[int, int, str]]]:
+    """All parsable lines and every syntax error (line, col, text)."""
+    from mixpeek_magics.ingest.parser import IngestSyntaxError, parse_body, split_lines
+
+    try:
+        return parse_body(body, user_ns), []
+    except IngestSyntaxError as exc:
+        bad = {e.line for e in exc.errors}
+        errors = [(e.line, e.column, str(e)) for e in exc.errors]
+    lines = split_lines(body)
+    cleaned = "\n".join("" if i in bad else text for i, text in enumerate(lines, start=1))
+    try:
+        return parse_body(cleaned, user_ns), errors
+    except IngestSyntaxError as exc:  # pragma: no cover - a line's validity does not depend on others
+        return [], errors + [(e.line, e.column, str(e)) for e in exc.errors]
+
+
+def _problem_sort_key(p: tuple[int, int, str]) -> tuple[int, int]:
+    return (p[0] if p[0] is not None else 10**9, p[1])
+
+
+@magics_class
+class IngestMagics(Magics):
+
+    @magic_arguments()
+    @argument("--bucket", "-b", default=None,
+              help="Bucket name or id (default: %%config MixpeekMagics.default_bucket).")
+    @argument("--create-bucket", action="store_true",
+              help="Create the bucket if missing, with a schema inferred from the sources' blob types.")
+    @argument("--namespace", default=None, help="Namespace name or id (default: the one of %%mixpeek_auth).")
+    @argument("--metadata", default=None, help='JSON object given to every item, e.g. \'{"campaign": "q3"}\'.')
+    @argument("--concurrency", type=int, default=None,
+              help="Files uploaded in parallel (default: %%config MixpeekMagics.concurrency).")
+    @argument("--wait", dest="wait", action="store_true", default=True,
+              help="Wait until processing ends (default); FAILED work raises.")
+    @argument("--no-wait", dest="wait", action="store_false",
+              help="Return once submitted; the board keeps updating.")
+    @argument("-o", "--output", default=None, metavar="VAR", help="Bind the IngestResult (or dry-run frame) to VAR.")
+    @argument("--dry-run", action="store_true",
+              help="Show the plan as a DataFrame (source, kind, size, MIME type, already ingested or new); "
+                   "send nothing.")
+    @argument("--force", action="store_true", help="Re-ingest items already ingested.")
+    @argument("--retry-failed", default=None, metavar="VAR_OR_TASK_ID",
+              help="Re-ingest the failed items of a previous result (variable) or task id.")
+    @argument("--frame", default=None, metavar="DF", help="Ingest one object per row of this DataFrame.")
+    @argument("--path-col", default=None, help="--frame column with the file path or URL.")
+    @argument("--metadata-cols", default=None, help="--frame columns copied into metadata: a,b,c or *.")
+    @line_cell_magic
+    def ingest(self, line: str = "", cell: str | None = None) -> Any:
+        """Ingest local files, URLs and S3 / Google Drive folders into a Mixpeek bucket.
+
+        One source per line of the cell body::
+
+            %%ingest --bucket product-shots -o result
+            data/shots/**/*.jpg                                 # files, globs, directories
+            https://example.com/intro.mp4  {"title": "Intro"}   # URL with inline metadata
+            {extra_dir}/*.png                                   # Python variables interpolated
+            s3://raw-media/2026/ via "Production S3"            # server-side sync from a connection
+            gdrive://0AH-Xabc123 via conn_abc123
+
+        Everything is validated before anything is sent: every syntax error (line and
+        column), missing file and unknown connection is reported together.
+
+        Re-running a cell is safe: files already ingested into the bucket are skipped
+        (local state keyed by server, bucket and sha256, plus the API's duplicate
+        check), so an interrupted run resumes where it stopped.
+
+        Examples::
+
+            %%ingest --bucket shots --dry-run           # the plan as a DataFrame; nothing sent
+            %%ingest --bucket shots --create-bucket --metadata '{"campaign": "q3"}'
+            %%ingest --bucket shots --no-wait           # return at once; the board keeps updating
+            %ingest --bucket shots --frame df --path-col path --metadata-cols label,split
+            %ingest --bucket shots --retry-failed result
+            %ingest --bucket shots --retry-failed task_abc123
+
+        The result (``-o VAR``) is an IngestResult: ``.objects``, ``.batches``,
+        ``.tasks``, ``.failures`` (DataFrame), ``.wait()``, ``.cancel()``, ``.to_frame()``.
+        """
+        args = parse(self.ingest, line)
+        opts = options.current()
+        body = cell or ""
+        bucket = args.bucket or opts.default_bucket
+        if not bucket:
+            raise UsageError("%%ingest needs --bucket NAME (or %config MixpeekMagics.default_bucket = 'NAME')")
+        metadata: dict[str, Any] = {}
+        if args.metadata:
+            try:
+                metadata = json.loads(args.metadata)
+            except ValueError as exc:
+                raise UsageError(f"--metadata is not valid JSON: {exc}") from None
+            if not isinstance(metadata, dict):
+                raise UsageError("--metadata must be a JSON object, e.g. '{\"campaign\": \"q3\"}'")
+        concurrency = args.concurrency if args.concurrency is not None else opts.concurrency
+        if concurrency < 1:
+            raise UsageError("--concurrency must be at least 1")
+        given = [bool(body.strip()), args.frame is not None, args.retry_failed is not None]
+        if sum(given) > 1:
+            raise UsageError("use one source at a time: cell lines, --frame, or --retry-failed")
+        if not any(given):
+            raise UsageError("nothing to ingest: write one source per line in the cell body "
+                             "(or use --frame DF --path-col COL, or --retry-failed)")
+        if (args.path_col or args.metadata_cols) and args.frame is None:
+            raise UsageError("--path-col / --metadata-cols go with --frame DF")
+        if args.frame is not None and not args.path_col:
+            raise UsageError("--frame needs --path-col COLUMN (the file path or URL of each row)")
+
+        session = S.current()
+        if args.dry_run:
+            plan = self._plan(args, body, metadata, client=None)
+            frame = self._dry_run_frame(plan, bucket, args.namespace, session)
+            if args.output:
+                bind(self.shell, args.output, frame)
+                return None
+            return frame
+
+        client = S.client()
+        if args.namespace:
+            client = client.with_options(namespace=args.namespace)
+        if not client.config.namespace:
+            raise UsageError("no namespace: pass --namespace NAME, or sign in with %mixpeek_auth --namespace NAME")
+        plan = self._plan(args, body, metadata, client=client)
+        return self._run(args, plan, client, bucket, session, concurrency, line)
+
+    # -- planning -------------------------------------------------------------------------
+    def _plan(self, args: Any, body: str, metadata: dict, client: Any) -> Any:
+        from mixpeek_magics.ingest.plan import PlanError, build_plan, plan_from_records
+
+        problems: list[tuple[int, int, str]] = []
+        plan = None
+        if args.frame is not None:
+            df = user_var(self.shell, args.frame, "--frame")
+            if not hasattr(df, "to_dict"):
+                raise UsageError(f"--frame {args.frame}: expected a pandas DataFrame, got {type(df).__name__}")
+            try:
+                plan = plan_from_records(df.to_dict("records"), args.path_col, args.metadata_cols,
+                                         default_metadata=metadata, hash_files=True, index=list(df.index))
+            except PlanError as exc:
+                problems += [(10**9, 0, str(p)) for p in exc.problems]
+        elif args.retry_failed is not None:
+            records = self._retry_records(args.retry_failed, client)
+            try:
+                plan = plan_from_records(records, "path", "*", default_metadata=metadata, hash_files=True)
+            except PlanError as exc:
+                problems += [(10**9, 0, str(p)) for p in exc.problems]
+        else:
+            lines, syntax = _parse_collecting(body, self.shell.user_ns)
+            problems += syntax
+            known = None
+            if client is not None and any(ln.kind in ("s3", "gdrive") for ln in lines):
+                known = self._known_connections(client)
+            try:
+                plan = build_plan(lines, cwd=os.getcwd(), default_metadata=metadata, known_connections=known,
+                                  hash_files=True)
+            except PlanError as exc:
+                problems += [(p.line if p.line is not None else 10**9, 0, str(p)) for p in exc.problems]
+        if problems:
+            problems.sort(key=_problem_sort_key)
+            raise IngestValidationError([text for _l, _c, text in problems])
+        if plan is None or not plan.items:
+            raise UsageError("nothing to ingest: the cell has no sources")
+        return plan
+
+    def _known_connections(self, client: Any) -> dict[str, str] | None:
+        from mixpeek_magics.client import errors
+
+        try:
+            conns = getattr(client, "connections")
+        except AttributeError:
+            return None  # the runner reports syncs as not yet supported, before sending anything
+        known: dict[str, str] = {}
+        try:
+            for c in conns.iter():
+                cid = getattr(c, "connection_id", None) or (c.get("connection_id") if isinstance(c, dict) else None)
+                name = getattr(c, "name", None) or (c.get("name") if isinstance(c, dict) else None)
+                if cid:
+                    known[cid] = cid
+                    if name:
+                        known[name] = cid
+        except errors.MixpeekError as exc:
+            raise IngestRunError(f"cannot list storage connections to check the via names: {exc}") from None
+        return known
+
+    def _retry_records(self, ref: str, client: Any) -> list[dict[str, Any]]:
+        from mixpeek_magics.ingest.runner import IngestResult, IngestState
+
+        value = self.shell.user_ns.get(ref) if ref.isidentifier() else None
+        if isinstance(value, IngestResult):
+            value._load_final_tasks()
+            failed_objects = set()
+            for rec in value.failure_records():
+                if rec.get("object_id"):
+                    failed_objects.add(rec["object_id"])
+            records = []
+            for item in value.items:
+                if item.kind not in ("file", "url"):
+                    continue
+                if item.status == "failed" or (item.object_id and item.object_id in failed_objects):
+                    records.append({"path": item.source, **(item.metadata or {})})
+            if not records:
+                raise UsageError(f"--retry-failed {ref}: that result has no failed items")
+            return records
+        if value is not None:
+            raise UsageError(f"--retry-failed {ref}: expected an IngestResult or a task id, "
+                             f"got a {type(value).__name__}")
+        if client is None:
+            client = S.client()
+        from mixpeek_magics.client import errors
+
+        try:
+            task = client.tasks.get(ref)
+        except errors.NotFoundError:
+            raise UsageError(f"--retry-failed {ref}: no such variable or task") from None
+        failed = task.failed_objects
+        if not failed:
+            raise UsageError(f"--retry-failed {ref}: task {task.status} has no failed items")
+        sources = _sources_for_objects(IngestState(opts_state_path()), [f.get("object_id") for f in failed])
+        records, missing = [], []
+        for f in failed:
+            src = sources.get(f.get("object_id"))
+            if src:
+                records.append({"path": src})
+            else:
+                missing.append(f"{f.get('filename') or f.get('object_id')}: not ingested from this machine, "
+                               f"its local source is unknown")
+        if missing:
+            raise IngestValidationError(missing)
+        return records
+
+    # -- dry run --------------------------------------------------------------------------
+    def _dry_run_frame(self, plan: Any, bucket: str, namespace: str | None, session: Any) -> Any:
+        import pandas as pd
+
+        from mixpeek_magics.ingest.runner import IngestState, item_key
+
+        known: dict[str, Any] = {}
+        if session is not None:
+            ns_refs = [namespace] if namespace else [session.namespace_id, session.namespace_name]
+            known = IngestState(opts_state_path()).lookup(
+                server_id(session), [bucket], [item_key(i) for i in plan.items if item_key(i)],
+                namespace_refs=ns_refs)
+        rows = []
+        for item in plan.items:
+            key = item_key(item)
+            row = known.get(key) if key else None
+            if item.kind in ("s3", "gdrive"):
+                state = "sync"
+            elif session is None:
+                state = "unknown (not signed in)"
+            elif row and row["status"] == "submitted":
+                state = "already ingested"
+            elif row:
+                state = "uploaded, not processed"
+            else:
+                state = "new"
+            rows.append({"source": _shown(item), "kind": item.kind, "size": item.size, "mime_type": item.mime_type,
+                         "state": state, "line": item.line, "row": item.row, "metadata": dict(item.metadata),
+                         "connection": item.connection})
+        frame = pd.DataFrame(rows, columns=DRY_RUN_COLUMNS)
+        frame["size"] = frame["size"].astype("Int64")
+        frame["line"] = frame["line"].astype("Int64")
+        for col in ("row", "connection"):  # only shown when they say something
+            if frame[col].isna().all():
+                frame = frame.drop(columns=col)
+        frame.attrs["summary"] = plan.summary()
+        return frame
+
+    # -- run ------------------------------------------------------------------------------
+    def _run(self, args: Any, plan: Any, client: Any, bucket_ref: str, session: Any, concurrency: int,
+             line: str) -> Any:
+        from mixpeek_magics.client import errors
+        from mixpeek_magics.ingest import runner
+        from mixpeek_magics.notebook.display import make_display, show
+        from mixpeek_magics.notebook.ingest_display import UploadDisplay
+
+        opts = options.current()
+        try:
+            runner.check_syncs_supported(client, plan)
+            bucket = runner.resolve_bucket(client, bucket_ref, create=args.create_bucket, plan=plan)
+        except runner.IngestError as exc:
+            raise IngestRunError(str(exc)) from None
+        except errors.MixpeekError as exc:
+            raise IngestRunError(f"cannot use bucket {bucket_ref!r}: {exc}") from None
+
+        prov = provenance(self.shell, "%%ingest " + line)
+        upload = UploadDisplay(opts.display_mode()) if plan.files else None
+        seen: dict[str, Any] = {}
+
+        def on_progress(stats: Any) -> None:
+            seen["stats"] = stats
+            if upload is None:
+                return
+            if not seen.get("started"):
+                seen["started"] = True
+                upload.start(stats)
+            else:
+                upload.update(stats)
+
+        ns_name = None
+        if session is not None and not args.namespace:
+            ns_name = session.namespace_name
+        elif args.namespace:
+            ns_name = args.namespace
+        try:
+            result = runner.run_plan(
+                client, plan, bucket, namespace=client.config.namespace, namespace_name=ns_name,
+                concurrency=concurrency, force=args.force, use_state=args.retry_failed is None,
+                metadata_provenance=prov, state=runner.IngestState(opts_state_path()),
+                server_id=server_id(session) if session is not None else None,
+                on_progress=on_progress, bucket_label=bucket_ref,
+            )
+        except KeyboardInterrupt:
+            if upload is not None and "stats" in seen:
+                upload.finish(seen["stats"], interrupted=True)
+            print("Interrupted: files confirmed so far are kept and recorded; uploads in flight were abandoned. "
+                  "Re-run the cell to resume (already ingested files are skipped).", file=sys.stderr)
+            raise
+        except runner.IngestError as exc:
+            raise IngestRunError(str(exc)) from None
+        except errors.MixpeekError as exc:
+            raise IngestRunError(f"ingest into {bucket_ref!r} stopped: {exc}") from None
+        if upload is not None and "stats" in seen:
+            upload.finish(result.upload)
+        print(result.summary())
+
+        if result.tasks:
+            board = make_display(mode=opts.display_mode(),
+                                 on_cancel=lambda tid: client.tasks.kill(tid))
+            show(board)
+            context = {"cell": prov.get("cell"), "notebook": prov.get("notebook"), "source": prov.get("source"),
+                       "label": f"%%ingest {bucket_ref}"}
+            result.watch(observers=[board], journal=opts.journal(), policy=opts.poll_policy(), context=context)
+        if args.wait:
+            try:
+                result.wait()
+            except runner.IngestFailedError as exc:
+                bind(self.shell, args.output, result)
+                raise IngestRunError(str(exc)) from None
+            fails = result.failure_records()
+            if fails:
+                shown = "\n".join(f"  {f['source']}: {f['error']}" for f in fails[:10])
+                more = f"\n  ... and {len(fails) - 10} more (see result.failures)" if len(fails) > 10 else ""
+                print(f"Warning: {len(fails)} item(s) failed; the rest were ingested:\n{shown}{more}",
+                      file=sys.stderr)
+        if args.output:
+            bind(self.shell, args.output, result)
+            return None
+        return result
+
+
+def _shown(item: Any) -> str:
+    """A file's path relative to the working directory when it is below it (easier to read)."""
+    if item.kind != "file":
+        return item.source
+    try:
+        rel = os.path.relpath(item.source)
+    except ValueError:
+        return item.source
+    return item.source if rel.startswith("..") else rel
+
+
+def opts_state_path() -> str | None:
+    return options.current().ingest_state_path
+
+
+def server_id(session: Any) -> str:
+    """Identity of the server for the ingest state: the organization (stable across local restarts)."""
+    return f"org:{session.organization_id}"
+
+
+def _sources_for_objects(state: Any, object_ids: list[Any]) -> dict[str, str]:
+    import sqlite3
+
+    ids = [o for o in object_ids if o]
+    if not ids or not state.path.exists():
+        return {}
+    con = sqlite3.connect(state.path)
+    try:
+        q = f"SELECT object_id, source FROM items WHERE object_id IN ({','.join('?' * len(ids))})"
+        return {oid: src for oid, src in con.execute(q, ids)}
+    finally:
+        con.close()

@@ -1,0 +1,121 @@
+"""``%mixpeek_watch`` (a live board for existing tasks) and ``%mixpeek_tasks`` (task history)."""
+from __future__ import annotations
+
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments
+
+from mixpeek_magics.notebook import session as S
+from mixpeek_magics.notebook.magics import options
+from mixpeek_magics.notebook.magics._common import bind, parse
+
+
+class WatchError(S.MagicError):
+    label = "MixpeekWatchError"
+
+
+@magics_class
+class TaskMagics(Magics):
+
+    @magic_arguments()
+    @argument("task_ids", nargs="*", help="Task ids to watch.")
+    @argument("--unfinished", action="store_true",
+              help="Re-attach to every task the journal saw unfinished on this server (e.g. after a "
+                   "kernel restart).")
+    @argument("--wait", action="store_true", help="Block until all are finished; FAILED tasks raise.")
+    @argument("-o", "--output", default=None, metavar="VAR", help="Bind the watch handle to VAR.")
+    @line_magic
+    def mixpeek_watch(self, line: str = "") -> Any:
+        """Show a live progress board for existing tasks.
+
+        Examples::
+
+            %mixpeek_watch task_abc123 task_def456
+            %mixpeek_watch --unfinished              # after a kernel restart: pick up where you left
+            %mixpeek_watch task_abc123 --wait -o h   # block until done; h is the watch handle
+
+        The board keeps updating while you run other cells; its Cancel buttons kill
+        tasks on the server (with a confirmation).
+        """
+        args = parse(self.mixpeek_watch, line)
+        if not args.task_ids and not args.unfinished:
+            raise UsageError("give one or more task ids, or --unfinished")
+        if args.task_ids and args.unfinished:
+            raise UsageError("give task ids or --unfinished, not both")
+        client = S.client()
+        opts = options.current()
+        from mixpeek_magics.notebook.display import make_display, show
+        from mixpeek_magics.tracking import TaskFailedError, WatchTimeout, watch
+
+        journal = opts.journal()
+        ids = list(args.task_ids)
+        if args.unfinished:
+            ids = journal.unfinished(base_url=client.config.base_url)
+            if not ids:
+                print(f"No unfinished tasks in the journal for {client.config.base_url}.")
+                return None
+        board = make_display(mode=opts.display_mode(), title=f"{len(ids)} task(s)",
+                             on_cancel=lambda tid: client.tasks.kill(tid))
+        show(board)
+        handle = watch(client, ids, block=False, observers=[board], journal=journal, policy=opts.poll_policy(),
+                       context={"cell": getattr(self.shell, "execution_count", None),
+                                "source": "%mixpeek_watch " + line.strip()})
+        bind(self.shell, args.output, handle)
+        if args.wait:
+            try:
+                handle.wait()
+            except TaskFailedError as exc:
+                raise WatchError(str(exc)) from None
+            except WatchTimeout as exc:
+                raise WatchError(str(exc)) from None
+        return None
+
+    @magic_arguments()
+    @argument("--status", default=None, help="Only tasks with this status (comma-separated for several).")
+    @argument("--type", dest="task_type", default=None, help="Only tasks of this type (comma-separated).")
+    @argument("--since", default=None, help='Only tasks first seen since: "30m", "2h", "1d" or an ISO time.')
+    @argument("--bucket", default=None, help="Only tasks of this bucket (name or id).")
+    @argument("-o", "--output", default=None, metavar="VAR", help="Bind the DataFrame to VAR instead of showing it.")
+    @line_magic
+    def mixpeek_tasks(self, line: str = "") -> Any:
+        """The task history as a pandas DataFrame (server tasks joined with the local journal).
+
+        Examples::
+
+            %mixpeek_tasks
+            %mixpeek_tasks --status FAILED --since 2h
+            %mixpeek_tasks --type api_buckets_batches_submit -o tasks
+            %mixpeek_tasks --status COMPLETED,COMPLETED_WITH_ERRORS --bucket product-shots
+        """
+        args = parse(self.mixpeek_tasks, line)
+        client = S.client()
+        opts = options.current()
+
+        def many(value: str | None) -> Any:
+            if value is None:
+                return None
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            return parts[0] if len(parts) == 1 else parts
+
+        try:
+            from mixpeek_magics.frames import task_history
+        except ImportError:  # pragma: no cover - frames ships with the package
+            task_history = None
+        try:
+            if task_history is not None:
+                frame = task_history(client, status=many(args.status), task_type=many(args.task_type),
+                                     since=args.since, bucket=args.bucket,
+                                     journal=opts.journal_path or None)
+            else:  # pragma: no cover
+                import pandas as pd
+
+                frame = pd.DataFrame([t.model_dump() for t in client.tasks.iter(status=args.status,
+                                                                               task_type=args.task_type)])
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        if args.output:
+            bind(self.shell, args.output, frame)
+            return None
+        return frame

@@ -1,0 +1,81 @@
+"""Fixtures for the magics: a real IPython shell with the extension loaded, signed in to a local server."""
+from __future__ import annotations
+
+import http.server
+import threading
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+
+@pytest.fixture
+def ip(monkeypatch) -> Iterator[Any]:
+    from IPython.testing.globalipapp import get_ipython
+
+    from mixpeek_magics.notebook import session
+    from mixpeek_magics.notebook.magics import options
+
+    shell = get_ipython()
+    shell.config.pop("MixpeekMagics", None)  # %config values of an earlier test
+    shell.run_line_magic("load_ext", "mixpeek_magics")
+    # a fresh settings object per test
+    options.uninstall(shell)
+    options.install(shell)
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("MIXPEEK_MAGICS_HEADLESS", raising=False)
+    session.sign_out()
+    session.forget_saved_key()
+    yield shell
+    session.sign_out()
+    session.forget_saved_key()
+    shell.config.pop("MixpeekMagics", None)
+    options.uninstall(shell)
+    options.install(shell)
+    for name in [n for n in shell.user_ns if n.startswith(("res", "plan", "df", "h_"))]:
+        shell.user_ns.pop(name, None)
+
+
+@pytest.fixture
+def signed_in(ip, local_server, monkeypatch, tmp_path) -> Any:
+    """Signed in to ``local_server`` in namespace ``demo``; cwd is a temp dir."""
+    monkeypatch.setenv("MIXPEEK_API_KEY", local_server.api_key)
+    monkeypatch.chdir(tmp_path)
+    ip.run_line_magic("mixpeek_auth", f"--base-url {local_server.base_url} --namespace demo --create-namespace")
+    return local_server
+
+
+def make_files(root: Path, n: int, prefix: str = "f", ext: str = "txt", size: int = 0) -> list[Path]:
+    root.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(n):
+        p = root / f"{prefix}{i}.{ext}"
+        p.write_text(f"file {prefix} {i}\n" + "x" * size)
+        out.append(p)
+    return out
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *a: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def http_files(tmp_path) -> Iterator[tuple[str, Path]]:
+    """A static file server on 127.0.0.1 (for URL sources): (base url, its directory)."""
+    root = tmp_path / "served"
+    root.mkdir()
+
+    def handler(*a: Any, **kw: Any) -> Any:
+        return _Quiet(*a, directory=str(root), **kw)
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}", root
+    srv.shutdown()
+    srv.server_close()
+
+
+def posts(server: Any, since: int = 0, contains: str = "") -> list[tuple[str, str]]:
+    return [(m, p) for m, p in server.request_log[since:] if m != "GET" and contains in p]
