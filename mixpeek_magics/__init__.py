@@ -19,7 +19,9 @@ _LAZY = {
     "watch": "mixpeek_magics.notebook.watch:watch",
     "attach_unfinished": "mixpeek_magics.notebook.watch:attach_unfinished",
     "bulk_upload": "mixpeek_magics.ingest:bulk_upload",
-    "client": "mixpeek_magics.notebook.session:client",
+    # ``client`` is the subpackage; calling it, ``mixpeek_magics.client()``,
+    # returns the signed-in client (see mixpeek_magics/client/__init__.py).
+    "client": "mixpeek_magics.client:",
     "connect": "mixpeek_magics.notebook.connect_form:connect",
     "task_history": "mixpeek_magics.frames:task_history",
     "task_timeline": "mixpeek_magics.frames:task_timeline",
@@ -34,7 +36,8 @@ def __getattr__(name: str) -> Any:
     if target is None:
         raise AttributeError(f"module 'mixpeek_magics' has no attribute {name!r}")
     module_name, _, attr = target.partition(":")
-    value = getattr(importlib.import_module(module_name), attr)
+    module = importlib.import_module(module_name)
+    value = getattr(module, attr) if attr else module
     globals()[name] = value
     return value
 
