@@ -39,6 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--latency-ms", dest="latency_ms", type=float, help="latency added to each API request")
     s.add_argument("--fault-seed", dest="fault_seed", type=int, help="seed of the fault injection")
     s.add_argument("--workers", type=int, help="worker threads")
+    s.add_argument("--google-drive-api-root", dest="google_drive_api_root",
+                   help="Drive v3 API root for google_drive connections (default: Google's)")
+    s.add_argument("--google-token-uri", dest="google_token_uri",
+                   help="OAuth token endpoint for google_drive oauth credentials (default: Google's)")
     s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 
     k = sub.add_parser("create-key", help="create an API key and print it")

@@ -71,5 +71,7 @@ def create_app(state: State) -> FastAPI:
     install_handlers(app)
     for module in (misc, namespaces, buckets, objects, uploads, batches, tasks):
         app.include_router(module.router)
+    from .sync_runner import install as install_storage
+    install_storage(app, state)  # storage connections + bucket syncs (routes, runner, blob readers)
     app.add_middleware(FaultInjection, state=state)
     return app

@@ -105,6 +105,52 @@ CREATE INDEX IF NOT EXISTS ix_task_org_type ON tasks(org_id, task_type, rowid);
 CREATE INDEX IF NOT EXISTS ix_task_status ON tasks(status);
 """
 
+# Storage connections (provider_config encrypted in ``secret``) and bucket syncs
+# (``sync_files``: what each sync ingested, by source key and version).
+STORAGE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS storage_connections (
+    rowid INTEGER PRIMARY KEY,
+    connection_id TEXT UNIQUE NOT NULL,
+    org_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    provider_type TEXT NOT NULL,
+    status TEXT NOT NULL,
+    is_active INTEGER NOT NULL,
+    secret TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS ix_conn_org_name ON storage_connections(org_id, name);
+CREATE INDEX IF NOT EXISTS ix_conn_org ON storage_connections(org_id, rowid);
+CREATE TABLE IF NOT EXISTS sync_configs (
+    rowid INTEGER PRIMARY KEY,
+    sync_config_id TEXT UNIQUE NOT NULL,
+    org_id TEXT NOT NULL,
+    namespace_id TEXT NOT NULL,
+    bucket_id TEXT NOT NULL,
+    connection_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    is_active INTEGER NOT NULL,
+    next_run_at REAL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_sync_bucket ON sync_configs(bucket_id, rowid);
+CREATE INDEX IF NOT EXISTS ix_sync_conn ON sync_configs(connection_id);
+CREATE TABLE IF NOT EXISTS sync_files (
+    sync_config_id TEXT NOT NULL,
+    source_key TEXT NOT NULL,
+    version TEXT NOT NULL,
+    object_id TEXT,
+    task_id TEXT,
+    status TEXT NOT NULL,
+    size_bytes INTEGER,
+    error TEXT,
+    PRIMARY KEY (sync_config_id, source_key)
+);
+CREATE INDEX IF NOT EXISTS ix_syncfile_obj ON sync_files(object_id);
+CREATE INDEX IF NOT EXISTS ix_syncfile_status ON sync_files(status, task_id);
+"""
+SCHEMA += STORAGE_SCHEMA
+
 
 def _regexp(pattern: str | None, value: Any) -> int:
     if pattern is None or value is None:

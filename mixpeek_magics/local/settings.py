@@ -38,6 +38,10 @@ class LocalSettings:
     max_inline_bytes: int = 50 * 1024 * 1024
     #: timeout of the worker's http(s) downloads, seconds
     fetch_timeout_seconds: float = 30.0
+    #: Google Drive v3 API root used by google_drive connections (None: Google's)
+    google_drive_api_root: str | None = None
+    #: OAuth token endpoint for google_drive oauth credentials without one (None: Google's)
+    google_token_uri: str | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -95,6 +99,8 @@ class LocalSettings:
 
 
 def _parse(name: str, raw: str) -> Any:
+    if name in ("google_drive_api_root", "google_token_uri"):
+        return raw
     if name == "fail_filenames":
         return [p.strip() for p in raw.split(",") if p.strip()]
     if name in ("workers", "max_inline_bytes", "fault_seed"):

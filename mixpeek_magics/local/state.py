@@ -249,8 +249,14 @@ class State:
         if self.closed:
             return
         self.closed = True
+        runner = getattr(self, "sync_runner", None)
+        if runner is not None:  # stops scheduling before the worker and the database go
+            runner.stop()
         if self.worker is not None:
             self.worker.stop()
+        connections = getattr(self, "storage_connections", None)
+        if connections is not None:
+            connections.close()
         self.store.close()
 
 

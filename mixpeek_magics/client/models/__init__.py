@@ -7,10 +7,27 @@ from mixpeek_magics.client.models._base import DeleteResponse, MixpeekModel, Sta
 from mixpeek_magics.client.models.batches import Batch
 from mixpeek_magics.client.models.buckets import Bucket
 from mixpeek_magics.client.models.common import Pagination
+from mixpeek_magics.client.models.connections import (
+    ConnectionTestResult,
+    DriveFile,
+    DriveFileList,
+    FolderItem,
+    FolderList,
+    GoogleDriveConfig,
+    GoogleDriveOAuthCredentials,
+    GoogleDriveServiceAccountCredentials,
+    S3AccessKeyCredentials,
+    S3Config,
+    S3RoleCredentials,
+    StorageConnection,
+    TigrisAccessKeyCredentials,
+    TigrisConfig,
+)
 from mixpeek_magics.client.models.health import Health
 from mixpeek_magics.client.models.namespaces import FeatureExtractor, Namespace
 from mixpeek_magics.client.models.objects import Blob, BucketObject, CreateObjectsBatchResult, FailedObject
 from mixpeek_magics.client.models.organization import Organization, RateLimits
+from mixpeek_magics.client.models.syncs import FileFilters, SyncConfiguration, SyncTriggerResult
 from mixpeek_magics.client.models.tasks import Progress, Task
 from mixpeek_magics.client.models.uploads import (
     BatchConfirmResult,
@@ -24,4 +41,9 @@ __all__ = [
     "ConfirmUploadResult", "CreateObjectsBatchResult", "DeleteResponse", "FailedObject",
     "FeatureExtractor", "Health", "MixpeekModel", "Namespace", "Organization", "Pagination",
     "Progress", "RateLimits", "Status", "Task", "Upload",
+    # storage connections and bucket syncs
+    "ConnectionTestResult", "DriveFile", "DriveFileList", "FileFilters", "FolderItem", "FolderList",
+    "GoogleDriveConfig", "GoogleDriveOAuthCredentials", "GoogleDriveServiceAccountCredentials",
+    "S3AccessKeyCredentials", "S3Config", "S3RoleCredentials", "StorageConnection", "SyncConfiguration",
+    "SyncTriggerResult", "TigrisAccessKeyCredentials", "TigrisConfig",
 ]

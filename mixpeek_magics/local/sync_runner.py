@@ -1,0 +1,554 @@
+"""Bucket syncs of the local server: the scheduler and the sync runs.
+
+A run lists the source through the connection's provider (S3 ListObjectsV2
+pages, Drive ``files.list`` pages) with the sync's ``file_filters`` applied,
+skips files whose version (ETag / md5 / size / modified time) it already
+ingested, creates one object per new or changed file whose blob references
+the file (``s3://bucket/key`` or ``gdrive://<file id>``; the worker reads the
+bytes through the connection, see :mod:`.connections`), and submits them in
+batches of ``batch_size`` objects (``additional_data.sync_config_id`` of each
+task is the sync's id).
+
+When a batch's task finishes, its per-object results are folded into the
+sync's metrics (``total_files_synced``, ``total_files_failed``,
+``total_bytes_synced``, ``failed_files``). A failed file read was already
+retried by the blob reader; the file is then listed as failed and not
+retried until it changes.
+
+``initial_only`` syncs run once (status COMPLETED); ``continuous`` syncs poll
+every ``polling_interval_seconds`` x the server's ``time_scale``. Everything
+is in SQLite: after a restart, interrupted runs start again and continuous
+syncs keep polling.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+from .connections import ConnectionService, ensure_schema
+from .db import dumps, loads
+from .deps import NsCtx
+from .providers import FilterError, ProviderError, SourceFile
+from .state import Caller
+from .util import iso, new_id
+
+log = logging.getLogger("mixpeek_magics.local.sync")
+
+__all__ = ["SyncRunner", "install", "public_doc", "TERMINAL_TASK"]
+
+TERMINAL_TASK = ("COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELED")
+MAX_FAILED_LISTED = 200
+LOCK_SECONDS = 3600.0
+TICK_SECONDS = 0.05
+
+
+def public_doc(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if not k.startswith("_")}
+
+
+def _blob_type(mime: str | None, name: str) -> str:
+    import mimetypes
+
+    main = (mime or mimetypes.guess_type(name)[0] or "").split(";")[0].strip().lower()
+    if main.startswith("image/"):
+        return "image"
+    if main.startswith("video/"):
+        return "video"
+    if main.startswith("audio/"):
+        return "audio"
+    if main == "application/pdf":
+        return "pdf"
+    if "spreadsheet" in main or "excel" in main:
+        return "excel"
+    return "text"
+
+
+def _pick_property(schema: dict[str, Any] | None, btype: str) -> str:
+    """The bucket-schema property a file of type ``btype`` goes into."""
+    props = (schema or {}).get("properties") or {}
+    file_props = [(n, (p or {}).get("type")) for n, p in props.items()
+                  if (p or {}).get("type") in ("text", "image", "audio", "video", "pdf", "excel")]
+    for name, t in file_props:
+        if t == btype:
+            return name
+    if file_props:
+        return file_props[0][0]
+    return "content"
+
+
+class _Run:
+    def __init__(self, sync_id: str, run_id: str, trigger: str):
+        self.sync_id = sync_id
+        self.run_id = run_id
+        self.trigger = trigger
+
+
+class SyncRunner:
+    """Schedules and executes the bucket syncs of one server state."""
+
+    def __init__(self, state, connections: ConnectionService, max_parallel: int = 2) -> None:
+        self.state = state
+        self.connections = connections
+        ensure_schema(state.store)
+        self.stop_event = threading.Event()
+        self.wake = threading.Event()
+        self._lock = threading.Lock()
+        self._running: dict[str, _Run] = {}
+        self._rerun: dict[str, str] = {}          # sync id -> trigger reason of a requested re-run
+        self._pending_ids: dict[str, str] = {}    # sync id -> run id promised by trigger()
+        self._deleted: set[str] = set()
+        self._pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="mixpeek-local-sync")
+        self._thread: threading.Thread | None = None
+        self.worker_id = f"local-{os.getpid()}-{id(self) & 0xffff:04x}"
+
+    # -- lifecycle -----------------------------------------------------------
+    def start(self) -> "SyncRunner":
+        self.recover()
+        self._thread = threading.Thread(target=self._loop, name="mixpeek-local-sync-scheduler", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stop_event.set()
+        self.wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def recover(self) -> None:
+        """Runs interrupted by a stop: clear their locks and run them again now."""
+        store = self.state.store
+        now = self.state.now()
+        for row in store.query("SELECT sync_config_id, doc, is_active FROM sync_configs"):
+            doc = loads(row["doc"])
+            if not doc.get("locked_by_worker_id"):
+                continue
+
+            def fix(d: dict[str, Any]) -> None:
+                d.update(locked_by_worker_id=None, locked_at=None, lock_expires_at=None)
+                last = d.get("last_run") or {}
+                if last.get("status") == "RUNNING":
+                    last.update(status="INTERRUPTED", finished_at=self.state.iso_now(),
+                                error="interrupted by server restart")
+                if not d.get("paused") and d.get("is_active"):
+                    d["_restart"] = True
+            self._update(row["sync_config_id"], fix, next_run_at=now if row["is_active"] else None,
+                         keep_next=not row["is_active"])
+
+    # -- persistence -------------------------------------------------------------
+    def _update(self, sync_id: str, fn: Callable[[dict[str, Any]], Any], *, next_run_at: float | None = None,
+                keep_next: bool = True) -> dict[str, Any] | None:
+        """Reload the sync, apply ``fn(doc)``, save (one transaction). ``next_run_at``
+        replaces the schedule unless ``keep_next``."""
+        state = self.state
+        with state.store.tx():
+            row = state.store.one("SELECT doc, next_run_at FROM sync_configs WHERE sync_config_id=?", (sync_id,))
+            if row is None:
+                return None
+            doc = loads(row["doc"])
+            fn(doc)
+            doc["is_active"] = not doc.get("paused") and doc.get("status") != "SUSPENDED" \
+                and bool(doc.get("is_active", True))
+            nra = row["next_run_at"] if keep_next else next_run_at
+            doc["next_sync_at"] = iso(nra) if nra is not None else None
+            state.store.execute("UPDATE sync_configs SET doc=?, status=?, is_active=?, next_run_at=? "
+                                "WHERE sync_config_id=?",
+                                (dumps(doc), doc["status"], 1 if doc["is_active"] else 0, nra, sync_id))
+        return doc
+
+    def schedule(self, sync_id: str, at: float | None) -> None:
+        self._update(sync_id, lambda d: None, next_run_at=at, keep_next=False)
+        self.wake.set()
+
+    # -- API hooks -----------------------------------------------------------------
+    def trigger(self, sync_id: str, reason: str = "manual") -> str:
+        """Run now (or right after the current run). Returns the run id."""
+        with self._lock:
+            if sync_id in self._running:
+                self._rerun[sync_id] = reason
+                run_id = self._pending_ids.setdefault(sync_id, new_id("run"))
+                return run_id
+            run_id = self._pending_ids.setdefault(sync_id, new_id("run"))
+            self._rerun[sync_id] = reason
+        self.schedule(sync_id, self.state.now())
+        return run_id
+
+    def forget(self, sync_id: str) -> None:
+        with self._lock:
+            self._deleted.add(sync_id)
+            self._rerun.pop(sync_id, None)
+            self._pending_ids.pop(sync_id, None)
+
+    def is_running(self, sync_id: str) -> bool:
+        with self._lock:
+            return sync_id in self._running
+
+    # -- scheduler -------------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                self._tick()
+            except Exception:  # noqa: BLE001 - the scheduler must survive anything
+                if self.stop_event.is_set():
+                    return
+                log.exception("sync scheduler tick failed")
+            self.wake.wait(TICK_SECONDS)
+            self.wake.clear()
+
+    def _tick(self) -> None:
+        state = self.state
+        now = state.now()
+        due = state.store.query("SELECT sync_config_id FROM sync_configs WHERE is_active=1 AND next_run_at IS NOT "
+                                "NULL AND next_run_at <= ? ORDER BY next_run_at", (now,))
+        for row in due:
+            sid = row["sync_config_id"]
+            with self._lock:
+                if sid in self._running or self.stop_event.is_set():
+                    continue
+                run_id = self._pending_ids.pop(sid, None) or new_id("run")
+                trigger = self._rerun.pop(sid, None) or "schedule"
+                run = _Run(sid, run_id, trigger)
+                self._running[sid] = run
+            # unschedule first so a slow run is not started twice
+            self._update(sid, lambda d: None, next_run_at=None, keep_next=False)
+            self._pool.submit(self._run_safe, run)
+        self.reconcile()
+
+    def _run_safe(self, run: _Run) -> None:
+        try:
+            self._run(run)
+        except Exception as exc:  # noqa: BLE001
+            if not self.stop_event.is_set():
+                log.exception("sync %s run %s crashed", run.sync_id, run.run_id)
+            self._finish(run, error=f"internal error: {type(exc).__name__}: {exc}")
+        finally:
+            with self._lock:
+                self._running.pop(run.sync_id, None)
+                again = run.sync_id in self._rerun and run.sync_id not in self._deleted
+            if again and not self.stop_event.is_set():
+                self.schedule(run.sync_id, self.state.now())
+
+    # -- a run -------------------------------------------------------------------------
+    def _run(self, run: _Run) -> None:
+        state = self.state
+        sid = run.sync_id
+        started = state.iso_now()
+
+        def begin(d: dict[str, Any]) -> None:
+            trig = "restart" if d.pop("_restart", False) and run.trigger == "schedule" else run.trigger
+            d.update(locked_by_worker_id=self.worker_id, locked_at=started,
+                     lock_expires_at=iso(state.now() + LOCK_SECONDS), current_sync_run_id=run.run_id,
+                     sync_run_counter=int(d.get("sync_run_counter") or 0) + 1, resume_objects_processed=0,
+                     status="ACTIVE" if not d.get("paused") else d.get("status"), updated_at=started)
+            d["last_run"] = {"run_id": run.run_id, "trigger": trig, "status": "RUNNING", "started_at": started,
+                             "finished_at": None, "files_discovered": 0, "files_new": 0, "files_changed": 0,
+                             "files_unchanged": 0, "objects_created": 0, "files_failed": 0,
+                             "batch_ids": [], "task_ids": [], "error": None}
+        doc = self._update(sid, begin)
+        if doc is None:
+            return
+        row = state.store.one("SELECT * FROM sync_configs WHERE sync_config_id=?", (sid,))
+        svc = self.connections
+        conn = svc.get_row(doc["connection_id"])
+        if conn is None:
+            return self._finish(run, error=f"storage connection {doc['connection_id']} no longer exists")
+        if conn["status"] in ("SUSPENDED", "ARCHIVED"):
+            return self._finish(run, error=f"storage connection '{loads(conn['doc'])['name']}' is {conn['status']}: "
+                                           "reactivate it (PATCH status ACTIVE) to sync")
+        bucket = state.store.one("SELECT doc FROM buckets WHERE bucket_id=?", (row["bucket_id"],))
+        if bucket is None:
+            return self._finish(run, error=f"bucket {row['bucket_id']} no longer exists", deactivate=True)
+        schema = loads(bucket["doc"]).get("bucket_schema")
+        ns = NsCtx(row["org_id"], row["namespace_id"], row["namespace_id"], Caller(row["org_id"], False, "sync"))
+        try:
+            provider = svc.provider_for(conn)
+        except ProviderError as err:
+            svc.record(conn["connection_id"], False, err.full_message)
+            return self._finish(run, error=err.full_message)
+        known = {r["source_key"]: (r["version"], r["status"], r["object_id"])
+                 for r in state.store.query("SELECT source_key, version, status, object_id FROM sync_files "
+                                            "WHERE sync_config_id=?", (sid,))}
+        batch_size = int(doc.get("batch_size") or 50)
+        limit = int(doc.get("max_objects_per_run") or 100000)
+        counts = {"files_discovered": 0, "files_new": 0, "files_changed": 0, "files_unchanged": 0}
+        chunk: list[tuple[SourceFile, str | None]] = []
+        try:
+            for f in provider.iter_files(doc["source_path"], doc.get("file_filters")):
+                if self.stop_event.is_set() or sid in self._deleted:
+                    return
+                counts["files_discovered"] += 1
+                old = known.get(f.key)
+                if old is not None and old[0] == f.version_token and old[1] != "RETRY":
+                    counts["files_unchanged"] += 1
+                    continue
+                counts["files_changed" if old is not None else "files_new"] += 1
+                chunk.append((f, old[2] if old else None))
+                if len(chunk) >= batch_size:
+                    self._flush(run, doc, ns, schema, conn, chunk, counts)
+                    chunk = []
+                if counts["files_new"] + counts["files_changed"] >= limit:
+                    break
+            if chunk:
+                self._flush(run, doc, ns, schema, conn, chunk, counts)
+        except ProviderError as err:
+            svc.record(conn["connection_id"], False, err.full_message)
+            return self._finish(run, error=err.full_message, counts=counts)
+        except FilterError as err:
+            return self._finish(run, error=str(err), counts=counts)
+        svc.record(conn["connection_id"], True, used=True)
+        self._finish(run, counts=counts)
+
+    def _flush(self, run: _Run, doc: dict[str, Any], ns: NsCtx, schema: Any, conn, chunk, counts) -> None:
+        from .routes.batches import new_batch
+        from .services import submit_batch
+
+        state = self.state
+        sid = run.sync_id
+        if self.stop_event.is_set() or sid in self._deleted:
+            return
+        created: list[tuple[SourceFile, str]] = []
+        failures: list[tuple[SourceFile, str]] = []
+        skip = bool(doc.get("skip_batch_submission"))
+        # one transaction for the chunk: objects, batch, task, file records and metrics become visible
+        # together (the worker cannot start the task before the file records exist)
+        with state.store.tx():
+            self._create_objects(doc, ns, schema, conn, chunk, created, failures)
+            batch_id = task_id = None
+            if created:
+                batch_id = new_batch(state, ns, doc["bucket_id"], [oid for _, oid in created],
+                                     {"sync_config_id": sid, "sync_run_id": run.run_id, "source": "bucket_sync",
+                                      "connection_id": conn["connection_id"]})
+                if not skip:
+                    task_id = submit_batch(state, ns.org_id, ns.namespace_id, doc["bucket_id"], batch_id)
+            self._record_chunk(run, chunk, created, failures, batch_id, task_id, skip, counts)
+
+    def _record_chunk(self, run: _Run, chunk, created, failures, batch_id, task_id, skip, counts) -> None:
+        state = self.state
+        sid = run.sync_id
+        rows = [(sid, f.key, f.version_token, oid, task_id, "SYNCED" if skip else "SUBMITTED", f.size, None)
+                for f, oid in created]
+        rows += [(sid, f.key, f.version_token, None, None, "FAILED", f.size, err) for f, err in failures]
+        synced_bytes = sum(int(f.size or 0) for f, _ in created) if skip else 0
+
+        def progress(d: dict[str, Any]) -> None:
+            last = d.get("last_run") or {}
+            last.update(counts)
+            last["objects_created"] = last.get("objects_created", 0) + len(created)
+            last["files_failed"] = last.get("files_failed", 0) + len(failures)
+            d["resume_objects_processed"] = int(d.get("resume_objects_processed") or 0) + len(chunk)
+            if batch_id:
+                d.setdefault("batch_ids", []).append(batch_id)
+                last.setdefault("batch_ids", []).append(batch_id)
+                d["batches_created"] = int(d.get("batches_created") or 0) + 1
+            if task_id:
+                d.setdefault("task_ids", []).append(task_id)
+                last.setdefault("task_ids", []).append(task_id)
+            if skip:
+                d["total_files_synced"] = int(d.get("total_files_synced") or 0) + len(created)
+                d["total_bytes_synced"] = int(d.get("total_bytes_synced") or 0) + synced_bytes
+            if failures:
+                d["total_files_failed"] = int(d.get("total_files_failed") or 0) + len(failures)
+                self._list_failed(d, [(f.key, err) for f, err in failures])
+            d["last_run"] = last
+            d["updated_at"] = state.iso_now()
+
+        with state.store.tx() as c:
+            c.executemany("INSERT OR REPLACE INTO sync_files(sync_config_id, source_key, version, object_id, task_id, "
+                          "status, size_bytes, error) VALUES (?,?,?,?,?,?,?,?)", rows)
+            self._update(sid, progress)
+
+
+    def _create_objects(self, doc, ns, schema, conn, chunk, created, failures) -> None:
+        """Insert the chunk's objects (the shape ``services.create_object`` gives a
+        URL blob), in one statement; the caller holds the transaction."""
+        from .services import touch_bucket
+        from .util import check_filename
+
+        state = self.state
+        sid = doc["sync_config_id"]
+        bucket_id = doc["bucket_id"]
+        provider_type = conn["provider_type"]
+        now = state.iso_now()
+        rows = []
+        for f, old_object in chunk:
+            if old_object:
+                self._drop_object(old_object)
+            try:
+                btype = _blob_type(f.mime_type, f.name)
+                url = f"gdrive://{f.file_id}" if provider_type == "google_drive" else f"s3://{f.bucket}/{f.key}"
+                rel_dir = posixpath.dirname(f.relative_path.strip("/")) or None
+                if rel_dir is not None:
+                    check_filename(rel_dir, "key_prefix")
+                meta = {"sync_config_id": sid, "connection_id": conn["connection_id"],
+                        "source_provider": provider_type, "source_path": f.key, "source_uri": f.uri,
+                        "source_etag": f.etag_or_md5, "source_size_bytes": f.size,
+                        "source_modified_at": f.modified.isoformat() if f.modified else None}
+                blob = {"blob_id": new_id("blob"), "property": _pick_property(schema, btype), "key_prefix": None,
+                        "type": btype,
+                        "properties": {"connection_id": conn["connection_id"], "sync_config_id": sid,
+                                       "source_key": f.key, "source_name": f.name, "url": url, "source": "url"},
+                        "details": {"filename": f.name, "size_bytes": f.size, "mime_type": f.mime_type,
+                                    "hash": None}}
+                oid = new_id("obj")
+                d = {"object_id": oid, "bucket_id": bucket_id, "key_prefix": rel_dir, "blobs": [blob],
+                     "source_details": [{"type": "bucket", "source_id": bucket_id}], "status": "DRAFT",
+                     "error": None, "created_at": now, "updated_at": now, "metadata": meta,
+                     "skip_duplicates": False}
+            except ValueError as exc:
+                failures.append((f, str(exc)))
+                continue
+            rows.append((oid, ns.org_id, ns.namespace_id, bucket_id, "DRAFT", None, int(f.size or 0), dumps(d)))
+            created.append((f, oid))
+        if rows:
+            state.store.conn.executemany(
+                "INSERT INTO objects(object_id, org_id, namespace_id, bucket_id, status, sha256, size_bytes, doc) "
+                "VALUES (?,?,?,?,?,?,?,?)", rows)
+            touch_bucket(state, bucket_id)
+
+    def _drop_object(self, object_id: str) -> None:
+        """A changed file replaces the object of its previous version."""
+        from .services import delete_object_files
+
+        row = self.state.store.one("SELECT doc FROM objects WHERE object_id=?", (object_id,))
+        if row is None:
+            return
+        delete_object_files(self.state, loads(row["doc"]))
+        self.state.store.execute("DELETE FROM objects WHERE object_id=?", (object_id,))
+
+    @staticmethod
+    def _list_failed(d: dict[str, Any], items: list[tuple[str, str]]) -> None:
+        lst = d.setdefault("failed_files", [])
+        for key, err in items:
+            lst.append({"source_path": key, "error": err})
+        del lst[:-MAX_FAILED_LISTED]
+
+    def _finish(self, run: _Run, *, error: str | None = None, counts: dict[str, int] | None = None,
+                deactivate: bool = False) -> None:
+        state = self.state
+        now = state.now()
+        finished = iso(now)
+        sid = run.sync_id
+        box: dict[str, Any] = {}
+
+        def end(d: dict[str, Any]) -> None:
+            last = d.get("last_run") or {}
+            if counts:
+                last.update(counts)
+            last.update(status="FAILED" if error else "COMPLETED", finished_at=finished, error=error)
+            d["last_run"] = last
+            d.update(locked_by_worker_id=None, locked_at=None, lock_expires_at=None, updated_at=finished)
+            d["total_files_discovered"] = int(d.get("total_files_discovered") or 0) + int(last.get("files_discovered") or 0)
+            if error:
+                d["last_error"] = error[:1000]
+                d["consecutive_failures"] = int(d.get("consecutive_failures") or 0) + 1
+            else:
+                d["last_error"] = None
+                d["consecutive_failures"] = 0
+                d["last_sync_at"] = finished
+            if deactivate:
+                d["is_active"] = False
+            paused = bool(d.get("paused"))
+            if paused:
+                d["status"] = "SUSPENDED"
+                box["next"] = None
+            elif error:
+                d["status"] = "FAILED"
+                box["next"] = (now + state.scaled(int(d.get("polling_interval_seconds") or 300))
+                               if d.get("sync_mode") == "continuous" and not deactivate else None)
+            elif d.get("sync_mode") == "continuous":
+                d["status"] = "ACTIVE"
+                box["next"] = now + state.scaled(int(d.get("polling_interval_seconds") or 300))
+            else:
+                d["status"] = "COMPLETED"
+                box["next"] = None
+
+        # compute the schedule inside the same transaction as the status
+        with state.store.tx():
+            doc = self._update(sid, end)
+            if doc is not None:
+                self._update(sid, lambda d: None, next_run_at=box.get("next"), keep_next=False)
+        self.wake.set()
+
+    # -- folding task results into the metrics ------------------------------------
+    def reconcile(self) -> int:
+        """Fold the results of finished sync tasks into their syncs; returns how many tasks."""
+        state = self.state
+        rows = state.store.query(
+            "SELECT DISTINCT f.sync_config_id AS sid, f.task_id AS tid FROM sync_files f JOIN tasks t "
+            "ON t.task_id = f.task_id WHERE f.status='SUBMITTED' AND t.status IN "
+            "('COMPLETED','COMPLETED_WITH_ERRORS','FAILED','CANCELED')")
+        for r in rows:
+            self._fold(r["sid"], r["tid"])
+        return len(rows)
+
+    def _fold(self, sid: str, task_id: str) -> None:
+        state = self.state
+        task = state.get_task_row(task_id)
+        if task is None:
+            return
+        outputs = {o.get("object_id"): o for o in (loads(task["outputs"]) or []) if isinstance(o, dict)}
+        canceled = task["status"] == "CANCELED"
+        with state.store.tx() as c:
+            files = state.store.query("SELECT source_key, object_id, size_bytes FROM sync_files WHERE "
+                                      "sync_config_id=? AND task_id=? AND status='SUBMITTED'", (sid, task_id))
+            ok = failed = nbytes = 0
+            failed_items: list[tuple[str, str]] = []
+            updates = []
+            for f in files:
+                out = outputs.get(f["object_id"])
+                if out is not None and out.get("status") == "COMPLETED":
+                    ok += 1
+                    nbytes += int(out.get("size_bytes") or f["size_bytes"] or 0)
+                    updates.append(("SYNCED", None, out.get("size_bytes") or f["size_bytes"], f["source_key"]))
+                elif out is None and canceled:
+                    updates.append(("RETRY", "task canceled before the file was processed", f["size_bytes"],
+                                    f["source_key"]))
+                else:
+                    err = (out or {}).get("error") or task["error"] or "processing failed"
+                    failed += 1
+                    failed_items.append((f["source_key"], err))
+                    updates.append(("FAILED", err, f["size_bytes"], f["source_key"]))
+            c.executemany("UPDATE sync_files SET status=?, error=?, size_bytes=? WHERE sync_config_id=? AND "
+                          "source_key=?", [(s, e, b, sid, k) for s, e, b, k in updates])
+
+            def fold(d: dict[str, Any]) -> None:
+                d["total_files_synced"] = int(d.get("total_files_synced") or 0) + ok
+                d["total_files_failed"] = int(d.get("total_files_failed") or 0) + failed
+                d["total_bytes_synced"] = int(d.get("total_bytes_synced") or 0) + nbytes
+                if failed_items:
+                    self._list_failed(d, failed_items)
+                last = d.get("last_run") or {}
+                if task_id in (last.get("task_ids") or []):
+                    last["files_synced"] = int(last.get("files_synced") or 0) + ok
+                    last["files_failed"] = int(last.get("files_failed") or 0) + failed
+                    last["bytes_synced"] = int(last.get("bytes_synced") or 0) + nbytes
+                    done = set(last.get("tasks_finished") or [])
+                    done.add(task_id)
+                    last["tasks_finished"] = sorted(done)
+                d["updated_at"] = state.iso_now()
+            self._update(sid, fold)
+
+
+def install(app, state) -> SyncRunner:
+    """Enable storage connections and bucket syncs on a server state and its app."""
+    from .routes import connections as conn_routes
+    from .routes import syncs as sync_routes
+
+    svc = getattr(state, "storage_connections", None)
+    if svc is None:
+        svc = ConnectionService(state)
+        state.storage_connections = svc
+    runner = getattr(state, "sync_runner", None)
+    if runner is None:
+        runner = SyncRunner(state, svc)
+        state.sync_runner = runner
+        runner.start()  # State.close() stops it before the worker and the database
+    if app is not None and not getattr(app.state, "storage_sync_installed", False):
+        app.state.storage_sync_installed = True
+        app.include_router(conn_routes.router)
+        app.include_router(sync_routes.router)
+    return runner
