@@ -197,14 +197,19 @@ class TaskProgress(_DisplayMixin, W.VBox):
         self._ui_lock = threading.RLock()
         self._show_name = show_name
 
-        self.badge = W.HTML(value="", layout=W.Layout(padding="0 8px", margin="2px 4px", min_width="80px"))
+        # In a narrow row the flexbox shrinks children: badge, detail and buttons keep
+        # their natural width (flex 0 0 auto); only the name and the bar give way.
+        self.badge = W.HTML(value="", layout=W.Layout(padding="0 8px", margin="2px 4px", min_width="80px",
+                                                      flex="0 0 auto"))
         self.badge.style.background = self.status_color
         self.badge.style.text_color = "#ffffff"
-        self.name = W.HTML(value="", layout=W.Layout(min_width="120px", display=None if show_name else "none"))
-        self.bar = W.FloatProgress(value=0.0, min=0.0, max=100.0, layout=W.Layout(width="240px"))
-        self.detail = W.Label(value="")
+        self.name = W.HTML(value="", layout=W.Layout(min_width="120px", flex="1 1 auto",
+                                                     display=None if show_name else "none"))
+        self.bar = W.FloatProgress(value=0.0, min=0.0, max=100.0, layout=W.Layout(width="240px", flex="0 1 240px"))
+        self.detail = W.Label(value="", layout=W.Layout(flex="0 0 auto"))
         self.cancel_button = W.Button(description="Cancel", icon="stop", tooltip="Cancel this task",
-                                      layout=W.Layout(width="auto", display=None if on_cancel else "none"))
+                                      layout=W.Layout(width="auto", flex="0 0 auto",
+                                                      display=None if on_cancel else "none"))
         self.confirm_label = W.Label(value="")
         self.confirm_yes = W.Button(description="Yes", button_style="danger", layout=W.Layout(width="auto"))
         self.confirm_no = W.Button(description="No", layout=W.Layout(width="auto"))
