@@ -21,7 +21,7 @@ unset MIXPEEK_API_KEY MIXPEEK_BASE_URL MIXPEEK_NAMESPACE
 
 set +e
 "$VENV/bin/python" -m pytest -p no:cacheprovider --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg \
-    --nbval-current-env tests notebooks "$@"
+    --nbval-current-env --ignore-glob="*.ipynb_checkpoints*" tests notebooks "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then
