@@ -162,10 +162,33 @@ async def test_timeout_via_latency(kind, fresh_srv):
     assert isinstance(info.value, errors.APIConnectionError)
 
 
-def _clear_faults_after(srv, seconds: float) -> threading.Timer:
-    timer = threading.Timer(seconds, lambda: srv.update_settings(fault_rate_429=0.0, fault_rate_503=0.0))
-    timer.start()
-    return timer
+class _ClearFaults(threading.Thread):
+    """Clears injected faults ``seconds`` after the first request reaches the server.
+
+    Counting from the first request (not from a wall-clock start) keeps the
+    test meaningful on a loaded machine, where building the client can take
+    longer than ``seconds``: the first answer is always a fault."""
+
+    def __init__(self, srv, seconds: float) -> None:
+        super().__init__(daemon=True)
+        self.srv, self.seconds, self.stopped = srv, seconds, threading.Event()
+        self.seen = len(srv.request_log)
+
+    def run(self) -> None:
+        while len(self.srv.request_log) == self.seen:
+            if self.stopped.wait(0.01):
+                return
+        if not self.stopped.wait(self.seconds):
+            self.srv.update_settings(fault_rate_429=0.0, fault_rate_503=0.0)
+
+    def cancel(self) -> None:
+        self.stopped.set()
+
+
+def _clear_faults_after(srv, seconds: float) -> _ClearFaults:
+    clearer = _ClearFaults(srv, seconds)
+    clearer.start()
+    return clearer
 
 
 @pytest.mark.parametrize("fault", ["fault_rate_429", "fault_rate_503"])
