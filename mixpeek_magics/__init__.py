@@ -5,7 +5,7 @@ use, so pandas, ipywidgets, FastAPI and friends load only when needed.
 """
 from __future__ import annotations
 
-import importlib
+from mixpeek_magics._lazy import lazy_getattr
 from typing import Any
 
 __version__ = "0.1.0"
@@ -31,15 +31,7 @@ _LAZY = {
 __all__ = sorted([*_LAZY, "load_ipython_extension", "unload_ipython_extension", "__version__"])
 
 
-def __getattr__(name: str) -> Any:
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module 'mixpeek_magics' has no attribute {name!r}")
-    module_name, _, attr = target.partition(":")
-    module = importlib.import_module(module_name)
-    value = getattr(module, attr) if attr else module
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, globals(), _LAZY)
 
 
 def load_ipython_extension(ipython: Any) -> None:

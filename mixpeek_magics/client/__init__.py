@@ -7,7 +7,7 @@ and pydantic) load on first access.
 """
 from __future__ import annotations
 
-import importlib
+from mixpeek_magics._lazy import lazy_getattr
 import sys
 import types
 from typing import TYPE_CHECKING, Any
@@ -35,15 +35,7 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module 'mixpeek_magics.client' has no attribute {name!r}")
-    module_name, _, attr = target.partition(":")
-    module = importlib.import_module(module_name)
-    value = getattr(module, attr) if attr else module
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, globals(), _LAZY)
 
 
 def __dir__() -> list[str]:

@@ -5,7 +5,7 @@
 """
 from __future__ import annotations
 
-import importlib
+from mixpeek_magics._lazy import lazy_getattr
 from typing import Any
 
 _LAZY = {
@@ -20,11 +20,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module 'mixpeek_magics.ingest' has no attribute {name!r}")
-    module_name, _, attr = target.partition(":")
-    value = getattr(importlib.import_module(module_name), attr)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, globals(), _LAZY)
