@@ -136,15 +136,6 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
-def _num(value: Any, kind: type) -> Any:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return kind(value)
-    except (TypeError, ValueError):
-        return None
-
-
 class Engine:
     """Polls a set of tasks until every one is terminal (or gone)."""
 
@@ -482,12 +473,8 @@ class Engine:
         for k in ("bucket_id", "batch_id", "sync_config_id", "namespace_id"):
             if data.get(k):
                 tr.meta[k] = data[k]
-        progress = getattr(task, "progress", None)
-        if progress is not None:
-            processed, total, percentage = progress
-        else:
-            processed, total = _num(data.get("processed"), int), _num(data.get("total"), int)
-            percentage = _num(data.get("percentage"), float)
+        # Client Tasks parse progress from additional_data; a gone task has none.
+        processed, total, percentage = getattr(task, "progress", None) or (None, None, None)
         failed = []
         for item in data.get("failed_objects") or []:
             if isinstance(item, Mapping):
