@@ -1,0 +1,326 @@
+"""``task_history``: every task of the account as one DataFrame, joined with
+the client-side timeline journal (the API keeps no timestamps on tasks)."""
+from __future__ import annotations
+
+import gc
+from itertools import repeat
+from operator import attrgetter, itemgetter
+from typing import Any, Iterable, Sequence
+
+from mixpeek_magics.client import statuses
+from mixpeek_magics.frames import _schema
+from mixpeek_magics.frames._journal import JournalIndex, format_provenance, journal_index, open_journal
+from mixpeek_magics.frames._time import parse_when
+
+PAGE_LIMIT = 1000
+
+
+def resolve_client(client: Any = None) -> Any:
+    """``client`` or the signed-in session's client (``%mixpeek_auth``)."""
+    if client is not None:
+        return client
+    try:
+        from mixpeek_magics.notebook import session
+    except ImportError as exc:  # the notebook layer is optional
+        raise RuntimeError(
+            "no client given and no notebook session available: pass client=Mixpeek(api_key=..., base_url=...)"
+        ) from exc
+    found = session.client()  # raises NotSignedInError ("run %mixpeek_auth first") without a session
+    if found is None:
+        raise RuntimeError("no signed-in Mixpeek session: run %mixpeek_auth first or pass client=Mixpeek(...)")
+    return found
+
+
+_TOP = ("task_id", "task_type", "status", "error", "additional_data", "inputs", "outputs")
+_DATA = ("processed", "total", "percentage", "batch_id", "bucket_id", "namespace_id", "sync_config_id", "metadata")
+_get_data = itemgetter(*_DATA)
+
+
+def _as_dicts(records: Sequence[Any]) -> Sequence[Any]:
+    """Dicts as they are; pydantic models through their field ``__dict__`` (no copy)."""
+    if not records or isinstance(records[0], dict):
+        return records
+    try:
+        out = list(map(attrgetter("__dict__"), records))
+    except AttributeError:
+        out = None
+    if out is None or not out or "task_id" not in out[0] or "task_id" not in out[-1]:
+        out = [r if isinstance(r, dict) else (r.model_dump() if hasattr(r, "model_dump") else dict(r)) for r in records]
+    return out
+
+
+def _complete(records: Sequence[Any]) -> list[dict]:
+    """Slow path for odd records: every top-level key present, dicts only."""
+    out = []
+    for r in records:
+        if not isinstance(r, dict):
+            r = r.model_dump() if hasattr(r, "model_dump") else dict(getattr(r, "__dict__", r))
+        if any(k not in r for k in _TOP):
+            r = {**dict.fromkeys(_TOP), **r}
+        a = r.get("additional_data")
+        if a is not None and not isinstance(a, dict):
+            r = {**r, "additional_data": None}
+        elif a and a.get("metadata") is not None and not isinstance(a.get("metadata"), dict):
+            r = {**r, "additional_data": {**a, "metadata": None}}
+        for key in ("inputs", "outputs"):
+            if r.get(key) is not None and not hasattr(r[key], "__len__"):
+                r = {**r, key: None}
+        out.append(r)
+    return out
+
+
+def build_task_frame(records: Sequence[Any], journal: Any = None):
+    """The task history frame of already fetched task records (dicts as the
+    API returns them, or ``Task`` models).
+
+    ``journal``: a ``_journal.JournalIndex`` (see ``journal_index``), a
+    ``tracking.Journal``, a path, or None for no journal data. One pass over the records builds plain column
+    lists; pandas only wraps them (no per-row pandas work).
+    """
+    import numpy as np
+    import pandas as pd
+
+    if not isinstance(journal, JournalIndex):
+        journal = journal_index(open_journal(journal)) if journal is not None else JournalIndex.empty()
+    recs = _as_dicts(records)
+    n = len(recs)
+    if n == 0:
+        return _schema.empty_frame(_schema.TASK_COLUMNS)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # the loop allocates no cycles; collections would only rescan the records
+    try:
+        try:
+            cols = _columns(recs)
+        except (KeyError, TypeError, AttributeError, ValueError):
+            cols = _columns(_complete(records))
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    tid, ttype, stat, err, proc, tot, pct, batch, bucket, ns, sync, cell, nin, nout = cols
+
+    status = _schema.status_categorical(stat)
+    cats = status.categories
+    terminal_codes = np.array([k for k, c in enumerate(cats) if c in statuses.TERMINAL], dtype=np.int32)
+    is_terminal = np.isin(status.codes, terminal_codes)
+
+    NAT = _schema.NAT
+    hit = None
+    if len(journal):
+        pos = np.fromiter(map(journal.pos.get, tid, repeat(-1)), dtype=np.intp, count=n)
+        hit = pos >= 0
+        if not hit.any():
+            hit = None
+    if hit is not None:
+        safe = np.where(hit, pos, 0)
+        fs_ns = np.where(hit, journal.first_seen[safe], NAT)
+        st_ns = np.where(hit, journal.started[safe], NAT)
+        fi_ns = np.where(hit, journal.finished[safe], NAT)
+        # never seen running (no start, or the first non-pending observation was
+        # already the terminal one): the duration counts from first_seen
+        begin = np.where((st_ns == NAT) | (st_ns == fi_ns), fs_ns, st_ns)
+        dur = np.where((fi_ns == NAT) | (begin == NAT), NAT, fi_ns - begin)
+        first_seen = _schema.datetime_array(fs_ns)
+        started = _schema.datetime_array(st_ns)
+        finished = _schema.datetime_array(fi_ns)
+        if journal.has_cells:
+            if cell.count(None) == n:  # no provenance in the records: the journal's, by code
+                codes = np.where(hit, journal.cell_codes[safe], -1)
+                cell = pd.array(journal.cell_values, dtype="str").take(codes, allow_fill=True)
+            else:  # the batch's own provenance wins; the journal's context fills the gaps
+                jcells = journal.cells[safe]
+                merged = np.fromiter(cell, dtype=object, count=n)
+                override = hit & (jcells != None) & (merged == None)  # noqa: E711 (elementwise)
+                if override.any():
+                    merged[override] = jcells[override]
+                    cell = merged
+    else:
+        first_seen, started, finished = (_schema.datetime_array(np.full(n, NAT, dtype=np.int64)) for _ in range(3))
+        dur = np.full(n, NAT, dtype=np.int64)
+
+    data = {
+        "task_id": _schema.str_array(tid),
+        "task_type": _schema.str_array(ttype),
+        "status": status,
+        "is_terminal": is_terminal,
+        "first_seen": first_seen,
+        "started": started,
+        "finished": finished,
+        "duration": _schema.timedelta_array(dur),
+        "processed": _schema.int_array(proc),
+        "total": _schema.int_array(tot),
+        "percentage": _schema.float_array(pct),
+        "error": _schema.str_array(err),
+        "batch_id": _schema.str_array(batch),
+        "bucket_id": _schema.str_array(bucket),
+        "namespace_id": _schema.str_array(ns),
+        "sync_config_id": _schema.str_array(sync),
+        "source_cell": cell if isinstance(cell, pd.api.extensions.ExtensionArray) else _schema.str_array(cell),
+        "inputs_count": _schema.int_array(nin),
+        "outputs_count": _schema.int_array(nout),
+    }
+    return pd.DataFrame(data, copy=False)
+
+
+def _columns(recs: Sequence[dict]) -> tuple:
+    """The one pass: plain Python lists per column (fast path: every record
+    has the API's top-level keys; a KeyError sends the caller to ``_complete``)."""
+    n = len(recs)
+    tid = [None] * n; ttype = [None] * n; stat = [None] * n; err = [None] * n
+    proc = [None] * n; tot = [None] * n; pct = [None] * n
+    batch = [None] * n; bucket = [None] * n; ns = [None] * n; sync = [None] * n
+    cell = [None] * n; nin = [None] * n; nout = [None] * n
+    get_data = _get_data
+    i = 0
+    for r in recs:
+        tid[i] = r["task_id"]
+        ttype[i] = r["task_type"]
+        stat[i] = r["status"]
+        e = r["error"]
+        a = r["additional_data"]
+        if a:
+            try:
+                proc[i], tot[i], pct[i], batch[i], bucket[i], ns[i], sync[i], m = get_data(a)
+            except KeyError:
+                proc[i], tot[i], pct[i], batch[i], bucket[i], ns[i], sync[i], m = map(a.get, _DATA)
+            if m:
+                p = m.get("provenance")
+                if p:
+                    cell[i] = format_provenance(p)
+                elif "cell" in m and "source" in m:
+                    cell[i] = format_provenance(m)
+        err[i] = e
+        x = r["inputs"]
+        if x is not None:
+            nin[i] = len(x)
+        x = r["outputs"]
+        if x is not None:
+            nout[i] = len(x)
+        i += 1
+    return tid, ttype, stat, err, proc, tot, pct, batch, bucket, ns, sync, cell, nin, nout
+
+
+def _times(values: list):
+    """ISO text / datetimes / None -> DatetimeIndex[ns, UTC] (vectorised parse)."""
+    import pandas as pd
+
+    try:
+        out = pd.to_datetime(values, utc=True, format="ISO8601")
+    except (TypeError, ValueError):
+        out = pd.to_datetime(values, utc=True, format="mixed", errors="coerce")
+    return out.as_unit("ns")
+
+
+def fetch_tasks(client: Any, status: Any = None, task_type: Any = None) -> list:
+    """Every task, all pages of ``limit=1000``; the status / task type filter is
+    sent to the server when it is a single value."""
+    kwargs: dict[str, Any] = {"limit": PAGE_LIMIT}
+    if isinstance(status, str):
+        kwargs["status"] = statuses.normalize(status)
+    if isinstance(task_type, str):
+        kwargs["task_type"] = task_type
+    return list(client.tasks.iter(**kwargs))
+
+
+def _one_or_many(value: Any) -> set | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return {value}
+    return {str(v) for v in value}
+
+
+def task_history(
+    client: Any = None,
+    status: str | Iterable[str] | None = None,
+    task_type: str | Iterable[str] | None = None,
+    since: Any = None,
+    until: Any = None,
+    bucket: str | None = None,
+    include_journal: bool = True,
+    journal: Any = None,
+):
+    """Every task as a DataFrame, joined with the timeline journal.
+
+    ``status`` / ``task_type``: one value or several. ``since`` / ``until``:
+    a datetime, an ISO timestamp or a span back from now ("30m", "2h", "1d");
+    they filter on ``first_seen`` (tasks never seen in the journal have no
+    ``first_seen`` and are dropped by these filters). ``bucket``: a bucket id
+    or name. ``journal``: a ``tracking.Journal`` or path (default: the user's
+    journal). See ``TASK_COLUMNS`` for the columns and their dtypes.
+    """
+    since_dt = parse_when(since, name="since")
+    until_dt = parse_when(until, name="until")
+    if since_dt is not None and until_dt is not None and since_dt > until_dt:
+        raise ValueError(f"since ({since_dt.isoformat()}) is after until ({until_dt.isoformat()})")
+    client = resolve_client(client)
+    bucket_ids = _resolve_bucket(client, bucket) if bucket is not None else None
+
+    records = fetch_tasks(client, status, task_type)
+    index = JournalIndex.empty()
+    if include_journal:
+        base_url = getattr(getattr(client, "config", None), "base_url", None)
+        index = journal_index(open_journal(journal), base_url=base_url)
+    frame = build_task_frame(records, index)
+    return _filter(frame, status=status, task_type=task_type, since=since_dt, until=until_dt, bucket_ids=bucket_ids)
+
+
+def _resolve_bucket(client: Any, bucket: str) -> set[str]:
+    """The ids a ``bucket`` argument stands for (its id, and the id of the bucket named so)."""
+    ids = {str(bucket)}
+    try:
+        found = client.buckets.get(bucket)
+    except Exception as exc:
+        if type(exc).__name__ == "NotFoundError":
+            raise ValueError(f"bucket {bucket!r} not found (give a bucket id or name)") from None
+        if str(bucket).startswith("bkt_"):  # an id: filtering needs no lookup (e.g. no namespace set)
+            return ids
+        raise
+    bid = getattr(found, "bucket_id", None) or (found.get("bucket_id") if isinstance(found, dict) else None)
+    if bid:
+        ids.add(str(bid))
+    return ids
+
+
+def _filter(frame, *, status=None, task_type=None, since=None, until=None, bucket_ids=None):
+    import numpy as np
+    import pandas as pd
+
+    mask = np.ones(len(frame), dtype=bool)
+    wanted = _one_or_many(status)
+    if wanted is not None:
+        mask &= frame["status"].isin({statuses.normalize(s) for s in wanted}).to_numpy()
+    wanted = _one_or_many(task_type)
+    if wanted is not None:
+        mask &= frame["task_type"].isin(wanted).to_numpy()
+    if bucket_ids is not None:
+        mask &= frame["bucket_id"].isin(bucket_ids).to_numpy()
+    if since is not None:
+        mask &= (frame["first_seen"] >= pd.Timestamp(since)).fillna(False).to_numpy(dtype=bool)
+    if until is not None:
+        mask &= (frame["first_seen"] <= pd.Timestamp(until)).fillna(False).to_numpy(dtype=bool)
+    if mask.all():
+        return frame
+    return frame.loc[mask].reset_index(drop=True)
+
+
+def task_timeline(task_id: str, journal: Any = None, base_url: str | None = None):
+    """One row per observed transition of ``task_id`` (oldest first):
+    observed_at, status, processed, total, percentage, error."""
+    import numpy as np
+    import pandas as pd
+
+    if hasattr(task_id, "task_id"):
+        task_id = task_id.task_id
+    j = open_journal(journal)
+    rows = j.timeline(task_id, base_url=base_url) if j is not None else []
+    if not rows:
+        return _schema.empty_frame(_schema.TIMELINE_COLUMNS)
+    observed = _times([r.get("observed_at") for r in rows]).array
+    return pd.DataFrame({
+        "observed_at": observed,
+        "status": _schema.status_categorical([r.get("status") for r in rows]),
+        "processed": _schema.int_array([r.get("processed") for r in rows]),
+        "total": _schema.int_array([r.get("total") for r in rows]),
+        "percentage": _schema.float_array([r.get("percentage") for r in rows]),
+        "error": _schema.str_array([r.get("error") for r in rows]),
+    })
