@@ -261,7 +261,7 @@ async def abulk_upload(
                 # From here the server owns these uploads: nothing to clean up.
                 pending = []
                 result.confirm_task_ids.append(confirm.task_id)
-                task = await client.tasks.wait(confirm.task_id, timeout=confirm_timeout, poll=0.05, poll_max=1.0)
+                task = await client.tasks.wait(confirm.task_id, timeout=confirm_timeout, poll=0.05, poll_max=0.25)
                 ids = _object_ids_from_confirm(task)
                 failed_by_upload = {str(f.get("upload_id")): f.get("error")
                                     for f in (task.additional_data or {}).get("failed_objects") or []

@@ -320,6 +320,8 @@ class Worker:
         outputs: list[dict[str, Any]] = []
         if not state.update_task(task_id, status="PROCESSING", additional_data=ad, outputs=[]):
             return
+        last_flush = time.monotonic()
+        pacing = state.settings.pace_seconds > 0
         for conf in confirmations:
             if self._check(cancel):
                 return
@@ -348,8 +350,13 @@ class Worker:
             outputs.append(out)
             ad["processed"] += 1
             ad["percentage"] = round(ad["processed"] * 100.0 / total, 2) if total else 100.0
-            if not state.update_task(task_id, additional_data=ad, outputs=outputs):
-                return
+            now = time.monotonic()
+            if pacing or now - last_flush >= FLUSH_INTERVAL:  # as in _run_batch: not a write per item
+                last_flush = now
+                if not state.update_task(task_id, additional_data=ad, outputs=outputs):
+                    return
+        if self._check(cancel):
+            return
         failed = ad["failed"]
         error = None
         if total and failed == total:
