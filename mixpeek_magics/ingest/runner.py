@@ -258,6 +258,7 @@ class IngestResult:
         self.interrupted = False
         self.final_tasks: dict[str, Any] = {}
         self._watch_kwargs: dict[str, Any] = {}
+        self.cwd = os.getcwd()  # sources are shown relative to where the cell ran
 
     # -- ids and counts --------------------------------------------------------------------
     @property
@@ -365,11 +366,20 @@ class IngestResult:
                 pass
         return killed
 
+    def shown(self, source: str | None) -> str | None:
+        """A local path as the user would type it: relative to the cell's working
+        directory when inside it (saved notebooks then do not depend on where
+        the checkout lives); URLs and other paths unchanged."""
+        if not source or "://" in source or not os.path.isabs(source):
+            return source
+        rel = os.path.relpath(source, self.cwd)
+        return source if rel.startswith("..") else rel
+
     def failure_records(self) -> list[dict[str, Any]]:
-        rows = [{"source": i.source, "stage": "upload" if i.kind == "file" else "create",
+        rows = [{"source": self.shown(i.source), "stage": "upload" if i.kind == "file" else "create",
                  "object_id": i.object_id, "task_id": None, "error": i.error}
                 for i in self.items if i.status == "failed"]
-        by_object = {i.object_id: i.source for i in self.items if i.object_id}
+        by_object = {i.object_id: self.shown(i.source) for i in self.items if i.object_id}
         for tid, task in self.final_tasks.items():
             failed = getattr(task, "failed_objects", None) or []
             for f in failed:
@@ -398,7 +408,10 @@ class IngestResult:
         import pandas as pd
 
         cols = ["source", "kind", "status", "object_id", "size", "sha256", "sync_id", "error"]
-        return pd.DataFrame([{c: getattr(i, c) for c in cols} for i in self.items], columns=cols)
+        rows = [{c: getattr(i, c) for c in cols} for i in self.items]
+        for row in rows:
+            row["source"] = self.shown(row["source"])
+        return pd.DataFrame(rows, columns=cols)
 
     def __repr__(self) -> str:
         return f"<IngestResult bucket={self.bucket!r} {self.summary()} status={self.status!r}>"
