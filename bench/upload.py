@@ -74,7 +74,7 @@ class PeakRSS:
 def start_server(data_dir: Path, latency_ms: float = 0.0) -> tuple[subprocess.Popen, str, str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "mixpeek_magics.local", "serve", "--port", "0", "--data-dir", str(data_dir),
-         "--latency-ms", str(latency_ms)],
+         "--latency-ms", str(latency_ms), "--log-level", "warning"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
     )
     url = key = None

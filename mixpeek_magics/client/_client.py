@@ -164,6 +164,11 @@ class BaseClient:
                        content=response.content, method=request.method, url=url)
 
 
+def _read_head(path: str, size: int) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(size)
+
+
 def _file_chunks(path: str, size: int) -> Iterator[bytes]:
     """Sync file reader for presigned uploads: never more than one chunk in memory."""
     with open(path, "rb") as fh:
@@ -180,6 +185,13 @@ async def _afile_chunks(path: str, size: int) -> AsyncIterator[bytes]:
     """Async twin of ``_file_chunks``: the reads run in a worker thread."""
     import anyio
 
+    if size <= UPLOAD_CHUNK:
+        # A file of one chunk: open, read and close in a single thread hop (the
+        # per-hop cost dominates for the many small files of a bulk upload).
+        chunk = await anyio.to_thread.run_sync(_read_head, path, size)
+        if chunk:
+            yield chunk
+        return
     async with await anyio.open_file(path, "rb") as fh:
         sent = 0
         while sent < size:
