@@ -93,6 +93,13 @@ def start_server(data_dir: Path, latency_ms: float = 0.0) -> tuple[subprocess.Po
     return proc, url, key
 
 
+def proc_cpu_seconds(pid: int) -> float:
+    """user + system CPU time of a process, from /proc."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def make_files(folder: Path, n: int, seed: int = 7) -> list[Path]:
     rng = random.Random(seed)
     folder.mkdir(parents=True)
@@ -126,22 +133,31 @@ def compare(files: list[Path], work: Path, latency_ms: float, concurrency: int) 
             client = root.with_options(namespace=ns.namespace_id)
             for name in ("baseline", "bulk"):
                 client.buckets.create(name, bucket_schema=SCHEMA)
+            me = os.getpid()
+            cpu0 = (proc_cpu_seconds(me), proc_cpu_seconds(proc.pid))
             t0 = time.perf_counter()
             n_base = sequential(client, "baseline", files)
             t_base = time.perf_counter() - t0
+            cpu1 = (proc_cpu_seconds(me), proc_cpu_seconds(proc.pid))
             t0 = time.perf_counter()
             result = bulk_upload(client, "bulk", files, concurrency=concurrency, submit=False)
             t_bulk = time.perf_counter() - t0
+            cpu2 = (proc_cpu_seconds(me), proc_cpu_seconds(proc.pid))
     finally:
         proc.terminate()
         proc.wait(10)
     assert n_base == len(files) == len(result.object_ids), (n_base, len(result.object_ids), result.failures[:3])
     base_rate, bulk_rate = n_base / t_base, len(result.object_ids) / t_bulk
+    n = len(files)
     where = "loopback, no added latency" if not latency_ms else f"{latency_ms:g} ms added per request (a WAN-like round trip)"
     return [
         f"{where}: baseline (create -> PUT -> confirm, one file at a time) {t_base:.2f} s = {base_rate:.1f} files/s; "
         f"bulk_upload (batch create + {concurrency} concurrent streamed PUTs + batch confirm) {t_bulk:.2f} s = "
         f"{bulk_rate:.1f} files/s; speed-up **{bulk_rate / base_rate:.2f}x** (target >= 5x)",
+        f"  CPU per file (client / server): baseline {1000 * (cpu1[0] - cpu0[0]) / n:.2f} / "
+        f"{1000 * (cpu1[1] - cpu0[1]) / n:.2f} ms, bulk {1000 * (cpu2[0] - cpu1[0]) / n:.2f} / "
+        f"{1000 * (cpu2[1] - cpu1[1]) / n:.2f} ms; wall per file: baseline {1000 * t_base / n:.2f} ms, "
+        f"bulk {1000 * t_bulk / n:.2f} ms",
     ]
 
 
