@@ -152,5 +152,8 @@ def image_features(path: Path) -> dict[str, Any]:
             frames = getattr(img, "n_frames", 1)
             img.load()
     except Exception as exc:  # noqa: BLE001 - any decoder error means "cannot decode"
-        raise ValueError(f"cannot decode image: {exc}") from None
+        # Pillow names the file it opened: that is this server's storage path,
+        # which means nothing to the client and must not leak into responses.
+        reason = " ".join(str(exc).replace(repr(str(path)), "").replace(str(path), "").split())
+        raise ValueError(f"cannot decode image: {reason}") from None
     return {"width": width, "height": height, "format": fmt, "mode": mode, "frames": frames}
