@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import re
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
 
+from bench._results import write_section  # noqa: E402
 from mixpeek_magics.client import Mixpeek  # noqa: E402
 from mixpeek_magics.frames import build_task_frame, task_history  # noqa: E402
 from mixpeek_magics.frames._journal import journal_index  # noqa: E402
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         "tz-aware datetimes) and the journal join; the journal read is reported on its own line.")
 
     if not args.no_write:
-        write_section(Path(args.results), "\n".join(lines))
+        write_section('frames', "\n".join(lines), Path(args.results))
         print(f"\nwritten to {args.results}")
     return 0
 
@@ -233,17 +233,6 @@ def _load() -> str:
         return "n/a"
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace (or append) the ``## frames`` section of RESULTS.md, leaving the rest."""
-    old = path.read_text() if path.exists() else "# Benchmark results\n"
-    pattern = re.compile(r"^## frames\n.*?(?=^## |\Z)", re.S | re.M)
-    body = section.rstrip("\n") + "\n\n"
-    if pattern.search(old):
-        new = pattern.sub(lambda m: body, old, count=1)
-    else:
-        new = old.rstrip("\n") + "\n\n" + body
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new.rstrip("\n") + "\n")
 
 
 if __name__ == "__main__":

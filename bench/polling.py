@@ -37,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._results import write_section  # noqa: E402
 from mixpeek_magics import _runtime  # noqa: E402
 from mixpeek_magics.client import AsyncMixpeek, Mixpeek  # noqa: E402
 from mixpeek_magics.local import LocalServer, LocalSettings  # noqa: E402
@@ -208,21 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        write_section(Path(args.results), text)
+        write_section('polling', text, Path(args.results))
     return 0 if (ratio <= 0.1 and med_e <= med_b and statuses_ok) else 1
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace (or append) the ``## polling`` section of RESULTS.md, leaving the rest."""
-    old = path.read_text() if path.exists() else "# Benchmark results\n"
-    pattern = re.compile(r"^## polling\n.*?(?=^## |\Z)", re.S | re.M)
-    body = section.rstrip("\n") + "\n\n"
-    if pattern.search(old):
-        new = pattern.sub(lambda m: body, old, count=1)
-    else:
-        new = old.rstrip("\n") + "\n\n" + body
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new.rstrip("\n") + "\n")
 
 
 if __name__ == "__main__":

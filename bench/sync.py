@@ -24,10 +24,8 @@ to seed the bucket, and its download counter is checked).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
-import re
 import shutil
 import subprocess
 import sys
@@ -41,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
+from bench._results import write_section  # noqa: E402
 from mixpeek_magics.client import Mixpeek  # noqa: E402
 from mixpeek_magics.ingest import bulk_upload  # noqa: E402
 
@@ -246,18 +245,10 @@ def main() -> int:
 
 
 def write_results(lines: list[str], n: int) -> None:
-    path = ROOT / "bench" / "RESULTS.md"
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     cmd = "cd /work/main && .venv/bin/python bench/sync.py" + (f" --objects {n}" if n != 1000 else "") + \
         " --write-results"
-    section = f"## sync\n\nCommand: `{cmd}` ({stamp}, {os.cpu_count()} cores)\n\n" + "\n".join(lines) + "\n"
-    pattern = re.compile(r"^## sync\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: section + "\n", text).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + section
-    path.write_text(text)
+    write_section("sync", f"## sync\n\nCommand: `{cmd}` ({stamp}, {os.cpu_count()} cores)\n\n" + "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._results import write_section  # noqa: E402
 from mixpeek_magics.client import Mixpeek  # noqa: E402
 from mixpeek_magics.ingest import bulk_upload  # noqa: E402
 from mixpeek_magics.ingest.mime import guess_mime  # noqa: E402
@@ -213,20 +214,14 @@ def main() -> int:
 
     if args.write_results:
         cmd = "python bench/upload.py " + " ".join(sys.argv[1:])
-        write_section("upload", cmd.strip(), lines)
+        write_results(cmd.strip(), lines)
     return 0
 
 
-def write_section(name: str, command: str, lines: list[str]) -> None:
-    """Replace this benchmark's section of bench/RESULTS.md, keeping the others."""
-    path = ROOT / "bench" / "RESULTS.md"
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
+def write_results(command: str, lines: list[str]) -> None:
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    section = f"## {name}\n\nCommand: `{command}` ({stamp}, {os.cpu_count()} cores)\n\n" + \
-        "\n".join(f"- {line}" for line in lines) + "\n"
-    pattern = re.compile(rf"^## {re.escape(name)}\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(section + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
+    write_section("upload", f"## upload\n\nCommand: `{command}` ({stamp}, {os.cpu_count()} cores)\n\n"
+                  + "\n".join(f"- {line}" for line in lines))
 
 
 if __name__ == "__main__":
