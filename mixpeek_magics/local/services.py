@@ -238,7 +238,8 @@ def _derive_property(filename: str) -> str:
     return prop or "file"
 
 
-def _type_for(content_type: str) -> str:
+def blob_type_for_content_type(content_type: str) -> str:
+    """The bucket-schema blob type (image, video, audio, pdf, excel, text) of a MIME type."""
     main = content_type.split(";")[0].strip().lower()
     if main.startswith("image/"):
         return "image"
@@ -309,7 +310,7 @@ def confirm_upload(state: State, org_id: str, namespace_id: str, bucket_id: str,
             else:
                 req = CreateObjectRequest(
                     blobs=[CreateBlobRequest(property=up.get("blob_property") or _derive_property(up["filename"]),
-                                             type=up.get("blob_type") or _type_for(up["content_type"]),
+                                             type=up.get("blob_type") or blob_type_for_content_type(up["content_type"]),
                                              upload_id=upload_id)],
                     metadata=up.get("object_metadata") or {}, key_prefix=None)
                 up_tmp = dict(up, status="COMPLETED")

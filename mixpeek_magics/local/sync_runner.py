@@ -53,18 +53,9 @@ def public_doc(doc: dict[str, Any]) -> dict[str, Any]:
 def _blob_type(mime: str | None, name: str) -> str:
     import mimetypes
 
-    main = (mime or mimetypes.guess_type(name)[0] or "").split(";")[0].strip().lower()
-    if main.startswith("image/"):
-        return "image"
-    if main.startswith("video/"):
-        return "video"
-    if main.startswith("audio/"):
-        return "audio"
-    if main == "application/pdf":
-        return "pdf"
-    if "spreadsheet" in main or "excel" in main:
-        return "excel"
-    return "text"
+    from .services import blob_type_for_content_type
+
+    return blob_type_for_content_type(mime or mimetypes.guess_type(name)[0] or "")
 
 
 def _pick_property(schema: dict[str, Any] | None, btype: str) -> str:
