@@ -32,6 +32,39 @@ class Stopping(Exception):
     """The server is stopping: leave the task for recovery on the next start."""
 
 
+class _ItemProgress:
+    """Progress of a task that works through items one by one: processed /
+    total / percentage / failed in ``additional_data`` and the per-item
+    ``outputs``, written at most every FLUSH_INTERVAL (every item when pacing,
+    so demos show each step)."""
+
+    def __init__(self, state: Any, task_id: str, ad: dict[str, Any], total: int) -> None:
+        self.state, self.task_id, self.ad, self.total = state, task_id, ad, total
+        ad.update(processed=0, total=total, percentage=0.0 if total else 100.0, failed=0, failed_objects=[])
+        self.outputs: list[dict[str, Any]] = []
+        self.pacing = state.settings.pace_seconds > 0
+        self.last_flush = time.monotonic()
+
+    def start(self) -> bool:
+        """Mark the task PROCESSING; False when it was canceled meanwhile."""
+        return self.state.update_task(self.task_id, status="PROCESSING", additional_data=self.ad, outputs=[])
+
+    def add(self, output: dict[str, Any], failure: dict[str, Any] | None = None) -> bool:
+        """Record one item; False when the task was canceled (stop working)."""
+        ad = self.ad
+        self.outputs.append(output)
+        ad["processed"] += 1
+        if failure is not None:
+            ad["failed"] += 1
+            ad["failed_objects"].append(failure)
+        ad["percentage"] = round(ad["processed"] * 100.0 / self.total, 2) if self.total else 100.0
+        now = time.monotonic()
+        if self.pacing or now - self.last_flush >= FLUSH_INTERVAL:
+            self.last_flush = now
+            return self.state.update_task(self.task_id, additional_data=ad, outputs=self.outputs)
+        return True
+
+
 class Worker:
     def __init__(self, state) -> None:
         self.state = state
@@ -134,6 +167,13 @@ class Worker:
         if delay > 0:
             cancel.wait(delay)
 
+    def _next_item(self, cancel: threading.Event) -> bool:
+        """Before each item: honour cancel, wait the demo pace, honour cancel again."""
+        if self._check(cancel):
+            return False
+        self._pace(cancel)
+        return not self._check(cancel)
+
     # -- batch processing --------------------------------------------------------
     def _run_batch(self, task_id: str, row, job: dict[str, Any]) -> None:
         from .services import save_object, update_batch_status
@@ -144,19 +184,13 @@ class Worker:
         object_ids: list[str] = list(job.get("object_ids") or [])
         batch_id = job["batch_id"]
         total = len(object_ids)
-        ad.update(processed=0, total=total, percentage=0.0 if total else 100.0, failed=0,
-                  failed_objects=[], current_tier=0)
-        outputs: list[dict[str, Any]] = []
-        if not state.update_task(task_id, status="PROCESSING", additional_data=ad, outputs=[]):
+        ad["current_tier"] = 0
+        progress = _ItemProgress(state, task_id, ad, total)
+        if not progress.start():
             return  # canceled meanwhile
         update_batch_status(state, batch_id, "PROCESSING", task_id=task_id)
-        last_flush = time.monotonic()
-        pacing = state.settings.pace_seconds > 0
         for oid in object_ids:
-            if self._check(cancel):
-                return
-            self._pace(cancel)
-            if self._check(cancel):
+            if not self._next_item(cancel):
                 return
             orow = state.store.one("SELECT doc, org_id, namespace_id, bucket_id FROM objects WHERE object_id=?",
                                    (oid,))
@@ -188,18 +222,10 @@ class Worker:
                 if cancel.is_set():
                     return
                 save_object(state, d)
-            outputs.append(result)
-            ad["processed"] += 1
-            if result["status"] != "COMPLETED":
-                ad["failed"] += 1
-                ad["failed_objects"].append({"object_id": oid, "filename": result.get("filename"),
-                                             "error": result.get("error")})
-            ad["percentage"] = round(ad["processed"] * 100.0 / total, 2) if total else 100.0
-            now = time.monotonic()
-            if pacing or now - last_flush >= FLUSH_INTERVAL:
-                last_flush = now
-                if not state.update_task(task_id, additional_data=ad, outputs=outputs):
-                    return  # canceled
+            failure = None if result["status"] == "COMPLETED" else \
+                {"object_id": oid, "filename": result.get("filename"), "error": result.get("error")}
+            if not progress.add(result, failure):
+                return  # canceled
         if self._check(cancel):
             return
         failed = ad["failed"]
@@ -215,7 +241,7 @@ class Worker:
         else:
             status = "COMPLETED"
         ad["current_tier"] = 0
-        if state.update_task(task_id, status=status, additional_data=ad, outputs=outputs, error=error):
+        if state.update_task(task_id, status=status, additional_data=ad, outputs=progress.outputs, error=error):
             errors = [{"error_type": "runtime", "message": f["error"], "component": "local-worker",
                        "stage": "object_processing", "traceback": None, "timestamp": state.iso_now(),
                        "affected_document_ids": [f["object_id"]], "affected_count": 1,
@@ -316,17 +342,11 @@ class Worker:
         ad = loads(row["additional_data"]) or {}
         confirmations = job.get("confirmations") or []
         total = len(confirmations)
-        ad.update(processed=0, total=total, percentage=0.0 if total else 100.0, failed=0, failed_objects=[])
-        outputs: list[dict[str, Any]] = []
-        if not state.update_task(task_id, status="PROCESSING", additional_data=ad, outputs=[]):
+        progress = _ItemProgress(state, task_id, ad, total)
+        if not progress.start():
             return
-        last_flush = time.monotonic()
-        pacing = state.settings.pace_seconds > 0
         for conf in confirmations:
-            if self._check(cancel):
-                return
-            self._pace(cancel)
-            if self._check(cancel):
+            if not self._next_item(cancel):
                 return
             upload_id = str(conf.get("upload_id") or "")
             up = state.store.one("SELECT doc FROM uploads WHERE upload_id=? AND org_id=?",
@@ -340,21 +360,14 @@ class Worker:
                        "status": "COMPLETED", "mime_type": loads(up["doc"])["content_type"] if up else None,
                        "size_bytes": r["file_size_bytes"], "sha256": r["file_hash"], "features": {},
                        "etag": r["etag"]}
+                failure = None
             except APIError as exc:
                 out = {"upload_id": upload_id, "object_id": None, "filename": filename, "status": "FAILED",
                        "mime_type": None, "size_bytes": None, "sha256": None, "features": {},
                        "error": exc.message}
-                ad["failed"] += 1
-                ad["failed_objects"].append({"object_id": None, "upload_id": upload_id,
-                                             "filename": filename, "error": exc.message})
-            outputs.append(out)
-            ad["processed"] += 1
-            ad["percentage"] = round(ad["processed"] * 100.0 / total, 2) if total else 100.0
-            now = time.monotonic()
-            if pacing or now - last_flush >= FLUSH_INTERVAL:  # as in _run_batch: not a write per item
-                last_flush = now
-                if not state.update_task(task_id, additional_data=ad, outputs=outputs):
-                    return
+                failure = {"object_id": None, "upload_id": upload_id, "filename": filename, "error": exc.message}
+            if not progress.add(out, failure):
+                return
         if self._check(cancel):
             return
         failed = ad["failed"]
@@ -365,4 +378,4 @@ class Worker:
             ad["error"] = error
         else:
             status = "COMPLETED_WITH_ERRORS" if failed else "COMPLETED"
-        state.update_task(task_id, status=status, additional_data=ad, outputs=outputs, error=error)
+        state.update_task(task_id, status=status, additional_data=ad, outputs=progress.outputs, error=error)
