@@ -38,11 +38,11 @@ class _ItemProgress:
     ``outputs``, written at most every FLUSH_INTERVAL (every item when pacing,
     so demos show each step)."""
 
-    def __init__(self, state: Any, task_id: str, ad: dict[str, Any], total: int) -> None:
+    def __init__(self, state: Any, task_id: str, ad: dict[str, Any], total: int, paced: bool = True) -> None:
         self.state, self.task_id, self.ad, self.total = state, task_id, ad, total
         ad.update(processed=0, total=total, percentage=0.0 if total else 100.0, failed=0, failed_objects=[])
         self.outputs: list[dict[str, Any]] = []
-        self.pacing = state.settings.pace_seconds > 0
+        self.pacing = paced and state.settings.pace_seconds > 0
         self.last_flush = time.monotonic()
 
     def start(self) -> bool:
@@ -167,11 +167,12 @@ class Worker:
         if delay > 0:
             cancel.wait(delay)
 
-    def _next_item(self, cancel: threading.Event) -> bool:
+    def _next_item(self, cancel: threading.Event, paced: bool = True) -> bool:
         """Before each item: honour cancel, wait the demo pace, honour cancel again."""
         if self._check(cancel):
             return False
-        self._pace(cancel)
+        if paced:
+            self._pace(cancel)
         return not self._check(cancel)
 
     # -- batch processing --------------------------------------------------------
@@ -334,6 +335,8 @@ class Worker:
         return size, sha.hexdigest(), head, (stats.result() if stats is not None else None)
 
     # -- uploads batch confirm ---------------------------------------------------
+    # Not paced: the pace setting makes *processing* visible in demos; confirming
+    # uploads is bookkeeping and would only make every demo upload look slow.
     def _run_confirm_batch(self, task_id: str, row, job: dict[str, Any]) -> None:
         from .services import confirm_upload
 
@@ -342,11 +345,11 @@ class Worker:
         ad = loads(row["additional_data"]) or {}
         confirmations = job.get("confirmations") or []
         total = len(confirmations)
-        progress = _ItemProgress(state, task_id, ad, total)
+        progress = _ItemProgress(state, task_id, ad, total, paced=False)
         if not progress.start():
             return
         for conf in confirmations:
-            if not self._next_item(cancel):
+            if not self._next_item(cancel, paced=False):
                 return
             upload_id = str(conf.get("upload_id") or "")
             up = state.store.one("SELECT doc FROM uploads WHERE upload_id=? AND org_id=?",
