@@ -101,6 +101,7 @@ def test_fifty_tasks_one_list_request_per_tick(server, client):
     server.clear_request_log()
     h = watch(client, ids, block=False, policy=FAST, journal=None)
     wait_until(lambda: h.engine.ticks >= 6, what="6 ticks")
+    ticks_before = h.engine.ticks  # the tick counted here may already see the completions below
     for tid in ids:
         set_status(server, tid, "COMPLETED")
     h.wait(timeout=20)
@@ -113,7 +114,7 @@ def test_fifty_tasks_one_list_request_per_tick(server, client):
         eng.last_failure, APIConnectionError) else 0), (len(log), eng.ticks, eng.last_failure)
     assert len(_list_calls(log)) == len(log)              # and it is the list call
     assert not _gets(log)
-    assert h.engine.ticks >= 7 and all(s.status == "COMPLETED" for s in h.snapshots)
+    assert h.engine.ticks >= max(ticks_before, 6) and all(s.status == "COMPLETED" for s in h.snapshots)
 
 
 def test_more_than_batch_size_ids_are_chunked(server, client):
