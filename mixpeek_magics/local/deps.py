@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import Depends, Header, Request
 from fastapi.responses import Response
 
-from .db import loads
-from .errors import APIError
+from .db import dumps, loads
+from .errors import APIError, not_found
 from .state import Caller, State
 
 
@@ -66,6 +66,29 @@ def find_bucket(state: State, ns: NsCtx, ident: str):
         raise APIError(404, f"bucket '{ident}' not found in namespace '{ns.namespace_name}'",
                        "NotFoundError", {"resource": "bucket", "identifier": ident})
     return row
+
+
+def find_in_bucket(state: State, ns: NsCtx, bucket_identifier: str, table: str, id_column: str, ident: str,
+                   resource: str):
+    """The bucket and the row of ``table`` (a constant of the caller's) with id ``ident``
+    inside that bucket; 404 for either."""
+    bucket = find_bucket(state, ns, bucket_identifier)
+    row = state.store.one(f"SELECT * FROM {table} WHERE {id_column}=? AND bucket_id=?", (ident, bucket["bucket_id"]))
+    if row is None:
+        raise not_found(resource, ident)
+    return bucket, row
+
+
+def update_named_doc(state: State, table: str, id_column: str, name_field: str, row, changes: dict[str, Any]):
+    """Merge the non-null ``changes`` into a row's JSON doc, stamp ``updated_at``,
+    store the doc and its name column; the updated row. ``table`` and ``id_column``
+    are constants of the caller's."""
+    d = loads(row["doc"])
+    d.update({k: v for k, v in changes.items() if v is not None})
+    d["updated_at"] = state.iso_now()
+    state.store.execute(f"UPDATE {table} SET doc=?, name=? WHERE {id_column}=?",
+                        (dumps(d), d[name_field], row[id_column]))
+    return state.store.one(f"SELECT * FROM {table} WHERE {id_column}=?", (row[id_column],))
 
 
 def json_response(body: Any, status: int = 200) -> Response:

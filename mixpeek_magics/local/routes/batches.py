@@ -6,8 +6,8 @@ from typing import Any, Optional
 from fastapi import APIRouter, Body, Depends, Query, Request
 
 from ..db import dumps, loads
-from ..deps import NsCtx, find_bucket, get_state, json_response, namespace
-from ..errors import APIError, not_found
+from ..deps import NsCtx, find_bucket, find_in_bucket, get_state, json_response, namespace
+from ..errors import APIError
 from ..models import (AddObjectsToBatchRequest, CreateBatchRequest, ListBatchesRequest, PatchBatchRequest,
                       RetryBatchRequest, SubmitBatchRequest)
 from ..services import cancel_task, submit_batch
@@ -44,11 +44,7 @@ def new_batch(state, ns: NsCtx, bucket_id: str, object_ids: list[str], metadata:
 
 
 def _get(state, ns: NsCtx, bucket_identifier: str, batch_id: str):
-    bucket = find_bucket(state, ns, bucket_identifier)
-    row = state.store.one("SELECT * FROM batches WHERE batch_id=? AND bucket_id=?", (batch_id, bucket["bucket_id"]))
-    if row is None:
-        raise not_found("batch", batch_id)
-    return bucket, row
+    return find_in_bucket(state, ns, bucket_identifier, "batches", "batch_id", batch_id, "batch")
 
 
 @router.post("/v1/buckets/{bucket_identifier}/batches")

@@ -5,8 +5,8 @@ from typing import Optional
 
 from fastapi import APIRouter, Body, Depends, Request
 
-from ..db import dumps, loads
-from ..deps import NsCtx, find_bucket, get_state, json_response, namespace
+from ..db import dumps
+from ..deps import NsCtx, find_bucket, get_state, json_response, namespace, update_named_doc
 from ..errors import APIError
 from ..filters import FieldRef
 from ..models import BucketCreateRequest, BucketUpdateRequest, ListBucketsRequest
@@ -90,16 +90,9 @@ def _update(request: Request, ident: str, ns: NsCtx, changes: dict):
     state = get_state(request)
     with state.store.tx():
         row = find_bucket(state, ns, ident)
-        d = loads(row["doc"])
         if changes.get("bucket_name"):
             _check_name(state, ns, changes["bucket_name"], exclude=row["bucket_id"])
-        for k, v in changes.items():
-            if v is not None:
-                d[k] = v
-        d["updated_at"] = state.iso_now()
-        state.store.execute("UPDATE buckets SET doc=?, name=? WHERE bucket_id=?",
-                            (dumps(d), d["bucket_name"], row["bucket_id"]))
-        row = state.store.one("SELECT * FROM buckets WHERE bucket_id=?", (row["bucket_id"],))
+        row = update_named_doc(state, "buckets", "bucket_id", "bucket_name", row, changes)
     return json_response(bucket_response(state, row))
 
 

@@ -5,8 +5,8 @@ from typing import Optional
 
 from fastapi import APIRouter, Body, Depends, Request
 
-from ..db import dumps, loads
-from ..deps import caller, find_namespace, get_state, json_response
+from ..db import dumps
+from ..deps import caller, find_namespace, get_state, json_response, update_named_doc
 from ..errors import APIError, not_found
 from ..filters import FieldRef
 from ..models import (CreateNamespaceRequest, ListNamespacesRequest, PatchNamespaceRequest,
@@ -99,16 +99,9 @@ def _update(request: Request, ident: str, who: Caller, changes: dict):
     state = get_state(request)
     with state.store.tx():
         row = _get(state, who, ident)
-        d = loads(row["doc"])
         if changes.get("namespace_name"):
             _check_name(state, who.org_id, changes["namespace_name"], exclude=row["namespace_id"])
-        for k, v in changes.items():
-            if v is not None:
-                d[k] = v
-        d["updated_at"] = state.iso_now()
-        state.store.execute("UPDATE namespaces SET doc=?, name=? WHERE namespace_id=?",
-                            (dumps(d), d["namespace_name"], row["namespace_id"]))
-        row = state.store.one("SELECT * FROM namespaces WHERE namespace_id=?", (row["namespace_id"],))
+        row = update_named_doc(state, "namespaces", "namespace_id", "namespace_name", row, changes)
     return json_response(namespace_response(state, row))
 
 

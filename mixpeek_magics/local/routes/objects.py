@@ -8,8 +8,8 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from ..db import loads
-from ..deps import NsCtx, find_bucket, get_state, json_response, namespace
-from ..errors import APIError, not_found
+from ..deps import NsCtx, find_bucket, find_in_bucket, get_state, json_response, namespace
+from ..errors import APIError
 from ..filters import FieldRef
 from ..models import CreateObjectRequest, CreateObjectsBatchRequest, ListObjectsRequest, UpdateObjectRequest
 from ..pagination import paginate, pagination_body
@@ -115,12 +115,7 @@ def _select(d: dict, fields: list[str]) -> dict:
 
 
 def _get(state, ns: NsCtx, bucket_identifier: str, object_identifier: str):
-    bucket = find_bucket(state, ns, bucket_identifier)
-    row = state.store.one("SELECT * FROM objects WHERE object_id=? AND bucket_id=?",
-                          (object_identifier, bucket["bucket_id"]))
-    if row is None:
-        raise not_found("object", object_identifier)
-    return bucket, row
+    return find_in_bucket(state, ns, bucket_identifier, "objects", "object_id", object_identifier, "object")
 
 
 @router.get("/v1/buckets/{bucket_identifier}/objects/{object_identifier}")

@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..connections import normalize_status
 from ..db import dumps, loads
-from ..deps import NsCtx, find_bucket, get_state, json_response, namespace
-from ..errors import APIError, not_found, validation_422
+from ..deps import NsCtx, find_bucket, find_in_bucket, get_state, json_response, namespace
+from ..errors import APIError, validation_422
 from ..pagination import paginate, pagination_body
 from ..providers import FilterError, ProviderError, parse_filters
 from ..sync_runner import public_doc
@@ -75,12 +75,8 @@ def _filters(value: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _get(state, ns: NsCtx, bucket_identifier: str, sync_id: str):
-    bucket = find_bucket(state, ns, bucket_identifier)
-    row = state.store.one("SELECT * FROM sync_configs WHERE sync_config_id=? AND bucket_id=?",
-                          (sync_id, bucket["bucket_id"]))
-    if row is None:
-        raise not_found("sync configuration", sync_id)
-    return bucket, row
+    return find_in_bucket(state, ns, bucket_identifier, "sync_configs", "sync_config_id", sync_id,
+                          "sync configuration")
 
 
 def _out(state, sync_id: str) -> Any:

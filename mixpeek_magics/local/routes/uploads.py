@@ -11,8 +11,8 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import Response
 
 from ..db import dumps, loads
-from ..deps import NsCtx, find_bucket, get_state, json_response, namespace
-from ..errors import APIError, error_response, not_found
+from ..deps import NsCtx, find_bucket, find_in_bucket, get_state, json_response, namespace
+from ..errors import APIError, error_response
 from ..filters import FieldRef
 from ..models import (BatchConfirmRequest, BatchUploadRequest, ConfirmUploadRequest, CreateUploadRequest,
                       ListUploadsRequest)
@@ -153,11 +153,7 @@ def list_uploads(request: Request, bucket_identifier: str, body: Optional[ListUp
 
 
 def _get_row(state, ns: NsCtx, bucket_identifier: str, upload_id: str):
-    bucket = find_bucket(state, ns, bucket_identifier)
-    row = state.store.one("SELECT * FROM uploads WHERE upload_id=? AND bucket_id=?", (upload_id, bucket["bucket_id"]))
-    if row is None:
-        raise not_found("upload", upload_id)
-    return bucket, row
+    return find_in_bucket(state, ns, bucket_identifier, "uploads", "upload_id", upload_id, "upload")
 
 
 @router.get("/v1/buckets/{bucket_identifier}/uploads/{upload_id}")
