@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import codecs
 import mimetypes
+import re
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,10 @@ def sniff_mime(head: bytes, filename: str | None = None) -> str:
     return "application/octet-stream"
 
 
+# Control characters other than \b \t \n \f \r and ESC: their share tells binary from text.
+_CONTROL_CHARS = re.compile("[\x00-\x07\x0b\x0e-\x1a\x1c-\x1f]")
+
+
 def is_text(head: bytes) -> bool:
     if not head:
         return True
@@ -94,7 +99,7 @@ def is_text(head: bytes) -> bool:
             return False
     if not text:
         return True
-    control = sum(1 for c in text if ord(c) < 32 and c not in "\n\r\t\f\b\x1b")
+    control = len(_CONTROL_CHARS.findall(text))
     return control / len(text) < 0.02
 
 
@@ -117,11 +122,10 @@ class TextStats:
             text = text[1:]
         self.chars += len(text)
         self.lines += text.count("\n")
-        for c in text:
-            sp = c.isspace()
-            if not sp and not self._in_word:
-                self.words += 1
-            self._in_word = not sp
+        # str.split() splits on exactly the characters str.isspace() accepts; a
+        # word cut by the chunk boundary is counted once.
+        self.words += len(text.split()) - (1 if self._in_word and not text[0].isspace() else 0)
+        self._in_word = not text[-1].isspace()
         self._last = text[-1]
 
     def result(self) -> dict[str, int]:
