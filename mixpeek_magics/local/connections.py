@@ -316,7 +316,7 @@ class ConnectionService:
         self.state = state
         ensure_schema(state.store)
         self.box = SecretBox(state.data_dir)
-        self._providers: dict[str, tuple[str, Any]] = {}
+        self._providers: dict[str, tuple[str, Any, tuple[str, str]]] = {}  # cid -> version, provider, row text
         self._lock = threading.Lock()
         self.prefetcher = _Prefetcher(self)
 
@@ -330,15 +330,20 @@ class ConnectionService:
     def provider_for(self, row) -> Any:
         """The (cached) provider of a connection row; rebuilt when the row changes."""
         cid = row["connection_id"]
-        version = loads(row["doc"]).get("updated_at", "") + "|" + str(hash(row["secret"]))
         with self._lock:
             cached = self._providers.get(cid)
-            if cached is not None and cached[0] == version:
-                return cached[1]
+        # Called once per object read: the same row text skips the JSON parse.
+        if cached is not None and cached[2] == (row["doc"], row["secret"]):
+            return cached[1]
+        version = loads(row["doc"]).get("updated_at", "") + "|" + str(hash(row["secret"]))
+        if cached is not None and cached[0] == version:
+            with self._lock:
+                self._providers[cid] = (version, cached[1], (row["doc"], row["secret"]))
+            return cached[1]
         provider = self.build_provider(row["provider_type"], self.box.decrypt(row["secret"]))
         with self._lock:
             old = self._providers.get(cid)
-            self._providers[cid] = (version, provider)
+            self._providers[cid] = (version, provider, (row["doc"], row["secret"]))
         if old is not None and old[1] is not provider:
             _close_quietly(old[1])
         return provider
@@ -354,8 +359,8 @@ class ConnectionService:
         with self._lock:
             items = list(self._providers.values())
             self._providers.clear()
-        for _, p in items:
-            _close_quietly(p)
+        for entry in items:
+            _close_quietly(entry[1])
 
     def test_config(self, provider_type: str, config: dict[str, Any]) -> dict[str, Any]:
         """``StorageConnectionTestResponse`` for an unsaved configuration."""
@@ -563,6 +568,9 @@ def _service(ctx: ReadContext) -> ConnectionService:
 
 
 def _blob_props(ctx: ReadContext, url: str) -> dict[str, Any]:
+    known = ctx.extra.get("blob_properties")  # the worker has the object in hand: no re-read
+    if known is not None and known.get("url") == url:
+        return known
     if ctx.state is None or not ctx.object_id:
         return {}
     row = ctx.state.store.one("SELECT doc FROM objects WHERE object_id=?", (ctx.object_id,))

@@ -286,6 +286,7 @@ class Worker:
             res["error"] = "blob has no data"
             return res
         tmp = None
+        ctx.extra["blob_properties"] = props
         try:
             path, is_tmp = materialize(url, ctx, state.data_dir / "tmp")
             tmp = path if is_tmp else None
