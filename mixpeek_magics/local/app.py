@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from .errors import error_body, install_handlers
 from .routes import batches, buckets, misc, namespaces, objects, tasks, uploads
+from .routes.uploads import UPLOAD_PUT_PREFIX, put_upload_asgi
 from .state import State
 
 log = logging.getLogger("mixpeek_magics.local")
@@ -41,6 +42,8 @@ class FaultInjection:
                 if status is not None:
                     log.debug("injected %s for %s %s", status, method, path)
                     return await self._reject(status, send)
+        elif method == "PUT" and path.startswith(UPLOAD_PUT_PREFIX) and "/" not in path[len(UPLOAD_PUT_PREFIX):]:
+            return await put_upload_asgi(state, scope, receive, send)  # skips FastAPI's routing
         return await self.app(scope, receive, send)
 
     async def _reject(self, status: int, send) -> None:

@@ -269,3 +269,38 @@ def test_large_upload_is_streamed(env, tmp_path):
     assert r.headers["ETag"] == f'"{md5.hexdigest()}"'
     conf = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/{up['upload_id']}/confirm", json={}).json()
     assert conf["file_hash"] == sha.hexdigest() and conf["file_size_bytes"] == len(chunk) * n
+
+
+def test_presigned_put_skips_the_router_and_answers_like_the_route(env, local_server, monkeypatch):
+    """PUTs are served by a plain ASGI handler ahead of FastAPI's routing (one PUT
+    per file in bulk uploads); the documented route gives the same answers."""
+    import mixpeek_magics.local.app as app_module
+
+    calls = []
+    real = app_module.put_upload_asgi
+
+    async def counting(*args):
+        calls.append(1)
+        return await real(*args)
+
+    monkeypatch.setattr(app_module, "put_upload_asgi", counting)
+    data = b"same bytes either way\n"
+    answers = []
+    for fast in (True, False):
+        if not fast:  # the middleware no longer recognises upload PUTs: FastAPI routes them
+            monkeypatch.setattr(app_module, "UPLOAD_PUT_PREFIX", "/not-an-upload-path/")
+        before = len(calls)
+        up = create_upload(env, file_size_bytes=len(data))
+        bad = up["presigned_url"].replace("signature=", "signature=x")
+        answers.append([(r.status_code, r.headers.get("ETag"), r.json() if r.content else None)
+                        for r in (put(bad, data), put(up["presigned_url"], data, "image/png"),
+                                  put(up["presigned_url"], data + b"!"), put(up["presigned_url"], data))])
+        assert len(calls) - before == (4 if fast else 0)
+    assert answers[0] == answers[1]
+    assert [a[0] for a in answers[0]] == [403, 403, 400, 200]
+    assert answers[0][3][1] == '"%s"' % hashlib.md5(data).hexdigest()
+    monkeypatch.undo()
+    # a path with more segments is not an upload: the router answers it
+    up = create_upload(env, file_size_bytes=len(data))
+    r = put(up["presigned_url"].replace("/_local/uploads/", "/_local/uploads/x/"), data)
+    assert r.status_code in (404, 405)
