@@ -257,6 +257,15 @@ class TestS3:
             assert by_key[key].etag_or_md5 == hashlib.md5(body).hexdigest()
         assert by_key["data/f0000.png"].uri == "s3://media/data/f0000.png"
 
+    def test_first_listing_page_is_short_then_pages_are_full(self, s3):
+        # a sync's first batch starts before a full page of 1,000 keys is listed
+        p = _s3(s3)
+        sizes = []
+        p.client.meta.events.register("after-call.s3.ListObjectsV2",
+                                      lambda parsed, **kw: sizes.append(len(parsed.get("Contents", []))))
+        files = list(p.iter_files("media/data"))
+        assert len(files) == 300 and sizes == [100, 200]
+
     def test_listing_with_filters(self, s3):
         p = _s3(s3, ProviderSettings(s3_page_size=40))
         filters = {"include_patterns": ["*.png", "*.jpg"], "exclude_patterns": ["d1/*"], "min_size_bytes": 30}

@@ -26,6 +26,7 @@ __all__ = ["S3Provider", "TIGRIS_DEFAULT_ENDPOINT", "split_s3_path"]
 
 TIGRIS_DEFAULT_ENDPOINT = "https://fly.storage.tigris.dev"
 FOLDER_MIME = "application/x-directory"
+FIRST_PAGE_KEYS = 100  # keys on the first listing page (then s3_page_size per page)
 PRESIGNED_GET_SECONDS = 300  # lifetime of the URL an object read signs for itself
 
 _BAD_CREDENTIAL_CODES = {
@@ -316,15 +317,25 @@ class S3Provider(StorageProvider):
                     yield f
                 break
 
+    def _pages(self, bucket: str, prefix: str, limit: int | None) -> Iterator[dict[str, Any]]:
+        """ListObjectsV2 pages. The first page is short so a sync's first batch
+        starts processing at once rather than after a full page of 1,000 keys;
+        later pages are full. ``limit``: one page of at most that many keys."""
+        size = max(1, int(limit or self.settings.s3_page_size))
+        first = size if limit else min(size, FIRST_PAGE_KEYS)
+        kw: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": first}
+        while True:
+            page = self.client.list_objects_v2(**kw)
+            yield page
+            token = page.get("NextContinuationToken")
+            if limit or not page.get("IsTruncated") or not token:
+                return
+            kw = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": size, "ContinuationToken": token}
+
     def _list_prefix(self, bucket: str, prefix: str, folder: str,
                      page_size: int | None = None) -> Iterator[SourceFile]:
         try:
-            pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=bucket, Prefix=prefix,
-                PaginationConfig={"PageSize": max(1, int(page_size or self.settings.s3_page_size)),
-                                  **({"MaxItems": page_size} if page_size else {})},
-            )
-            for page in pages:
+            for page in self._pages(bucket, prefix, page_size):
                 for obj in page.get("Contents", ()) or ():
                     key = obj["Key"]
                     if key.endswith("/"):
