@@ -25,6 +25,7 @@ from .common import ListParams, filters_sql, search_sql, sort_direction
 router = APIRouter()
 
 FLUSH_BYTES = 1024 * 1024  # bytes buffered before hashing/writing them off the event loop
+INLINE_FLUSH_BYTES = 256 * 1024  # up to this, a body is hashed and written on the event loop
 
 _COLUMNS = {"upload_id": FieldRef(sql="upload_id", exact=True),
             "status": FieldRef(sql="status", exact=True, normalize=lambda v: v.upper() if isinstance(v, str) else v),
@@ -305,7 +306,10 @@ async def receive_upload(state, upload_id: str, expires_s: str, signature: str, 
                     await anyio.to_thread.run_sync(flush, fh, pending)
                     pending, pending_size = [], 0
             if pending and not too_big:
-                await anyio.to_thread.run_sync(flush, fh, pending)
+                if pending_size <= INLINE_FLUSH_BYTES:
+                    flush(fh, pending)  # a small file: the thread hop would cost more than the hashing
+                else:
+                    await anyio.to_thread.run_sync(flush, fh, pending)
     except BaseException:
         part.unlink(missing_ok=True)
         raise
