@@ -74,8 +74,10 @@ def build_task_frame(records: Sequence[Any], journal: Any = None):
     API returns them, or ``Task`` models).
 
     ``journal``: a ``_journal.JournalIndex`` (see ``journal_index``), a
-    ``tracking.Journal``, a path, or None for no journal data. One pass over the records builds plain column
-    lists; pandas only wraps them (no per-row pandas work).
+    ``tracking.Journal``, a path, or None for no journal data. The records are
+    read in chunks (``_columns``, one pass per chunk) and each chunk's values go
+    straight into the final arrays (see ``_Columns``); pandas only wraps them
+    (no per-row pandas work).
     """
     import numpy as np
     import pandas as pd
@@ -86,79 +88,149 @@ def build_task_frame(records: Sequence[Any], journal: Any = None):
     n = len(recs)
     if n == 0:
         return _schema.empty_frame(_schema.TASK_COLUMNS)
+    if not isinstance(recs, list):
+        recs = list(recs)  # sliced per chunk
     gc_was_enabled = gc.isenabled()
     gc.disable()  # the loop allocates no cycles; collections would only rescan the records
     try:
-        try:
-            cols = _columns(recs)
-        except (KeyError, TypeError, AttributeError, ValueError):
-            cols = _columns(_complete(records))
+        cols = _read(recs, journal, strict=False)
+        if cols is None:  # an odd record (missing keys, ...): every record completed first
+            cols = _read(_complete(records), journal, strict=True)
     finally:
         if gc_was_enabled:
             gc.enable()
-    tid, ttype, stat, err, proc, tot, pct, batch, bucket, ns, sync, cell, nin, nout = cols
 
-    status = _schema.status_categorical(stat)
+    status = cols.status.categorical()
     cats = status.categories
-    terminal_codes = np.array([k for k, c in enumerate(cats) if c in statuses.TERMINAL], dtype=np.int32)
-    is_terminal = np.isin(status.codes, terminal_codes)
+    is_terminal_code = np.array([c in statuses.TERMINAL for c in cats], dtype=bool)
+    is_terminal = is_terminal_code[status.codes]
 
     NAT = _schema.NAT
+    cell = cols.cell
     hit = None
     if len(journal):
-        pos = np.fromiter(map(journal.pos.get, tid, repeat(-1)), dtype=np.intp, count=n)
+        pos = _journal_rows(journal.pos, cols.ids)
         hit = pos >= 0
         if not hit.any():
             hit = None
     if hit is not None:
-        safe = np.where(hit, pos, 0)
-        fs_ns = np.where(hit, journal.first_seen[safe], NAT)
-        st_ns = np.where(hit, journal.started[safe], NAT)
-        fi_ns = np.where(hit, journal.finished[safe], NAT)
+        if hit.all():  # every task journaled: plain gathers, nothing to mask
+            safe = pos
+            fs_ns, st_ns, fi_ns = journal.first_seen[pos], journal.started[pos], journal.finished[pos]
+        else:
+            safe = np.where(hit, pos, 0)
+            fs_ns = np.where(hit, journal.first_seen[safe], NAT)
+            st_ns = np.where(hit, journal.started[safe], NAT)
+            fi_ns = np.where(hit, journal.finished[safe], NAT)
         # never seen running (no start, or the first non-pending observation was
         # already the terminal one): the duration counts from first_seen
         begin = np.where((st_ns == NAT) | (st_ns == fi_ns), fs_ns, st_ns)
-        dur = np.where((fi_ns == NAT) | (begin == NAT), NAT, fi_ns - begin)
-        first_seen = _schema.datetime_array(fs_ns)
-        started = _schema.datetime_array(st_ns)
-        finished = _schema.datetime_array(fi_ns)
+        no_dur = (fi_ns == NAT) | (begin == NAT)
+        dur = np.subtract(fi_ns, begin, out=begin)  # in place: one array less to allocate
+        dur[no_dur] = NAT
+        # the arrays are ours: the datetime columns view them (no copies)
+        first_seen = _schema.datetime_array(fs_ns, copy=False)
+        started = _schema.datetime_array(st_ns, copy=False)
+        finished = _schema.datetime_array(fi_ns, copy=False)
         if journal.has_cells:
-            if cell.count(None) == n:  # no provenance in the records: the journal's, by code
-                codes = np.where(hit, journal.cell_codes[safe], -1)
+            if not cell.odd and cell.missing == n:  # no provenance in the records: the journal's, by code
+                codes = journal.cell_codes[safe] if safe is pos else np.where(hit, journal.cell_codes[safe], -1)
                 cell = pd.array(journal.cell_values, dtype="str").take(codes, allow_fill=True)
             else:  # the batch's own provenance wins; the journal's context fills the gaps
                 jcells = journal.cells[safe]
-                merged = np.fromiter(cell, dtype=object, count=n)
+                merged = cell.objects()  # our own array: filled in place
                 override = hit & (jcells != None) & (merged == None)  # noqa: E711 (elementwise)
                 if override.any():
                     merged[override] = jcells[override]
-                    cell = merged
+                    cell = _schema.str_array(merged)
     else:
-        first_seen, started, finished = (_schema.datetime_array(np.full(n, NAT, dtype=np.int64)) for _ in range(3))
+        first_seen, started, finished = (
+            _schema.datetime_array(np.full(n, NAT, dtype=np.int64), copy=False) for _ in range(3))
         dur = np.full(n, NAT, dtype=np.int64)
 
+    missing = _schema.MissingText(n)  # the all-missing columns: one made, the others copied
     data = {
-        "task_id": _schema.str_array(tid),
-        "task_type": _schema.str_array(ttype),
+        "task_id": cols.task_id.array(missing),
+        "task_type": cols.task_type.array(missing),
         "status": status,
         "is_terminal": is_terminal,
         "first_seen": first_seen,
         "started": started,
         "finished": finished,
-        "duration": _schema.timedelta_array(dur),
-        "processed": _schema.int_array(proc),
-        "total": _schema.int_array(tot),
-        "percentage": _schema.float_array(pct),
-        "error": _schema.str_array(err),
-        "batch_id": _schema.str_array(batch),
-        "bucket_id": _schema.str_array(bucket),
-        "namespace_id": _schema.str_array(ns),
-        "sync_config_id": _schema.str_array(sync),
-        "source_cell": cell if isinstance(cell, pd.api.extensions.ExtensionArray) else _schema.str_array(cell),
-        "inputs_count": _schema.int_array(nin),
-        "outputs_count": _schema.int_array(nout),
+        "duration": _schema.timedelta_array(dur, copy=False),
+        "processed": cols.processed.array(),
+        "total": cols.total.array(),
+        "percentage": cols.percentage.array(),
+        "error": cols.error.array(missing),
+        "batch_id": cols.batch_id.array(missing),
+        "bucket_id": cols.bucket_id.array(missing),
+        "namespace_id": cols.namespace_id.array(missing),
+        "sync_config_id": cols.sync_config_id.array(missing),
+        "source_cell": cell if isinstance(cell, pd.api.extensions.ExtensionArray) else cell.array(missing),
+        "inputs_count": cols.inputs_count.array(),
+        "outputs_count": cols.outputs_count.array(),
     }
     return pd.DataFrame(data, copy=False)
+
+
+#: records per chunk: the chunk's column lists stay in the CPU cache while the
+#: values are copied into the final arrays (and the lists are reused memory)
+_CHUNK = 2048
+
+
+def _read(recs: list, journal: JournalIndex, strict: bool) -> "_Columns | None":
+    """``_columns`` chunk by chunk into ``_Columns``. None when a record is odd
+    (``_columns`` raised) unless ``strict`` (then the error is raised)."""
+    n = len(recs)
+    cols = _Columns(n, journal)
+    for lo in range(0, n, _CHUNK):
+        part = recs[lo:lo + _CHUNK]
+        if strict:
+            cols.add(lo, _columns(part))
+            continue
+        try:
+            rows = _columns(part)
+        except (KeyError, TypeError, AttributeError, ValueError):
+            return None
+        cols.add(lo, rows)
+    return cols
+
+
+class _Columns:
+    """The frame's columns while the chunks come in (see ``_schema.TextColumn``,
+    ``NumberColumn``, ``StatusColumn``)."""
+
+    def __init__(self, n: int, journal: JournalIndex) -> None:
+        Text, Number = _schema.TextColumn, _schema.NumberColumn
+        self.task_id, self.task_type, self.error = Text(n), Text(n), Text(n)
+        self.batch_id, self.bucket_id, self.namespace_id, self.sync_config_id = Text(n), Text(n), Text(n), Text(n)
+        self.cell = Text(n)
+        self.status = _schema.StatusColumn(n)
+        self.processed, self.total = Number(n, "int"), Number(n, "int")
+        self.percentage = Number(n, "float")
+        self.inputs_count, self.outputs_count = Number(n, "count"), Number(n, "count")
+        # the task ids as one list for the journal join, gathered while each
+        # chunk is in cache (a tolist() at the end would touch every id again)
+        self.ids: list | None = [None] * n if len(journal) else None
+
+    def add(self, lo: int, part: tuple) -> None:
+        tid, ttype, stat, err, proc, tot, pct, batch, bucket, ns, sync, cell, nin, nout = part
+        self.task_id.add(lo, tid)
+        self.task_type.add(lo, ttype)
+        self.status.add(lo, stat)
+        self.error.add(lo, err)
+        self.processed.add(lo, proc)
+        self.total.add(lo, tot)
+        self.percentage.add(lo, pct)
+        self.batch_id.add(lo, batch)
+        self.bucket_id.add(lo, bucket)
+        self.namespace_id.add(lo, ns)
+        self.sync_config_id.add(lo, sync)
+        self.cell.add(lo, cell)
+        self.inputs_count.add(lo, nin)
+        self.outputs_count.add(lo, nout)
+        if self.ids is not None:
+            self.ids[lo:lo + len(tid)] = tid
 
 
 def _columns(recs: Sequence[dict]) -> tuple:
@@ -197,6 +269,29 @@ def _columns(recs: Sequence[dict]) -> tuple:
             nout[i] = len(x)
         i += 1
     return tid, ttype, stat, err, proc, tot, pct, batch, bucket, ns, sync, cell, nin, nout
+
+
+def _journal_rows(rows: dict, task_ids: list):
+    """Each task's row in the journal (-1 when not journaled). ``itemgetter``
+    looks a whole slice up in one C call (cheaper than ``map`` over
+    ``dict.get``); a slice with an id not in the journal is looked up with
+    ``get`` instead."""
+    import numpy as np
+
+    n = len(task_ids)
+    out = np.empty(n, dtype=np.intp)
+    for lo in range(0, n, _JOIN_CHUNK):
+        part = task_ids[lo:lo + _JOIN_CHUNK]
+        k = len(part)
+        try:
+            found = itemgetter(*part)(rows) if k > 1 else (rows[part[0]],)
+        except KeyError:
+            found = map(rows.get, part, repeat(-1))
+        out[lo:lo + k] = np.fromiter(found, dtype=np.intp, count=k)
+    return out
+
+
+_JOIN_CHUNK = 4096
 
 
 def _times(values: list):
@@ -306,7 +401,6 @@ def _filter(frame, *, status=None, task_type=None, since=None, until=None, bucke
 def task_timeline(task_id: str, journal: Any = None, base_url: str | None = None):
     """One row per observed transition of ``task_id`` (oldest first):
     observed_at, status, processed, total, percentage, error."""
-    import numpy as np
     import pandas as pd
 
     if hasattr(task_id, "task_id"):
