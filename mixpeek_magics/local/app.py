@@ -42,8 +42,10 @@ class FaultInjection:
                 if status is not None:
                     log.debug("injected %s for %s %s", status, method, path)
                     return await self._reject(status, send)
-        elif method == "PUT" and path.startswith(UPLOAD_PUT_PREFIX) and "/" not in path[len(UPLOAD_PUT_PREFIX):]:
-            return await put_upload_asgi(state, scope, receive, send)  # skips FastAPI's routing
+        elif method == "PUT" and path.startswith(UPLOAD_PUT_PREFIX):
+            upload_id = path[len(UPLOAD_PUT_PREFIX):]
+            if upload_id and "/" not in upload_id:
+                return await put_upload_asgi(state, scope, receive, send)  # skips FastAPI's routing
         return await self.app(scope, receive, send)
 
     async def _reject(self, status: int, send) -> None:
