@@ -304,3 +304,5 @@ def test_presigned_put_skips_the_router_and_answers_like_the_route(env, local_se
     up = create_upload(env, file_size_bytes=len(data))
     r = put(up["presigned_url"].replace("/_local/uploads/", "/_local/uploads/x/"), data)
     assert r.status_code in (404, 405)
+    r = put(up["presigned_url"].replace(f"/_local/uploads/{up['upload_id']}", "/_local/uploads/"), data)
+    assert r.status_code in (404, 405)
