@@ -274,9 +274,9 @@ async def receive_upload(state, upload_id: str, expires_s: str, signature: str, 
         return _denied(f"Content-Type {sent_type or '(none)'!r} does not match the declared content_type "
                        f"{d['content_type']!r}", "SignatureDoesNotMatch")
     declared = d.get("file_size_bytes")
-    length_hdr = content_length
-    if declared is not None and length_hdr is not None and length_hdr.isdigit() and int(length_hdr) != declared:
-        return error_response(400, f"Content-Length {length_hdr} does not match the declared file_size_bytes "
+    if declared is not None and content_length is not None and content_length.isdigit() \
+            and int(content_length) != declared:
+        return error_response(400, f"Content-Length {content_length} does not match the declared file_size_bytes "
                                    f"{declared}", "SizeMismatch")
     final = upload_path(state, upload_id)
     part = final.with_name(f"{upload_id}.{os.getpid()}.{token}.part")
