@@ -93,10 +93,7 @@ def build_blob(state: State, org_id: str, bucket_id: str, blob: CreateBlobReques
         if up["status"] != "COMPLETED":
             raise APIError(400, f"{loc}: upload '{blob.upload_id}' is {up['status']}: confirm it first "
                                 "(POST .../uploads/{upload_id}/confirm)", "UploadNotConfirmed")
-        props.update({"url": f"local://uploads/{row['upload_id']}", "source": "upload",
-                      "upload_id": row["upload_id"]})
-        details.update(filename=up["filename"], size_bytes=row["received_size"],
-                       mime_type=up["content_type"], hash=row["received_sha256"])
+        return upload_blob(row, up, blob.property, blob.type, blob.metadata, blob.key_prefix, blob_id)
     else:
         data = blob.data
         if data is None:
@@ -157,6 +154,17 @@ def build_blob(state: State, org_id: str, bucket_id: str, blob: CreateBlobReques
             "type": blob.type, "properties": props, "details": details}
 
 
+def upload_blob(row, up: dict[str, Any], property: str, type: str, metadata: dict[str, Any] | None = None,
+                key_prefix: str | None = None, blob_id: str | None = None) -> dict[str, Any]:
+    """The stored BlobModel of a received upload (``row``: its uploads row, ``up``: its doc)."""
+    props: dict[str, Any] = dict(metadata or {})
+    props.update({"url": f"local://uploads/{row['upload_id']}", "source": "upload", "upload_id": row["upload_id"]})
+    return {"blob_id": blob_id or new_id("blob"), "property": property, "key_prefix": key_prefix, "type": type,
+            "properties": props,
+            "details": {"filename": up["filename"], "size_bytes": row["received_size"],
+                        "mime_type": up["content_type"], "hash": row["received_sha256"]}}
+
+
 def _extra_schemes() -> list[str]:
     from .blobs import registered_schemes
     return [s for s in registered_schemes() if s not in ("http", "https", "s3")]
@@ -188,20 +196,30 @@ def create_object(state: State, org_id: str, namespace_id: str, bucket_id: str,
             d = loads(row["doc"])
             d["is_duplicate"] = True
             return d, True
-    now = state.iso_now()
     extra = {k: v for k, v in (req.model_extra or {}).items()}
-    object_id = new_id("obj")
-    d = {"object_id": object_id, "bucket_id": bucket_id, "key_prefix": req.key_prefix, "blobs": blobs,
-         "source_details": [{"type": "bucket", "source_id": bucket_id}], "status": "DRAFT",
-         "error": None, "created_at": now, "updated_at": now, "metadata": extra.pop("metadata", {}) or {},
-         "skip_duplicates": req.skip_duplicates, **extra}
-    size = sum(int(b["details"].get("size_bytes") or 0) for b in blobs)
+    metadata = extra.pop("metadata", {}) or {}
     with state.store.tx() as c:
-        c.execute("INSERT INTO objects(object_id, org_id, namespace_id, bucket_id, status, sha256, "
-                  "size_bytes, doc) VALUES (?,?,?,?,?,?,?,?)",
-                  (object_id, org_id, namespace_id, bucket_id, "DRAFT", sha, size, dumps(d)))
+        d = insert_object(state, c, org_id, namespace_id, bucket_id, blobs, sha, key_prefix=req.key_prefix,
+                          metadata=metadata, skip_duplicates=req.skip_duplicates, extra=extra)
         touch_bucket(state, bucket_id)
     return d, False
+
+
+def insert_object(state: State, c, org_id: str, namespace_id: str, bucket_id: str, blobs: list[dict[str, Any]],
+                  sha: str | None, *, key_prefix: str | None, metadata: dict[str, Any], skip_duplicates: bool,
+                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Store a new DRAFT object (inside the caller's transaction ``c``); returns its ObjectResponse."""
+    now = state.iso_now()
+    object_id = new_id("obj")
+    d = {"object_id": object_id, "bucket_id": bucket_id, "key_prefix": key_prefix, "blobs": blobs,
+         "source_details": [{"type": "bucket", "source_id": bucket_id}], "status": "DRAFT",
+         "error": None, "created_at": now, "updated_at": now, "metadata": metadata,
+         "skip_duplicates": skip_duplicates, **(extra or {})}
+    size = sum(int(b["details"].get("size_bytes") or 0) for b in blobs)
+    c.execute("INSERT INTO objects(object_id, org_id, namespace_id, bucket_id, status, sha256, "
+              "size_bytes, doc) VALUES (?,?,?,?,?,?,?,?)",
+              (object_id, org_id, namespace_id, bucket_id, "DRAFT", sha, size, dumps(d)))
+    return d
 
 
 def save_object(state: State, d: dict[str, Any]) -> None:
@@ -258,74 +276,104 @@ def confirm_upload(state: State, org_id: str, namespace_id: str, bucket_id: str,
                    etag: str | None = None, file_size_bytes: int | None = None,
                    file_hash: str | None = None) -> dict[str, Any]:
     """Verify an uploaded file and (optionally) create its object: ConfirmUploadResponse."""
-    with state.store.tx():
-        row = state.store.one("SELECT * FROM uploads WHERE upload_id=? AND org_id=? AND bucket_id=?",
-                              (upload_id, org_id, bucket_id))
-        if row is None:
-            raise not_found("upload", upload_id)
-        up = loads(row["doc"])
-        if up["status"] == "COMPLETED":
-            return {"upload_id": upload_id, "status": "COMPLETED", "etag": up.get("etag"),
-                    "file_size_bytes": row["received_size"], "file_hash": up.get("file_hash"),
-                    "verified_at": up.get("verified_at"), "completed_at": up.get("completed_at"),
-                    "object_id": up.get("object_id"), "task_id": None,
-                    "message": "upload was already confirmed"}
-        if up["status"] in ("CANCELED", "FAILED"):
-            raise APIError(409, f"upload '{upload_id}' is {up['status']} and cannot be confirmed",
-                           "ConflictError")
-        if row["received_size"] is None or not upload_path(state, upload_id).exists():
-            raise APIError(400, f"no file has been uploaded for upload '{upload_id}' yet: PUT the bytes "
-                                "to its presigned_url first", "UploadNotFound",
-                           {"upload_id": upload_id})
-        size = row["received_size"]
-        sha = row["received_sha256"]
-        md5 = row["received_md5"]
-        problems = []
-        if file_size_bytes is not None and file_size_bytes != size:
-            problems.append(f"file_size_bytes {file_size_bytes} does not match the {size} bytes received")
-        if up.get("file_size_bytes") is not None and up["file_size_bytes"] != size:
-            problems.append(f"declared file_size_bytes {up['file_size_bytes']} does not match the "
-                            f"{size} bytes received")
-        for label, want in (("file_hash", file_hash), ("declared file_hash", up.get("file_hash"))):
-            if want is not None and want.lower() != sha:
-                problems.append(f"{label} {want} does not match the sha256 of the received bytes ({sha})")
-        if etag is not None and etag.strip().strip('"').lower() != md5:
-            problems.append(f"etag {etag} does not match the ETag of the received bytes (\"{md5}\")")
-        if problems:
-            raise APIError(400, f"upload '{upload_id}' failed verification: " + "; ".join(problems),
-                           "UploadVerificationError",
-                           {"upload_id": upload_id, "received_size": size, "received_sha256": sha,
-                            "received_etag": f'"{md5}"'})
-        now = state.iso_now()
-        object_id = None
-        message = "upload confirmed"
-        if up.get("create_object_on_confirm", True):
-            dup = None
-            if up.get("skip_duplicates", True):
-                dup = state.store.one("SELECT object_id FROM objects WHERE bucket_id=? AND sha256=? "
-                                      "ORDER BY rowid LIMIT 1", (bucket_id, sha))
-            if dup is not None:
-                object_id = dup["object_id"]
-                message = f"upload confirmed; identical content already stored as object {object_id}"
-            else:
-                req = CreateObjectRequest(
-                    blobs=[CreateBlobRequest(property=up.get("blob_property") or _derive_property(up["filename"]),
-                                             type=up.get("blob_type") or blob_type_for_content_type(up["content_type"]),
-                                             upload_id=upload_id)],
-                    metadata=up.get("object_metadata") or {}, key_prefix=None)
-                up_tmp = dict(up, status="COMPLETED")
-                state.store.execute("UPDATE uploads SET doc=?, status='COMPLETED' WHERE upload_id=?",
-                                    (dumps(up_tmp), upload_id))
-                d, _ = create_object(state, org_id, namespace_id, bucket_id, req)
-                object_id = d["object_id"]
-                message = f"upload confirmed; created object {object_id}"
-        up.update(status="COMPLETED", etag=f'"{md5}"', file_hash=sha, verified_at=now, completed_at=now,
-                  object_id=object_id, presigned_url=None)
-        state.store.execute("UPDATE uploads SET doc=?, status='COMPLETED', file_hash=? WHERE upload_id=?",
-                            (dumps(up), sha, upload_id))
+    [(result, _)] = confirm_uploads(state, org_id, namespace_id, bucket_id, [
+        {"upload_id": upload_id, "etag": etag, "file_size_bytes": file_size_bytes, "file_hash": file_hash}])
+    if isinstance(result, APIError):
+        raise result
+    return result
+
+
+def confirm_uploads(state: State, org_id: str, namespace_id: str, bucket_id: str,
+                    confirmations: list[dict[str, Any]]) -> list[tuple[dict[str, Any] | APIError, dict | None]]:
+    """Confirm several uploads in one transaction (a batch confirm does a few
+    hundred per task: one commit each cost more than the work itself).
+
+    Per confirmation, in order: ``(ConfirmUploadResponse or the APIError that
+    refused it, the upload's doc or None when there is no such upload)``."""
+    results: list[tuple[dict[str, Any] | APIError, dict | None]] = []
+    created = False
+    with state.store.tx() as c:
+        for conf in confirmations:
+            upload_id = str(conf.get("upload_id") or "")
+            row = c.execute("SELECT * FROM uploads WHERE upload_id=? AND org_id=? AND bucket_id=?",
+                            (upload_id, org_id, bucket_id)).fetchone()
+            up = loads(row["doc"]) if row is not None else None
+            try:
+                r = _confirm_row(state, c, org_id, namespace_id, bucket_id, upload_id, row, up,
+                                 conf.get("etag"), conf.get("file_size_bytes"), conf.get("file_hash"))
+            except APIError as exc:
+                results.append((exc, up))
+                continue
+            created = created or r.pop("_created")
+            results.append((r, up))
+        if created:
+            touch_bucket(state, bucket_id)
+    return results
+
+
+def _confirm_row(state: State, c, org_id: str, namespace_id: str, bucket_id: str, upload_id: str, row,
+                 up: dict[str, Any] | None, etag: str | None, file_size_bytes: int | None,
+                 file_hash: str | None) -> dict[str, Any]:
+    if row is None or up is None:
+        raise not_found("upload", upload_id)
+    if up["status"] == "COMPLETED":
+        return {"upload_id": upload_id, "status": "COMPLETED", "etag": up.get("etag"),
+                "file_size_bytes": row["received_size"], "file_hash": up.get("file_hash"),
+                "verified_at": up.get("verified_at"), "completed_at": up.get("completed_at"),
+                "object_id": up.get("object_id"), "task_id": None,
+                "message": "upload was already confirmed", "_created": False}
+    if up["status"] in ("CANCELED", "FAILED"):
+        raise APIError(409, f"upload '{upload_id}' is {up['status']} and cannot be confirmed", "ConflictError")
+    if row["received_size"] is None or not upload_path(state, upload_id).exists():
+        raise APIError(400, f"no file has been uploaded for upload '{upload_id}' yet: PUT the bytes "
+                            "to its presigned_url first", "UploadNotFound", {"upload_id": upload_id})
+    size = row["received_size"]
+    sha = row["received_sha256"]
+    md5 = row["received_md5"]
+    problems = []
+    if file_size_bytes is not None and file_size_bytes != size:
+        problems.append(f"file_size_bytes {file_size_bytes} does not match the {size} bytes received")
+    if up.get("file_size_bytes") is not None and up["file_size_bytes"] != size:
+        problems.append(f"declared file_size_bytes {up['file_size_bytes']} does not match the "
+                        f"{size} bytes received")
+    for label, want in (("file_hash", file_hash), ("declared file_hash", up.get("file_hash"))):
+        if want is not None and want.lower() != sha:
+            problems.append(f"{label} {want} does not match the sha256 of the received bytes ({sha})")
+    if etag is not None and etag.strip().strip('"').lower() != md5:
+        problems.append(f"etag {etag} does not match the ETag of the received bytes (\"{md5}\")")
+    if problems:
+        raise APIError(400, f"upload '{upload_id}' failed verification: " + "; ".join(problems),
+                       "UploadVerificationError",
+                       {"upload_id": upload_id, "received_size": size, "received_sha256": sha,
+                        "received_etag": f'"{md5}"'})
+    now = state.iso_now()
+    object_id = None
+    created = False
+    message = "upload confirmed"
+    if up.get("create_object_on_confirm", True):
+        dup = None
+        if up.get("skip_duplicates", True):
+            dup = c.execute("SELECT object_id FROM objects WHERE bucket_id=? AND sha256=? ORDER BY rowid LIMIT 1",
+                            (bucket_id, sha)).fetchone()
+        if dup is not None:
+            object_id = dup["object_id"]
+            message = f"upload confirmed; identical content already stored as object {object_id}"
+        else:
+            # The same object a CreateObjectRequest with one blob by upload_id would give.
+            prop = up.get("blob_property") or _derive_property(up["filename"])
+            blob = upload_blob(row, up, prop, up.get("blob_type") or blob_type_for_content_type(up["content_type"]))
+            d = insert_object(state, c, org_id, namespace_id, bucket_id, [blob], object_sha([blob]),
+                              key_prefix=None, metadata=up.get("object_metadata") or {}, skip_duplicates=False)
+            object_id = d["object_id"]
+            created = True
+            message = f"upload confirmed; created object {object_id}"
+    up.update(status="COMPLETED", etag=f'"{md5}"', file_hash=sha, verified_at=now, completed_at=now,
+              object_id=object_id, presigned_url=None)
+    c.execute("UPDATE uploads SET doc=?, status='COMPLETED', file_hash=? WHERE upload_id=?",
+              (dumps(up), sha, upload_id))
     return {"upload_id": upload_id, "status": "COMPLETED", "etag": f'"{md5}"', "file_size_bytes": size,
             "file_hash": sha, "verified_at": now, "completed_at": now, "object_id": object_id,
-            "task_id": None, "message": message}
+            "task_id": None, "message": message, "_created": created}
 
 
 # -- batches ---------------------------------------------------------------------

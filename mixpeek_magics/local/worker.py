@@ -32,6 +32,11 @@ class Stopping(Exception):
     """The server is stopping: leave the task for recovery on the next start."""
 
 
+# Confirmations done per transaction: a few ms of holding the database lock,
+# which request handlers (the presigned PUTs among them) wait for.
+CONFIRM_GROUP = 20
+
+
 class _ItemProgress:
     """Progress of a task that works through items one by one: processed /
     total / percentage / failed in ``additional_data`` and the per-item
@@ -339,7 +344,7 @@ class Worker:
     # Not paced: the pace setting makes *processing* visible in demos; confirming
     # uploads is bookkeeping and would only make every demo upload look slow.
     def _run_confirm_batch(self, task_id: str, row, job: dict[str, Any]) -> None:
-        from .services import confirm_upload
+        from .services import confirm_uploads
 
         state = self.state
         cancel = self._event(task_id)
@@ -349,29 +354,27 @@ class Worker:
         progress = _ItemProgress(state, task_id, ad, total, paced=False)
         if not progress.start():
             return
-        for conf in confirmations:
+        for at in range(0, total, CONFIRM_GROUP):
             if not self._next_item(cancel, paced=False):
                 return
-            upload_id = str(conf.get("upload_id") or "")
-            up = state.store.one("SELECT doc FROM uploads WHERE upload_id=? AND org_id=?",
-                                 (upload_id, row["org_id"]))
-            filename = loads(up["doc"])["filename"] if up else None
-            try:
-                r = confirm_upload(state, row["org_id"], job["namespace_id"], job["bucket_id"], upload_id,
-                                   etag=conf.get("etag"), file_size_bytes=conf.get("file_size_bytes"),
-                                   file_hash=conf.get("file_hash"))
-                out = {"upload_id": upload_id, "object_id": r["object_id"], "filename": filename,
-                       "status": "COMPLETED", "mime_type": loads(up["doc"])["content_type"] if up else None,
-                       "size_bytes": r["file_size_bytes"], "sha256": r["file_hash"], "features": {},
-                       "etag": r["etag"]}
-                failure = None
-            except APIError as exc:
-                out = {"upload_id": upload_id, "object_id": None, "filename": filename, "status": "FAILED",
-                       "mime_type": None, "size_bytes": None, "sha256": None, "features": {},
-                       "error": exc.message}
-                failure = {"object_id": None, "upload_id": upload_id, "filename": filename, "error": exc.message}
-            if not progress.add(out, failure):
-                return
+            group = confirmations[at:at + CONFIRM_GROUP]
+            results = confirm_uploads(state, row["org_id"], job["namespace_id"], job["bucket_id"], group)
+            for conf, (r, up) in zip(group, results):
+                upload_id = str(conf.get("upload_id") or "")
+                filename = up["filename"] if up else None
+                if isinstance(r, APIError):
+                    out = {"upload_id": upload_id, "object_id": None, "filename": filename, "status": "FAILED",
+                           "mime_type": None, "size_bytes": None, "sha256": None, "features": {},
+                           "error": r.message}
+                    failure = {"object_id": None, "upload_id": upload_id, "filename": filename, "error": r.message}
+                else:
+                    out = {"upload_id": upload_id, "object_id": r["object_id"], "filename": filename,
+                           "status": "COMPLETED", "mime_type": up["content_type"] if up else None,
+                           "size_bytes": r["file_size_bytes"], "sha256": r["file_hash"], "features": {},
+                           "etag": r["etag"]}
+                    failure = None
+                if not progress.add(out, failure):
+                    return
         if self._check(cancel):
             return
         failed = ad["failed"]

@@ -227,6 +227,60 @@ def test_batch_create_and_batch_confirm(env):
     assert env.c.get(f"/v1/buckets/{env.bucket_id}").json()["object_count"] == 2
 
 
+def test_batch_confirm_spanning_transaction_groups(env):
+    """A batch confirm works through its list a group per transaction: outcomes
+    stay per upload and in order across group boundaries, content repeated
+    inside one group becomes one object, and the objects are the ones a single
+    confirm makes."""
+    from mixpeek_magics.local.worker import CONFIRM_GROUP
+
+    n = CONFIRM_GROUP * 2 + 3
+    bodies = [(f"f{i:02d}.txt", b"same bytes" if i in (4, 5) else f"file number {i}".encode()) for i in range(n)]
+    r = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/batch", json={"uploads": [
+        {"filename": name, "content_type": "text/plain", "file_size_bytes": len(data),
+         "object_metadata": {"i": i}} for i, (name, data) in enumerate(bodies)]})
+    assert r.status_code == 200, r.text
+    ups = r.json()["uploads"]
+    confirmations = []
+    for up, (_, data) in zip(ups, bodies):
+        etag = put(up["presigned_url"], data).headers["ETag"]
+        confirmations.append({"upload_id": up["upload_id"], "etag": etag, "file_size_bytes": len(data)})
+    bad = CONFIRM_GROUP + 1  # a failure in the middle of the second group
+    confirmations[bad]["file_size_bytes"] += 1
+    confirmations.append(dict(confirmations[0]))  # the same upload twice: the second is a no-op
+    r = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/confirm/batch", json={"confirmations": confirmations})
+    assert r.status_code == 200, r.text
+    task = wait_task(env.c, r.json()["task_id"])
+    assert task["status"] == "COMPLETED_WITH_ERRORS", task
+    ad = task["additional_data"]
+    assert (ad["processed"], ad["total"], ad["failed"]) == (n + 1, n + 1, 1)
+    assert [f["upload_id"] for f in ad["failed_objects"]] == [ups[bad]["upload_id"]]
+    assert "file_size_bytes" in ad["failed_objects"][0]["error"]
+    outputs = task["outputs"]
+    assert [o["upload_id"] for o in outputs] == [c["upload_id"] for c in confirmations]
+    assert [o["filename"] for o in outputs[:n]] == [name for name, _ in bodies]
+    assert outputs[bad]["status"] == "FAILED" and outputs[bad]["object_id"] is None
+    assert outputs[5]["object_id"] == outputs[4]["object_id"]  # same bytes: one object
+    assert outputs[n]["object_id"] == outputs[0]["object_id"]
+    ids = {o["object_id"] for o in outputs if o["status"] == "COMPLETED"}
+    assert len(ids) == n - 2
+    assert env.c.get(f"/v1/buckets/{env.bucket_id}").json()["object_count"] == n - 2
+    # the bad one is still pending and can be confirmed with the right size
+    good = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/{ups[bad]['upload_id']}/confirm",
+                      json={"file_size_bytes": len(bodies[bad][1])}).json()
+    assert good["status"] == "COMPLETED" and good["object_id"]
+    batch_obj = env.c.get(f"/v1/buckets/{env.bucket_id}/objects/{outputs[7]['object_id']}").json()
+    single_obj = env.c.get(f"/v1/buckets/{env.bucket_id}/objects/{good['object_id']}").json()
+    assert sorted(batch_obj) == sorted(single_obj)
+    assert batch_obj["metadata"] == {"i": 7} and single_obj["metadata"] == {"i": bad}
+    assert sorted(batch_obj["blobs"][0]) == sorted(single_obj["blobs"][0])
+    assert batch_obj["blobs"][0]["details"] == {"filename": "f07.txt", "size_bytes": len(bodies[7][1]),
+                                                "mime_type": "text/plain",
+                                                "hash": hashlib.sha256(bodies[7][1]).hexdigest()}
+    upload = env.c.get(f"/v1/buckets/{env.bucket_id}/uploads/{ups[7]['upload_id']}").json()
+    assert upload["status"] == "COMPLETED" and upload["object_id"] == outputs[7]["object_id"]
+
+
 def test_list_get_delete_uploads(env):
     ids = [create_upload(env, filename=f"f{i}.txt", metadata={"i": i})["upload_id"] for i in range(5)]
     page = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/list", params={"limit": 2, "include_total": True},
