@@ -1,4 +1,4 @@
-"""Presigned PUTs of the sync client over plain http.client keep-alive connections
+"""Presigned PUTs of the sync client over bare HTTP/1.1 keep-alive connections
 (``client._direct``): same results and typed errors as the httpx path, connection
 reuse, recovery from connections the server closed, and the cases left to httpx."""
 from __future__ import annotations
@@ -149,3 +149,177 @@ def test_an_unreachable_upload_target_is_a_connection_error(srv, tmp_path):
         with pytest.raises(errors.APIConnectionError):
             c.uploads.put_file("http://127.0.0.1:9/_local/uploads/x?signature=s", path, "text/plain")
         assert c._direct.sent == 0
+
+
+# -- the wire: a raw server that answers whatever bytes a test gives it ----------------
+class _RawServer:
+    """Reads each request (head + Content-Length body) and sends the next canned
+    answer; ``close_after`` answers close the connection afterwards."""
+
+    def __init__(self, answers: list[bytes], close_after: bool = False, tls: "ssl.SSLContext | None" = None):
+        import socket
+
+        self.answers, self.close_after, self.tls = list(answers), close_after, tls
+        self.requests: list[tuple[bytes, bytes]] = []
+        self.connections = 0
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while self.answers:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            if self.tls is not None:
+                try:
+                    conn = self.tls.wrap_socket(conn, server_side=True)
+                except OSError:  # a client that does not trust the certificate
+                    conn.close()
+                    continue
+            with conn:
+                buf = b""
+                while self.answers:
+                    while b"\r\n\r\n" not in buf:
+                        data = conn.recv(65536)
+                        if not data:
+                            break
+                        buf += data
+                    if b"\r\n\r\n" not in buf:
+                        break
+                    head, buf = buf.split(b"\r\n\r\n", 1)
+                    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                                  if line.lower().startswith(b"content-length:"))
+                    while len(buf) < length:
+                        buf += conn.recv(1 << 20)
+                    self.requests.append((head, buf[:length]))
+                    buf = buf[length:]
+                    conn.sendall(self.answers.pop(0))
+                    if self.close_after:
+                        break
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _file(tmp_path, size: int):
+    path = tmp_path / f"body-{size}.bin"
+    data = bytes(range(256)) * (size // 256) + b"z" * (size % 256)
+    path.write_bytes(data)
+    return str(path), data
+
+
+@pytest.mark.parametrize("size", [0, 1000, 256 * 1024 + 1, 3 * 1024 * 1024 + 5])
+def test_bodies_small_and_large_arrive_whole(tmp_path, size):
+    path, data = _file(tmp_path, size)
+    ok = b"HTTP/1.1 200 OK\r\nETag: \"e\"\r\nContent-Length: 0\r\n\r\n"
+    server = _RawServer([ok, ok])
+    direct = DirectPut()
+    for _ in range(2):
+        status, headers, body = direct.put(server.url + "/u?x=1", path, size, {"Content-Type": "a/b"}, 10.0)
+        assert (status, body) == (200, b"") and ("ETag", '"e"') in headers
+    assert [r[1] for r in server.requests] == [data, data]
+    head = server.requests[0][0].decode()
+    assert head.startswith("PUT /u?x=1 HTTP/1.1\r\n") and f"Content-Length: {size}" in head
+    assert "Content-Type: a/b" in head and server.connections == 1
+    server.close()
+    direct.close()
+
+
+def test_answer_framings(tmp_path):
+    """Chunked bodies, interim 100 answers, HTTP/1.0 and bodies that end at close."""
+    path, _ = _file(tmp_path, 10)
+    answers = [
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\n<Err>\r\n3\r\nor/\r\n0\r\nT: 1\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+    ]
+    server = _RawServer(answers)
+    direct = DirectPut()
+    assert direct.put(server.url + "/a", path, 10, {}, 5.0)[::2] == (200, b"ok")
+    status, _, body = direct.put(server.url + "/a", path, 10, {}, 5.0)
+    assert (status, body) == (403, b"<Err>or/")
+    assert direct.put(server.url + "/a", path, 10, {}, 5.0)[0] == 200
+    assert server.connections == 1 and direct.opened == 1  # all three on one kept-alive connection
+    server.close()
+
+    ended = _RawServer([b"HTTP/1.0 200 OK\r\nETag: \"z\"\r\n\r\nuntil close"] * 2, close_after=True)
+    direct = DirectPut()
+    for _ in range(2):
+        status, _, body = direct.put(ended.url + "/b", path, 10, {}, 5.0)
+        assert (status, body) == (200, b"until close")
+    assert ended.connections == 2 == direct.opened  # HTTP/1.0 without keep-alive: not reused
+    ended.close()
+
+
+@pytest.mark.parametrize("answer", [
+    b"garbage\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+])
+def test_answers_not_understood_are_left_to_httpx(tmp_path, answer):
+    path, _ = _file(tmp_path, 10)
+    server = _RawServer([answer], close_after=True)
+    assert DirectPut().put(server.url + "/c", path, 10, {}, 5.0) is None
+    server.close()
+
+
+def test_a_file_shorter_than_declared_is_not_sent_as_complete(tmp_path):
+    path, _ = _file(tmp_path, 10)
+    server = _RawServer([b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"])
+    assert DirectPut().put(server.url + "/d", path, 11, {}, 5.0) is None
+    assert DirectPut().put(server.url + "/d", path, 300 * 1024, {}, 5.0) is None
+    assert server.requests == []
+    server.close()
+
+
+def _tls_pair(tmp_path):
+    """A self-signed certificate for 127.0.0.1: (server context, client context trusting it)."""
+    import datetime
+    import ipaddress
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert_file, key_file)
+    return server_ctx, ssl.create_default_context(cafile=str(cert_file))
+
+
+@pytest.mark.parametrize("size", [1000, 2 * 1024 * 1024 + 3])
+def test_https_bodies_go_through_tls(tmp_path, size, monkeypatch):
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)  # custom trust settings send https to httpx
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    server_ctx, client_ctx = _tls_pair(tmp_path)
+    path, data = _file(tmp_path, size)
+    server = _RawServer([b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"] * 2, tls=server_ctx)
+    direct = DirectPut()
+    direct._ssl = client_ctx  # trusts the test certificate (the default is certifi's bundle)
+    for _ in range(2):
+        assert direct.put(server.url + "/t", path, size, {}, 10.0)[0] == 200
+    assert [r[1] for r in server.requests] == [data, data] and direct.opened == 1
+    server.close()
+    untrusted = DirectPut()  # certifi does not know this certificate: left to httpx, which refuses it too
+    assert untrusted.put(server.url + "/t", path, size, {}, 10.0) is None
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "cert.pem"))
+    assert direct.put(server.url + "/t", path, size, {}, 10.0) is None and len(server.requests) == 2
