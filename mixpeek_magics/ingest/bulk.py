@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ from mixpeek_magics.ingest.plan import sha256_file
 
 CHUNK = 100  # BatchUploadRequest / BatchConfirmRequest maxItems
 DEFAULT_CONCURRENCY = 8
+HASH_THREADS = 2
 
 
 @dataclass
@@ -141,6 +143,35 @@ def _chunks(items: Iterable[FileSpec], size: int) -> Iterator[list[FileSpec]]:
         yield chunk
 
 
+async def _in_threads(pool: concurrent.futures.Executor, fn: Callable[[Any], Any], items: Sequence[Any],
+                      workers: int) -> list[Any]:
+    """``[fn(item) for item in items]`` on up to ``workers`` threads of ``pool``.
+
+    Each thread works through the shared list: one hand-off between the event
+    loop and the pool per thread, not per item (per item, those wake-ups cost
+    more CPU than a small file's PUT). ``fn`` must not raise. When the caller
+    is cancelled, items not yet started are dropped."""
+    results: list[Any] = [None] * len(items)
+    pending = iter(range(len(items)))
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def drain() -> None:
+        while not stop.is_set():
+            with lock:
+                i = next(pending, None)
+            if i is None:
+                return
+            results[i] = fn(items[i])
+
+    loop = asyncio.get_running_loop()
+    try:
+        await asyncio.gather(*(loop.run_in_executor(pool, drain) for _ in range(max(1, min(workers, len(items))))))
+    finally:
+        stop.set()
+    return results
+
+
 def _describe(spec: FileSpec) -> FileSpec:
     """Size, sha256 and MIME type (runs in a worker thread: it reads the file)."""
     spec.size = spec.path.stat().st_size
@@ -189,7 +220,6 @@ async def abulk_upload(
         raise FileNotFoundError("not a readable file: " + ", ".join(missing[:10])
                                 + (f" (+{len(missing) - 10} more)" if len(missing) > 10 else ""))
     progress = UploadProgress(files_total=len(specs), bytes_total=sum(s.path.stat().st_size for s in specs))
-    sem = asyncio.Semaphore(concurrency)
     outcomes: list[FileOutcome] = []
     result = BulkUploadResult(bucket=bucket, outcomes=outcomes)
 
@@ -206,33 +236,34 @@ async def abulk_upload(
         if on_progress is not None:
             on_progress(progress)
 
-    async def describe(spec: FileSpec) -> FileSpec | FileOutcome:
-        async with sem:
-            try:
-                return await asyncio.to_thread(_describe, spec)
-            except OSError as exc:
-                return FileOutcome(str(spec.path), "failed", error=f"cannot read file: {exc}")
+    def describe(spec: FileSpec) -> FileSpec | FileOutcome:  # in a worker thread
+        try:
+            return _describe(spec)
+        except OSError as exc:
+            return FileOutcome(str(spec.path), "failed", error=f"cannot read file: {exc}")
 
     # The PUTs go through a sync client on a small thread pool: per request,
     # httpx's sync stack costs about a third of the CPU of its async one, and
     # for many small files the client's CPU, not the network, is the limit.
     from mixpeek_magics.client import Mixpeek
 
-    loop = asyncio.get_running_loop()
     putter = Mixpeek(config=client.config)
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="mixpeek-put")
+    # One pool for the PUTs (``concurrency`` at a time across chunks) and a
+    # small one for hashing, so the next chunk's hashing overlaps this chunk's PUTs.
+    put_pool = concurrent.futures.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="mixpeek-put")
+    hash_pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(concurrency, HASH_THREADS),
+                                                      thread_name_prefix="mixpeek-hash")
 
-    async def put(spec: FileSpec, upload: Any) -> tuple[FileSpec, Any, str | None, str | None]:
-        async with sem:
-            try:
-                etag = await loop.run_in_executor(pool, putter.uploads.put_file, upload.presigned_url,
-                                                  spec.path, spec.content_type)
-                return spec, upload, etag, None
-            except Exception as exc:  # one file's failure must not sink the others
-                return spec, upload, None, str(exc)
+    def put(item: tuple[FileSpec, Any]) -> tuple[FileSpec, Any, str | None, str | None]:  # in a worker thread
+        spec, upload = item
+        try:
+            etag = putter.uploads.put_file(upload.presigned_url, spec.path, spec.content_type)
+            return spec, upload, etag, None
+        except Exception as exc:  # one file's failure must not sink the others
+            return spec, upload, None, str(exc)
 
     async def process(chunk: list[FileSpec]) -> None:
-        described = await asyncio.gather(*(describe(s) for s in chunk))
+        described = await _in_threads(hash_pool, describe, chunk, HASH_THREADS)
         ready = [d for d in described if isinstance(d, FileSpec)]
         for d in described:
             if isinstance(d, FileOutcome):
@@ -258,7 +289,7 @@ async def abulk_upload(
                 pending.append(upload)
                 to_put.append((spec, upload))
         try:
-            put_results = await asyncio.gather(*(put(s, u) for s, u in to_put))
+            put_results = await _in_threads(put_pool, put, to_put, concurrency)
             confirmations, arrived = [], []
             for spec, upload, etag, error in put_results:
                 if error is not None:
@@ -313,7 +344,8 @@ async def abulk_upload(
         await asyncio.gather(*running, return_exceptions=True)
         raise
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        put_pool.shutdown(wait=False, cancel_futures=True)
+        hash_pool.shutdown(wait=False, cancel_futures=True)
         putter.close()
 
     new_ids = result.object_ids

@@ -42,10 +42,6 @@ class FaultInjection:
                 if status is not None:
                     log.debug("injected %s for %s %s", status, method, path)
                     return await self._reject(status, send)
-        elif method == "PUT" and path.startswith(UPLOAD_PUT_PREFIX):
-            upload_id = path[len(UPLOAD_PUT_PREFIX):]
-            if upload_id and "/" not in upload_id:
-                return await put_upload_asgi(state, scope, receive, send)  # skips FastAPI's routing
         return await self.app(scope, receive, send)
 
     async def _reject(self, status: int, send) -> None:
@@ -69,8 +65,27 @@ def format_retry_after(seconds: float) -> str:
     return f"{seconds:g}"
 
 
+class LocalApp(FastAPI):
+    """FastAPI, except that presigned PUTs go straight to their handler.
+
+    A bulk upload sends one PUT per file. Its handler needs no dependencies,
+    no request model and no routing; FastAPI's middleware stack and router cost
+    about a third of this server's CPU per PUT. Same answers as the route."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["method"] == "PUT":
+            path = scope["path"]
+            if path.startswith(UPLOAD_PUT_PREFIX):
+                upload_id = path[len(UPLOAD_PUT_PREFIX):]
+                if upload_id and "/" not in upload_id:
+                    state = self.state.local
+                    state.request_log.append(("PUT", path))
+                    return await put_upload_asgi(state, scope, receive, send)
+        await super().__call__(scope, receive, send)
+
+
 def create_app(state: State) -> FastAPI:
-    app = FastAPI(title="Mixpeek local server (mixpeek-magics)", version="0.81-local",
+    app = LocalApp(title="Mixpeek local server (mixpeek-magics)", version="0.81-local",
                   docs_url="/docs", redoc_url=None, openapi_url="/openapi.json")
     app.state.local = state
     install_handlers(app)

@@ -47,6 +47,7 @@ class State:
         self.data_dir = Path(data_dir).expanduser().resolve()
         for sub in ("", "blobs", "uploads", "tmp"):
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
+        self.uploads_dir = str(self.data_dir / "uploads")  # as a string: joined once per PUT, cheaply
         self.settings = settings or LocalSettings()
         self.settings_lock = threading.Lock()
         self.fault_rng = random.Random(self.settings.fault_seed)

@@ -326,7 +326,7 @@ def test_large_upload_is_streamed(env, tmp_path):
 
 
 def test_presigned_put_skips_the_router_and_answers_like_the_route(env, local_server, monkeypatch):
-    """PUTs are served by a plain ASGI handler ahead of FastAPI's routing (one PUT
+    """PUTs are served by a plain ASGI handler ahead of FastAPI's middleware and routing (one PUT
     per file in bulk uploads); the documented route gives the same answers."""
     import mixpeek_magics.local.app as app_module
 
@@ -350,8 +350,15 @@ def test_presigned_put_skips_the_router_and_answers_like_the_route(env, local_se
                         for r in (put(bad, data), put(up["presigned_url"], data, "image/png"),
                                   put(up["presigned_url"], data + b"!"), put(up["presigned_url"], data))])
         assert len(calls) - before == (4 if fast else 0)
+        # query parameters read like the route reads them: unquoted, the last value winning
+        sig = urllib.parse.parse_qs(urllib.parse.urlsplit(up["presigned_url"]).query)["signature"][0]
+        quoted = up["presigned_url"].replace(f"signature={sig}", f"signature=%{ord(sig[0]):02x}{sig[1:]}")
+        answers[-1].append(put(quoted + "&", data).status_code)
+        answers[-1].append(put(up["presigned_url"] + "&signature=forged", data).status_code)
+        answers[-1].append(put(up["presigned_url"].replace(f"signature={sig}", "signature=forged")
+                               + f"&signature={sig}", data).status_code)
     assert answers[0] == answers[1]
-    assert [a[0] for a in answers[0]] == [403, 403, 400, 200]
+    assert [a[0] for a in answers[0][:4]] == [403, 403, 400, 200] and answers[0][4:] == [200, 403, 200]
     assert answers[0][3][1] == '"%s"' % hashlib.md5(data).hexdigest()
     monkeypatch.undo()
     # a path with more segments is not an upload: the router answers it

@@ -18,7 +18,7 @@ from ..filters import FieldRef
 from ..models import (BatchConfirmRequest, BatchUploadRequest, ConfirmUploadRequest, CreateUploadRequest,
                       ListUploadsRequest)
 from ..pagination import paginate, pagination_body
-from ..services import confirm_upload, presigned_url, sign_upload, upload_path
+from ..services import confirm_upload, presigned_url, sign_upload, upload_file, upload_path
 from ..util import iso, new_id
 from .common import ListParams, filters_sql, search_sql, sort_direction
 
@@ -218,16 +218,31 @@ async def put_upload(request: Request, upload_id: str):
 UPLOAD_PUT_PREFIX = "/_local/uploads/"
 
 
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _query(raw: bytes) -> dict[str, str]:
+    """Query parameters as the route sees them (``request.query_params``: the last value wins)."""
+    text = raw.decode("latin-1")
+    if "%" not in text and "+" not in text:  # what presigned_url() writes: nothing to unquote
+        return dict(item.partition("=")[::2] for item in text.split("&") if item)
+    from urllib.parse import parse_qsl
+
+    return dict(parse_qsl(text, keep_blank_values=True))
+
+
 async def put_upload_asgi(state, scope, receive, send) -> None:
     """The presigned PUT as a plain ASGI handler.
 
     A bulk upload sends one PUT per file; FastAPI's router matched ~40 routes
     per request (about a third of this server's CPU per PUT), and a PUT needs
     neither dependencies nor a request model. Same behaviour as the route."""
-    from urllib.parse import parse_qs
-
     upload_id = scope["path"][len(UPLOAD_PUT_PREFIX):]
-    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    query = _query(scope.get("query_string", b""))
     headers = {k: v for k, v in scope.get("headers", ()) if k in (b"content-type", b"content-length")}
 
     async def body():
@@ -242,8 +257,7 @@ async def put_upload_asgi(state, scope, receive, send) -> None:
                 return
 
     ctype, length = headers.get(b"content-type"), headers.get(b"content-length")
-    response = await receive_upload(state, upload_id, (query.get("expires") or [""])[0],
-                                    (query.get("signature") or [""])[0],
+    response = await receive_upload(state, upload_id, query.get("expires", ""), query.get("signature", ""),
                                     ctype.decode("latin-1") if ctype is not None else None,
                                     length.decode("latin-1") if length is not None else None,
                                     body(), id(scope))
@@ -278,8 +292,8 @@ async def receive_upload(state, upload_id: str, expires_s: str, signature: str, 
             and int(content_length) != declared:
         return error_response(400, f"Content-Length {content_length} does not match the declared file_size_bytes "
                                    f"{declared}", "SizeMismatch")
-    final = upload_path(state, upload_id)
-    part = final.with_name(f"{upload_id}.{os.getpid()}.{token}.part")
+    final = upload_file(state, upload_id)
+    part = f"{final}.{os.getpid()}.{token}.part"
     md5, sha, size = hashlib.md5(), hashlib.sha256(), 0
     too_big = False
     pending: list[bytes] = []
@@ -311,10 +325,10 @@ async def receive_upload(state, upload_id: str, expires_s: str, signature: str, 
                 else:
                     await anyio.to_thread.run_sync(flush, fh, pending)
     except BaseException:
-        part.unlink(missing_ok=True)
+        _unlink(part)
         raise
     if too_big or (declared is not None and size != declared):
-        part.unlink(missing_ok=True)
+        _unlink(part)
         return error_response(400, f"received {'more than ' if too_big else ''}{size} bytes but the upload "
                                    f"declared file_size_bytes {declared}", "SizeMismatch")
     os.replace(part, final)
