@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import os
+import threading
 import time
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 
@@ -42,6 +44,25 @@ def _safe_url(url: httpx.URL | str) -> str:
     Plain string splitting: parsing a presigned URL with httpx.URL validates
     every character of its long query, which cost more CPU than the PUT itself."""
     return str(url).split("#", 1)[0].split("?", 1)[0]
+
+
+_ssl_contexts: dict[tuple[str | None, str | None], Any] = {}
+_ssl_lock = threading.Lock()
+
+
+def _ssl_context() -> Any:
+    """httpx's default TLS context, made once per process and trust setting.
+
+    httpx builds a fresh one (loading the whole CA bundle, ~20 ms) for every
+    client it creates; helpers that open a client per call (bulk uploads,
+    watches) paid that each time. Keyed by the variables httpx reads, so a
+    changed trust setting still takes effect."""
+    key = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+    with _ssl_lock:
+        ctx = _ssl_contexts.get(key)
+        if ctx is None:
+            ctx = _ssl_contexts[key] = httpx.create_ssl_context()
+        return ctx
 
 
 class BaseClient:
@@ -265,7 +286,8 @@ class Mixpeek(BaseClient):
                 and isinstance(transport, httpx.AsyncBaseTransport):
             transport = _SyncOverAsyncTransport(transport)
         http = httpx.Client(transport=transport, timeout=cfg.timeout, follow_redirects=False,
-                            headers={"User-Agent": cfg.user_agent})
+                            headers={"User-Agent": cfg.user_agent},
+                            verify=_ssl_context() if transport is None else True)
         # A transport of the caller's (ASGI app, test double, proxy) sees every request.
         super().__init__(cfg, http, owns_http=True, direct=DirectPut() if transport is None else None)
 
@@ -372,7 +394,8 @@ class AsyncMixpeek(BaseClient):
     ) -> None:
         cfg = config or ClientConfig.resolve(api_key, base_url, namespace, timeout, max_retry_seconds)
         http = httpx.AsyncClient(transport=transport, timeout=cfg.timeout, follow_redirects=False,
-                                 headers={"User-Agent": cfg.user_agent})
+                                 headers={"User-Agent": cfg.user_agent},
+                                 verify=_ssl_context() if transport is None else True)
         super().__init__(cfg, http, owns_http=True)
 
     # -- driver ------------------------------------------------------------

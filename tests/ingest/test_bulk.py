@@ -116,3 +116,61 @@ def test_interrupt_during_upload_leaves_no_object_and_rerun_completes(client, tm
     result = bulk_upload(client, "files", files)
     assert len(result.object_ids) == 30
     assert object_count(client) == 30
+
+
+def test_chunks_start_small_then_use_the_api_limit():
+    from mixpeek_magics.ingest.bulk import CHUNK, RAMP, _chunks
+
+    items = list(range(500))
+    sizes = [len(c) for c in _chunks(items, CHUNK)]
+    assert sizes[:len(RAMP)] == list(RAMP) and max(sizes) == CHUNK
+    assert [x for c in _chunks(items, CHUNK) for x in c] == items  # each once, in order
+    assert [len(c) for c in _chunks(list(range(10)), CHUNK)] == [10]
+    assert [len(c) for c in _chunks(list(range(20)), CHUNK)] == [RAMP[0], 20 - RAMP[0]]
+    assert list(_chunks([], CHUNK)) == []
+    assert [len(c) for c in _chunks(list(range(7)), 3)] == [3, 3, 1]  # the ramp never exceeds the limit
+
+
+def test_sync_bulk_upload_sends_the_puts_through_the_callers_client(client, tmp_path, local_server):
+    import httpx
+
+    files = make_files(tmp_path / "in", n_text=5, n_png=0, broken=False)
+    sent = client._direct.sent
+    assert len(bulk_upload(client, "files", files, submit=False).object_ids) == 5
+    assert client._direct.sent == sent + 5  # its keep-alive connections, not a new client's
+
+    seen = []
+
+    class Recording(httpx.HTTPTransport):
+        def handle_request(self, request):
+            seen.append((request.method, request.url.path))
+            return super().handle_request(request)
+
+    more = make_files(tmp_path / "more", n_text=3, n_png=0, broken=False)
+    for p in more:
+        p.write_text(p.read_text() + "other bytes")
+    with Mixpeek(config=client.config, transport=Recording()) as recorded:
+        assert len(bulk_upload(recorded, "files", more, submit=False).object_ids) == 3
+    assert [m for m, path in seen if path.startswith("/_local/uploads/")] == ["PUT"] * 3
+
+
+def test_clients_share_one_tls_context_per_trust_setting(monkeypatch):
+    """httpx loads the CA bundle (~20 ms) for every client; helpers that open
+    clients per call (bulk_upload opens one) share one context instead."""
+    import ssl
+
+    import certifi
+
+    from mixpeek_magics.client import _client
+
+    a = Mixpeek(api_key="sk_test_x", base_url="http://127.0.0.1:9")
+    b = AsyncMixpeek(api_key="sk_test_x", base_url="http://127.0.0.1:9")
+    ctx = _client._ssl_context()
+    assert isinstance(ctx, ssl.SSLContext) and ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
+    assert a._http._transport._pool._ssl_context is ctx is b._http._transport._pool._ssl_context
+    monkeypatch.setenv("SSL_CERT_FILE", certifi.where())  # another trust setting: another context
+    c = Mixpeek(api_key="sk_test_x", base_url="http://127.0.0.1:9")
+    assert c._http._transport._pool._ssl_context is _client._ssl_context() is not ctx
+    a.close()
+    c.close()
+    _runtime.run(b.aclose())
