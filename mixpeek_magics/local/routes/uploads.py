@@ -1,9 +1,6 @@
 """Upload routes: presigned PUT URLs served by this server, confirm, list, get, delete."""
 from __future__ import annotations
 
-import hashlib
-import hmac
-import os
 from typing import Any, Optional
 
 import anyio
@@ -18,7 +15,8 @@ from ..filters import FieldRef
 from ..models import (BatchConfirmRequest, BatchUploadRequest, ConfirmUploadRequest, CreateUploadRequest,
                       ListUploadsRequest)
 from ..pagination import paginate, pagination_body
-from ..services import confirm_upload, presigned_url, sign_upload, upload_file, upload_path
+from ..services import confirm_upload, presigned_url, upload_path
+from ..upload_sink import UPLOAD_PUT_PREFIX, Refusal, UploadSink, parse_query
 from ..util import iso, new_id
 from .common import ListParams, filters_sql, search_sql, sort_direction
 
@@ -198,16 +196,14 @@ def confirm_upload_route(request: Request, bucket_identifier: str, upload_id: st
 
 
 # -- the presigned PUT target ---------------------------------------------------------
-def _denied(message: str, type: str = "AccessDenied") -> Response:
-    return error_response(403, message, type)
-
-
 @router.put("/_local/uploads/{upload_id}")
 async def put_upload(request: Request, upload_id: str):
     """Receive the bytes of an upload, streamed to disk (S3-like presigned PUT).
 
-    Requests normally reach :func:`receive_upload` through :func:`put_upload_asgi`
-    before FastAPI's routing (see ``app.FaultInjection``); this route documents
+    Presigned URLs normally point at the upload endpoint's own port (see
+    ``upload_endpoint``); requests that come to the API port reach
+    :func:`receive_upload` through :func:`put_upload_asgi` ahead of FastAPI's
+    middleware and routing (see ``app.LocalApp``), and this route documents
     the endpoint and serves any request that comes this way."""
     q = request.query_params
     return await receive_upload(get_state(request), upload_id, q.get("expires", ""), q.get("signature", ""),
@@ -215,34 +211,11 @@ async def put_upload(request: Request, upload_id: str):
                                 request.stream(), id(request))
 
 
-UPLOAD_PUT_PREFIX = "/_local/uploads/"
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-
-
-def _query(raw: bytes) -> dict[str, str]:
-    """Query parameters as the route sees them (``request.query_params``: the last value wins)."""
-    text = raw.decode("latin-1")
-    if "%" not in text and "+" not in text:  # what presigned_url() writes: nothing to unquote
-        return dict(item.partition("=")[::2] for item in text.split("&") if item)
-    from urllib.parse import parse_qsl
-
-    return dict(parse_qsl(text, keep_blank_values=True))
-
-
 async def put_upload_asgi(state, scope, receive, send) -> None:
-    """The presigned PUT as a plain ASGI handler.
-
-    A bulk upload sends one PUT per file; FastAPI's router matched ~40 routes
-    per request (about a third of this server's CPU per PUT), and a PUT needs
-    neither dependencies nor a request model. Same behaviour as the route."""
+    """The presigned PUT as a plain ASGI handler: it needs neither dependencies
+    nor a request model nor routing. Same behaviour as the route."""
     upload_id = scope["path"][len(UPLOAD_PUT_PREFIX):]
-    query = _query(scope.get("query_string", b""))
+    query = parse_query(scope.get("query_string", b"").decode("latin-1"))
     headers = {k: v for k, v in scope.get("headers", ()) if k in (b"content-type", b"content-length")}
 
     async def body():
@@ -264,75 +237,39 @@ async def put_upload_asgi(state, scope, receive, send) -> None:
     await response(scope, receive, send)
 
 
+def _refused(refusal: Refusal) -> Response:
+    return error_response(refusal.status, refusal.message, refusal.type)
+
+
 async def receive_upload(state, upload_id: str, expires_s: str, signature: str, content_type: str | None,
                          content_length: str | None, chunks, token: int) -> Response:
     """Check the signature and the declared size and type, then stream the body
     to disk while hashing it (MD5 for the S3-like ETag, SHA-256 for dedup)."""
-    try:
-        expires = int(expires_s)
-    except ValueError:
-        return _denied("presigned URL is missing a valid 'expires' parameter")
-    good = sign_upload(state, upload_id, expires)
-    if not signature or not hmac.compare_digest(good, signature):
-        return _denied("presigned URL signature does not match", "SignatureDoesNotMatch")
-    if state.now() > expires:
-        return _denied("presigned URL has expired: create a new upload", "ExpiredToken")
-    row = state.store.one("SELECT * FROM uploads WHERE upload_id=?", (upload_id,))
-    if row is None:
-        return _denied("no such upload", "NoSuchUpload")
-    d = loads(row["doc"])
-    if d["status"] != "PENDING":
-        return error_response(409, f"upload is {d['status']}: it no longer accepts data", "ConflictError")
-    sent_type = (content_type or "").strip()
-    if sent_type.lower() != d["content_type"].lower():
-        return _denied(f"Content-Type {sent_type or '(none)'!r} does not match the declared content_type "
-                       f"{d['content_type']!r}", "SignatureDoesNotMatch")
-    declared = d.get("file_size_bytes")
-    if declared is not None and content_length is not None and content_length.isdigit() \
-            and int(content_length) != declared:
-        return error_response(400, f"Content-Length {content_length} does not match the declared file_size_bytes "
-                                   f"{declared}", "SizeMismatch")
-    final = upload_file(state, upload_id)
-    part = f"{final}.{os.getpid()}.{token}.part"
-    md5, sha, size = hashlib.md5(), hashlib.sha256(), 0
-    too_big = False
+    sink = UploadSink.begin(state, upload_id, expires_s, signature, content_type, content_length, str(token))
+    if isinstance(sink, Refusal):
+        return _refused(sink)
     pending: list[bytes] = []
     pending_size = 0
-
-    def flush(fh, parts: list[bytes]) -> None:  # runs in a worker thread: hashing is CPU-bound
-        for part_bytes in parts:
-            md5.update(part_bytes)
-            sha.update(part_bytes)
-            fh.write(part_bytes)
-
     try:
-        with open(part, "wb") as fh:
-            async for chunk in chunks:
-                if not chunk:
-                    continue
-                size += len(chunk)
-                if declared is not None and size > declared:
-                    too_big = True
+        async for chunk in chunks:
+            if not chunk:
+                continue
+            pending.append(chunk)
+            pending_size += len(chunk)
+            if pending_size >= FLUSH_BYTES:  # hashing a MB holds the event loop for ms: a thread does it
+                ok = await anyio.to_thread.run_sync(sink.add_all, pending)
+                pending, pending_size = [], 0
+                if not ok:
                     break
-                pending.append(chunk)
-                pending_size += len(chunk)
-                if pending_size >= FLUSH_BYTES:
-                    await anyio.to_thread.run_sync(flush, fh, pending)
-                    pending, pending_size = [], 0
-            if pending and not too_big:
-                if pending_size <= INLINE_FLUSH_BYTES:
-                    flush(fh, pending)  # a small file: the thread hop would cost more than the hashing
-                else:
-                    await anyio.to_thread.run_sync(flush, fh, pending)
+        if pending:
+            if pending_size <= INLINE_FLUSH_BYTES:
+                sink.add_all(pending)  # a small file: the thread hop would cost more than the hashing
+            else:
+                await anyio.to_thread.run_sync(sink.add_all, pending)
+        etag, refusal = sink.finish()
     except BaseException:
-        _unlink(part)
+        sink.abort()
         raise
-    if too_big or (declared is not None and size != declared):
-        _unlink(part)
-        return error_response(400, f"received {'more than ' if too_big else ''}{size} bytes but the upload "
-                                   f"declared file_size_bytes {declared}", "SizeMismatch")
-    os.replace(part, final)
-    etag = md5.hexdigest()
-    state.store.execute("UPDATE uploads SET received_size=?, received_sha256=?, received_md5=? WHERE upload_id=?",
-                        (size, sha.hexdigest(), etag, upload_id))
+    if refusal is not None:
+        return _refused(refusal)
     return Response(status_code=200, headers={"ETag": f'"{etag}"'})
