@@ -28,6 +28,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default=os.environ.get("MIXPEEK_LOCAL_HOST", "127.0.0.1"))
     s.add_argument("--port", type=int, default=int(os.environ.get("MIXPEEK_LOCAL_PORT", "8765")),
                    help="TCP port (0 picks a free one); default 8765")
+    s.add_argument("--upload-port", type=int,
+                   default=int(os.environ["MIXPEEK_LOCAL_UPLOAD_PORT"]) if os.environ.get(
+                       "MIXPEEK_LOCAL_UPLOAD_PORT", "").isdigit() else None,
+                   help="TCP port of the presigned-upload endpoint (default: the one this data dir used "
+                        "last time, else a free one)")
     s.add_argument("--data-dir", help="data directory (default: $MIXPEEK_LOCAL_DATA_DIR or the user data dir)")
     s.add_argument("--pace", dest="pace_seconds", type=float, help="seconds spent on each object")
     s.add_argument("--time-scale", dest="time_scale", type=float, help="multiplies all server-side waits")
@@ -70,7 +75,7 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=getattr(logging, args.log_level.upper()),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     srv = LocalServer(data_dir=_data_dir(args.data_dir), port=args.port, host=args.host, settings=settings,
-                      log_level=args.log_level)
+                      log_level=args.log_level, upload_port=args.upload_port)
     try:
         srv.start()
     except OSError as exc:
@@ -79,6 +84,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 1
     note = "created" if srv.key_created else "existing"
     print(f"Mixpeek local server running at {srv.base_url}", flush=True)
+    print(f"Presigned uploads go to {srv.upload_url}", flush=True)
     print(f"Data directory: {srv.data_dir}", flush=True)
     print(f"API key ({note}, default organization): {srv.api_key}", flush=True)
     print(f"  export MIXPEEK_BASE_URL={srv.base_url} MIXPEEK_API_KEY={srv.api_key}", flush=True)

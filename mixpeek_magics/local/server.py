@@ -76,7 +76,8 @@ class LocalServer:
     """
 
     def __init__(self, data_dir: str | Path | None = None, port: int = 0, host: str = "127.0.0.1",
-                 settings: LocalSettings | None = None, log_level: str = "warning"):
+                 settings: LocalSettings | None = None, log_level: str = "warning",
+                 upload_port: int | None = None, upload_endpoint: bool = True):
         if data_dir is None:
             from .._paths import local_server_dir
             data_dir = local_server_dir()
@@ -84,6 +85,11 @@ class LocalServer:
         self.host = host
         self.requested_port = int(port)
         self.port: int | None = None
+        # Presigned PUTs go to a port of their own, as real ones go to S3 (see
+        # upload_endpoint); None: the one this data dir had last time, else any.
+        self.requested_upload_port = upload_port
+        self.use_upload_endpoint = upload_endpoint
+        self._uploads = None
         self.log_level = log_level
         self._settings = settings or LocalSettings()
         self._state: State | None = None
@@ -181,8 +187,39 @@ class LocalServer:
                 self.stop()
                 raise RuntimeError(f"local server did not start on {self.host}:{self.port}")
             time.sleep(0.01)
+        self._start_uploads()
         log.info("local server at %s (key %s)", self.base_url, mask_key(self.api_key))
         return self
+
+    def _start_uploads(self) -> None:
+        if not self.use_upload_endpoint:
+            return
+        import importlib.util
+
+        if importlib.util.find_spec("httptools") is None:  # pragma: no cover - in the local extra
+            log.warning("httptools is not installed: presigned uploads go to the API's port")
+            return
+        from .upload_endpoint import UploadEndpoint
+
+        try:
+            self._uploads = UploadEndpoint(self.state, self.host, self.requested_upload_port).start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _stop_uploads(self) -> None:
+        if self._uploads is not None:
+            self._uploads.stop()
+            self._uploads = None
+
+    @property
+    def upload_url(self) -> str | None:
+        """Where presigned PUTs go (None: to the API's own port)."""
+        if self._uploads is None or self._uploads.port is None:
+            return None
+        from .services import upload_base_url
+
+        return upload_base_url(self.base_url, self._uploads.port)
 
     def serve_forever(self) -> None:
         """Run in the foreground (CLI); returns on Ctrl-C / SIGTERM."""
@@ -192,13 +229,16 @@ class LocalServer:
                                 access_log=self.log_level in ("debug", "info"), lifespan="off")
         server = uvicorn.Server(config)
         self._server = server
+        self._start_uploads()
         try:
             server.run()
         finally:
             self._server = None
+            self._stop_uploads()
             self.close()
 
     def stop(self, timeout: float = 10.0) -> None:
+        self._stop_uploads()
         server, thread = self._server, self._thread
         if server is not None:
             if hasattr(server, "request_exit"):

@@ -48,6 +48,7 @@ class State:
         for sub in ("", "blobs", "uploads", "tmp"):
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
         self.uploads_dir = str(self.data_dir / "uploads")  # as a string: joined once per PUT, cheaply
+        self.upload_port: int | None = None  # the upload endpoint's, while it runs (presigned URLs name it)
         self.settings = settings or LocalSettings()
         self.settings_lock = threading.Lock()
         self.fault_rng = random.Random(self.settings.fault_seed)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -191,6 +192,8 @@ def test_cli_serve_prints_url_and_key(tmp_path):
         assert httpx.get(url + "/v1/health").json()["status"] == "OK"
         assert httpx.get(url + "/v1/organizations", headers={"Authorization": f"Bearer {key}"}).status_code == 200
         assert httpx.get(url + "/v1/organizations", headers={"Authorization": f"Bearer {key}x"}).status_code == 401
+        uploads = re.search(r"Presigned uploads go to (http://127\.0\.0\.1:\d+)", out).group(1)
+        assert uploads != url and httpx.put(uploads + "/elsewhere", content=b"x").status_code == 404
     finally:
         rest, err = _stop(proc)
     assert proc.returncode == 0, err
@@ -202,8 +205,18 @@ def test_cli_serve_prints_url_and_key(tmp_path):
     # the key persists and is printed again on the next start
     proc = _serve(data_dir)
     try:
-        _out, m = _read_until(proc, r"API key \((created|existing)[^)]*\): (sk_test_[0-9a-f]+)")
+        out, m = _read_until(proc, r"API key \((created|existing)[^)]*\): (sk_test_[0-9a-f]+)")
         assert m.group(1) == "existing" and m.group(2) == key
+        assert f"Presigned uploads go to {uploads}" in out  # the data dir's upload port again
+    finally:
+        _stop(proc)
+    with socket.socket() as s:  # --upload-port picks one
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    proc = _serve(data_dir, "--upload-port", str(free))
+    try:
+        out, _m = _read_until(proc, r"API key \((created|existing)[^)]*\): (sk_test_[0-9a-f]+)")
+        assert f"Presigned uploads go to http://127.0.0.1:{free}" in out
     finally:
         _stop(proc)
     # the sqlite file holds only hashes of keys

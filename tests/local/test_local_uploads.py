@@ -28,7 +28,8 @@ def test_upload_flow_creates_object(env, local_server):
     up = create_upload(env, file_size_bytes=len(data), file_hash=sha, metadata={"campaign": "c1"},
                        object_metadata={"title": "Notes"}, blob_property="file")
     assert up["upload_id"].startswith("upl_") and up["status"] == "PENDING"
-    assert up["presigned_url"].startswith(local_server.base_url + "/_local/uploads/" + up["upload_id"])
+    assert up["presigned_url"].startswith(local_server.upload_url + "/_local/uploads/" + up["upload_id"])
+    assert local_server.upload_url != local_server.base_url  # an S3-like target of its own
     for f in ("bucket_id", "filename", "content_type", "presigned_url_expiration", "s3_key", "created_at",
               "expires_at", "create_object_on_confirm"):
         assert up[f] is not None
@@ -325,9 +326,10 @@ def test_large_upload_is_streamed(env, tmp_path):
     assert conf["file_hash"] == sha.hexdigest() and conf["file_size_bytes"] == len(chunk) * n
 
 
-def test_presigned_put_skips_the_router_and_answers_like_the_route(env, local_server, monkeypatch):
-    """PUTs are served by a plain ASGI handler ahead of FastAPI's middleware and routing (one PUT
-    per file in bulk uploads); the documented route gives the same answers."""
+def test_three_front_ends_of_the_presigned_put_answer_alike(env, local_server, monkeypatch):
+    """A presigned PUT is served by the upload endpoint (its own port, like S3),
+    by the API port's plain ASGI handler ahead of FastAPI (URLs issued before a
+    restart, ASGI-only use), or by the documented FastAPI route: same answers."""
     import mixpeek_magics.local.app as app_module
 
     calls = []
@@ -340,30 +342,35 @@ def test_presigned_put_skips_the_router_and_answers_like_the_route(env, local_se
     monkeypatch.setattr(app_module, "put_upload_asgi", counting)
     data = b"same bytes either way\n"
     answers = []
-    for fast in (True, False):
-        if not fast:  # the middleware no longer recognises upload PUTs: FastAPI routes them
+    for front in ("endpoint", "asgi", "route"):
+        if front == "route":  # the API no longer recognises upload PUTs: FastAPI routes them
             monkeypatch.setattr(app_module, "UPLOAD_PUT_PREFIX", "/not-an-upload-path/")
         before = len(calls)
         up = create_upload(env, file_size_bytes=len(data))
-        bad = up["presigned_url"].replace("signature=", "signature=x")
+        url = up["presigned_url"]
+        assert url.startswith(local_server.upload_url)
+        if front != "endpoint":
+            url = url.replace(local_server.upload_url, local_server.base_url)
+        bad = url.replace("signature=", "signature=x")
         answers.append([(r.status_code, r.headers.get("ETag"), r.json() if r.content else None)
-                        for r in (put(bad, data), put(up["presigned_url"], data, "image/png"),
-                                  put(up["presigned_url"], data + b"!"), put(up["presigned_url"], data))])
-        assert len(calls) - before == (4 if fast else 0)
+                        for r in (put(bad, data), put(url, data, "image/png"),
+                                  put(url, data + b"!"), put(url, data))])
         # query parameters read like the route reads them: unquoted, the last value winning
-        sig = urllib.parse.parse_qs(urllib.parse.urlsplit(up["presigned_url"]).query)["signature"][0]
-        quoted = up["presigned_url"].replace(f"signature={sig}", f"signature=%{ord(sig[0]):02x}{sig[1:]}")
+        sig = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["signature"][0]
+        quoted = url.replace(f"signature={sig}", f"signature=%{ord(sig[0]):02x}{sig[1:]}")
         answers[-1].append(put(quoted + "&", data).status_code)
-        answers[-1].append(put(up["presigned_url"] + "&signature=forged", data).status_code)
-        answers[-1].append(put(up["presigned_url"].replace(f"signature={sig}", "signature=forged")
-                               + f"&signature={sig}", data).status_code)
-    assert answers[0] == answers[1]
+        answers[-1].append(put(url + "&signature=forged", data).status_code)
+        answers[-1].append(put(url.replace(f"signature={sig}", "signature=forged") + f"&signature={sig}",
+                               data).status_code)
+        assert len(calls) - before == (7 if front == "asgi" else 0)
+    assert answers[0] == answers[1] == answers[2]
     assert [a[0] for a in answers[0][:4]] == [403, 403, 400, 200] and answers[0][4:] == [200, 403, 200]
     assert answers[0][3][1] == '"%s"' % hashlib.md5(data).hexdigest()
     monkeypatch.undo()
-    # a path with more segments is not an upload: the router answers it
+    # a path with more segments, or none, is not an upload (on the API port: the router answers it)
     up = create_upload(env, file_size_bytes=len(data))
-    r = put(up["presigned_url"].replace("/_local/uploads/", "/_local/uploads/x/"), data)
-    assert r.status_code in (404, 405)
-    r = put(up["presigned_url"].replace(f"/_local/uploads/{up['upload_id']}", "/_local/uploads/"), data)
-    assert r.status_code in (404, 405)
+    for url in (up["presigned_url"], up["presigned_url"].replace(local_server.upload_url, local_server.base_url)):
+        r = put(url.replace("/_local/uploads/", "/_local/uploads/x/"), data)
+        assert r.status_code in (404, 405)
+        r = put(url.replace(f"/_local/uploads/{up['upload_id']}", "/_local/uploads/"), data)
+        assert r.status_code in (404, 405)

@@ -1,0 +1,282 @@
+"""The presigned-upload endpoint: an S3-like PUT target on a port of its own.
+
+Real presigned URLs point at S3, not at the API's host, and the local server
+does the same: :class:`UploadEndpoint` is a small HTTP/1.1 server, on a thread
+and event loop of its own, answering ``PUT /_local/uploads/{upload_id}``
+(anything else: 404 or 405). Presigned URLs name it while it runs; the API's
+port keeps serving the same PUTs (URLs issued before a restart, ASGI-only use).
+
+Why not the API's uvicorn: a bulk upload sends one PUT per file, and through
+uvicorn and ASGI each PUT cost about 0.2 ms of CPU on top of the work itself,
+on the same event loop as the API's requests. Here httptools parses the
+request, and the body is hashed and written as it arrives (``UploadSink``:
+the same checks and answers as the route).
+"""
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import socket
+import threading
+from typing import Any
+from urllib.parse import unquote
+
+from .errors import error_body
+from .upload_sink import UPLOAD_PUT_PREFIX, Refusal, UploadSink, parse_query
+
+log = logging.getLogger("mixpeek_magics.local")
+
+PORT_META_KEY = "upload_port"
+_REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+            409: "Conflict", 500: "Internal Server Error"}
+
+
+def _answer(status: int, body: bytes = b"", headers: list[tuple[str, str]] | None = None,
+            close: bool = False) -> bytes:
+    lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}", f"Content-Length: {len(body)}"]
+    if body:
+        lines.append("Content-Type: application/json")
+    for name, value in headers or ():
+        lines.append(f"{name}: {value}")
+    if close:
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def _refusal_answer(refusal: Refusal, close: bool = False) -> bytes:
+    return _answer(refusal.status, refusal.body(), close=close)
+
+
+class _UploadProtocol(asyncio.Protocol):
+    """One client connection: requests one after another (keep-alive)."""
+
+    def __init__(self, endpoint: "UploadEndpoint") -> None:
+        import httptools
+
+        self.endpoint = endpoint
+        self.state = endpoint.state
+        self._httptools = httptools
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.requests = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self.url = b""
+        self.headers: dict[bytes, bytes] = {}
+        self.sink: UploadSink | None = None
+        self.answer: bytes | None = None  # decided before the body: sent once the body was read
+
+    # -- transport -------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.endpoint.connections.add(self)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.sink is not None:  # the client went away mid-body: keep nothing
+            self.sink.abort()
+            self.sink = None
+        self.transport = None
+        self.endpoint.connections.discard(self)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except self._httptools.HttpParserUpgrade:
+            self._fail(400, "protocol upgrades are not supported here")
+        except self._httptools.HttpParserError:
+            self._fail(400, "malformed HTTP request")
+        except Exception:  # pragma: no cover - a bug: answer 500, keep the server up
+            log.exception("upload endpoint failed")
+            self._fail(500, "the upload endpoint failed; see the server log")
+
+    def _fail(self, status: int, message: str) -> None:
+        if self.sink is not None:
+            self.sink.abort()
+            self.sink = None
+        if self.transport is not None:
+            body = json_bytes(status, message)
+            self.transport.write(_answer(status, body, close=True))
+            self.transport.close()
+
+    # -- httptools callbacks -------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._reset()
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers[name.lower()] = value
+
+    def on_headers_complete(self) -> None:
+        parsed = self._httptools.parse_url(self.url)
+        path = parsed.path.decode("latin-1")
+        if "%" in path:
+            path = unquote(path)
+        method = self.parser.get_method()
+        upload_id = path[len(UPLOAD_PUT_PREFIX):] if path.startswith(UPLOAD_PUT_PREFIX) else ""
+        self.state.request_log.append((method.decode("latin-1"), path))
+        if not upload_id or "/" in upload_id:
+            self.answer = _answer(404, json_bytes(404, f"no upload target at {path[:200]!r}", "NotFoundError"))
+            return
+        if method != b"PUT":
+            self.answer = _answer(405, json_bytes(405, "only PUT is served here", "MethodNotAllowed"),
+                                  [("Allow", "PUT")])
+            return
+        query = parse_query((parsed.query or b"").decode("latin-1"))
+        ctype, length = self.headers.get(b"content-type"), self.headers.get(b"content-length")
+        self.requests += 1
+        sink = UploadSink.begin(self.state, upload_id, query.get("expires", ""), query.get("signature", ""),
+                                ctype.decode("latin-1") if ctype is not None else None,
+                                length.decode("latin-1") if length is not None else None,
+                                f"{id(self)}-{self.requests}")
+        if isinstance(sink, Refusal):
+            if self.headers.get(b"expect", b"").lower() == b"100-continue" and self.transport is not None:
+                # The client waits before sending the body: answer now, and close, as S3 does.
+                self.transport.write(_refusal_answer(sink, close=True))
+                self.transport.close()
+                return
+            self.answer = _refusal_answer(sink)
+            return
+        self.sink = sink
+        if self.headers.get(b"expect", b"").lower() == b"100-continue" and self.transport is not None:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def on_body(self, body: bytes) -> None:
+        if self.sink is not None:
+            self.sink.add(body)  # past the declared size it only counts: finish() refuses
+
+    def on_message_complete(self) -> None:
+        if self.transport is None:
+            return
+        if self.sink is not None:
+            sink, self.sink = self.sink, None
+            etag, refusal = sink.finish()
+            answer = _refusal_answer(refusal) if refusal is not None else _answer(200, headers=[("ETag", f'"{etag}"')])
+        else:
+            answer = self.answer or _answer(400, json_bytes(400, "malformed HTTP request"))
+        keep = self.parser.should_keep_alive()
+        self.transport.write(answer if keep else answer[:answer.index(b"\r\n\r\n")] + b"\r\nConnection: close"
+                             + answer[answer.index(b"\r\n\r\n"):])
+        if not keep:
+            self.transport.close()
+
+
+def json_bytes(status: int, message: str, type: str | None = None) -> bytes:
+    import json
+
+    return json.dumps(error_body(status, message, type)).encode()
+
+
+class UploadEndpoint:
+    """The PUT target's server: ``start()`` binds and serves on a thread, ``stop()`` ends it.
+
+    It takes the port it had last time in this data directory when that port
+    is free, so presigned URLs issued before a restart keep working."""
+
+    def __init__(self, state: Any, host: str = "127.0.0.1", port: int | None = None) -> None:
+        self.state = state
+        self.host = host
+        self.requested_port = port
+        self.port: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self.connections: set[_UploadProtocol] = set()  # touched on the endpoint's thread only
+
+    def _bind(self) -> socket.socket:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        wanted = self.requested_port
+        if wanted is None:
+            saved = self.state.store.meta_get(PORT_META_KEY)
+            wanted = int(saved) if saved and saved.isdigit() else 0
+        for port in ([wanted, 0] if wanted else [0]):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((self.host, port))
+            except OSError as exc:
+                sock.close()
+                if exc.errno != errno.EADDRINUSE or self.requested_port:
+                    raise
+                continue
+            sock.listen(2048)
+            return sock
+        raise OSError(errno.EADDRINUSE, "no free port for the upload endpoint")  # pragma: no cover
+
+    def start(self) -> "UploadEndpoint":
+        if self._thread is not None:
+            return self
+        sock = self._bind()
+        self.port = sock.getsockname()[1]
+        self.state.store.meta_set(PORT_META_KEY, str(self.port))
+        try:
+            import uvloop
+
+            loop = uvloop.new_event_loop()
+        except ImportError:  # pragma: no cover - uvloop comes with the local extra where it builds
+            loop = asyncio.new_event_loop()
+        self._loop = loop
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                self._server = loop.run_until_complete(
+                    loop.create_server(lambda: _UploadProtocol(self), sock=sock))
+            except BaseException as exc:  # pragma: no cover
+                failure.append(exc)
+                started.set()
+                return
+            started.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name=f"mixpeek-local-uploads-{self.port}", daemon=True)
+        self._thread.start()
+        started.wait(15)
+        if failure:
+            self._thread = None
+            raise RuntimeError(f"upload endpoint did not start: {failure[0]}")
+        self.state.upload_port = self.port
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        loop, thread = self._loop, self._thread
+        if self.state.upload_port == self.port:
+            self.state.upload_port = None
+        if loop is None or thread is None:
+            return
+
+        async def shutdown() -> None:
+            server = self._server
+            if server is not None:
+                server.close()
+            for conn in list(self.connections):  # idle keep-alive connections would hold wait_closed()
+                if conn.transport is not None:
+                    conn.transport.close()
+            if server is not None:
+                try:
+                    await asyncio.wait_for(server.wait_closed(), 1.0)
+                except (asyncio.TimeoutError, RuntimeError):
+                    pass
+            loop.stop()
+
+        try:
+            loop.call_soon_threadsafe(lambda: asyncio.ensure_future(shutdown()))
+        except RuntimeError:  # the loop is already closed
+            pass
+        thread.join(timeout)
+        self._loop = self._thread = self._server = None
+        self.port = None

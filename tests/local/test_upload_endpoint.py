@@ -1,0 +1,199 @@
+"""The upload endpoint: the S3-like PUT target on a port of its own (HTTP details,
+keep-alive, interrupted bodies, restarts, shutdown)."""
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import time
+import urllib.parse
+
+import httpx
+import pytest
+
+from mixpeek_magics.local import LocalServer
+from tests.local.localhelpers import Env, client_for
+
+
+def create_upload(env, data: bytes, content_type: str = "text/plain", name: str = "a.txt") -> dict:
+    body = {"filename": name, "content_type": content_type}
+    if data:  # the API takes no declared size of 0: an empty file declares none
+        body["file_size_bytes"] = len(data)
+    r = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads", json=body)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def raw_exchange(url: str, request: bytes, read_until_close: bool = True, timeout: float = 5.0) -> bytes:
+    """Send raw bytes to the URL's host and port; what comes back (until close, or one read)."""
+    parts = urllib.parse.urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
+        sock.sendall(request)
+        chunks = []
+        while True:
+            try:
+                data = sock.recv(65536)
+            except socket.timeout:
+                break
+            if not data:
+                break
+            chunks.append(data)
+            if not read_until_close:
+                break
+        return b"".join(chunks)
+
+
+def target(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.path}?{parts.query}"
+
+
+def confirm(env, upload_id: str) -> dict:
+    r = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/{upload_id}/confirm", json={})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_keep_alive_requests_on_one_connection_and_http_details(env, local_server):
+    bodies = [b"first body\n", b"second, longer body\n" * 50, b""]
+    ups = [create_upload(env, b) for b in bodies]
+    assert all(u["presigned_url"].startswith(local_server.upload_url + "/_local/uploads/") for u in ups)
+    with httpx.Client(timeout=10) as http:
+        answers = [http.put(u["presigned_url"], content=b, headers={"Content-Type": "text/plain"})
+                   for u, b in zip(ups, bodies)]
+        assert [a.status_code for a in answers] == [200, 200, 200]
+        assert [a.headers["ETag"] for a in answers] == ['"%s"' % hashlib.md5(b).hexdigest() for b in bodies]
+        other = http.get(ups[0]["presigned_url"])
+        assert other.status_code == 405 and other.headers["Allow"] == "PUT"
+        assert other.json()["success"] is False
+        missing = http.put(local_server.upload_url + "/v1/namespaces", content=b"x")
+        assert missing.status_code == 404 and missing.json()["error"]["type"] == "NotFoundError"
+    for u, b in zip(ups, bodies):
+        assert confirm(env, u["upload_id"])["file_size_bytes"] == len(b)
+    # the same socket carried two PUTs: one exchange, two answers
+    a, b = create_upload(env, b"one"), create_upload(env, b"two")
+    req = b"".join(f"PUT {target(u['presigned_url'])} HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+                   f"Content-Length: 3\r\n\r\n".encode() + body for u, body in ((a, b"one"), (b, b"two")))
+    got = raw_exchange(local_server.upload_url, req + b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert got.count(b"HTTP/1.1 200 OK") == 2 and got.count(b"HTTP/1.1 404") == 1
+    assert got.rstrip().endswith(b"}") and b"Connection: close" in got
+
+
+def test_chunked_bodies_and_expect_continue(env, local_server):
+    data = os.urandom(300_000)
+    up = create_upload(env, data, "application/octet-stream", "c.bin")
+
+    def pieces():
+        for i in range(0, len(data), 70_001):
+            yield data[i:i + 70_001]
+
+    r = httpx.put(up["presigned_url"], content=pieces(), headers={"Content-Type": "application/octet-stream"})
+    assert r.status_code == 200 and r.headers["ETag"] == '"%s"' % hashlib.md5(data).hexdigest()
+    assert confirm(env, up["upload_id"])["file_hash"] == hashlib.sha256(data).hexdigest()
+
+    # Expect: 100-continue: accepted -> "100 Continue" first; refused -> the refusal at once, and close
+    up = create_upload(env, b"12345")
+    head = (f"PUT {target(up['presigned_url'])} HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+            "Content-Length: 5\r\nExpect: 100-continue\r\n\r\n").encode()
+    parts = urllib.parse.urlsplit(up["presigned_url"])
+    with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
+        sock.sendall(head)
+        assert sock.recv(100).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        sock.sendall(b"12345")
+        assert b"HTTP/1.1 200 OK" in sock.recv(1000)
+    refused = raw_exchange(up["presigned_url"], head.replace(b"signature=", b"signature=0"))
+    assert refused.startswith(b"HTTP/1.1 403") and b"SignatureDoesNotMatch" in refused
+    assert b"Connection: close" in refused
+
+
+def test_malformed_requests_are_refused_and_the_endpoint_stays_up(env, local_server):
+    got = raw_exchange(local_server.upload_url, b"this is not HTTP\r\n\r\n")
+    assert got.startswith(b"HTTP/1.1 400") and b"malformed" in got
+    up = create_upload(env, b"fine")
+    r = httpx.put(up["presigned_url"], content=b"fine", headers={"Content-Type": "text/plain"})
+    assert r.status_code == 200
+    # HTTP/1.0 without keep-alive: answered, then closed
+    up = create_upload(env, b"ten")
+    got = raw_exchange(up["presigned_url"], f"PUT {target(up['presigned_url'])} HTTP/1.0\r\n"
+                       "Content-Type: text/plain\r\nContent-Length: 3\r\n\r\nten".encode())
+    assert got.startswith(b"HTTP/1.1 200") and b"Connection: close" in got
+
+
+def test_a_body_cut_short_keeps_nothing_and_the_upload_stays_pending(env, local_server):
+    data = os.urandom(200_000)
+    up = create_upload(env, data, "application/octet-stream", "cut.bin")
+    parts = urllib.parse.urlsplit(up["presigned_url"])
+    with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
+        sock.sendall(f"PUT {target(up['presigned_url'])} HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                     f"application/octet-stream\r\nContent-Length: {len(data)}\r\n\r\n".encode() + data[:90_000])
+        time.sleep(0.2)
+    uploads = local_server.state.uploads_dir
+    deadline = time.monotonic() + 5
+    while any(name.startswith(up["upload_id"]) for name in os.listdir(uploads)):
+        assert time.monotonic() < deadline, os.listdir(uploads)
+        time.sleep(0.05)
+    r = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/{up['upload_id']}/confirm", json={})
+    assert r.status_code == 400 and "no file has been uploaded" in r.json()["error"]["message"]
+    # sending it whole afterwards works
+    r = httpx.put(up["presigned_url"], content=data, headers={"Content-Type": "application/octet-stream"})
+    assert r.status_code == 200 and confirm(env, up["upload_id"])["file_size_bytes"] == len(data)
+
+
+def test_the_port_survives_a_restart_and_stop_closes_every_connection(tmp_path):
+    srv = LocalServer(data_dir=tmp_path / "d", port=0).start()
+    try:
+        env = Env(srv)
+        first = srv.upload_url
+        up = create_upload(env, b"later")
+        idle = httpx.Client(timeout=5)  # leaves a keep-alive connection open on the endpoint
+        ok = create_upload(env, b"now")
+        assert idle.put(ok["presigned_url"], content=b"now", headers={"Content-Type": "text/plain"}).status_code == 200
+        srv.stop()
+        port = urllib.parse.urlsplit(first).port
+        with pytest.raises(OSError):  # nothing listens any more, idle connections notwithstanding
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        idle.close()
+        srv.start()
+        env.c = client_for(srv, namespace=env.namespace_id)
+        assert srv.upload_url == first  # the same port again: URLs issued before still work
+        r = httpx.put(up["presigned_url"], content=b"later", headers={"Content-Type": "text/plain"})
+        assert r.status_code == 200
+    finally:
+        srv.stop()
+    # when that port is taken, another one is used
+    blocker = socket.socket()
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the old port may be in TIME_WAIT
+    blocker.bind(("127.0.0.1", urllib.parse.urlsplit(first).port))
+    blocker.listen(1)
+    try:
+        with LocalServer(data_dir=tmp_path / "d", port=0) as again:
+            assert again.upload_url and again.upload_url != first
+            env.c = client_for(again, namespace=env.namespace_id)  # same data dir: same namespace and bucket
+            up = create_upload(env, b"moved")
+            assert up["presigned_url"].startswith(again.upload_url)
+            assert httpx.put(up["presigned_url"], content=b"moved",
+                             headers={"Content-Type": "text/plain"}).status_code == 200
+            env.c.close()
+    finally:
+        blocker.close()
+
+
+def test_without_the_endpoint_presigned_urls_name_the_api(tmp_path):
+    with LocalServer(data_dir=tmp_path / "d", port=0, upload_endpoint=False) as srv:
+        assert srv.upload_url is None
+        env = Env(srv)
+        up = create_upload(env, b"api")
+        assert up["presigned_url"].startswith(srv.base_url + "/_local/uploads/")
+        assert httpx.put(up["presigned_url"], content=b"api", headers={"Content-Type": "text/plain"}).status_code == 200
+        env.close()
+
+
+def test_urls_name_the_host_the_client_used(env, local_server):
+    """A client that reached the API as localhost gets upload URLs on localhost."""
+    c = client_for(local_server, namespace=env.namespace_id)
+    c.base_url = local_server.base_url.replace("127.0.0.1", "localhost")
+    r = c.post(f"/v1/buckets/{env.bucket_id}/uploads",
+               json={"filename": "h.txt", "content_type": "text/plain", "file_size_bytes": 1})
+    port = urllib.parse.urlsplit(local_server.upload_url).port
+    assert r.json()["presigned_url"].startswith(f"http://localhost:{port}/_local/uploads/")
+    c.close()
