@@ -131,7 +131,7 @@ def test_chunks_start_small_then_use_the_api_limit():
     assert [len(c) for c in _chunks(list(range(7)), 3)] == [3, 3, 1]  # the ramp never exceeds the limit
 
 
-def test_sync_bulk_upload_sends_the_puts_through_the_callers_client(client, tmp_path, local_server):
+def test_sync_bulk_upload_makes_every_call_through_the_callers_client(client, tmp_path, local_server):
     import httpx
 
     files = make_files(tmp_path / "in", n_text=5, n_png=0, broken=False)
@@ -150,8 +150,14 @@ def test_sync_bulk_upload_sends_the_puts_through_the_callers_client(client, tmp_
     for p in more:
         p.write_text(p.read_text() + "other bytes")
     with Mixpeek(config=client.config, transport=Recording()) as recorded:
-        assert len(bulk_upload(recorded, "files", more, submit=False).object_ids) == 3
+        result = bulk_upload(recorded, "files", more)
+        assert len(result.object_ids) == 3 and result.task_id
     assert [m for m, path in seen if path.startswith("/_local/uploads/")] == ["PUT"] * 3
+    # every API call went through the caller's client too (no client of its own)
+    paths = [path for _, path in seen]
+    for wanted in ("/uploads/batch", "/uploads/confirm/batch", "/batches", "/submit"):
+        assert any(path.endswith(wanted) for path in paths), (wanted, paths)
+    assert any(path.startswith("/v1/tasks/") for path in paths)  # the confirm task, waited for
 
 
 def test_clients_share_one_tls_context_per_trust_setting(monkeypatch):
