@@ -30,8 +30,17 @@ _COLUMNS = {"upload_id": FieldRef(sql="upload_id", exact=True),
             "file_hash": FieldRef(sql="file_hash", exact=True)}
 
 
-def _new_upload(state, request: Request, ns: NsCtx, bucket_id: str, req: CreateUploadRequest,
-                shared_meta: dict | None = None, shared_obj_meta: dict | None = None) -> dict[str, Any]:
+_INSERT_UPLOAD = ("INSERT INTO uploads(upload_id, org_id, namespace_id, bucket_id, status, file_hash, doc) "
+                  "VALUES (?,?,?,?,?,?,?)")
+
+
+def _new_upload(state, base_url: str, ns: NsCtx, bucket_id: str, req: CreateUploadRequest,
+                shared_meta: dict | None = None,
+                shared_obj_meta: dict | None = None) -> tuple[dict[str, Any], tuple | None]:
+    """The UploadResponse of a create, and the uploads row to insert (None: an
+    existing upload is returned). Inserting is the caller's: a batch inserts
+    all its rows in one short transaction (the presigned PUTs wait for the
+    database while a transaction is open)."""
     now_ts = state.now()
     now = iso(now_ts)
     metadata = {**(shared_meta or {}), **(req.metadata or {})}
@@ -51,24 +60,19 @@ def _new_upload(state, request: Request, ns: NsCtx, bucket_id: str, req: CreateU
                          existing_object_id=existing_object_id,
                          message="File already exists with the same content hash. No upload needed - "
                                  "returning existing upload.")
-                return d
+                return d, None
             upload_id = new_id("upl")
             d = _doc(state, ns, bucket_id, upload_id, req, now, now_ts, metadata, object_metadata)
             d.update(status="SKIPPED", is_duplicate=True, presigned_url=None, existing_object_id=existing_object_id,
                      object_id=existing_object_id, file_hash=req.file_hash,
                      message=f"File already stored as object {existing_object_id}. No upload needed.")
-            state.store.execute("INSERT INTO uploads(upload_id, org_id, namespace_id, bucket_id, status, file_hash, "
-                                "doc) VALUES (?,?,?,?,?,?,?)", (upload_id, ns.org_id, ns.namespace_id, bucket_id,
-                                                               "SKIPPED", None, dumps(d)))
-            return d
+            return d, (upload_id, ns.org_id, ns.namespace_id, bucket_id, "SKIPPED", None, dumps(d))
     upload_id = new_id("upl")
     d = _doc(state, ns, bucket_id, upload_id, req, now, now_ts, metadata, object_metadata)
     expires = int(now_ts + req.presigned_url_expiration)
-    d["presigned_url"] = presigned_url(state, str(request.base_url), upload_id, expires)
-    state.store.execute("INSERT INTO uploads(upload_id, org_id, namespace_id, bucket_id, status, file_hash, doc) "
-                        "VALUES (?,?,?,?,?,?,?)", (upload_id, ns.org_id, ns.namespace_id, bucket_id, "PENDING",
-                                                   None, dumps({**d, "presigned_url": None})))
-    return d
+    d["presigned_url"] = presigned_url(state, base_url, upload_id, expires)
+    return d, (upload_id, ns.org_id, ns.namespace_id, bucket_id, "PENDING", None,
+               dumps({**d, "presigned_url": None}))
 
 
 def _doc(state, ns, bucket_id, upload_id, req: CreateUploadRequest, now, now_ts, metadata, object_metadata):
@@ -89,7 +93,9 @@ def create_upload(request: Request, bucket_identifier: str, body: CreateUploadRe
                   ns: NsCtx = Depends(namespace)):
     state = get_state(request)
     bucket = find_bucket(state, ns, bucket_identifier)
-    d = _new_upload(state, request, ns, bucket["bucket_id"], body)
+    d, row = _new_upload(state, str(request.base_url), ns, bucket["bucket_id"], body)
+    if row is not None:
+        state.store.execute(_INSERT_UPLOAD, row)
     return json_response(d)
 
 
@@ -98,9 +104,14 @@ def create_uploads_batch(request: Request, bucket_identifier: str, body: BatchUp
                          ns: NsCtx = Depends(namespace)):
     state = get_state(request)
     bucket = find_bucket(state, ns, bucket_identifier)
-    with state.store.tx():
-        ups = [_new_upload(state, request, ns, bucket["bucket_id"], u, body.shared_metadata,
-                           body.shared_object_metadata) for u in body.uploads]
+    base_url = str(request.base_url)
+    made = [_new_upload(state, base_url, ns, bucket["bucket_id"], u, body.shared_metadata,
+                        body.shared_object_metadata) for u in body.uploads]
+    rows = [row for _, row in made if row is not None]
+    if rows:
+        with state.store.tx() as c:
+            c.executemany(_INSERT_UPLOAD, rows)
+    ups = [d for d, _ in made]
     return json_response({"uploads": ups, "total": len(ups)})
 
 
