@@ -6,13 +6,14 @@ reading a file in chunks for presigned uploads.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import importlib
 import importlib.util
 import logging
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator, Sequence
 
 import httpx
 
@@ -324,6 +325,52 @@ class Mixpeek(BaseClient):
         return Outcome(status_code=status, headers=httpx.Headers(response_headers), content=body,
                        method=spec.method, url=shown)
 
+    def _put_files(self, uploads: Any, files: Sequence[tuple[str, Any, str]], concurrency: int,
+                   timeout: float | None, cancel: threading.Event | None) -> list[Any]:
+        """``Uploads.put_files`` on this driver: small files over plain HTTP go out
+        together from this thread (``DirectPut.put_many``); an answer other than
+        2xx, and every file that path does not take, goes through ``put_file``
+        (its retries, its typed errors) on a few threads."""
+        results: list[Any] = [None] * len(files)
+        done: set[int] = set()
+        if self._direct is not None:
+            jobs, where = [], []
+            for i, (url, path, content_type) in enumerate(files):
+                try:
+                    size = os.path.getsize(os.fspath(path))
+                except OSError:
+                    continue  # put_file reports it
+                jobs.append((str(url), os.fspath(path), size,
+                             {"Content-Type": content_type, "User-Agent": self._config.user_agent}))
+                where.append(i)
+            answers = self._direct.put_many(jobs, concurrency, timeout if timeout is not None
+                                            else self._config.timeout, cancel)
+            for i, answer in zip(where, answers):
+                if answer is not None and 200 <= answer[0] < 300:
+                    etag = next((v for k, v in answer[1] if k.lower() == "etag"), None)
+                    results[i] = etag.strip().strip('"') if etag else None
+                    done.add(i)
+            log.debug("PUT %d of %d file(s) together", len(done), len(files))
+        rest = [i for i in range(len(files)) if i not in done]
+
+        def one(i: int) -> Any:
+            if cancel is not None and cancel.is_set():
+                return concurrent.futures.CancelledError()
+            url, path, content_type = files[i]
+            try:
+                return uploads.put_file(url, path, content_type, timeout=timeout)
+            except Exception as exc:  # one file's failure must not sink the others
+                return exc
+
+        if len(rest) == 1:
+            results[rest[0]] = one(rest[0])
+        elif rest:
+            with concurrent.futures.ThreadPoolExecutor(max_workers=min(concurrency, len(rest)),
+                                                       thread_name_prefix="mixpeek-put") as pool:
+                for i, value in zip(rest, pool.map(one, rest)):
+                    results[i] = value
+        return results
+
     def _execute(self, flow: Flow) -> Any:
         """Run a flow to completion and return its value."""
         reply: Any = None
@@ -411,6 +458,24 @@ class AsyncMixpeek(BaseClient):
         except httpx.TransportError as exc:
             return self._outcome(request, None, exc)
         return self._outcome(request, response, None)
+
+    async def _put_files(self, uploads: Any, files: Sequence[tuple[str, Any, str]], concurrency: int,
+                         timeout: float | None, cancel: threading.Event | None) -> list[Any]:
+        """``Uploads.put_files`` on this driver: ``put_file`` ``concurrency`` at a time."""
+        import asyncio
+
+        slots = asyncio.Semaphore(concurrency)
+
+        async def one(url: str, path: Any, content_type: str) -> Any:
+            async with slots:
+                if cancel is not None and cancel.is_set():
+                    return concurrent.futures.CancelledError()
+                try:
+                    return await uploads.put_file(url, path, content_type, timeout=timeout)
+                except Exception as exc:  # one file's failure must not sink the others
+                    return exc
+
+        return list(await asyncio.gather(*(one(*f) for f in files)))
 
     async def _execute(self, flow: Flow) -> Any:
         reply: Any = None

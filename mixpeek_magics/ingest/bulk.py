@@ -277,28 +277,31 @@ async def abulk_upload(
         except OSError as exc:
             return FileOutcome(str(spec.path), "failed", error=f"cannot read file: {exc}")
 
-    # The PUTs go through a sync client on a small thread pool: per request,
-    # httpx's sync stack costs about a third of the CPU of its async one, and
-    # for many small files the client's CPU, not the network, is the limit.
+    # The PUTs go through a sync client (``Uploads.put_files``: small files go
+    # out together from one thread): per request, httpx's sync stack costs
+    # about a third of the CPU of its async one, and for many small files the
+    # client's CPU, not the network, is the limit.
     from mixpeek_magics.client import Mixpeek
 
     if put_client is None and isinstance(client, Mixpeek):
         put_client = client
     putter = put_client if put_client is not None else Mixpeek(config=client.config)
     api = _Api(client)
-    # One pool for the PUTs (``concurrency`` at a time across chunks) and a
-    # small one for hashing, so the next chunk's hashing overlaps this chunk's PUTs.
-    put_pool = concurrent.futures.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="mixpeek-put")
+    # One thread sends a chunk's PUTs (one chunk at a time), a small pool hashes
+    # the next chunk's files meanwhile.
+    put_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="mixpeek-put")
     hash_pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(concurrency, HASH_THREADS),
                                                       thread_name_prefix="mixpeek-hash")
+    stop_puts = threading.Event()  # set when the upload is interrupted: PUTs not yet started are dropped
 
-    def put(item: tuple[FileSpec, Any]) -> tuple[FileSpec, Any, str | None, str | None]:  # in a worker thread
-        spec, upload = item
+    async def put_all(to_put: list[tuple[FileSpec, Any]]) -> list[Any]:
+        files = [(upload.presigned_url, spec.path, spec.content_type) for spec, upload in to_put]
+        send = functools.partial(putter.uploads.put_files, files, concurrency=concurrency, cancel=stop_puts)
         try:
-            etag = putter.uploads.put_file(upload.presigned_url, spec.path, spec.content_type)
-            return spec, upload, etag, None
-        except Exception as exc:  # one file's failure must not sink the others
-            return spec, upload, None, str(exc)
+            return await asyncio.get_running_loop().run_in_executor(put_pool, send)
+        except asyncio.CancelledError:
+            stop_puts.set()
+            raise
 
     # Chunks are prepared (hashed, their uploads created) one at a time, in
     # order, so the chunk whose PUTs come next is never slowed by a later one.
@@ -339,12 +342,12 @@ async def abulk_upload(
         if not to_put:
             return
         try:
-            put_results = await _in_threads(put_pool, put, to_put, concurrency)
+            put_results = await put_all(to_put)
             confirmations, arrived = [], []
-            for spec, upload, etag, error in put_results:
-                if error is not None:
+            for (spec, upload), etag in zip(to_put, put_results):
+                if isinstance(etag, BaseException):
                     tick(FileOutcome(str(spec.path), "failed", None, upload.upload_id, spec.sha256, spec.size,
-                                     f"upload failed: {error}"))
+                                     f"upload failed: {etag}"))
                     continue
                 confirmations.append({"upload_id": upload.upload_id, "etag": etag, "file_size_bytes": spec.size})
                 arrived.append((spec, upload))
@@ -392,6 +395,7 @@ async def abulk_upload(
             running.append(asyncio.ensure_future(guarded(chunk)))
         await asyncio.gather(*running)
     except BaseException:
+        stop_puts.set()
         for task in running:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)

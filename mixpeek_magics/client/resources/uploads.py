@@ -6,7 +6,8 @@ to it) -> ``confirm`` (the server verifies and creates the object).
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Iterator, Mapping
+import threading
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from mixpeek_magics.client._core import RequestSpec
 from mixpeek_magics.client.models.uploads import (
@@ -188,6 +189,20 @@ class Uploads(Resource):
             headers={"Content-Type": content_type},
         )
         return self._request(spec)
+
+    def put_files(self, files: Sequence[tuple[str, str | os.PathLike[str], str]], *, concurrency: int = 8,
+                  timeout: float | None = None, cancel: threading.Event | None = None) -> list[Any]:
+        """PUT many files, ``(presigned_url, path, content_type)`` each, ``concurrency`` at a time.
+
+        Per file, in order: its ETag (as ``put_file`` returns it) or the
+        exception that stopped it; one failure does not stop the others. Each
+        file gets ``put_file``'s retries and errors; the sync client sends
+        small files over plain HTTP together from one thread. Files not
+        started once ``cancel`` is set get a ``CancelledError``.
+        """
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        return self._client._put_files(self, list(files), concurrency, timeout, cancel)
 
 
 RESOURCE = Uploads
