@@ -4,6 +4,8 @@ reuse, recovery from connections the server closed, and the cases left to httpx.
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 import http.server
 import threading
 
@@ -162,6 +164,7 @@ class _RawServer:
         self.answers, self.close_after, self.tls = list(answers), close_after, tls
         self.requests: list[tuple[bytes, bytes]] = []
         self.connections = 0
+        self.lock = threading.Lock()
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.sock.getsockname()[1]}"
         self.thread = threading.Thread(target=self._serve, daemon=True)
@@ -174,32 +177,41 @@ class _RawServer:
             except OSError:
                 return
             self.connections += 1
-            if self.tls is not None:
-                try:
-                    conn = self.tls.wrap_socket(conn, server_side=True)
-                except OSError:  # a client that does not trust the certificate
-                    conn.close()
-                    continue
-            with conn:
-                buf = b""
-                while self.answers:
-                    while b"\r\n\r\n" not in buf:
-                        data = conn.recv(65536)
-                        if not data:
-                            break
-                        buf += data
-                    if b"\r\n\r\n" not in buf:
-                        break
-                    head, buf = buf.split(b"\r\n\r\n", 1)
-                    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                                  if line.lower().startswith(b"content-length:"))
-                    while len(buf) < length:
-                        buf += conn.recv(1 << 20)
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _next_answer(self) -> bytes | None:
+        with self.lock:
+            return self.answers.pop(0) if self.answers else None
+
+    def _handle(self, conn) -> None:
+        if self.tls is not None:
+            try:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            except OSError:  # a client that does not trust the certificate
+                conn.close()
+                return
+        with conn:
+            buf = b""
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:"))
+                while len(buf) < length:
+                    buf += conn.recv(1 << 20)
+                with self.lock:
                     self.requests.append((head, buf[:length]))
-                    buf = buf[length:]
-                    conn.sendall(self.answers.pop(0))
-                    if self.close_after:
-                        break
+                buf = buf[length:]
+                answer = self._next_answer()
+                if answer is None:
+                    return
+                conn.sendall(answer)
+                if self.close_after:
+                    return
 
     def close(self) -> None:
         self.sock.close()
@@ -323,3 +335,114 @@ def test_https_bodies_go_through_tls(tmp_path, size, monkeypatch):
     assert untrusted.put(server.url + "/t", path, size, {}, 10.0) is None
     monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "cert.pem"))
     assert direct.put(server.url + "/t", path, size, {}, 10.0) is None and len(server.requests) == 2
+
+
+# -- many PUTs at once ------------------------------------------------------------------
+def test_put_files_sends_many_together_and_reports_each(client, bucket, tmp_path):
+    from mixpeek_magics.client._direct import INLINE_BODY
+
+    paths, ups = [], []
+    for i in range(12):
+        body = f"file {i}\n".encode() * (50 + i)
+        path = tmp_path / f"m{i}.txt"
+        path.write_bytes(body)
+        paths.append(path)
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(INLINE_BODY + 10))  # too big to go together: sent on its own
+    for path in paths:
+        ups.append(client.uploads.create(bucket, path.name, "text/plain", file_size_bytes=path.stat().st_size))
+    big_up = client.uploads.create(bucket, big.name, "application/octet-stream", file_size_bytes=big.stat().st_size)
+    files = [(u.presigned_url, p, "text/plain") for u, p in zip(ups, paths)]
+    files[3] = (files[3][0].replace("signature=", "signature=0"), files[3][1], "text/plain")  # tampered
+    files.append((big_up.presigned_url, big, "application/octet-stream"))
+    files.append((ups[0].presigned_url, tmp_path / "gone.txt", "text/plain"))  # no such file
+    opened, sent = client._direct.opened, client._direct.sent
+    results = client.uploads.put_files(files, concurrency=4)
+    assert len(results) == len(files)
+    for i, (path, got) in enumerate(zip(paths, results)):
+        if i == 3:
+            assert isinstance(got, errors.PermissionDeniedError)
+        else:
+            assert got == hashlib.md5(path.read_bytes()).hexdigest()
+    assert results[12] == hashlib.md5(big.read_bytes()).hexdigest()
+    assert isinstance(results[13], FileNotFoundError)
+    assert client._direct.opened - opened <= 4  # at most `concurrency` connections
+    assert client._direct.sent - sent >= 12
+    for i, (u, p) in enumerate(zip(ups, paths)):
+        if i != 3:
+            assert client.uploads.confirm(bucket, u.upload_id, etag=results[i]).object_id
+
+
+def test_put_files_on_the_async_client(srv, namespace, tmp_path):
+    import asyncio
+
+    from mixpeek_magics.client import AsyncMixpeek
+
+    async def go():
+        async with AsyncMixpeek(api_key=srv.api_key, base_url=srv.base_url, namespace=namespace) as ac:
+            b = (await ac.buckets.create(uid("bkt"), SCHEMA)).bucket_id
+            files = []
+            for i in range(5):
+                path = tmp_path / f"a{i}.txt"
+                path.write_bytes(f"async {i}".encode())
+                up = await ac.uploads.create(b, path.name, "text/plain", file_size_bytes=path.stat().st_size)
+                files.append((up.presigned_url, path, "text/plain"))
+            return files, await ac.uploads.put_files(files, concurrency=2)
+
+    files, results = asyncio.run(go())
+    assert results == [hashlib.md5(p.read_bytes()).hexdigest() for _, p, _ in files]
+
+
+def test_put_files_cancel_drops_what_has_not_started(client, bucket, tmp_path):
+    path = tmp_path / "c.txt"
+    path.write_bytes(b"never sent")
+    up = client.uploads.create(bucket, "c.txt", "text/plain", file_size_bytes=10)
+    cancel = threading.Event()
+    cancel.set()
+    sent = client._direct.sent
+    results = client.uploads.put_files([(up.presigned_url, path, "text/plain")] * 3, cancel=cancel)
+    assert all(type(r).__name__ == "CancelledError" for r in results) and client._direct.sent == sent
+    with pytest.raises(ValueError):
+        client.uploads.put_files([], concurrency=0)
+
+
+def test_put_many_reuses_connections_and_survives_stale_ones(tmp_path):
+    path, data = _file(tmp_path, 5000)
+    ok = b"HTTP/1.1 200 OK\r\nETag: \"k\"\r\nContent-Length: 0\r\n\r\n"
+    server = _RawServer([ok] * 6)
+    direct = DirectPut()
+    jobs = [(server.url + f"/p{i}", path, 5000, {"Content-Type": "x/y"}) for i in range(6)]
+    answers = direct.put_many(jobs, 2, 5.0)
+    assert [a[0] for a in answers] == [200] * 6 and server.connections <= 2
+    assert [r[1] for r in server.requests] == [data] * 6
+    assert sorted(r[0].split(b" ")[1] for r in server.requests) == sorted(f"/p{i}".encode() for i in range(6))
+    server.close()
+    # a server that closes after every answer: the kept connections are stale next time
+    _ClosingHandler.connections = 0
+    _ClosingHandler.bodies = []
+    import http.server as hs
+
+    closing = hs.ThreadingHTTPServer(("127.0.0.1", 0), _ClosingHandler)
+    threading.Thread(target=closing.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{closing.server_address[1]}/up"
+    direct = DirectPut()
+    for _ in range(3):
+        answers = direct.put_many([(url, path, 5000, {})] * 3, 3, 5.0)
+        assert [a[0] for a in answers] == [200] * 3
+    assert _ClosingHandler.bodies == [data] * 9
+    closing.shutdown()
+    closing.server_close()
+
+
+def test_put_many_gives_up_on_silence_and_leaves_what_it_does_not_take(tmp_path):
+    import socket as socketlib
+
+    path, _ = _file(tmp_path, 100)
+    mute = socketlib.create_server(("127.0.0.1", 0))  # accepts (backlog) but never answers
+    url = f"http://127.0.0.1:{mute.getsockname()[1]}/m"
+    started = time.monotonic()
+    answers = DirectPut().put_many([(url, path, 100, {})], 1, 0.5)
+    assert answers == [None] and time.monotonic() - started < 3
+    mute.close()
+    assert DirectPut().put_many([("https://127.0.0.1:9/x", path, 100, {}), ("ftp://h/x", path, 100, {})],
+                                2, 1.0) == [None, None]
