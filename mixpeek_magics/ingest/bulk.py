@@ -39,7 +39,7 @@ DEFAULT_CONCURRENCY = 8
 HASH_THREADS = 2
 API_THREADS = 4  # a sync client's calls: chunks in flight wait for their confirm tasks
 RAMP = (16, 48)  # sizes of the first chunks
-CONFIRM_POLL = 0.01  # first wait for a confirm task: it takes ~0.1 ms per file on the local server
+CONFIRM_POLL = 0.01  # longest first wait for a confirm task (the local server takes ~0.1 ms per file)
 
 
 @dataclass
@@ -356,8 +356,9 @@ async def abulk_upload(
                 # From here the server owns these uploads: nothing to clean up.
                 pending = []
                 result.confirm_task_ids.append(confirm.task_id)
-                task = await api(client.tasks.wait, confirm.task_id, timeout=confirm_timeout, poll=CONFIRM_POLL,
-                                  poll_max=0.25)
+                first_poll = max(0.002, min(CONFIRM_POLL, 0.0001 * len(confirmations)))  # a small batch is quick
+                task = await api(client.tasks.wait, confirm.task_id, timeout=confirm_timeout, poll=first_poll,
+                                 poll_max=0.25)
                 ids = _object_ids_from_confirm(task)
                 failed_by_upload = {str(f.get("upload_id")): f.get("error")
                                     for f in (task.additional_data or {}).get("failed_objects") or []
