@@ -6,7 +6,10 @@ Both sides run in this process against the local server started as a separate
 process on 127.0.0.1 (so its memory is not counted in ours), in one run:
 
 * baseline: what the official SDK's flow implies, one file at a time:
-  create upload -> PUT bytes -> confirm (object created on confirm);
+  create upload -> PUT bytes -> confirm (object created on confirm), through
+  this package's own client (its PUT is the same fast path bulk uses); when
+  the official SDK (``pip install mixpeek``) is installed, the same flow
+  written with it is timed once too, for reference;
 * bulk: ``mixpeek_magics.ingest.bulk_upload`` (batch create with sha256,
   concurrent streamed PUTs, batch confirm), submit=False so both do the same work.
 
@@ -126,6 +129,42 @@ def sequential(client: Mixpeek, bucket: str, files: list[Path]) -> int:
     return done
 
 
+def official_sdk_flow(base_url: str, api_key: str, namespace_id: str) -> Any:
+    """The same per-file flow written with the official SDK (``pip install mixpeek``):
+    its generated client for create and confirm, and urllib3 (the SDK's own HTTP
+    library; the SDK has no PUT helper) for the PUT. None when it is not installed."""
+    try:
+        import mixpeek
+        import urllib3
+        from mixpeek.api.bucket_uploads_api import BucketUploadsApi
+        from mixpeek.models.confirm_upload_request import ConfirmUploadRequest
+        from mixpeek.models.create_upload_request import CreateUploadRequest
+    except ImportError:
+        return None
+    api = BucketUploadsApi(mixpeek.ApiClient(mixpeek.Configuration(host=base_url, access_token=api_key)))
+    http = urllib3.PoolManager()
+    headers = {"X-Namespace": namespace_id}
+
+    def run(bucket_id: str, files: list[Path]) -> int:
+        done = 0
+        for path in files:
+            ctype, size = guess_mime(path.name), path.stat().st_size
+            up = api.create_upload_buckets(bucket_id, CreateUploadRequest(
+                filename=path.name, content_type=ctype, file_size_bytes=size, create_object_on_confirm=True),
+                _headers=headers)
+            with open(path, "rb") as fh:
+                r = http.request("PUT", up.presigned_url, body=fh,
+                                 headers={"Content-Type": ctype, "Content-Length": str(size)})
+            assert r.status == 200, r.status
+            confirmed = api.confirm_upload_buckets(bucket_id, up.upload_id, confirm_upload_request=ConfirmUploadRequest(
+                etag=r.headers["ETag"].strip('"'), file_size_bytes=size), _headers=headers)
+            done += bool(confirmed.object_id)
+        return done
+
+    run.version = getattr(mixpeek, "__version__", "?")  # type: ignore[attr-defined]
+    return run
+
+
 def _timed(fn, server_pid: int) -> tuple[Any, float, float, float]:
     """``fn()``, its wall time, and the CPU this process and the server spent meanwhile."""
     me = os.getpid()
@@ -160,6 +199,11 @@ def compare(files: list[Path], work: Path, latency_ms: float, concurrency: int, 
                     k, b = _timed(bulk, proc.pid), _timed(base, proc.pid)
                 assert b[0] == len(files) == len(k[0].object_ids), (b[0], len(k[0].object_ids), k[0].failures[:3])
                 runs.append((b[1:], k[1:]))
+            sdk = official_sdk_flow(url, key, ns.namespace_id) if not latency_ms else None
+            if sdk is not None:  # once, after the rounds: the official SDK's own speed on this flow
+                sdk_bucket = client.buckets.create("official-sdk", bucket_schema=SCHEMA).bucket_id
+                s = _timed(lambda: sdk(sdk_bucket, files), proc.pid)
+                assert s[0] == len(files)
     finally:
         proc.terminate()
         proc.wait(10)
@@ -170,6 +214,15 @@ def compare(files: list[Path], work: Path, latency_ms: float, concurrency: int, 
     (t_base, base_cpu, base_srv), (t_bulk, bulk_cpu, bulk_srv) = runs[mid]
     where = "loopback, no added latency" if not latency_ms else f"{latency_ms:g} ms added per request (a WAN-like round trip)"
     per_round = ", ".join(f"{x:.2f}x" for x in ratios)
+    sdk_line = []
+    if not latency_ms:
+        if sdk is None:
+            sdk_line = ["  the same flow with the official SDK: not measured (`pip install mixpeek` to include it)"]
+        else:
+            sdk_line = [f"  the same flow with the official SDK (mixpeek {sdk.version}: its client for create and "
+                        f"confirm, urllib3 for the PUT), once after the rounds: {s[1]:.2f} s = {n / s[1]:.1f} files/s "
+                        f"(CPU per file {1000 * s[2] / n:.2f} / {1000 * s[3] / n:.2f} ms), "
+                        f"{(n / s[1]) / (n / t_base):.2f}x this run's baseline"]
     return [
         f"{where}: baseline (create -> PUT -> confirm, one file at a time) {t_base:.2f} s = {n / t_base:.1f} files/s; "
         f"bulk_upload (batch create + {concurrency} concurrent streamed PUTs + batch confirm) {t_bulk:.2f} s = "
@@ -178,6 +231,7 @@ def compare(files: list[Path], work: Path, latency_ms: float, concurrency: int, 
         f"  CPU per file in that round (client / server): baseline {1000 * base_cpu / n:.2f} / "
         f"{1000 * base_srv / n:.2f} ms, bulk {1000 * bulk_cpu / n:.2f} / {1000 * bulk_srv / n:.2f} ms; "
         f"wall per file: baseline {1000 * t_base / n:.2f} ms, bulk {1000 * t_bulk / n:.2f} ms",
+        *sdk_line,
     ]
 
 
