@@ -166,11 +166,21 @@ def _regexp(pattern: str | None, value: Any) -> int:
 
 
 class Store:
-    """A SQLite database shared by the request threads and the worker threads."""
+    """A SQLite database shared by the request threads and the worker threads.
+
+    Writes go through one connection under ``lock`` (``tx``, ``execute``).
+    Reads outside a transaction use a connection per thread: in WAL mode a
+    reader sees the last commit and never waits, so a presigned PUT's lookup
+    does not queue behind a batch confirm's transaction. Reads inside this
+    thread's transaction use the writing connection (they see its changes)."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self.lock = threading.RLock()
+        self._owner: int | None = None  # the thread whose transaction is open
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
         self.conn = sqlite3.connect(str(self.path), check_same_thread=False,
                                     isolation_level=None, timeout=30.0)
         self.conn.row_factory = sqlite3.Row
@@ -190,24 +200,55 @@ class Store:
         with self.lock:
             if self._depth == 0:
                 self.conn.execute("BEGIN IMMEDIATE")
+                self._owner = threading.get_ident()
             self._depth += 1
             try:
                 yield self.conn
             except BaseException:
                 self._depth -= 1
                 if self._depth == 0:
+                    self._owner = None
                     self.conn.execute("ROLLBACK")
                 raise
             else:
                 self._depth -= 1
                 if self._depth == 0:
+                    self._owner = None
                     self.conn.execute("COMMIT")
 
+    def _reader(self) -> sqlite3.Connection | None:
+        """This thread's reading connection; None inside this thread's transaction."""
+        if self._owner == threading.get_ident():
+            return None
+        conn = getattr(self._local, "reader", None)
+        if conn is None:
+            conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30.0)
+            conn.row_factory = sqlite3.Row
+            conn.create_function("REGEXP", 2, _regexp, deterministic=True)
+            conn.execute("PRAGMA query_only=ON")
+            with self._readers_lock:
+                if self._readers is None:  # closed meanwhile
+                    conn.close()
+                    raise sqlite3.ProgrammingError("the store is closed")
+                self._readers.append(conn)
+            self._local.reader = conn
+        return conn
+
     def query(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+        reader = self._reader()
+        if reader is not None:
+            return reader.execute(sql, params).fetchall()
         with self.lock:
             return self.conn.execute(sql, params).fetchall()
 
     def one(self, sql: str, params: Any = ()) -> sqlite3.Row | None:
+        reader = self._reader()
+        if reader is not None:
+            cur = reader.execute(sql, params)
+            try:
+                return cur.fetchone()
+            finally:
+                cur.close()  # no read transaction left open (it would hold back checkpoints)
         with self.lock:
             return self.conn.execute(sql, params).fetchone()
 
@@ -224,6 +265,13 @@ class Store:
                      "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value))
 
     def close(self) -> None:
+        with self._readers_lock:
+            readers, self._readers = self._readers, None  # type: ignore[assignment]
+        for conn in readers or ():
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
         with self.lock:
             try:
                 self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
