@@ -34,6 +34,9 @@ def mask_key(key: str | None) -> str:
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
+_CONTROL = re.compile(r"[\x00-\x1f]")
+
+
 def check_filename(name: str, what: str = "filename") -> str:
     """Reject path traversal, absolute paths, backslashes and NUL bytes.
 
@@ -48,8 +51,8 @@ def check_filename(name: str, what: str = "filename") -> str:
         raise ValueError(f"{what} must not contain backslashes ('\\'): {name!r}")
     if name.startswith("/") or _DRIVE.match(name) or name.startswith("~"):
         raise ValueError(f"{what} must be a relative name, not an absolute path: {name!r}")
-    if any(part == ".." for part in name.split("/")):
+    if ".." in name.split("/"):
         raise ValueError(f"{what} must not contain '..' path components: {name!r}")
-    if any(ord(c) < 32 for c in name):
+    if _CONTROL.search(name):
         raise ValueError(f"{what} must not contain control characters: {name!r}")
     return name
