@@ -15,6 +15,7 @@ the same checks and answers as the route).
 from __future__ import annotations
 
 import asyncio
+import collections
 import errno
 import logging
 import socket
@@ -23,7 +24,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from .errors import error_body
-from .upload_sink import UPLOAD_PUT_PREFIX, Refusal, UploadSink, parse_query
+from .upload_sink import RECORD_SQL, UPLOAD_PUT_PREFIX, Refusal, UploadSink, parse_query
 
 log = logging.getLogger("mixpeek_magics.local")
 
@@ -60,6 +61,7 @@ class _UploadProtocol(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.requests = 0
+        self.answers: collections.deque[list] = collections.deque()  # [self, answer or None (pending), keep]
         self._reset()
 
     def _reset(self) -> None:
@@ -101,10 +103,7 @@ class _UploadProtocol(asyncio.Protocol):
         if self.sink is not None:
             self.sink.abort()
             self.sink = None
-        if self.transport is not None:
-            body = json_bytes(status, message)
-            self.transport.write(_answer(status, body, close=True))
-            self.transport.close()
+        self._slot(_answer(status, json_bytes(status, message)), keep=False)
 
     # -- httptools callbacks -------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -139,10 +138,9 @@ class _UploadProtocol(asyncio.Protocol):
                                 length.decode("latin-1") if length is not None else None,
                                 f"{id(self)}-{self.requests}")
         if isinstance(sink, Refusal):
-            if self.headers.get(b"expect", b"").lower() == b"100-continue" and self.transport is not None:
+            if self.headers.get(b"expect", b"").lower() == b"100-continue":
                 # The client waits before sending the body: answer now, and close, as S3 does.
-                self.transport.write(_refusal_answer(sink, close=True))
-                self.transport.close()
+                self._slot(_refusal_answer(sink), keep=False)
                 return
             self.answer = _refusal_answer(sink)
             return
@@ -157,17 +155,41 @@ class _UploadProtocol(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if self.transport is None:
             return
+        keep = self.parser.should_keep_alive()
         if self.sink is not None:
             sink, self.sink = self.sink, None
-            etag, refusal = sink.finish()
-            answer = _refusal_answer(refusal) if refusal is not None else _answer(200, headers=[("ETag", f'"{etag}"')])
+            etag, refusal = sink.finish_file()
+            if refusal is None:  # answered once recorded, with the PUTs that finished alongside it
+                self.endpoint.record(sink.record_row(), self._slot(None, keep), etag)
+                return
+            answer = _refusal_answer(refusal)
         else:
             answer = self.answer or _answer(400, json_bytes(400, "malformed HTTP request"))
-        keep = self.parser.should_keep_alive()
-        self.transport.write(answer if keep else answer[:answer.index(b"\r\n\r\n")] + b"\r\nConnection: close"
-                             + answer[answer.index(b"\r\n\r\n"):])
-        if not keep:
-            self.transport.close()
+        self._slot(answer, keep)
+
+    # -- answers go out in request order, whichever is ready first ---------------------
+    def _slot(self, answer: bytes | None, keep: bool) -> list:
+        slot = [self, answer, keep]
+        self.answers.append(slot)
+        self._flush()
+        return slot
+
+    def _flush(self) -> None:
+        while self.answers and self.answers[0][1] is not None:
+            _, answer, keep = self.answers.popleft()
+            if self.transport is None:
+                continue
+            self.transport.write(answer if keep else answer[:answer.index(b"\r\n\r\n")]
+                                 + b"\r\nConnection: close" + answer[answer.index(b"\r\n\r\n"):])
+            if not keep:
+                self.transport.close()
+                self.answers.clear()
+                return
+
+    @staticmethod
+    def fill(slot: list, answer: bytes) -> None:
+        slot[1] = answer
+        slot[0]._flush()
 
 
 def json_bytes(status: int, message: str, type: str | None = None) -> bytes:
@@ -191,6 +213,30 @@ class UploadEndpoint:
         self._thread: threading.Thread | None = None
         self._server: asyncio.AbstractServer | None = None
         self.connections: set[_UploadProtocol] = set()  # touched on the endpoint's thread only
+        self._to_record: list[tuple[tuple[Any, ...], list, str]] = []
+
+    def record(self, row: tuple[Any, ...], slot: list, etag: str) -> None:
+        """Record a received upload, then answer its PUT. Rows wait for the end
+        of this turn of the event loop: the PUTs whose bodies completed in it
+        are recorded in one transaction (one wait for the database lock, one
+        commit), then answered."""
+        if not self._to_record:
+            asyncio.get_running_loop().call_soon(self._record_now)
+        self._to_record.append((row, slot, etag))
+
+    def _record_now(self) -> None:
+        batch, self._to_record = self._to_record, []
+        try:
+            with self.state.store.tx() as c:
+                c.executemany(RECORD_SQL, [row for row, *_ in batch])
+        except Exception:  # the bytes arrived but are not on record: the client must PUT again
+            log.exception("upload endpoint could not record %d upload(s)", len(batch))
+            failed = _answer(500, json_bytes(500, "the upload arrived but could not be recorded; PUT it again"))
+            for _, slot, _ in batch:
+                _UploadProtocol.fill(slot, failed)
+            return
+        for _, slot, etag in batch:
+            _UploadProtocol.fill(slot, _answer(200, headers=[("ETag", f'"{etag}"')]))
 
     def _bind(self) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET

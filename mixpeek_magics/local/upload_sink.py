@@ -20,6 +20,7 @@ from .errors import error_body
 from .services import sign_upload, upload_file
 
 UPLOAD_PUT_PREFIX = "/_local/uploads/"
+RECORD_SQL = "UPDATE uploads SET received_size=?, received_sha256=?, received_md5=? WHERE upload_id=?"
 
 
 @dataclass
@@ -112,7 +113,20 @@ class UploadSink:
         return True
 
     def finish(self) -> tuple[str, None] | tuple[None, Refusal]:
-        """The whole body arrived: ``(etag, None)``, or ``(None, refusal)`` when its size is wrong."""
+        """The whole body arrived: ``(etag, None)``, or ``(None, refusal)`` when its
+        size is wrong. The file is in place and the upload's row records it."""
+        etag, refusal = self.finish_file()
+        if etag is not None:
+            self.state.store.execute(RECORD_SQL, self.record_row())
+        return etag, refusal
+
+    def record_row(self) -> tuple[Any, ...]:
+        """``RECORD_SQL``'s parameters, once ``finish_file`` succeeded."""
+        return self.size, self.sha.hexdigest(), self.md5.hexdigest(), self.upload_id
+
+    def finish_file(self) -> tuple[str, None] | tuple[None, Refusal]:
+        """``finish`` without recording: the caller runs ``RECORD_SQL`` with
+        ``record_row()`` (the upload endpoint records several PUTs at once)."""
         declared = self.declared
         if self.too_big or (declared is not None and self.size != declared):
             self.abort()
@@ -123,10 +137,7 @@ class UploadSink:
         self._fh.close()
         self._fh = None
         os.replace(self.part, self.final)
-        etag = self.md5.hexdigest()
-        self.state.store.execute("UPDATE uploads SET received_size=?, received_sha256=?, received_md5=? "
-                                 "WHERE upload_id=?", (self.size, self.sha.hexdigest(), etag, self.upload_id))
-        return etag, None
+        return self.md5.hexdigest(), None
 
     def abort(self) -> None:
         """Drop what was received (a refused or interrupted PUT)."""

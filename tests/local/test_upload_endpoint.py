@@ -197,3 +197,49 @@ def test_urls_name_the_host_the_client_used(env, local_server):
     port = urllib.parse.urlsplit(local_server.upload_url).port
     assert r.json()["presigned_url"].startswith(f"http://localhost:{port}/_local/uploads/")
     c.close()
+
+
+def test_puts_finishing_together_are_recorded_together_and_a_failed_record_is_a_500(env, local_server,
+                                                                                     monkeypatch):
+    import concurrent.futures
+    import contextlib
+
+    datas = [os.urandom(20_000 + i) for i in range(12)]
+    ups = [create_upload(env, d, "application/octet-stream", f"t{i}.bin") for i, d in enumerate(datas)]
+    commits = []
+    real_tx = local_server.state.store.tx
+
+    @contextlib.contextmanager
+    def counting_tx():
+        with real_tx() as c:
+            yield c
+        commits.append(1)
+
+    monkeypatch.setattr(local_server.state.store, "tx", counting_tx)
+
+    def send(pair):
+        up, data = pair
+        return httpx.put(up["presigned_url"], content=data, headers={"Content-Type": "application/octet-stream"})
+
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(send, zip(ups, datas)))
+    assert [a.status_code for a in answers] == [200] * 12
+    assert [a.headers["ETag"] for a in answers] == ['"%s"' % hashlib.md5(d).hexdigest() for d in datas]
+    assert 1 <= len(commits) <= 12  # some PUTs share a commit when they finish in the same loop turn
+    for up, data in zip(ups, datas):
+        assert confirm(env, up["upload_id"])["file_hash"] == hashlib.sha256(data).hexdigest()
+
+    @contextlib.contextmanager
+    def broken_tx():
+        raise RuntimeError("disk on fire")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(local_server.state.store, "tx", broken_tx)
+    up = create_upload(env, b"lost")
+    r = httpx.put(up["presigned_url"], content=b"lost", headers={"Content-Type": "text/plain"})
+    assert r.status_code == 500 and "PUT it again" in r.json()["error"]["message"]
+    monkeypatch.undo()
+    r = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/{up['upload_id']}/confirm", json={})
+    assert r.status_code == 400 and "no file has been uploaded" in r.json()["error"]["message"]
+    r = httpx.put(up["presigned_url"], content=b"lost", headers={"Content-Type": "text/plain"})
+    assert r.status_code == 200 and confirm(env, up["upload_id"])["file_size_bytes"] == 4
