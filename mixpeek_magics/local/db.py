@@ -168,11 +168,12 @@ def _regexp(pattern: str | None, value: Any) -> int:
 class Store:
     """A SQLite database shared by the request threads and the worker threads.
 
-    Writes go through one connection under ``lock`` (``tx``, ``execute``).
-    Reads outside a transaction use a connection per thread: in WAL mode a
-    reader sees the last commit and never waits, so a presigned PUT's lookup
-    does not queue behind a batch confirm's transaction. Reads inside this
-    thread's transaction use the writing connection (they see its changes)."""
+    Everything goes through one connection under ``lock``, so a read waits
+    for another thread's open transaction and then sees it (a worker handed a
+    task inside a transaction finds its row). ``read_one`` is for lookups of
+    rows committed before the request came (a presigned PUT's upload): it uses
+    a connection per thread, a WAL reader that sees the last commit and never
+    waits for the lock."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -219,7 +220,7 @@ class Store:
     def _reader(self) -> sqlite3.Connection | None:
         """This thread's reading connection; None inside this thread's transaction."""
         if self._owner == threading.get_ident():
-            return None
+            return None  # this thread's own changes are on the writing connection
         conn = getattr(self._local, "reader", None)
         if conn is None:
             conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30.0)
@@ -235,22 +236,23 @@ class Store:
         return conn
 
     def query(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
-        reader = self._reader()
-        if reader is not None:
-            return reader.execute(sql, params).fetchall()
         with self.lock:
             return self.conn.execute(sql, params).fetchall()
 
     def one(self, sql: str, params: Any = ()) -> sqlite3.Row | None:
-        reader = self._reader()
-        if reader is not None:
-            cur = reader.execute(sql, params)
-            try:
-                return cur.fetchone()
-            finally:
-                cur.close()  # no read transaction left open (it would hold back checkpoints)
         with self.lock:
             return self.conn.execute(sql, params).fetchone()
+
+    def read_one(self, sql: str, params: Any = ()) -> sqlite3.Row | None:
+        """``one`` from the last commit, without waiting for the lock (see the class doc)."""
+        reader = self._reader()
+        if reader is None:
+            return self.one(sql, params)
+        cur = reader.execute(sql, params)
+        try:
+            return cur.fetchone()
+        finally:
+            cur.close()  # no read transaction left open (it would hold back checkpoints)
 
     def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
         with self.lock:

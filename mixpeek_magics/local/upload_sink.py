@@ -73,7 +73,7 @@ class UploadSink:
             return _denied("presigned URL signature does not match", "SignatureDoesNotMatch")
         if state.now() > expires:
             return _denied("presigned URL has expired: create a new upload", "ExpiredToken")
-        row = state.store.one("SELECT doc FROM uploads WHERE upload_id=?", (upload_id,))
+        row = state.store.read_one("SELECT doc FROM uploads WHERE upload_id=?", (upload_id,))
         if row is None:
             return _denied("no such upload", "NoSuchUpload")
         d = loads(row["doc"])

@@ -11,9 +11,10 @@ import pytest
 from mixpeek_magics.local.db import Store
 
 
-def test_reads_never_wait_for_another_threads_transaction(tmp_path):
+def test_read_one_never_waits_for_another_threads_transaction_and_one_does(tmp_path):
     store = Store(tmp_path / "s.sqlite3")
     store.meta_set("k", "committed")
+    read = lambda: store.read_one("SELECT value FROM meta WHERE key='k'")["value"]  # noqa: E731
     inside, release = threading.Event(), threading.Event()
     seen_inside: list = []
 
@@ -21,6 +22,7 @@ def test_reads_never_wait_for_another_threads_transaction(tmp_path):
         with store.tx() as c:
             c.execute("UPDATE meta SET value='uncommitted' WHERE key='k'")
             seen_inside.append(store.meta_get("k"))  # this thread's own transaction: its change
+            seen_inside.append(read())  # read_one too
             inside.set()
             release.wait(5)
 
@@ -28,21 +30,27 @@ def test_reads_never_wait_for_another_threads_transaction(tmp_path):
     t.start()
     assert inside.wait(5)
     started = time.monotonic()
-    assert store.meta_get("k") == "committed"  # another thread: the last commit, at once
+    assert read() == "committed"  # another thread: the last commit, at once
     assert time.monotonic() - started < 1.0
+    waited: list = []
+    reader = threading.Thread(target=lambda: waited.append(store.meta_get("k")))
+    reader.start()  # one() waits for the transaction, then sees it (a worker handed work inside one finds it)
+    time.sleep(0.2)
+    assert waited == []
     release.set()
     t.join(5)
-    assert seen_inside == ["uncommitted"]
-    assert store.meta_get("k") == "uncommitted"  # committed now
+    reader.join(5)
+    assert seen_inside == ["uncommitted", "uncommitted"] and waited == ["uncommitted"]
+    assert read() == "uncommitted"  # committed now
     store.close()
 
 
 def test_readers_are_read_only_and_closed_with_the_store(tmp_path):
     store = Store(tmp_path / "s.sqlite3")
     with pytest.raises(sqlite3.OperationalError):
-        store.one("INSERT INTO meta(key, value) VALUES ('x', 'y') RETURNING key")  # writes go through execute/tx
+        store.read_one("INSERT INTO meta(key, value) VALUES ('x', 'y') RETURNING key")
     store.execute("INSERT INTO meta(key, value) VALUES ('x', 'y')")
-    assert store.one("SELECT value FROM meta WHERE key='x'")["value"] == "y"
+    assert store.read_one("SELECT value FROM meta WHERE key='x'")["value"] == "y"
     readers = list(store._readers)
     assert readers
     store.close()

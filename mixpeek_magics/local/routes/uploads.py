@@ -47,10 +47,11 @@ def _new_upload(state, base_url: str, ns: NsCtx, bucket_id: str, req: CreateUplo
     object_metadata = ({**(shared_obj_meta or {}), **(req.object_metadata or {})}
                        if (shared_obj_meta or req.object_metadata) else None)
     if req.skip_duplicates and req.file_hash:
-        up = state.store.one("SELECT * FROM uploads WHERE bucket_id=? AND file_hash=? AND status='COMPLETED' "
-                             "ORDER BY rowid LIMIT 1", (bucket_id, req.file_hash))
-        obj = state.store.one("SELECT object_id FROM objects WHERE bucket_id=? AND sha256=? ORDER BY rowid LIMIT 1",
-                              (bucket_id, req.file_hash))
+        # committed content only, without waiting for a confirm's transaction (deduplication is best effort)
+        up = state.store.read_one("SELECT * FROM uploads WHERE bucket_id=? AND file_hash=? AND status='COMPLETED' "
+                                  "ORDER BY rowid LIMIT 1", (bucket_id, req.file_hash))
+        obj = state.store.read_one("SELECT object_id FROM objects WHERE bucket_id=? AND sha256=? "
+                                   "ORDER BY rowid LIMIT 1", (bucket_id, req.file_hash))
         if up is not None or obj is not None:
             existing_object_id = obj["object_id"] if obj is not None else None
             if up is not None:
