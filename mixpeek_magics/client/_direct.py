@@ -172,6 +172,28 @@ class _Conn:
             buf += data
 
 
+class _Job:
+    """One PUT of ``put_many``: its request head and where the body is."""
+
+    __slots__ = ("index", "origin", "head", "path", "size", "retried")
+
+    def __init__(self, index: int, origin: Origin, head: bytes, path: str, size: int) -> None:
+        self.index, self.origin, self.head, self.path, self.size = index, origin, head, path, size
+        self.retried = False
+
+
+class _Exchange:
+    """A job on a connection: the bytes still to send, the answer bytes so far."""
+
+    __slots__ = ("job", "conn", "reused", "out", "got", "deadline")
+
+    def __init__(self, job: _Job, conn: _Conn, reused: bool, request: bytes, timeout: float | None) -> None:
+        self.job, self.conn, self.reused = job, conn, reused
+        self.out = memoryview(request)
+        self.got = b""
+        self.deadline = time.monotonic() + timeout if timeout is not None else None
+
+
 class DirectPut:
     """A small thread-safe pool of keep-alive connections, one list per origin."""
 
@@ -324,126 +346,91 @@ class DirectPut:
         the wire or ran out of time, and every job not started once ``cancel``
         is set: the caller sends those one by one."""
         results: list[Answer | None] = [None] * len(jobs)
-        queue: collections.deque[tuple[int, Origin, bytes, str, int, bool]] = collections.deque()
+        queue: collections.deque[_Job] = collections.deque()
         for i, (url, path, size, headers) in enumerate(jobs):
             if size > INLINE_BODY or not url.startswith("http://"):
                 continue
             prepared = self._prepare(url, headers, size)
             if prepared is not None:
-                queue.append((i, prepared[0], prepared[1], path, size, False))
-        if not queue:
-            return results
+                queue.append(_Job(i, prepared[0], prepared[1], path, size))
         sel = selectors.DefaultSelector()
-        active = 0
-        deadline_of: dict[int, float] = {}
 
-        def finish(state: list, keep: bool) -> None:
-            nonlocal active
-            conn = state[1]
-            sel.unregister(conn.sock)
-            active -= 1
+        def end(ex: _Exchange, keep: bool) -> None:
+            sel.unregister(ex.conn.sock)
             if keep:
                 try:
-                    conn.sock.setblocking(True)
-                    self._checkin(state[0][1], conn)
+                    ex.conn.sock.setblocking(True)
+                    self._checkin(ex.job.origin, ex.conn)
                     return
                 except OSError:
                     pass
-            conn.close()
+            ex.conn.close()
 
-        def fail(state: list) -> None:
-            """The wire failed: retry once on a fresh connection if a reused one went stale."""
-            job, reused = state[0], state[2]
-            got_nothing = not state[4]
-            finish(state, keep=False)
-            if reused and got_nothing and not job[5]:
-                queue.appendleft((*job[:5], True))
+        def failed(ex: _Exchange) -> None:
+            """The wire failed: once, on a fresh connection, if a reused one had gone stale."""
+            end(ex, keep=False)
+            if ex.reused and not ex.got and not ex.job.retried:
+                ex.job.retried = True
+                queue.appendleft(ex.job)
 
         def start() -> None:
-            nonlocal active
-            while queue and active < concurrency and not (cancel is not None and cancel.is_set()):
+            while queue and len(sel.get_map()) < concurrency and not (cancel is not None and cancel.is_set()):
                 job = queue.popleft()
-                i, origin, head, path, size, _retried = job
                 try:
-                    with open(path, "rb") as fh:
-                        data = fh.read(size)
-                except OSError:
-                    continue  # the caller's one-by-one path reports it
-                if len(data) != size:
-                    continue
-                try:
-                    conn, reused = self._checkout(origin, timeout)
+                    with open(job.path, "rb") as fh:
+                        data = fh.read(job.size)
+                    if len(data) != job.size:
+                        continue  # the caller's one-by-one path reports it
+                    conn, reused = self._checkout(job.origin, timeout)
                     conn.sock.setblocking(False)
                 except (OSError, ssl.SSLError, ValueError):
                     continue
-                if timeout is not None:
-                    deadline_of[i] = time.monotonic() + timeout
-                state = [job, conn, reused, memoryview(head + data), b""]
-                sel.register(conn.sock, selectors.EVENT_WRITE, state)
-                active += 1
+                ex = _Exchange(job, conn, reused, job.head + data, timeout)
+                sel.register(conn.sock, selectors.EVENT_WRITE, ex)
 
         start()
         try:
-            while active:
-                wait = None
-                if deadline_of:
-                    wait = max(0.0, min(deadline_of.values()) - time.monotonic())
-                events = sel.select(wait)
-                if not events and deadline_of:
+            while sel.get_map():
+                exchanges = [key.data for key in sel.get_map().values()]
+                deadline = min((ex.deadline for ex in exchanges), default=None)
+                events = sel.select(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                if not events:
                     now = time.monotonic()
-                    for key in list(sel.get_map().values()):
-                        state = key.data
-                        if deadline_of.get(state[0][0], now + 1) <= now:
-                            deadline_of.pop(state[0][0], None)
-                            finish(state, keep=False)  # out of time: the caller's path reports it
+                    for ex in exchanges:
+                        if ex.deadline is not None and ex.deadline <= now:
+                            end(ex, keep=False)  # out of time: the caller's path reports it
                 for key, mask in events:
-                    state = key.data
-                    conn = state[1]
-                    i = state[0][0]
-                    if mask & selectors.EVENT_WRITE:
-                        try:
-                            sent = conn.sock.send(state[3])
-                        except (BlockingIOError, InterruptedError):
-                            continue
-                        except OSError:
-                            deadline_of.pop(i, None)
-                            fail(state)
-                            continue
-                        state[3] = state[3][sent:]
-                        if not state[3]:
-                            sel.modify(conn.sock, selectors.EVENT_READ, state)
-                        continue
+                    ex = key.data
                     try:
-                        data = conn.sock.recv(65536)
+                        if mask & selectors.EVENT_WRITE:
+                            ex.out = ex.out[ex.conn.sock.send(ex.out):]
+                            if not ex.out:
+                                sel.modify(ex.conn.sock, selectors.EVENT_READ, ex)
+                            continue
+                        data = ex.conn.sock.recv(65536)
                     except (BlockingIOError, InterruptedError):
                         continue
                     except OSError:
-                        deadline_of.pop(i, None)
-                        fail(state)
+                        failed(ex)
                         continue
-                    eof = not data
-                    if eof and not state[4]:
-                        deadline_of.pop(i, None)
-                        fail(state)
+                    if not data and not ex.got:
+                        failed(ex)
                         continue
-                    state[4] += data
+                    ex.got += data
                     try:
-                        got = parse_answer(state[4], eof)
+                        got = parse_answer(ex.got, at_eof=not data)
                     except _Unsupported:
-                        deadline_of.pop(i, None)
-                        finish(state, keep=False)
+                        end(ex, keep=False)
                         continue
-                    if got is None:
-                        continue
-                    answer, used, keep = got
-                    results[i] = answer
-                    self.sent += 1
-                    deadline_of.pop(i, None)
-                    finish(state, keep=keep and not eof and used == len(state[4]))
+                    if got is not None:
+                        answer, used, keep = got
+                        results[ex.job.index] = answer
+                        self.sent += 1
+                        end(ex, keep=keep and bool(data) and used == len(ex.got))
                 start()
         finally:
             for key in list(sel.get_map().values()):
-                key.data[1].close()
+                key.data.conn.close()
             sel.close()
         return results
 
