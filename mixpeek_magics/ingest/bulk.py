@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import itertools
 import os
 import threading
 import time
@@ -139,15 +140,12 @@ def _as_spec(item: Any, metadata: Mapping[str, Any] | None) -> FileSpec:
 def _chunks(items: Sequence[FileSpec], size: int, ramp: Sequence[int] = RAMP) -> Iterator[list[FileSpec]]:
     """Chunks of ``size``, the first ones smaller: PUTs start after hashing a
     few files, not a hundred, and each next chunk is ready when they end."""
+    steps = itertools.chain((min(step, size) for step in ramp), itertools.repeat(size))
     at = 0
-    for step in [*ramp, size]:
-        step = min(step, size)
-        if at < len(items):
-            yield list(items[at:at + step])
-            at += step
     while at < len(items):
-        yield list(items[at:at + size])
-        at += size
+        step = next(steps)
+        yield list(items[at:at + step])
+        at += step
 
 
 async def _in_threads(pool: concurrent.futures.Executor, fn: Callable[[Any], Any], items: Sequence[Any],
@@ -156,8 +154,8 @@ async def _in_threads(pool: concurrent.futures.Executor, fn: Callable[[Any], Any
 
     Each thread works through the shared list: one hand-off between the event
     loop and the pool per thread, not per item (per item, those wake-ups cost
-    more CPU than a small file's PUT). ``fn`` must not raise. When the caller
-    is cancelled, items not yet started are dropped."""
+    about as much CPU as hashing a small file). ``fn`` must not raise. When the
+    caller is cancelled, items not yet started are dropped."""
     results: list[Any] = [None] * len(items)
     pending = iter(range(len(items)))
     lock = threading.Lock()
