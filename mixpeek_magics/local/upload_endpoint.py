@@ -23,7 +23,6 @@ import threading
 from typing import Any
 from urllib.parse import unquote
 
-from .errors import error_body
 from .upload_sink import RECORD_SQL, UPLOAD_PUT_PREFIX, Refusal, UploadSink, parse_query
 
 log = logging.getLogger("mixpeek_magics.local")
@@ -193,9 +192,8 @@ class _UploadProtocol(asyncio.Protocol):
 
 
 def json_bytes(status: int, message: str, type: str | None = None) -> bytes:
-    import json
-
-    return json.dumps(error_body(status, message, type)).encode()
+    """The contract's ErrorResponse body."""
+    return Refusal(status, message, type).body()
 
 
 class UploadEndpoint:

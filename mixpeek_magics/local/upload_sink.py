@@ -29,7 +29,7 @@ class Refusal:
 
     status: int
     message: str
-    type: str
+    type: str | None = None  # None: the status's usual type
 
     def body(self) -> bytes:
         return json.dumps(error_body(self.status, self.message, self.type)).encode()
