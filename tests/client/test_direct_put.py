@@ -4,10 +4,11 @@ reuse, recovery from connections the server closed, and the cases left to httpx.
 from __future__ import annotations
 
 import hashlib
-import os
-import time
 import http.server
+import os
+import ssl
 import threading
+import time
 
 import httpx
 import pytest
@@ -158,7 +159,7 @@ class _RawServer:
     """Reads each request (head + Content-Length body) and sends the next canned
     answer; ``close_after`` answers close the connection afterwards."""
 
-    def __init__(self, answers: list[bytes], close_after: bool = False, tls: "ssl.SSLContext | None" = None):
+    def __init__(self, answers: list[bytes], close_after: bool = False, tls: ssl.SSLContext | None = None):
         import socket
 
         self.answers, self.close_after, self.tls = list(answers), close_after, tls
