@@ -44,8 +44,17 @@ def _answer(status: int, body: bytes = b"", headers: list[tuple[str, str]] | Non
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
-def _refusal_answer(refusal: Refusal, close: bool = False) -> bytes:
-    return _answer(refusal.status, refusal.body(), close=close)
+# An answer before it goes out: status, body, headers (Connection: close is added on the way).
+Reply = tuple[int, bytes, list[tuple[str, str]]]
+
+
+def _refusal_reply(refusal: Refusal) -> Reply:
+    return refusal.status, refusal.body(), []
+
+
+def _error(status: int, message: str, type: str | None = None, headers: list[tuple[str, str]] | None = None) -> Reply:
+    """The contract's ErrorResponse."""
+    return status, Refusal(status, message, type).body(), headers or []
 
 
 class _UploadProtocol(asyncio.Protocol):
@@ -60,14 +69,14 @@ class _UploadProtocol(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.requests = 0
-        self.answers: collections.deque[list] = collections.deque()  # [self, answer or None (pending), keep]
+        self.answers: collections.deque[list] = collections.deque()  # [self, reply or None (pending), keep]
         self._reset()
 
     def _reset(self) -> None:
         self.url = b""
         self.headers: dict[bytes, bytes] = {}
         self.sink: UploadSink | None = None
-        self.answer: bytes | None = None  # decided before the body: sent once the body was read
+        self.answer: Reply | None = None  # decided before the body: sent once the body was read
 
     # -- transport -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -102,7 +111,7 @@ class _UploadProtocol(asyncio.Protocol):
         if self.sink is not None:
             self.sink.abort()
             self.sink = None
-        self._slot(_answer(status, json_bytes(status, message)), keep=False)
+        self._slot(_error(status, message), keep=False)
 
     # -- httptools callbacks -------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -123,11 +132,10 @@ class _UploadProtocol(asyncio.Protocol):
         upload_id = path[len(UPLOAD_PUT_PREFIX):] if path.startswith(UPLOAD_PUT_PREFIX) else ""
         self.state.request_log.append((method.decode("latin-1"), path))
         if not upload_id or "/" in upload_id:
-            self.answer = _answer(404, json_bytes(404, f"no upload target at {path[:200]!r}", "NotFoundError"))
+            self.answer = _error(404, f"no upload target at {path[:200]!r}", "NotFoundError")
             return
         if method != b"PUT":
-            self.answer = _answer(405, json_bytes(405, "only PUT is served here", "MethodNotAllowed"),
-                                  [("Allow", "PUT")])
+            self.answer = _error(405, "only PUT is served here", "MethodNotAllowed", [("Allow", "PUT")])
             return
         query = parse_query((parsed.query or b"").decode("latin-1"))
         ctype, length = self.headers.get(b"content-type"), self.headers.get(b"content-length")
@@ -139,9 +147,9 @@ class _UploadProtocol(asyncio.Protocol):
         if isinstance(sink, Refusal):
             if self.headers.get(b"expect", b"").lower() == b"100-continue":
                 # The client waits before sending the body: answer now, and close, as S3 does.
-                self._slot(_refusal_answer(sink), keep=False)
+                self._slot(_refusal_reply(sink), keep=False)
                 return
-            self.answer = _refusal_answer(sink)
+            self.answer = _refusal_reply(sink)
             return
         self.sink = sink
         if self.headers.get(b"expect", b"").lower() == b"100-continue" and self.transport is not None:
@@ -161,13 +169,13 @@ class _UploadProtocol(asyncio.Protocol):
             if refusal is None:  # answered once recorded, with the PUTs that finished alongside it
                 self.endpoint.record(sink.record_row(), self._slot(None, keep), etag)
                 return
-            answer = _refusal_answer(refusal)
+            answer = _refusal_reply(refusal)
         else:
-            answer = self.answer or _answer(400, json_bytes(400, "malformed HTTP request"))
+            answer = self.answer or _error(400, "malformed HTTP request")
         self._slot(answer, keep)
 
     # -- answers go out in request order, whichever is ready first ---------------------
-    def _slot(self, answer: bytes | None, keep: bool) -> list:
+    def _slot(self, answer: Reply | None, keep: bool) -> list:
         slot = [self, answer, keep]
         self.answers.append(slot)
         self._flush()
@@ -178,22 +186,17 @@ class _UploadProtocol(asyncio.Protocol):
             _, answer, keep = self.answers.popleft()
             if self.transport is None:
                 continue
-            self.transport.write(answer if keep else answer[:answer.index(b"\r\n\r\n")]
-                                 + b"\r\nConnection: close" + answer[answer.index(b"\r\n\r\n"):])
+            status, body, headers = answer
+            self.transport.write(_answer(status, body, headers, close=not keep))
             if not keep:
                 self.transport.close()
                 self.answers.clear()
                 return
 
     @staticmethod
-    def fill(slot: list, answer: bytes) -> None:
+    def fill(slot: list, answer: Reply) -> None:
         slot[1] = answer
         slot[0]._flush()
-
-
-def json_bytes(status: int, message: str, type: str | None = None) -> bytes:
-    """The contract's ErrorResponse body."""
-    return Refusal(status, message, type).body()
 
 
 class UploadEndpoint:
@@ -229,12 +232,12 @@ class UploadEndpoint:
                 c.executemany(RECORD_SQL, [row for row, *_ in batch])
         except Exception:  # the bytes arrived but are not on record: the client must PUT again
             log.exception("upload endpoint could not record %d upload(s)", len(batch))
-            failed = _answer(500, json_bytes(500, "the upload arrived but could not be recorded; PUT it again"))
+            failed = _error(500, "the upload arrived but could not be recorded; PUT it again")
             for _, slot, _ in batch:
                 _UploadProtocol.fill(slot, failed)
             return
         for _, slot, etag in batch:
-            _UploadProtocol.fill(slot, _answer(200, headers=[("ETag", f'"{etag}"')]))
+            _UploadProtocol.fill(slot, (200, b"", [("ETag", f'"{etag}"')]))
 
     def _bind(self) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
