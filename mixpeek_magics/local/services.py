@@ -1,6 +1,7 @@
 """Resource logic shared by the routes and the worker."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -251,6 +252,7 @@ def presigned_url(state: State, base_url: str, upload_id: str, expires: int) -> 
             f"?expires={int(expires)}&signature={sign_upload(state, upload_id, expires)}")
 
 
+@functools.lru_cache(maxsize=64)  # once per host and port, not once per upload of a batch
 def upload_base_url(api_base_url: str, port: int) -> str:
     host = urllib.parse.urlsplit(api_base_url).hostname or "127.0.0.1"
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
