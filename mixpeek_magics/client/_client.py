@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator, Sequence
 
 import httpx
 
-from mixpeek_magics.client._core import Context, Emit, Flow, Outcome, RequestSpec, Send, Sleep
+from mixpeek_magics.client._core import Context, Emit, Flow, Outcome, RequestSpec, Send, Sleep, clean_etag
 from mixpeek_magics.client._direct import DirectPut
 from mixpeek_magics.client.config import ClientConfig
 from mixpeek_magics.client.errors import ConfigurationError, redact_key
@@ -86,7 +86,7 @@ class BaseClient:
         self._config = config
         self._http = http
         self._owns_http = owns_http
-        self._direct = direct  # presigned PUTs over http.client (default transport only)
+        self._direct = direct  # presigned PUTs over bare sockets (default transport only)
 
     # -- configuration -----------------------------------------------------
     @property
@@ -347,8 +347,7 @@ class Mixpeek(BaseClient):
                                             else self._config.timeout, cancel)
             for i, answer in zip(where, answers):
                 if answer is not None and 200 <= answer[0] < 300:
-                    etag = next((v for k, v in answer[1] if k.lower() == "etag"), None)
-                    results[i] = etag.strip().strip('"') if etag else None
+                    results[i] = clean_etag(next((v for k, v in answer[1] if k.lower() == "etag"), None))
                     done.add(i)
             log.debug("PUT %d of %d file(s) together", len(done), len(files))
         rest = [i for i in range(len(files)) if i not in done]

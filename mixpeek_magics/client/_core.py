@@ -170,6 +170,11 @@ def raise_for_outcome(out: Outcome, spec: RequestSpec, ctx: Context) -> None:
         )
 
 
+def clean_etag(value: str | None) -> str | None:
+    """A PUT's ETag header as ``confirm(..., etag=...)`` takes it: without its quotes."""
+    return value.strip().strip('"') if value else None
+
+
 def parse_outcome(out: Outcome, spec: RequestSpec, ctx: Context) -> Any:
     if out.status_code is not None and 300 <= out.status_code < 400:
         location = out.headers.get("location") or "elsewhere"
@@ -177,8 +182,7 @@ def parse_outcome(out: Outcome, spec: RequestSpec, ctx: Context) -> Any:
             f"{out.method} {out.url} was redirected ({out.status_code}) to {location.split('?')[0]}; "
             f"set the base URL (MIXPEEK_BASE_URL) to the server's real address")
     if spec.presigned:
-        etag = out.headers.get("etag") or out.headers.get("ETag")
-        return etag.strip().strip('"') if etag else None
+        return clean_etag(out.headers.get("etag"))
     try:
         data = out.json()
     except ValueError:
