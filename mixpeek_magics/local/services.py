@@ -464,7 +464,6 @@ def remove_bucket_data(state: State, bucket_id: str) -> int:
     ups = state.store.query("SELECT upload_id FROM uploads WHERE bucket_id=?", (bucket_id,))
     for r in ups:
         remove_quietly(upload_path(state, r["upload_id"]))
-        remove_quietly(upload_path(state, r["upload_id"]).with_suffix(".part"))
     batches = state.store.query("SELECT doc FROM batches WHERE bucket_id=?", (bucket_id,))
     for r in batches:
         tid = loads(r["doc"]).get("task_id")

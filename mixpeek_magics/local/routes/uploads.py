@@ -187,11 +187,7 @@ def delete_upload(request: Request, bucket_identifier: str, upload_id: str,
     d["status"] = "CANCELED"
     state.store.execute("UPDATE uploads SET status='CANCELED', doc=? WHERE upload_id=?", (dumps(d), upload_id))
     if delete_s3_object:
-        for p in (upload_path(state, upload_id), upload_path(state, upload_id).with_suffix(".part")):
-            try:
-                p.unlink()
-            except OSError:
-                pass
+        upload_path(state, upload_id).unlink(missing_ok=True)  # an in-flight PUT's part file is its own
     return Response(status_code=204)
 
 
