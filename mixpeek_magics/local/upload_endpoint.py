@@ -1,8 +1,9 @@
 """The presigned-upload endpoint: an S3-like PUT target on a port of its own.
 
 Real presigned URLs point at S3, not at the API's host, and the local server
-does the same: :class:`UploadEndpoint` is a small HTTP/1.1 server, on a thread
-and event loop of its own, answering ``PUT /_local/uploads/{upload_id}``
+does the same: :class:`UploadEndpoint` is a small HTTP/1.1 server, on threads
+and event loops of its own (two "lanes", each serving half the connections),
+answering ``PUT /_local/uploads/{upload_id}``
 (anything else: 404 or 405). Presigned URLs name it while it runs; the API's
 port keeps serving the same PUTs (URLs issued before a restart, ASGI-only use).
 
@@ -18,8 +19,10 @@ import asyncio
 import collections
 import errno
 import logging
+import os
 import socket
 import threading
+import time
 from typing import Any
 from urllib.parse import unquote
 
@@ -60,11 +63,11 @@ def _error(status: int, message: str, type: str | None = None, headers: list[tup
 class _UploadProtocol(asyncio.Protocol):
     """One client connection: requests one after another (keep-alive)."""
 
-    def __init__(self, endpoint: "UploadEndpoint") -> None:
+    def __init__(self, lane: "_Lane") -> None:
         import httptools
 
-        self.endpoint = endpoint
-        self.state = endpoint.state
+        self.lane = lane
+        self.state = lane.state
         self._httptools = httptools
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
@@ -81,7 +84,7 @@ class _UploadProtocol(asyncio.Protocol):
     # -- transport -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.endpoint.connections.add(self)
+        self.lane.connections.add(self)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             try:
@@ -94,7 +97,7 @@ class _UploadProtocol(asyncio.Protocol):
             self.sink.abort()
             self.sink = None
         self.transport = None
-        self.endpoint.connections.discard(self)
+        self.lane.closed(self)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -167,7 +170,7 @@ class _UploadProtocol(asyncio.Protocol):
             sink, self.sink = self.sink, None
             etag, refusal = sink.finish_file()
             if refusal is None:  # answered once recorded, with the PUTs that finished alongside it
-                self.endpoint.record(sink.record_row(), self._slot(None, keep), etag)
+                self.lane.record(sink.record_row(), self._slot(None, keep), etag)
                 return
             answer = _refusal_reply(refusal)
         else:
@@ -199,22 +202,64 @@ class _UploadProtocol(asyncio.Protocol):
         slot[0]._flush()
 
 
-class UploadEndpoint:
-    """The PUT target's server: ``start()`` binds and serves on a thread, ``stop()`` ends it.
+class _Lane:
+    """An event loop on a thread of its own, serving the connections handed to it.
 
-    It takes the port it had last time in this data directory when that port
-    is free, so presigned URLs issued before a restart keep working."""
+    A PUT's heavy parts (hashing, writing) release the GIL, so two lanes keep
+    two cores busy where one loop kept one; each lane records the PUTs that
+    completed in its loop turn in one transaction."""
 
-    def __init__(self, state: Any, host: str = "127.0.0.1", port: int | None = None) -> None:
-        self.state = state
-        self.host = host
-        self.requested_port = port
-        self.port: int | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._server: asyncio.AbstractServer | None = None
-        self.connections: set[_UploadProtocol] = set()  # touched on the endpoint's thread only
+    def __init__(self, endpoint: "UploadEndpoint", index: int) -> None:
+        self.state = endpoint.state
+        self.index = index
+        self.loop: asyncio.AbstractEventLoop = _new_loop()
+        self.thread: threading.Thread | None = None
+        self.connections: set[_UploadProtocol] = set()  # touched on this lane's thread only
+        # Connections handed over (counted by the acceptor's thread only) and ended
+        # (by this lane's thread only): no count is written from two threads.
+        self.handed = 0
+        self.ended = 0
         self._to_record: list[tuple[tuple[Any, ...], list, str]] = []
+
+    def start(self, name: str) -> None:
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_forever()
+        finally:
+            self.loop.close()
+
+    @property
+    def assigned(self) -> int:
+        """Connections handed to this lane and not yet closed."""
+        return self.handed - self.ended
+
+    def adopt(self, conn: socket.socket) -> None:
+        """Serve an accepted connection (called on the acceptor's thread)."""
+        self.handed += 1
+        try:
+            self.loop.call_soon_threadsafe(self._adopt, conn)
+        except RuntimeError:  # the lane is stopping
+            self.handed -= 1
+            conn.close()
+
+    def _adopt(self, conn: socket.socket) -> None:
+        async def serve() -> None:
+            try:
+                await self.loop.connect_accepted_socket(lambda: _UploadProtocol(self), sock=conn)
+            except OSError:  # the client went away already
+                self.ended += 1
+                conn.close()
+
+        asyncio.ensure_future(serve())
+
+    def closed(self, protocol: "_UploadProtocol") -> None:
+        if protocol in self.connections:
+            self.connections.discard(protocol)
+            self.ended += 1
 
     def record(self, row: tuple[Any, ...], slot: list, etag: str) -> None:
         """Record a received upload, then answer its PUT. Rows wait for the end
@@ -222,7 +267,7 @@ class UploadEndpoint:
         are recorded in one transaction (one wait for the database lock, one
         commit), then answered."""
         if not self._to_record:
-            asyncio.get_running_loop().call_soon(self._record_now)
+            self.loop.call_soon(self._record_now)
         self._to_record.append((row, slot, etag))
 
     def _record_now(self) -> None:
@@ -238,6 +283,62 @@ class UploadEndpoint:
             return
         for _, slot, etag in batch:
             _UploadProtocol.fill(slot, (200, b"", [("ETag", f'"{etag}"')]))
+
+    def stop(self, timeout: float) -> None:
+        def shutdown() -> None:
+            for conn in list(self.connections):
+                if conn.transport is not None:
+                    conn.transport.close()
+            self.loop.call_later(0.05, self.loop.stop)  # let the closes go out
+
+        try:
+            self.loop.call_soon_threadsafe(shutdown)
+        except RuntimeError:  # the loop is already closed
+            pass
+        if self.thread is not None:
+            self.thread.join(timeout)
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+
+        return uvloop.new_event_loop()
+    except ImportError:  # pragma: no cover - uvloop comes with the local extra where it builds
+        return asyncio.new_event_loop()
+
+
+def default_lanes() -> int:
+    """Two lanes where there are two cores: a third one measured slower on two cores
+    (bench/upload.py), and one core gains nothing from a second."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+class UploadEndpoint:
+    """The PUT target's server: ``start()`` binds and serves on threads, ``stop()`` ends it.
+
+    One thread accepts connections and hands each to the lane (an event loop
+    on its own thread) with the fewest, so a client's concurrent PUTs are
+    spread evenly. It takes the port it had last time in this data directory
+    when that port is free, so presigned URLs issued before a restart keep
+    working."""
+
+    def __init__(self, state: Any, host: str = "127.0.0.1", port: int | None = None,
+                 lanes: int | None = None) -> None:
+        self.state = state
+        self.host = host
+        self.requested_port = port
+        self.port: int | None = None
+        self.lane_count = lanes or default_lanes()
+        self.lanes: list[_Lane] = []
+        self._listener: socket.socket | None = None
+        self._acceptor: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    @property
+    def connections(self) -> set[_UploadProtocol]:
+        """Open connections, all lanes (a snapshot)."""
+        return {conn for lane in self.lanes for conn in list(lane.connections)}
 
     def _bind(self) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -260,70 +361,55 @@ class UploadEndpoint:
         raise OSError(errno.EADDRINUSE, "no free port for the upload endpoint")  # pragma: no cover
 
     def start(self) -> "UploadEndpoint":
-        if self._thread is not None:
+        if self._acceptor is not None:
             return self
         sock = self._bind()
         self.port = sock.getsockname()[1]
         self.state.store.meta_set(PORT_META_KEY, str(self.port))
-        try:
-            import uvloop
-
-            loop = uvloop.new_event_loop()
-        except ImportError:  # pragma: no cover - uvloop comes with the local extra where it builds
-            loop = asyncio.new_event_loop()
-        self._loop = loop
-        started = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                self._server = loop.run_until_complete(
-                    loop.create_server(lambda: _UploadProtocol(self), sock=sock))
-            except BaseException as exc:  # pragma: no cover
-                failure.append(exc)
-                started.set()
-                return
-            started.set()
-            try:
-                loop.run_forever()
-            finally:
-                loop.close()
-
-        self._thread = threading.Thread(target=run, name=f"mixpeek-local-uploads-{self.port}", daemon=True)
-        self._thread.start()
-        started.wait(15)
-        if failure:
-            self._thread = None
-            raise RuntimeError(f"upload endpoint did not start: {failure[0]}")
+        self._listener = sock
+        self._stopping.clear()
+        self.lanes = [_Lane(self, i) for i in range(self.lane_count)]
+        for lane in self.lanes:
+            lane.start(f"mixpeek-local-uploads-{self.port}-{lane.index}")
+        self._acceptor = threading.Thread(target=self._accept, args=(sock,),
+                                          name=f"mixpeek-local-uploads-{self.port}-accept", daemon=True)
+        self._acceptor.start()
         self.state.upload_port = self.port
         return self
 
+    def _accept(self, sock: socket.socket) -> None:
+        # A blocking accept on a thread of its own: stop() wakes it with
+        # shutdown(); the lanes never wait on it.
+        while not self._stopping.is_set():
+            try:
+                conn, _ = sock.accept()
+            except OSError as exc:
+                if self._stopping.is_set():
+                    return
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    time.sleep(0.05)  # out of descriptors: the open connections must end first
+                continue  # e.g. ECONNABORTED: keep serving the others
+            if self._stopping.is_set():
+                conn.close()
+                return
+            conn.setblocking(False)
+            min(self.lanes, key=lambda lane: lane.assigned).adopt(conn)
+
     def stop(self, timeout: float = 5.0) -> None:
-        loop, thread = self._loop, self._thread
         if self.state.upload_port == self.port:
             self.state.upload_port = None
-        if loop is None or thread is None:
+        sock, acceptor = self._listener, self._acceptor
+        if sock is None or acceptor is None:
             return
-
-        async def shutdown() -> None:
-            server = self._server
-            if server is not None:
-                server.close()
-            for conn in list(self.connections):  # idle keep-alive connections would hold wait_closed()
-                if conn.transport is not None:
-                    conn.transport.close()
-            if server is not None:
-                try:
-                    await asyncio.wait_for(server.wait_closed(), 1.0)
-                except (asyncio.TimeoutError, RuntimeError):
-                    pass
-            loop.stop()
-
+        self._stopping.set()
         try:
-            loop.call_soon_threadsafe(lambda: asyncio.ensure_future(shutdown()))
-        except RuntimeError:  # the loop is already closed
+            sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        except OSError:
             pass
-        thread.join(timeout)
-        self._loop = self._thread = self._server = None
+        acceptor.join(timeout)
+        sock.close()
+        for lane in self.lanes:
+            lane.stop(timeout)
+        self._listener = self._acceptor = None
+        self.lanes = []
         self.port = None

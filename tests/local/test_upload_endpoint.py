@@ -243,3 +243,35 @@ def test_puts_finishing_together_are_recorded_together_and_a_failed_record_is_a_
     assert r.status_code == 400 and "no file has been uploaded" in r.json()["error"]["message"]
     r = httpx.put(up["presigned_url"], content=b"lost", headers={"Content-Type": "text/plain"})
     assert r.status_code == 200 and confirm(env, up["upload_id"])["file_size_bytes"] == 4
+
+
+def test_connections_are_spread_over_the_lanes_and_each_lane_serves_puts(tmp_path):
+    with LocalServer(data_dir=tmp_path / "d", port=0) as srv:
+        env = Env(srv)
+        endpoint = srv._uploads
+        assert [lane.index for lane in endpoint.lanes] == list(range(min(2, os.cpu_count() or 1)))
+        datas = [os.urandom(3000 + i) for i in range(8)]
+        ups = [create_upload(env, d, "application/octet-stream", f"l{i}.bin") for i, d in enumerate(datas)]
+        socks = []
+        try:
+            for up, data in zip(ups, datas):  # eight keep-alive connections, opened one after another
+                port = urllib.parse.urlsplit(up["presigned_url"]).port
+                sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+                socks.append(sock)
+                sock.sendall(f"PUT {target(up['presigned_url'])} HTTP/1.1\r\nHost: x\r\n"
+                             f"Content-Type: application/octet-stream\r\nContent-Length: {len(data)}\r\n\r\n"
+                             .encode() + data)
+                answer = sock.recv(65536)
+                assert answer.startswith(b"HTTP/1.1 200 ") and hashlib.md5(data).hexdigest().encode() in answer
+            # the lane with the fewest connections gets the next one
+            assert [len(lane.connections) for lane in endpoint.lanes] == [8 // len(endpoint.lanes)] * len(endpoint.lanes)
+        finally:
+            for sock in socks:
+                sock.close()
+        deadline = time.monotonic() + 5
+        while any(lane.connections for lane in endpoint.lanes) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [lane.assigned for lane in endpoint.lanes] == [0] * len(endpoint.lanes)  # closed ones are counted out
+        for up, data in zip(ups, datas):
+            assert confirm(env, up["upload_id"])["file_hash"] == hashlib.sha256(data).hexdigest()
+        env.close()
