@@ -19,6 +19,7 @@ Then one 1 GB file (made in a temp dir, removed after) goes through
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import random
 import re
@@ -166,7 +167,13 @@ def official_sdk_flow(base_url: str, api_key: str, namespace_id: str) -> Any:
 
 
 def _timed(fn, server_pid: int) -> tuple[Any, float, float, float]:
-    """``fn()``, its wall time, and the CPU this process and the server spent meanwhile."""
+    """``fn()``, its wall time, and the CPU this process and the server spent meanwhile.
+
+    Each side starts from a collected heap: a full collection here costs 10-25 ms
+    (5% of a bulk run), and without this whichever side runs second pays for
+    the garbage the first one left, by chance. Collections its own allocations
+    cause still count."""
+    gc.collect()
     me = os.getpid()
     c0, s0 = proc_cpu_seconds(me), proc_cpu_seconds(server_pid)
     t0 = time.perf_counter()
