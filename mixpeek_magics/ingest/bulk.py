@@ -25,6 +25,7 @@ import concurrent.futures
 import functools
 import itertools
 import os
+import stat
 import threading
 import time
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from mixpeek_magics import _runtime
 from mixpeek_magics.ingest.mime import guess_mime
-from mixpeek_magics.ingest.plan import sha256_file
+from mixpeek_magics.ingest.plan import SNIFF_BYTES, read_digest
 
 CHUNK = 100  # BatchUploadRequest / BatchConfirmRequest maxItems
 DEFAULT_CONCURRENCY = 8
@@ -122,6 +123,8 @@ def _as_spec(item: Any, metadata: Mapping[str, Any] | None) -> FileSpec:
     base = dict(metadata or {})
     if isinstance(item, FileSpec):
         spec = item
+    elif isinstance(item, Path):
+        spec = FileSpec(item)
     elif isinstance(item, (str, os.PathLike)):
         spec = FileSpec(Path(item))
     elif isinstance(item, Mapping):
@@ -178,13 +181,17 @@ async def _in_threads(pool: concurrent.futures.Executor, fn: Callable[[Any], Any
 
 
 def _describe(spec: FileSpec) -> FileSpec:
-    """Size, sha256 and MIME type (runs in a worker thread: it reads the file)."""
-    spec.size = spec.path.stat().st_size
+    """Size, sha256 and MIME type (runs in a worker thread: it reads the file,
+    once, hashing it and keeping its first bytes for the type)."""
+    head = None
     if spec.sha256 is None:
-        spec.sha256 = sha256_file(spec.path)
+        spec.size, spec.sha256, head = read_digest(spec.path)
+    else:
+        spec.size = spec.path.stat().st_size
     if spec.content_type is None:
-        with open(spec.path, "rb") as fh:
-            head = fh.read(512)
+        if head is None:
+            with open(spec.path, "rb") as fh:
+                head = fh.read(SNIFF_BYTES)
         spec.content_type = guess_mime(spec.path.name, head)
     return spec
 
@@ -248,11 +255,20 @@ async def abulk_upload(
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
     specs = [_as_spec(item, metadata) for item in files]
-    missing = [str(s.path) for s in specs if not s.path.is_file()]
-    if missing:  # check everything before sending anything
+    missing, bytes_total = [], 0
+    for s in specs:  # check everything before sending anything (one stat per file)
+        try:
+            st = os.stat(s.path)
+        except OSError:
+            st = None
+        if st is None or not stat.S_ISREG(st.st_mode):
+            missing.append(str(s.path))
+        else:
+            bytes_total += st.st_size
+    if missing:
         raise FileNotFoundError("not a readable file: " + ", ".join(missing[:10])
                                 + (f" (+{len(missing) - 10} more)" if len(missing) > 10 else ""))
-    progress = UploadProgress(files_total=len(specs), bytes_total=sum(s.path.stat().st_size for s in specs))
+    progress = UploadProgress(files_total=len(specs), bytes_total=bytes_total)
     outcomes: list[FileOutcome] = []
     result = BulkUploadResult(bucket=bucket, outcomes=outcomes)
 

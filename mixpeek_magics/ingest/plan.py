@@ -45,6 +45,7 @@ __all__ = [
     "PlanError",
     "build_plan",
     "plan_from_records",
+    "read_digest",
     "sha256_file",
     "SNIFF_BYTES",
 ]
@@ -196,18 +197,33 @@ def _human(n: int) -> str:
 
 def sha256_file(path: PathLike, chunk_size: int = 1 << 20) -> str:
     """Hex SHA-256 of a file, read in ``chunk_size`` pieces (constant memory)."""
+    return read_digest(path, chunk_size, head_size=0)[1]
+
+
+def read_digest(path: PathLike, chunk_size: int = 1 << 20, head_size: int = SNIFF_BYTES) -> tuple[int, str, bytes]:
+    """Size, hex SHA-256 and first ``head_size`` bytes of a file, from one open and one pass.
+
+    The size is what was read (so it matches the hash, even if the file changes
+    meanwhile). The buffer is the smaller of ``chunk_size`` and the file: a bulk
+    upload hashes many small files, and zero-filling a 1 MB buffer for each
+    cost more than hashing a 100 KB file."""
     if chunk_size <= 0:
         raise ValueError("chunk_size must be positive")
     h = hashlib.sha256()
-    buf = bytearray(chunk_size)
-    view = memoryview(buf)
+    head = b""
+    size = 0
     with open(path, "rb", buffering=0) as f:
+        buf = bytearray(min(chunk_size, os.fstat(f.fileno()).st_size + 1))  # +1: EOF in the same read
+        view = memoryview(buf)
         while True:
             n = f.readinto(buf)
             if not n:
                 break
+            if size < head_size:
+                head += bytes(view[:min(n, head_size - size)])
             h.update(view[:n])
-    return h.hexdigest()
+            size += n
+    return size, h.hexdigest(), head
 
 
 # --------------------------------------------------------------------------- file helpers

@@ -19,6 +19,7 @@ from mixpeek_magics.ingest.plan import (
     PlanItem,
     build_plan,
     plan_from_records,
+    read_digest,
     sha256_file,
 )
 
@@ -395,6 +396,32 @@ def test_sha256_property(tmp_path_factory, data, chunk):
     p = tmp_path_factory.mktemp("h") / "f"
     p.write_bytes(data)
     assert sha256_file(str(p), chunk) == hashlib.sha256(data).hexdigest()
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.binary(max_size=5000), st.integers(min_value=1, max_value=700), st.integers(min_value=0, max_value=600))
+def test_read_digest_gives_size_hash_and_head_in_one_pass(tmp_path_factory, data, chunk, head_size):
+    p = tmp_path_factory.mktemp("h") / "f"
+    p.write_bytes(data)
+    assert read_digest(p, chunk, head_size) == (len(data), hashlib.sha256(data).hexdigest(), data[:head_size])
+
+
+def test_read_digest_reads_what_is_there_when_the_file_grew(tmp_path, monkeypatch):
+    """The size is what was hashed: a file that grows after its stat is read to its end."""
+    p = write(tmp_path, "g.bin", b"x" * 100)
+    real_fstat = os.fstat
+    monkeypatch.setattr(os, "fstat", lambda fd: os.stat_result((0,) * 6 + (10,) + (0,) * 3)
+                        if fd == opened[0] else real_fstat(fd))
+    opened = [None]
+    real_open = open
+
+    def spying_open(*args, **kwargs):
+        fh = real_open(*args, **kwargs)
+        opened[0] = fh.fileno()
+        return fh
+
+    monkeypatch.setattr("builtins.open", spying_open)
+    assert read_digest(p) == (100, hashlib.sha256(b"x" * 100).hexdigest(), b"x" * 100)
 
 
 def test_sha256_rejects_bad_chunk(tmp_path):
