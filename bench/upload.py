@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 from bench._results import write_section  # noqa: E402
 from mixpeek_magics.client import Mixpeek  # noqa: E402
 from mixpeek_magics.ingest import bulk_upload  # noqa: E402
+from mixpeek_magics.ingest.bulk import DEFAULT_CONCURRENCY  # noqa: E402
 from mixpeek_magics.ingest.mime import guess_mime  # noqa: E402
 
 SCHEMA = {"properties": {"file": {"type": "text"}}}
@@ -271,7 +272,7 @@ def big_file(work: Path, size_gb: float) -> list[str]:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--files", type=int, default=500)
-    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
     ap.add_argument("--latencies", default="0,20", help="comma-separated ms added per request, one comparison each")
     ap.add_argument("--rounds", type=int, default=3, help="rounds on loopback (the median ratio is reported)")
     ap.add_argument("--latency-rounds", type=int, default=1, help="rounds with added latency (25 s each at 20 ms)")

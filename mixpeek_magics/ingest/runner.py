@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from mixpeek_magics import _paths
+from mixpeek_magics.ingest.bulk import DEFAULT_CONCURRENCY
 
 __all__ = [
     "IngestResult", "ItemOutcome", "IngestState", "IngestError", "IngestFailedError",
@@ -521,7 +522,7 @@ def run_plan(
     *,
     namespace: str | None = None,
     namespace_name: str | None = None,
-    concurrency: int = 8,
+    concurrency: int = DEFAULT_CONCURRENCY,
     force: bool = False,
     use_state: bool = True,
     metadata_provenance: Mapping[str, Any] | None = None,

@@ -190,7 +190,7 @@ class Uploads(Resource):
         )
         return self._request(spec)
 
-    def put_files(self, files: Sequence[tuple[str, str | os.PathLike[str], str]], *, concurrency: int = 8,
+    def put_files(self, files: Sequence[tuple[str, str | os.PathLike[str], str]], *, concurrency: int = 16,
                   timeout: float | None = None, cancel: threading.Event | None = None) -> list[Any]:
         """PUT many files, ``(presigned_url, path, content_type)`` each, ``concurrency`` at a time.
 

@@ -2,10 +2,10 @@
 
     %config MixpeekMagics                      # list the options and their values
     %config MixpeekMagics.default_bucket = "product-shots"
-    %config MixpeekMagics.concurrency = 16
+    %config MixpeekMagics.concurrency = 4
     %config MixpeekMagics.widgets = False      # text progress instead of widgets
 
-The same values can live in ``ipython_config.py`` (``c.MixpeekMagics.concurrency = 16``).
+The same values can live in ``ipython_config.py`` (``c.MixpeekMagics.concurrency = 4``).
 """
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from typing import Any
 
 from traitlets import Bool, Float, Int, Unicode, validate
 from traitlets.config import Configurable
+
+from mixpeek_magics.ingest.bulk import DEFAULT_CONCURRENCY
 
 __all__ = ["MixpeekMagics", "current", "install"]
 
@@ -28,7 +30,7 @@ class MixpeekMagics(Configurable):
     default_bucket = Unicode(
         None, allow_none=True, help="Bucket (name or id) %%ingest uses when given no --bucket.",
     ).tag(config=True)
-    concurrency = Int(8, help="Files uploaded in parallel by %%ingest (--concurrency overrides).").tag(config=True)
+    concurrency = Int(DEFAULT_CONCURRENCY, help="Files uploaded in parallel by %%ingest (--concurrency overrides).").tag(config=True)
     poll_max_interval = Float(
         30.0, help="Polling cap: the longest pause between two task polls, in seconds (backoff starts at 1 s).",
     ).tag(config=True)
