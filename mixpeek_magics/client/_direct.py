@@ -187,7 +187,8 @@ class _Exchange:
 
     __slots__ = ("job", "conn", "reused", "out", "got", "deadline")
 
-    def __init__(self, job: _Job, conn: _Conn, reused: bool, request: bytes, timeout: float | None) -> None:
+    def __init__(self, job: _Job, conn: _Conn, reused: bool, request: bytes | bytearray,
+                 timeout: float | None) -> None:
         self.job, self.conn, self.reused = job, conn, reused
         self.out = memoryview(request)
         self.got = b""
@@ -377,15 +378,18 @@ class DirectPut:
             while queue and len(sel.get_map()) < concurrency and not (cancel is not None and cancel.is_set()):
                 job = queue.popleft()
                 try:
-                    with open(job.path, "rb") as fh:
-                        data = fh.read(job.size)
-                    if len(data) != job.size:
-                        continue  # the caller's one-by-one path reports it
+                    # The file is read straight in after the request head: one copy, no concatenation.
+                    request = bytearray(len(job.head) + job.size)
+                    request[:len(job.head)] = job.head
+                    with open(job.path, "rb", buffering=0) as fh:
+                        got = fh.readinto(memoryview(request)[len(job.head):])
+                    if got != job.size:
+                        continue  # the file shrank: the caller's one-by-one path reports it
                     conn, reused = self._checkout(job.origin, timeout)
                     conn.sock.setblocking(False)
                 except (OSError, ssl.SSLError, ValueError):
                     continue
-                ex = _Exchange(job, conn, reused, job.head + data, timeout)
+                ex = _Exchange(job, conn, reused, request, timeout)
                 sel.register(conn.sock, selectors.EVENT_WRITE, ex)
 
         start()

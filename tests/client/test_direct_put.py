@@ -435,6 +435,19 @@ def test_put_many_reuses_connections_and_survives_stale_ones(tmp_path):
     closing.server_close()
 
 
+def test_put_many_sends_exactly_the_declared_size_and_leaves_a_shorter_file(tmp_path):
+    path, data = _file(tmp_path, 3000)  # 3000 bytes on disk
+    ok = b"HTTP/1.1 200 OK\r\nETag: \"k\"\r\nContent-Length: 0\r\n\r\n"
+    server = _RawServer([ok] * 2)
+    answers = DirectPut().put_many([(server.url + "/grown", path, 2000, {}),   # grew since it was sized
+                                    (server.url + "/shrunk", path, 4000, {}),  # shrank since
+                                    (server.url + "/empty", path, 0, {})], 3, 5.0)
+    assert answers[0][0] == 200 and answers[1] is None and answers[2][0] == 200
+    assert sorted(r[1] for r in server.requests) == sorted([data[:2000], b""])
+    assert all(b"/shrunk" not in r[0] for r in server.requests)  # nothing of it was sent
+    server.close()
+
+
 def test_put_many_gives_up_on_silence_and_leaves_what_it_does_not_take(tmp_path):
     import socket as socketlib
 
