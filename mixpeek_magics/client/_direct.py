@@ -374,23 +374,46 @@ class DirectPut:
                 ex.job.retried = True
                 queue.appendleft(ex.job)
 
+        def cancelled() -> bool:
+            return cancel is not None and cancel.is_set()
+
+        def load(job: _Job) -> bytearray | None:
+            """The whole request: the file read straight in after the head (one copy,
+            no concatenation); None when the file cannot be read or shrank (the
+            caller's one-by-one path reports it)."""
+            request = bytearray(len(job.head) + job.size)
+            request[:len(job.head)] = job.head
+            try:
+                with open(job.path, "rb", buffering=0) as fh:
+                    got = fh.readinto(memoryview(request)[len(job.head):])
+            except OSError:
+                return None
+            return request if got == job.size else None
+
         def start() -> None:
-            while queue and len(sel.get_map()) < concurrency and not (cancel is not None and cancel.is_set()):
+            while queue and len(sel.get_map()) < concurrency and not cancelled():
                 job = queue.popleft()
+                request = load(job)
+                if request is None:
+                    continue
                 try:
-                    # The file is read straight in after the request head: one copy, no concatenation.
-                    request = bytearray(len(job.head) + job.size)
-                    request[:len(job.head)] = job.head
-                    with open(job.path, "rb", buffering=0) as fh:
-                        got = fh.readinto(memoryview(request)[len(job.head):])
-                    if got != job.size:
-                        continue  # the file shrank: the caller's one-by-one path reports it
                     conn, reused = self._checkout(job.origin, timeout)
                     conn.sock.setblocking(False)
                 except (OSError, ssl.SSLError, ValueError):
                     continue
-                ex = _Exchange(job, conn, reused, request, timeout)
-                sel.register(conn.sock, selectors.EVENT_WRITE, ex)
+                sel.register(conn.sock, selectors.EVENT_WRITE, _Exchange(job, conn, reused, request, timeout))
+
+        def follow_on(ex: _Exchange) -> bool:
+            """The next queued job to the same origin goes out on this connection,
+            which stays registered and non-blocking: no pool round trip and no
+            socket mode changes between a connection's requests."""
+            while queue and queue[0].origin == ex.job.origin and not cancelled():
+                job = queue.popleft()
+                request = load(job)
+                if request is not None:
+                    sel.modify(ex.conn.sock, selectors.EVENT_WRITE, _Exchange(job, ex.conn, True, request, timeout))
+                    return True
+            return False
 
         start()
         try:
@@ -430,7 +453,9 @@ class DirectPut:
                         answer, used, keep = got
                         results[ex.job.index] = answer
                         self.sent += 1
-                        end(ex, keep=keep and bool(data) and used == len(ex.got))
+                        keep = keep and bool(data) and used == len(ex.got)
+                        if not (keep and follow_on(ex)):
+                            end(ex, keep)
                 start()
         finally:
             for key in list(sel.get_map().values()):
