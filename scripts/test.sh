@@ -14,9 +14,15 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 [ -x /usr/bin/chromium ] || { echo "Chromium could not be installed: the browser test cannot run" >&2; exit 1; }
 
-# Keep every test's state out of the user's home.
-export MIXPEEK_MAGICS_DATA_DIR="$(mktemp -d)/data"
-export MIXPEEK_MAGICS_CONFIG_DIR="$(mktemp -d)/config"
+# Keep every test's state out of the user's home, and everything the run writes
+# to temp dirs (pytest's, the notebooks' throw-away homes, servers' data) in one
+# scratch dir removed at the end: runs must not pile files up in /tmp.
+SCRATCH="$(mktemp -d)"
+trap 'rm -rf "$SCRATCH"' EXIT
+mkdir -p "$SCRATCH/tmp"
+export TMPDIR="$SCRATCH/tmp"
+export MIXPEEK_MAGICS_DATA_DIR="$SCRATCH/data"
+export MIXPEEK_MAGICS_CONFIG_DIR="$SCRATCH/config"
 unset MIXPEEK_API_KEY MIXPEEK_BASE_URL MIXPEEK_NAMESPACE
 
 set +e
