@@ -170,6 +170,32 @@ def test_skip_duplicates(env):
     assert dup2["presigned_url"] is None
 
 
+def test_batch_create_finds_every_kind_of_duplicate_at_once(env):
+    known = b"confirmed before"
+    up = create_upload(env, file_hash=hashlib.sha256(known).hexdigest())
+    put(up["presigned_url"], known)
+    conf = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/{up['upload_id']}/confirm", json={}).json()
+    inline = b"an inline object"
+    obj = env.obj(property="file", data={"base64": b64(inline), "filename": "i.txt"})
+    fresh = hashlib.sha256(b"never seen").hexdigest()
+    uploads = [{"filename": "a.txt", "content_type": "text/plain", "file_hash": hashlib.sha256(known).hexdigest()},
+               {"filename": "b.txt", "content_type": "text/plain", "file_hash": hashlib.sha256(inline).hexdigest()},
+               {"filename": "c.txt", "content_type": "text/plain", "file_hash": fresh},
+               {"filename": "d.txt", "content_type": "text/plain", "file_hash": fresh},  # same new content twice
+               {"filename": "e.txt", "content_type": "text/plain", "file_hash": hashlib.sha256(known).hexdigest(),
+                "skip_duplicates": False},
+               {"filename": "f.txt", "content_type": "text/plain"}]
+    r = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/batch", json={"uploads": uploads})
+    assert r.status_code == 200, r.text
+    a, b, c, d, e, f = r.json()["uploads"]
+    assert a["is_duplicate"] and a["duplicate_of_upload_id"] == up["upload_id"]
+    assert a["existing_object_id"] == conf["object_id"] and a["presigned_url"] is None
+    assert b["is_duplicate"] and b["status"] == "SKIPPED" and b["existing_object_id"] == obj["object_id"]
+    for new in (c, d, e, f):
+        assert new["is_duplicate"] is False and new["status"] == "PENDING" and new["presigned_url"]
+    assert len({c["upload_id"], d["upload_id"], e["upload_id"], f["upload_id"]}) == 4
+
+
 @pytest.mark.parametrize("name", ["../etc/passwd", "a/../../b.txt", "/etc/passwd", "..\\..\\win.ini",
                                   "dir\\file.txt", "nul\x00byte.txt", "C:\\x.txt", ".."])
 def test_traversal_filenames_rejected(env, name):
