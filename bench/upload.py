@@ -287,7 +287,7 @@ def main() -> int:
     ap.add_argument("--files", type=int, default=500)
     ap.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
     ap.add_argument("--latencies", default="0,20", help="comma-separated ms added per request, one comparison each")
-    ap.add_argument("--rounds", type=int, default=3, help="rounds on loopback (the median ratio is reported)")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds on loopback (the median ratio is reported)")
     ap.add_argument("--latency-rounds", type=int, default=1, help="rounds with added latency (25 s each at 20 ms)")
     ap.add_argument("--big-gb", type=float, default=1.0)
     ap.add_argument("--write-results", action="store_true")
