@@ -42,6 +42,7 @@ HASH_THREADS = 1  # hashes the next chunk while this one's PUTs go (~1.5 GB/s: i
                  # thread only added hand-offs: A/B over 10 alternating runs, 7% less wall per file with one
 API_THREADS = 4  # a sync client's calls: chunks in flight wait for their confirm tasks
 RAMP = (16, 48)  # sizes of the first chunks
+CHUNKS_IN_FLIGHT = 3  # one being confirmed, one being PUT, the next one being prepared
 CONFIRM_POLL = 0.01  # longest first wait for a confirm task (the local server takes ~0.1 ms per file)
 
 
@@ -396,7 +397,7 @@ async def abulk_upload(
 
     # Three chunks in flight: one being confirmed, one being PUT, the next one
     # being prepared.
-    chunk_slots = asyncio.Semaphore(3)
+    chunk_slots = asyncio.Semaphore(CHUNKS_IN_FLIGHT)
 
     async def guarded(chunk: list[FileSpec]) -> None:
         try:
