@@ -101,9 +101,13 @@ class LocalServer:
     # -- state ---------------------------------------------------------------
     def _open(self) -> None:
         from .app import create_app
+        from .upload_sink import sweep_orphan_parts
         from .worker import Worker
 
         state = State(self.data_dir, self._settings)
+        swept = sweep_orphan_parts(state.uploads_dir)
+        if swept:
+            log.info("removed %d partial upload file(s) left by an earlier server process", swept)
         state.worker = Worker(state)
         state.worker.start()
         for task_id in state.recover_tasks():

@@ -48,13 +48,53 @@ def parse_query(text: str) -> dict[str, str]:
     return dict(parse_qsl(text, keep_blank_values=True))
 
 
+def part_path(final: str, token: str, pid: int | None = None) -> str:
+    """Where a PUT's body is written until it is complete: next to its upload's
+    file, named after the writing process (so a later server can tell its own
+    PUTs in flight from those a crashed one left behind)."""
+    return f"{final}.{os.getpid() if pid is None else pid}.{token}.part"
+
+
+def sweep_orphan_parts(uploads_dir: str) -> int:
+    """Delete the part files of PUTs cut short by a server process that is gone
+    (a crash or a kill mid-body); returns how many. Those of live processes,
+    this one included, are left alone."""
+    if os.name == "nt":  # no cheap way to ask whether a process lives (os.kill would signal it)
+        return 0
+    removed = 0
+    with os.scandir(uploads_dir) as entries:
+        for entry in entries:
+            pieces = entry.name.split(".")  # <upload_id>.<pid>.<token>.part
+            if len(pieces) < 4 or pieces[-1] != "part" or not pieces[-3].isdigit():
+                continue
+            pid = int(pieces[-3])
+            if pid == os.getpid() or _alive(pid):
+                continue
+            try:
+                os.unlink(entry.path)
+                removed += 1
+            except OSError:
+                pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
 class UploadSink:
     """The body of one accepted PUT on its way to disk."""
 
     def __init__(self, state: Any, upload_id: str, declared: int | None, token: str) -> None:
         self.state, self.upload_id, self.declared = state, upload_id, declared
         self.final = upload_file(state, upload_id)
-        self.part = f"{self.final}.{os.getpid()}.{token}.part"
+        self.part = part_path(self.final, token)
         self.md5, self.sha = hashlib.md5(), hashlib.sha256()
         self.size = 0
         self.too_big = False

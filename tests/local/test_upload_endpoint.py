@@ -275,3 +275,36 @@ def test_connections_are_spread_over_the_lanes_and_each_lane_serves_puts(tmp_pat
         for up, data in zip(ups, datas):
             assert confirm(env, up["upload_id"])["file_hash"] == hashlib.sha256(data).hexdigest()
         env.close()
+
+
+def test_part_files_of_a_dead_server_process_are_swept_at_start(tmp_path):
+    import subprocess
+    import sys
+
+    from mixpeek_magics.local.upload_sink import part_path
+
+    with LocalServer(data_dir=tmp_path / "d", port=0) as srv:
+        env = Env(srv)
+        up = create_upload(env, b"kept")
+        assert httpx.put(up["presigned_url"], content=b"kept", headers={"Content-Type": "text/plain"}).status_code == 200
+        uploads = srv.state.uploads_dir
+        env.close()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    dead_pid = int(gone.stdout)  # that process has exited
+    final = os.path.join(uploads, up["upload_id"])
+    orphan = part_path(final, "1-1", pid=dead_pid)
+    mine = part_path(final, "2-1")  # this process lives: as if one of its PUTs were in flight
+    unrelated = os.path.join(uploads, "notes.part")
+    for path in (orphan, mine, unrelated):
+        with open(path, "wb") as fh:
+            fh.write(b"half a body")
+    with LocalServer(data_dir=tmp_path / "d", port=0) as again:
+        assert not os.path.exists(orphan)
+        assert os.path.exists(mine) and os.path.exists(unrelated)
+        with open(final, "rb") as fh:
+            assert fh.read() == b"kept"  # received uploads are untouched
+        c = client_for(again, namespace=env.namespace_id)  # same data dir: same namespace and bucket
+        r = c.post(f"/v1/buckets/{env.bucket_id}/uploads/{up['upload_id']}/confirm", json={})
+        assert r.status_code == 200 and r.json()["file_size_bytes"] == 4
+        c.close()
