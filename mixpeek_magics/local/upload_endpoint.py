@@ -335,11 +335,6 @@ class UploadEndpoint:
         self._acceptor: threading.Thread | None = None
         self._stopping = threading.Event()
 
-    @property
-    def connections(self) -> set[_UploadProtocol]:
-        """Open connections, all lanes (a snapshot)."""
-        return {conn for lane in self.lanes for conn in list(lane.connections)}
-
     def _bind(self) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         wanted = self.requested_port
