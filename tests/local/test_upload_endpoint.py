@@ -264,7 +264,8 @@ def test_connections_are_spread_over_the_lanes_and_each_lane_serves_puts(tmp_pat
                 answer = sock.recv(65536)
                 assert answer.startswith(b"HTTP/1.1 200 ") and hashlib.md5(data).hexdigest().encode() in answer
             # the lane with the fewest connections gets the next one
-            assert [len(lane.connections) for lane in endpoint.lanes] == [8 // len(endpoint.lanes)] * len(endpoint.lanes)
+            lanes = len(endpoint.lanes)
+            assert [len(lane.connections) for lane in endpoint.lanes] == [8 // lanes] * lanes
         finally:
             for sock in socks:
                 sock.close()
@@ -286,7 +287,8 @@ def test_part_files_of_a_dead_server_process_are_swept_at_start(tmp_path):
     with LocalServer(data_dir=tmp_path / "d", port=0) as srv:
         env = Env(srv)
         up = create_upload(env, b"kept")
-        assert httpx.put(up["presigned_url"], content=b"kept", headers={"Content-Type": "text/plain"}).status_code == 200
+        r = httpx.put(up["presigned_url"], content=b"kept", headers={"Content-Type": "text/plain"})
+        assert r.status_code == 200
         uploads = srv.state.uploads_dir
         env.close()
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,

@@ -30,7 +30,9 @@ class MixpeekMagics(Configurable):
     default_bucket = Unicode(
         None, allow_none=True, help="Bucket (name or id) %%ingest uses when given no --bucket.",
     ).tag(config=True)
-    concurrency = Int(DEFAULT_CONCURRENCY, help="Files uploaded in parallel by %%ingest (--concurrency overrides).").tag(config=True)
+    concurrency = Int(
+        DEFAULT_CONCURRENCY, help="Files uploaded in parallel by %%ingest (--concurrency overrides).",
+    ).tag(config=True)
     poll_max_interval = Float(
         30.0, help="Polling cap: the longest pause between two task polls, in seconds (backoff starts at 1 s).",
     ).tag(config=True)
