@@ -9,7 +9,8 @@ process on 127.0.0.1 (so its memory is not counted in ours), in one run:
   create upload -> PUT bytes -> confirm (object created on confirm), through
   this package's own client (its PUT is the same fast path bulk uses); when
   the official SDK (``pip install mixpeek``) is installed, the same flow
-  written with it is timed once too, for reference;
+  written with it runs in every loopback round too, and bulk is compared with
+  it as well;
 * bulk: ``mixpeek_magics.ingest.bulk_upload`` (batch create with sha256,
   concurrent streamed PUTs, batch confirm), submit=False so both do the same work.
 
@@ -244,63 +245,73 @@ def compare(files: list[Path], work: Path, latency_ms: float, concurrency: int, 
     """Baseline and bulk against one fresh server with ``latency_ms`` added to every request.
 
     ``rounds`` rounds, each with fresh buckets (so no upload is a duplicate of an
-    earlier one), alternating which of the two goes first; the median ratio is
-    the headline, every round is shown (this machine is shared and noisy)."""
+    earlier one). On loopback the official SDK's flow runs in every round too,
+    when it is installed. The order of the sides rotates from round to round; the
+    median ratio is the headline, every round is shown (this machine is shared
+    and noisy)."""
     proc, url, key = start_server(work / f"server-{latency_ms:g}", latency_ms)
-    runs = []
+    runs: list[dict[str, tuple[float, float, float]]] = []
     try:
         with Mixpeek(api_key=key, base_url=url, timeout=600) as root:
             ns = root.namespaces.create("bench-upload", feature_extractors=[])
             client = root.with_options(namespace=ns.namespace_id)
+            sdk = official_sdk_flow(url, key, ns.namespace_id) if not latency_ms else None
             # One untimed warm-up of each side on a few files: the first call of a
             # process pays one-time costs (the background loop's thread, the first
             # keep-alive connections, lazy imports) that are not per-file throughput.
             warm = files[:WARMUP_FILES]
-            client.buckets.create("warmup-baseline", bucket_schema=SCHEMA)
-            client.buckets.create("warmup-bulk", bucket_schema=SCHEMA)
-            sequential(client, "warmup-baseline", warm)
-            bulk_upload(client, "warmup-bulk", warm, concurrency=concurrency, submit=False)
+            sequential(client, client.buckets.create("warmup-baseline", bucket_schema=SCHEMA).bucket_id, warm)
+            bulk_upload(client, client.buckets.create("warmup-bulk", bucket_schema=SCHEMA).bucket_id, warm,
+                        concurrency=concurrency, submit=False)
+            if sdk is not None:
+                sdk(client.buckets.create("warmup-sdk", bucket_schema=SCHEMA).bucket_id, warm)
             for r in range(rounds):
-                client.buckets.create(f"baseline-{r}", bucket_schema=SCHEMA)
-                client.buckets.create(f"bulk-{r}", bucket_schema=SCHEMA)
-                base = lambda: sequential(client, f"baseline-{r}", files)  # noqa: E731
-                bulk = lambda: bulk_upload(client, f"bulk-{r}", files, concurrency=concurrency,  # noqa: E731
-                                           submit=False)
-                if r % 2 == 0:
-                    b, k = _timed(base, proc.pid), _timed(bulk, proc.pid)
-                else:
-                    k, b = _timed(bulk, proc.pid), _timed(base, proc.pid)
-                assert b[0] == len(files) == len(k[0].object_ids), (b[0], len(k[0].object_ids), k[0].failures[:3])
-                runs.append((b[1:], k[1:]))
-            sdk = official_sdk_flow(url, key, ns.namespace_id) if not latency_ms else None
-            if sdk is not None:  # once, after the rounds: the official SDK's own speed on this flow
-                sdk_bucket = client.buckets.create("official-sdk", bucket_schema=SCHEMA).bucket_id
-                s = _timed(lambda: sdk(sdk_bucket, files), proc.pid)
-                assert s[0] == len(files)
+                sides: dict[str, Any] = {
+                    "baseline": lambda b: sequential(client, b, files),
+                    "bulk": lambda b: len(bulk_upload(client, b, files, concurrency=concurrency,
+                                                      submit=False).object_ids),
+                }
+                if sdk is not None:
+                    sides["sdk"] = lambda b: sdk(b, files)
+                names = list(sides)
+                names = names[r % len(names):] + names[:r % len(names)]  # who goes first rotates
+                timed: dict[str, tuple[float, float, float]] = {}
+                for name in names:
+                    bucket = client.buckets.create(f"{name}-{r}", bucket_schema=SCHEMA).bucket_id
+                    done, *cost = _timed(lambda: sides[name](bucket), proc.pid)
+                    assert done == len(files), (name, done)
+                    timed[name] = tuple(cost)  # type: ignore[assignment]
+                runs.append(timed)
     finally:
         proc.terminate()
         proc.wait(10)
     n = len(files)
-    ratios = [b[0] / k[0] for b, k in runs]
+    ratios = [run["baseline"][0] / run["bulk"][0] for run in runs]
     order = sorted(range(len(runs)), key=lambda i: ratios[i])
     mid = order[len(order) // 2]  # the median round (rounds is odd by default)
-    (t_base, base_cpu, base_srv), (t_bulk, bulk_cpu, bulk_srv) = runs[mid]
-    where = "loopback, no added latency" if not latency_ms else f"{latency_ms:g} ms added per request (a WAN-like round trip)"
+    (t_base, base_cpu, base_srv), (t_bulk, bulk_cpu, bulk_srv) = runs[mid]["baseline"], runs[mid]["bulk"]
+    where = ("loopback, no added latency" if not latency_ms
+             else f"{latency_ms:g} ms added per request (a WAN-like round trip)")
     per_round = ", ".join(f"{x:.2f}x" for x in ratios)
     sdk_line = []
     if not latency_ms:
         if sdk is None:
             sdk_line = ["  the same flow with the official SDK: not measured (`pip install mixpeek` to include it)"]
         else:
+            vs_sdk = sorted(run["sdk"][0] / run["bulk"][0] for run in runs)
+            sdk_vs_base = sorted(run["baseline"][0] / run["sdk"][0] for run in runs)
+            t_sdk, sdk_cpu, sdk_srv = sorted((run["sdk"] for run in runs), key=lambda x: x[0])[len(runs) // 2]
             sdk_line = [f"  the same flow with the official SDK (mixpeek {sdk.version}: its client for create and "
-                        f"confirm, urllib3 for the PUT), once after the rounds: {s[1]:.2f} s = {n / s[1]:.1f} files/s "
-                        f"(CPU per file {1000 * s[2] / n:.2f} / {1000 * s[3] / n:.2f} ms), "
-                        f"{(n / s[1]) / (n / t_base):.2f}x this run's baseline"]
+                        f"confirm, urllib3 for the PUT), in every round: median {t_sdk:.2f} s = {n / t_sdk:.1f} "
+                        f"files/s (CPU per file {1000 * sdk_cpu / n:.2f} / {1000 * sdk_srv / n:.2f} ms), "
+                        f"{sdk_vs_base[len(runs) // 2]:.2f}x the baseline's speed (median of the rounds); "
+                        f"bulk_upload versus it: **{vs_sdk[len(runs) // 2]:.2f}x** (median; rounds "
+                        f"{', '.join(f'{x:.2f}x' for x in vs_sdk)})"]
     return [
         f"{where}: baseline (create -> PUT -> confirm, one file at a time) {t_base:.2f} s = {n / t_base:.1f} files/s; "
         f"bulk_upload (batch create + {concurrency} concurrent streamed PUTs + batch confirm) {t_bulk:.2f} s = "
         f"{n / t_bulk:.1f} files/s; speed-up **{n / t_bulk / (n / t_base):.2f}x** (target >= 5x; the median of "
-        f"{len(runs)} round{'s' if len(runs) != 1 else ''}, alternating which goes first: {per_round})",
+        f"{len(runs)} round{'s' if len(runs) != 1 else ''}, rotating which goes first: {per_round})",
         f"  CPU per file in that round (client / server): baseline {1000 * base_cpu / n:.2f} / "
         f"{1000 * base_srv / n:.2f} ms, bulk {1000 * bulk_cpu / n:.2f} / {1000 * bulk_srv / n:.2f} ms; "
         f"wall per file: baseline {1000 * t_base / n:.2f} ms, bulk {1000 * t_bulk / n:.2f} ms",
