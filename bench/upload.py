@@ -136,14 +136,15 @@ def make_files(folder: Path, n: int, seed: int = 7) -> list[Path]:
 
 
 def create_cost_us(folder: Path, n: int = 64) -> float:
-    """Median microseconds to create (and close) an empty file in a fresh subfolder of
-    ``folder``. The files stay until the run's temp dir goes: deleting them would
-    add to what is being measured."""
-    probe = Path(tempfile.mkdtemp(prefix="create-probe-", dir=folder))
+    """Median microseconds to create (and close) an empty file in ``folder``: the
+    server's uploads folder, since the kernel's cost depends on the folder's block
+    group. The files stay until the run's temp dir goes: deleting them would add
+    to what is being measured."""
+    tag = f"{time.monotonic_ns():x}"
     costs = []
     for i in range(n):
         t0 = time.perf_counter()
-        fd = os.open(probe / f"p{i}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(folder / f"bench-create-probe-{tag}-{i}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.close(fd)
         costs.append(time.perf_counter() - t0)
     costs.sort()
@@ -241,7 +242,8 @@ def _timed(fn, server_pid: int) -> tuple[Any, float, float, float]:
     return value, wall, proc_cpu_seconds(me) - c0, proc_cpu_seconds(server_pid) - s0
 
 
-def compare(files: list[Path], work: Path, latency_ms: float, concurrency: int, rounds: int) -> list[str]:
+def compare(files: list[Path], work: Path, latency_ms: float, concurrency: int, rounds: int,
+            settle_max_s: float) -> list[str]:
     """Baseline and bulk against one fresh server with ``latency_ms`` added to every request.
 
     ``rounds`` rounds, each with fresh buckets (so no upload is a duplicate of an
@@ -249,7 +251,10 @@ def compare(files: list[Path], work: Path, latency_ms: float, concurrency: int, 
     when it is installed. The order of the sides rotates from round to round; the
     median ratio is the headline, every round is shown (this machine is shared
     and noisy)."""
-    proc, url, key = start_server(work / f"server-{latency_ms:g}", latency_ms)
+    data_dir = work / f"server-{latency_ms:g}"
+    proc, url, key = start_server(data_dir, latency_ms)
+    settled = settle_filesystem(data_dir / "uploads", settle_max_s)
+    print(f"  {settled}", flush=True)
     runs: list[dict[str, tuple[float, float, float]]] = []
     try:
         with Mixpeek(api_key=key, base_url=url, timeout=600) as root:
@@ -316,6 +321,7 @@ def compare(files: list[Path], work: Path, latency_ms: float, concurrency: int, 
         f"{1000 * base_srv / n:.2f} ms, bulk {1000 * bulk_cpu / n:.2f} / {1000 * bulk_srv / n:.2f} ms; "
         f"wall per file: baseline {1000 * t_base / n:.2f} ms, bulk {1000 * t_bulk / n:.2f} ms",
         *sdk_line,
+        f"  {settled}",
     ]
 
 
@@ -370,12 +376,12 @@ def main() -> int:
     lines: list[str] = []
     try:
         files = make_files(work / "files", args.files)
-        settled = settle_filesystem(work, args.settle_max)
         lines.append(f"{len(files)} files, {sum(p.stat().st_size for p in files) / 1e6:.1f} MB (1-200 KB each); "
-                     f"server in its own process on 127.0.0.1; {settled}")
+                     f"server in its own process on 127.0.0.1")
         print(lines[-1], flush=True)
         for latency in (float(x) for x in args.latencies.split(",") if x.strip()):
-            got = compare(files, work, latency, args.concurrency, args.rounds if not latency else args.latency_rounds)
+            got = compare(files, work, latency, args.concurrency, args.rounds if not latency else args.latency_rounds,
+                          args.settle_max)
             lines += got
             print("\n".join(got), flush=True)
         if args.big_gb > 0:
