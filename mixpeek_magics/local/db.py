@@ -13,6 +13,11 @@ import threading
 from pathlib import Path
 from typing import Any, Iterator
 
+try:
+    import orjson
+except ImportError:  # pragma: no cover - orjson comes with the local extra
+    orjson = None  # type: ignore[assignment]
+
 SCHEMA_VERSION = 1
 
 SCHEMA = """
@@ -282,9 +287,40 @@ class Store:
             self.conn.close()
 
 
+# orjson reads and writes JSON where it can: JSON was about a tenth of this
+# server's work under a bulk upload (documents in and out of SQLite, response
+# bodies), all of it holding the GIL the upload lanes need. Datetimes, dataclasses and non-string keys follow
+# the standard library's rules (``default=str``, keys as strings); what orjson
+# refuses (integers beyond 64 bits, lone surrogates) goes to json.
+_ORJSON_OPTIONS = (orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+                   if orjson is not None else 0)
+
+
+def dumps_bytes(obj: Any) -> bytes:
+    """Compact JSON, UTF-8."""
+    if orjson is not None:
+        try:
+            return orjson.dumps(obj, default=str, option=_ORJSON_OPTIONS)
+        except TypeError:  # orjson.JSONEncodeError: an integer beyond 64 bits, a lone surrogate
+            pass
+    # ASCII escapes: a lone surrogate (a filename decoded with surrogateescape) has no UTF-8.
+    return json.dumps(obj, separators=(",", ":"), default=str).encode()
+
+
 def dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str)
+    """Compact JSON text (what the ``doc`` columns hold)."""
+    return dumps_bytes(obj).decode()
+
+
+_LONG_DIGITS = re.compile(r"\d{19}")  # an integer that may not fit 64 bits: orjson would read a float
 
 
 def loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+    if text is None:
+        return None
+    if orjson is not None and _LONG_DIGITS.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except ValueError:  # orjson.JSONDecodeError (or NaN, which json reads): let json decide
+            pass
+    return json.loads(text)

@@ -1,14 +1,13 @@
 """FastAPI dependencies: the caller (API key), the namespace (X-Namespace)."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Depends, Header, Request
 from fastapi.responses import Response
 
-from .db import dumps, loads
+from .db import dumps, dumps_bytes, loads
 from .errors import APIError, not_found
 from .state import Caller, State
 
@@ -92,8 +91,7 @@ def update_named_doc(state: State, table: str, id_column: str, name_field: str, 
 
 
 def json_response(body: Any, status: int = 200) -> Response:
-    return Response(json.dumps(body, separators=(",", ":"), default=str), status_code=status,
-                    media_type="application/json")
+    return Response(dumps_bytes(body), status_code=status, media_type="application/json")
 
 
 def raw_json_response(text: str, status: int = 200) -> Response:
