@@ -22,7 +22,7 @@ Then one 1 GB file (made in a temp dir, removed after) goes through
 ``bulk_upload`` while a sampler thread records this process's peak RSS.
 
 Before the rounds it waits (at most ``--settle-max`` seconds) until creating a
-file in its temp dir is cheap again. Every upload creates a file on the
+file in the server's uploads folder is cheap again. Every upload creates a file on the
 server, and on an ext4 without a journal (this dev VM's root) the kernel's
 inode allocator skips, one by one, every inode deleted in the last 60 s (360 s
 while its inode-table block is dirty): after a test run or an earlier
@@ -157,18 +157,19 @@ def settle_filesystem(folder: Path, max_wait_s: float) -> str:
     was seen, for the results."""
     t0 = time.monotonic()
     first = cost = create_cost_us(folder)
-    if cost <= SETTLED_CREATE_US:  # quiet twice in a row: one cheap probe can be a lull
-        time.sleep(5)
-        cost = create_cost_us(folder)
-    while cost > SETTLED_CREATE_US and time.monotonic() - t0 < max_wait_s:
+    while True:
+        if cost <= SETTLED_CREATE_US:
+            time.sleep(5)  # quiet twice in a row: one cheap probe can be a lull
+            cost = create_cost_us(folder)
+            if cost <= SETTLED_CREATE_US:
+                break
+        if time.monotonic() - t0 >= max_wait_s:
+            break
         print(f"creating a file costs {cost:.0f} us (quiet: < {SETTLED_CREATE_US:.0f} us; files were deleted "
               f"recently): waiting for the filesystem to settle ({time.monotonic() - t0:.0f} s of at most "
               f"{max_wait_s:.0f} s)", flush=True)
         time.sleep(15)
         cost = create_cost_us(folder)
-        if cost <= SETTLED_CREATE_US:
-            time.sleep(5)
-            cost = create_cost_us(folder)
     waited = time.monotonic() - t0
     if cost > SETTLED_CREATE_US:
         return (f"file creation still costs {cost:.0f} us after {waited:.0f} s of waiting (from {first:.0f} us; "
@@ -270,14 +271,15 @@ def compare(files: list[Path], work: Path, latency_ms: float, concurrency: int, 
                         concurrency=concurrency, submit=False)
             if sdk is not None:
                 sdk(client.buckets.create("warmup-sdk", bucket_schema=SCHEMA).bucket_id, warm)
+            # Each side uploads all the files into a fresh bucket and returns how many became objects.
+            sides: dict[str, Any] = {
+                "baseline": lambda b: sequential(client, b, files),
+                "bulk": lambda b: len(bulk_upload(client, b, files, concurrency=concurrency,
+                                                  submit=False).object_ids),
+            }
+            if sdk is not None:
+                sides["sdk"] = lambda b: sdk(b, files)
             for r in range(rounds):
-                sides: dict[str, Any] = {
-                    "baseline": lambda b: sequential(client, b, files),
-                    "bulk": lambda b: len(bulk_upload(client, b, files, concurrency=concurrency,
-                                                      submit=False).object_ids),
-                }
-                if sdk is not None:
-                    sides["sdk"] = lambda b: sdk(b, files)
                 names = list(sides)
                 names = names[r % len(names):] + names[:r % len(names)]  # who goes first rotates
                 timed: dict[str, tuple[float, float, float]] = {}
