@@ -125,10 +125,8 @@ def _as_spec(item: Any, metadata: Mapping[str, Any] | None) -> FileSpec:
     base = dict(metadata or {})
     if isinstance(item, FileSpec):
         spec = item
-    elif isinstance(item, Path):
-        spec = FileSpec(item)
     elif isinstance(item, (str, os.PathLike)):
-        spec = FileSpec(Path(item))
+        spec = FileSpec(item if isinstance(item, Path) else Path(item))
     elif isinstance(item, Mapping):
         spec = FileSpec(Path(item["path"]), dict(item.get("metadata") or {}), item.get("sha256"),
                         item.get("content_type") or item.get("mime_type"), item.get("size"))
