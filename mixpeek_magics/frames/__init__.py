@@ -2,7 +2,8 @@
 
 Importing this module loads neither pandas nor matplotlib: pandas is imported
 when a frame is built, matplotlib only when a plot is drawn
-(``pip install mixpeek-magics[plot]``).
+(``pip install "mixpeek-magics[plot]"``); without pandas (the ``notebook``
+extra) a frame builder raises ``MissingDependencyError`` naming the extra.
 """
 from __future__ import annotations
 

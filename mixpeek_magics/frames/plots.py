@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from mixpeek_magics._extras import MissingDependencyError, require
 from mixpeek_magics.client import statuses
-
-_INSTALL_HINT = "plots need matplotlib: pip install mixpeek-magics[plot]"
 
 
 _FIGURE_CLASS = None
@@ -19,10 +18,11 @@ def _figure(**kwargs: Any):
     """A new matplotlib Figure that also renders itself in Jupyter (``_repr_png_``)
     when the inline backend was never activated (no pyplot import)."""
     global _FIGURE_CLASS
+    require("plot", "matplotlib")
     try:
         from matplotlib.figure import Figure
-    except ImportError as exc:
-        raise ImportError(_INSTALL_HINT) from exc
+    except ImportError as exc:  # installed, but broken
+        raise MissingDependencyError("matplotlib", "plot", reason=str(exc)) from exc
     if _FIGURE_CLASS is None:
         class TaskFigure(Figure):
             def _repr_png_(self) -> bytes:

@@ -9,6 +9,13 @@ A separate service that happens to live in this package: it never imports
 """
 from __future__ import annotations
 
+from .._extras import require
+
+# Before any submodule import, so a plain `pip install mixpeek-magics` meets one clear
+# error naming the extra instead of a ModuleNotFoundError from deep inside the server.
+require("local", "fastapi", "starlette", "uvicorn", "httptools", "orjson", "PIL", "cryptography", "boto3",
+        "botocore", "google.auth", "requests", "jsonschema")
+
 from .blobs import BlobReadError, ReadContext, register_blob_reader, unregister_blob_reader
 from .server import LocalServer
 from .settings import LocalSettings

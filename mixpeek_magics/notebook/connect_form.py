@@ -19,6 +19,10 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from mixpeek_magics._extras import require
+
+require("notebook", "ipywidgets")
+
 import ipywidgets as widgets
 
 from mixpeek_magics.client import credentials as cr

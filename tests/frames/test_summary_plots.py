@@ -168,4 +168,4 @@ def test_plots_without_matplotlib_say_how_to_install(tmp_path):
     import os
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
-    assert "pip install mixpeek-magics[plot]" in out
+    assert 'pip install "mixpeek-magics[plot]"' in out

@@ -14,6 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from mixpeek_magics._extras import require
+
+# Every magic module imports IPython and traitlets at its top.
+require("notebook", "IPython", "traitlets")
+
 __all__ = ["load_ipython_extension", "unload_ipython_extension", "MAGIC_CLASSES"]
 
 

@@ -16,6 +16,9 @@ class ConnectionsPanel:
     """Pick a connection; Test, Suspend / Resume, Delete (asks Yes / No first)."""
 
     def __init__(self, client: Any, frame: Any, refresh: Callable[[], Any] | None = None) -> None:
+        from mixpeek_magics._extras import require
+
+        require("notebook", "ipywidgets")
         import ipywidgets as W
 
         self.client = client
