@@ -6,6 +6,8 @@
   tests never touch the user's configuration, journal or server data.
 * ``local_server``: a fresh LocalServer per test (data in ``tmp_path``), started
   over real HTTP on 127.0.0.1.
+* The contract report (tests/contract_report.py): a summary line of what every local
+  server's contract middleware saw, and a failed session on any response violation.
 * ``local_server_factory(settings=None, data_dir=None, **setting_fields)``: start
   several servers, or restart one on the same ``data_dir``; all are stopped at
   the end of the test.
@@ -17,6 +19,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+
+# The session's contract report: every local server's stats, one summary line, and a
+# failed session when an answer broke its contract schema (see tests/contract_report.py).
+from tests.contract_report import (  # noqa: F401
+    EXCEPT_PID_ENV,
+    REPORT_ENV,
+    pytest_sessionfinish,
+    pytest_sessionstart,
+    pytest_terminal_summary,
+)
 
 _REMOVED_ENV = ("MIXPEEK_API_KEY", "MIXPEEK_BASE_URL", "MIXPEEK_NAMESPACE")
 
@@ -32,7 +44,7 @@ def _isolate_user_files(tmp_path_factory: pytest.TempPathFactory):
     for name in _REMOVED_ENV:
         mp.delenv(name, raising=False)
     for name in list(os.environ):
-        if name.startswith("MIXPEEK_LOCAL_") and name != "MIXPEEK_LOCAL_DATA_DIR":
+        if name.startswith("MIXPEEK_LOCAL_") and name not in ("MIXPEEK_LOCAL_DATA_DIR", REPORT_ENV, EXCEPT_PID_ENV):
             mp.delenv(name, raising=False)
     yield home
     mp.undo()
@@ -64,3 +76,9 @@ def local_server_factory(tmp_path: Path) -> Callable[..., Any]:
 @pytest.fixture
 def local_server(local_server_factory):
     return local_server_factory()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "invalid_request: sends a request the contract refuses on purpose (not checked by the "
+                   "request recorder of tests/fixtures/request_recorder.py)")

@@ -36,6 +36,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--data-dir", help="data directory (default: $MIXPEEK_LOCAL_DATA_DIR or the user data dir)")
     s.add_argument("--pace", dest="pace_seconds", type=float, help="seconds spent on each object")
     s.add_argument("--time-scale", dest="time_scale", type=float, help="multiplies all server-side waits")
+    s.add_argument("--progress-refresh", dest="progress_refresh_seconds", type=float,
+                   help="seconds between refreshes of a running batch's progress (default 1)")
+    s.add_argument("--task-ttl", dest="task_ttl_seconds", type=float,
+                   help="seconds a task record lives before GET /v1/tasks/{id} answers 404 (default: forever)")
     s.add_argument("--fail-filenames", dest="fail_filenames",
                    help="comma-separated fnmatch patterns: matching objects fail processing")
     s.add_argument("--fault-rate-429", dest="fault_rate_429", type=float, help="share of answers replaced by 429")

@@ -1,4 +1,4 @@
-"""The ASGI application: routes, error handlers, fault injection, request log."""
+"""The ASGI application: routes, error handlers, contract strictness, fault injection, request log."""
 from __future__ import annotations
 
 import asyncio
@@ -7,6 +7,7 @@ import logging
 
 from fastapi import FastAPI
 
+from .contract import ContractMiddleware
 from .errors import error_body, install_handlers
 from .routes import batches, buckets, misc, namespaces, objects, tasks, uploads
 from .routes.uploads import UPLOAD_PUT_PREFIX, put_upload_asgi
@@ -93,5 +94,9 @@ def create_app(state: State) -> FastAPI:
         app.include_router(module.router)
     from .sync_runner import install as install_storage
     install_storage(app, state)  # storage connections + bucket syncs (routes, runner, blob readers)
+    from .collections import install as install_search
+    install_search(app, state)  # collections, documents, retrievers, thumbnails
+    # Inside FaultInjection: every request is logged, an injected fault comes before validation.
+    app.add_middleware(ContractMiddleware, state=state)
     app.add_middleware(FaultInjection, state=state)
     return app

@@ -102,12 +102,19 @@ CREATE TABLE IF NOT EXISTS tasks (
     outputs TEXT,
     additional_data TEXT,
     error TEXT,
-    job TEXT
+    job TEXT,
+    created_at REAL
 );
 CREATE INDEX IF NOT EXISTS ix_task_org ON tasks(org_id, rowid);
 CREATE INDEX IF NOT EXISTS ix_task_org_status ON tasks(org_id, status, rowid);
 CREATE INDEX IF NOT EXISTS ix_task_org_type ON tasks(org_id, task_type, rowid);
 CREATE INDEX IF NOT EXISTS ix_task_status ON tasks(status);
+"""
+# Created after the migrations (an older database gains tasks.created_at first).
+LATE_SCHEMA = """
+-- the worker's queue: a waiting task's queue_position counts the worker tasks ahead of it
+CREATE INDEX IF NOT EXISTS ix_task_queue ON tasks(status) WHERE job IS NOT NULL;
+CREATE INDEX IF NOT EXISTS ix_task_created ON tasks(org_id, created_at);
 """
 
 # Storage connections (provider_config encrypted in ``secret``) and bucket syncs
@@ -153,6 +160,14 @@ CREATE TABLE IF NOT EXISTS sync_files (
 );
 CREATE INDEX IF NOT EXISTS ix_syncfile_obj ON sync_files(object_id);
 CREATE INDEX IF NOT EXISTS ix_syncfile_status ON sync_files(status, task_id);
+CREATE TABLE IF NOT EXISTS sync_jobs (
+    rowid INTEGER PRIMARY KEY,
+    sync_job_id TEXT UNIQUE NOT NULL,
+    sync_config_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_syncjob_sync ON sync_jobs(sync_config_id, rowid);
 """
 SCHEMA += STORAGE_SCHEMA
 
@@ -196,9 +211,17 @@ class Store:
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute("PRAGMA foreign_keys=OFF")
             self.conn.executescript(SCHEMA)
+            self._migrate()
+            self.conn.executescript(LATE_SCHEMA)
             self.conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
                               (str(SCHEMA_VERSION),))
         self._depth = 0
+
+    def _migrate(self) -> None:
+        """Columns added since a database was created (data directories outlive versions)."""
+        cols = {r["name"] for r in self.conn.execute("PRAGMA table_info(tasks)")}
+        if "created_at" not in cols:
+            self.conn.execute("ALTER TABLE tasks ADD COLUMN created_at REAL")
 
     @contextlib.contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:

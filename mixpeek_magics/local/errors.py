@@ -1,7 +1,7 @@
 """Error answers in the contract's shapes.
 
 ``ErrorResponse``: ``{"success": false, "status": N, "error": {"message", "type", "details"}}``;
-validation errors keep FastAPI's 422 ``{"detail": [{"loc", "msg", "type"}]}``.
+a 422's details list the problems: ``{"errors": [{"loc", "msg", "type"}, ...]}``.
 """
 from __future__ import annotations
 
@@ -71,14 +71,7 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        detail = []
-        for e in exc.errors():
-            item = {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")),
-                    "type": str(e.get("type", "value_error"))}
-            if "input" in e and _small(e["input"]):
-                item["input"] = e["input"]
-            detail.append(item)
-        return JSONResponse({"detail": detail}, status_code=422)
+        return error_response(422, *validation_error(exc.errors()))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -86,6 +79,20 @@ def install_handlers(app: FastAPI) -> None:
         logging.getLogger("mixpeek_magics.local").exception("unhandled error on %s %s",
                                                             request.method, request.url.path)
         return error_response(500, f"internal error: {type(exc).__name__}", "InternalServerError")
+
+
+def validation_error(raw: Any) -> tuple[str, str, dict[str, Any]]:
+    """Message, type and details of a 422: ``details.errors`` lists ``{loc, msg, type}``."""
+    errors = []
+    for e in raw:
+        item = {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")),
+                "type": str(e.get("type", "value_error"))}
+        if "input" in e and _small(e["input"]):
+            item["input"] = e["input"]
+        errors.append(item)
+    parts = [f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in errors[:10]]
+    more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
+    return "Invalid request: " + "; ".join(parts) + more, "ValidationError", {"errors": errors}
 
 
 def _small(value: Any) -> bool:

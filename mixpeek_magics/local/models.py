@@ -7,6 +7,23 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .util import check_filename
 
+#: TaskStatusEnum and TaskType of the contract: list filters take one value, exactly spelled
+TaskStatus = Literal["PENDING", "QUEUED", "IN_PROGRESS", "PROCESSING", "COMPLETED", "COMPLETED_WITH_ERRORS",
+                     "FAILED", "CANCELED", "INTERRUPTED", "UNKNOWN", "SKIPPED", "DRAFT", "ACTIVE", "ARCHIVED",
+                     "SUSPENDED", "DEACTIVATED"]
+TaskType = Literal[
+    "api_namespaces_create", "api_namespaces_delete", "api_namespaces_snapshot_create",
+    "api_namespaces_snapshot_restore", "api_namespaces_migrations_run", "api_buckets_objects_create",
+    "api_buckets_delete", "api_buckets_batches_process", "api_buckets_batches_submit", "api_buckets_uploads_create",
+    "api_buckets_uploads_confirm", "api_buckets_uploads_batch_confirm", "api_collections_documents_create",
+    "api_collections_documents_bulk_update", "api_collections_documents_bulk_delete", "api_collections_reembed",
+    "api_collections_extraction_artifacts", "api_taxonomies_create", "api_taxonomies_execute",
+    "api_taxonomies_materialize", "api_evaluations_run", "api_evaluations_dataset_create",
+    "api_retrievers_publish", "api_manifest_apply", "api_retrievers_execute", "api_collections_export",
+    "api_collections_trigger", "engine_feature_extractor_run", "engine_inference_run", "engine_object_processing",
+    "engine_cluster_build", "thumbnail", "video_segment", "audio_segment", "converted_video", "materialize",
+    "plugin_custom", "model_custom"]
+
 FIELD_TYPES = ("string", "number", "integer", "float", "boolean", "object", "array", "date",
                "datetime", "text", "image", "audio", "video", "pdf", "excel")
 FILE_TYPES = ("text", "image", "audio", "video", "pdf", "excel")
@@ -57,7 +74,7 @@ class FeatureExtractor(_Allow):
 class CreateNamespaceRequest(_Ignore):
     namespace_name: str = Field(min_length=1, max_length=255)
     description: Optional[str] = None
-    feature_extractors: list[FeatureExtractor]
+    feature_extractors: list[FeatureExtractor] = Field(default_factory=list)  # v0.82: only the name is required
     payload_indexes: Optional[list[dict[str, Any]]] = None
     auto_create_indexes: Optional[bool] = False
     infrastructure: Optional[dict[str, Any]] = None
@@ -239,7 +256,7 @@ class ListUploadsRequest(_Ignore):
 
 # -- batches -----------------------------------------------------------------
 class CreateBatchRequest(_Ignore):
-    object_ids: list[str] = Field(default_factory=list)
+    object_ids: list[str] = Field(min_length=1)
     metadata: Optional[dict[str, Any]] = None
 
 
@@ -248,9 +265,13 @@ class AddObjectsToBatchRequest(_Ignore):
 
 
 class ListBatchesRequest(_Ignore):
-    status: Optional[str] = None
-    offset: int = Field(0, ge=0)
-    limit: int = Field(100, ge=1, le=1000)
+    bucket_id: Optional[str] = None
+    collection_id: Optional[str] = None
+    namespace_id: Optional[str] = None
+    status: Optional[TaskStatus] = None
+    offset: Optional[int] = Field(0, ge=0)
+    limit: Optional[int] = Field(100, ge=1, le=1000)
+    cursor: Optional[str] = None
 
 
 class SubmitBatchRequest(_Ignore):
@@ -269,8 +290,8 @@ class PatchBatchRequest(_Ignore):
 
 # -- tasks -------------------------------------------------------------------
 class ListTasksRequest(_Ignore):
-    status: Optional[str | list[str]] = None
-    task_type: Optional[str | list[str]] = None
+    status: Optional[TaskStatus] = None
+    task_type: Optional[TaskType] = None
     filters: Optional[dict[str, Any]] = None
     sort: Optional[dict[str, Any]] = None
     search: Optional[str] = None

@@ -41,11 +41,12 @@ class Page:
 
 def paginate(store, *, table: str, select: str, where: str, params: list[Any],
              limit: int, offset: int | None, cursor: str | None, include_total: bool,
-             descending: bool) -> Page:
+             descending: bool, moving: tuple[str, list[Any]] | None = None) -> Page:
     """Run a keyset-paginated query on ``table`` (ordered by rowid).
 
     A cursor remembers the query it came from (table + filters); a cursor
-    from another query is rejected.
+    from another query is rejected. ``moving`` is one more condition that is
+    not part of that identity (an expiry cutoff, which moves between pages).
     """
     scope = hashlib.sha1((table + "|" + where + "|" + json.dumps(params, default=str)
                           + ("|d" if descending else "|a")).encode()).hexdigest()[:12]
@@ -65,6 +66,9 @@ def paginate(store, *, table: str, select: str, where: str, params: list[Any],
         page_offset = int(data.get("o", 0))
     else:
         page_offset = off
+    if moving is not None:
+        where = f"({where}) AND {moving[0]}"
+        params = [*params, *moving[1]]
     sql = (f"SELECT rowid AS _rowid, {select} FROM {table} WHERE ({where}){key_sql} "
            f"ORDER BY rowid {order} LIMIT ? OFFSET ?")
     rows = store.query(sql, [*params, *key_params, limit + 1, off])

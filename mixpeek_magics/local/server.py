@@ -1,18 +1,32 @@
 """``LocalServer``: the local Mixpeek-compatible server, in-process or as a CLI."""
 from __future__ import annotations
 
+import atexit
 import logging
 import socket
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any, Iterable
 
+from .contract.stats import TOTALS as CONTRACT_TOTALS
+from .contract.stats import ContractStats
 from .settings import LocalSettings
 from .state import State
 from .util import mask_key
 
 log = logging.getLogger("mixpeek_magics.local")
+_LIVE: weakref.WeakSet[LocalServer] = weakref.WeakSet()  # for the contract report at exit
+
+
+@atexit.register
+def _report_at_exit() -> None:
+    for srv in list(_LIVE):
+        try:
+            srv.report_contract_stats()
+        except Exception as exc:  # noqa: BLE001 - interpreter shutdown: report what can be
+            log.debug("contract report at exit failed: %s", exc)
 
 
 def _quick_stop_server_class():
@@ -96,6 +110,9 @@ class LocalServer:
         self._app = None
         self._server = None
         self._thread: threading.Thread | None = None
+        self._contract_stats = ContractStats(parent=CONTRACT_TOTALS)  # across restarts of this server
+        self._contract_stats.label = str(self.data_dir)
+        _LIVE.add(self)
         self._open()
 
     # -- state ---------------------------------------------------------------
@@ -108,6 +125,7 @@ class LocalServer:
         swept = sweep_orphan_parts(state.uploads_dir)
         if swept:
             log.info("removed %d partial upload file(s) left by an earlier server process", swept)
+        state.contract_stats = self._contract_stats
         state.worker = Worker(state)
         state.worker.start()
         for task_id in state.recover_tasks():
@@ -270,6 +288,19 @@ class LocalServer:
         """Stop the worker and close the database (the HTTP server must be stopped)."""
         if self._state is not None and not self._state.closed:
             self._state.close()
+        self.report_contract_stats()
+
+    # -- the contract ------------------------------------------------------------
+    @property
+    def contract_stats(self) -> dict[str, Any]:
+        """What the contract middleware saw since this server was created: responses
+        checked, fields dropped (by ``Schema.field``), violations, requests refused."""
+        return self._contract_stats.as_dict()
+
+    def report_contract_stats(self) -> None:
+        """Append what is new in :attr:`contract_stats` to the file named by
+        ``$MIXPEEK_LOCAL_CONTRACT_REPORT`` (one JSON line), if it names one."""
+        self._contract_stats.report()
 
     def __enter__(self) -> "LocalServer":
         return self.start()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .blobs import decode_data_uri, b64decode, get_blob_reader, remove_quietly, write_blob
+from .collections import collection_ids_for_bucket
 from .db import dumps, loads
 from .errors import APIError, not_found
 from .models import FILE_TYPES, CreateBlobRequest, CreateObjectRequest
@@ -35,6 +36,7 @@ def namespace_response(state: State, row) -> dict[str, Any]:
 
 def bucket_response(state: State, row) -> dict[str, Any]:
     d = loads(row["doc"])
+    d.pop("namespace_id", None)  # not a BucketResponse field (buckets of older data directories have it)
     bid = row["bucket_id"]
     c = state.store.one("SELECT count(*) AS n, coalesce(sum(size_bytes),0) AS s, "
                         "coalesce(max(size_bytes),0) AS mx, coalesce(min(size_bytes),0) AS mn "
@@ -224,6 +226,19 @@ def insert_object(state: State, c, org_id: str, namespace_id: str, bucket_id: st
     return d
 
 
+_BLOB_DETAILS = ("filename", "size_bytes", "mime_type", "hash")
+
+
+def object_out(d: dict[str, Any]) -> dict[str, Any]:
+    """An object as the API answers it: blob details are BlobDetails (what the worker
+    keeps beside them, the sniffed MIME type, stays in the database)."""
+    blobs = d.get("blobs")
+    if not blobs or all(set(b.get("details") or {}) <= set(_BLOB_DETAILS) for b in blobs):
+        return d
+    return {**d, "blobs": [{**b, "details": {k: v for k, v in (b.get("details") or {}).items() if k in _BLOB_DETAILS}}
+                           for b in blobs]}
+
+
 def save_object(state: State, d: dict[str, Any]) -> None:
     size = sum(int(b["details"].get("size_bytes") or 0) for b in d.get("blobs", []))
     state.store.execute("UPDATE objects SET doc=?, status=?, sha256=?, size_bytes=? WHERE object_id=?",
@@ -302,12 +317,16 @@ def confirm_upload(state: State, org_id: str, namespace_id: str, bucket_id: str,
 
 
 def confirm_uploads(state: State, org_id: str, namespace_id: str, bucket_id: str,
-                    confirmations: list[dict[str, Any]]) -> list[tuple[dict[str, Any] | APIError, dict | None]]:
+                    confirmations: list[dict[str, Any]],
+                    task_id: str | None = None) -> list[tuple[dict[str, Any] | APIError, dict | None]]:
     """Confirm several uploads in one transaction (a batch confirm does a few
     hundred per task: one commit each cost more than the work itself).
 
     Per confirmation, in order: ``(ConfirmUploadResponse or the APIError that
-    refused it, the upload's doc or None when there is no such upload)``."""
+    refused it, the upload's doc or None when there is no such upload)``. With
+    ``task_id`` (a batch confirm's task), the outcome is written on each upload:
+    its ``task_id``, and a refused confirmation makes it FAILED with the reason
+    in ``message`` (the caller has no other answer to read it from)."""
     results: list[tuple[dict[str, Any] | APIError, dict | None]] = []
     created = False
     with state.store.tx() as c:
@@ -318,8 +337,13 @@ def confirm_uploads(state: State, org_id: str, namespace_id: str, bucket_id: str
             up = loads(row["doc"]) if row is not None else None
             try:
                 r = _confirm_row(state, c, org_id, namespace_id, bucket_id, upload_id, row, up,
-                                 conf.get("etag"), conf.get("file_size_bytes"), conf.get("file_hash"))
+                                 conf.get("etag"), conf.get("file_size_bytes"), conf.get("file_hash"),
+                                 task_id=task_id)
             except APIError as exc:
+                if task_id is not None and up is not None and up.get("status") not in ("COMPLETED", "FAILED",
+                                                                                       "CANCELED"):
+                    up.update(status="FAILED", message=exc.message, task_id=task_id, presigned_url=None)
+                    c.execute("UPDATE uploads SET doc=?, status='FAILED' WHERE upload_id=?", (dumps(up), upload_id))
                 results.append((exc, up))
                 continue
             created = created or r.pop("_created")
@@ -331,7 +355,7 @@ def confirm_uploads(state: State, org_id: str, namespace_id: str, bucket_id: str
 
 def _confirm_row(state: State, c, org_id: str, namespace_id: str, bucket_id: str, upload_id: str, row,
                  up: dict[str, Any] | None, etag: str | None, file_size_bytes: int | None,
-                 file_hash: str | None) -> dict[str, Any]:
+                 file_hash: str | None, task_id: str | None = None) -> dict[str, Any]:
     if row is None or up is None:
         raise not_found("upload", upload_id)
     if up["status"] == "COMPLETED":
@@ -340,7 +364,8 @@ def _confirm_row(state: State, c, org_id: str, namespace_id: str, bucket_id: str
                 "verified_at": up.get("verified_at"), "completed_at": up.get("completed_at"),
                 "object_id": up.get("object_id"), "task_id": None,
                 "message": "upload was already confirmed", "_created": False}
-    if up["status"] in ("CANCELED", "FAILED"):
+    # FAILED (a batch confirmation refused it) can be confirmed again: the bytes are verified anew
+    if up["status"] == "CANCELED":
         raise APIError(409, f"upload '{upload_id}' is {up['status']} and cannot be confirmed", "ConflictError")
     if row["received_size"] is None or not os.path.exists(upload_file(state, upload_id)):
         raise APIError(400, f"no file has been uploaded for upload '{upload_id}' yet: PUT the bytes "
@@ -386,7 +411,9 @@ def _confirm_row(state: State, c, org_id: str, namespace_id: str, bucket_id: str
             created = True
             message = f"upload confirmed; created object {object_id}"
     up.update(status="COMPLETED", etag=f'"{md5}"', file_hash=sha, verified_at=now, completed_at=now,
-              object_id=object_id, presigned_url=None)
+              object_id=object_id, presigned_url=None, message=message)
+    if task_id is not None:
+        up["task_id"] = task_id
     c.execute("UPDATE uploads SET doc=?, status='COMPLETED', file_hash=? WHERE upload_id=?",
               (dumps(up), sha, upload_id))
     return {"upload_id": upload_id, "status": "COMPLETED", "etag": f'"{md5}"', "file_size_bytes": size,
@@ -395,31 +422,117 @@ def _confirm_row(state: State, c, org_id: str, namespace_id: str, bucket_id: str
 
 
 # -- batches ---------------------------------------------------------------------
+# What the local server answers for BatchModel fields it has no engine behind
+# (required by the contract, or defaults the official SDK reads).
+MAX_RESUBMITS = 3
+TERMINAL_BATCH = ("COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELED")
+_LIFECYCLE = {"DRAFT": "accepted", "PENDING": "queued", "QUEUED": "queued", "IN_PROGRESS": "extracting",
+              "PROCESSING": "extracting", "COMPLETED": "indexed", "COMPLETED_WITH_ERRORS": "indexed",
+              "FAILED": "failed", "CANCELED": "canceled"}
+
+
+def new_batch_doc(batch_id: str, bucket_id: str, namespace_id: str, object_ids: list[str],
+                  metadata: dict | None, now: str) -> dict[str, Any]:
+    """A DRAFT BatchModel (every field it keeps is declared by the contract)."""
+    return {"batch_id": batch_id, "bucket_id": bucket_id, "namespace_id": namespace_id, "status": "DRAFT",
+            "object_ids": object_ids, "collection_ids": [], "error": None, "error_summary": None,
+            "failure_reason": None, "failure_category": None, "type": "BUCKET", "manifest_key": None,
+            "task_id": None, "loaded_object_ids": None, "internal_metadata": None, "metadata": metadata or {},
+            "tier_tasks": [], "current_tier": None, "total_tiers": 1, "dag_tiers": [[]], "progress": None,
+            "failed_objects": None, "failed_object_count": 0, "last_activity_at": None,
+            "retry_count": 0, "max_retries": 3, "node_death_resubmit_count": 0, "deploy_resubmit_count": 0,
+            "max_node_death_resubmits": MAX_RESUBMITS, "max_deploy_resubmits": MAX_RESUBMITS,
+            "lifecycle": "accepted", "lifecycle_reason": None, "created_at": now, "updated_at": now}
+
+
+def batch_out(d: dict[str, Any]) -> dict[str, Any]:
+    """A stored batch as the API answers it: the computed fields (``status_message``,
+    ``estimated_completion``, ``health``) added, nothing undeclared."""
+    out = {k: v for k, v in d.items() if not k.startswith("_")}
+    out.setdefault("max_node_death_resubmits", MAX_RESUBMITS)
+    out.setdefault("max_deploy_resubmits", MAX_RESUBMITS)
+    status = out.get("status") or "DRAFT"
+    out.setdefault("lifecycle", _LIFECYCLE.get(status))
+    out.setdefault("lifecycle_reason", None)
+    progress = out.get("progress")
+    n = len(out.get("loaded_object_ids") or out.get("object_ids") or [])
+    failed = int(out.get("failed_object_count") or 0)
+    out["estimated_completion"] = None
+    out["health"] = None
+    if status == "DRAFT":
+        msg = f"Draft: {n} object(s), not submitted yet"
+    elif status in ("PENDING", "QUEUED"):
+        msg = "Queued for processing"
+    elif status in ("PROCESSING", "IN_PROGRESS"):
+        out["health"] = "healthy" if progress else "unknown"
+        if progress:
+            msg = (f"Processing {progress.get('processed') or 0:,}/{progress.get('total') or 0:,} objects "
+                   f"({float(progress.get('percent') or 0.0):.1f}%)")
+            eta = progress.get("eta_seconds")
+            if eta is not None and out.get("last_activity_at"):
+                from .util import iso, parse_iso
+                out["estimated_completion"] = iso(parse_iso(out["last_activity_at"]) + float(eta))
+        else:
+            msg = "Starting"
+    elif status == "COMPLETED":
+        msg = f"Completed: {n:,} object(s) processed"
+    elif status == "COMPLETED_WITH_ERRORS":
+        msg = f"Completed with errors: {failed:,} of {n:,} object(s) failed"
+    elif status == "FAILED":
+        msg = f"Failed: {out.get('error') or out.get('failure_reason') or 'processing failed'}"
+    elif status == "CANCELED":
+        msg = "Canceled"
+    else:
+        msg = status
+    out["status_message"] = msg
+    return out
+
+
+def _tier0(task_id: str, collection_ids: list[str]) -> dict[str, Any]:
+    """The TierTaskInfo of a batch's tier 0 (collection_ids: null when the bucket has no collection)."""
+    return {"tier_num": 0, "task_id": task_id, "status": "PENDING", "collection_ids": collection_ids or None,
+            "extractor_jobs": [],
+            "source_type": "bucket", "source_collection_ids": None, "parent_task_id": None, "started_at": None,
+            "completed_at": None, "last_activity_at": None, "duration_ms": None, "errors": [],
+            "error_summary": None}
+
+
+def batch_task_data(b: dict[str, Any], namespace_id: str, ids: list[str], current_tier: int | None) -> dict[str, Any]:
+    """A batch task's ``additional_data``: the documented keys only."""
+    return {"batch_id": b["batch_id"], "bucket_id": b["bucket_id"], "namespace_id": namespace_id,
+            "current_tier": current_tier, "total_tiers": int(b.get("total_tiers") or 1),
+            "collection_ids": list(b.get("collection_ids") or []), "object_count": len(ids),
+            "sample_object_ids": ids[:5]}
+
+
 def submit_batch(state: State, org_id: str, namespace_id: str, bucket_id: str, batch_id: str,
                  object_ids: list[str] | None = None) -> str:
     """Create the processing task of a batch and queue it; returns the task id."""
-    row = state.store.one("SELECT doc FROM batches WHERE batch_id=?", (batch_id,))
-    b = loads(row["doc"])
-    ids = list(object_ids if object_ids is not None else b["object_ids"])
-    ad = {"processed": 0, "total": len(ids), "percentage": 0.0, "failed": 0,
-          "namespace_id": namespace_id, "bucket_id": bucket_id, "batch_id": batch_id,
-          "sync_config_id": (b.get("metadata") or {}).get("sync_config_id"),
-          "failed_objects": [], "metadata": b.get("metadata") or {},
-          "object_count": len(ids), "sample_object_ids": ids[:5], "current_tier": None,
-          "total_tiers": 1, "collection_ids": []}
-    task_id = state.create_task(org_id, "api_buckets_batches_process", inputs=[batch_id],
-                                additional_data=ad, outputs=[],
-                                job={"kind": "batch", "batch_id": batch_id, "object_ids": ids})
-    now = state.iso_now()
-    b.update(status="PENDING", task_id=task_id, updated_at=now, error=None, error_summary=None,
-             loaded_object_ids=ids, current_tier=0)
-    b.setdefault("tier_tasks", []).append({"tier_num": 0, "task_id": task_id, "status": "PENDING",
-                                           "collection_ids": [], "extractor_jobs": [],
-                                           "source_type": "bucket", "source_collection_ids": None,
-                                           "parent_task_id": None, "started_at": None,
-                                           "completed_at": None, "duration_ms": None, "errors": [],
-                                           "error_summary": None})
     with state.store.tx() as c:
+        row = state.store.one("SELECT doc FROM batches WHERE batch_id=?", (batch_id,))
+        b = loads(row["doc"])
+        ids = list(object_ids if object_ids is not None else b["object_ids"])
+        retry = object_ids is not None
+        b["collection_ids"] = collection_ids_for_bucket(state, bucket_id)
+        task_id = state.create_task(org_id, "api_buckets_batches_process", inputs=[batch_id],
+                                    additional_data=batch_task_data(b, namespace_id, ids, None), outputs=[],
+                                    job={"kind": "batch", "batch_id": batch_id, "object_ids": ids})
+        now = state.iso_now()
+        b.update(status="PENDING", task_id=task_id, updated_at=now, error=None, error_summary=None,
+                 failure_reason=None, failure_category=None, loaded_object_ids=ids, current_tier=None,
+                 progress=None, lifecycle="queued", lifecycle_reason="waiting for a worker of the local server")
+        if retry:
+            b["retry_count"] = int(b.get("retry_count") or 0) + 1
+            b["last_retry_at"] = now
+            b["retry_reason"] = "retry requested"
+            # the retried objects get a new outcome; the others keep theirs
+            kept = [f for f in b.get("failed_objects") or [] if f.get("object_id") not in set(ids)]
+            b["failed_objects"] = kept or None
+            b["failed_object_count"] = len(kept)
+        else:
+            b["failed_objects"] = None
+            b["failed_object_count"] = 0
+        b["tier_tasks"] = [_tier0(task_id, b["collection_ids"])]
         c.execute("UPDATE batches SET doc=?, status='PENDING' WHERE batch_id=?", (dumps(b), batch_id))
         c.executemany("UPDATE objects SET status='PENDING' WHERE object_id=? AND bucket_id=?",
                       [(oid, bucket_id) for oid in ids])
@@ -427,33 +540,129 @@ def submit_batch(state: State, org_id: str, namespace_id: str, bucket_id: str, b
     return task_id
 
 
-def update_batch_status(state: State, batch_id: str, status: str, *, error: str | None = None,
-                        task_id: str | None = None, errors: list[dict] | None = None) -> None:
+def requeue_batch(state: State, batch_id: str, task_id: str) -> None:
+    """A batch whose task is run again from the start (after a restart)."""
+    def fn(b: dict[str, Any], now: str) -> None:
+        # the contract's word for a job lost with its node and resubmitted by the service
+        b["node_death_resubmit_count"] = int(b.get("node_death_resubmit_count") or 0) + 1
+        b.update(status="PENDING", progress=None, current_tier=None, lifecycle="queued",
+                 lifecycle_reason="interrupted by a server restart; queued again")
+        for t in b.get("tier_tasks") or []:
+            t.update(status="PENDING", started_at=None, completed_at=None, duration_ms=None)
+    _change_batch(state, batch_id, task_id, fn)
+
+
+def _change_batch(state: State, batch_id: str, task_id: str | None, fn, *, only_active: bool = False) -> bool:
+    """Reload a batch, apply ``fn(doc, now)`` and save it, in one transaction; False
+    when the batch is gone or a newer task owns it (or, ``only_active``, it ended)."""
     with state.store.tx():
         row = state.store.one("SELECT doc FROM batches WHERE batch_id=?", (batch_id,))
         if row is None:
-            return
+            return False
         b = loads(row["doc"])
         if task_id is not None and b.get("task_id") != task_id:
-            return  # a newer task owns this batch now
+            return False  # a newer task owns this batch now
+        if only_active and b.get("status") in TERMINAL_BATCH:
+            return False
         now = state.iso_now()
-        b["status"] = status
+        fn(b, now)
         b["updated_at"] = now
-        if error is not None:
-            b["error"] = error
-        for t in b.get("tier_tasks", []):
+        state.store.execute("UPDATE batches SET doc=?, status=? WHERE batch_id=?", (dumps(b), b["status"], batch_id))
+        return True
+
+
+def batch_started(state: State, batch_id: str, task_id: str, total: int) -> None:
+    def fn(b: dict[str, Any], now: str) -> None:
+        b.update(status="PROCESSING", current_tier=0, lifecycle="extracting", lifecycle_reason=None,
+                 last_activity_at=now, progress=progress_dict(0, total, 0, None, 0.0))
+        for t in b.get("tier_tasks") or []:
+            if t.get("task_id") == task_id:
+                t.update(status="PROCESSING", started_at=t.get("started_at") or now, last_activity_at=now)
+    _change_batch(state, batch_id, task_id, fn, only_active=True)
+
+
+def progress_dict(processed: int, total: int, failed: int, first_error: str | None,
+                  elapsed: float) -> dict[str, Any]:
+    """A BatchProgress."""
+    rate = processed / elapsed if elapsed > 0 and processed else None
+    return {"processed": processed, "total": total,
+            "percent": round(processed * 100.0 / total, 2) if total else 100.0,
+            "items_per_second": round(rate, 3) if rate else None,
+            "eta_seconds": round((total - processed) / rate, 1) if rate else None,
+            "errors": failed, "first_error": first_error, "objects_failed": failed,
+            "objects_extracted": processed - failed, "objects_skipped": 0, "batch_count": processed,
+            "documents_skipped": 0}
+
+
+def batch_progress(state: State, batch_id: str, task_id: str, progress: dict[str, Any],
+                   failures: list[dict[str, Any]]) -> bool:
+    """A refresh of a running batch: its ``progress`` and the failures so far."""
+    def fn(b: dict[str, Any], now: str) -> None:
+        all_failed = _all_failures(b, failures)
+        b.update(progress=progress, last_activity_at=now, failed_objects=all_failed,
+                 failed_object_count=len(all_failed or []))
+        for t in b.get("tier_tasks") or []:
+            if t.get("task_id") == task_id:
+                t["last_activity_at"] = now
+    return _change_batch(state, batch_id, task_id, fn, only_active=True)
+
+
+def _all_failures(b: dict[str, Any], failures: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """The failures of this run after those a retry left in place (objects not retried)."""
+    ids = set(b.get("loaded_object_ids") or [])
+    kept = [f for f in b.get("failed_objects") or [] if f.get("object_id") not in ids]
+    out = kept + failures
+    return out or None
+
+
+def finish_batch(state: State, batch_id: str, task_id: str, status: str, failures: list[dict[str, Any]],
+                 errors: list[dict[str, Any]], error: str | None = None) -> None:
+    """A batch whose task ended (COMPLETED, COMPLETED_WITH_ERRORS or FAILED)."""
+    def fn(b: dict[str, Any], now: str) -> None:
+        all_failed = _all_failures(b, failures)
+        b.update(status=status, progress=None, current_tier=0, last_activity_at=now, failed_objects=all_failed,
+                 failed_object_count=len(all_failed or []), lifecycle=_LIFECYCLE[status])
+        b["error_summary"] = {"runtime": len(all_failed)} if all_failed else None
+        if status == "FAILED":
+            b.update(error=error, failure_reason=error, failure_category="pipeline", lifecycle_reason=error)
+        else:
+            b["lifecycle_reason"] = None
+        for t in b.get("tier_tasks") or []:
+            if t.get("task_id") == task_id:
+                _end_tier(t, status, now)
+                t["errors"] = errors
+                t["error_summary"] = {"runtime": len(errors)} if errors else None
+    _change_batch(state, batch_id, task_id, fn)
+
+
+def _end_tier(t: dict[str, Any], status: str, now: str) -> None:
+    from .util import parse_iso
+    t.update(status=status, completed_at=now, last_activity_at=now)
+    if t.get("started_at"):
+        t["duration_ms"] = round((parse_iso(now) - parse_iso(t["started_at"])) * 1000.0, 1)
+
+
+def update_batch_status(state: State, batch_id: str, status: str, *, error: str | None = None,
+                        task_id: str | None = None) -> None:
+    """A batch that failed or was canceled outside of its task's normal end."""
+    def fn(b: dict[str, Any], now: str) -> None:
+        b.update(status=status, progress=None, lifecycle=_LIFECYCLE.get(status), updated_at=now)
+        if status == "FAILED":
+            b.update(error=error, failure_reason=error, failure_category="infrastructure", lifecycle_reason=error)
+        elif status == "CANCELED":
+            b["lifecycle_reason"] = error or "canceled"
+        for t in b.get("tier_tasks") or []:
             if task_id is None or t.get("task_id") == task_id:
-                t["status"] = status
-                if status in ("PROCESSING", "IN_PROGRESS") and not t.get("started_at"):
-                    t["started_at"] = now
-                if status in ("COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELED"):
-                    t["completed_at"] = now
-                if errors is not None:
-                    t["errors"] = errors
-                    t["error_summary"] = {"runtime": len(errors)} if errors else None
-        if errors:
-            b["error_summary"] = {"runtime": len(errors)}
-        state.store.execute("UPDATE batches SET doc=?, status=? WHERE batch_id=?", (dumps(b), status, batch_id))
+                _end_tier(t, status, now)
+    _change_batch(state, batch_id, task_id, fn)
+
+
+def after_batch_task(state: State, task_id: str) -> None:
+    """A batch task ended: fold its results into the sync that submitted it, in the
+    caller's transaction (a client that sees the task end sees the sync's totals)."""
+    runner = getattr(state, "sync_runner", None)
+    if runner is not None:
+        runner.fold_task(task_id)
 
 
 def remove_bucket_data(state: State, bucket_id: str) -> int:
@@ -482,17 +691,17 @@ def cancel_task(state: State, task_id: str, reason: str = "canceled") -> bool:
     row = state.get_task_row(task_id)
     if row is None:
         return False
-    changed = False
-    if row["status"] not in ("COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELED"):
-        ad = loads(row["additional_data"]) or {}
-        ad["canceled_reason"] = reason
-        changed = state.update_task(task_id, status="CANCELED", additional_data=ad)
+    job = loads(row["job"]) or {}
+    with state.store.tx():
+        changed = False
+        if row["status"] not in ("COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELED"):
+            changed = state.update_task(task_id, status="CANCELED")
+        if changed and job.get("kind") == "batch":
+            update_batch_status(state, job["batch_id"], "CANCELED", task_id=task_id, error=reason)
+            state.store.execute("UPDATE objects SET status='CANCELED', doc=json_set(doc, '$.status', 'CANCELED') "
+                                "WHERE object_id IN (SELECT value FROM json_each(?)) AND status IN "
+                                "('PENDING','PROCESSING')", (dumps(job.get("object_ids", [])),))
+            after_batch_task(state, task_id)
     if state.worker is not None:
         state.worker.cancel(task_id)
-    job = loads(row["job"]) or {}
-    if changed and job.get("kind") == "batch":
-        update_batch_status(state, job["batch_id"], "CANCELED", task_id=task_id)
-        state.store.execute("UPDATE objects SET status='CANCELED', doc=json_set(doc, '$.status', 'CANCELED') "
-                            "WHERE object_id IN (SELECT value FROM json_each(?)) AND status IN "
-                            "('PENDING','PROCESSING')", (dumps(job.get("object_ids", [])),))
     return changed

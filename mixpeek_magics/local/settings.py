@@ -18,6 +18,12 @@ ENV_PREFIX = "MIXPEEK_LOCAL_"
 class LocalSettings:
     #: seconds spent on each object of a batch (demos show visible progress)
     pace_seconds: float = 0.0
+    #: seconds between refreshes of a running batch's ``progress`` (the real service: about 10;
+    #: every object while ``pace_seconds`` is on, so demos show each step)
+    progress_refresh_seconds: float = 1.0
+    #: seconds a task record lives (GET answers 404 and lists skip it after); None: forever
+    #: (the real service keeps them about 24 h; the batch keeps everything)
+    task_ttl_seconds: float | None = None
     #: multiplies every server-side wait (pace, latency); tests use small values
     time_scale: float = 1.0
     #: fnmatch patterns on an object's filename: matching objects fail processing
@@ -42,6 +48,9 @@ class LocalSettings:
     google_drive_api_root: str | None = None
     #: OAuth token endpoint for google_drive oauth credentials without one (None: Google's)
     google_token_uri: str | None = None
+    #: check every JSON answer against its contract schema (costs CPU; projection and
+    #: request validation happen either way)
+    contract_check: bool = True
 
     def __post_init__(self) -> None:
         self.validate()
@@ -58,11 +67,15 @@ class LocalSettings:
         if self.fault_rate_429 + self.fault_rate_503 > 1.0:
             raise ValueError("fault_rate_429 + fault_rate_503 must not exceed 1")
         for name in ("pace_seconds", "time_scale", "retry_after_seconds", "latency_ms",
-                     "fetch_timeout_seconds"):
+                     "fetch_timeout_seconds", "progress_refresh_seconds"):
             v = float(getattr(self, name))
             if v < 0:
                 raise ValueError(f"{name} must be >= 0, got {v}")
             setattr(self, name, v)
+        if self.task_ttl_seconds is not None:
+            self.task_ttl_seconds = float(self.task_ttl_seconds)
+            if self.task_ttl_seconds < 0:
+                raise ValueError(f"task_ttl_seconds must be >= 0 or None, got {self.task_ttl_seconds}")
         self.workers = int(self.workers)
         if self.workers < 1:
             raise ValueError("workers must be >= 1")
@@ -101,6 +114,10 @@ class LocalSettings:
 def _parse(name: str, raw: str) -> Any:
     if name in ("google_drive_api_root", "google_token_uri"):
         return raw
+    if name == "contract_check":
+        return raw.strip().lower() not in ("0", "false", "no", "off")
+    if name == "task_ttl_seconds" and raw.strip().lower() in ("none", "null", "off"):
+        return None
     if name == "fail_filenames":
         return [p.strip() for p in raw.split(",") if p.strip()]
     if name in ("workers", "max_inline_bytes", "fault_seed"):

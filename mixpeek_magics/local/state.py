@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from .contract.stats import TOTALS as CONTRACT_TOTALS
+from .contract.stats import ContractStats
 from .db import Store, dumps, loads
 from .errors import APIError
 from .settings import LocalSettings
@@ -56,6 +58,7 @@ class State:
         self.secret = self._load_secret()
         self.clock_offset = 0.0
         self.request_log: collections.deque[tuple[str, str]] = collections.deque(maxlen=200_000)
+        self.contract_stats = ContractStats(parent=CONTRACT_TOTALS)  # LocalServer passes its own
         self.key_created_now = False
         self.default_org_id, self.default_api_key = self._ensure_default_org()
         self.worker = None  # set by start_worker()
@@ -161,10 +164,10 @@ class State:
         task_id = new_id("task")
         with self.store.tx() as c:
             c.execute("INSERT INTO tasks(task_id, org_id, task_type, status, inputs, outputs, "
-                      "additional_data, error, job) VALUES (?,?,?,?,?,?,?,?,?)",
+                      "additional_data, error, job, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
                       (task_id, org_id, task_type, status, dumps(inputs or []),
                        dumps(outputs) if outputs is not None else None,
-                       dumps(additional_data or {}), error, dumps(job) if job else None))
+                       dumps(additional_data or {}), error, dumps(job) if job else None, self.now()))
         return task_id
 
     def get_task_row(self, task_id: str, org_id: str | None = None):
@@ -172,8 +175,26 @@ class State:
             return self.store.one("SELECT * FROM tasks WHERE task_id=?", (task_id,))
         return self.store.one("SELECT * FROM tasks WHERE task_id=? AND org_id=?", (task_id, org_id))
 
+    def task_expiry_cutoff(self) -> float | None:
+        """Tasks created before this time have expired (``task_ttl_seconds``); None: none expire."""
+        ttl = self.settings.task_ttl_seconds
+        return None if ttl is None else self.now() - ttl
+
+    def visible_task_row(self, task_id: str, org_id: str):
+        """The organization's task as the API shows it (with ``queue_position``); None
+        when there is none or its record expired (the batch keeps what it did)."""
+        sql = f"SELECT {task_columns(self)} FROM tasks WHERE task_id=? AND org_id=?"
+        params: list[Any] = [task_id, org_id]
+        cutoff = self.task_expiry_cutoff()
+        if cutoff is not None:
+            sql += " AND coalesce(created_at, 0) >= ?"
+            params.append(cutoff)
+        return self.store.one(sql, params)
+
     def task_dict(self, task_id: str, org_id: str | None = None) -> dict[str, Any]:
-        row = self.get_task_row(task_id, org_id)
+        row = self.store.one(f"SELECT {task_columns(self)} FROM tasks WHERE task_id=?"
+                             + (" AND org_id=?" if org_id is not None else ""),
+                             (task_id,) if org_id is None else (task_id, org_id))
         if row is None:
             raise APIError(404, f"task '{task_id}' not found", "NotFoundError")
         return task_row_dict(row)
@@ -211,19 +232,21 @@ class State:
         ids = [f"{prefix}{start + i:010x}" for i in range(n)]
         norm = [st.upper() for st in statuses]
         rows = []
-        # additional_data written as text directly: seeding 100,000 tasks takes ~1 s
-        tmpl = ('{"processed":%d,"total":10,"percentage":%.1f,"failed":%d,"namespace_id":null,'
-                '"bucket_id":null,"batch_id":null,"sync_config_id":null,"failed_objects":[],'
-                '"metadata":{"seeded":true,"index":%d},"synthetic":true}')
+        # Only the documented keys (no batch behind a seeded task); ``object_count`` is
+        # the task's index so filters have something to compare. Written as text
+        # directly: seeding 100,000 tasks takes ~1 s.
+        tmpl = ('{"batch_id":null,"bucket_id":null,"namespace_id":null,"current_tier":%s,"total_tiers":1,'
+                '"collection_ids":[],"object_count":%d,"sample_object_ids":[]%s}')
+        now = self.now()
         for i, task_id in enumerate(ids):
             st = norm[i % len(norm)]
-            processed = 10 if st in TERMINAL else i % 10
-            failed = 0 if st == "COMPLETED" else (10 if st == "FAILED" else i % 3)
-            rows.append((task_id, org_id, task_type, st, "[]", "[]", tmpl % (processed, processed * 10.0, failed, i),
-                         "synthetic failure" if st == "FAILED" else None))
+            failed = st == "FAILED"
+            ad = tmpl % ("null" if st in ("PENDING", "QUEUED") else "0", i,
+                         ',"error":"synthetic failure"' if failed else "")
+            rows.append((task_id, org_id, task_type, st, "[]", "[]", ad, "synthetic failure" if failed else None, now))
         with self.store.tx() as c:
             c.executemany("INSERT INTO tasks(task_id, org_id, task_type, status, inputs, outputs, "
-                          "additional_data, error) VALUES (?,?,?,?,?,?,?,?)", rows)
+                          "additional_data, error, created_at) VALUES (?,?,?,?,?,?,?,?,?)", rows)
         return ids
 
     def recover_tasks(self) -> list[str]:
@@ -235,9 +258,12 @@ class State:
             job = loads(row["job"])
             ad = loads(row["additional_data"]) or {}
             if job and job.get("kind") in ("batch", "confirm_batch"):
-                ad.update({"processed": 0, "failed": 0, "percentage": 0.0, "failed_objects": [],
-                           "resumed_after_restart": True})
+                if "current_tier" in ad:
+                    ad["current_tier"] = None
                 self.update_task(row["task_id"], status="PENDING", outputs=[], additional_data=ad)
+                if job.get("kind") == "batch":
+                    from .services import requeue_batch
+                    requeue_batch(self, job["batch_id"], row["task_id"])
                 requeue.append(row["task_id"])
             else:
                 ad["error"] = RESTART_REASON
@@ -262,16 +288,40 @@ class State:
         self.store.close()
 
 
+def task_columns(state: "State") -> str:
+    """The columns of a TaskResponse, for ``SELECT``: ``queue_position`` is the
+    1-based place of a waiting worker task among those waiting (null when a worker
+    is free for it, or when it is not waiting)."""
+    workers = int(state.settings.workers)
+    return ("task_id, task_type, status, inputs, outputs, additional_data, error, "
+            "CASE WHEN job IS NOT NULL AND status IN ('PENDING','QUEUED') THEN "
+            "(SELECT CASE WHEN w.ahead = 0 AND w.busy < " + str(workers) + " THEN NULL ELSE w.ahead + 1 END FROM "
+            "(SELECT (SELECT count(*) FROM tasks q WHERE q.job IS NOT NULL AND q.status IN ('PENDING','QUEUED') "
+            "AND q.rowid < tasks.rowid) AS ahead, "
+            "(SELECT count(*) FROM tasks q WHERE q.job IS NOT NULL AND q.status IN ('IN_PROGRESS','PROCESSING')) "
+            "AS busy) w) END AS queue_position")
+
+
+def _queue_position(row) -> Any:
+    try:
+        return row["queue_position"]
+    except (IndexError, KeyError):  # a row read without task_columns()
+        return None
+
+
 def task_row_dict(row) -> dict[str, Any]:
     return {"task_id": row["task_id"], "task_type": row["task_type"], "status": row["status"],
             "inputs": loads(row["inputs"]), "outputs": loads(row["outputs"]),
-            "additional_data": loads(row["additional_data"]), "error": row["error"]}
+            "additional_data": loads(row["additional_data"]), "error": row["error"],
+            "queue_position": _queue_position(row)}
 
 
 def task_row_json(row) -> str:
     """A TaskResponse as JSON text built from the stored JSON fragments (fast)."""
     import json
+    qp = _queue_position(row)
     return ('{"task_id":' + json.dumps(row["task_id"]) + ',"task_type":' + json.dumps(row["task_type"])
             + ',"status":' + json.dumps(row["status"]) + ',"inputs":' + (row["inputs"] or "null")
             + ',"outputs":' + (row["outputs"] or "null") + ',"additional_data":'
-            + (row["additional_data"] or "null") + ',"error":' + json.dumps(row["error"]) + "}")
+            + (row["additional_data"] or "null") + ',"error":' + json.dumps(row["error"])
+            + ',"queue_position":' + ("null" if qp is None else str(int(qp))) + "}")

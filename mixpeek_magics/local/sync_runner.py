@@ -1,4 +1,4 @@
-"""Bucket syncs of the local server: the scheduler and the sync runs.
+"""Bucket syncs of the local server: the scheduler, the sync runs and their jobs.
 
 A run lists the source through the connection's provider (S3 ListObjectsV2
 pages, Drive ``files.list`` pages) with the sync's ``file_filters`` applied,
@@ -6,19 +6,28 @@ skips files whose version (ETag / md5 / size / modified time) it already
 ingested, creates one object per new or changed file whose blob references
 the file (``s3://bucket/key`` or ``gdrive://<file id>``; the worker reads the
 bytes through the connection, see :mod:`.connections`), and submits them in
-batches of ``batch_size`` objects (``additional_data.sync_config_id`` of each
-task is the sync's id).
+batches of ``batch_size`` objects.
 
-When a batch's task finishes, its per-object results are folded into the
-sync's metrics (``total_files_synced``, ``total_files_failed``,
-``total_bytes_synced``, ``failed_files``). A failed file read was already
-retried by the blob reader; the file is then listed as failed and not
+Every run is a job (``SyncJobModel``, table ``sync_jobs``): created queued by
+a trigger (or when a scheduled run starts), ``running`` while it lists and
+submits, then ``completed`` / ``failed`` (``interrupted`` by a restart,
+``skipped`` when the sync was paused before it started). The sync points at
+it (``current_sync_run_id``), counts runs (``sync_run_counter``), lists the
+batches and tasks runs created (``batch_ids``, ``task_ids``) and summarizes the
+current run in ``sync_progress``. A job ends when its batches are submitted,
+not when they are processed: their tasks run on, as the real service's do.
+
+When a batch task ends, in the same transaction, its per-object results are
+folded into the sync's metrics (``total_files_synced``, ``total_files_failed``,
+``total_bytes_synced``) and its job's ``files_synced`` / ``files_failed`` (a
+file whose bytes could not be read is failed after all). A failed file read
+was already retried by the blob reader; the file is then failed and not
 retried until it changes.
 
 ``initial_only`` syncs run once (status COMPLETED); ``continuous`` syncs poll
 every ``polling_interval_seconds`` x the server's ``time_scale``. Everything
-is in SQLite: after a restart, interrupted runs start again and continuous
-syncs keep polling.
+is in SQLite: after a restart, interrupted runs start again (a new job,
+trigger ``resume``) and continuous syncs keep polling.
 """
 from __future__ import annotations
 
@@ -34,20 +43,53 @@ from .db import dumps, loads
 from .deps import NsCtx
 from .providers import FilterError, ProviderError, SourceFile
 from .state import Caller
-from .util import iso, new_id
+from .util import iso, new_id, parse_iso
 
 log = logging.getLogger("mixpeek_magics.local.sync")
 
-__all__ = ["SyncRunner", "install", "public_doc", "TERMINAL_TASK"]
+__all__ = ["SyncRunner", "install", "public_doc", "job_out", "TERMINAL_TASK"]
 
 TERMINAL_TASK = ("COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELED")
-MAX_FAILED_LISTED = 200
 LOCK_SECONDS = 3600.0
 TICK_SECONDS = 0.05
+# why a run started -> SyncJobTrigger
+JOB_TRIGGERS = {"create": "scheduled", "schedule": "scheduled", "manual": "manual", "restart": "resume"}
+# keys of syncs stored by earlier versions that are no SyncConfigurationModel field
+_OLD_KEYS = ("last_run", "failed_files", "provider_type")
 
 
 def public_doc(doc: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in doc.items() if not k.startswith("_")}
+    """A stored sync as SyncConfigurationModel: internal keys (``_...``) left out, ``locked`` computed."""
+    out = {k: v for k, v in doc.items() if not k.startswith("_") and k not in _OLD_KEYS}
+    out["locked"] = bool(doc.get("locked_by_worker_id"))
+    return out
+
+
+def job_out(doc: dict[str, Any], now: float) -> dict[str, Any]:
+    """A stored job as SyncJobModel (``lag_seconds`` computed for a running job)."""
+    out = {k: v for k, v in doc.items() if not k.startswith("_")}
+    out["lag_seconds"] = None
+    if out.get("status") == "running" and out.get("updated_at"):
+        out["lag_seconds"] = max(0, int(now - parse_iso(out["updated_at"])))
+    return out
+
+
+def _percent(job: dict[str, Any]) -> float:
+    total = job.get("total_files")
+    done = int(job.get("files_synced") or 0) + int(job.get("files_failed") or 0) + int(job.get("files_verified") or 0)
+    if total:
+        return round(min(100.0, done * 100.0 / total), 2)
+    return 100.0 if job.get("status") in ("completed", "skipped") else 0.0
+
+
+def _summary(job: dict[str, Any]) -> dict[str, Any]:
+    """The run in a few numbers: the job's ``progress`` and its sync's ``sync_progress``."""
+    meta = job.get("metadata") or {}
+    return {"sync_job_id": job["sync_job_id"], "status": job.get("status"), "phase": job.get("phase"),
+            "total_files": job.get("total_files"), "files_synced": job.get("files_synced"),
+            "files_failed": job.get("files_failed"), "files_verified": job.get("files_verified"),
+            "progress_percent": job.get("progress_percent"), "batch_ids": list(meta.get("batch_ids") or []),
+            "task_ids": list(meta.get("task_ids") or [])}
 
 
 def _blob_type(mime: str | None, name: str) -> str:
@@ -72,10 +114,11 @@ def _pick_property(schema: dict[str, Any] | None, btype: str) -> str:
 
 
 class _Run:
-    def __init__(self, sync_id: str, run_id: str, trigger: str):
+    def __init__(self, sync_id: str, run_id: str | None, trigger: str):
         self.sync_id = sync_id
-        self.run_id = run_id
+        self.run_id = run_id  # the job's id (None: created when the run starts)
         self.trigger = trigger
+        self.started = 0.0
 
 
 class SyncRunner:
@@ -90,7 +133,7 @@ class SyncRunner:
         self._lock = threading.Lock()
         self._running: dict[str, _Run] = {}
         self._rerun: dict[str, str] = {}          # sync id -> trigger reason of a requested re-run
-        self._pending_ids: dict[str, str] = {}    # sync id -> run id promised by trigger()
+        self._pending_ids: dict[str, str] = {}    # sync id -> id of the queued job a trigger created
         self._deleted: set[str] = set()
         self._pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="mixpeek-local-sync")
         self._thread: threading.Thread | None = None
@@ -111,22 +154,37 @@ class SyncRunner:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def recover(self) -> None:
-        """Runs interrupted by a stop: clear their locks and run them again now."""
+        """Runs interrupted by a stop: their jobs are ``interrupted``, their locks cleared,
+        and they run again now (a new job); jobs still queued stay queued."""
         store = self.state.store
         now = self.state.now()
+        finished = iso(now)
+        for row in store.query("SELECT sync_job_id, sync_config_id, doc FROM sync_jobs WHERE status='running'"):
+            job = loads(row["doc"])
+            sync = store.one("SELECT is_active FROM sync_configs WHERE sync_config_id=?", (row["sync_config_id"],))
+            if job.get("phase") == "queued" and sync is not None and sync["is_active"]:
+                self._pending_ids[row["sync_config_id"]] = row["sync_job_id"]
+                self._rerun[row["sync_config_id"]] = (job.get("metadata") or {}).get("triggered_by") or "manual"
+                continue
+
+            def interrupted(j: dict[str, Any]) -> None:
+                j.update(status="interrupted", phase=None, completed_at=finished,
+                         error="interrupted by server restart")
+            self._job(row["sync_job_id"], interrupted)
         for row in store.query("SELECT sync_config_id, doc, is_active FROM sync_configs"):
             doc = loads(row["doc"])
-            if not doc.get("locked_by_worker_id"):
+            pending = row["sync_config_id"] in self._pending_ids
+            if not doc.get("locked_by_worker_id") and not pending:
                 continue
 
             def fix(d: dict[str, Any]) -> None:
-                d.update(locked_by_worker_id=None, locked_at=None, lock_expires_at=None)
-                last = d.get("last_run") or {}
-                if last.get("status") == "RUNNING":
-                    last.update(status="INTERRUPTED", finished_at=self.state.iso_now(),
-                                error="interrupted by server restart")
-                if not d.get("paused") and d.get("is_active"):
+                if d.get("locked_by_worker_id") and not d.get("paused") and d.get("is_active"):
                     d["_restart"] = True
+                d.update(locked_by_worker_id=None, locked_at=None, lock_expires_at=None)
+                if d.get("current_sync_run_id"):
+                    job = self._job_doc(d["current_sync_run_id"])
+                    if job is not None:
+                        d["sync_progress"] = _summary(job)
             self._update(row["sync_config_id"], fix, next_run_at=now if row["is_active"] else None,
                          keep_next=not row["is_active"])
 
@@ -155,18 +213,71 @@ class SyncRunner:
         self._update(sync_id, lambda d: None, next_run_at=at, keep_next=False)
         self.wake.set()
 
+    def _new_job(self, sync: dict[str, Any], trigger: str, triggered_by: str) -> str:
+        """A queued job of ``sync`` (its doc); returns the job's id."""
+        job_id = new_id("sjob")
+        now = self.state.iso_now()
+        doc = {"sync_job_id": job_id, "sync_config_id": sync["sync_config_id"], "internal_id": sync["internal_id"],
+               "namespace_id": sync["namespace_id"], "status": "running", "trigger": JOB_TRIGGERS.get(trigger, trigger),
+               "phase": "queued", "total_files": None, "files_synced": 0, "files_failed": 0, "files_verified": 0,
+               "started_at": None, "completed_at": None, "updated_at": now, "error": None, "resumed_via": None,
+               "current_cursor": None, "throughput_files_per_min": None, "progress_percent": 0.0,
+               "metadata": {"triggered_by": triggered_by, "files_discovered": 0, "files_new": 0,
+                            "files_changed": 0, "files_unchanged": 0, "objects_created": 0, "batch_ids": [],
+                            "task_ids": []},
+               "progress": None, "_created_at": now}
+        doc["progress"] = _summary(doc)
+        self.state.store.execute("INSERT INTO sync_jobs(sync_job_id, sync_config_id, status, doc) VALUES (?,?,?,?)",
+                                 (job_id, sync["sync_config_id"], "running", dumps(doc)))
+        return job_id
+
+    def _job_doc(self, job_id: str) -> dict[str, Any] | None:
+        row = self.state.store.one("SELECT doc FROM sync_jobs WHERE sync_job_id=?", (job_id,))
+        return loads(row["doc"]) if row is not None else None
+
+    def _job(self, job_id: str | None, fn: Callable[[dict[str, Any]], Any]) -> dict[str, Any] | None:
+        """Reload a job, apply ``fn(doc)``, save it (progress fields recomputed)."""
+        if job_id is None:
+            return None
+        with self.state.store.tx():
+            job = self._job_doc(job_id)
+            if job is None:
+                return None
+            fn(job)
+            job["updated_at"] = self.state.iso_now()
+            job["progress_percent"] = _percent(job)
+            job["progress"] = _summary(job)
+            self.state.store.execute("UPDATE sync_jobs SET doc=?, status=? WHERE sync_job_id=?",
+                                     (dumps(job), job["status"], job_id))
+        return job
+
     # -- API hooks -----------------------------------------------------------------
     def trigger(self, sync_id: str, reason: str = "manual") -> str:
-        """Run now (or right after the current run). Returns the run id."""
+        """Run now (or right after the current run). Returns the id of the run's job
+        (the queued one, when a run was already asked for)."""
         with self._lock:
-            if sync_id in self._running:
-                self._rerun[sync_id] = reason
-                run_id = self._pending_ids.setdefault(sync_id, new_id("run"))
-                return run_id
-            run_id = self._pending_ids.setdefault(sync_id, new_id("run"))
+            job_id = self._pending_ids.get(sync_id)
+            if job_id is None:
+                row = self.state.store.one("SELECT doc FROM sync_configs WHERE sync_config_id=?", (sync_id,))
+                job_id = self._new_job(loads(row["doc"]), reason, reason)
+                self._pending_ids[sync_id] = job_id
             self._rerun[sync_id] = reason
-        self.schedule(sync_id, self.state.now())
-        return run_id
+            running = sync_id in self._running
+        if not running:
+            self.schedule(sync_id, self.state.now())
+        return job_id
+
+    def skip_queued(self, sync_id: str, reason: str) -> None:
+        """The sync was paused: a run asked for and not started will not run."""
+        with self._lock:
+            job_id = self._pending_ids.pop(sync_id, None)
+            self._rerun.pop(sync_id, None)
+        now = self.state.iso_now()
+
+        def skipped(j: dict[str, Any]) -> None:
+            if j.get("phase") == "queued":
+                j.update(status="skipped", phase=None, completed_at=now, error=reason)
+        self._job(job_id, skipped)
 
     def forget(self, sync_id: str) -> None:
         with self._lock:
@@ -200,7 +311,7 @@ class SyncRunner:
             with self._lock:
                 if sid in self._running or self.stop_event.is_set():
                     continue
-                run_id = self._pending_ids.pop(sid, None) or new_id("run")
+                run_id = self._pending_ids.pop(sid, None)
                 trigger = self._rerun.pop(sid, None) or "schedule"
                 run = _Run(sid, run_id, trigger)
                 self._running[sid] = run
@@ -228,17 +339,19 @@ class SyncRunner:
         state = self.state
         sid = run.sync_id
         started = state.iso_now()
+        run.started = state.now()
 
         def begin(d: dict[str, Any]) -> None:
             trig = "restart" if d.pop("_restart", False) and run.trigger == "schedule" else run.trigger
+            if run.run_id is None:
+                run.run_id = self._new_job(d, trig, trig)
             d.update(locked_by_worker_id=self.worker_id, locked_at=started,
                      lock_expires_at=iso(state.now() + LOCK_SECONDS), current_sync_run_id=run.run_id,
                      sync_run_counter=int(d.get("sync_run_counter") or 0) + 1, resume_objects_processed=0,
                      status="ACTIVE" if not d.get("paused") else d.get("status"), updated_at=started)
-            d["last_run"] = {"run_id": run.run_id, "trigger": trig, "status": "RUNNING", "started_at": started,
-                             "finished_at": None, "files_discovered": 0, "files_new": 0, "files_changed": 0,
-                             "files_unchanged": 0, "objects_created": 0, "files_failed": 0,
-                             "batch_ids": [], "task_ids": [], "error": None}
+            job = self._job(run.run_id, lambda j: j.update(phase="discovering", started_at=started))
+            if job is not None:
+                d["sync_progress"] = _summary(job)
         doc = self._update(sid, begin)
         if doc is None:
             return
@@ -311,7 +424,7 @@ class SyncRunner:
             batch_id = task_id = None
             if created:
                 batch_id = new_batch(state, ns, doc["bucket_id"], [oid for _, oid in created],
-                                     {"sync_config_id": sid, "sync_run_id": run.run_id, "source": "bucket_sync",
+                                     {"source": "bucket_sync", "sync_config_id": sid, "sync_job_id": run.run_id,
                                       "connection_id": conn["connection_id"]})
                 if not skip:
                     task_id = submit_batch(state, ns.org_id, ns.namespace_id, doc["bucket_id"], batch_id)
@@ -325,33 +438,40 @@ class SyncRunner:
         rows += [(sid, f.key, f.version_token, None, None, "FAILED", f.size, err) for f, err in failures]
         synced_bytes = sum(int(f.size or 0) for f, _ in created) if skip else 0
 
+        def job_progress(j: dict[str, Any]) -> None:
+            meta = j.setdefault("metadata", {})
+            meta.update(counts)
+            meta["objects_created"] = int(meta.get("objects_created") or 0) + len(created)
+            if batch_id:
+                meta.setdefault("batch_ids", []).append(batch_id)
+            if task_id:
+                meta.setdefault("task_ids", []).append(task_id)
+            j["files_synced"] = int(j.get("files_synced") or 0) + len(created)
+            j["files_failed"] = int(j.get("files_failed") or 0) + len(failures)
+            j["files_verified"] = counts["files_unchanged"]
+            j["total_files"] = counts["files_discovered"]
+
         def progress(d: dict[str, Any]) -> None:
-            last = d.get("last_run") or {}
-            last.update(counts)
-            last["objects_created"] = last.get("objects_created", 0) + len(created)
-            last["files_failed"] = last.get("files_failed", 0) + len(failures)
             d["resume_objects_processed"] = int(d.get("resume_objects_processed") or 0) + len(chunk)
             if batch_id:
-                d.setdefault("batch_ids", []).append(batch_id)
-                last.setdefault("batch_ids", []).append(batch_id)
+                d["batch_ids"] = [*(d.get("batch_ids") or []), batch_id]
                 d["batches_created"] = int(d.get("batches_created") or 0) + 1
             if task_id:
-                d.setdefault("task_ids", []).append(task_id)
-                last.setdefault("task_ids", []).append(task_id)
+                d["task_ids"] = [*(d.get("task_ids") or []), task_id]
             if skip:
                 d["total_files_synced"] = int(d.get("total_files_synced") or 0) + len(created)
                 d["total_bytes_synced"] = int(d.get("total_bytes_synced") or 0) + synced_bytes
             if failures:
                 d["total_files_failed"] = int(d.get("total_files_failed") or 0) + len(failures)
-                self._list_failed(d, [(f.key, err) for f, err in failures])
-            d["last_run"] = last
+            if job is not None:
+                d["sync_progress"] = _summary(job)
             d["updated_at"] = state.iso_now()
 
         with state.store.tx() as c:
             c.executemany("INSERT OR REPLACE INTO sync_files(sync_config_id, source_key, version, object_id, task_id, "
                           "status, size_bytes, error) VALUES (?,?,?,?,?,?,?,?)", rows)
+            job = self._job(run.run_id, job_progress)
             self._update(sid, progress)
-
 
     def _create_objects(self, doc, ns, schema, conn, chunk, created, failures) -> None:
         """Insert the chunk's objects (the shape ``services.create_object`` gives a
@@ -410,13 +530,6 @@ class SyncRunner:
         delete_object_files(self.state, loads(row["doc"]))
         self.state.store.execute("DELETE FROM objects WHERE object_id=?", (object_id,))
 
-    @staticmethod
-    def _list_failed(d: dict[str, Any], items: list[tuple[str, str]]) -> None:
-        lst = d.setdefault("failed_files", [])
-        for key, err in items:
-            lst.append({"source_path": key, "error": err})
-        del lst[:-MAX_FAILED_LISTED]
-
     def _finish(self, run: _Run, *, error: str | None = None, counts: dict[str, int] | None = None,
                 deactivate: bool = False) -> None:
         state = self.state
@@ -425,14 +538,27 @@ class SyncRunner:
         sid = run.sync_id
         box: dict[str, Any] = {}
 
-        def end(d: dict[str, Any]) -> None:
-            last = d.get("last_run") or {}
+        def end_job(j: dict[str, Any]) -> None:
             if counts:
-                last.update(counts)
-            last.update(status="FAILED" if error else "COMPLETED", finished_at=finished, error=error)
-            d["last_run"] = last
+                j.setdefault("metadata", {}).update(counts)
+                j["total_files"] = counts["files_discovered"]
+                j["files_verified"] = counts["files_unchanged"]
+            elif j.get("total_files") is None:
+                j["total_files"] = 0
+            j.update(status="failed" if error else "completed", phase=None, completed_at=finished,
+                     error=error[:1000] if error else None)
+            minutes = max(now - run.started, 1e-6) / 60.0 if run.started else None
+            j["throughput_files_per_min"] = round(int(j.get("files_synced") or 0) / minutes, 2) if minutes else None
+
+        def end(d: dict[str, Any]) -> None:
+            job = self._job(run.run_id, end_job)
+            meta = (job or {}).get("metadata") or {}
             d.update(locked_by_worker_id=None, locked_at=None, lock_expires_at=None, updated_at=finished)
-            d["total_files_discovered"] = int(d.get("total_files_discovered") or 0) + int(last.get("files_discovered") or 0)
+            d["total_files_discovered"] = int(d.get("total_files_discovered") or 0) + int(meta.get("files_discovered") or 0)
+            if job is not None:
+                d["sync_progress"] = _summary(job)
+                d["_last_job_status"] = job["status"]
+                d["stats"] = _stats(d.get("stats"), job, now - run.started if run.started else 0.0)
             if error:
                 d["last_error"] = error[:1000]
                 d["consecutive_failures"] = int(d.get("consecutive_failures") or 0) + 1
@@ -466,62 +592,94 @@ class SyncRunner:
 
     # -- folding task results into the metrics ------------------------------------
     def reconcile(self) -> int:
-        """Fold the results of finished sync tasks into their syncs; returns how many tasks."""
+        """Fold the results of finished sync tasks that were not folded when they
+        ended (the sync runner was not there); returns how many tasks."""
         state = self.state
         rows = state.store.query(
-            "SELECT DISTINCT f.sync_config_id AS sid, f.task_id AS tid FROM sync_files f JOIN tasks t "
+            "SELECT DISTINCT f.task_id AS tid FROM sync_files f JOIN tasks t "
             "ON t.task_id = f.task_id WHERE f.status='SUBMITTED' AND t.status IN "
             "('COMPLETED','COMPLETED_WITH_ERRORS','FAILED','CANCELED')")
         for r in rows:
-            self._fold(r["sid"], r["tid"])
+            self.fold_task(r["tid"])
         return len(rows)
 
-    def _fold(self, sid: str, task_id: str) -> None:
+    def fold_task(self, task_id: str) -> None:
+        """Fold a finished task's per-object results into its sync and its job (inside
+        the caller's transaction: the worker's, when the task ends)."""
         state = self.state
-        task = state.get_task_row(task_id)
-        if task is None:
-            return
-        outputs = {o.get("object_id"): o for o in (loads(task["outputs"]) or []) if isinstance(o, dict)}
-        canceled = task["status"] == "CANCELED"
         with state.store.tx() as c:
-            files = state.store.query("SELECT source_key, object_id, size_bytes FROM sync_files WHERE "
-                                      "sync_config_id=? AND task_id=? AND status='SUBMITTED'", (sid, task_id))
-            ok = failed = nbytes = 0
-            failed_items: list[tuple[str, str]] = []
+            task = state.get_task_row(task_id)
+            if task is None or task["status"] not in TERMINAL_TASK:
+                return
+            files = state.store.query("SELECT sync_config_id, source_key, object_id, size_bytes FROM sync_files "
+                                      "WHERE task_id=? AND status='SUBMITTED'", (task_id,))
+            if not files:
+                return
+            sid = files[0]["sync_config_id"]
+            objects = {r["object_id"]: r for r in state.store.query(
+                "SELECT object_id, status, size_bytes, json_extract(doc, '$.error') AS error FROM objects "
+                "WHERE object_id IN (SELECT value FROM json_each(?))", (dumps([f["object_id"] for f in files]),))}
+            canceled = task["status"] == "CANCELED"
+            ok = failed = retry = nbytes = 0
             updates = []
             for f in files:
-                out = outputs.get(f["object_id"])
-                if out is not None and out.get("status") == "COMPLETED":
+                o = objects.get(f["object_id"])
+                if o is not None and o["status"] == "COMPLETED":
                     ok += 1
-                    nbytes += int(out.get("size_bytes") or f["size_bytes"] or 0)
-                    updates.append(("SYNCED", None, out.get("size_bytes") or f["size_bytes"], f["source_key"]))
-                elif out is None and canceled:
+                    size = o["size_bytes"] or f["size_bytes"]
+                    nbytes += int(size or 0)
+                    updates.append(("SYNCED", None, size, f["source_key"]))
+                elif canceled and (o is None or o["status"] not in ("FAILED",)):
+                    retry += 1
                     updates.append(("RETRY", "task canceled before the file was processed", f["size_bytes"],
                                     f["source_key"]))
                 else:
-                    err = (out or {}).get("error") or task["error"] or "processing failed"
+                    err = (o["error"] if o is not None else None) or task["error"] or "processing failed"
                     failed += 1
-                    failed_items.append((f["source_key"], err))
                     updates.append(("FAILED", err, f["size_bytes"], f["source_key"]))
             c.executemany("UPDATE sync_files SET status=?, error=?, size_bytes=? WHERE sync_config_id=? AND "
-                          "source_key=?", [(s, e, b, sid, k) for s, e, b, k in updates])
+                          "source_key=?", [(st, e, b, sid, k) for st, e, b, k in updates])
+            jrow = state.store.one("SELECT sync_job_id FROM sync_jobs WHERE sync_config_id=? AND EXISTS "
+                                   "(SELECT 1 FROM json_each(doc, '$.metadata.task_ids') WHERE value=?)",
+                                   (sid, task_id))
+
+            def job_fold(j: dict[str, Any]) -> None:
+                # a file whose bytes could not be read was not synced after all
+                j["files_synced"] = max(0, int(j.get("files_synced") or 0) - failed - retry)
+                j["files_failed"] = int(j.get("files_failed") or 0) + failed
+            job = self._job(jrow["sync_job_id"], job_fold) if jrow is not None and (failed or retry) else None
 
             def fold(d: dict[str, Any]) -> None:
                 d["total_files_synced"] = int(d.get("total_files_synced") or 0) + ok
                 d["total_files_failed"] = int(d.get("total_files_failed") or 0) + failed
                 d["total_bytes_synced"] = int(d.get("total_bytes_synced") or 0) + nbytes
-                if failed_items:
-                    self._list_failed(d, failed_items)
-                last = d.get("last_run") or {}
-                if task_id in (last.get("task_ids") or []):
-                    last["files_synced"] = int(last.get("files_synced") or 0) + ok
-                    last["files_failed"] = int(last.get("files_failed") or 0) + failed
-                    last["bytes_synced"] = int(last.get("bytes_synced") or 0) + nbytes
-                    done = set(last.get("tasks_finished") or [])
-                    done.add(task_id)
-                    last["tasks_finished"] = sorted(done)
+                if job is not None and d.get("current_sync_run_id") == job["sync_job_id"]:
+                    d["sync_progress"] = _summary(job)
                 d["updated_at"] = state.iso_now()
             self._update(sid, fold)
+
+
+def _stats(old: dict[str, Any] | None, job: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """SyncStatsModel after a run: the run's numbers and the running totals."""
+    st = dict(old or {})
+    meta = job.get("metadata") or {}
+    seconds = max(0.0, seconds)
+    synced = int(meta.get("objects_created") or 0)
+    per_min = round(synced * 60.0 / seconds, 2) if seconds > 0 else 0.0
+    completed = job["status"] == "completed"
+    st.update(last_run_at=job.get("completed_at"), last_run_duration_seconds=round(seconds, 3),
+              last_run_objects_discovered=int(meta.get("files_discovered") or 0),
+              last_run_objects_synced=synced, last_run_objects_failed=int(job.get("files_failed") or 0),
+              last_run_objects_skipped=0, last_run_objects_verified=int(meta.get("files_unchanged") or 0),
+              last_run_throughput_objects_per_min=per_min, updated_at=job.get("completed_at"))
+    for key, add in (("total_objects_discovered", st["last_run_objects_discovered"]),
+                     ("total_objects_synced", synced), ("total_objects_failed", st["last_run_objects_failed"]),
+                     ("total_objects_verified", st["last_run_objects_verified"]),
+                     ("total_runs_completed", 1 if completed else 0), ("total_runs_failed", 0 if completed else 1)):
+        st[key] = int(st.get(key) or 0) + add
+    st["total_duration_seconds"] = round(float(st.get("total_duration_seconds") or 0.0) + seconds, 3)
+    st["peak_objects_per_min"] = max(float(st.get("peak_objects_per_min") or 0.0), per_min)
+    return st
 
 
 def install(app, state) -> SyncRunner:

@@ -12,6 +12,11 @@ def iso(ts: float | None = None) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+def parse_iso(text: str) -> float:
+    """The timestamp of an ``iso()`` string."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
 def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(7)}"
 

@@ -3,7 +3,10 @@
 For every object it reads the bytes (stored blob, http(s) URL, registered
 scheme), computes size, sha256, a sniffed MIME type and simple features
 (text: lines/words/chars; image: width/height via Pillow), and records the
-result on the object and in the task (``outputs`` and ``additional_data``).
+result on the object. Progress and failures go where the contract has them:
+the batch's ``progress`` (refreshed every ``progress_refresh_seconds`` while it
+runs), ``failed_objects`` and ``failed_object_count``; the task keeps only its
+status, the documented ``additional_data`` keys and the processed object ids.
 """
 from __future__ import annotations
 
@@ -19,13 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from .blobs import CHUNK, BlobCanceled, BlobReadError, ReadContext, materialize, remove_quietly
+from .collections import run_collections_for_object
 from .db import loads
 from .errors import APIError
 from .sniff import SNIFF_BYTES, TextStats, image_features, is_text, sniff_mime, wants_image
 
 log = logging.getLogger("mixpeek_magics.local.worker")
-
-FLUSH_INTERVAL = 0.1  # seconds between progress writes when not pacing
 
 
 class Stopping(Exception):
@@ -37,37 +39,64 @@ class Stopping(Exception):
 CONFIRM_GROUP = 20
 
 
-class _ItemProgress:
-    """Progress of a task that works through items one by one: processed /
-    total / percentage / failed in ``additional_data`` and the per-item
-    ``outputs``, written at most every FLUSH_INTERVAL (every item when pacing,
-    so demos show each step)."""
+def error_type(message: str) -> str:
+    """FailedObjectRecord.error_type: transient (worth retrying) or permanent (bad data)."""
+    m = message.lower()
+    if any(w in m for w in ("timed out", "timeout", "connection", "temporar", "http 5", "http 429",
+                            "unavailable", "throttl")):
+        return "transient"
+    return "permanent"
 
-    def __init__(self, state: Any, task_id: str, ad: dict[str, Any], total: int, paced: bool = True) -> None:
-        self.state, self.task_id, self.ad, self.total = state, task_id, ad, total
-        ad.update(processed=0, total=total, percentage=0.0 if total else 100.0, failed=0, failed_objects=[])
-        self.outputs: list[dict[str, Any]] = []
-        self.pacing = paced and state.settings.pace_seconds > 0
-        self.last_flush = time.monotonic()
 
-    def start(self) -> bool:
+class _BatchRun:
+    """A batch task working through its objects: counts and failures in memory, the
+    batch's ``progress`` written every ``progress_refresh_seconds`` (every object
+    while the demo pace is on, so demos show each step)."""
+
+    def __init__(self, state: Any, task_id: str, batch_id: str, total: int) -> None:
+        self.state, self.task_id, self.batch_id, self.total = state, task_id, batch_id, total
+        self.processed = 0
+        self.failures: list[dict[str, Any]] = []  # FailedObjectRecords
+        self.filenames: dict[str, str | None] = {}
+        self.done: list[str] = []  # object ids processed successfully (the task's outputs)
+        self.started = time.monotonic()
+        self.last_flush = self.started
+        self.every_item = state.settings.pace_seconds > 0
+
+    def start(self, ad: dict[str, Any]) -> bool:
         """Mark the task PROCESSING; False when it was canceled meanwhile."""
-        return self.state.update_task(self.task_id, status="PROCESSING", additional_data=self.ad, outputs=[])
+        from .services import batch_started
 
-    def add(self, output: dict[str, Any], failure: dict[str, Any] | None = None) -> bool:
-        """Record one item; False when the task was canceled (stop working)."""
-        ad = self.ad
-        self.outputs.append(output)
-        ad["processed"] += 1
-        if failure is not None:
-            ad["failed"] += 1
-            ad["failed_objects"].append(failure)
-        ad["percentage"] = round(ad["processed"] * 100.0 / self.total, 2) if self.total else 100.0
-        now = time.monotonic()
-        if self.pacing or now - self.last_flush >= FLUSH_INTERVAL:
-            self.last_flush = now
-            return self.state.update_task(self.task_id, additional_data=ad, outputs=self.outputs)
+        with self.state.store.tx():
+            if not self.state.update_task(self.task_id, status="PROCESSING", additional_data=ad, outputs=[]):
+                return False
+            batch_started(self.state, self.batch_id, self.task_id, self.total)
         return True
+
+    def add(self, object_id: str, error: str | None, filename: str | None) -> None:
+        self.processed += 1
+        if error is None:
+            self.done.append(object_id)
+        else:
+            self.failures.append({"object_id": object_id, "error": error, "error_type": error_type(error),
+                                  "timestamp": self.state.iso_now()})
+            self.filenames[object_id] = filename
+        now = time.monotonic()
+        if self.every_item or now - self.last_flush >= self.state.settings.progress_refresh_seconds:
+            self.last_flush = now
+            self.flush()
+
+    def progress(self) -> dict[str, Any]:
+        from .services import progress_dict
+
+        first = self.failures[0]["error"] if self.failures else None
+        return progress_dict(self.processed, self.total, len(self.failures), first,
+                             time.monotonic() - self.started)
+
+    def flush(self) -> None:
+        from .services import batch_progress
+
+        batch_progress(self.state, self.batch_id, self.task_id, self.progress(), list(self.failures))
 
 
 class Worker:
@@ -137,15 +166,18 @@ class Worker:
                         self._cancel.pop(task_id, None)
 
     def _fail(self, task_id: str, message: str) -> None:
+        from .services import after_batch_task, update_batch_status
+
         row = self.state.get_task_row(task_id)
         ad = loads(row["additional_data"]) if row else {}
         ad = ad or {}
         ad["error"] = message
-        self.state.update_task(task_id, status="FAILED", error=message, additional_data=ad)
         job = loads(row["job"]) if row else None
-        if job and job.get("kind") == "batch":
-            from .services import update_batch_status
-            update_batch_status(self.state, job["batch_id"], "FAILED", error=message, task_id=task_id)
+        with self.state.store.tx():
+            self.state.update_task(task_id, status="FAILED", error=message, additional_data=ad)
+            if job and job.get("kind") == "batch":
+                update_batch_status(self.state, job["batch_id"], "FAILED", error=message, task_id=task_id)
+                after_batch_task(self.state, task_id)
 
     def _run(self, task_id: str) -> None:
         row = self.state.get_task_row(task_id)
@@ -182,7 +214,7 @@ class Worker:
 
     # -- batch processing --------------------------------------------------------
     def _run_batch(self, task_id: str, row, job: dict[str, Any]) -> None:
-        from .services import save_object, update_batch_status
+        from .services import after_batch_task, finish_batch, save_object
 
         state = self.state
         cancel = self._event(task_id)
@@ -191,18 +223,16 @@ class Worker:
         batch_id = job["batch_id"]
         total = len(object_ids)
         ad["current_tier"] = 0
-        progress = _ItemProgress(state, task_id, ad, total)
-        if not progress.start():
+        run = _BatchRun(state, task_id, batch_id, total)
+        if not run.start(ad):
             return  # canceled meanwhile
-        update_batch_status(state, batch_id, "PROCESSING", task_id=task_id)
         for oid in object_ids:
             if not self._next_item(cancel):
                 return
             orow = state.store.one("SELECT doc, org_id, namespace_id, bucket_id FROM objects WHERE object_id=?",
                                    (oid,))
             if orow is None:
-                result = {"object_id": oid, "filename": None, "status": "FAILED", "mime_type": None,
-                          "size_bytes": None, "sha256": None, "features": {},
+                result = {"object_id": oid, "filename": None, "status": "FAILED",
                           "error": "object not found (deleted before processing)"}
             else:
                 d = loads(orow["doc"])
@@ -213,6 +243,8 @@ class Worker:
                                   state=state, cancel=cancel)
                 try:
                     result = self.process_object(d, ctx)
+                    if result["status"] == "COMPLETED":
+                        result = self._run_collections(d, orow, batch_id, cancel, result)
                 except BlobCanceled:
                     if self.stop_event.is_set():
                         raise Stopping() from None
@@ -222,38 +254,45 @@ class Worker:
                 d["status"] = "COMPLETED" if result["status"] == "COMPLETED" else "FAILED"
                 d["error"] = result.get("error")
                 d["updated_at"] = state.iso_now()
-                d["processing"] = {"task_id": task_id, "batch_id": batch_id,
-                                   "mime_type": result["mime_type"], "size_bytes": result["size_bytes"],
-                                   "sha256": result["sha256"], "features": result["features"]}
                 if cancel.is_set():
                     return
                 save_object(state, d)
-            failure = None if result["status"] == "COMPLETED" else \
-                {"object_id": oid, "filename": result.get("filename"), "error": result.get("error")}
-            if not progress.add(result, failure):
-                return  # canceled
+            run.add(oid, None if result["status"] == "COMPLETED" else (result.get("error") or "processing failed"),
+                    result.get("filename"))
         if self._check(cancel):
             return
-        failed = ad["failed"]
+        failed = len(run.failures)
         error = None
         if total and failed == total:
             status = "FAILED"
-            first = ad["failed_objects"][0]
-            error = (f"all {total} object(s) failed; first: {first.get('filename') or first['object_id']}: "
-                     f"{first['error']}")
+            first = run.failures[0]
+            name = run.filenames.get(first["object_id"]) or first["object_id"]
+            error = f"all {total} object(s) failed; first: {name}: {first['error']}"
             ad["error"] = error
         elif failed:
             status = "COMPLETED_WITH_ERRORS"
         else:
             status = "COMPLETED"
-        ad["current_tier"] = 0
-        if state.update_task(task_id, status=status, additional_data=ad, outputs=progress.outputs, error=error):
-            errors = [{"error_type": "runtime", "message": f["error"], "component": "local-worker",
-                       "stage": "object_processing", "traceback": None, "timestamp": state.iso_now(),
-                       "affected_document_ids": [f["object_id"]], "affected_count": 1,
-                       "recovery_suggestion": None, "metadata": {"filename": f.get("filename")}}
-                      for f in ad["failed_objects"]]
-            update_batch_status(state, batch_id, status, error=error, task_id=task_id, errors=errors)
+        errors = [{"error_type": "runtime", "message": f["error"], "component": "local-worker",
+                   "stage": "object_processing", "traceback": None, "timestamp": f["timestamp"],
+                   "affected_document_ids": [f["object_id"]], "affected_count": 1,
+                   "recovery_suggestion": None, "metadata": {"filename": run.filenames.get(f["object_id"])}}
+                  for f in run.failures]
+        with state.store.tx():
+            if state.update_task(task_id, status=status, additional_data=ad, outputs=run.done, error=error):
+                finish_batch(state, batch_id, task_id, status, run.failures, errors, error)
+                after_batch_task(state, task_id)
+
+    def _run_collections(self, d: dict[str, Any], orow: Any, batch_id: str, cancel: threading.Event,
+                         result: dict[str, Any]) -> dict[str, Any]:
+        """Tier 0: every collection whose source is the object's bucket writes its documents."""
+        obj = {**d, "org_id": orow["org_id"], "namespace_id": orow["namespace_id"]}
+        runs = run_collections_for_object(self.state, obj, batch_id, cancel=cancel)
+        failed = [r for r in runs if r["status"] == "FAILED"]
+        if not failed:
+            return result
+        return {**result, "status": "FAILED",
+                "error": "; ".join(f"collection {r['collection_name']}: {r['error']}" for r in failed)}
 
     def process_object(self, d: dict[str, Any], ctx: ReadContext) -> dict[str, Any]:
         """Process every blob of an object; the first blob gives the top-level fields."""
@@ -344,6 +383,9 @@ class Worker:
     # Not paced: the pace setting makes *processing* visible in demos; confirming
     # uploads is bookkeeping and would only make every demo upload look slow.
     def _run_confirm_batch(self, task_id: str, row, job: dict[str, Any]) -> None:
+        """Each upload's outcome goes on the upload (status COMPLETED with its
+        object_id, or FAILED with the reason in ``message``), where the contract
+        has it; the task's ``outputs`` are the object ids confirmed."""
         from .services import confirm_uploads
 
         state = self.state
@@ -351,38 +393,29 @@ class Worker:
         ad = loads(row["additional_data"]) or {}
         confirmations = job.get("confirmations") or []
         total = len(confirmations)
-        progress = _ItemProgress(state, task_id, ad, total, paced=False)
-        if not progress.start():
+        if not state.update_task(task_id, status="PROCESSING", outputs=[]):
             return
+        object_ids: list[str] = []
+        failures: list[str] = []
         for at in range(0, total, CONFIRM_GROUP):
             if not self._next_item(cancel, paced=False):
                 return
             group = confirmations[at:at + CONFIRM_GROUP]
-            results = confirm_uploads(state, row["org_id"], job["namespace_id"], job["bucket_id"], group)
-            for conf, (r, up) in zip(group, results):
-                upload_id = str(conf.get("upload_id") or "")
-                filename = up["filename"] if up else None
+            results = confirm_uploads(state, row["org_id"], job["namespace_id"], job["bucket_id"], group,
+                                      task_id=task_id)
+            for conf, (r, _up) in zip(group, results):
                 if isinstance(r, APIError):
-                    out = {"upload_id": upload_id, "object_id": None, "filename": filename, "status": "FAILED",
-                           "mime_type": None, "size_bytes": None, "sha256": None, "features": {},
-                           "error": r.message}
-                    failure = {"object_id": None, "upload_id": upload_id, "filename": filename, "error": r.message}
-                else:
-                    out = {"upload_id": upload_id, "object_id": r["object_id"], "filename": filename,
-                           "status": "COMPLETED", "mime_type": up["content_type"] if up else None,
-                           "size_bytes": r["file_size_bytes"], "sha256": r["file_hash"], "features": {},
-                           "etag": r["etag"]}
-                    failure = None
-                if not progress.add(out, failure):
-                    return
+                    failures.append(f"{conf.get('upload_id')}: {r.message}")
+                elif r.get("object_id"):
+                    object_ids.append(r["object_id"])
+            state.update_task(task_id, outputs=object_ids)
         if self._check(cancel):
             return
-        failed = ad["failed"]
         error = None
-        if total and failed == total:
+        if total and len(failures) == total:
             status = "FAILED"
-            error = f"all {total} confirmation(s) failed; first: {ad['failed_objects'][0]['error']}"
+            error = f"all {total} confirmation(s) failed; first: {failures[0]}"
             ad["error"] = error
         else:
-            status = "COMPLETED_WITH_ERRORS" if failed else "COMPLETED"
-        state.update_task(task_id, status=status, additional_data=ad, outputs=progress.outputs, error=error)
+            status = "COMPLETED_WITH_ERRORS" if failures else "COMPLETED"
+        state.update_task(task_id, status=status, additional_data=ad, outputs=object_ids, error=error)

@@ -1,8 +1,7 @@
 """Drive JupyterLab (4.x) in a Playwright page: start a server, open a notebook,
 wait until it is really ready, run cells, wait for execution, read outputs.
 
-What works on these machines is recorded in ``/work/shared/notes/jupyter-testing.md``:
-waiting for the "Idle" indicator alone is flaky, so readiness means the
+Waiting for the "Idle" indicator alone is flaky, so readiness means the
 notebook's ``context.ready`` and ``sessionContext.ready`` resolved and its
 kernel is connected and idle (read through ``window.jupyterapp``, exposed by
 ``--LabApp.expose_app_in_browser=True``). Selectors are scoped to the visible

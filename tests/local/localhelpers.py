@@ -29,6 +29,32 @@ def wait_task(client: httpx.Client, task_id: str, timeout: float = 15.0,
         time.sleep(0.02)
 
 
+TERMINAL = frozenset({"COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELED"})
+
+
+def wait_batch(client: httpx.Client, bucket_id: str, batch_id: str, timeout: float = 15.0,
+               until: frozenset[str] = TERMINAL) -> dict:
+    """Poll GET batch (BatchModel) until its status is in ``until``; returns it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = client.get(f"/v1/buckets/{bucket_id}/batches/{batch_id}")
+        assert r.status_code == 200, r.text
+        batch = r.json()
+        if batch["status"] in until:
+            return batch
+        if time.monotonic() > deadline:
+            raise AssertionError(f"batch {batch_id} still {batch['status']} after {timeout}s: {batch}")
+        time.sleep(0.02)
+
+
+def validation_errors(resp: httpx.Response) -> list[dict]:
+    """The ``{loc, msg, type}`` problems of a 422 ErrorResponse."""
+    assert resp.status_code == 422, resp.text
+    body = resp.json()
+    assert body["success"] is False and body["error"]["type"] == "ValidationError", body
+    return body["error"]["details"]["errors"]
+
+
 def png_bytes(size=(7, 5), color=(200, 30, 30)) -> bytes:
     from PIL import Image
     buf = io.BytesIO()

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import httpx
 
-from tests.local.localhelpers import assert_error, b64, client_for, png_bytes, wait_task
+from tests.local.localhelpers import (assert_error, b64, client_for, png_bytes, validation_errors, wait_batch,
+                                      wait_task)
 
 
 def test_health_needs_no_key(local_server):
@@ -93,8 +94,12 @@ def test_bucket_crud_counts(env):
     r = c.patch(f"/v1/buckets/{bid}", json={"bucket_name": "renamed"})
     assert r.json()["bucket_name"] == "renamed"
     # a second bucket with its own schema; list with body pagination
+    # the contract's type enum is lower case: the real service refuses other spellings
     r = c.post("/v1/buckets", json={"bucket_name": "second", "bucket_schema": {"properties": {"video": {"type": "VIDEO"}}}})
+    assert validation_errors(r)[0]["loc"][-1] == "type"
+    r = c.post("/v1/buckets", json={"bucket_name": "second", "bucket_schema": {"properties": {"video": {"type": "video"}}}})
     assert r.status_code == 200 and r.json()["bucket_schema"]["properties"]["video"]["type"] == "video"
+    assert "namespace_id" not in r.json()  # not a BucketResponse field
     page = c.post("/v1/buckets/list", json={"limit": 1}).json()
     assert page["total_count"] == 2 and len(page["results"]) == 1 and page["pagination"]["next_cursor"]
     page2 = c.post("/v1/buckets/list", params={"cursor": page["pagination"]["next_cursor"], "limit": 1}, json={}).json()
@@ -102,7 +107,7 @@ def test_bucket_crud_counts(env):
     assert c.post("/v1/buckets/list", json={"search": "SEC"}).json()["total_count"] == 1
     # bad schema type -> 422
     r = c.post("/v1/buckets", json={"bucket_name": "bad", "bucket_schema": {"properties": {"x": {"type": "hologram"}}}})
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"][0] == "body"
+    assert validation_errors(r)[0]["loc"][0] == "body"
     # delete
     r = c.delete(f"/v1/buckets/{bid}")
     assert r.status_code == 200 and r.json()["object_count"] == 1
@@ -114,7 +119,7 @@ def test_object_create_formats_and_list(env, local_server):
     c, bid = env.c, env.bucket_id
     png = png_bytes()
     forms = [
-        {"property": "image", "type": "IMAGE", "data": "data:image/png;base64," + b64(png)},
+        {"property": "image", "type": "image", "data": "data:image/png;base64," + b64(png)},
         {"property": "image", "type": "image", "data": {"base64": b64(png), "mime_type": "image/png", "filename": "a.png"}},
         {"property": "content", "type": "text", "data": "plain inline text"},
         {"property": "file", "type": "text", "data": "https://example.invalid/docs/readme.txt"},
@@ -177,22 +182,29 @@ def test_objects_batch_partial_success(env):
     c, bid = env.c, env.bucket_id
     objs = [{"blobs": [{"property": "content", "type": "text", "data": "one"}]},
             {"blobs": [{"property": "content", "type": "text", "data": {"base64": b64(b"x"), "filename": "../evil"}}]},
-            {"blobs": [{"property": "content"}]},
+            {"blobs": [{"property": "content", "type": "text"}]},  # no data
             {"blobs": [{"property": "content", "type": "text", "data": "two"}]}]
     r = c.post(f"/v1/buckets/{bid}/objects/batch", json={"objects": objs})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["total_requested"] == 4 and body["succeeded_count"] == 2 and body["failed_count"] == 2
     assert [f["object_index"] for f in body["failed"]] == [1, 2]
-    assert ".." in body["failed"][0]["error"]
+    assert ".." in body["failed"][0]["error"] and "data" in body["failed"][1]["error"]
 
 
 def test_objects_batch_auto_process(env):
     c, bid = env.c, env.bucket_id
     objs = [{"blobs": [{"property": "content", "type": "text", "data": f"text number {i}"}]} for i in range(3)]
     r = c.post(f"/v1/buckets/{bid}/objects/batch", params={"auto_process": True}, json={"objects": objs})
-    task = wait_task(c, r.json()["task_id"])
-    assert task["status"] == "COMPLETED" and task["additional_data"]["processed"] == 3
+    assert r.status_code == 200, r.text
+    ids = [o["object_id"] for o in r.json()["succeeded"]]
+    # the answer names no task: the batch that processes the objects is found by listing batches
+    [batch] = c.post(f"/v1/buckets/{bid}/batches/list", json={}).json()["results"]
+    assert batch["object_ids"] == ids
+    batch = wait_batch(c, bid, batch["batch_id"])
+    assert batch["status"] == "COMPLETED" and batch["failed_object_count"] == 0 and batch["progress"] is None
+    task = wait_task(c, batch["task_id"])
+    assert task["status"] == "COMPLETED" and task["additional_data"]["object_count"] == 3
     st = {o["status"] for o in c.post(f"/v1/buckets/{bid}/objects/list", json={}).json()["results"]}
     assert st == {"COMPLETED"}
 
@@ -212,14 +224,24 @@ def test_batch_routes(env):
     assert task["task_type"] == "api_buckets_batches_process" and task["status"] in ("PENDING", "PROCESSING", "COMPLETED")
     task = wait_task(c, task["task_id"])
     assert task["status"] == "COMPLETED"
+    # a batch task's additional_data holds the documented keys only; the rest is on the batch
     ad = task["additional_data"]
-    assert ad["metadata"]["provenance"] == {"source": "test"}
-    assert (ad["processed"], ad["total"], ad["percentage"], ad["failed"]) == (2, 2, 100.0, 0)
-    assert ad["batch_id"] == b["batch_id"] and ad["bucket_id"] == bid and ad["namespace_id"] == env.namespace_id
-    assert "sync_config_id" in ad and ad["failed_objects"] == []
+    assert ad == {"batch_id": b["batch_id"], "bucket_id": bid, "namespace_id": env.namespace_id, "current_tier": 0,
+                  "total_tiers": 1, "collection_ids": [], "object_count": 2,
+                  "sample_object_ids": [o1["object_id"], o2["object_id"]]}
+    assert task["outputs"] == [o1["object_id"], o2["object_id"]] and task["queue_position"] is None
     got = c.get(f"/v1/buckets/{bid}/batches/{b['batch_id']}").json()
     assert got["status"] == "COMPLETED" and got["task_id"] == task["task_id"]
-    assert got["tier_tasks"][0]["status"] == "COMPLETED"
+    assert got["metadata"]["provenance"] == {"source": "test"}
+    assert got["progress"] is None and got["failed_object_count"] == 0 and not got["failed_objects"]
+    assert got["status_message"] == "Completed: 2 object(s) processed" and got["lifecycle"] == "indexed"
+    assert got["tier_tasks"][0]["status"] == "COMPLETED" and got["tier_tasks"][0]["tier_num"] == 0
+    assert got["tier_tasks"][0]["collection_ids"] is None  # v0.82: null or at least one
+    assert (got["max_node_death_resubmits"], got["max_deploy_resubmits"]) == (3, 3)
+    # the same batch by id alone, and across buckets
+    assert c.get(f"/v1/batches/{b['batch_id']}").json() == got
+    assert [x["batch_id"] for x in c.post("/v1/batches/list", json={"status": "COMPLETED"}).json()["results"]] \
+        == [b["batch_id"]]
     assert_error(c.post(f"/v1/buckets/{bid}/batches/{b['batch_id']}/submit"), 409, "already submitted")
     assert_error(c.post(f"/v1/buckets/{bid}/batches/{b['batch_id']}/objects", json={"object_ids": [o1["object_id"]]}),
                  409, "DRAFT")
@@ -227,10 +249,12 @@ def test_batch_routes(env):
     lst = c.post(f"/v1/buckets/{bid}/batches/list", json={"limit": 1}).json()
     assert lst["total_count"] == 2 and len(lst["results"]) == 1
     assert c.post(f"/v1/buckets/{bid}/batches/list", json={"status": "COMPLETED"}).json()["total_count"] == 1
-    empty = env.batch([])
-    assert_error(c.post(f"/v1/buckets/{bid}/batches/{empty['batch_id']}/submit"), 400, "no objects")
-    assert c.delete(f"/v1/buckets/{bid}/batches/{empty['batch_id']}").json()["success"] is True
-    assert_error(c.get(f"/v1/buckets/{bid}/batches/{empty['batch_id']}"), 404)
+    assert validation_errors(c.post(f"/v1/buckets/{bid}/batches/list", json={"status": "completed"}))
+    assert validation_errors(c.post(f"/v1/buckets/{bid}/batches", json={"object_ids": []}))[0]["type"] == "too_short"
+    draft = env.batch([o2["object_id"]])
+    assert draft["status_message"] == "Draft: 1 object(s), not submitted yet" and draft["progress"] is None
+    assert c.delete(f"/v1/buckets/{bid}/batches/{draft['batch_id']}").json()["success"] is True
+    assert_error(c.get(f"/v1/buckets/{bid}/batches/{draft['batch_id']}"), 404)
 
 
 def test_unknown_route_uses_error_shape(local_server):

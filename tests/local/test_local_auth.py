@@ -40,7 +40,7 @@ def test_read_only_key(env, local_server):
     assert c.post("/v1/tasks/list", json={}).status_code == 200
     assert c.get(f"/v1/buckets/{env.bucket_id}").status_code == 200
     # writes are refused with 403 and do nothing
-    assert_error(c.post("/v1/namespaces", json={"namespace_name": "x", "feature_extractors": []}), 403,
+    assert_error(c.post("/v1/namespaces", json={"namespace_name": "xyz", "feature_extractors": []}), 403,
                  "read-only", "PermissionDeniedError")
     assert_error(c.delete(f"/v1/buckets/{env.bucket_id}"), 403)
     assert_error(c.post(f"/v1/buckets/{env.bucket_id}/objects", json={"blobs": []}), 403)
@@ -103,15 +103,19 @@ def test_organization_isolation(env, local_server):
     assert env.root.get(f"/v1/tasks/{task['task_id']}").json()["status"] == "COMPLETED"
 
 
-def test_kill_of_other_orgs_task_is_a_noop(env, local_server):
+def test_kill_of_other_orgs_task_is_404_and_has_no_effect(env, local_server):
     local_server.update_settings(pace_seconds=5)
     obj = env.text_obj("slow")
-    _, task = env.submit([obj["object_id"]])
+    b, task = env.submit([obj["object_id"]])
     other = client_for(local_server, local_server.create_organization("o2"))
-    r = other.delete(f"/v1/tasks/{task['task_id']}")
-    assert r.status_code == 200 and r.json()["success"] is True
+    # another organization's task is as unknown as one that never existed
+    assert_error(other.delete(f"/v1/tasks/{task['task_id']}"), 404, task["task_id"], "NotFoundError")
+    assert_error(other.delete("/v1/tasks/task_never_existed"), 404)
     assert env.root.get(f"/v1/tasks/{task['task_id']}").json()["status"] in ("PENDING", "PROCESSING")
-    env.root.delete(f"/v1/tasks/{task['task_id']}")
+    assert env.c.get(f"/v1/buckets/{env.bucket_id}/batches/{b['batch_id']}").json()["status"] in ("PENDING",
+                                                                                              "PROCESSING")
+    r = env.root.delete(f"/v1/tasks/{task['task_id']}")
+    assert r.status_code == 200 and r.json() == {"message": "Successfully deleted", "success": True}
     assert wait_task(env.root, task["task_id"], timeout=3)["status"] == "CANCELED"
 
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from mixpeek_magics.local import LocalServer, LocalSettings
-from tests.local.localhelpers import Env, assert_error, client_for, wait_task
+from tests.local.localhelpers import Env, assert_error, client_for, wait_batch, wait_task
 
 
 @pytest.mark.parametrize("status,field", [(429, "fault_rate_429"), (503, "fault_rate_503")])
@@ -107,7 +107,7 @@ def test_interrupted_tasks_are_resumed_or_failed(tmp_path, local_server_factory)
     srv = local_server_factory(data_dir=data_dir, pace_seconds=30)
     e = Env(srv)
     ids = [e.text_obj(f"text {i}", f"t{i}.txt")["object_id"] for i in range(3)]
-    _, task = e.submit(ids)
+    b, task = e.submit(ids)
     wait_task(e.c, task["task_id"], until=frozenset({"PROCESSING"}))
     synthetic = srv.seed_tasks(2, statuses=["PENDING", "PROCESSING"])
     e.close()
@@ -118,8 +118,11 @@ def test_interrupted_tasks_are_resumed_or_failed(tmp_path, local_server_factory)
     srv2 = local_server_factory(data_dir=data_dir)  # no pace now
     c = client_for(srv2)
     t = wait_task(c, task["task_id"], timeout=10)
-    assert t["status"] == "COMPLETED" and t["additional_data"]["processed"] == 3
-    assert t["additional_data"]["resumed_after_restart"] is True
+    assert t["status"] == "COMPLETED" and t["outputs"] == ids
+    # the batch says it was resubmitted after losing its worker, and ends with every object processed
+    batch = wait_batch(client_for(srv2, namespace="test_ns"), e.bucket_id, b["batch_id"])
+    assert batch["status"] == "COMPLETED" and batch["node_death_resubmit_count"] == 1
+    assert batch["failed_object_count"] == 0 and batch["progress"] is None
     for tid in synthetic:  # nothing can resume these: they end FAILED with the reason
         s = c.get(f"/v1/tasks/{tid}").json()
         assert s["status"] == "FAILED" and s["error"] == "interrupted by server restart"

@@ -10,7 +10,19 @@ from functools import partial
 import pytest
 
 from mixpeek_magics.local import ReadContext, register_blob_reader, unregister_blob_reader
-from tests.local.localhelpers import b64, png_bytes, wait_task
+from tests.local.localhelpers import assert_error, b64, png_bytes, wait_batch, wait_task
+
+
+def _object(env, object_id: str) -> dict:
+    r = env.c.get(f"/v1/buckets/{env.bucket_id}/objects/{object_id}")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _details(env, object_id: str) -> dict:
+    """What processing found out about an object's (first) blob: details and features."""
+    blob = _object(env, object_id)["blobs"][0]
+    return {**blob["details"], "features": blob["properties"].get("features")}
 
 
 def test_text_png_and_broken_png(env):
@@ -25,32 +37,36 @@ def test_text_png_and_broken_png(env):
     task = wait_task(env.c, task["task_id"])
     assert task["status"] == "COMPLETED_WITH_ERRORS"
     assert task["error"] is None
-    ad = task["additional_data"]
-    assert (ad["processed"], ad["total"], ad["failed"], ad["percentage"]) == (3, 3, 1, 100.0)
-    assert ad["metadata"] == {"provenance": {"notebook": "t.ipynb"}}
-    assert len(ad["failed_objects"]) == 1
-    failed = ad["failed_objects"][0]
-    assert failed["object_id"] == o_bad["object_id"] and failed["filename"] == "broken.png"
-    assert failed["error"].startswith("cannot decode image")
-    outs = {o["object_id"]: o for o in task["outputs"]}
-    t = outs[o_text["object_id"]]
-    assert t["status"] == "COMPLETED" and t["filename"] == "readme.txt" and t["mime_type"] == "text/plain"
-    assert t["size_bytes"] == len(text.encode()) and t["sha256"] == hashlib.sha256(text.encode()).hexdigest()
-    assert t["features"] == {"lines": 2, "words": 8, "chars": len(text)}
-    p = outs[o_png["object_id"]]
-    assert p["mime_type"] == "image/png" and p["features"]["width"] == 13 and p["features"]["height"] == 9
-    assert p["sha256"] == hashlib.sha256(png).hexdigest()
-    assert outs[o_bad["object_id"]]["status"] == "FAILED"
-    # objects carry their own status/error; the batch mirrors the task
-    bad = env.c.get(f"/v1/buckets/{env.bucket_id}/objects/{o_bad['object_id']}").json()
-    assert bad["status"] == "FAILED" and "cannot decode image" in bad["error"]
-    good = env.c.get(f"/v1/buckets/{env.bucket_id}/objects/{o_png['object_id']}").json()
-    assert good["status"] == "COMPLETED" and good["blobs"][0]["properties"]["features"]["width"] == 13
-    batch = env.c.get(f"/v1/buckets/{env.bucket_id}/batches/{b['batch_id']}").json()
-    assert batch["status"] == "COMPLETED_WITH_ERRORS"
+    # the task: the documented additional_data keys, the processed object ids; nothing per file
+    assert set(task["additional_data"]) == {"batch_id", "bucket_id", "namespace_id", "current_tier", "total_tiers",
+                                            "collection_ids", "object_count", "sample_object_ids"}
+    assert task["additional_data"]["object_count"] == 3
+    assert task["outputs"] == [o_text["object_id"], o_png["object_id"]]
+    # the batch: final state, failures as FailedObjectRecords, no progress once it ended
+    batch = wait_batch(env.c, env.bucket_id, b["batch_id"])
+    assert batch["status"] == "COMPLETED_WITH_ERRORS" and batch["progress"] is None
+    assert batch["metadata"] == {"provenance": {"notebook": "t.ipynb"}}
+    assert batch["failed_object_count"] == 1 and len(batch["failed_objects"]) == 1
+    failed = batch["failed_objects"][0]
+    assert set(failed) == {"object_id", "error", "error_type", "timestamp"}
+    assert failed["object_id"] == o_bad["object_id"] and failed["error"].startswith("cannot decode image")
+    assert failed["error_type"] == "permanent" and failed["timestamp"].endswith("Z")
+    assert batch["status_message"] == "Completed with errors: 1 of 3 object(s) failed"
     assert batch["tier_tasks"][0]["errors"][0]["affected_document_ids"] == [o_bad["object_id"]]
+    assert batch["tier_tasks"][0]["errors"][0]["metadata"] == {"filename": "broken.png"}
     fd = env.c.get(f"/v1/buckets/{env.bucket_id}/batches/{b['batch_id']}/failed-documents").json()
     assert fd["total"] == 1 and fd["failed_documents"][0]["filename"] == "broken.png"
+    # what processing found is on the objects
+    t = _details(env, o_text["object_id"])
+    assert t["filename"] == "readme.txt" and t["mime_type"] == "text/plain"
+    assert t["size_bytes"] == len(text.encode()) and t["hash"] == hashlib.sha256(text.encode()).hexdigest()
+    assert t["features"] == {"lines": 2, "words": 8, "chars": len(text)}
+    p = _details(env, o_png["object_id"])
+    assert p["mime_type"] == "image/png" and p["features"]["width"] == 13 and p["features"]["height"] == 9
+    assert p["hash"] == hashlib.sha256(png).hexdigest()
+    bad = _object(env, o_bad["object_id"])
+    assert bad["status"] == "FAILED" and "cannot decode image" in bad["error"]
+    assert _object(env, o_png["object_id"])["status"] == "COMPLETED"
 
 
 def test_mime_sniffing(env):
@@ -60,10 +76,12 @@ def test_mime_sniffing(env):
     ids = {env.obj(property="file", type="text", data={"base64": b64(v), "filename": k})["object_id"]: k
            for k, v in samples.items() if k != "d.gif"}
     task = wait_task(env.c, env.submit(list(ids))[1]["task_id"])
-    mimes = {ids[o["object_id"]]: o["mime_type"] for o in task["outputs"]}
+    assert sorted(task["outputs"]) == sorted(ids)
+    found = {ids[oid]: _object(env, oid)["blobs"][0] for oid in ids}
+    mimes = {name: blob["details"]["mime_type"] for name, blob in found.items()}
     assert mimes == {"a.pdf": "application/pdf", "b.zip": "application/zip", "c.mp4": "video/mp4",
                      "e.json": "application/json", "noext": "text/plain", "f.bin": "application/octet-stream"}
-    words = {ids[o["object_id"]]: o["features"] for o in task["outputs"]}
+    words = {name: blob["properties"]["features"] for name, blob in found.items()}
     assert words["noext"] == {"lines": 1, "words": 3, "chars": 15}
     assert words["f.bin"] == {}
 
@@ -71,12 +89,15 @@ def test_mime_sniffing(env):
 def test_all_failed_is_failed(env):
     o1 = env.file_obj(b"nope", "x.png")
     o2 = env.file_obj(b"also nope", "y.jpg")
-    _, task = env.submit([o1["object_id"], o2["object_id"]])
+    b, task = env.submit([o1["object_id"], o2["object_id"]])
     task = wait_task(env.c, task["task_id"])
     assert task["status"] == "FAILED"
     assert task["error"] and "all 2 object(s) failed" in task["error"] and "x.png" in task["error"]
-    assert task["additional_data"]["failed"] == 2
-    assert {f["filename"] for f in task["additional_data"]["failed_objects"]} == {"x.png", "y.jpg"}
+    assert task["additional_data"]["error"] == task["error"] and task["outputs"] == []
+    batch = wait_batch(env.c, env.bucket_id, b["batch_id"])
+    assert batch["status"] == "FAILED" and batch["failed_object_count"] == 2 and batch["error"] == task["error"]
+    assert {f["object_id"] for f in batch["failed_objects"]} == {o1["object_id"], o2["object_id"]}
+    assert batch["lifecycle"] == "failed" and batch["failure_reason"] == task["error"]
 
 
 def test_fail_filenames_injection_and_retry(env, local_server):
@@ -86,33 +107,75 @@ def test_fail_filenames_injection_and_retry(env, local_server):
     b, task = env.submit([ok["object_id"], bad["object_id"]])
     task = wait_task(env.c, task["task_id"])
     assert task["status"] == "COMPLETED_WITH_ERRORS"
-    f = task["additional_data"]["failed_objects"]
-    assert [x["filename"] for x in f] == ["data_bad.txt"] and "injected failure" in f[0]["error"]
+    f = wait_batch(env.c, env.bucket_id, b["batch_id"])["failed_objects"]
+    assert [x["object_id"] for x in f] == [bad["object_id"]] and "injected failure" in f[0]["error"]
     # fix the cause, retry only the failed object
     local_server.update_settings(fail_filenames=[])
     r = env.c.post(f"/v1/buckets/{env.bucket_id}/batches/{b['batch_id']}/retry", json={"retry_mode": "all"})
     assert r.status_code == 200 and r.json()["retried_count"] == 1
     task2 = wait_task(env.c, r.json()["task_id"])
-    assert task2["status"] == "COMPLETED" and [o["object_id"] for o in task2["outputs"]] == [bad["object_id"]]
-    batch = env.c.get(f"/v1/buckets/{env.bucket_id}/batches/{b['batch_id']}").json()
+    assert task2["status"] == "COMPLETED" and task2["outputs"] == [bad["object_id"]]
+    batch = wait_batch(env.c, env.bucket_id, b["batch_id"])
     assert batch["task_id"] == task2["task_id"] and batch["status"] == "COMPLETED"
+    assert batch["failed_object_count"] == 0 and not batch["failed_objects"] and batch["retry_count"] == 1
+    assert [t["task_id"] for t in batch["tier_tasks"]] == [task2["task_id"]]
 
 
 def test_progress_is_visible_with_pace(env, local_server):
-    local_server.update_settings(pace_seconds=0.15)
+    local_server.update_settings(pace_seconds=0.15, fail_filenames=["f4.txt"])
     ids = [env.text_obj(f"text {i}", f"f{i}.txt")["object_id"] for i in range(6)]
-    _, task = env.submit(ids)
-    seen = set()
+    b, task = env.submit(ids)
+    seen = []
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        t = env.c.get(f"/v1/tasks/{task['task_id']}").json()
-        seen.add((t["status"], t["additional_data"]["processed"]))
-        if t["status"] == "COMPLETED":
+        batch = env.c.get(f"/v1/buckets/{env.bucket_id}/batches/{b['batch_id']}").json()
+        seen.append((batch["status"], batch["progress"]))
+        if batch["status"] not in ("PENDING", "PROCESSING"):
             break
         time.sleep(0.03)
-    processing = {p for s, p in seen if s == "PROCESSING"}
-    assert len(processing) >= 3, seen  # intermediate progress was observable
-    assert ("COMPLETED", 6) in seen
+    running = [p for s, p in seen if s == "PROCESSING" and p is not None]
+    assert all(p is None for s, p in seen if s == "PENDING")  # null before processing starts
+    steps = {p["processed"] for p in running}
+    assert len(steps & {1, 2, 3, 4, 5}) >= 3, seen  # intermediate progress was observable
+    mid = next(p for p in running if 0 < p["processed"] < 6)
+    assert mid["total"] == 6 and mid["percent"] == round(mid["processed"] * 100 / 6, 2)
+    assert mid["items_per_second"] > 0 and mid["eta_seconds"] >= 0
+    late = next(p for p in running if p["processed"] == 5)
+    assert (late["errors"], late["objects_failed"]) == (1, 1) and "injected failure" in late["first_error"]
+    # after the end: no progress; the counts are the batch's
+    status, progress = seen[-1]
+    assert status == "COMPLETED_WITH_ERRORS" and progress is None
+    final = env.c.get(f"/v1/buckets/{env.bucket_id}/batches/{b['batch_id']}").json()
+    assert final["failed_object_count"] == 1 and len(final["loaded_object_ids"]) == 6
+    assert final["failed_objects"][0]["object_id"] == ids[4]
+
+
+def test_progress_refreshes_every_interval_without_pace(env, local_server):
+    """Without the demo pace, progress is written every progress_refresh_seconds, not per object."""
+    local_server.update_settings(progress_refresh_seconds=60.0)
+    calls = []
+
+    def slow(url: str, ctx: ReadContext):
+        calls.append(url)
+        time.sleep(0.05)
+        return b"slow bytes"
+
+    register_blob_reader("slowtest", slow)
+    try:
+        ids = [env.obj(property="file", type="text", data=f"slowtest://x/{i}.txt")["object_id"] for i in range(8)]
+        b, _ = env.submit(ids)
+        seen = set()
+        while True:
+            batch = env.c.get(f"/v1/buckets/{env.bucket_id}/batches/{b['batch_id']}").json()
+            if batch["status"] not in ("PENDING", "PROCESSING"):
+                break
+            if batch["progress"] is not None:
+                seen.add(batch["progress"]["processed"])
+            time.sleep(0.01)
+    finally:
+        unregister_blob_reader("slowtest")
+    assert len(calls) == 8 and batch["status"] == "COMPLETED" and batch["progress"] is None
+    assert seen <= {0}, seen  # the first refresh would come after a minute: only the start was written
 
 
 @pytest.mark.parametrize("how", ["kill", "batch_cancel"])
@@ -132,11 +195,13 @@ def test_cancel_stops_promptly(env, local_server, how):
     assert t["status"] == "CANCELED" and time.monotonic() - started < 1.5
     time.sleep(0.2)
     t = env.c.get(f"/v1/tasks/{task['task_id']}").json()
-    assert t["status"] == "CANCELED" and t["additional_data"]["processed"] == 0
-    assert env.c.get(f"/v1/buckets/{env.bucket_id}/batches/{b['batch_id']}").json()["status"] == "CANCELED"
-    # kill is idempotent, also for unknown ids
+    assert t["status"] == "CANCELED" and t["outputs"] == []
+    batch = env.c.get(f"/v1/buckets/{env.bucket_id}/batches/{b['batch_id']}").json()
+    assert batch["status"] == "CANCELED" and batch["progress"] is None and batch["lifecycle"] == "canceled"
+    assert {_object(env, i)["status"] for i in ids} == {"CANCELED"}
+    # kill is idempotent for a task that ended; an unknown id is 404
     assert env.c.delete(f"/v1/tasks/{task['task_id']}").status_code == 200
-    assert env.c.delete("/v1/tasks/task_unknown").json()["success"] is True
+    assert_error(env.c.delete("/v1/tasks/task_unknown"), 404)
     assert env.c.get(f"/v1/tasks/{task['task_id']}").json()["status"] == "CANCELED"
     # the worker is free again
     local_server.update_settings(pace_seconds=0)
@@ -170,13 +235,15 @@ def test_http_url_blobs(env, file_server):
     o2 = env.obj(property="file", type="text", data={"url": f"{base}/doc.txt"})
     o3 = env.obj(property="file", type="text", data=f"{base}/missing.txt")
     o4 = env.obj(property="file", type="pdf", data="s3://some-bucket/report.pdf")
-    _, task = env.submit([o1["object_id"], o2["object_id"], o3["object_id"], o4["object_id"]])
+    b, task = env.submit([o1["object_id"], o2["object_id"], o3["object_id"], o4["object_id"]])
     task = wait_task(env.c, task["task_id"])
-    outs = {o["object_id"]: o for o in task["outputs"]}
-    assert outs[o1["object_id"]]["features"]["width"] == 21 and outs[o1["object_id"]]["filename"] == "pic.png"
-    assert outs[o1["object_id"]]["sha256"] == hashlib.sha256(png).hexdigest()
-    assert outs[o2["object_id"]]["features"]["words"] == 3
-    errs = {f["object_id"]: f["error"] for f in task["additional_data"]["failed_objects"]}
+    assert task["outputs"] == [o1["object_id"], o2["object_id"]]
+    pic = _details(env, o1["object_id"])
+    assert pic["features"]["width"] == 21 and pic["filename"] == "pic.png"
+    assert pic["hash"] == hashlib.sha256(png).hexdigest()
+    assert _details(env, o2["object_id"])["features"]["words"] == 3
+    batch = wait_batch(env.c, env.bucket_id, b["batch_id"])
+    errs = {f["object_id"]: f["error"] for f in batch["failed_objects"]}
     assert "HTTP 404" in errs[o3["object_id"]]
     # s3:// blobs are read through the organization's S3 storage connection; there is none here
     assert "no active S3 storage connection can read s3://some-bucket/" in errs[o4["object_id"]]
@@ -197,9 +264,9 @@ def test_registered_blob_reader(env):
         task = wait_task(env.c, env.submit([o["object_id"]])[1]["task_id"])
     finally:
         unregister_blob_reader("memtest")
-    assert task["status"] == "COMPLETED"
-    assert task["outputs"][0]["size_bytes"] == len(b"bytes from memtest://box/item.txt")
-    assert task["outputs"][0]["filename"] == "item.txt"
+    assert task["status"] == "COMPLETED" and task["outputs"] == [o["object_id"]]
+    details = _details(env, o["object_id"])
+    assert details["size_bytes"] == len(b"bytes from memtest://box/item.txt") and details["filename"] == "item.txt"
     assert calls and calls[0][0] == "memtest://box/item.txt" and calls[0][1] == env.bucket_id
     r = env.c.post(f"/v1/buckets/{env.bucket_id}/objects",
                    json={"blobs": [{"property": "file", "type": "text", "data": "memtest://again"}]})
@@ -213,4 +280,5 @@ def test_deleted_object_fails_in_batch(env):
     r = env.c.post(f"/v1/buckets/{env.bucket_id}/batches/{batch['batch_id']}/submit")
     task = wait_task(env.c, r.json()["task_id"])
     assert task["status"] == "COMPLETED_WITH_ERRORS"
-    assert "not found" in task["additional_data"]["failed_objects"][0]["error"]
+    [failed] = wait_batch(env.c, env.bucket_id, batch["batch_id"])["failed_objects"]
+    assert failed["object_id"] == b_["object_id"] and "not found" in failed["error"]

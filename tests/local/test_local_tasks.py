@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from tests.local.localhelpers import assert_error, client_for, wait_task
+from tests.local.localhelpers import assert_error, client_for, validation_errors, wait_task
 
 
 def all_pages(c, body=None, limit=1000, **params):
@@ -50,8 +50,12 @@ def test_pagination_with_status_filter_is_consistent(local_server):
     c = client_for(local_server)
     ids, _ = all_pages(c, body={"status": "FAILED"}, limit=150)
     assert len(ids) == len(set(ids)) == 400
-    page = c.post("/v1/tasks/list", params={"include_total": True, "limit": 1}, json={"status": "failed"}).json()
+    page = c.post("/v1/tasks/list", params={"include_total": True, "limit": 1}, json={"status": "FAILED"}).json()
     assert page["pagination"]["total"] == 400 and page["results"][0]["status"] == "FAILED"
+    # ListTasksRequest.status is one TaskStatusEnum value, spelled as the contract spells it
+    for bad in ("failed", ["FAILED", "CANCELED"], "DONE"):
+        [err] = validation_errors(c.post("/v1/tasks/list", json={"status": bad}))
+        assert err["loc"] == ["body", "status"] and err["type"] == "enum"
 
 
 @pytest.mark.parametrize("params", [{"limit": 5000}, {"limit": 0}, {"offset": 10001}, {"offset": -1},
@@ -59,7 +63,7 @@ def test_pagination_with_status_filter_is_consistent(local_server):
 def test_invalid_list_params_are_422(local_server, params):
     r = client_for(local_server).post("/v1/tasks/list", params=params, json={})
     assert r.status_code == 422
-    detail = r.json()["detail"]
+    detail = r.json()["error"]["details"]["errors"]
     assert detail[0]["loc"][0] == "query" and detail[0]["loc"][1] in params
     assert isinstance(detail[0]["msg"], str) and isinstance(detail[0]["type"], str)
 
@@ -67,11 +71,11 @@ def test_invalid_list_params_are_422(local_server, params):
 def test_invalid_filters_are_422(local_server):
     c = client_for(local_server)
     r = c.post("/v1/tasks/list", json={"filters": {"AND": [{"field": "status", "operator": "like", "value": "x"}]}})
-    assert r.status_code == 422 and "unknown operator" in r.json()["detail"][0]["msg"]
+    assert r.status_code == 422 and "unknown operator" in r.json()["error"]["details"]["errors"][0]["msg"]
     r = c.post("/v1/tasks/list", json={"filters": {"AND": [{"field": "secret_column", "value": "x"}]}})
-    assert r.status_code == 422 and "cannot filter" in r.json()["detail"][0]["msg"]
+    assert r.status_code == 422 and "cannot filter" in r.json()["error"]["details"]["errors"][0]["msg"]
     r = c.post("/v1/tasks/list", json={"filters": {"AND": [{"field": "task_id", "operator": "in", "value": "x"}]}})
-    assert r.status_code == 422 and "list" in r.json()["detail"][0]["msg"]
+    assert r.status_code == 422 and "list" in r.json()["error"]["details"]["errors"][0]["msg"]
 
 
 def test_task_filters(env, local_server):
@@ -80,6 +84,7 @@ def test_task_filters(env, local_server):
     o = env.text_obj("x")
     b, task = env.submit([o["object_id"]], metadata={"provenance": {"cell": 7, "user": "Ada"}})
     wait_task(c, task["task_id"])
+    # seeded tasks: additional_data.object_count is the index; the batch task's is 1
 
     def ids(body):
         r = c.post("/v1/tasks/list", params={"limit": 1000}, json=body)
@@ -90,16 +95,17 @@ def test_task_filters(env, local_server):
     assert set(ids({"filters": {"AND": [{"field": "task_id", "operator": "in", "value": pick}]}})) == set(pick[:3])
     assert len(ids({"filters": {"AND": [{"field": "task_id", "operator": "nin", "value": pick}]}})) == 28
     assert set(ids({"status": "FAILED"})) == set(seeded[1::3])
-    assert set(ids({"status": ["FAILED", "CANCELED"]})) == set(seeded[1::3]) | set(seeded[2::3])
+    assert set(ids({"filters": {"AND": [{"field": "status", "operator": "in", "value": ["FAILED", "CANCELED"]}]}})) \
+        == set(seeded[1::3]) | set(seeded[2::3])
     assert ids({"task_type": "api_buckets_batches_process"}) == [task["task_id"]]
-    assert len(ids({"task_type": "API_BUCKETS_UPLOADS_BATCH_CONFIRM"})) == 30
+    assert len(ids({"task_type": "api_buckets_uploads_batch_confirm"})) == 30
     assert ids({"filters": {"AND": [{"field": "additional_data.batch_id", "operator": "eq", "value": b["batch_id"]}]}}) \
         == [task["task_id"]]
-    assert ids({"filters": {"additional_data.metadata.provenance.cell": 7}}) == [task["task_id"]]
-    assert ids({"filters": {"AND": [{"field": "additional_data.metadata.provenance.user", "operator": "eq",
-                                     "value": "ada"}]}}) == [task["task_id"]]
-    assert ids({"filters": {"case_sensitive": True, "AND": [{"field": "additional_data.metadata.provenance.user",
-                                                             "operator": "eq", "value": "ada"}]}}) == []
+    assert ids({"filters": {"additional_data.object_count": 7}}) == [seeded[7]]
+    assert ids({"filters": {"AND": [{"field": "additional_data.bucket_id", "operator": "eq",
+                                     "value": env.bucket_id.upper()}]}}) == [task["task_id"]]
+    assert ids({"filters": {"case_sensitive": True, "AND": [{"field": "additional_data.bucket_id",
+                                                             "operator": "eq", "value": env.bucket_id.upper()}]}}) == []
     assert ids({"filters": {"AND": [{"field": "additional_data.batch_id", "operator": "exists", "value": True}]}}) \
         == [task["task_id"]]
     assert len(ids({"filters": {"AND": [{"field": "additional_data.batch_id", "operator": "exists", "value": False}]}})) == 30
@@ -108,13 +114,13 @@ def test_task_filters(env, local_server):
     not_completed = ids({"filters": {"NOT": [{"field": "status", "operator": "eq", "value": "COMPLETED"}]}})
     assert set(not_completed) == set(seeded[1::3]) | set(seeded[2::3])
     assert set(ids({"filters": {"AND": [{"field": "task_id", "operator": "starts_with", "value": seeded[5][:12]}]}})) >= {seeded[5]}
-    assert ids({"filters": {"AND": [{"field": "additional_data.metadata.provenance.user", "operator": "contains",
-                                     "value": "d"}]}}) == [task["task_id"]]
-    assert len(ids({"filters": {"AND": [{"field": "additional_data.metadata.index", "operator": "gte", "value": 25}]}})) == 5
-    assert len(ids({"filters": {"AND": [{"field": "additional_data.metadata.index", "operator": "lt", "value": 3},
+    assert ids({"filters": {"AND": [{"field": "additional_data.sample_object_ids", "operator": "contains",
+                                     "value": o["object_id"]}]}}) == [task["task_id"]]
+    assert len(ids({"filters": {"AND": [{"field": "additional_data.object_count", "operator": "gte", "value": 25}]}})) == 5
+    assert len(ids({"filters": {"AND": [{"field": "additional_data.object_count", "operator": "lt", "value": 3},
                                         {"field": "status", "operator": "ne", "value": "COMPLETED"}]}})) == 2
     nested = {"OR": [{"AND": [{"field": "status", "operator": "eq", "value": "FAILED"},
-                              {"field": "additional_data.metadata.index", "operator": "lte", "value": 4}]},
+                              {"field": "additional_data.object_count", "operator": "lte", "value": 4}]},
                      {"field": "task_id", "operator": "eq", "value": task["task_id"]}]}
     assert set(ids({"filters": nested})) == {seeded[1], seeded[4], task["task_id"]}
     assert ids({"filters": {"AND": [{"field": "task_type", "operator": "regex", "value": "^api_buckets_b"}]}}) \
@@ -125,12 +131,15 @@ def test_get_task_and_404(local_server):
     c = client_for(local_server)
     tid = local_server.seed_tasks(1, statuses=["FAILED"])[0]
     t = c.get(f"/v1/tasks/{tid}").json()
-    assert set(t) == {"task_id", "task_type", "status", "inputs", "outputs", "additional_data", "error"}
+    assert set(t) == {"task_id", "task_type", "status", "inputs", "outputs", "additional_data", "error",
+                      "queue_position"}
     assert t["status"] == "FAILED" and t["error"]
     assert_error(c.get("/v1/tasks/task_nope"), 404, "not found")
 
 
 def test_page_of_1000_is_fast_with_100k_tasks(local_server):
+    # the server's own speed: the test-time check of every answer against its schema is off
+    local_server.update_settings(contract_check=False)
     started = time.perf_counter()
     local_server.seed_tasks(100_000)
     seed_time = time.perf_counter() - started
@@ -153,3 +162,58 @@ def test_page_of_1000_is_fast_with_100k_tasks(local_server):
         {"field": "status", "operator": "eq", "value": "FAILED"}]}})
     assert r.status_code == 200 and len(r.json()["results"]) == 1000
     assert time.perf_counter() - t0 < 0.5
+
+
+def test_task_ttl_expires_task_records_and_the_batch_keeps_everything(env, local_server):
+    """With task_ttl_seconds, a task older than that is gone from GET, list and kill
+    (404), as the real service's records are after about 24 h; its batch still answers."""
+    c = env.c
+    o = env.text_obj("kept by the batch")
+    b, task = env.submit([o["object_id"]])
+    wait_task(c, task["task_id"])
+    local_server.update_settings(task_ttl_seconds=3600)
+    assert c.get(f"/v1/tasks/{task['task_id']}").status_code == 200  # younger than the TTL
+    local_server.advance_clock(3601)
+    assert_error(c.get(f"/v1/tasks/{task['task_id']}"), 404, task["task_id"], "NotFoundError")
+    listed = c.post("/v1/tasks/list", params={"include_total": True}, json={}).json()
+    assert task["task_id"] not in [t["task_id"] for t in listed["results"]] and listed["pagination"]["total"] == 0
+    assert c.post("/v1/tasks/list", json={"filters": {"AND": [
+        {"field": "task_id", "operator": "in", "value": [task["task_id"]]}]}}).json()["results"] == []
+    assert_error(c.delete(f"/v1/tasks/{task['task_id']}"), 404)
+    # the batch keeps what its task did
+    batch = c.get(f"/v1/buckets/{env.bucket_id}/batches/{b['batch_id']}").json()
+    assert batch["task_id"] == task["task_id"] and batch["status"] == "COMPLETED"
+    assert batch["tier_tasks"][0]["task_id"] == task["task_id"] and batch["failed_object_count"] == 0
+    # a task created now is visible until it is as old
+    _, fresh = env.submit([env.text_obj("new", "new.txt")["object_id"]])
+    assert wait_task(c, fresh["task_id"])["status"] == "COMPLETED"
+    assert [t["task_id"] for t in c.post("/v1/tasks/list", json={}).json()["results"]] == [fresh["task_id"]]
+    # records are kept: without a TTL the old task answers again
+    local_server.update_settings(task_ttl_seconds=None)
+    assert c.get(f"/v1/tasks/{task['task_id']}").json()["status"] == "COMPLETED"
+
+
+def test_queue_position_of_waiting_tasks(local_server_factory):
+    from tests.local.localhelpers import Env
+
+    srv = local_server_factory(workers=1, pace_seconds=30)
+    env = Env(srv)
+    try:
+        ids = [env.text_obj(f"t{i}", f"t{i}.txt")["object_id"] for i in range(3)]
+        tasks = [env.submit([oid])[1] for oid in ids]
+        running = wait_task(env.c, tasks[0]["task_id"], until=frozenset({"PROCESSING"}))
+        assert running["queue_position"] is None
+        # one worker, busy: the others wait, 1-based, in the order they came
+        waiting = [env.c.get(f"/v1/tasks/{t['task_id']}").json() for t in tasks[1:]]
+        assert [(t["status"], t["queue_position"]) for t in waiting] == [("PENDING", 1), ("PENDING", 2)]
+        listed = {t["task_id"]: t["queue_position"] for t in env.c.post("/v1/tasks/list", json={}).json()["results"]}
+        assert listed == {tasks[0]["task_id"]: None, tasks[1]["task_id"]: 1, tasks[2]["task_id"]: 2}
+        # a finished task leaves the queue: the next one starts, the last moves up
+        env.c.delete(f"/v1/tasks/{tasks[0]['task_id']}")
+        second = wait_task(env.c, tasks[1]["task_id"], until=frozenset({"PROCESSING"}))
+        assert second["queue_position"] is None
+        assert env.c.get(f"/v1/tasks/{tasks[2]['task_id']}").json()["queue_position"] == 1
+    finally:
+        for t in tasks:
+            env.c.delete(f"/v1/tasks/{t['task_id']}")
+        env.close()

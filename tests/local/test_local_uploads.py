@@ -60,8 +60,10 @@ def test_upload_flow_creates_object(env, local_server):
     # the object can be processed like any other
     _, task = env.submit([conf["object_id"]])
     task = wait_task(env.c, task["task_id"])
-    assert task["outputs"][0]["features"] == {"lines": 2, "words": 4, "chars": len(data)}
-    assert task["outputs"][0]["sha256"] == sha
+    assert task["status"] == "COMPLETED" and task["outputs"] == [conf["object_id"]]
+    blob = env.c.get(f"/v1/buckets/{env.bucket_id}/objects/{conf['object_id']}").json()["blobs"][0]
+    assert blob["properties"]["features"] == {"lines": 2, "words": 4, "chars": len(data)}
+    assert blob["details"]["hash"] == sha
 
 
 def test_upload_without_object_then_reference(env):
@@ -75,10 +77,10 @@ def test_upload_without_object_then_reference(env):
     assert r.status_code == 200, r.text
     _, task = env.submit([r.json()["object_id"]])
     task = wait_task(env.c, task["task_id"])
-    assert task["status"] == "COMPLETED"
-    out = task["outputs"][0]
-    assert out["filename"] == "pic.png" and out["mime_type"] == "image/png"
-    assert (out["features"]["width"], out["features"]["height"]) == (3, 4)
+    assert task["status"] == "COMPLETED" and task["outputs"] == [r.json()["object_id"]]
+    blob = env.c.get(f"/v1/buckets/{env.bucket_id}/objects/{r.json()['object_id']}").json()["blobs"][0]
+    assert blob["details"]["filename"] == "pic.png" and blob["details"]["mime_type"] == "image/png"
+    assert (blob["properties"]["features"]["width"], blob["properties"]["features"]["height"]) == (3, 4)
     # an unconfirmed upload cannot be referenced
     up2 = create_upload(env, filename="b.txt")
     r = env.c.post(f"/v1/buckets/{env.bucket_id}/objects",
@@ -201,7 +203,7 @@ def test_batch_create_finds_every_kind_of_duplicate_at_once(env):
 def test_traversal_filenames_rejected(env, name):
     r = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads", json={"filename": name, "content_type": "text/plain"})
     assert r.status_code == 422, r.text
-    detail = r.json()["detail"][0]
+    detail = r.json()["error"]["details"]["errors"][0]
     assert detail["loc"][-1] == "filename"
     assert any(word in detail["msg"] for word in ("..", "absolute", "backslash", "NUL"))
     r = env.c.post(f"/v1/buckets/{env.bucket_id}/objects",
@@ -210,14 +212,14 @@ def test_traversal_filenames_rejected(env, name):
     r = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/batch",
                    json={"uploads": [{"filename": "ok.txt", "content_type": "text/plain"},
                                      {"filename": name, "content_type": "text/plain"}]})
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"][:3] == ["body", "uploads", 1]
+    assert r.status_code == 422 and r.json()["error"]["details"]["errors"][0]["loc"][:3] == ["body", "uploads", 1]
     assert env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/list", json={}).json()["results"] == []
 
 
 def test_key_prefix_traversal_rejected(env):
     r = env.c.post(f"/v1/buckets/{env.bucket_id}/objects",
                    json={"key_prefix": "a/../../etc", "blobs": [{"property": "file", "type": "text", "data": "x"}]})
-    assert r.status_code == 422 and ".." in r.json()["detail"][0]["msg"]
+    assert r.status_code == 422 and ".." in r.json()["error"]["details"]["errors"][0]["msg"]
 
 
 def test_batch_create_and_batch_confirm(env):
@@ -244,13 +246,21 @@ def test_batch_create_and_batch_confirm(env):
     assert resp["confirmations_count"] == 4 and resp["task"]["task_type"] == "api_buckets_uploads_batch_confirm"
     task = wait_task(env.c, resp["task_id"])
     assert task["status"] == "COMPLETED_WITH_ERRORS"
-    ad = task["additional_data"]
-    assert (ad["processed"], ad["total"], ad["failed"]) == (4, 4, 2)
-    failed = {f["upload_id"]: f for f in ad["failed_objects"]}
-    assert "etag" in failed[ups[2]["upload_id"]]["error"] and failed[ups[2]["upload_id"]]["filename"] == "c.txt"
-    assert "not found" in failed["upl_doesnotexist"]["error"]
-    done = [o for o in task["outputs"] if o["status"] == "COMPLETED"]
-    assert sorted(o["filename"] for o in done) == ["a.txt", "b.txt"] and all(o["object_id"] for o in done)
+    assert task["additional_data"] == {"namespace_id": env.namespace_id, "bucket_id": env.bucket_id}
+    # each upload's outcome is on the upload, read the contract's way: uploads/list filtered by upload_id
+    ids = [u["upload_id"] for u in ups]
+    r = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/list",
+                   json={"filters": {"AND": [{"field": "upload_id", "operator": "in", "value": ids}]}})
+    assert r.status_code == 200, r.text
+    got = {u["upload_id"]: u for u in r.json()["results"]}
+    assert set(got) == set(ids)
+    done = [got[i] for i in ids[:2]]
+    assert [u["status"] for u in done] == ["COMPLETED", "COMPLETED"] and all(u["object_id"] for u in done)
+    assert all(u["task_id"] == task["task_id"] and "created object" in u["message"] for u in done)
+    assert task["outputs"] == [u["object_id"] for u in done]  # object ids, nothing per file
+    bad = got[ids[2]]
+    assert bad["status"] == "FAILED" and bad["object_id"] is None and "etag" in bad["message"]
+    assert env.c.get(f"/v1/buckets/{env.bucket_id}/uploads/{ids[2]}").json() == bad
     assert env.c.get(f"/v1/buckets/{env.bucket_id}").json()["object_count"] == 2
 
 
@@ -279,24 +289,27 @@ def test_batch_confirm_spanning_transaction_groups(env):
     assert r.status_code == 200, r.text
     task = wait_task(env.c, r.json()["task_id"])
     assert task["status"] == "COMPLETED_WITH_ERRORS", task
-    ad = task["additional_data"]
-    assert (ad["processed"], ad["total"], ad["failed"]) == (n + 1, n + 1, 1)
-    assert [f["upload_id"] for f in ad["failed_objects"]] == [ups[bad]["upload_id"]]
-    assert "file_size_bytes" in ad["failed_objects"][0]["error"]
-    outputs = task["outputs"]
-    assert [o["upload_id"] for o in outputs] == [c["upload_id"] for c in confirmations]
-    assert [o["filename"] for o in outputs[:n]] == [name for name, _ in bodies]
-    assert outputs[bad]["status"] == "FAILED" and outputs[bad]["object_id"] is None
-    assert outputs[5]["object_id"] == outputs[4]["object_id"]  # same bytes: one object
-    assert outputs[n]["object_id"] == outputs[0]["object_id"]
-    ids = {o["object_id"] for o in outputs if o["status"] == "COMPLETED"}
+    # the outcomes, per upload, from the uploads themselves (pages of at most 100, ListUploadsRequest's limit)
+    upload_ids = [u["upload_id"] for u in ups]
+    r = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/list", json={"limit": 100, "filters": {"AND": [
+        {"field": "upload_id", "operator": "in", "value": upload_ids}]}})
+    assert r.status_code == 200, r.text
+    got = {u["upload_id"]: u for u in r.json()["results"]}
+    outcomes = [got[i] for i in upload_ids]
+    assert [u["filename"] for u in outcomes] == [name for name, _ in bodies]
+    assert [u["status"] for u in outcomes] == ["FAILED" if i == bad else "COMPLETED" for i in range(n)]
+    assert outcomes[bad]["object_id"] is None and "file_size_bytes" in outcomes[bad]["message"]
+    assert outcomes[5]["object_id"] == outcomes[4]["object_id"]  # same bytes: one object
+    ids = {u["object_id"] for u in outcomes if u["status"] == "COMPLETED"}
     assert len(ids) == n - 2
+    # the outputs are the object ids, one per confirmation that made or found one (the repeat included)
+    assert task["outputs"] == [u["object_id"] for u in outcomes if u["object_id"]] + [outcomes[0]["object_id"]]
     assert env.c.get(f"/v1/buckets/{env.bucket_id}").json()["object_count"] == n - 2
-    # the bad one is still pending and can be confirmed with the right size
+    # the bad one can be confirmed again, with the right size
     good = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/{ups[bad]['upload_id']}/confirm",
                       json={"file_size_bytes": len(bodies[bad][1])}).json()
     assert good["status"] == "COMPLETED" and good["object_id"]
-    batch_obj = env.c.get(f"/v1/buckets/{env.bucket_id}/objects/{outputs[7]['object_id']}").json()
+    batch_obj = env.c.get(f"/v1/buckets/{env.bucket_id}/objects/{outcomes[7]['object_id']}").json()
     single_obj = env.c.get(f"/v1/buckets/{env.bucket_id}/objects/{good['object_id']}").json()
     assert sorted(batch_obj) == sorted(single_obj)
     assert batch_obj["metadata"] == {"i": 7} and single_obj["metadata"] == {"i": bad}
@@ -305,7 +318,7 @@ def test_batch_confirm_spanning_transaction_groups(env):
                                                 "mime_type": "text/plain",
                                                 "hash": hashlib.sha256(bodies[7][1]).hexdigest()}
     upload = env.c.get(f"/v1/buckets/{env.bucket_id}/uploads/{ups[7]['upload_id']}").json()
-    assert upload["status"] == "COMPLETED" and upload["object_id"] == outputs[7]["object_id"]
+    assert upload["status"] == "COMPLETED" and upload["object_id"] == outcomes[7]["object_id"]
 
 
 def test_list_get_delete_uploads(env):

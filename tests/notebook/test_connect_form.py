@@ -13,8 +13,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mixpeek_magics.notebook.connect_form import ConnectionForm, SyncForm, connect
 
+# The vendored v0.82 contract (scripts/vendor_contract.py): operations and schemas, as facts.
 SPEC = json.loads(
-    (Path(__file__).resolve().parents[2].parent / "shared/mixpeek-api/openapi-v0.81-subset.json").read_text()
+    (Path(__file__).resolve().parents[2] / "mixpeek_magics/local/contract/mixpeek-v0.82.json").read_text()
 )
 
 AWS_KEY = "AKIAIOSFODNN7EXAMPLE"
@@ -25,7 +26,7 @@ REFRESH = "1//0refresh-token-value-xyz"
 
 
 def validate(instance: dict, schema_name: str) -> None:
-    schema = {"$ref": f"#/components/schemas/{schema_name}", "components": SPEC["components"]}
+    schema = {"$ref": f"#/components/schemas/{schema_name}", "components": {"schemas": SPEC["schemas"]}}
     errors = list(jsonschema.Draft202012Validator(schema).iter_errors(instance))
     assert not errors, [e.message for e in errors]
 

@@ -1,17 +1,20 @@
-"""Batch routes: create, add objects, submit, get, list, patch, delete, cancel, retry, failed documents."""
+"""Batch routes: create, add objects, submit, get, list (per bucket and across buckets),
+patch, delete, cancel, retry, failed documents. Answers are BatchModels (``batch_out``)."""
 from __future__ import annotations
 
 from typing import Any, Optional
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Header, Query, Request
 
 from ..db import dumps, loads
-from ..deps import NsCtx, find_bucket, find_in_bucket, get_state, json_response, namespace
-from ..errors import APIError
+from ..deps import (NsCtx, caller, find_bucket, find_in_bucket, find_namespace, get_state, json_response,
+                    namespace)
+from ..errors import APIError, not_found
 from ..models import (AddObjectsToBatchRequest, CreateBatchRequest, ListBatchesRequest, PatchBatchRequest,
                       RetryBatchRequest, SubmitBatchRequest)
-from ..services import cancel_task, submit_batch
-from ..state import TERMINAL
+from ..pagination import paginate, pagination_body
+from ..services import batch_out, cancel_task, new_batch_doc, submit_batch
+from ..state import TERMINAL, Caller
 from ..util import new_id
 
 router = APIRouter()
@@ -33,11 +36,7 @@ def new_batch(state, ns: NsCtx, bucket_id: str, object_ids: list[str], metadata:
     now = state.iso_now()
     seen: set[str] = set()
     ids = [o for o in object_ids if not (o in seen or seen.add(o))]
-    doc = {"batch_id": batch_id, "bucket_id": bucket_id, "status": "DRAFT", "object_ids": ids,
-           "collection_ids": [], "error": None, "error_summary": None, "type": "BUCKET", "manifest_key": None,
-           "task_id": None, "loaded_object_ids": None, "internal_metadata": None, "metadata": metadata or {},
-           "tier_tasks": [], "current_tier": None, "total_tiers": 1, "dag_tiers": [[]], "created_at": now,
-           "updated_at": now}
+    doc = new_batch_doc(batch_id, bucket_id, ns.namespace_id, ids, metadata, now)
     state.store.execute("INSERT INTO batches(batch_id, org_id, namespace_id, bucket_id, status, doc) "
                         "VALUES (?,?,?,?,?,?)", (batch_id, ns.org_id, ns.namespace_id, bucket_id, "DRAFT", dumps(doc)))
     return batch_id
@@ -55,7 +54,29 @@ def create_batch(request: Request, bucket_identifier: str, body: CreateBatchRequ
     if not skip_validation:
         _check_objects(state, bucket["bucket_id"], body.object_ids)
     batch_id = new_batch(state, ns, bucket["bucket_id"], body.object_ids, body.metadata)
-    return json_response(loads(state.store.one("SELECT doc FROM batches WHERE batch_id=?", (batch_id,))["doc"]))
+    return json_response(batch_out(loads(state.store.one("SELECT doc FROM batches WHERE batch_id=?",
+                                                         (batch_id,))["doc"])))
+
+
+def _list(state, where: list[str], params: list[Any], body: ListBatchesRequest) -> Any:
+    """A ListBatchesResponse, newest first (offset, or the ``cursor`` of a previous page)."""
+    if body.status:
+        where.append("status=?")
+        params.append(body.status)
+    if body.bucket_id:
+        where.append("bucket_id=?")
+        params.append(body.bucket_id)
+    if body.namespace_id:
+        where.append("namespace_id=?")
+        params.append(body.namespace_id)
+    if body.collection_id:
+        where.append("EXISTS (SELECT 1 FROM json_each(doc, '$.collection_ids') WHERE value=?)")
+        params.append(body.collection_id)
+    page = paginate(state.store, table="batches", select="doc", where=" AND ".join(where), params=params,
+                    limit=body.limit or 100, offset=None if body.cursor else body.offset, cursor=body.cursor,
+                    include_total=True, descending=True)
+    return json_response({"results": [batch_out(loads(r["doc"])) for r in page.rows], "total_count": page.total,
+                          "pagination": pagination_body(page)})
 
 
 @router.post("/v1/buckets/{bucket_identifier}/batches/list")
@@ -63,22 +84,48 @@ def list_batches(request: Request, bucket_identifier: str, body: Optional[ListBa
                  ns: NsCtx = Depends(namespace)):
     state = get_state(request)
     bucket = find_bucket(state, ns, bucket_identifier)
-    body = body or ListBatchesRequest()
-    where, params = "bucket_id=?", [bucket["bucket_id"]]
-    if body.status:
-        where += " AND status=?"
-        params.append(body.status.upper())
-    total = state.store.one(f"SELECT count(*) AS n FROM batches WHERE {where}", params)["n"]
-    rows = state.store.query(f"SELECT doc FROM batches WHERE {where} ORDER BY rowid DESC LIMIT ? OFFSET ?",
-                             [*params, body.limit, body.offset])
-    return json_response({"results": [loads(r["doc"]) for r in rows], "total_count": total})
+    return _list(state, ["bucket_id=?"], [bucket["bucket_id"]], body or ListBatchesRequest())
+
+
+@router.post("/v1/batches/list")
+def list_all_batches(request: Request, body: Optional[ListBatchesRequest] = Body(None),
+                     who: Caller = Depends(caller), x_namespace: Optional[str] = Header(None)):
+    """Batches across the organization's buckets (one namespace with X-Namespace)."""
+    state = get_state(request)
+    where, params = ["org_id=?"], [who.org_id]
+    if x_namespace and x_namespace.strip():
+        row = find_namespace(state, who.org_id, x_namespace.strip())
+        if row is None:
+            raise APIError(404, f"namespace '{x_namespace.strip()}' not found (X-Namespace header)",
+                           "NotFoundError", {"resource": "namespace", "identifier": x_namespace.strip()})
+        where.append("namespace_id=?")
+        params.append(row["namespace_id"])
+    return _list(state, where, params, body or ListBatchesRequest())
+
+
+def _org_batch(state, who: Caller, batch_id: str):
+    row = state.store.one("SELECT * FROM batches WHERE batch_id=? AND org_id=?", (batch_id, who.org_id))
+    if row is None:
+        raise not_found("batch", batch_id)
+    return row
+
+
+@router.get("/v1/batches/{batch_id}")
+def get_batch_by_id(request: Request, batch_id: str, who: Caller = Depends(caller)):
+    return json_response(batch_out(loads(_org_batch(get_state(request), who, batch_id)["doc"])))
+
+
+@router.post("/v1/batches/{batch_id}/cancel")
+def cancel_by_id(request: Request, batch_id: str, who: Caller = Depends(caller)):
+    state = get_state(request)
+    return _cancel(state, loads(_org_batch(state, who, batch_id)["doc"]))
 
 
 @router.get("/v1/buckets/{bucket_identifier}/batches/{batch_id}")
 def get_batch(request: Request, bucket_identifier: str, batch_id: str, ns: NsCtx = Depends(namespace)):
     state = get_state(request)
     _, row = _get(state, ns, bucket_identifier, batch_id)
-    return json_response(loads(row["doc"]))
+    return json_response(batch_out(loads(row["doc"])))
 
 
 @router.patch("/v1/buckets/{bucket_identifier}/batches/{batch_id}")
@@ -91,7 +138,7 @@ def patch_batch(request: Request, bucket_identifier: str, batch_id: str, body: P
         d["metadata"] = {**(d.get("metadata") or {}), **body.metadata}
     d["updated_at"] = state.iso_now()
     state.store.execute("UPDATE batches SET doc=? WHERE batch_id=?", (dumps(d), batch_id))
-    return json_response(d)
+    return json_response(batch_out(d))
 
 
 @router.delete("/v1/buckets/{bucket_identifier}/batches/{batch_id}")
@@ -123,7 +170,7 @@ def add_objects(request: Request, bucket_identifier: str, batch_id: str, body: A
             have.add(oid)
     d["updated_at"] = state.iso_now()
     state.store.execute("UPDATE batches SET doc=? WHERE batch_id=?", (dumps(d), batch_id))
-    return json_response(d)
+    return json_response(batch_out(d))
 
 
 @router.post("/v1/buckets/{bucket_identifier}/batches/{batch_id}/submit")
@@ -145,11 +192,16 @@ def submit(request: Request, bucket_identifier: str, batch_id: str,
 def cancel(request: Request, bucket_identifier: str, batch_id: str, ns: NsCtx = Depends(namespace)):
     state = get_state(request)
     _, row = _get(state, ns, bucket_identifier, batch_id)
-    d = loads(row["doc"])
+    return _cancel(state, loads(row["doc"]))
+
+
+def _cancel(state, d: dict[str, Any]) -> Any:
     if not d.get("task_id"):
-        raise APIError(409, f"batch '{batch_id}' has not been submitted: nothing to cancel", "ConflictError")
+        raise APIError(409, f"batch '{d['batch_id']}' has not been submitted: nothing to cancel", "ConflictError")
     cancel_task(state, d["task_id"], reason="batch canceled")
-    return json_response(state.task_dict(d["task_id"]))
+    # CancellationOutcome: the local worker stops at the next object; there is no engine job to dispatch to
+    return json_response({**state.task_dict(d["task_id"]),
+                          "cancellation": {"ray_jobs_requested": 0, "ray_jobs_accepted": 0, "ray_jobs_refused": 0}})
 
 
 @router.post("/v1/buckets/{bucket_identifier}/batches/{batch_id}/retry")
@@ -160,15 +212,17 @@ def retry(request: Request, bucket_identifier: str, batch_id: str, body: Optiona
     d = loads(row["doc"])
     if not d.get("task_id"):
         raise APIError(409, f"batch '{batch_id}' has not been submitted yet", "ConflictError")
-    task = state.task_dict(d["task_id"])
-    if task["status"] not in TERMINAL:
-        raise APIError(409, f"batch '{batch_id}' is still {task['status']}: retry after it finishes", "ConflictError")
-    failed = [f["object_id"] for f in (task["additional_data"] or {}).get("failed_objects", []) if f.get("object_id")]
-    if task["status"] == "CANCELED":
-        done = {o["object_id"] for o in task.get("outputs") or [] if o.get("status") == "COMPLETED"}
+    status = d.get("status")
+    if status not in TERMINAL:
+        raise APIError(409, f"batch '{batch_id}' is still {status}: retry after it finishes", "ConflictError")
+    failed = [f["object_id"] for f in d.get("failed_objects") or [] if f.get("object_id")]
+    if status == "CANCELED":
+        done = {r["object_id"] for r in state.store.query(
+            "SELECT object_id FROM objects WHERE bucket_id=? AND status='COMPLETED' AND object_id IN "
+            "(SELECT value FROM json_each(?))", (bucket["bucket_id"], dumps(d["object_ids"])))}
         failed = [o for o in d["object_ids"] if o not in done]
     if not failed:
-        return json_response({"batch_id": batch_id, "task_id": None, "retried_count": 0, "status": task["status"],
+        return json_response({"batch_id": batch_id, "task_id": None, "retried_count": 0, "status": status,
                               "message": "no failed documents to retry"})
     task_id = submit_batch(state, ns.org_id, ns.namespace_id, bucket["bucket_id"], batch_id, object_ids=failed)
     return json_response({"batch_id": batch_id, "task_id": task_id, "retried_count": len(failed),
@@ -184,10 +238,13 @@ def failed_documents(request: Request, bucket_identifier: str, batch_id: str, ti
     _, row = _get(state, ns, bucket_identifier, batch_id)
     d = loads(row["doc"])
     docs: list[dict[str, Any]] = []
-    if d.get("task_id"):
-        task = state.task_dict(d["task_id"])
-        for f in (task["additional_data"] or {}).get("failed_objects", []):
-            docs.append({"document_id": f["object_id"], "object_id": f["object_id"], "filename": f.get("filename"),
-                         "error": f.get("error"), "error_type": "runtime", "tier_num": 0, "retry_count": 0})
+    ids = [f["object_id"] for f in d.get("failed_objects") or []]
+    names = {r["object_id"]: r["filename"] for r in state.store.query(
+        "SELECT object_id, json_extract(doc, '$.blobs[0].details.filename') AS filename FROM objects "
+        "WHERE object_id IN (SELECT value FROM json_each(?))", (dumps(ids),))}
+    for f in d.get("failed_objects") or []:
+        docs.append({"document_id": f["object_id"], "object_id": f["object_id"], "filename": names.get(f["object_id"]),
+                     "error": f.get("error"), "error_type": f.get("error_type"), "tier_num": 0,
+                     "retry_count": int(d.get("retry_count") or 0)})
     return json_response({"batch_id": batch_id, "failed_documents": docs[offset:offset + limit],
                           "total": len(docs), "limit": limit, "offset": offset})

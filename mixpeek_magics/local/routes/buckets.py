@@ -46,7 +46,7 @@ def create_bucket(request: Request, body: BucketCreateRequest, ns: NsCtx = Depen
                "unique_key": body.unique_key.model_dump() if body.unique_key else None,
                "metadata": body.metadata, "object_count": 0, "total_size_bytes": 0, "created_at": now,
                "updated_at": now, "last_upload_at": None, "status": "ACTIVE", "is_locked": False,
-               "batch_stats": None, "storage_stats": None, "namespace_id": ns.namespace_id}
+               "batch_stats": None, "storage_stats": None}
         c.execute("INSERT INTO buckets(bucket_id, org_id, namespace_id, name, doc) VALUES (?,?,?,?,?)",
                   (bucket_id, ns.org_id, ns.namespace_id, body.bucket_name, dumps(doc)))
         row = state.store.one("SELECT * FROM buckets WHERE bucket_id=?", (bucket_id,))
@@ -115,9 +115,7 @@ def delete_bucket(request: Request, bucket_identifier: str, ns: NsCtx = Depends(
     count = remove_bucket_data(state, row["bucket_id"])
     task_id = state.create_task(ns.org_id, "api_buckets_delete", inputs=[row["bucket_id"]], status="COMPLETED",
                                 outputs=[{"bucket_id": row["bucket_id"], "objects_deleted": count}],
-                                additional_data={"namespace_id": ns.namespace_id, "bucket_id": row["bucket_id"],
-                                                 "processed": 1, "total": 1, "percentage": 100.0,
-                                                 "failed": 0, "failed_objects": []})
+                                additional_data={"namespace_id": ns.namespace_id, "bucket_id": row["bucket_id"]})
     return json_response({"task_id": task_id, "status": "COMPLETED", "bucket_id": row["bucket_id"],
                           "bucket_name": row["name"], "object_count": count,
                           "message": f"bucket '{row['name']}' and its {count} object(s) deleted"})

@@ -27,6 +27,41 @@ BASE = "/v1/organizations/connections"
 LOCAL_USER = "usr_local"
 
 
+# The fields of the contract's provider configs and credentials (S3Config, TigrisConfig,
+# GoogleDriveConfig; S3AccessKeyCredentials, ...): what a stored config keeps beside them
+# (the bucket it was tested on, a service account's token URIs) stays server-side.
+_CONFIG_KEYS = {"s3": ("provider_type", "credentials", "region", "endpoint_url", "use_ssl", "verify_ssl"),
+                "tigris": ("provider_type", "credentials", "region", "endpoint_url"),
+                "google_drive": ("provider_type", "credentials", "shared_drive_id", "impersonate_user")}
+_CREDENTIAL_KEYS = {("s3", "access_key"): ("type", "access_key_id", "secret_access_key", "session_token"),
+                    ("s3", "iam_role"): ("type", "role_arn", "external_id"),
+                    ("tigris", "access_key"): ("type", "access_key_id", "secret_access_key"),
+                    ("google_drive", "service_account"): ("type", "project_id", "private_key_id", "private_key",
+                                                          "client_email", "client_id"),
+                    ("google_drive", "oauth"): ("type", "client_id", "client_secret", "refresh_token")}
+
+
+def _config_out(provider_type: str, cfg: Any) -> Any:
+    keys = _CONFIG_KEYS.get(provider_type)
+    if keys is None or not isinstance(cfg, dict):
+        return cfg
+    out = {k: v for k, v in cfg.items() if k in keys}
+    creds = out.get("credentials")
+    if isinstance(creds, dict):
+        ckeys = _CREDENTIAL_KEYS.get((provider_type, creds.get("type")))
+        if ckeys is not None:
+            out["credentials"] = {k: v for k, v in creds.items() if k in ckeys}
+    return out
+
+
+def connection_out(doc: dict[str, Any]) -> dict[str, Any]:
+    """A stored connection as StorageConnectionModel (when it was last tested stays server-side)."""
+    out = {k: v for k, v in doc.items() if k != "last_tested_at" and not k.startswith("_")}
+    if "provider_config" in out:
+        out["provider_config"] = _config_out(out.get("provider_type") or "", out["provider_config"])
+    return out
+
+
 def service(state) -> ConnectionService:
     svc = getattr(state, "storage_connections", None)
     if svc is None:
@@ -99,7 +134,7 @@ def create_connection(request: Request, body: Any = Body(...), who: Caller = Dep
     doc = service(state).create(who.org_id, name=name, provider_type=ptype, provider_config=config,
                                 description=description, metadata=metadata, test_before_save=tbs,
                                 created_by=LOCAL_USER)
-    return json_response(doc)
+    return json_response(connection_out(doc))
 
 
 @router.post(BASE + "/list")
@@ -128,13 +163,14 @@ def list_connections(request: Request, body: Optional[Any] = Body(None), params:
     pag = pagination_body(page)
     if not params.include_total:
         pag.update(total=None, total_pages=None)
-    return json_response({"results": [loads(r["doc"]) for r in page.rows], "pagination": pag, "total": total})
+    return json_response({"results": [connection_out(loads(r["doc"])) for r in page.rows], "pagination": pag,
+                          "total": total})
 
 
 @router.get(BASE + "/{connection_identifier}")
 def get_connection(request: Request, connection_identifier: str, who: Caller = Depends(caller)):
     state = get_state(request)
-    return json_response(loads(service(state).find(who.org_id, connection_identifier)["doc"]))
+    return json_response(connection_out(loads(service(state).find(who.org_id, connection_identifier)["doc"])))
 
 
 @router.patch(BASE + "/{connection_identifier}")
@@ -158,7 +194,7 @@ def update_connection(request: Request, connection_identifier: str, body: Any = 
             raise validation_422(["body", "provider_config"], "Input should be a valid dictionary")
         changes["provider_config"] = body["provider_config"]
     row = svc.find(who.org_id, connection_identifier)
-    return json_response(svc.update(row, changes))
+    return json_response(connection_out(svc.update(row, changes)))
 
 
 @router.delete(BASE + "/{connection_identifier}")

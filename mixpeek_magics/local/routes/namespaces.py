@@ -130,8 +130,7 @@ def delete_namespace(request: Request, namespace_identifier: str, who: Caller = 
     task_id = state.create_task(who.org_id, "api_namespaces_delete", inputs=[ns_id], status="COMPLETED",
                                 outputs=[{"namespace_id": ns_id, "buckets_deleted": len(buckets),
                                           "objects_deleted": objects}],
-                                additional_data={"namespace_id": ns_id, "processed": 1, "total": 1,
-                                                 "percentage": 100.0, "failed": 0, "failed_objects": []})
+                                additional_data={"namespace_id": ns_id})
     return json_response({"namespace_id": ns_id, "namespace_name": row["name"], "task_id": task_id,
                           "status": "COMPLETED", "message": f"namespace '{row['name']}' deleted",
                           "success": True})

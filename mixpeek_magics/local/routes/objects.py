@@ -13,7 +13,7 @@ from ..errors import APIError
 from ..filters import FieldRef
 from ..models import CreateObjectRequest, CreateObjectsBatchRequest, ListObjectsRequest, UpdateObjectRequest
 from ..pagination import paginate, pagination_body
-from ..services import build_blob, create_object, delete_object_files, save_object
+from ..services import build_blob, create_object, delete_object_files, object_out, save_object
 from .common import ListParams, filters_sql, search_sql, sort_direction
 
 router = APIRouter()
@@ -40,7 +40,7 @@ def create_object_route(request: Request, bucket_identifier: str, body: CreateOb
     if auto_process and not dup:
         task_id = _auto_process(state, ns, bucket["bucket_id"], [d["object_id"]])
         d = dict(d, task_id=task_id, status="PENDING")
-    return json_response(d)
+    return json_response(object_out(d))
 
 
 @router.post("/v1/buckets/{bucket_identifier}/objects/batch")
@@ -54,7 +54,7 @@ def create_objects_batch(request: Request, bucket_identifier: str, body: CreateO
         try:
             req = CreateObjectRequest.model_validate(raw)
             d, _dup = create_object(state, ns.org_id, ns.namespace_id, bucket["bucket_id"], req)
-            succeeded.append(d)
+            succeeded.append(object_out(d))
         except ValidationError as exc:
             msg = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors())
             failed.append({"object_index": i, "error": msg, "error_type": "ValidationError"})
@@ -67,8 +67,8 @@ def create_objects_batch(request: Request, bucket_identifier: str, body: CreateO
                                 "succeeded_count": len(succeeded), "failed_count": len(failed)}
     if auto_process:
         new_ids = [d["object_id"] for d in succeeded if not d.get("is_duplicate")]
-        if new_ids:
-            body_out["task_id"] = _auto_process(state, ns, bucket["bucket_id"], new_ids)
+        if new_ids:  # CreateObjectsBatchResponse names no task: the batch is found by listing batches
+            _auto_process(state, ns, bucket["bucket_id"], new_ids)
     return json_response(body_out)
 
 
@@ -86,7 +86,7 @@ def list_objects(request: Request, bucket_identifier: str, body: Optional[ListOb
     page = paginate(state.store, table="objects", select="doc", where=where, params=wparams,
                     limit=params.limit or 100, offset=params.offset, cursor=params.cursor,
                     include_total=params.include_total, descending=sort_direction(body.sort, False))
-    results = [loads(r["doc"]) for r in page.rows]
+    results = [object_out(loads(r["doc"])) for r in page.rows]
     if body.select:
         results = [_select(d, body.select) for d in results]
     by_status: dict[str, int] = {}
@@ -123,7 +123,7 @@ def get_object(request: Request, bucket_identifier: str, object_identifier: str,
                return_presigned_urls: bool = Query(False), ns: NsCtx = Depends(namespace)):
     state = get_state(request)
     _, row = _get(state, ns, bucket_identifier, object_identifier)
-    return json_response(loads(row["doc"]))
+    return json_response(object_out(loads(row["doc"])))
 
 
 def _update(request: Request, bucket_identifier: str, object_identifier: str, ns: NsCtx,
@@ -144,7 +144,7 @@ def _update(request: Request, bucket_identifier: str, object_identifier: str, ns
             d[k] = v
     d["updated_at"] = state.iso_now()
     save_object(state, d)
-    return json_response(d)
+    return json_response(object_out(d))
 
 
 @router.put("/v1/buckets/{bucket_identifier}/objects/{object_identifier}")

@@ -1,8 +1,9 @@
 """Bucket sync routes: ``/v1/buckets/{bucket_id}/syncs`` (namespace-scoped).
 
 Create (the source path is checked through the connection first), list with
-the contract's filters, get, update, delete, pause, resume and trigger. Runs
-are executed by :class:`~mixpeek_magics.local.sync_runner.SyncRunner`.
+the contract's filters, get, update, delete, pause, resume, trigger, and the
+runs as jobs (``.../jobs`` list, ``.../jobs/{sync_job_id}``). Runs are executed
+by :class:`~mixpeek_magics.local.sync_runner.SyncRunner`.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from ..deps import NsCtx, find_bucket, find_in_bucket, get_state, json_response,
 from ..errors import APIError, validation_422
 from ..pagination import paginate, pagination_body
 from ..providers import FilterError, ProviderError, parse_filters
-from ..sync_runner import public_doc
+from ..sync_runner import job_out, public_doc
 from ..util import new_id
 from .common import ListParams
 from .connections import LOCAL_USER, service
@@ -30,11 +31,14 @@ class SyncCreateRequest(BaseModel):
     connection_id: str = Field(min_length=1)
     source_path: str = Field(min_length=1)
     sync_mode: Literal["initial_only", "continuous"] = "continuous"
+    description: Optional[str] = None
     file_filters: Optional[dict[str, Any]] = None
     schema_mapping: Optional[dict[str, Any]] = None
-    polling_interval_seconds: int = Field(300, ge=30, le=900)
+    polling_interval_seconds: int = Field(300, ge=30, le=86400)
     batch_size: int = Field(50, ge=1, le=100)
+    max_objects_per_run: Optional[int] = Field(None, ge=1)
     skip_batch_submission: bool = False
+    skip_duplicates: bool = True
     metadata: Optional[dict[str, Any]] = None
 
 
@@ -44,8 +48,9 @@ class SyncUpdateRequest(BaseModel):
     metadata: Optional[dict[str, Any]] = None
     status: Optional[str] = None
     is_active: Optional[bool] = None
-    polling_interval_seconds: Optional[int] = Field(None, ge=30, le=900)
+    polling_interval_seconds: Optional[int] = Field(None, ge=30, le=86400)
     batch_size: Optional[int] = Field(None, ge=1, le=100)
+    max_objects_per_run: Optional[int] = Field(None, ge=1)
     schema_mapping: Optional[dict[str, Any]] = None
     skip_batch_submission: Optional[bool] = None
 
@@ -55,6 +60,11 @@ class ListSyncConfigurationsRequest(BaseModel):
     connection_id: Optional[str] = None
     status: Optional[str] = None
     is_active: Optional[bool] = None
+
+
+class ListSyncJobsRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    status: Optional[Literal["running", "completed", "failed", "interrupted", "skipped"]] = None
 
 
 def _runner(state):
@@ -110,26 +120,28 @@ def create_sync(request: Request, bucket_identifier: str, body: SyncCreateReques
     sid = new_id("sync")
     doc = {"sync_config_id": sid, "bucket_id": bucket["bucket_id"], "connection_id": conn["connection_id"],
            "internal_id": ns.org_id, "namespace_id": ns.namespace_id, "source_path": source,
-           "provider_type": conn["provider_type"], "file_filters": filters, "schema_mapping": body.schema_mapping,
+           "source_type": conn["provider_type"], "description": body.description, "file_filters": filters,
+           "schema_mapping": body.schema_mapping,
            "sync_mode": body.sync_mode, "polling_interval_seconds": body.polling_interval_seconds,
-           "batch_size": body.batch_size, "create_object_on_confirm": True, "skip_duplicates": True,
+           "batch_size": body.batch_size, "create_object_on_confirm": True, "skip_duplicates": body.skip_duplicates,
            "skip_batch_submission": body.skip_batch_submission, "status": "PENDING", "is_active": True,
            "total_files_discovered": 0, "total_files_synced": 0, "total_files_failed": 0, "total_bytes_synced": 0,
            "created_at": now, "updated_at": now, "last_sync_at": None, "next_sync_at": now,
            "created_by_user_id": LOCAL_USER, "last_error": None, "consecutive_failures": 0,
            "metadata": body.metadata or {}, "locked_by_worker_id": None, "locked_at": None,
            "lock_expires_at": None, "paused": False, "pause_reason": None, "paused_at": None,
-           "paused_by_user_id": None, "max_objects_per_run": 100000, "max_batch_chunk_size": 1000,
+           "paused_by_user_id": None, "max_objects_per_run": body.max_objects_per_run or 100000,
+           "max_batch_chunk_size": 1000,
            "batch_chunk_size": body.batch_size, "current_sync_run_id": None, "sync_run_counter": 0,
            "batch_ids": [], "task_ids": [], "batches_created": 0, "resume_enabled": True, "resume_cursor": None,
            "resume_last_primary_key": None, "resume_objects_processed": 0, "resume_checkpoint_frequency": 1000,
-           "last_run": None, "failed_files": []}
+           "sync_progress": None, "stats": None}
     state.store.execute("INSERT INTO sync_configs(sync_config_id, org_id, namespace_id, bucket_id, connection_id, "
                         "status, is_active, next_run_at, doc) VALUES (?,?,?,?,?,?,?,?,?)",
                         (sid, ns.org_id, ns.namespace_id, bucket["bucket_id"], conn["connection_id"], "PENDING", 1,
                          None, dumps(doc)))
     runner.trigger(sid, "create")
-    return json_response(public_doc(doc))
+    return json_response(public_doc(doc))  # as created: the run may already have started
 
 
 @router.post("/v1/buckets/{bucket_identifier}/syncs/list")
@@ -171,11 +183,13 @@ def get_sync(request: Request, bucket_identifier: str, sync_config_id: str, ns: 
 
 def _pause(state, sync_id: str, reason: str | None) -> None:
     now = state.iso_now()
+    runner = _runner(state)
 
     def fn(d: dict[str, Any]) -> None:
         d.update(paused=True, pause_reason=reason or "paused via the API", paused_at=now,
                  paused_by_user_id=LOCAL_USER, status="SUSPENDED", is_active=False, updated_at=now)
-    _runner(state)._update(sync_id, fn, next_run_at=None, keep_next=False)
+    runner._update(sync_id, fn, next_run_at=None, keep_next=False)
+    runner.skip_queued(sync_id, "the sync was paused before this run started")
 
 
 def _resume(state, sync_id: str) -> None:
@@ -191,7 +205,7 @@ def _resume(state, sync_id: str) -> None:
             # polling resumes at the configured interval (right away if it never ran)
             box["at"] = state.now() + (state.scaled(int(d.get("polling_interval_seconds") or 300))
                                        if d.get("last_sync_at") else 0.0)
-        elif (d.get("last_run") or {}).get("status") == "COMPLETED" and d.get("last_sync_at"):
+        elif d.get("_last_job_status") == "completed" and d.get("last_sync_at"):
             d["status"] = "COMPLETED"
             box["at"] = None
         else:
@@ -219,7 +233,7 @@ def update_sync(request: Request, bucket_identifier: str, sync_config_id: str, b
 
     def fn(d: dict[str, Any]) -> None:
         for k in ("description", "metadata", "polling_interval_seconds", "batch_size", "schema_mapping",
-                  "skip_batch_submission"):
+                  "skip_batch_submission", "max_objects_per_run"):
             if changes.get(k) is not None:
                 d[k] = changes[k]
         if changes.get("batch_size") is not None:
@@ -248,6 +262,7 @@ def delete_sync(request: Request, bucket_identifier: str, sync_config_id: str, n
     with state.store.tx() as c:
         c.execute("DELETE FROM sync_configs WHERE sync_config_id=?", (sync_config_id,))
         c.execute("DELETE FROM sync_files WHERE sync_config_id=?", (sync_config_id,))
+        c.execute("DELETE FROM sync_jobs WHERE sync_config_id=?", (sync_config_id,))
     return json_response({"message": f"Sync configuration {sync_config_id} deleted", "success": True,
                           "sync_config_id": sync_config_id})
 
@@ -282,8 +297,44 @@ def trigger_sync(request: Request, bucket_identifier: str, sync_config_id: str, 
         raise APIError(409, f"sync {sync_config_id} is inactive ({doc.get('last_error') or doc.get('status')})",
                        "ConflictError")
     running = runner.is_running(sync_config_id)
-    run_id = runner.trigger(sync_config_id, "manual")
-    return json_response({"sync_config_id": sync_config_id, "sync_job_id": run_id, "run_id": run_id,
-                          "status": "QUEUED", "queued_behind_running_job": running,
+    job_id = runner.trigger(sync_config_id, "manual")
+    # The contract types this answer as a plain object; its documented key is sync_job_id.
+    return json_response({"sync_config_id": sync_config_id, "sync_job_id": job_id, "status": "QUEUED",
                           "message": ("a run is in progress; this run starts when it finishes" if running
                                       else "sync run dispatched")})
+
+
+@router.post("/v1/buckets/{bucket_identifier}/syncs/{sync_config_id}/jobs")
+def list_sync_jobs(request: Request, bucket_identifier: str, sync_config_id: str,
+                   body: Optional[ListSyncJobsRequest] = Body(None), params: ListParams = Depends(),
+                   ns: NsCtx = Depends(namespace)):
+    """SyncJobListResponse: the sync's runs, newest first."""
+    state = get_state(request)
+    _get(state, ns, bucket_identifier, sync_config_id)
+    body = body or ListSyncJobsRequest()
+    where, wparams = ["sync_config_id=?"], [sync_config_id]
+    if body.status is not None:
+        where.append("status=?")
+        wparams.append(body.status)
+    page = paginate(state.store, table="sync_jobs", select="doc", where=" AND ".join(where), params=wparams,
+                    limit=params.limit or 100, offset=params.offset, cursor=params.cursor, include_total=True,
+                    descending=True)
+    pag = pagination_body(page)
+    if not params.include_total:
+        pag.update(total=None, total_pages=None)
+    now = state.now()
+    return json_response({"results": [job_out(loads(r["doc"]), now) for r in page.rows], "pagination": pag,
+                          "total": page.total or 0})
+
+
+@router.get("/v1/buckets/{bucket_identifier}/syncs/{sync_config_id}/jobs/{sync_job_id}")
+def get_sync_job(request: Request, bucket_identifier: str, sync_config_id: str, sync_job_id: str,
+                 ns: NsCtx = Depends(namespace)):
+    state = get_state(request)
+    _get(state, ns, bucket_identifier, sync_config_id)
+    row = state.store.one("SELECT doc FROM sync_jobs WHERE sync_job_id=? AND sync_config_id=?",
+                          (sync_job_id, sync_config_id))
+    if row is None:
+        raise APIError(404, f"sync job '{sync_job_id}' not found for sync {sync_config_id}", "NotFoundError",
+                       {"resource": "sync_job", "identifier": sync_job_id})
+    return json_response(job_out(loads(row["doc"]), state.now()))

@@ -1,4 +1,8 @@
-"""Task routes: get, list (filters, keyset pagination), kill."""
+"""Task routes: get, list (filters, keyset pagination), kill.
+
+With ``task_ttl_seconds`` set, a task older than that is gone from all three
+(404, not listed), as the real service's records are after about 24 h; its
+batch keeps what it did."""
 from __future__ import annotations
 
 import json
@@ -7,11 +11,12 @@ from typing import Any, Optional
 from fastapi import APIRouter, Body, Depends, Query, Request
 
 from ..deps import caller, get_state, json_response, raw_json_response
-from ..filters import FieldRef, compile_filters
+from ..errors import not_found
+from ..filters import FieldRef, compile_filters, json_path
 from ..models import ListTasksRequest
 from ..pagination import paginate, pagination_body
 from ..services import cancel_task
-from ..state import Caller, task_row_json
+from ..state import Caller, task_columns, task_row_json
 from .common import search_sql, sort_direction
 
 router = APIRouter()
@@ -38,20 +43,15 @@ def _resolve(field: str) -> FieldRef:
         return _FIELDS[field]
     for col in ("additional_data", "inputs", "outputs"):
         if field.startswith(col + "."):
-            from ..filters import json_path
             return FieldRef(json_col=col, path=json_path(field[len(col) + 1:]))
-    if field.startswith("metadata."):  # shorthand for additional_data.metadata.*
-        from ..filters import json_path
-        return FieldRef(json_col="additional_data", path=json_path(field))
     raise KeyError(field)
 
 
 @router.get("/v1/tasks/{task_id}")
 def get_task(request: Request, task_id: str, who: Caller = Depends(caller)):
     state = get_state(request)
-    row = state.get_task_row(task_id, who.org_id)
+    row = state.visible_task_row(task_id, who.org_id)
     if row is None:
-        from ..errors import not_found
         raise not_found("task", task_id)
     return raw_json_response(task_row_json(row))
 
@@ -66,12 +66,12 @@ def list_tasks(request: Request, body: Optional[ListTasksRequest] = Body(None),
     body = body or ListTasksRequest()
     where = ["org_id=?"]
     params: list[Any] = [who.org_id]
-    for col, value, norm in (("status", body.status, _upper), ("task_type", body.task_type, _lower)):
-        if value is None or value == []:
-            continue
-        values = value if isinstance(value, list) else [value]
-        where.append(f"{col} IN (SELECT value FROM json_each(?))")
-        params.append(json.dumps([norm(v) for v in values]))
+    cutoff = state.task_expiry_cutoff()
+    # one TaskStatusEnum / TaskType value each (the request model refuses lists and other spellings)
+    for col, value in (("status", body.status), ("task_type", body.task_type)):
+        if value is not None:
+            where.append(f"{col}=?")
+            params.append(value)
     fsql, fparams = compile_filters(body.filters, _resolve)
     where.append(fsql)
     params.extend(fparams)
@@ -79,10 +79,10 @@ def list_tasks(request: Request, body: Optional[ListTasksRequest] = Body(None),
         ssql, sparams = search_sql(body.search, ["task_id", "task_type", "status", "coalesce(error,'')"])
         where.append(ssql)
         params.extend(sparams)
-    page = paginate(state.store, table="tasks", select="task_id, task_type, status, inputs, outputs, "
-                    "additional_data, error", where=" AND ".join(where), params=params, limit=limit or 100,
+    page = paginate(state.store, table="tasks", select=task_columns(state), where=" AND ".join(where), params=params, limit=limit or 100,
                     offset=offset, cursor=cursor, include_total=include_total,
-                    descending=sort_direction(body.sort, True))
+                    descending=sort_direction(body.sort, True),
+                    moving=None if cutoff is None else ("coalesce(created_at, 0) >= ?", [cutoff]))
     results = ",".join(task_row_json(r) for r in page.rows)
     text = '{"results":[' + results + '],"pagination":' + json.dumps(pagination_body(page)) + "}"
     return raw_json_response(text)
@@ -91,7 +91,8 @@ def list_tasks(request: Request, body: Optional[ListTasksRequest] = Body(None),
 @router.delete("/v1/tasks/{task_id}")
 def kill_task(request: Request, task_id: str, who: Caller = Depends(caller)):
     state = get_state(request)
-    row = state.get_task_row(task_id, who.org_id)
-    if row is not None:  # idempotent: unknown (or another organization's) ids succeed without effect
-        cancel_task(state, task_id, reason="killed via DELETE /v1/tasks/{task_id}")
+    # Another organization's task is as unknown as one that never existed (or expired): 404.
+    if state.visible_task_row(task_id, who.org_id) is None:
+        raise not_found("task", task_id)
+    cancel_task(state, task_id, reason="killed via DELETE /v1/tasks/{task_id}")  # a finished task: no effect
     return json_response({"message": "Successfully deleted", "success": True})

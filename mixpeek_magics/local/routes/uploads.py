@@ -125,9 +125,8 @@ def confirm_uploads_batch(request: Request, bucket_identifier: str, body: BatchC
         if not isinstance(c.get("upload_id"), str) or not c["upload_id"]:
             raise APIError(400, f"confirmations[{i}] needs an 'upload_id'", "BadRequestError")
     ids = [c["upload_id"] for c in body.confirmations]
-    ad = {"processed": 0, "total": len(ids), "percentage": 0.0, "failed": 0, "namespace_id": ns.namespace_id,
-          "bucket_id": bucket["bucket_id"], "batch_id": None, "sync_config_id": None, "failed_objects": [],
-          "metadata": {}, "upload_ids": ids}
+    # Each upload's outcome is read from the upload (GET, or uploads/list with upload_id in [...]).
+    ad = {"namespace_id": ns.namespace_id, "bucket_id": bucket["bucket_id"]}
     task_id = state.create_task(ns.org_id, "api_buckets_uploads_batch_confirm", inputs=ids, additional_data=ad,
                                 outputs=[], job={"kind": "confirm_batch", "namespace_id": ns.namespace_id,
                                                  "bucket_id": bucket["bucket_id"],
