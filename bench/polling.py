@@ -1,16 +1,19 @@
 """Benchmark: the multiplexed polling engine vs per-task polling, in one run.
 
-Two local servers, each seeded with the same N tasks (PROCESSING) whose
+Two local servers, each with the same N batch tasks (PROCESSING; a batch of
+10 objects behind each, submitted with the server's worker stopped) whose
 progress and completion a driver thread performs server-side on one schedule:
-durations spread evenly between 2 s and 120 s (times ``--scale``), 10 items
-each, processed counts moving linearly, ~10 % ending FAILED or
-COMPLETED_WITH_ERRORS. The driver notes the server-side time a task became
-terminal.
+durations spread evenly between 2 s and 120 s (times ``--scale``), the batch's
+``progress`` moving linearly 10 times, ~10 % ending FAILED or
+COMPLETED_WITH_ERRORS with failed objects. The driver notes the server-side
+time a task became terminal.
 
 * baseline: one ``tasks.wait`` per task (``GET /v1/tasks/{id}``, the documented
   backoff 1 s -> 30 s, times ``--scale``), all concurrent;
 * engine: one ``watch()`` of all tasks (``POST /v1/tasks/list`` ticks, same
-  policy times ``--scale``).
+  policy times ``--scale``), reading the running batches' progress (``POST
+  /v1/batches/list``, at most every 10 s times ``--scale``) and the failed
+  objects of each batch that ended with errors (one ``GET``).
 
 Measured: requests per server (its ``request_log``) and the delay between a
 task becoming terminal server-side and the watcher reporting it (median, p95;
@@ -40,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 from bench._results import write_section  # noqa: E402
 from mixpeek_magics import _runtime  # noqa: E402
 from mixpeek_magics.client import AsyncMixpeek, Mixpeek  # noqa: E402
-from mixpeek_magics.local import LocalServer, LocalSettings  # noqa: E402
+from mixpeek_magics.local import LocalServer, LocalSettings, services  # noqa: E402
 from mixpeek_magics.tracking import PartialFailureWarning, PollPolicy, watch  # noqa: E402
 
 ITEMS = 10
@@ -60,9 +63,10 @@ def plan(n: int, scale: float, seed: int) -> list[tuple[float, str]]:
 
 
 class Driver(threading.Thread):
-    """Moves the seeded tasks of several servers server-side, on one schedule."""
+    """Moves the batches (and their tasks) of several servers server-side, on one schedule."""
 
-    def __init__(self, servers: list[tuple[LocalServer, list[str]]], schedule: list[tuple[float, str]]):
+    def __init__(self, servers: list[tuple[LocalServer, list[tuple[str, str, list[str]]]]],
+                 schedule: list[tuple[float, str]]):
         super().__init__(daemon=True)
         self.servers = servers
         self.schedule = schedule
@@ -82,16 +86,44 @@ class Driver(threading.Thread):
             delay = self.t0 + at - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            for s, (srv, ids) in enumerate(self.servers):
-                tid = ids[i]
-                failed = [] if final in (None, "COMPLETED") else [
-                    {"object_id": f"obj_{i}", "filename": f"file_{i}.png", "error": "cannot decode image"}]
-                ad = {"processed": processed, "total": ITEMS, "percentage": 100.0 * processed / ITEMS,
-                      "failed": len(failed), "failed_objects": failed}
-                srv.state.update_task(tid, status=final or "PROCESSING", additional_data=ad,
-                                      error="synthetic failure" if final == "FAILED" else None)
-                if final is not None:
-                    self.finished_at[s][tid] = time.monotonic()
+            for s, (srv, batches) in enumerate(self.servers):
+                tid, batch_id, object_ids = batches[i]
+                state = srv.state
+                if final is None:
+                    progress = services.progress_dict(processed, ITEMS, 0, None, max(0.001, at))
+                    services.batch_progress(state, batch_id, tid, progress, [])
+                    continue
+                failed = [] if final == "COMPLETED" else [
+                    {"object_id": oid, "error": "cannot decode image", "error_type": "runtime",
+                     "timestamp": state.iso_now()} for oid in (object_ids if final == "FAILED" else object_ids[:1])]
+                error = "synthetic failure" if final == "FAILED" else None
+                services.finish_batch(state, batch_id, tid, final, failed, [], error)
+                state.update_task(tid, status=final, error=error)
+                self.finished_at[s][tid] = time.monotonic()
+
+
+def setup(srv: LocalServer, n: int) -> list[tuple[str, str, list[str]]]:
+    """N batches of ITEMS text objects, submitted and started (PROCESSING, progress 0 / ITEMS)
+    with the worker stopped, so only the driver moves them: (task id, batch id, object ids) each."""
+    srv.state.worker.stop()
+    out = []
+    with Mixpeek(api_key=srv.api_key, base_url=srv.base_url) as c:
+        ns = c.namespaces.create("bench-polling", [{"feature_extractor_name": "text_extractor", "version": "v1"}])
+        c = c.with_options(namespace=ns.namespace_id)
+        bucket = c.buckets.create("bench", {"properties": {"content": {"type": "text"}}}).bucket_id
+        ids: list[str] = []
+        for start in range(0, n * ITEMS, 100):
+            bodies = [{"blobs": [{"property": "content", "type": "text", "data": f"item {k}"}]}
+                      for k in range(start, min(start + 100, n * ITEMS))]
+            ids.extend(o.object_id for o in c.objects.create_many(bucket, bodies).succeeded)
+        for i in range(n):
+            mine = ids[i * ITEMS:(i + 1) * ITEMS]
+            batch_id = c.batches.create(bucket, mine).batch_id
+            tid = c.batches.submit(bucket, batch_id).task_id
+            srv.state.update_task(tid, status="PROCESSING")
+            services.batch_started(srv.state, batch_id, tid, ITEMS)
+            out.append((tid, batch_id, mine))
+    return out
 
 
 def pct(values: list[float], q: float) -> float:
@@ -141,17 +173,14 @@ def main(argv: list[str] | None = None) -> int:
         base = LocalServer(data_dir=Path(tmp) / "baseline", port=0, settings=LocalSettings()).start()
         eng = LocalServer(data_dir=Path(tmp) / "engine", port=0, settings=LocalSettings()).start()
         try:
-            ids_b = base.state.seed_tasks(args.tasks, statuses=["PROCESSING"])
-            ids_e = eng.state.seed_tasks(args.tasks, statuses=["PROCESSING"])
-            for srv, ids in ((base, ids_b), (eng, ids_e)):
-                for tid in ids:  # start from 0 / 10
-                    srv.state.update_task(tid, additional_data={"processed": 0, "total": ITEMS,
-                                                                "percentage": 0.0, "failed_objects": []})
+            batches_b, batches_e = setup(base, args.tasks), setup(eng, args.tasks)
+            ids_b, ids_e = [t for t, _, _ in batches_b], [t for t, _, _ in batches_e]
             n0_b, n0_e = len(base.request_log), len(eng.request_log)
-            driver = Driver([(base, ids_b), (eng, ids_e)], schedule)
+            driver = Driver([(base, batches_b), (eng, batches_e)], schedule)
             seen_b: dict[str, float] = {}
             seen_e = Seen()
-            policy = PollPolicy(initial=1.0 * scale, maximum=30.0 * scale, factor=2.0, jitter=0.1)
+            policy = PollPolicy(initial=1.0 * scale, maximum=30.0 * scale, factor=2.0, jitter=0.1,
+                                progress_interval=10.0 * scale)
             client = Mixpeek(api_key=eng.api_key, base_url=eng.base_url)
             t_start = time.monotonic()
             driver.start()
@@ -167,13 +196,19 @@ def main(argv: list[str] | None = None) -> int:
             req_e = len(eng.request_log) - n0_e
             kinds_e: dict[str, int] = {}
             for method, path in list(eng.request_log)[n0_e:]:
-                key = f"{method} {re.sub(r'/task_[0-9a-f]+', '/{id}', path)}"
+                shape = re.sub(r"/(task|btch|bkt)_[0-9a-f]+", lambda m: "/{" + m.group(1) + "}", path)
+                key = f"{method} {shape}"
                 kinds_e[key] = kinds_e.get(key, 0) + 1
             fin_b, fin_e = driver.finished_at
             delay_b = [max(0.0, (seen_b[t] - fin_b[t]) / scale) for t in ids_b]
             delay_e = [max(0.0, (seen_e.at[t] - fin_e[t]) / scale) for t in ids_e]
             statuses_ok = sorted(s.status for s in handle.snapshots) == sorted(
                 f for _, f in schedule)
+            by_task = {s.task_id: s for s in handle.snapshots}
+            counts_ok = all(by_task[t].processed == by_task[t].total == ITEMS
+                            for t, (_, final) in zip(ids_e, schedule) if final != "FAILED")
+            failed_ok = all(len(by_task[t].failed_items) == (ITEMS if final == "FAILED" else 1)
+                            for t, (_, final) in zip(ids_e, schedule) if final != "COMPLETED")
             client.close()
         finally:
             base.stop()
@@ -188,29 +223,31 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Command: `{cmd.strip()}`",
         "",
-        f"{args.tasks} tasks, durations spread 2-120 s (server seconds, run at time scale {scale:g}: "
-        f"{elapsed:.0f} s wall), progress moving 10 times per task; policy 1 s -> 30 s backoff, jitter 0.1 "
-        f"(times the scale). Delays are server seconds from the task turning terminal server-side to the "
-        f"watcher reporting it.",
+        f"{args.tasks} batch tasks, durations spread 2-120 s (server seconds, run at time scale {scale:g}: "
+        f"{elapsed:.0f} s wall), each batch's progress moving 10 times; policy 1 s -> 30 s backoff, jitter 0.1, "
+        f"batch progress read at most every 10 s (times the scale). Delays are server seconds from the task "
+        f"turning terminal server-side to the watcher reporting it.",
         "",
         "| | requests | median delay (s) | p95 delay (s) |",
         "|---|---:|---:|---:|",
         f"| baseline: per-task `tasks.wait` (GET each, 1 s -> 30 s) | {req_b} | {med_b:.2f} | {p95_b:.2f} |",
-        f"| engine: `watch()` (one `tasks/list` per tick) | {req_e} | {med_e:.2f} | {p95_e:.2f} |",
+        f"| engine: `watch()` (one `tasks/list` per tick, running batches listed, ended-with-errors batches read) "
+        f"| {req_e} | {med_e:.2f} | {p95_e:.2f} |",
         "",
         f"- requests engine / baseline: **{ratio:.3f}** (target <= 0.1: {'met' if ratio <= 0.1 else 'NOT met'})",
         f"- median delay engine / baseline: **{med_e / med_b if med_b else float('nan'):.3f}** "
         f"(target <= 1: {'met' if med_e <= med_b else 'NOT met'})",
         f"- p95 delay engine / baseline: {p95_e / p95_b if p95_b else float('nan'):.3f}",
         f"- engine requests by kind: {', '.join(f'{k}: {v}' for k, v in sorted(kinds_e.items()))}",
-        f"- final statuses reported correctly by the engine: {statuses_ok}",
+        f"- final statuses reported correctly by the engine: {statuses_ok}; final counts processed == total: "
+        f"{counts_ok}; failed items listed: {failed_ok}",
         "",
     ]
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
         write_section('polling', text, Path(args.results))
-    return 0 if (ratio <= 0.1 and med_e <= med_b and statuses_ok) else 1
+    return 0 if (ratio <= 0.1 and med_e <= med_b and statuses_ok and counts_ok and failed_ok) else 1
 
 
 

@@ -25,11 +25,14 @@ from mixpeek_magics.client.errors import ConfigurationError, redact_key
 if TYPE_CHECKING:
     from mixpeek_magics.client.resources.batches import Batches
     from mixpeek_magics.client.resources.buckets import Buckets
+    from mixpeek_magics.client.resources.collections import Collections
     from mixpeek_magics.client.resources.connections import Connections
+    from mixpeek_magics.client.resources.documents import Documents
     from mixpeek_magics.client.resources.health import HealthResource
     from mixpeek_magics.client.resources.namespaces import Namespaces
     from mixpeek_magics.client.resources.objects import Objects
     from mixpeek_magics.client.resources.organization import Organizations
+    from mixpeek_magics.client.resources.retrievers import Retrievers
     from mixpeek_magics.client.resources.syncs import Syncs
     from mixpeek_magics.client.resources.tasks import Tasks
     from mixpeek_magics.client.resources.uploads import Uploads
@@ -81,6 +84,9 @@ class BaseClient:
     connections: "Connections"
     syncs: "Syncs"
     tasks: "Tasks"
+    collections: "Collections"
+    documents: "Documents"
+    retrievers: "Retrievers"
 
     def __init__(self, config: ClientConfig, http: Any, owns_http: bool, direct: DirectPut | None = None) -> None:
         self._config = config

@@ -119,12 +119,16 @@ class ValidationError(APIStatusError):
     """422: the request body or parameters were rejected.
 
     ``fields`` is a list of ``(dotted location, message)``, e.g.
-    ``[("body.bucket_name", "Field required")]``.
+    ``[("body.bucket_name", "Field required")]``; ``accepted_keys`` the keys
+    the request's schema declares, when the server names them (an undeclared
+    key is refused as ``extra_forbidden``).
     """
 
     def __init__(self, *args: Any, fields: list[tuple[str, str]] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields: list[tuple[str, str]] = list(fields or [])
+        accepted = self.details.get("accepted_keys") if isinstance(self.details, dict) else None
+        self.accepted_keys: list[str] = [str(k) for k in accepted] if isinstance(accepted, list) else []
 
 
 class RateLimitError(APIStatusError):
@@ -193,6 +197,16 @@ def _loc_path(loc: Any) -> str:
     return str(loc)
 
 
+def _detail_fields(items: Any) -> list[tuple[str, str]]:
+    """``[(dotted location, message)]`` from ``[{"loc", "msg", "type"}, ...]`` (the
+    ``details.errors`` of an ErrorResponse, or FastAPI's ``detail`` list)."""
+    fields: list[tuple[str, str]] = []
+    for item in items if isinstance(items, list) else ():
+        if isinstance(item, dict):
+            fields.append((_loc_path(item.get("loc", ())), str(item.get("msg", ""))))
+    return fields
+
+
 def _parse_body(body: bytes | str | None) -> tuple[str | None, str | None, Any, list[tuple[str, str]]]:
     """(server message, error type, details, validation fields) from an error body."""
     if body is None:
@@ -208,14 +222,14 @@ def _parse_body(body: bytes | str | None) -> tuple[str | None, str | None, Any, 
         err = data.get("error")
         if isinstance(err, dict):  # the contract's ErrorResponse
             message = err.get("message")
-            return (str(message) if message is not None else None), err.get("type"), err.get("details"), fields
+            details = err.get("details")
+            fields = _detail_fields(details.get("errors") if isinstance(details, dict) else None)
+            return (str(message) if message is not None else None), err.get("type"), details, fields
         if isinstance(err, str):
             return err, data.get("type"), data.get("details"), fields
         detail = data.get("detail")
         if isinstance(detail, list):  # FastAPI validation errors
-            for item in detail:
-                if isinstance(item, dict):
-                    fields.append((_loc_path(item.get("loc", ())), str(item.get("msg", ""))))
+            fields = _detail_fields(detail)
             message = "; ".join(f"{loc}: {msg}" if loc else msg for loc, msg in fields) or None
             return message, "validation_error", detail, fields
         if isinstance(detail, str):
@@ -280,6 +294,9 @@ def error_from_response(
                 human += f"; and {len(fields) - 8} more"
         elif server_message:
             human += said
+        accepted = details.get("accepted_keys") if isinstance(details, dict) else None
+        if isinstance(accepted, list) and accepted:
+            human += f" (accepted keys: {', '.join(map(str, accepted))})"
     elif status_code == 429:
         retry_after = parse_retry_after(_header(headers, "retry-after"))
         human = f"Rate limited by {base_url} ({where})"

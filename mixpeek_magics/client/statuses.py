@@ -7,6 +7,7 @@ values are kept as they are and treated as not finished.
 from __future__ import annotations
 
 from enum import Enum
+from typing import Any
 
 
 class TaskStatus(str, Enum):
@@ -60,6 +61,28 @@ FAMILY_COLORS = {
     "canceled": "#6d4c41",
     "unknown": "#8e24aa",
 }
+
+
+_STATUS_VALUES = tuple(s.value for s in TaskStatus)  # TaskStatusEnum of the contract
+
+
+def status_value(status: Any, *, what: str = "status") -> str | None:
+    """One ``TaskStatusEnum`` value for a request body (the API takes exactly one).
+
+    A list, or a value the API does not know, is refused here with the valid
+    values, before anything is sent; several statuses go in ``filters``
+    (``{"field": "status", "operator": "in", "value": [...]}``)."""
+    if status is None:
+        return None
+    if isinstance(status, (list, tuple, set, frozenset)):
+        raise ValueError(
+            f"{what} takes one status, got {len(status)}: {sorted(map(str, status))}; for several, pass "
+            f"filters={{'AND': [{{'field': 'status', 'operator': 'in', 'value': [...]}}]}} "
+            f"(valid statuses: {', '.join(_STATUS_VALUES)})")
+    text = str(getattr(status, "value", status)).upper()
+    if text not in _STATUS_VALUES:
+        raise ValueError(f"{what} {status!r} is not a task status; valid statuses: {', '.join(_STATUS_VALUES)}")
+    return text
 
 
 def normalize(status: object) -> str:

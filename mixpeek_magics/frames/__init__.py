@@ -1,4 +1,5 @@
-"""pandas views of tasks, objects, batches, syncs and connections, with summaries and plots.
+"""pandas views of tasks, objects, batches, syncs, connections, documents and search hits, with
+summaries and plots.
 
 Importing this module loads neither pandas nor matplotlib: pandas is imported
 when a frame is built, matplotlib only when a plot is drawn
@@ -18,10 +19,12 @@ from mixpeek_magics.frames.resources import (
     objects_frame,
     syncs_frame,
 )
+from mixpeek_magics.frames.search import Thumbnail, documents_frame, hits_frame
 from mixpeek_magics.frames.summary import Summary, summarize
 
 __all__ = [
     "TASK_COLUMNS", "TIMELINE_COLUMNS", "Summary", "batches_frame", "build_task_frame", "connections_frame",
     "failures_frame", "objects_frame", "parse_when", "plot_durations", "plot_status_timeline",
     "plot_throughput", "summarize", "syncs_frame", "task_history", "task_timeline",
+    "Thumbnail", "documents_frame", "hits_frame",
 ]

@@ -65,19 +65,28 @@ class JournalIndex:
     """The journal's per-task times as arrays, for a vectorised join.
 
     ``pos[task_id]`` is the row of that task in ``first_seen`` / ``started`` /
-    ``finished`` (int64 epoch ns, NaT as -2**63) and ``cells`` (object array of
-    provenance text or None).
+    ``finished`` (int64 epoch ns, NaT as -2**63), ``cells`` (object array of
+    provenance text or None) and the last observed ``processed`` / ``total`` /
+    ``percentage`` (float64, NaN when unknown) and sync id.
     """
 
-    __slots__ = ("pos", "first_seen", "started", "finished", "cells", "has_cells", "cell_codes", "cell_values")
+    __slots__ = ("pos", "first_seen", "started", "finished", "cells", "has_cells", "cell_codes", "cell_values",
+                 "processed", "total", "percentage", "syncs")
 
-    def __init__(self, pos, first_seen, started, finished, cells) -> None:
+    def __init__(self, pos, first_seen, started, finished, cells, processed=None, total=None, percentage=None,
+                 syncs=None) -> None:
         import numpy as np
 
         self.pos = pos
         self.first_seen = first_seen
         self.started = started
         self.finished = finished
+        n = len(first_seen)
+        nan = np.full(n, np.nan)
+        self.processed = nan if processed is None else np.asarray(processed, dtype=np.float64)
+        self.total = nan.copy() if total is None else np.asarray(total, dtype=np.float64)
+        self.percentage = nan.copy() if percentage is None else np.asarray(percentage, dtype=np.float64)
+        self.syncs = np.full(n, None, dtype=object) if syncs is None else np.fromiter(syncs, dtype=object, count=n)
         cells = list(cells)
         self.has_cells = cells.count(None) != len(cells)
         self.cells = np.fromiter(cells, dtype=object, count=len(cells))
@@ -90,6 +99,32 @@ class JournalIndex:
 
     def __len__(self) -> int:
         return len(self.pos)
+
+    def observed(self, rows, hit=None):
+        """The journal's last observed processed / total (Int64), percentage
+        (Float64) and sync id (str) at ``rows`` (``hit``: which rows are real)."""
+        import numpy as np
+        import pandas as pd
+
+        from mixpeek_magics.frames import _schema
+
+        def gather(values):
+            out = values[rows]
+            if hit is not None:
+                out = np.where(hit, out, np.nan)
+            return out
+
+        def ints(values):
+            missing = np.isnan(values)
+            return pd.arrays.IntegerArray(np.where(missing, 0, values).astype(np.int64), missing)
+
+        processed, total, percentage = gather(self.processed), gather(self.total), gather(self.percentage)
+        syncs = self.syncs[rows]
+        if hit is not None:
+            syncs = np.where(hit, syncs, None)
+        return (ints(processed), ints(total), pd.arrays.FloatingArray(np.where(np.isnan(percentage), 0.0, percentage),
+                                                                      np.isnan(percentage)),
+                _schema.str_array(list(syncs)))
 
     @classmethod
     def empty(cls) -> "JournalIndex":
@@ -133,6 +168,10 @@ class JournalIndex:
             np.asarray(_to_ns([r.get("started") for r in rows]), dtype=np.int64),
             np.asarray(_to_ns([r.get("finished") for r in rows]), dtype=np.int64),
             cells,
+            [_num(r.get("processed")) for r in rows],
+            [_num(r.get("total")) for r in rows],
+            [_num(r.get("percentage")) for r in rows],
+            [r.get("sync_config_id") for r in rows],
         )
 
 
@@ -156,6 +195,15 @@ def journal_index(journal: Any, base_url: str | None = None) -> JournalIndex:
             continue
         keep[tid] = row
     return JournalIndex.from_rows(list(keep.values()))
+
+
+def _num(value: Any) -> float:
+    if value is None or isinstance(value, bool):
+        return float("nan")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def _to_ns(values: list) -> list:

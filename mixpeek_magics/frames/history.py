@@ -1,5 +1,9 @@
 """``task_history``: every task of the account as one DataFrame, joined with
-the client-side timeline journal (the API keeps no timestamps on tasks)."""
+the client-side timeline journal (the API keeps no timestamps on tasks).
+
+A task record carries its status and, for a batch task, ``batch_id`` /
+``bucket_id`` / ``namespace_id`` in ``additional_data``; progress counts, the
+sync and the source cell are what a watcher observed (the journal)."""
 from __future__ import annotations
 
 import gc
@@ -7,9 +11,10 @@ from itertools import repeat
 from operator import attrgetter, itemgetter
 from typing import Any, Iterable, Sequence
 
+from mixpeek_magics._extras import require
 from mixpeek_magics.client import statuses
 from mixpeek_magics.frames import _schema
-from mixpeek_magics.frames._journal import JournalIndex, format_provenance, journal_index, open_journal
+from mixpeek_magics.frames._journal import JournalIndex, journal_index, open_journal
 from mixpeek_magics.frames._time import parse_when
 
 PAGE_LIMIT = 1000
@@ -32,7 +37,7 @@ def resolve_client(client: Any = None) -> Any:
 
 
 _TOP = ("task_id", "task_type", "status", "error", "additional_data", "inputs", "outputs")
-_DATA = ("processed", "total", "percentage", "batch_id", "bucket_id", "namespace_id", "sync_config_id", "metadata")
+_DATA = ("batch_id", "bucket_id", "namespace_id")  # documented keys of a batch task's additional_data
 _get_data = itemgetter(*_DATA)
 
 
@@ -60,8 +65,6 @@ def _complete(records: Sequence[Any]) -> list[dict]:
         a = r.get("additional_data")
         if a is not None and not isinstance(a, dict):
             r = {**r, "additional_data": None}
-        elif a and a.get("metadata") is not None and not isinstance(a.get("metadata"), dict):
-            r = {**r, "additional_data": {**a, "metadata": None}}
         for key in ("inputs", "outputs"):
             if r.get(key) is not None and not hasattr(r[key], "__len__"):
                 r = {**r, key: None}
@@ -79,6 +82,7 @@ def build_task_frame(records: Sequence[Any], journal: Any = None):
     straight into the final arrays (see ``_Columns``); pandas only wraps them
     (no per-row pandas work).
     """
+    require("notebook", "pandas")
     import numpy as np
     import pandas as pd
 
@@ -106,7 +110,6 @@ def build_task_frame(records: Sequence[Any], journal: Any = None):
     is_terminal = is_terminal_code[status.codes]
 
     NAT = _schema.NAT
-    cell = cols.cell
     hit = None
     if len(journal):
         pos = _journal_rows(journal.pos, cols.ids)
@@ -132,21 +135,17 @@ def build_task_frame(records: Sequence[Any], journal: Any = None):
         first_seen = _schema.datetime_array(fs_ns, copy=False)
         started = _schema.datetime_array(st_ns, copy=False)
         finished = _schema.datetime_array(fi_ns, copy=False)
+        cell = None
         if journal.has_cells:
-            if not cell.odd and cell.missing == n:  # no provenance in the records: the journal's, by code
-                codes = journal.cell_codes[safe] if safe is pos else np.where(hit, journal.cell_codes[safe], -1)
-                cell = pd.array(journal.cell_values, dtype="str").take(codes, allow_fill=True)
-            else:  # the batch's own provenance wins; the journal's context fills the gaps
-                jcells = journal.cells[safe]
-                merged = cell.objects()  # our own array: filled in place
-                override = hit & (jcells != None) & (merged == None)  # noqa: E711 (elementwise)
-                if override.any():
-                    merged[override] = jcells[override]
-                    cell = _schema.str_array(merged)
+            codes = journal.cell_codes[safe] if safe is pos else np.where(hit, journal.cell_codes[safe], -1)
+            cell = pd.array(journal.cell_values, dtype="str").take(codes, allow_fill=True)
+        processed, total, percentage, sync = journal.observed(safe, None if safe is pos else hit)
     else:
         first_seen, started, finished = (
             _schema.datetime_array(np.full(n, NAT, dtype=np.int64), copy=False) for _ in range(3))
         dur = np.full(n, NAT, dtype=np.int64)
+        cell = None
+        processed = total = percentage = sync = None
 
     missing = _schema.MissingText(n)  # the all-missing columns: one made, the others copied
     data = {
@@ -158,15 +157,15 @@ def build_task_frame(records: Sequence[Any], journal: Any = None):
         "started": started,
         "finished": finished,
         "duration": _schema.timedelta_array(dur, copy=False),
-        "processed": cols.processed.array(),
-        "total": cols.total.array(),
-        "percentage": cols.percentage.array(),
+        "processed": processed if processed is not None else _schema.int_array([None] * n),
+        "total": total if total is not None else _schema.int_array([None] * n),
+        "percentage": percentage if percentage is not None else _schema.float_array([None] * n),
         "error": cols.error.array(missing),
         "batch_id": cols.batch_id.array(missing),
         "bucket_id": cols.bucket_id.array(missing),
         "namespace_id": cols.namespace_id.array(missing),
-        "sync_config_id": cols.sync_config_id.array(missing),
-        "source_cell": cell if isinstance(cell, pd.api.extensions.ExtensionArray) else cell.array(missing),
+        "sync_config_id": sync if sync is not None else missing.get(),
+        "source_cell": cell if cell is not None else missing.get(),
         "inputs_count": cols.inputs_count.array(),
         "outputs_count": cols.outputs_count.array(),
     }
@@ -203,30 +202,22 @@ class _Columns:
     def __init__(self, n: int, journal: JournalIndex) -> None:
         Text, Number = _schema.TextColumn, _schema.NumberColumn
         self.task_id, self.task_type, self.error = Text(n), Text(n), Text(n)
-        self.batch_id, self.bucket_id, self.namespace_id, self.sync_config_id = Text(n), Text(n), Text(n), Text(n)
-        self.cell = Text(n)
+        self.batch_id, self.bucket_id, self.namespace_id = Text(n), Text(n), Text(n)
         self.status = _schema.StatusColumn(n)
-        self.processed, self.total = Number(n, "int"), Number(n, "int")
-        self.percentage = Number(n, "float")
         self.inputs_count, self.outputs_count = Number(n, "count"), Number(n, "count")
         # the task ids as one list for the journal join, gathered while each
         # chunk is in cache (a tolist() at the end would touch every id again)
         self.ids: list | None = [None] * n if len(journal) else None
 
     def add(self, lo: int, part: tuple) -> None:
-        tid, ttype, stat, err, proc, tot, pct, batch, bucket, ns, sync, cell, nin, nout = part
+        tid, ttype, stat, err, batch, bucket, ns, nin, nout = part
         self.task_id.add(lo, tid)
         self.task_type.add(lo, ttype)
         self.status.add(lo, stat)
         self.error.add(lo, err)
-        self.processed.add(lo, proc)
-        self.total.add(lo, tot)
-        self.percentage.add(lo, pct)
         self.batch_id.add(lo, batch)
         self.bucket_id.add(lo, bucket)
         self.namespace_id.add(lo, ns)
-        self.sync_config_id.add(lo, sync)
-        self.cell.add(lo, cell)
         self.inputs_count.add(lo, nin)
         self.outputs_count.add(lo, nout)
         if self.ids is not None:
@@ -238,9 +229,8 @@ def _columns(recs: Sequence[dict]) -> tuple:
     has the API's top-level keys; a KeyError sends the caller to ``_complete``)."""
     n = len(recs)
     tid = [None] * n; ttype = [None] * n; stat = [None] * n; err = [None] * n
-    proc = [None] * n; tot = [None] * n; pct = [None] * n
-    batch = [None] * n; bucket = [None] * n; ns = [None] * n; sync = [None] * n
-    cell = [None] * n; nin = [None] * n; nout = [None] * n
+    batch = [None] * n; bucket = [None] * n; ns = [None] * n
+    nin = [None] * n; nout = [None] * n
     get_data = _get_data
     i = 0
     for r in recs:
@@ -251,15 +241,9 @@ def _columns(recs: Sequence[dict]) -> tuple:
         a = r["additional_data"]
         if a:
             try:
-                proc[i], tot[i], pct[i], batch[i], bucket[i], ns[i], sync[i], m = get_data(a)
+                batch[i], bucket[i], ns[i] = get_data(a)
             except KeyError:
-                proc[i], tot[i], pct[i], batch[i], bucket[i], ns[i], sync[i], m = map(a.get, _DATA)
-            if m:
-                p = m.get("provenance")
-                if p:
-                    cell[i] = format_provenance(p)
-                elif "cell" in m and "source" in m:
-                    cell[i] = format_provenance(m)
+                batch[i], bucket[i], ns[i] = map(a.get, _DATA)
         err[i] = e
         x = r["inputs"]
         if x is not None:
@@ -268,7 +252,7 @@ def _columns(recs: Sequence[dict]) -> tuple:
         if x is not None:
             nout[i] = len(x)
         i += 1
-    return tid, ttype, stat, err, proc, tot, pct, batch, bucket, ns, sync, cell, nin, nout
+    return tid, ttype, stat, err, batch, bucket, ns, nin, nout
 
 
 def _journal_rows(rows: dict, task_ids: list):
@@ -343,6 +327,7 @@ def task_history(
     or name. ``journal``: a ``tracking.Journal`` or path (default: the user's
     journal). See ``TASK_COLUMNS`` for the columns and their dtypes.
     """
+    require("notebook", "pandas")  # before any request
     since_dt = parse_when(since, name="since")
     until_dt = parse_when(until, name="until")
     if since_dt is not None and until_dt is not None and since_dt > until_dt:
@@ -401,6 +386,7 @@ def _filter(frame, *, status=None, task_type=None, since=None, until=None, bucke
 def task_timeline(task_id: str, journal: Any = None, base_url: str | None = None):
     """One row per observed transition of ``task_id`` (oldest first):
     observed_at, status, processed, total, percentage, error."""
+    require("notebook", "pandas")
     import pandas as pd
 
     if hasattr(task_id, "task_id"):

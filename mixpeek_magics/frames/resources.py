@@ -7,8 +7,9 @@ looks secret is removed too.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
+from mixpeek_magics._extras import require
 from mixpeek_magics.frames import _schema
 from mixpeek_magics.frames.history import resolve_client
 
@@ -37,6 +38,7 @@ def _scrub(value: Any) -> Any:
 
 def _frame(rows: list[dict[str, Any]], columns: dict[str, str]):
     """A DataFrame with exactly ``columns`` (name -> dtype), also when empty."""
+    require("notebook", "pandas")
     import pandas as pd
 
     if not rows:
@@ -219,19 +221,20 @@ def _looks_like_batch(value: Any) -> bool:
 
 
 def failures_frame(task_or_batch: Any, client: Any = None, bucket: str | None = None):
-    """Failed items, with reasons, of a task (``additional_data.failed_objects``)
-    or of a batch (the batch's failed-documents endpoint).
+    """Failed items, with reasons, of a task or a batch: the batch's
+    ``failed_objects`` (a task carries no failures: those of a batch task are
+    its batch's), with each object's filename read from the object.
 
     ``task_or_batch``: a ``Task``, a ``Batch``, a task id, or a batch id (a
     batch id needs ``bucket=``; a Batch object carries its bucket)."""
     client = resolve_client(client)
     if _looks_like_batch(task_or_batch):
         d = _to_dict(task_or_batch)
-        return _batch_failures(client, bucket or d.get("bucket_id"), d.get("batch_id"), d.get("task_id"))
+        return _batch_failures(client, bucket or d.get("bucket_id"), d.get("batch_id"), d.get("task_id"), "batch")
     if isinstance(task_or_batch, str):
         if bucket is not None:
             try:
-                return _batch_failures(client, bucket, task_or_batch, None)
+                return _batch_failures(client, bucket, task_or_batch, None, "batch")
             except Exception as exc:
                 if type(exc).__name__ != "NotFoundError":
                     raise
@@ -247,43 +250,38 @@ def failures_frame(task_or_batch: Any, client: Any = None, bucket: str | None = 
         task = task_or_batch
     d = _to_dict(task)
     data = d.get("additional_data") or {}
-    rows = []
-    for item in data.get("failed_objects") or []:
-        if not isinstance(item, Mapping):
-            item = {"error": str(item)}
-        rows.append({
-            "source": "task", "task_id": d.get("task_id"), "batch_id": data.get("batch_id"),
-            "bucket_id": data.get("bucket_id"), "object_id": item.get("object_id"),
-            "filename": item.get("filename"), "error": item.get("error") or item.get("message"),
-            "error_type": item.get("error_type"),
-        })
-    return _frame(rows, FAILURE_COLUMNS)
+    batch_id, bucket_id = data.get("batch_id"), bucket or data.get("bucket_id")
+    if not (batch_id and bucket_id):  # not a batch task: nothing itemised
+        return _frame([], FAILURE_COLUMNS)
+    return _batch_failures(client, bucket_id, batch_id, d.get("task_id"), "task", data.get("namespace_id"))
 
 
-def _failed_items(answer: Any) -> Iterable[Mapping[str, Any]]:
-    if isinstance(answer, list):
-        return answer
-    d = _to_dict(answer) if not isinstance(answer, Mapping) else answer
-    for key in ("failed_documents", "results", "documents", "failed_objects", "items"):
-        if isinstance(d.get(key), list):
-            return d[key]
-    return []
-
-
-def _batch_failures(client: Any, bucket: str | None, batch_id: str | None, task_id: str | None):
+def _batch_failures(client: Any, bucket: str | None, batch_id: str | None, task_id: str | None, source: str,
+                    namespace: str | None = None):
     if not bucket:
         raise ValueError("a batch's failures need its bucket: failures_frame(batch_id, bucket='...')")
-    answer = client.batches.failed_documents(bucket, batch_id)
-    ad = answer if isinstance(answer, Mapping) else (_to_dict(answer) if not isinstance(answer, list) else {})
-    rows = []
-    for item in _failed_items(answer):
-        item = _to_dict(item) if not isinstance(item, Mapping) else item
-        rows.append({
-            "source": "batch", "task_id": item.get("task_id") or ad.get("task_id") or task_id,
-            "batch_id": item.get("batch_id") or batch_id, "bucket_id": item.get("bucket_id") or ad.get("bucket_id"),
-            "object_id": item.get("object_id") or item.get("document_id"),
-            "filename": item.get("filename"),
-            "error": item.get("error") or item.get("error_message") or item.get("message") or item.get("reason"),
-            "error_type": item.get("error_type") or item.get("type"),
-        })
+    batch = _to_dict(client.batches.get(bucket, batch_id, namespace=namespace))
+    failed = [_to_dict(f) if not isinstance(f, Mapping) else f for f in batch.get("failed_objects") or []]
+    names = _filenames(client, batch.get("bucket_id") or bucket, [f.get("object_id") for f in failed], namespace)
+    rows = [{
+        "source": source, "task_id": task_id or batch.get("task_id"), "batch_id": batch.get("batch_id") or batch_id,
+        "bucket_id": batch.get("bucket_id") or bucket, "object_id": f.get("object_id"),
+        "filename": names.get(f.get("object_id")), "error": f.get("error"), "error_type": f.get("error_type"),
+    } for f in failed]
     return _frame(rows, FAILURE_COLUMNS)
+
+
+def _filenames(client: Any, bucket: str, object_ids: list[Any], namespace: str | None) -> dict[str, str]:
+    """object id -> the filename its first blob records (``BlobDetails.filename``):
+    one ``objects/list`` filtered ``object_id in [...]`` per 1000 ids."""
+    ids = [str(i) for i in dict.fromkeys(object_ids) if i]
+    out: dict[str, str] = {}
+    for i in range(0, len(ids), 1000):
+        part = ids[i:i + 1000]
+        filters = {"AND": [{"field": "object_id", "operator": "in", "value": part}]}
+        for obj in client.objects.list(bucket, filters=filters, limit=len(part), namespace=namespace):
+            d = _to_dict(obj)
+            name = next((n for n in (_blob_filename(_to_dict(b)) for b in d.get("blobs") or []) if n), None)
+            if d.get("object_id") in part and name:
+                out[d["object_id"]] = name
+    return out

@@ -8,7 +8,10 @@ The flow per chunk of at most 100 files (the API's batch limits):
 3. PUT the new files to their presigned URLs, streamed from disk, with bounded
    concurrency;
 4. ``POST .../uploads/confirm/batch`` for the files whose bytes fully arrived,
-   and wait for that (short) task to learn the object ids.
+   wait for that (short) task, then read the uploads themselves
+   (``POST .../uploads/list`` filtered ``upload_id in [...]``) for their object
+   ids, or why they failed: the confirm task's outputs have no shape the
+   contract declares.
 
 Then every new object goes into one batch, which is submitted: the returned
 task is what the caller watches. Memory stays bounded: files are read in
@@ -107,6 +110,10 @@ class BulkUploadResult:
     def object_ids(self) -> list[str]:
         return [o.object_id for o in self.outcomes if o.status == "uploaded" and o.object_id]
 
+    def item_names(self) -> dict[str, str]:
+        """object id -> file name, for the watch's failed items (the API names them by id)."""
+        return {o.object_id: Path(o.path).name for o in self.outcomes if o.object_id}
+
     @property
     def duplicates(self) -> list[FileOutcome]:
         return [o for o in self.outcomes if o.status == "duplicate"]
@@ -196,12 +203,28 @@ def _describe(spec: FileSpec) -> FileSpec:
     return spec
 
 
-def _object_ids_from_confirm(task: Any) -> dict[str, str]:
-    """upload_id -> object_id from the confirm task's outputs (where the server lists them)."""
-    found: dict[str, str] = {}
-    for out in getattr(task, "outputs", None) or []:
-        if isinstance(out, Mapping) and out.get("upload_id") and out.get("object_id"):
-            found[str(out["upload_id"])] = str(out["object_id"])
+async def _read_uploads(api: "_Api", bucket: str, upload_ids: Sequence[str],
+                        namespace: str | None) -> dict[str, Any]:
+    """upload_id -> Upload for these (at most 100) uploads: one ``uploads/list``
+    filtered on ``upload_id in [...]``; a GET for any the list did not return
+    (a server that refuses or ignores the filter)."""
+    from mixpeek_magics.client import errors
+
+    wanted = list(dict.fromkeys(upload_ids))
+    found: dict[str, Any] = {}
+    filters = {"AND": [{"field": "upload_id", "operator": "in", "value": wanted}]}
+    try:
+        page = await api(api.client.uploads.list, bucket, filters, limit=max(1, len(wanted)), namespace=namespace)
+        found = {u.upload_id: u for u in page.items if u.upload_id in set(wanted)}
+    except errors.APIStatusError as exc:
+        if exc.status_code in (401, 403) or exc.status_code == 429 or exc.status_code >= 500:
+            raise
+    for uid in wanted:
+        if uid not in found:
+            try:
+                found[uid] = await api(api.client.uploads.get, bucket, uid, namespace=namespace)
+            except errors.NotFoundError:
+                pass
     return found
 
 
@@ -331,10 +354,14 @@ async def abulk_upload(
         if not ready:
             return []
         bodies = [{
-            "filename": s.filename, "content_type": s.content_type, "file_size_bytes": s.size,
-            "file_hash": s.sha256, "skip_duplicates": skip_duplicates, "create_object_on_confirm": True,
+            "filename": s.filename, "content_type": s.content_type,
+            "file_size_bytes": s.size or None,  # the API's minimum is 1: an empty file says nothing
+            "file_hash": s.sha256, "create_object_on_confirm": True,
             "metadata": dict(s.metadata), "object_metadata": dict(s.metadata),
         } for s in ready]
+        if not skip_duplicates:  # the API skips duplicates unless told not to
+            for body in bodies:
+                body["skip_duplicates"] = False
         created = await api(client.uploads.create_batch, bucket, bodies, namespace=namespace)
         to_put = []
         for spec, upload in zip(ready, created.uploads):
@@ -373,22 +400,22 @@ async def abulk_upload(
                 first_poll = max(0.002, min(CONFIRM_POLL, 0.0001 * len(confirmations)))  # a small batch is quick
                 task = await api(client.tasks.wait, confirm.task_id, timeout=confirm_timeout, poll=first_poll,
                                  poll_max=0.25)
-                ids = _object_ids_from_confirm(task)
-                failed_by_upload = {str(f.get("upload_id")): f.get("error")
-                                    for f in (task.additional_data or {}).get("failed_objects") or []
-                                    if isinstance(f, Mapping)}
+                # The uploads say what became of each file (the task's outputs are not typed).
+                uploads = await _read_uploads(api, bucket, [u.upload_id for _, u in arrived], namespace)
                 for spec, upload in arrived:
-                    object_id = ids.get(upload.upload_id)
-                    if object_id is None and upload.upload_id not in failed_by_upload:
-                        # Servers that do not list outputs: ask the upload itself.
-                        object_id = (await api(client.uploads.get, bucket, upload.upload_id,
-                                                 namespace=namespace)).object_id
+                    done = uploads.get(upload.upload_id)
+                    object_id = getattr(done, "object_id", None)
+                    if object_id is None and getattr(done, "is_duplicate", False):
+                        object_id = getattr(done, "existing_object_id", None)
                     if object_id:
                         tick(FileOutcome(str(spec.path), "uploaded", object_id, upload.upload_id,
                                          spec.sha256, spec.size))
                     else:
+                        why = getattr(done, "message", None) if str(getattr(done, "status", "")) == "FAILED" else None
+                        why = why or (task.error if task.status == "FAILED" else None)
+                        state = getattr(done, "status", None) or "not found"
                         tick(FileOutcome(str(spec.path), "failed", None, upload.upload_id, spec.sha256, spec.size,
-                                         failed_by_upload.get(upload.upload_id) or f"confirm ended {task.status}"))
+                                         why or f"confirm ended {task.status}, upload {state}"))
         finally:
             if pending:  # interrupted before confirming: leave nothing half-done behind
                 await _abandon(api, bucket, pending, namespace)

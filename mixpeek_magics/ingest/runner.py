@@ -258,6 +258,7 @@ class IngestResult:
         self.handle: Any = None
         self.interrupted = False
         self.final_tasks: dict[str, Any] = {}
+        self.final_batches: dict[str, Any] = {}  # task id -> its Batch, read once the task ended
         self._watch_kwargs: dict[str, Any] = {}
         self.cwd = os.getcwd()  # sources are shown relative to where the cell ran
 
@@ -305,6 +306,7 @@ class IngestResult:
             from mixpeek_magics.tracking import watch
 
             self._watch_kwargs = dict(kwargs)
+            kwargs.setdefault("item_names", self.item_names())
             self.handle = watch(self.client, list(self.tasks), block=block, **kwargs)
         return self.handle
 
@@ -345,14 +347,38 @@ class IngestResult:
                     f"first error: {files[0].error}", self)
         return self
 
+    def item_names(self) -> dict[str, str]:
+        """object id -> the item's source as shown (the API names failed objects by id only)."""
+        return {i.object_id: self.shown(i.source) or i.source for i in self.items if i.object_id}
+
     def _load_final_tasks(self) -> None:
+        """Each task of this run once it ended, and its batch: the failed objects
+        are the batch's (``BatchModel.failed_objects``), not the task's."""
+        from mixpeek_magics.client import errors, statuses
+
+        batch_of = dict(zip(self.tasks, self.batches))  # this run's own batch, by submit order
         for tid in self.tasks:
-            if tid in self.final_tasks:
+            if tid not in self.final_tasks:
+                try:
+                    self.final_tasks[tid] = self.client.tasks.get(tid)
+                except errors.NotFoundError:  # the record expired: the batch says how it went
+                    self.final_tasks[tid] = None
+                except Exception:
+                    continue
+            task = self.final_tasks[tid]
+            if tid in self.final_batches or (task is not None and not statuses.is_terminal(task.status)):
+                continue
+            bucket = (task.bucket_id if task is not None else None) or self.bucket_id
+            batch_id = (task.batch_id if task is not None else None) or batch_of.get(tid)
+            if not (bucket and batch_id):
                 continue
             try:
-                self.final_tasks[tid] = self.client.tasks.get(tid)
+                batch = self.client.batches.get(bucket, batch_id, namespace=self.namespace)
             except Exception:
-                pass
+                continue
+            if task is None and not statuses.is_terminal(batch.status):
+                continue
+            self.final_batches[tid] = batch
 
     def cancel(self) -> list[str]:
         """Kill this run's unfinished tasks on the server."""
@@ -382,14 +408,16 @@ class IngestResult:
                 for i in self.items if i.status == "failed"]
         by_object = {i.object_id: self.shown(i.source) for i in self.items if i.object_id}
         for tid, task in self.final_tasks.items():
-            failed = getattr(task, "failed_objects", None) or []
+            batch = self.final_batches.get(tid)
+            failed = list(getattr(batch, "failed_objects", None) or [])
             for f in failed:
-                oid = f.get("object_id")
-                rows.append({"source": by_object.get(oid) or f.get("filename"), "stage": "processing",
-                             "object_id": oid, "task_id": tid, "error": f.get("error")})
-            if getattr(task, "status", None) == "FAILED" and not failed:
+                rows.append({"source": by_object.get(f.object_id), "stage": "processing",
+                             "object_id": f.object_id, "task_id": tid, "error": f.error})
+            status = getattr(task, "status", None) or getattr(batch, "status", None)
+            if status == "FAILED" and not failed:
                 rows.append({"source": None, "stage": "processing", "object_id": None, "task_id": tid,
-                             "error": getattr(task, "error", None) or "task FAILED"})
+                             "error": getattr(task, "error", None) or getattr(batch, "error", None)
+                             or "task FAILED"})
         return rows
 
     @property

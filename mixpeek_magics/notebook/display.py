@@ -18,7 +18,8 @@ import os
 import sys
 from typing import Any, Callable, TextIO
 
-__all__ = ["ENV_VAR", "widgets_disabled_by_env", "in_widget_kernel", "choose_mode", "make_display", "show"]
+__all__ = ["ENV_VAR", "widgets_disabled_by_env", "in_widget_kernel", "choose_mode", "make_display", "show",
+           "kernel_shell", "current_parent", "headless_kernel", "same_cell", "print_in_cell"]
 
 ENV_VAR = "MIXPEEK_MAGICS_WIDGETS"
 _FALSE = {"0", "false", "no", "off"}
@@ -37,6 +38,59 @@ def _shell() -> Any:
     except Exception:
         return None
     return get_ipython()
+
+
+def kernel_shell() -> Any:
+    """The ipykernel shell (``ZMQInteractiveShell``), or None outside a kernel."""
+    shell = _shell()
+    if shell is None or not any(c.__name__ == "ZMQInteractiveShell" for c in type(shell).__mro__):
+        return None
+    return shell
+
+
+def current_parent() -> dict | None:
+    """The header of the request whose outputs this thread writes to (the running cell)."""
+    shell = kernel_shell()
+    if shell is None:
+        return None
+    try:
+        header = shell.display_pub.parent_header
+        return dict(header) if header else None
+    except Exception:
+        return None
+
+
+def same_cell(parent: dict | None) -> bool:
+    """True while the request of ``parent`` (a header from ``current_parent``) still runs here."""
+    now = current_parent()
+    if not parent or not now:
+        return False
+    return (parent.get("header") or parent).get("msg_id") == (now.get("header") or now).get("msg_id")
+
+
+def headless_kernel() -> bool:
+    """True in a kernel whose client cannot answer input (papermill, nbconvert, nbclient):
+    nobody watches the outputs live, so a log is all that is read of them."""
+    shell = kernel_shell()
+    if shell is None:
+        return False
+    return not getattr(getattr(shell, "kernel", None), "_allow_stdin", False)
+
+
+def print_in_cell(text: str, parent: dict | None, stream: TextIO | None = None) -> None:
+    """Print ``text`` into the output of the cell ``parent`` ran (from any thread)."""
+    shell = kernel_shell()
+    token = None
+    if shell is not None and parent and hasattr(shell, "set_thread_parent"):
+        try:
+            token = shell.set_thread_parent(parent)
+        except Exception:
+            token = None
+    try:
+        print(text, file=stream or sys.stdout, flush=True)
+    finally:
+        if token is not None:
+            shell.reset_thread_parent(token)
 
 
 def in_widget_kernel() -> bool:

@@ -21,6 +21,10 @@ import time
 import uuid
 from typing import Any, Callable, Sequence
 
+from mixpeek_magics._extras import require
+
+require("notebook", "ipywidgets")
+
 import ipywidgets as W
 
 from mixpeek_magics.client import statuses
@@ -334,6 +338,10 @@ class TaskProgress(_DisplayMixin, W.VBox):
             parts.append(f"{snap.processed or 0} / {snap.total}")
         elif snap.processed is not None:
             parts.append(f"{snap.processed} / ?")
+        elif getattr(snap, "tier_text", None):
+            parts.append(snap.tier_text)
+        elif getattr(snap, "indeterminate", False) and snap.family == "running":
+            parts.append("no progress reported yet")  # the batch's progress is null until it is first refreshed
         pct = summary.percent_text(snap.fraction)
         if pct:
             parts.append(pct)

@@ -32,6 +32,9 @@ __all__ = [
     "task_line",
     "board_line",
     "render_summary_text",
+    "final_line",
+    "failed_count",
+    "failed_items_text",
     "summary_html",
 ]
 
@@ -170,7 +173,7 @@ def task_counts_text(snap: TaskSnapshot) -> str:
         return f"{snap.processed or 0}/{snap.total}"
     if snap.processed is not None:
         return f"{snap.processed}/?"
-    return ""
+    return getattr(snap, "tier_text", None) or ""  # no item counts yet: the batch's tier, if several
 
 
 def task_name(snap: TaskSnapshot) -> str:
@@ -244,24 +247,46 @@ def _failed_items_text(items: Sequence[str]) -> str:
     return shown + (f" … and {more} more" if more > 0 else "")
 
 
-def error_lines(snapshots: Sequence[TaskSnapshot], *, limit: int = MAX_ERROR_LINES) -> list[str]:
-    """One line per failed / partly failed task (error text and failed items)."""
-    bad = [s for s in snapshots if s.family in ("failed", "partial") or s.error or s.failed_items]
+def failed_count(snap: TaskSnapshot) -> int:
+    """How many items failed inside the task (the batch's count, else the names known)."""
+    return max(snap.failed or 0, len(snap.failed_items))
+
+
+def failed_items_text(snap: TaskSnapshot, hint: str | None = None) -> str:
+    """The failed items of a task: their names, or (``hint`` given: they are listed
+    elsewhere, e.g. in the warning) only how many, and where to look."""
+    n = failed_count(snap)
+    if not n:
+        return ""
+    if hint is None and snap.failed_items:
+        return f"failed items: {_failed_items_text(snap.failed_items)}"
+    of = f" of {snap.total}" if snap.total else ""
+    text = f"{n}{of} item{'s' if of or n != 1 else ''} failed"
+    return f"{text} ({hint})" if hint else text
+
+
+def error_lines(snapshots: Sequence[TaskSnapshot], *, limit: int = MAX_ERROR_LINES,
+                hint: str | None = None) -> list[str]:
+    """One line per failed / partly failed task (error text and failed items;
+    with ``hint``, the number of failed items and where they are listed)."""
+    bad = [s for s in snapshots if s.family in ("failed", "partial") or s.error or failed_count(s)]
     lines = []
     for s in bad[:limit]:
         line = f"  {statuses.normalize(s.status)} {task_name(s)}"
         if s.error:
             line += f": {s.error}"
-        if s.failed_items:
-            line += f" (failed items: {_failed_items_text(s.failed_items)})"
+        items = failed_items_text(s, hint)
+        if items:
+            line += f" ({items})"
         lines.append(line)
     if len(bad) > limit:
         lines.append(f"  … and {len(bad) - limit} more with errors")
     return lines
 
 
-def render_summary_text(snapshots: Sequence[TaskSnapshot], connection: str = "ok") -> str:
-    """The stable text form of a set of tasks (the widgets' ``text/plain``).
+def render_summary_text(snapshots: Sequence[TaskSnapshot], connection: str = "ok", *,
+                        hint: str | None = None) -> str:
+    """The stable text form of a set of tasks (what a front end without widgets shows).
 
     ::
 
@@ -281,8 +306,22 @@ def render_summary_text(snapshots: Sequence[TaskSnapshot], connection: str = "ok
     if n:
         ov = overall_progress(snapshots)
         lines.append(_join(bar_text(ov.fraction), ov.counts, percent_text(ov.fraction)))
-        lines.extend(error_lines(snapshots))
+        lines.extend(error_lines(snapshots, hint=hint))
     return "\n".join(lines)
+
+
+def final_line(snapshots: Sequence[TaskSnapshot], title: str | None = None) -> str:
+    """The outcome in one plain line (a log's last word on a watch), without durations::
+
+        %%ingest photos: [####################] 8/8 100% | 1 COMPLETED_WITH_ERRORS (1 of 8 items failed)
+    """
+    line = board_line(snapshots)
+    failed = sum(failed_count(s) for s in snapshots)
+    if failed:
+        ov = overall_progress(snapshots)
+        of = f" of {ov.total}" if ov.unit == "items" and ov.total else ""
+        line += f" ({failed}{of} item{'s' if of or failed != 1 else ''} failed)"
+    return f"{title}: {line}" if title else line
 
 
 # --------------------------------------------------------------------------- HTML
@@ -300,11 +339,12 @@ def _row_order(snapshots: Sequence[TaskSnapshot]) -> list[TaskSnapshot]:
     return sorted(snapshots, key=lambda s: rank.get(s.family, 2))
 
 
-def summary_html(snapshots: Sequence[TaskSnapshot], title: str | None = None, *, max_rows: int = 200) -> str:
+def summary_html(snapshots: Sequence[TaskSnapshot], title: str | None = None, *, max_rows: int = 200,
+                 hint: str | None = None) -> str:
     """A small self-contained HTML table: status counts with colours, one row per task.
 
     Failed tasks come first; at most ``max_rows`` rows, then "… and N more".
-    All text (ids, labels, errors) is HTML-escaped.
+    All text (ids, labels, errors) is HTML-escaped. ``hint``: see ``failed_items_text``.
     """
     snapshots = list(snapshots)
     esc = html.escape
@@ -331,9 +371,9 @@ def summary_html(snapshots: Sequence[TaskSnapshot], title: str | None = None, *,
         for s in rows[:max_rows]:
             status = statuses.normalize(s.status)
             err = esc(s.error or "")
-            if s.failed_items:
-                items = esc(_failed_items_text(s.failed_items))
-                err = (err + "<br>" if err else "") + f"failed items: {items}"
+            items = failed_items_text(s, hint)
+            if items:
+                err = (err + "<br>" if err else "") + esc(items)
             name = esc(s.task_id) + (f'<br><span style="color:#666">{esc(s.label)}</span>' if s.label else "")
             out.append(
                 "<tr>"

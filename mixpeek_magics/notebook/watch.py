@@ -44,6 +44,10 @@ def _start(start: Callable[..., Any], client: Any, mode: str, title: str | None,
     if show:
         display.show(board)
     kwargs.setdefault("context", cell_context(source))
+    if "policy" not in kwargs:  # %config MixpeekMagics: poll cap and progress cadence
+        from mixpeek_magics.notebook.magics import options
+
+        kwargs["policy"] = options.current().poll_policy()
     handle = start(client if client is not None else _signed_in_client(), observers=[board], **kwargs)
     if handle is not None:
         handle_box.append(handle)

@@ -4,9 +4,20 @@ One engine watches many tasks of one server:
 
 * each tick is one ``POST /v1/tasks/list`` filtered on ``task_id in [...]``
   (chunks of up to 1000 ids), not one GET per task; tasks the list does not
-  return are fetched once with ``GET /v1/tasks/{id}`` (404: gone, no longer
-  watched). A server that rejects the filter (4xx) or ignores it (returns
-  other tasks) switches the engine to bounded concurrent GETs;
+  return are fetched once with ``GET /v1/tasks/{id}`` (404: its record expired:
+  a batch task then follows its batch, anything else is no longer watched). A
+  server that rejects the filter (4xx) or ignores it (returns other tasks)
+  switches the engine to bounded concurrent GETs;
+* a task carries status, not progress: progress and failed items come from
+  the batch behind a batch task (its ``additional_data.batch_id`` /
+  ``bucket_id``). While batch tasks run, one ``POST /v1/batches/list`` per
+  running status (IN_PROGRESS, PROCESSING; one in practice) reads every
+  running batch at once, at most every ``policy.progress_interval`` seconds
+  (the server refreshes ``progress`` about every 10 s; reading it more often
+  reads the same numbers). When a batch task ends with errors (or its counts
+  are unknown), one ``GET`` of its batch gives the final counts and the
+  failed objects. So a tick costs at most 1 + 2 + (batches that just ended
+  with errors) requests, however many tasks are watched;
 * ticks follow :class:`~mixpeek_magics.tracking.policy.Scheduler` (backoff
   1 s -> 30 s with jitter, reset on progress, at most one tick per
   ``policy.initial``), on an injectable clock;
@@ -107,6 +118,10 @@ def task_ids_of(tasks: Any) -> list[str]:
     return out
 
 
+#: Batch statuses while ``progress`` is refreshed (the list filter takes one of them per call).
+RUNNING_BATCH = ("IN_PROGRESS", "PROCESSING")
+
+
 @dataclass
 class _Tracked:
     task_id: str
@@ -116,12 +131,38 @@ class _Tracked:
     journal_label: str | None = None
     done: bool = False
     gone: bool = False
+    task: Any = None            # the last Task read
+    batch: Any = None           # the last Batch read (running list or GET)
+    via_batch: bool = False     # the task record expired: its batch stands for it
+    final: bool = False         # the batch was read after the task ended
+    missed: bool = False        # not in the last running-batches list
+    lost: str | None = None     # why neither the task nor its batch can be read any more
+
+    @property
+    def batch_ref(self) -> tuple[str, str] | None:
+        bucket, batch = self.meta.get("bucket_id"), self.meta.get("batch_id")
+        return (str(bucket), str(batch)) if bucket and batch else None
+
+    @property
+    def status(self) -> str:
+        source = self.batch if self.via_batch else self.task
+        return statuses.normalize(getattr(source, "status", None))
 
 
 def _key(s: TaskSnapshot | None) -> tuple[Any, ...] | None:
     if s is None:
         return None
-    return (s.status, s.processed, s.total, s.percentage, s.error, s.failed_items)
+    return (s.status, s.processed, s.total, s.percentage, s.error, s.failed_items, s.failed, s.current_tier,
+            s.total_tiers)
+
+
+def _int(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _text(value: Any) -> str | None:
@@ -151,6 +192,7 @@ class Engine:
         timeout: float | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        item_names: Mapping[str, str] | None = None,
     ) -> None:
         self.client = client
         self.task_ids = list(task_ids)
@@ -178,6 +220,10 @@ class Engine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake_event: asyncio.Event | None = None
         self._done = threading.Event()
+        # object id -> what to call it in failed_items (the ingest layer knows its files' names)
+        self.item_names: dict[str, str] = dict(item_names or {})
+        self._last_progress: float | None = None  # when running batches were last listed
+        self._list_batches = True  # False once the server refused POST /v1/batches/list
         cfg = getattr(client, "config", None)
         self.base_url: str | None = getattr(cfg, "base_url", None)
         self.namespace: str | None = getattr(cfg, "namespace", None)
@@ -270,6 +316,10 @@ class Engine:
                     break
                 at = self.scheduler.next_tick_at()
                 assert at is not None
+                progress_at = self._progress_due_at()
+                if progress_at is not None:  # the running batches' progress is due: a tick reads it
+                    last = self.scheduler.last_tick
+                    at = min(at, max(progress_at, (now if last is None else last) + self.policy.initial))
                 if deadline is not None:
                     at = min(at, deadline)
                 if at > now:
@@ -306,14 +356,39 @@ class Engine:
     async def _tick(self, now: float) -> None:
         ids = self.scheduler.due_ids(now)
         self.ticks += 1
-        results, failure = await self._fetch(ids)
+        task_ids = [tid for tid in ids if not self._tracked[tid].via_batch]
+        results, failure = await self._fetch(task_ids) if task_ids else ({}, None)
+        for tid, obj in list(results.items()):
+            tr = self._tracked.get(tid)
+            if tr is None:
+                continue
+            if isinstance(obj, _Gone):
+                if tr.batch_ref is not None and not tr.done:
+                    # The task record expired (~24 h): its batch says how it went.
+                    tr.via_batch = True
+                    results.pop(tid)
+                    self.note(f"task {tid} {obj.reason}; following its batch {tr.meta['batch_id']}")
+                continue
+            tr.task = obj
+            self._remember(tr, obj)
+        if failure is None:
+            failure = await self._refresh_batches(now)
+        observed = dict(results)
+        for tid in ids:
+            tr = self._tracked[tid]
+            if tr.lost:
+                observed[tid] = _Gone(tr.lost)
+            elif tr.via_batch and not tr.done:
+                observed[tid] = None  # its snapshot comes from the batch
         connection_changed = False
         if failure is None:
             self._error_backoff.reset()
             connection_changed = self._set_connection("ok")
-        changes, to_record = self._apply(results)
+        changes, to_record = self._apply(observed)
         if changes:
-            self.scheduler.observed(changes, now)
+            # a task that just ended says nothing of when the others will move: only a change of a
+            # task still running (its status, its batch's progress) resets the watch's backoff
+            self.scheduler.observed({tid: ch and not self._tracked[tid].done for tid, ch in changes.items()}, now)
         if to_record:
             await asyncio.to_thread(self._record, to_record)
         if connection_changed or any(changes.values()):
@@ -424,9 +499,137 @@ class Engine:
             failure = (fatal or rate or failures)[0]
         return found, failure
 
+    # ------------------------------------------------------------ batches
+    def _remember(self, tr: _Tracked, task: Any) -> None:
+        data = getattr(task, "additional_data", None)
+        if isinstance(data, Mapping):
+            for k in ("bucket_id", "batch_id", "namespace_id"):
+                if data.get(k):
+                    tr.meta[k] = str(data[k])
+
+    def _wants_final(self, tr: _Tracked) -> bool:
+        """An ended batch task whose batch must be read once: it ended with
+        errors (the failed objects are on the batch) or its counts are unknown."""
+        if tr.final or tr.batch_ref is None or tr.via_batch:
+            return False
+        status = tr.status
+        if not statuses.is_terminal(status):
+            return False
+        if status in ("COMPLETED_WITH_ERRORS", "FAILED"):
+            return True
+        if status == "COMPLETED":
+            return self._object_count(tr) is None
+        return False
+
+    def _object_count(self, tr: _Tracked) -> int | None:
+        """How many objects the batch has: the task's ``object_count``, else the batch's own."""
+        data = getattr(tr.task, "additional_data", None)
+        count = _int(data.get("object_count")) if isinstance(data, Mapping) else None
+        if count is None and tr.batch is not None:
+            ids = getattr(tr.batch, "object_ids", None)
+            if ids:
+                count = len(ids)
+            elif getattr(tr.batch, "progress", None) is not None:
+                count = _int(tr.batch.progress.total)
+        return count
+
+    def _running_batches(self) -> list[_Tracked]:
+        return [tr for tr in self._tracked.values() if not tr.done and tr.batch_ref is not None
+                and (tr.via_batch or tr.status in RUNNING_BATCH)]
+
+    def _progress_due_at(self) -> float | None:
+        """When the running batches' progress is next due to be read (None: nothing to read)."""
+        if self._last_progress is None or not self._running_batches():
+            return None
+        return self._last_progress + self.policy.progress_interval
+
+    async def _refresh_batches(self, now: float) -> BaseException | None:
+        """Progress of the running batches (one list per running status, at most
+        every ``progress_interval``) and the final state of batches whose task
+        just ended. Returns a failure that should slow the engine down, if any."""
+        wanted = self._running_batches()
+        reread: list[_Tracked] = [tr for tr in self._tracked.values() if not tr.done and (
+            self._wants_final(tr) or (tr.via_batch and tr.batch is None))]
+        due = self._last_progress is None or now - self._last_progress >= self.policy.progress_interval
+        if wanted and due:
+            self._last_progress = now
+            found: dict[str, Any] = {}
+            if self._list_batches:
+                ask: set[str] = set()
+                for tr in wanted:
+                    seen = statuses.normalize(getattr(tr.batch, "status", None))
+                    if tr.missed:  # not where we looked last time: look under both running statuses
+                        ask.update(RUNNING_BATCH)
+                    elif seen in RUNNING_BATCH:
+                        ask.add(seen)
+                    elif tr.status in RUNNING_BATCH:
+                        ask.add(tr.status)
+                for status in sorted(ask):
+                    self.requests += 1
+                    try:
+                        page = await self.client.batches.list_all(status=status, limit=1000)
+                    except errors.APIStatusError as exc:
+                        code = exc.status_code
+                        if code in (401, 403):
+                            raise
+                        if code in (408, 429) or code >= 500:
+                            return exc
+                        self._list_batches = False
+                        self.note(f"the server does not list batches (HTTP {code}); progress is shown "
+                                  f"when each batch ends")
+                        break
+                    except errors.MixpeekError as exc:
+                        return exc
+                    for batch in getattr(page, "items", None) or []:
+                        if getattr(batch, "batch_id", None):
+                            found[str(batch.batch_id)] = batch
+            for tr in wanted:
+                batch = found.get(tr.batch_ref[1])
+                if batch is not None:
+                    tr.batch, tr.missed = batch, False
+                else:
+                    tr.missed = True
+                    if tr.via_batch and tr not in reread:
+                        reread.append(tr)  # left the running list (or never was in it): read where it is
+        for tr in reread:
+            failure = await self._get_batch(tr)
+            if failure is not None:
+                return failure
+        return None
+
+    async def _get_batch(self, tr: _Tracked) -> BaseException | None:
+        bucket, batch_id = tr.batch_ref  # type: ignore[misc]
+        namespace = tr.meta.get("namespace_id") or self.namespace
+        if not namespace:
+            tr.final = True
+            self.note(f"cannot read batch {batch_id}: no namespace known for it")
+            return None
+        self.requests += 1
+        try:
+            batch = await self.client.batches.get(bucket, batch_id, namespace=namespace)
+        except errors.NotFoundError:
+            tr.final = True
+            if tr.via_batch:
+                tr.via_batch = False
+                tr.lost = f"expired, and its batch {batch_id} is not found either"
+            return None
+        except errors.APIStatusError as exc:
+            if exc.status_code in (401, 403):
+                raise
+            if exc.status_code in (408, 429) or exc.status_code >= 500:
+                return exc
+            tr.final = True
+            return None
+        except errors.MixpeekError as exc:
+            return exc
+        tr.batch = batch
+        tr.final = statuses.is_terminal(tr.status)
+        return None
+
     # ------------------------------------------------------------ applying
     def _apply(self, results: Mapping[str, Any]) -> tuple[dict[str, bool], list[tuple[TaskSnapshot, dict[str, Any], bool]]]:
-        """Turn fetched tasks into snapshots; ``({task_id: changed}, journal rows)``."""
+        """Turn fetched tasks (``None``: a task followed through its batch) into
+        snapshots; ``({task_id: changed}, journal rows)``."""
         changes: dict[str, bool] = {}
         to_record: list[tuple[TaskSnapshot, dict[str, Any], bool]] = []
         if not results:
@@ -443,8 +646,10 @@ class Engine:
                 tr.done = True
                 self.note(f"task {tid} {obj.reason}; no longer watched")
             else:
-                snap = self._snapshot_from(tr, obj, when)
-                if snap.terminal:
+                if obj is None and tr.batch is None:
+                    continue  # following a batch not read yet
+                snap = self._snapshot_from(tr, when)
+                if snap.terminal and not self._wants_final(tr):  # else: read its batch on the next tick
                     tr.done = True
             changed = _key(prev) != _key(snap)
             if not changed and prev is not None:
@@ -466,44 +671,73 @@ class Engine:
         parts = [str(meta[k]) for k in ("bucket_id", "batch_id") if meta.get(k)]
         return " / ".join(parts) or None
 
-    def _snapshot_from(self, tr: _Tracked, task: Any, when: datetime) -> TaskSnapshot:
-        data = getattr(task, "additional_data", None) or {}
+    def _failed_names(self, batch: Any) -> tuple[str, ...]:
+        names = []
+        for item in getattr(batch, "failed_objects", None) or []:
+            oid = getattr(item, "object_id", None) or (item.get("object_id") if isinstance(item, Mapping) else None)
+            if oid:
+                names.append(self.item_names.get(str(oid)) or str(oid))
+        return tuple(names)
+
+    def _snapshot_from(self, tr: _Tracked, when: datetime) -> TaskSnapshot:
+        task, batch = tr.task, tr.batch
+        data = getattr(task, "additional_data", None) if not tr.via_batch else None
         if not isinstance(data, Mapping):
             data = {}
-        for k in ("bucket_id", "batch_id", "sync_config_id", "namespace_id"):
-            if data.get(k):
-                tr.meta[k] = data[k]
-        # Client Tasks parse progress from additional_data; a gone task has none.
-        processed, total, percentage = getattr(task, "progress", None) or (None, None, None)
-        failed = []
-        for item in data.get("failed_objects") or []:
-            if isinstance(item, Mapping):
-                name = item.get("filename") or item.get("object_id")
-                if name:
-                    failed.append(str(name))
-        status = statuses.normalize(getattr(task, "status", None))
-        error = _text(getattr(task, "error", None))
+        status = tr.status
+        terminal = statuses.is_terminal(status)
+        progress = getattr(batch, "progress", None)
+        processed = total = None
+        percentage = None
+        if progress is not None:
+            processed, total, percentage = _int(progress.processed), _int(progress.total), progress.percent
+            if percentage is None and processed is not None and total:
+                percentage = round(100.0 * processed / total, 2)
+        failed = _int(getattr(batch, "failed_object_count", None)) if batch is not None else None
+        if not failed and progress is not None:
+            failed = _int(progress.objects_failed) or _int(progress.errors) or failed
+        failed_items = self._failed_names(batch) if batch is not None else ()
+        if not failed and failed_items:
+            failed = len(failed_items)
+        if terminal and status != "CANCELED":
+            count = self._object_count(tr)
+            if count is not None and (status != "FAILED" or (failed or 0) >= count):
+                processed, total, percentage = count, count, 100.0
+        current_tier = _int(data.get("current_tier"))
+        total_tiers = _int(data.get("total_tiers"))
+        if current_tier is None and batch is not None:
+            current_tier = _int(getattr(batch, "current_tier", None))
+        if total_tiers is None and batch is not None:
+            total_tiers = _int(getattr(batch, "total_tiers", None))
+        error = _text(getattr(task, "error", None)) if not tr.via_batch else None
         if error is None and status == "FAILED":
-            error = _text(data.get("error"))
+            error = _text(data.get("error")) or _text(getattr(batch, "error", None)) \
+                or _text(getattr(batch, "failure_reason", None))
         prev = tr.snapshot
         first_seen = tr.first_seen or when
         tr.first_seen = first_seen
         finished_at = None
-        if statuses.is_terminal(status):
+        if terminal:
             finished_at = prev.finished_at if (prev is not None and prev.finished_at) else when
+        task_type = _text(getattr(task, "task_type", None)) if task is not None else (prev.task_type if prev else None)
         return TaskSnapshot(
             task_id=tr.task_id,
             status=status,
-            task_type=_text(getattr(task, "task_type", None)),
+            task_type=task_type,
             processed=processed,
             total=total,
             percentage=percentage,
             error=error,
-            failed_items=tuple(failed),
+            failed_items=failed_items,
             label=self._label(tr),
             first_seen=first_seen,
             observed_at=when,
             finished_at=finished_at,
+            failed=failed,
+            current_tier=current_tier,
+            total_tiers=total_tiers,
+            batch_id=tr.meta.get("batch_id"),
+            bucket_id=tr.meta.get("bucket_id"),
         )
 
     def _gone_snapshot(self, tr: _Tracked, reason: str, when: datetime) -> TaskSnapshot:
@@ -523,6 +757,9 @@ class Engine:
             first_seen=first_seen,
             observed_at=when,
             finished_at=None,
+            failed=prev.failed if prev else None,
+            batch_id=tr.meta.get("batch_id"),
+            bucket_id=tr.meta.get("bucket_id"),
         )
 
     # ------------------------------------------------------------ journal
@@ -545,6 +782,8 @@ class Engine:
             for k in ("bucket_id", "batch_id", "sync_config_id"):
                 if row.get(k):
                     tr.meta[k] = row[k]
+            if row.get("namespace"):  # to read the batch should the task record have expired
+                tr.meta.setdefault("namespace_id", row["namespace"])
 
     def _record(self, items: list[tuple[TaskSnapshot, dict[str, Any], bool]]) -> None:
         journal = self.journal

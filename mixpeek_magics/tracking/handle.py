@@ -159,7 +159,9 @@ def _outcome(engine: Engine, raise_on_failure: bool, handle: Any) -> list[TaskSn
         raise engine.error
     for s in snaps:
         if s.status == "COMPLETED_WITH_ERRORS":
-            items = ", ".join(s.failed_items[:10]) or "see the task's additional_data.failed_objects"
+            items = ", ".join(s.failed_items[:10]) or (
+                f"see its batch's failed_objects (client.batches.get({s.bucket_id!r}, {s.batch_id!r}))"
+                if s.batch_id else "the server listed none")
             more = f" and {len(s.failed_items) - 10} more" if len(s.failed_items) > 10 else ""
             warnings.warn(
                 PartialFailureWarning(
@@ -356,15 +358,32 @@ class AsyncWatchHandle(_HandleBase):
         return self.wait().__await__()
 
 
+def _names_of(tasks: Any, given: Mapping[str, str] | None) -> dict[str, str] | None:
+    """``given``, else what the watched results know their objects as (an
+    ingest result's ``item_names()``: object id -> file), else None."""
+    if given is not None:
+        return dict(given)
+    items = tasks if isinstance(tasks, (list, tuple)) else [tasks]
+    names: dict[str, str] = {}
+    for item in items:
+        known = getattr(item, "item_names", None)
+        if callable(known):
+            known = known()
+        if isinstance(known, Mapping):
+            names.update(known)
+    return names or None
+
+
 def _make_engine(engine_client: Any, user_client: Any, tasks: Any, observers: Iterable[WatchObserver],
                  policy: PollPolicy | None, journal: Any, context: Mapping[str, Any] | None,
-                 timeout: float | None, clock: Clock | None) -> Engine:
+                 timeout: float | None, clock: Clock | None,
+                 item_names: Mapping[str, str] | None = None) -> Engine:
     ids = task_ids_of(tasks)
     if not ids:
         raise ValueError("nothing to watch: pass one or more task ids or Task objects")
     engine = Engine(
         engine_client, ids, policy=policy, observers=observers, journal=_resolve_journal(journal),
-        context=context, timeout=timeout, clock=clock,
+        context=context, timeout=timeout, clock=clock, item_names=_names_of(tasks, item_names),
     )
     cfg = getattr(user_client, "config", None)
     engine.base_url = getattr(cfg, "base_url", engine.base_url)
@@ -383,6 +402,7 @@ def watch(
     context: Mapping[str, Any] | None = None,
     timeout: float | None = None,
     clock: Clock | None = None,
+    item_names: Mapping[str, str] | None = None,
 ) -> WatchHandle:
     """Watch ``tasks`` (ids, Task objects, objects with ``.task_id``) until all are terminal.
 
@@ -393,12 +413,17 @@ def watch(
     a path, or ``None`` for none. ``context``: ``{"cell", "notebook",
     "source", "label"}`` recorded with the tasks. ``timeout``: overrides
     ``policy.max_wait``; on expiry the watch ends with ``WatchTimeout``.
+    ``item_names``: object id -> name (e.g. the uploaded file's), shown in
+    ``failed_items`` instead of the id (the API's failed objects carry ids
+    only); by default the watched results' own (``bulk_upload`` and
+    ``%%ingest`` results name their files).
     """
     from mixpeek_magics import _runtime
 
     # Sync or async client: never reuse a pool across event loops; same config, own client.
     engine_client = _engine_client_for_sync_api(client)
-    engine = _make_engine(engine_client, client, tasks, observers, policy, journal, context, timeout, clock)
+    engine = _make_engine(engine_client, client, tasks, observers, policy, journal, context, timeout, clock,
+                          item_names)
 
     async def main() -> list[TaskSnapshot]:
         try:
@@ -434,12 +459,14 @@ async def awatch(
     context: Mapping[str, Any] | None = None,
     timeout: float | None = None,
     clock: Clock | None = None,
+    item_names: Mapping[str, str] | None = None,
 ) -> AsyncWatchHandle:
     """Start watching on the running loop with an ``AsyncMixpeek``; ``await h.wait()``."""
     if not _is_async_client(client):
         raise TypeError("awatch() needs an AsyncMixpeek; use watch() with a Mixpeek client")
     engine_client = _engine_client_for_async_api(client)
-    engine = _make_engine(engine_client, client, tasks, observers, policy, journal, context, timeout, clock)
+    engine = _make_engine(engine_client, client, tasks, observers, policy, journal, context, timeout, clock,
+                          item_names)
     task = asyncio.ensure_future(engine.run())
     return AsyncWatchHandle(engine, task, client)
 

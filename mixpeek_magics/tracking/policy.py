@@ -17,7 +17,8 @@ the request rate is bounded however many tasks are watched.
 * ``shared=True`` (one ``POST /v1/tasks/list`` observes every watched task in
   the same request): every tick observes all tasks; a change in any of them is
   progress for the watch and resets everyone's backoff, so the tick interval is
-  the shortest backoff of the watch.
+  the shortest backoff of the watch. (The engine reports as changes only those
+  of tasks still running: one task ending says nothing of when the others move.)
 * ``shared=False`` (fallback, one ``GET`` per task): a tick observes only the
   tasks that are due (or due within ``initial``), each on its own schedule.
 """
@@ -82,6 +83,8 @@ class PollPolicy:
     exceeding it ends the watch with ``WatchTimeout``, the tasks untouched.
     ``concurrency``: parallel GETs in the fallback mode.
     ``batch_size``: task ids per ``POST /v1/tasks/list`` (the API allows 1000).
+    ``progress_interval``: least seconds between two reads of the running
+    batches' progress (the server refreshes it about every 10 s).
     """
 
     initial: float = 1.0
@@ -91,6 +94,7 @@ class PollPolicy:
     max_wait: float | None = DEFAULT_MAX_WAIT
     concurrency: int = 8
     batch_size: int = 1000
+    progress_interval: float = 10.0
 
     def __post_init__(self) -> None:
         if not (self.initial > 0 and math.isfinite(self.initial)):
@@ -105,6 +109,8 @@ class PollPolicy:
             raise ValueError(f"PollPolicy.max_wait must be positive seconds or None (got {self.max_wait!r})")
         if not 1 <= int(self.concurrency):
             raise ValueError(f"PollPolicy.concurrency must be >= 1 (got {self.concurrency!r})")
+        if not (self.progress_interval >= 0 and math.isfinite(self.progress_interval)):
+            raise ValueError(f"PollPolicy.progress_interval must be >= 0 seconds (got {self.progress_interval!r})")
         if not 1 <= int(self.batch_size) <= 1000:
             raise ValueError(f"PollPolicy.batch_size must be in 1..1000 (got {self.batch_size!r})")
 

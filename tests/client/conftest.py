@@ -80,3 +80,11 @@ async def client(request, srv, namespace):
 
 def uid(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(autouse=True)
+def _requests_follow_the_contract(request):
+    """Every API request of the test is checked against the vendored contract."""
+    from tests.fixtures.request_recorder import check_fixture
+
+    yield from check_fixture(request)

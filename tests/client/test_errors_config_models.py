@@ -101,20 +101,57 @@ async def test_reprs_never_show_the_key():
 
 def test_task_accepts_unknown_status_and_type():
     t = Task.model_validate({"task_id": "t1", "task_type": "api_future_thing", "status": "QUEUED_V2",
-                             "brand_new_field": {"x": 1}, "additional_data": {"processed": "3", "total": 10}})
+                             "brand_new_field": {"x": 1}, "queue_position": 3,
+                             "additional_data": {"batch_id": "btch_1", "bucket_id": "bkt_1", "namespace_id": "ns_1",
+                                                 "current_tier": "0", "total_tiers": 2, "object_count": 10}})
     assert t.status == "QUEUED_V2" and type(t.status) is str
     assert t.task_type == "api_future_thing" and t.brand_new_field == {"x": 1}
-    assert not t.is_terminal
-    assert t.progress == (3, 10, 30.0)
+    assert not t.is_terminal and t.queue_position == 3
+    # the documented keys of a batch task's additional_data, and nothing else
+    assert (t.batch_id, t.bucket_id, t.namespace_id, t.object_count) == ("btch_1", "bkt_1", "ns_1", 10)
+    assert t.tier == (0, 2)
+    assert not hasattr(t, "progress") and not hasattr(t, "failed_objects")
     known = Task.model_validate({"task_id": "t2", "task_type": "x", "status": "QUEUED"})
     assert known.status is TaskStatus.QUEUED and known.status == "QUEUED"
+    assert known.batch_id is None and known.tier == (None, None)
     assert Task.model_validate({"task_id": "t3", "task_type": "x", "status": "interrupted"}).status \
         is TaskStatus.INTERRUPTED
-    done = Task.model_validate({"task_id": "t", "task_type": "x", "status": "COMPLETED_WITH_ERRORS",
-                                "additional_data": {"failed_objects": [{"object_id": "o", "error": "e"}, "junk"]}})
-    assert done.is_terminal and done.failed_objects == [{"object_id": "o", "error": "e"}]
+    done = Task.model_validate({"task_id": "t", "task_type": "x", "status": "COMPLETED_WITH_ERRORS"})
+    assert done.is_terminal
     assert done.model_dump(mode="json")["status"] == "COMPLETED_WITH_ERRORS"
-    assert Task.model_validate({"task_id": "t", "task_type": "x", "status": "PENDING"}).progress == (None, None, None)
+
+
+def test_batch_model_reads_progress_and_failed_objects():
+    from mixpeek_magics.client.models import Batch
+
+    b = Batch.model_validate({"bucket_id": "bkt", "batch_id": "btch", "status": "IN_PROGRESS",
+                              "progress": {"processed": 3, "total": 12, "percent": 25.0, "items_per_second": 1.5,
+                                           "eta_seconds": 6, "errors": 1, "first_error": "bad", "phases": {}},
+                              "failed_objects": [{"object_id": "obj_1", "error": "bad", "error_type": "decode",
+                                                  "timestamp": "2026-01-01T00:00:00Z"}],
+                              "failed_object_count": 1, "status_message": "tier 1 of 1"})
+    assert b.progress.processed == 3 and b.progress.total == 12 and b.progress.fraction == 0.25
+    assert b.failed_objects[0].object_id == "obj_1" and b.failed_object_count == 1
+    assert b.status_message == "tier 1 of 1" and b.progress.phases == {}
+    idle = Batch.model_validate({"bucket_id": "bkt", "status": "PENDING", "progress": None})
+    assert idle.progress is None and idle.failed_objects is None
+
+
+def test_one_task_status_per_request_checked_before_sending():
+    from mixpeek_magics.client import Mixpeek
+
+    c = Mixpeek(api_key="sk_test_0123456789abcdef", base_url="http://127.0.0.1:9")  # never contacted
+    try:
+        with pytest.raises(ValueError, match="takes one status.*operator.*in.*valid statuses: PENDING"):
+            c.tasks.list(status=["COMPLETED", "FAILED"])
+        with pytest.raises(ValueError, match="'DONE' is not a task status"):
+            c.tasks.list(status="DONE")
+        with pytest.raises(ValueError, match="takes one status"):
+            c.tasks.iter(status=("FAILED", "CANCELED"))
+        with pytest.raises(ValueError, match="not a task status"):
+            c.batches.list_all(status="RUNNING")
+    finally:
+        c.close()
 
 
 def test_other_models_keep_unknown_values():
@@ -140,3 +177,24 @@ def test_import_is_light():
             "'mixpeek_magics.notebook','fastapi') if x in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_response_models_declare_only_contract_fields():
+    """Each response model's fields are properties of its schema in the vendored v0.82 contract."""
+    import json
+    from pathlib import Path
+
+    from mixpeek_magics.client import models as m
+
+    contract = Path(__file__).resolve().parents[2] / "mixpeek_magics" / "local" / "contract" / "mixpeek-v0.82.json"
+    schemas = json.loads(contract.read_text())["schemas"]
+    pairs = {"Task": "TaskResponse", "Batch": "BatchModel", "BatchProgress": "BatchProgress",
+             "FailedObjectRecord": "FailedObjectRecord", "SyncConfiguration": "SyncConfigurationModel",
+             "SyncJob": "SyncJobModel", "Upload": "UploadResponse", "ConfirmUploadResult": "ConfirmUploadResponse",
+             "BatchUploadResult": "BatchUploadResponse", "BatchConfirmResult": "BatchConfirmResponse",
+             "Bucket": "BucketResponse", "Namespace": "NamespaceModel", "BucketObject": "ObjectResponse",
+             "Organization": "OrganizationModelResponse", "StorageConnection": "StorageConnectionModel",
+             "FileFilters": "FileFilters"}
+    undeclared = {cls: sorted(set(getattr(m, cls).model_fields) - set(schemas[name]["properties"]))
+                  for cls, name in pairs.items()}
+    assert {cls: keys for cls, keys in undeclared.items() if keys} == {}

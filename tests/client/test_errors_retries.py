@@ -73,6 +73,7 @@ async def test_404(kind, srv, namespace):
     assert info.value.status_code == 404 and "no-such-bucket" in str(info.value)
 
 
+@pytest.mark.invalid_request
 async def test_422_field_paths(kind, srv):
     c = _make(kind, srv)
     try:
@@ -84,6 +85,55 @@ async def test_422_field_paths(kind, srv):
     assert err.status_code == 422
     assert ("body.feature_extractors.0.feature_extractor_name", "Field required") in err.fields
     assert "body.feature_extractors.0.feature_extractor_name" in str(err)
+
+
+@pytest.mark.invalid_request
+async def test_422_undeclared_key_names_it_and_the_accepted_keys(kind, srv):
+    """The contract's 422: ErrorResponse whose details carry the errors and the accepted keys."""
+    c = _make(kind, srv)
+    try:
+        ns = (await resolve(c.namespaces.create(uid("ns"), [{"feature_extractor_name": "text_extractor",
+                                                               "version": "v1"}]))).namespace_id
+        bucket = await resolve(c.buckets.create(uid("bkt"), {"properties": {"content": {"type": "text"}}},
+                                                namespace=ns))
+        with pytest.raises(errors.ValidationError) as info:
+            await resolve(c.uploads.create_batch(bucket.bucket_id, [
+                {"filename": "a.txt", "content_type": "text/plain", "colour": "blue"}], namespace=ns))
+    finally:
+        await _close(c)
+    err = info.value
+    assert err.status_code == 422 and err.error_type
+    assert any(loc.endswith("colour") and "not permitted" in msg for loc, msg in err.fields), err.fields
+    assert {"filename", "content_type", "skip_duplicates"} <= set(err.accepted_keys)
+    assert "colour" in str(err) and "accepted keys" in str(err)
+
+
+@pytest.mark.invalid_request
+def test_recorder_catches_what_the_contract_refuses(srv):
+    """The request recorder the suites run under can fail: an undeclared key, a
+    second status, an unknown route are all reported."""
+    from tests.fixtures.request_recorder import recording
+
+    with recording() as rec:
+        with Mixpeek(api_key=srv.api_key, base_url=srv.base_url) as c:
+            for body in ({"status": "COMPLETED", "colour": "blue"}, {"status": "DONE"}):
+                try:
+                    c._execute(_raw(c, "POST", "/v1/tasks/list", body))
+                except errors.MixpeekError:
+                    pass  # the server refuses them too; the point is what the recorder says
+            with pytest.raises(errors.NotFoundError):
+                c._execute(_raw(c, "GET", "/v1/tasks/t/progress", None))
+    found = rec.problems()
+    assert any("colour" in p for p in found), found
+    assert any("DONE" in p for p in found), found
+    assert any("/v1/tasks/t/progress: not an operation" in p for p in found), found
+    assert len(rec.requests) == 3 and len(found) == 3
+
+
+def _raw(c, method, path, body):
+    from mixpeek_magics.client._core import RequestSpec, call
+
+    return call(RequestSpec(method, path, json=body, params={"limit": 1} if body else None), c._context())
 
 
 async def test_409_conflict(kind, srv):

@@ -80,20 +80,25 @@ def test_list_page_and_status_filter(seeded):
 
 
 def test_unknown_status_and_type_through_the_server(tmp_path):
+    import httpx
+
     from mixpeek_magics.local import LocalServer
+    from tests.fixtures.newer_server import NewerServer
 
     srv = LocalServer(data_dir=tmp_path, port=0).start()
     try:
-        ids = srv.seed_tasks(4, statuses=["QUEUED", "INTERRUPTED", "SOMETHING_NEWER", "COMPLETED"],
-                             task_type="api_future_kind_of_task")
-        with Mixpeek(api_key=srv.api_key, base_url=srv.base_url) as c:
+        ids = srv.seed_tasks(4, statuses=["QUEUED", "INTERRUPTED", "SKIPPED", "COMPLETED"])
+        front = NewerServer(srv.app, {b'"SKIPPED"': b'"SOMETHING_NEWER"',
+                                      b'"api_buckets_batches_process"': b'"api_future_kind_of_task"'})
+        with Mixpeek(api_key=srv.api_key, base_url="http://local.test",
+                     transport=httpx.ASGITransport(app=front)) as c:
             tasks = {t.task_id: t for t in c.tasks.iter()}
             got = [tasks[i] for i in ids]
             assert [t.status for t in got] == ["QUEUED", "INTERRUPTED", "SOMETHING_NEWER", "COMPLETED"]
             assert got[0].status is TaskStatus.QUEUED and type(got[2].status) is str
             assert all(t.task_type == "api_future_kind_of_task" for t in got)
             assert [t.is_terminal for t in got] == [False, False, False, True]
-            assert got[0].progress.total == 10
+            assert got[0].object_count == 0 and got[1].object_count == 1   # a documented key (seeded: the index)
             assert c.tasks.get(ids[2]).status == "SOMETHING_NEWER"
     finally:
         srv.stop()

@@ -51,6 +51,9 @@ async def test_namespaces_crud_and_pagination(client):
     await resolve(client.namespaces.delete(names[2]))
     with pytest.raises(errors.NotFoundError):
         await resolve(client.namespaces.get(names[2]))
+    # CreateNamespaceRequest requires only the name: no feature_extractors key is sent
+    bare = await resolve(client.namespaces.create(uid("ns")))
+    assert bare.namespace_id and not bare.feature_extractors
 
 
 async def test_buckets_crud_and_pagination(client):
@@ -130,6 +133,12 @@ async def test_upload_flow(client, tmp_path):
     assert isinstance(result, BatchConfirmResult) and result.task_id
     task = await resolve(client.tasks.wait(result.task_id, timeout=30, poll=0.05, poll_max=0.2))
     assert task.status == "COMPLETED", task
+    # what became of each upload is on the uploads (UploadResponse.object_id), one filtered list
+    wanted = [u.upload_id for u in batch.uploads]
+    done = await resolve(client.uploads.list(bucket.bucket_id, {"AND": [
+        {"field": "upload_id", "operator": "in", "value": wanted}]}, limit=100))
+    assert sorted(u.upload_id for u in done.items) == sorted(wanted)
+    assert all(u.status == "COMPLETED" and u.object_id for u in done.items)
     page = await resolve(client.uploads.list(bucket.bucket_id, limit=2))
     assert len(page.items) == 2
     ups = await collect(client.uploads.iter(bucket.bucket_id, limit=3))
@@ -149,11 +158,17 @@ async def test_batches_and_tasks(client, srv):
     assert isinstance(task, Task) and task.task_id
     done = await resolve(client.tasks.wait(task.task_id, timeout=30, poll=0.05, poll_max=0.2))
     assert done.is_terminal and done.status == "COMPLETED", done
-    assert done.progress.processed == 4 and done.progress.total == 4
+    assert (done.batch_id, done.bucket_id, done.object_count) == (batch.batch_id, bucket.bucket_id, 4)
     got = await resolve(client.batches.get(bucket.bucket_id, batch.batch_id))
     assert got.batch_id == batch.batch_id and got.task_id == task.task_id
+    assert got.status == "COMPLETED" and not got.failed_objects and not got.failed_object_count
     page = await resolve(client.batches.list(bucket.bucket_id, limit=10))
     assert batch.batch_id in [b.batch_id for b in page.items] and page.total is not None
+    # across buckets: POST /v1/batches/list, one status per call
+    everywhere = await resolve(client.batches.list_all(status="COMPLETED", bucket_id=bucket.bucket_id, limit=100))
+    assert batch.batch_id in [b.batch_id for b in everywhere.items]
+    assert all(b.status == "COMPLETED" for b in everywhere.items)
+    assert batch.batch_id not in [b.batch_id for b in await resolve(client.batches.list_all(status="FAILED"))]
     all_batches = await collect(client.batches.iter(bucket.bucket_id, limit=1))
     assert [b.batch_id for b in all_batches].count(batch.batch_id) == 1
     failed = await resolve(client.batches.failed_documents(bucket.bucket_id, batch.batch_id))

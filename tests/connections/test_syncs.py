@@ -55,9 +55,10 @@ def test_sync_300_nested_objects_with_filters(server, client, recorder, moto):
     assert done.batches_created == len(done.batch_ids) == len(done.task_ids) == math.ceil(len(expected) / 25)
     tasks = [client.tasks.get(t) for t in done.task_ids]
     assert all(t.status == "COMPLETED" for t in tasks)
-    assert all(t.additional_data["sync_config_id"] == sync.sync_config_id for t in tasks)
+    assert sorted(t.batch_id for t in tasks) == sorted(done.batch_ids)
     assert sorted(t.task_id for t in client.syncs.tasks(bkt, sync.sync_config_id)) == sorted(done.task_ids)
-    assert sum(t.progress.total for t in tasks) == len(expected)
+    assert sum(t.object_count for t in tasks) == len(expected)
+    assert done.run is not None and done.run.status == "completed" and done.run.files_synced == len(expected)
     # objects are processed from the real bytes, read server-side through the connection
     obj = next(o for o in _objects(client, bkt) if o.metadata["source_path"].endswith(".png"))
     blob = obj.blobs[0]
@@ -84,7 +85,8 @@ def test_continuous_sync_picks_up_new_and_changed_files_only(server, client, mot
     # a few polls with nothing new: nothing re-ingested
     wait_until(lambda: client.syncs.get(bkt, sid).sync_run_counter >= runs + 2, timeout=20, what="two more polls")
     s = client.syncs.get(bkt, sid)
-    assert s.last_run["files_unchanged"] == 6 and s.last_run["objects_created"] == 0
+    latest = client.syncs.jobs(bkt, sid, limit=1).items[0]  # the runs, most recent first
+    assert latest.status == "completed" and not latest.files_synced
     assert len(_objects(client, bkt)) == 6
     # new files and one changed file
     _put(moto, src, [f"in/new{i}.txt" for i in range(3)], start=100)
@@ -95,10 +97,8 @@ def test_continuous_sync_picks_up_new_and_changed_files_only(server, client, mot
     assert len(objs) == 9  # the changed file replaced its object
     changed = [o for o in objs if o.metadata["source_path"] == "in/a0.txt"]
     assert len(changed) == 1 and changed[0].blobs[0].details["size_bytes"] == len(b"changed content")
-    new_runs = [r for r in [s.last_run] if r["objects_created"]]
     assert s.total_files_synced == 10 and s.total_files_failed == 0
     assert len(s.task_ids) >= 3
-    assert new_runs == [] or new_runs[0]["files_new"] + new_runs[0]["files_changed"] == 4
 
 
 def test_pause_resume_and_trigger(server, client, moto):
@@ -138,7 +138,8 @@ def test_pause_resume_and_trigger(server, client, moto):
     assert trig.sync_job_id and trig.status == "QUEUED"
     after = client.syncs.wait(bkt, once.sync_config_id, run_id=trig.sync_job_id, timeout=30,
                               include_tasks=True, poll=0.05)
-    assert after.last_run["run_id"] == trig.sync_job_id and after.last_run["trigger"] == "manual"
+    assert after.run.sync_job_id == trig.sync_job_id and after.run.trigger == "manual"
+    assert client.syncs.job(bkt, once.sync_config_id, trig.sync_job_id).files_synced == 2
     assert after.status == "COMPLETED" and after.total_files_synced == 2 and after.sync_run_counter == 2
     assert sorted(s.sync_config_id for s in client.syncs.iter(bkt, limit=1)) == sorted([sid, once.sync_config_id])
     assert [s.sync_config_id for s in client.syncs.list(bkt, status="COMPLETED")] == [once.sync_config_id]
@@ -150,6 +151,30 @@ def test_pause_resume_and_trigger(server, client, moto):
     with pytest.raises(errors.NotFoundError):
         client.syncs.get(bkt, sid)
     client.connections.delete(conn.connection_id)
+
+
+def test_wait_follows_the_run_then_with_include_tasks_its_tasks(server, client, moto):
+    """The run ends (its job: completed) once every file is submitted; its tasks
+    are still processing then. include_tasks=True returns only once they are terminal."""
+    from mixpeek_magics.client.statuses import is_terminal
+
+    server.update_settings(pace_seconds=20)  # x TIME_SCALE: 0.2 s per object
+    src = f"wt-{uuid.uuid4().hex[:6]}"
+    moto.create_bucket(src)
+    _put(moto, src, [f"w/{i}.txt" for i in range(6)])
+    conn = s3_connection(client, moto)
+    bkt = bucket(client)
+    sid = client.syncs.create(bkt, connection_id=conn.connection_id, source_path=f"{src}/w",
+                              sync_mode="initial_only", batch_size=2).sync_config_id
+    ran = client.syncs.wait(bkt, sid, timeout=60, poll=0.05)
+    assert ran.run is not None and ran.run.status == "completed" and ran.run.files_synced == 6
+    assert ran.run.sync_job_id == client.syncs.jobs(bkt, sid).items[0].sync_job_id
+    assert len(ran.task_ids) == 3
+    assert not all(is_terminal(client.tasks.get(t).status) for t in ran.task_ids)  # still processing
+    done = client.syncs.wait(bkt, sid, timeout=60, include_tasks=True, poll=0.05)
+    assert done.run.sync_job_id == ran.run.sync_job_id
+    assert sorted(done.task_ids) == sorted(ran.task_ids)
+    assert all(client.tasks.get(t).status == "COMPLETED" for t in done.task_ids)
 
 
 def test_bad_sync_requests_create_nothing(server, client, moto):
@@ -237,8 +262,7 @@ def test_drive_folder_with_subfolders_and_read_retries(server, client, recorder,
     s = client.syncs.wait(bkt, s.sync_config_id, timeout=60, include_tasks=True, poll=0.05)
     assert s.total_files_discovered == 5
     assert s.total_files_synced == 4 and s.total_files_failed == 1
-    assert [f["source_path"] for f in s.failed_files] == ["/Team/Sub/Deeper/broken.txt"]
-    assert "after 4 attempts (3 retries)" in s.failed_files[0]["error"]
+    assert s.run.status == "completed" and s.run.files_failed == 1 and s.run.total_files == 5
     downloads = [p for m, p, q in drive.requests if p.endswith(files["broken.txt"]) and q.get("alt") == "media"]
     assert len(downloads) == 4
     objs = {o.metadata["source_path"]: o for o in _objects(client, bkt)}

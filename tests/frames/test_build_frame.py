@@ -1,7 +1,11 @@
 """build_task_frame on hand-made records (no server): the chunked fast paths
 (records read ``_CHUNK`` at a time, values copied per chunk into the final
 arrays, the journal join by slices) must give exactly what a plain per-record
-build gives, whatever the chunk size and wherever an odd value first shows up."""
+build gives, whatever the chunk size and wherever an odd value first shows up.
+
+Records are shaped like the contract's TaskResponse: a batch task's
+``additional_data`` holds only documented keys; progress counts, the sync and
+the source cell come from the journal."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -32,9 +36,8 @@ def task(i: int, **over) -> dict:
     rec = {
         "task_id": f"task_{i:04d}", "task_type": "api_buckets_batches_process", "status": "COMPLETED",
         "inputs": [f"obj_{i}"], "outputs": [], "error": None,
-        "additional_data": {"processed": i, "total": 10, "percentage": float(i) * 10.0, "batch_id": f"btch_{i}",
-                            "bucket_id": "bkt_1", "namespace_id": None, "sync_config_id": None,
-                            "metadata": {"index": i}},
+        "additional_data": {"batch_id": f"btch_{i}", "bucket_id": "bkt_1", "namespace_id": None,
+                            "current_tier": 0, "total_tiers": 1, "object_count": 10},
     }
     data = over.pop("data", None)
     if data:
@@ -60,7 +63,7 @@ def reference_frame(records: list[dict], journal_rows: list[dict] | None = None)
     order = list(statuses.LIFECYCLE_ORDER)
     for r in records:
         a = r.get("additional_data") or {}
-        m = a.get("metadata") or {}
+        j = journal.get(r.get("task_id"))
         cols["task_id"].append(r.get("task_id"))
         cols["task_type"].append(r.get("task_type"))
         status = statuses.normalize(r.get("status"))
@@ -68,18 +71,12 @@ def reference_frame(records: list[dict], journal_rows: list[dict] | None = None)
             order.append(status)
         cols["status"].append(status)
         cols["is_terminal"].append(status in statuses.TERMINAL)
-        for key in ("processed", "total", "percentage", "batch_id", "bucket_id", "namespace_id", "sync_config_id"):
+        for key in ("batch_id", "bucket_id", "namespace_id"):
             cols[key].append(a.get(key))
+        for key in ("processed", "total", "percentage", "sync_config_id"):
+            cols[key].append(j.get(key) if j else None)
         cols["error"].append(r.get("error"))
-        cell = None
-        if m.get("provenance"):
-            cell = format_provenance(m["provenance"])
-        elif "cell" in m and "source" in m:
-            cell = format_provenance(m)
-        j = journal.get(r.get("task_id"))
-        if cell is None and j is not None and j.get("context"):
-            cell = format_provenance(j["context"])
-        cols["source_cell"].append(cell)
+        cols["source_cell"].append(format_provenance(j["context"]) if j and j.get("context") else None)
         cols["inputs_count"].append(None if r.get("inputs") is None else len(r["inputs"]))
         cols["outputs_count"].append(None if r.get("outputs") is None else len(r["outputs"]))
         fs, st, fi = (_ts(j.get(k)) if j else pd.NaT for k in ("first_seen", "started", "finished"))
@@ -110,39 +107,37 @@ def check(records, journal_rows=None):
 
 def test_plain_records_match_the_reference(chunk):
     frame = check([task(i) for i in range(20)])
-    assert frame["processed"].tolist() == list(range(20))
+    assert frame["batch_id"].tolist() == [f"btch_{i}" for i in range(20)]
+    assert frame["processed"].isna().all()  # a task record carries no progress
     assert {c: str(t) for c, t in frame.dtypes.items()} == TASK_COLUMNS
 
 
 def test_none_and_missing_values_first_seen_in_a_later_chunk(chunk):
     recs = [task(i) for i in range(10)]
-    recs[8] = task(8, error="boom", task_type=None, inputs=None,
-                   data={"processed": None, "percentage": None, "batch_id": None, "namespace_id": "ns_1"})
+    recs[8] = task(8, error="boom", task_type=None, inputs=None, data={"batch_id": None, "namespace_id": "ns_1"})
     recs[9] = task(9, additional_data=None, outputs=None)
     frame = check(recs)
-    assert pd.isna(frame.loc[8, "processed"]) and pd.isna(frame.loc[9, "processed"])
-    assert frame.loc[8, "processed":"total"].tolist()[1] == 10
+    assert pd.isna(frame.loc[8, "batch_id"]) and pd.isna(frame.loc[9, "bucket_id"])
+    assert frame.loc[8, "bucket_id"] == "bkt_1"
     assert frame["error"].isna().sum() == 9 and frame.loc[8, "error"] == "boom"
     assert frame["namespace_id"].notna().tolist() == [False] * 8 + [True, False]
     assert pd.isna(frame.loc[8, "inputs_count"]) and pd.isna(frame.loc[9, "outputs_count"])
 
 
-def test_numbers_that_are_not_plain_in_a_later_chunk(chunk):
-    """An int column holding a float, text or a bool after plain ints; a float
-    column holding an int or text after plain floats: the same values as one
-    conversion of the whole column (non-integral floats round half to even)."""
-    procs = [1, 2, 3, 2.0, 2.5, "7", "x", True, None]
-    pcts = [0.5, 1.5, 2.5, 4, "4.5", "x", None, 3.25, 1.0]
-    recs = [task(i, data={"processed": p, "percentage": q}) for i, (p, q) in enumerate(zip(procs, pcts))]
-    frame = build_task_frame(recs)
-    assert frame["processed"].tolist() == [1, 2, 3, 2, 2, 7, pd.NA, 1, pd.NA]
-    assert frame["percentage"].tolist() == [0.5, 1.5, 2.5, 4.0, 4.5, pd.NA, pd.NA, 3.25, 1.0]
+def test_progress_counts_and_sync_come_from_the_journal(chunk):
+    """What a watcher last observed: processed / total (Int64), percentage (Float64),
+    the sync; NA for tasks it never saw or numbers it never had."""
+    recs = [task(i) for i in range(9)]
+    rows = [{"task_id": f"task_{i:04d}", "first_seen": T0.isoformat(), "started": None, "finished": None,
+             "processed": p, "total": t, "percentage": q, "sync_config_id": y}
+            for i, p, t, q, y in [(0, 3, 10, 30.0, None), (2, None, None, None, "sync_a"), (5, 10, 10, 100.0, None),
+                                  (8, 0, 4, 0.0, "sync_b")]]
+    frame = check(recs, rows)
+    assert frame["processed"].tolist() == [3, pd.NA, pd.NA, pd.NA, pd.NA, 10, pd.NA, pd.NA, 0]
+    assert frame["total"].tolist() == [10, pd.NA, pd.NA, pd.NA, pd.NA, 10, pd.NA, pd.NA, 4]
+    assert frame["percentage"].tolist() == [30.0, pd.NA, pd.NA, pd.NA, pd.NA, 100.0, pd.NA, pd.NA, 0.0]
+    assert frame["sync_config_id"].tolist()[2] == "sync_a" and frame["sync_config_id"].notna().sum() == 2
     assert str(frame["processed"].dtype) == "Int64" and str(frame["percentage"].dtype) == "Float64"
-
-
-def test_bools_and_ints_mixed_in_an_int_column(chunk):
-    recs = [task(i, data={"total": t}) for i, t in enumerate([5, 6, 7, True, None])]
-    assert build_task_frame(recs)["total"].tolist() == [5, 6, 7, 1, pd.NA]
 
 
 def test_text_columns_keep_empty_strings_and_convert_other_values(chunk):
@@ -181,22 +176,21 @@ def test_odd_records_take_the_completing_path(chunk):
     recs[8] = task(8, additional_data="not a dict", inputs=5)
     frame = build_task_frame(recs)
     assert frame["task_id"].tolist()[7:] == ["task_odd", "task_0008"]
-    assert frame.loc[7:8, "processed"].isna().all() and frame.loc[7:8, "inputs_count"].isna().all()
-    assert frame["processed"].tolist()[:7] == list(range(7))
+    assert frame.loc[7:8, "batch_id"].isna().all() and frame.loc[7:8, "inputs_count"].isna().all()
+    assert frame["batch_id"].tolist()[:7] == [f"btch_{i}" for i in range(7)]
 
 
-def test_provenance_from_records_and_journal(chunk):
+def test_source_cell_from_the_journal(chunk):
     prov = {"notebook": "a.ipynb", "cell": 4, "source": "%%ingest --bucket b\nmore"}
     recs = [task(i) for i in range(8)]
-    recs[5] = task(5, data={"metadata": {"provenance": prov}})
-    recs[6] = task(6, data={"metadata": {"cell": 2, "source": "%x"}})
     rows = [{"task_id": f"task_{i:04d}", "first_seen": (T0 + timedelta(seconds=i)).isoformat(),
              "started": None, "finished": None,
-             "context": {"notebook": "j.ipynb", "cell": 9, "source": "%ingest"}} for i in (1, 5, 6, 7)]
+             "context": {"notebook": "j.ipynb", "cell": 9, "source": "%ingest"}} for i in (1, 6, 7)]
+    rows.append({"task_id": "task_0005", "first_seen": T0.isoformat(), "started": None, "finished": None,
+                 "context": {"provenance": prov}})
     frame = check(recs, rows)
     assert frame.loc[5, "source_cell"] == "a.ipynb [4] %%ingest --bucket b ..."
     assert frame.loc[1, "source_cell"] == "j.ipynb [9] %ingest" == frame.loc[7, "source_cell"]
-    assert frame.loc[6, "source_cell"] == "[2] %x"
     assert frame["source_cell"].isna().tolist() == [True, False, True, True, True, False, False, False]
 
 

@@ -42,7 +42,8 @@ def test_columns_and_dtypes_with_rows_and_empty(frames_env, tmp_path):
     assert list(frame.columns) == list(EXPECTED_DTYPES) == list(TASK_COLUMNS)
     assert _dtypes(frame) == EXPECTED_DTYPES
     assert len(frame) == 12
-    assert frame["processed"].notna().all() and frame["total"].eq(10).all()
+    # a task record carries no progress; nothing watched it, so nothing is known
+    assert frame["processed"].isna().all() and frame["total"].isna().all() and frame["batch_id"].isna().all()
     assert frame.loc[frame.status == "FAILED", "error"].eq("synthetic failure").all()
     assert frame.loc[frame.status == "COMPLETED", "error"].isna().all()
     assert frame["is_terminal"].tolist() == [statuses.is_terminal(s) for s in frame["status"].astype(str)]
@@ -59,9 +60,16 @@ def test_columns_and_dtypes_with_rows_and_empty(frames_env, tmp_path):
 
 
 def test_status_categorical_lifecycle_order_keeps_unknown(frames_env):
-    srv, c = frames_env.server, frames_env.client
-    srv.seed_tasks(6, statuses=["COMPLETED", "QUEUED", "BRAND_NEW_STATUS", "PENDING", "FAILED", "PROCESSING"])
-    frame = task_history(c, include_journal=False)
+    import httpx
+
+    from mixpeek_magics.client import Mixpeek
+    from tests.fixtures.newer_server import NewerServer
+
+    srv = frames_env.server
+    srv.seed_tasks(6, statuses=["COMPLETED", "QUEUED", "SKIPPED", "PENDING", "FAILED", "PROCESSING"])
+    front = NewerServer(srv.app, {b'"SKIPPED"': b'"BRAND_NEW_STATUS"'})  # a status v0.82 does not have
+    with Mixpeek(api_key=srv.api_key, base_url="http://local.test", transport=httpx.ASGITransport(app=front)) as c:
+        frame = task_history(c, include_journal=False)
     cat = frame["status"].cat
     assert cat.ordered
     assert list(cat.categories[: len(statuses.LIFECYCLE_ORDER)]) == list(statuses.LIFECYCLE_ORDER)
@@ -179,14 +187,15 @@ def test_parse_when_forms():
 
 def test_status_and_type_filters(frames_env):
     srv, c = frames_env.server, frames_env.client
-    srv.seed_tasks(9, statuses=["COMPLETED", "FAILED", "PROCESSING"], task_type="type_a")
-    srv.seed_tasks(4, statuses=["COMPLETED"], task_type="type_b")
+    type_a, type_b = "api_buckets_batches_process", "api_buckets_uploads_batch_confirm"  # TaskType values
+    srv.seed_tasks(9, statuses=["COMPLETED", "FAILED", "PROCESSING"], task_type=type_a)
+    srv.seed_tasks(4, statuses=["COMPLETED"], task_type=type_b)
     srv.clear_request_log()
     f = task_history(c, status="completed", include_journal=False)
     assert len(f) == 3 + 4 and set(f.status.astype(str)) == {"COMPLETED"}
-    f = task_history(c, status=["COMPLETED", "FAILED"], task_type="type_a", include_journal=False)
-    assert len(f) == 6 and set(f.task_type) == {"type_a"}
-    f = task_history(c, task_type=["type_b"], include_journal=False)
+    f = task_history(c, status=["COMPLETED", "FAILED"], task_type=type_a, include_journal=False)
+    assert len(f) == 6 and set(f.task_type) == {type_a}
+    f = task_history(c, task_type=[type_b], include_journal=False)
     assert len(f) == 4
 
 
@@ -204,20 +213,25 @@ def test_bucket_filter_by_id_and_name(frames_env):
     assert t1.task_id in set(by_id.task_id) and t2.task_id not in set(by_id.task_id)
     assert set(by_id.bucket_id) == {frames_env.bucket_id}
     row = by_id.set_index("task_id").loc[t1.task_id]
-    assert row["namespace_id"] == frames_env.namespace_id
-    assert row["processed"] == 2 and row["total"] == 2 and row["percentage"] == 100.0
-    assert row["status"] == "COMPLETED" and row["inputs_count"] >= 1 and row["outputs_count"] == 2
+    assert row["namespace_id"] == frames_env.namespace_id and row["batch_id"]
+    assert pd.isna(row["processed"])  # never watched: the task record has no counts
+    assert row["status"] == "COMPLETED" and row["inputs_count"] >= 1 and pd.notna(row["outputs_count"])
     assert set(task_history(c, bucket="other-bucket", include_journal=False).task_id) >= {t2.task_id}
     with pytest.raises(ValueError, match="not found"):
         task_history(c, bucket="no-such-bucket", include_journal=False)
 
 
-def test_source_cell_from_batch_provenance(frames_env):
+def test_source_cell_and_counts_of_a_watched_task(frames_env):
+    from mixpeek_magics.tracking import PollPolicy, watch
+
     c = frames_env.client
     prov = {"notebook": "ingest.ipynb", "cell": 3, "source": "%%ingest --bucket frames-bucket"}
-    _, task = frames_env.run_batch(["p.txt"], metadata={"provenance": prov})
-    frame = task_history(c, include_journal=False).set_index("task_id")
-    assert frame.loc[task.task_id, "source_cell"] == "ingest.ipynb [3] %%ingest --bucket frames-bucket"
+    _, task = frames_env.run_batch(["p.txt", "q.txt"], metadata={"provenance": prov})
+    watch(c, task.task_id, journal=frames_env.journal, context=prov, policy=PollPolicy(initial=0.05, maximum=0.2))
+    frame = task_history(c, journal=frames_env.journal).set_index("task_id")
+    row = frame.loc[task.task_id]
+    assert row["source_cell"] == "ingest.ipynb [3] %%ingest --bucket frames-bucket"
+    assert row["processed"] == 2 and row["total"] == 2 and row["percentage"] == 100.0
 
 
 def test_pagination_fetches_every_page(frames_env):
@@ -235,7 +249,7 @@ def test_models_and_dicts_build_the_same_frame(frames_env):
     from mixpeek_magics.frames import build_task_frame
 
     srv, c = frames_env.server, frames_env.client
-    srv.seed_tasks(30, statuses=["COMPLETED", "WEIRD", "FAILED"])
+    srv.seed_tasks(30, statuses=["COMPLETED", "SKIPPED", "FAILED"])
     models = list(c.tasks.iter())
     a = build_task_frame(models)
     b = build_task_frame([m.model_dump(mode="json") for m in models])

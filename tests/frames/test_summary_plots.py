@@ -20,16 +20,18 @@ from mixpeek_magics.tracking.snapshot import TaskSnapshot
 
 from .conftest import T0, at
 
+# two TaskType values of the contract (the server answers no other)
+TYPE_A, TYPE_B = "api_buckets_batches_process", "api_buckets_uploads_batch_confirm"
 # (status, task_type, seen at, started at, finished at) in seconds after T0; None: not observed
 PLAN = [
-    ("COMPLETED", "type_a", 0, 1, 11),            # 10 s
-    ("COMPLETED", "type_a", 5, 6, 26),            # 20 s
-    ("COMPLETED", "type_b", 10, 12, 42),          # 30 s
-    ("FAILED", "type_b", 20, 21, 61),             # 40 s
-    ("COMPLETED_WITH_ERRORS", "type_a", 30, 31, 81),  # 50 s
-    ("CANCELED", "type_b", 40, 41, 3601),         # 3560 s
-    ("PROCESSING", "type_a", 50, 52, None),       # running
-    ("PENDING", "type_b", 60, None, None),        # waiting
+    ("COMPLETED", TYPE_A, 0, 1, 11),            # 10 s
+    ("COMPLETED", TYPE_A, 5, 6, 26),            # 20 s
+    ("COMPLETED", TYPE_B, 10, 12, 42),          # 30 s
+    ("FAILED", TYPE_B, 20, 21, 61),             # 40 s
+    ("COMPLETED_WITH_ERRORS", TYPE_A, 30, 31, 81),  # 50 s
+    ("CANCELED", TYPE_B, 40, 41, 3601),         # 3560 s
+    ("PROCESSING", TYPE_A, 50, 52, None),       # running
+    ("PENDING", TYPE_B, 60, None, None),        # waiting
 ]
 
 
@@ -69,12 +71,12 @@ def test_summarize_numbers(known):
     # lifecycle order
     assert list(s.by_status.index) == ["PENDING", "PROCESSING", "COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED",
                                        "CANCELED"]
-    assert s.by_type.loc["type_a", "count"] == sum(p[1] == "type_a" for p in PLAN)
-    assert s.by_type.loc["type_b", "failed"] == 1 and s.by_type.loc["type_a", "completed"] == 2
+    assert s.by_type.loc[TYPE_A, "count"] == sum(p[1] == TYPE_A for p in PLAN)
+    assert s.by_type.loc[TYPE_B, "failed"] == 1 and s.by_type.loc[TYPE_A, "completed"] == 2
 
     d = s.to_dict()
     assert d["tasks"] == len(PLAN) and d["duration_max_seconds"] == 3560.0
-    assert d["by_status"]["COMPLETED"] == 3 and d["by_type"] == {"type_a": 4, "type_b": 4}
+    assert d["by_status"]["COMPLETED"] == 3 and d["by_type"] == {TYPE_A: 4, TYPE_B: 4}
     html = s._repr_html_()
     assert "<table" in html and "success rate" in html and "COMPLETED_WITH_ERRORS" in html
     assert "tasks: 8" in repr(s)
@@ -119,7 +121,7 @@ def test_plots_return_figures_with_one_bar_per_task(known):
     fig = plot_durations(frame)
     assert isinstance(fig, Figure)
     ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["type_a", "type_b"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [TYPE_A, TYPE_B]
     points = sum(len(c.get_offsets()) for c in ax.collections)
     assert points == frame.duration.notna().sum()
 

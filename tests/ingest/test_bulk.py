@@ -56,14 +56,19 @@ def test_bulk_upload_processes_every_file_and_names_the_broken_one(client, tmp_p
     assert seen[-1] == len(files) and seen == sorted(seen)
     task = client.tasks.wait(result.task_id, timeout=60, poll=0.1, poll_max=0.5)
     assert task.status == "COMPLETED_WITH_ERRORS"
-    assert [f["filename"] for f in task.failed_objects] == ["broken.png"]
-    assert task.progress.processed == len(files)
-    assert (task.additional_data or {}).get("metadata", {}).get("provenance") == {"cell": 1}
+    assert task.batch_id == result.batch_id and task.object_count == len(files)
+    # the failures are the batch's, by object id; the upload knows which file each object is
+    batch = client.batches.get("files", result.batch_id)
+    names = {o.object_id: Path(o.path).name for o in result.outcomes}
+    assert [names[f.object_id] for f in batch.failed_objects] == ["broken.png"]
+    assert batch.failed_object_count == 1 and batch.failed_objects[0].error
+    assert (batch.metadata or {}).get("provenance") == {"cell": 1}
     assert object_count(client) == len(files)
     # sha256 computed client-side matches what the server measured
     import hashlib
-    by_name = {o["filename"]: o for o in task.outputs if o.get("sha256")}
-    assert by_name["note-000.txt"]["sha256"] == hashlib.sha256(files[0].read_bytes()).hexdigest()
+    note = next(o for o in result.outcomes if o.path.endswith("note-000.txt"))
+    assert note.sha256 == hashlib.sha256(files[0].read_bytes()).hexdigest()
+    assert client.objects.get("files", note.object_id).blobs[0].details["hash"] == note.sha256
 
 
 def test_rerun_skips_everything_already_ingested(client, tmp_path, local_server):
@@ -118,6 +123,32 @@ def test_interrupt_during_upload_leaves_no_object_and_rerun_completes(client, tm
     assert object_count(client) == 30
 
 
+def test_a_confirmation_the_server_refuses_is_reported_from_the_upload(client, tmp_path, local_server):
+    """What became of each file is read on its upload (status, object_id, message), not
+    in the confirm task's outputs."""
+    files = make_files(tmp_path / "in", n_text=3, n_png=0, broken=False)
+
+    class WrongEtag:  # PUTs the bytes, then reports a wrong ETag for one file
+        def __init__(self, real):
+            self.real, self.uploads = real, self
+
+        def put_files(self, jobs, concurrency=16, cancel=None):
+            tags = self.real.uploads.put_files(jobs, concurrency=concurrency, cancel=cancel)
+            return ["0" * 32 if str(path).endswith("note-001.txt") else tag
+                    for (_url, path, _type), tag in zip(jobs, tags)]
+
+    local_server.clear_request_log()
+    result = bulk_upload(client, "files", files, submit=False, put_client=WrongEtag(client))
+    by_name = {Path(o.path).name: o for o in result.outcomes}
+    assert by_name["note-001.txt"].status == "failed" and "etag" in by_name["note-001.txt"].error.lower()
+    assert {n: o.status for n, o in by_name.items() if n != "note-001.txt"} == {
+        "note-000.txt": "uploaded", "note-002.txt": "uploaded"}
+    assert all(o.object_id for o in result.outcomes if o.status == "uploaded")
+    lists = [p for m, p in local_server.request_log if m == "POST" and p.endswith("/uploads/list")]
+    assert len(lists) == 1  # one filtered list for the chunk, no GET per upload
+    assert not [p for m, p in local_server.request_log if m == "GET" and "/uploads/" in p]
+
+
 def test_chunks_start_small_then_use_the_api_limit():
     from mixpeek_magics.ingest.bulk import CHUNK, RAMP, _chunks
 
@@ -155,7 +186,7 @@ def test_sync_bulk_upload_makes_every_call_through_the_callers_client(client, tm
     assert [m for m, path in seen if path.startswith("/_local/uploads/")] == ["PUT"] * 3
     # every API call went through the caller's client too (no client of its own)
     paths = [path for _, path in seen]
-    for wanted in ("/uploads/batch", "/uploads/confirm/batch", "/batches", "/submit"):
+    for wanted in ("/uploads/batch", "/uploads/confirm/batch", "/uploads/list", "/batches", "/submit"):
         assert any(path.endswith(wanted) for path in paths), (wanted, paths)
     assert any(path.startswith("/v1/tasks/") for path in paths)  # the confirm task, waited for
 

@@ -193,7 +193,9 @@ def test_urls_with_metadata_and_interpolation(ip, signed_in, http_files, tmp_pat
     objs = {o.object_id: o for o in objects_of("web")}
     assert objs[res.items[0].object_id].metadata == {"title": "A"}
     task = session.client().tasks.get(res.tasks[0])
-    assert task.status == "COMPLETED" and task.progress.processed == 2
+    assert task.status == "COMPLETED" and task.object_count == 2 and task.batch_id == res.batches[0]
+    (snap,) = res.handle.snapshots  # the watch read the counts from the batch
+    assert snap.processed == snap.total == 2
     # re-running does not create the URL objects again
     ip.run_cell_magic("ingest", "--bucket web -o res", '{srv_url}/a.txt\n{srv_url}/b.txt\n')
     assert ip.user_ns["res"].already_ingested == 2 and len(objects_of("web")) == 2
@@ -303,7 +305,7 @@ def test_interrupt_mid_upload_then_resume(ip, signed_in, tmp_path, monkeypatch, 
     assert len({sha_of(o) for o in objs}) == len(files)
     # every object, including the ones confirmed before the interrupt, was processed
     task = c.tasks.get(res.tasks[0])
-    assert task.status == "COMPLETED" and task.progress.processed == len(files)
+    assert task.status == "COMPLETED" and task.object_count == len(files)
     assert sorted(res.objects) == sorted(o.object_id for o in objs)
 
 

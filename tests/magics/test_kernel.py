@@ -170,7 +170,7 @@ def test_several_queued_cells_all_run(tmp_path):
     k = Kernel(kernel_env(tmp_path, MIXPEEK_MAGICS_WIDGETS="0"), tmp_path / "kernel.log")
     try:
         cells = ["%load_ext mixpeek_magics",
-                 "%mixpeek_auth --local --namespace q --create-namespace",
+                 "%mixpeek_auth --local --namespace queued --create-namespace",
                  f"%%ingest --bucket queued --create-bucket -o res\n{data}/\n",
                  "%mixpeek_watch {res.tasks[0]} --wait",
                  "print(res.status, len(res.objects))"]

@@ -26,7 +26,7 @@ def _cells(server, folder: Path) -> list[str]:
             client = client.with_options(namespace=ns.namespace_id)
             client.buckets.create("files", bucket_schema={{"properties": {{"file": {{"type": "text"}}}}}})
             result = bulk_upload(client, "files", sorted({str(folder)!r} and __import__("pathlib").Path({str(folder)!r}).glob("*")))
-            handle = mixpeek_magics.watch(result.task_id, client=client, block=False)
+            handle = mixpeek_magics.watch(result, client=client, block=False)  # it names its files
             print("started", type(handle.display).__name__)
         """),
         "time.sleep(2)\nprint('the kernel kept working')",

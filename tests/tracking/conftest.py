@@ -11,8 +11,8 @@ import pytest
 
 from mixpeek_magics.tracking import PollPolicy
 
-# Fast, but the same shape as the documented 1 s -> 30 s policy.
-FAST = PollPolicy(initial=0.05, maximum=0.4, factor=2.0, jitter=0.1, max_wait=60)
+# Fast, but the same shape as the documented 1 s -> 30 s policy (and batch progress read as often as ticks).
+FAST = PollPolicy(initial=0.05, maximum=0.4, factor=2.0, jitter=0.1, max_wait=60, progress_interval=0.05)
 
 
 @pytest.fixture(autouse=True)
@@ -74,23 +74,30 @@ class Batches:
                 "content": {"type": "text"}}}})
             assert r.status_code == 200, r.text
             self.bucket_id = r.json()["bucket_id"]
+        self.objects: dict[str, str] = {}
+        self.batches: dict[str, str] = {}  # task id -> batch id
 
-    def submit(self, n_objects: int, prefix: str = "doc") -> str:
+    def submit(self, n_objects: int, prefix: str = "doc", names: list[str] | None = None) -> str:
+        """Objects named ``{prefix}_{i}.txt`` (or ``names``) in a batch, submitted: its task id.
+        ``self.objects`` maps each object id to its file name."""
         h = {"Authorization": f"Bearer {self.srv.api_key}", "X-Namespace": self.namespace_id}
+        names = names or [f"{prefix}_{i}.txt" for i in range(n_objects)]
         with httpx.Client(base_url=self.srv.base_url, headers=h, timeout=10) as c:
             ids = []
-            for i in range(n_objects):
+            for i, name in enumerate(names):
                 data = {"base64": base64.b64encode(f"text {i}".encode()).decode(),
-                        "filename": f"{prefix}_{i}.txt", "mime_type": "text/plain"}
+                        "filename": name, "mime_type": "text/plain"}
                 r = c.post(f"/v1/buckets/{self.bucket_id}/objects",
                            json={"blobs": [{"property": "content", "type": "text", "data": data}]})
                 assert r.status_code == 200, r.text
                 ids.append(r.json()["object_id"])
+                self.objects[ids[-1]] = name
             r = c.post(f"/v1/buckets/{self.bucket_id}/batches", json={"object_ids": ids})
             assert r.status_code == 200, r.text
             batch_id = r.json()["batch_id"]
             r = c.post(f"/v1/buckets/{self.bucket_id}/batches/{batch_id}/submit")
             assert r.status_code == 200, r.text
+            self.batches[r.json()["task_id"]] = batch_id
             return r.json()["task_id"]
 
 
@@ -118,3 +125,11 @@ class Recorder:
             if st is not None and (not out or out[-1] != st):
                 out.append(st)
         return out
+
+
+@pytest.fixture(autouse=True)
+def _requests_follow_the_contract(request):
+    """Every API request of the test is checked against the vendored contract."""
+    from tests.fixtures.request_recorder import check_fixture
+
+    yield from check_fixture(request)

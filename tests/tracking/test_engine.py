@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from mixpeek_magics.client import AsyncMixpeek, Mixpeek
-from mixpeek_magics.client.errors import APIConnectionError
+from mixpeek_magics.client.errors import APIConnectionError, NotFoundError
 from mixpeek_magics.tracking import (
     Journal,
     PartialFailureWarning,
@@ -38,29 +38,32 @@ def _gets(log):
 # --------------------------------------------------------------------------- statuses
 
 def test_terminal_and_unknown_statuses_shown_as_is_and_polled(server, client):
-    frob, queued, done = server.seed_tasks(3, statuses=["FROBNICATING", "QUEUED", "COMPLETED"])
+    # INTERRUPTED: a status of the contract the engine has no rule for (values beyond the contract
+    # are the models' business: tests/client/test_errors_config_models.py)
+    frob, queued, done = server.seed_tasks(3, statuses=["INTERRUPTED", "QUEUED", "COMPLETED"])
     rec = Recorder()
     h = watch(client, [frob, queued, done], block=False, observers=[rec], policy=FAST, journal=None)
     wait_until(lambda: len(h.snapshots) == 3, what="first observation")
     time.sleep(0.5)
     by = {s.task_id: s for s in h.snapshots}
-    assert by[frob].status == "FROBNICATING" and not by[frob].terminal
+    assert by[frob].status == "INTERRUPTED" and not by[frob].terminal
     assert by[queued].status == "QUEUED"
     assert by[done].status == "COMPLETED" and by[done].finished_at is not None
     assert not h.done and h.status == "running"
     n = len(server.request_log)
     time.sleep(0.6)
     assert len(server.request_log) > n, "unknown / non-terminal statuses must keep being polled"
-    set_status(server, frob, "COMPLETED_WITH_ERRORS", additional_data={
-        "processed": 2, "total": 2, "percentage": 100.0,
-        "failed_objects": [{"object_id": "obj_1", "filename": "broken.png", "error": "cannot decode"}]})
+    set_status(server, frob, "COMPLETED_WITH_ERRORS")
     set_status(server, queued, "CANCELED")
-    with pytest.warns(PartialFailureWarning, match="broken.png"):
+    with pytest.warns(PartialFailureWarning, match="COMPLETED_WITH_ERRORS"):
         final = h.wait(timeout=20)
     assert {s.task_id: s.status for s in final} == {frob: "COMPLETED_WITH_ERRORS", queued: "CANCELED",
                                                     done: "COMPLETED"}
-    assert by[frob].failed_items == () and h.snapshots[0].failed_items == ("broken.png",)
-    assert rec.statuses_of(frob) == ["FROBNICATING", "COMPLETED_WITH_ERRORS"]
+    # no batch behind these tasks: no progress, no failed items, and no batch request
+    assert by[frob].failed_items == () and h.snapshots[0].failed_items == ()
+    assert by[frob].indeterminate and by[frob].processed is None
+    assert not [p for m, p in server.request_log if "/batches" in p]
+    assert rec.statuses_of(frob) == ["INTERRUPTED", "COMPLETED_WITH_ERRORS"]
     assert len(rec.finished) == 1
     assert h.status == "completed_with_errors" and h.progress == 1.0
 
@@ -79,19 +82,173 @@ def test_failed_task_raises_with_ids_and_error_texts(server, client):
     assert [s.status for s in h.wait(raise_on_failure=False)] == ["FAILED", "COMPLETED"]
 
 
-def test_progress_fields_and_label_from_additional_data(server, client):
+class Snaps:
+    """Observer keeping every snapshot seen."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_update(self, snapshots, connection):
+        self.seen.extend(snapshots)
+
+    def on_finish(self, snapshots):
+        self.seen.extend(snapshots)
+
+
+def _kinds(log):
+    out: dict[str, int] = {}
+    for m, p in log:
+        key = f"{m} " + ("/v1/buckets/{b}/batches/{id}" if "/batches/btch" in p else
+                         "/v1/tasks/{id}" if p.startswith("/v1/tasks/task") else p)
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
+def test_progress_comes_from_the_running_batch_and_ends_exact(server, client):
     batches = Batches(server)
-    server.update_settings(pace_seconds=0.15)
-    tid = batches.submit(4)
-    rec = Recorder()
-    h = watch(client, tid, block=True, observers=[rec], policy=FAST, journal=Journal(server.data_dir / "j.sqlite3"))
+    server.update_settings(pace_seconds=0.15, progress_refresh_seconds=0.1)
+    tid = batches.submit(8)
+    snaps = Snaps()
+    server.clear_request_log()
+    h = watch(client, tid, block=True, observers=[snaps], policy=FAST, journal=Journal(server.data_dir / "j.sqlite3"))
     (s,) = h.snapshots
-    assert s.status == "COMPLETED" and s.processed == 4 and s.total == 4 and s.percentage == 100.0
+    assert s.status == "COMPLETED" and s.processed == 8 and s.total == 8 and s.percentage == 100.0
+    assert s.batch_id == batches.batches[tid] and s.bucket_id == batches.bucket_id
     assert s.label and batches.bucket_id in s.label
     assert s.first_seen <= s.observed_at and s.finished_at is not None
-    # progress was seen moving, not only the end
-    seen_processed = {u[0].get(tid) for u in rec.updates}
-    assert "PROCESSING" in seen_processed or "PENDING" in seen_processed
+    # progress was seen moving (BatchModel.progress of the running batch), not only the end
+    running = [x.processed for x in snaps.seen if not x.terminal and x.processed is not None]
+    assert any(0 < p < 8 for p in running), [(x.status, x.processed, x.total) for x in snaps.seen]
+    assert all(x.total == 8 for x in snaps.seen if x.processed is not None)
+    assert all(x.indeterminate == (x.fraction is None) for x in snaps.seen if not x.terminal)
+    # read through one batches/list per progress round; a clean end needs no GET of the batch
+    kinds = _kinds(server.request_log)
+    assert kinds.get("POST /v1/batches/list", 0) >= 1, kinds
+    assert "GET /v1/buckets/{b}/batches/{id}" not in kinds, kinds
+    assert kinds["POST /v1/tasks/list"] == h.engine.ticks
+
+
+def test_failed_items_come_from_the_batch_named_by_the_caller(server, client):
+    batches = Batches(server)
+    server.update_settings(fail_filenames=["bad_*"])
+    tid = batches.submit(4, names=["ok_0.txt", "bad_1.txt", "ok_2.txt", "bad_3.txt"])
+    bad = sorted(oid for oid, name in batches.objects.items() if name.startswith("bad_"))
+    server.clear_request_log()
+    with pytest.warns(PartialFailureWarning, match="bad_1.txt"):
+        h = watch(client, tid, policy=FAST, journal=None, item_names=batches.objects)
+        (s,) = h.wait(timeout=20)
+    assert s.status == "COMPLETED_WITH_ERRORS"
+    assert sorted(s.failed_items) == ["bad_1.txt", "bad_3.txt"] and s.failed == 2
+    assert s.processed == s.total == 4                  # every object was processed; two failed
+    # one GET of the batch once its task ended: the failed objects are the batch's
+    assert _kinds(server.request_log).get("GET /v1/buckets/{b}/batches/{id}") == 1
+    # without names, the API's object ids
+    h2 = watch(client, tid, policy=FAST, journal=None)
+    with pytest.warns(PartialFailureWarning):
+        (s2,) = h2.wait(timeout=20)
+    assert sorted(s2.failed_items) == bad
+
+
+def test_all_items_failed_batch_is_failed_with_every_item_listed(server, client):
+    batches = Batches(server)
+    server.update_settings(fail_filenames=["*.txt"])
+    tid = batches.submit(2)
+    h = watch(client, tid, policy=FAST, journal=None, item_names=batches.objects)
+    (s,) = h.wait(timeout=20, raise_on_failure=False)
+    assert s.status == "FAILED" and s.error
+    assert sorted(s.failed_items) == ["doc_0.txt", "doc_1.txt"] and s.processed == s.total == 2
+
+
+def test_snapshot_fraction_is_progress_else_tiers_else_indeterminate():
+    from mixpeek_magics.tracking import TaskSnapshot
+
+    bare = TaskSnapshot("t", "PROCESSING")
+    assert bare.indeterminate and bare.fraction is None and bare.tier_text is None
+    one_tier = TaskSnapshot("t", "PROCESSING", current_tier=0, total_tiers=1)
+    assert one_tier.indeterminate and one_tier.tier_text is None
+    tiers = TaskSnapshot("t", "PROCESSING", current_tier=1, total_tiers=3)
+    assert not tiers.indeterminate and tiers.fraction == pytest.approx(1 / 3) and tiers.tier_text == "tier 2/3"
+    finer = TaskSnapshot("t", "PROCESSING", processed=2, total=4, current_tier=1, total_tiers=3)
+    assert finer.fraction == 0.5                     # item counts win over tiers
+    assert not TaskSnapshot("t", "COMPLETED").indeterminate and TaskSnapshot("t", "COMPLETED").fraction == 1.0
+    assert not TaskSnapshot("t", "FAILED").indeterminate  # ended: no bar to animate
+
+
+@pytest.mark.parametrize("tiers", [3, 1])
+async def test_without_batch_progress_the_bar_shows_tiers_or_nothing(server, tiers):
+    """A batch's progress is null until the service first refreshes it: the bar is
+    indeterminate, or follows the task's current_tier / total_tiers when there are several."""
+    from mixpeek_magics.client.statuses import is_terminal
+    from tests.fixtures.newer_server import NewerServer
+
+    batches = Batches(server)
+    server.update_settings(pace_seconds=0.1)
+    tid = batches.submit(6)
+
+    def not_refreshed_yet(method, path, data):
+        if path == "/v1/tasks/list":
+            for t in data.get("results") or []:
+                if t["additional_data"].get("batch_id") and not is_terminal(t["status"]):
+                    t["additional_data"].update(current_tier=1, total_tiers=tiers)
+        elif path == "/v1/batches/list":
+            for b in data.get("results") or []:
+                b["progress"] = None
+        return data
+
+    snaps = Snaps()
+    front = NewerServer(server.app, transform=not_refreshed_yet)
+    async with AsyncMixpeek(api_key=server.api_key, base_url="http://local.test",
+                            transport=httpx.ASGITransport(app=front)) as c:
+        h = await awatch(c, tid, observers=[snaps], policy=FAST, journal=None)
+        (final,) = await h.wait(timeout=30)
+    running = [x for x in snaps.seen if x.status == "PROCESSING"]
+    assert running and all(x.processed is None and x.total is None for x in running)
+    if tiers > 1:
+        assert all(x.tier_text == "tier 2/3" and x.fraction == pytest.approx(1 / 3) for x in running)
+        assert not any(x.indeterminate for x in running)
+    else:
+        assert all(x.indeterminate and x.fraction is None for x in running)
+    assert final.status == "COMPLETED" and final.processed == final.total == 6   # the task's object_count
+
+
+def test_requests_per_tick_stay_bounded_however_many_batches(server, client):
+    batches = Batches(server)
+    server.update_settings(pace_seconds=0.05, progress_refresh_seconds=0.05, workers=2)
+    tids = [batches.submit(3, prefix=f"b{i}") for i in range(8)]
+    server.clear_request_log()
+    h = watch(client, tids, policy=FAST, journal=None)
+    final = h.wait(timeout=60)
+    assert [s.status for s in final] == ["COMPLETED"] * 8
+    assert all(s.processed == s.total == 3 for s in final)
+    kinds = _kinds(server.request_log)
+    ticks = h.engine.ticks
+    # per tick: one tasks/list, at most one batches/list per running status, no per-task or per-batch GET
+    assert kinds["POST /v1/tasks/list"] == ticks
+    assert kinds.get("POST /v1/batches/list", 0) <= 2 * ticks
+    assert set(kinds) <= {"POST /v1/tasks/list", "POST /v1/batches/list"}, kinds
+    assert sum(kinds.values()) == h.engine.requests
+
+
+def test_expired_task_falls_back_to_its_batch(server, client, journal_path):
+    """A task record expires (about 24 h on the real service); its batch says how it went."""
+    batches = Batches(server)
+    server.update_settings(pace_seconds=0.2, progress_refresh_seconds=0.1)
+    tid = batches.submit(6)
+    h = watch(client, tid, block=False, policy=FAST, journal=Journal(journal_path))
+    wait_until(lambda: h.snapshots and h.snapshots[0].batch_id, what="the task seen with its batch")
+    server.update_settings(task_ttl_seconds=0.0)            # from now on the task answers 404
+    with pytest.raises(NotFoundError):
+        client.tasks.get(tid)
+    (s,) = h.wait(timeout=30)
+    assert s.status == "COMPLETED" and s.processed == s.total == 6
+    assert any("following its batch" in n for n in h.notes), h.notes
+    # a new watch of the expired task: the journal remembers its batch (and namespace)
+    again = watch(client, tid, policy=FAST, journal=Journal(journal_path))
+    (s2,) = again.snapshots
+    assert s2.status == "COMPLETED" and s2.processed == s2.total == 6 and again.status == "completed"
+    # with nothing remembered, an expired task is gone
+    gone = watch(client, tid, policy=FAST, journal=None)
+    assert gone.snapshots[0].status == "UNKNOWN" and gone.status == "unknown"
 
 
 # --------------------------------------------------------------------------- multiplexing
@@ -267,12 +424,12 @@ def test_server_restart_mid_watch_reconnects_and_reports_resumed_and_failed(tmp_
     from mixpeek_magics.local import LocalServer, LocalSettings
 
     batches = Batches(server)
-    server.update_settings(pace_seconds=0.3)
+    server.update_settings(pace_seconds=0.3, progress_refresh_seconds=0.1)
     resumable = batches.submit(6)                                      # a batch: re-queued on restart
     (orphan,) = server.seed_tasks(1, statuses=["PROCESSING"])         # no job: failed on restart
     rec = Recorder()
     h = watch(client, [resumable, orphan], block=False, observers=[rec], journal=None,
-              policy=PollPolicy(initial=0.05, maximum=0.5))
+              policy=PollPolicy(initial=0.05, maximum=0.5, progress_interval=0.05))
     wait_until(lambda: any(s.task_id == resumable and (s.processed or 0) >= 1 for s in h.snapshots),
                what="batch in progress")
     port, data_dir = server.port, server.data_dir

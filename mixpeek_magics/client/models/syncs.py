@@ -1,15 +1,18 @@
-"""Bucket syncs (``/v1/buckets/{bucket}/syncs``), from the v0.81 contract."""
+"""Bucket syncs (``/v1/buckets/{bucket}/syncs``), from the v0.82 contract."""
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field, PrivateAttr
 
 from mixpeek_magics.client.models._base import MixpeekModel, Status
 
-__all__ = ["SyncMode", "FileFilters", "SyncConfiguration", "SyncTriggerResult", "SYNC_MODES"]
+__all__ = ["SyncMode", "FileFilters", "SyncConfiguration", "SyncJob", "SyncTriggerResult", "SYNC_MODES",
+           "SYNC_JOB_TERMINAL"]
 
 SYNC_MODES = ("initial_only", "continuous")
+#: A list of ids the server may send as null: read as an empty list.
+IdList = Annotated[list[str], BeforeValidator(lambda v: [] if v is None else v)]
 SyncMode = Literal["initial_only", "continuous"]
 
 
@@ -28,9 +31,10 @@ class FileFilters(MixpeekModel):
 class SyncConfiguration(MixpeekModel):
     """``SyncConfigurationModel``: configuration, status and run metrics.
 
-    ``task_ids`` are the processing tasks of the batches this sync submitted
-    (each task's ``additional_data.sync_config_id`` is this sync's id);
-    ``last_run`` (local server) summarizes the latest run.
+    Runs are jobs (``client.syncs.jobs`` / ``client.syncs.job``):
+    ``current_sync_run_id`` is the run in progress, ``sync_run_counter`` counts
+    the runs so far; ``task_ids`` / ``batch_ids`` are the processing tasks and
+    batches this sync submitted.
     """
 
     sync_config_id: Optional[str] = None
@@ -38,13 +42,16 @@ class SyncConfiguration(MixpeekModel):
     connection_id: Optional[str] = None
     internal_id: Optional[str] = None
     namespace_id: Optional[str] = None
+    description: Optional[str] = None
     source_path: Optional[str] = None
+    source_type: Optional[str] = None
     file_filters: Optional[FileFilters] = None
     schema_mapping: Optional[dict[str, Any]] = None
     sync_mode: Optional[str] = None
     polling_interval_seconds: Optional[int] = None
     batch_size: Optional[int] = None
     skip_batch_submission: Optional[bool] = None
+    skip_duplicates: Optional[bool] = None
     status: Status = None
     is_active: Optional[bool] = None
     total_files_discovered: int = 0
@@ -58,24 +65,64 @@ class SyncConfiguration(MixpeekModel):
     last_error: Optional[str] = None
     consecutive_failures: Optional[int] = None
     metadata: Optional[dict[str, Any]] = None
+    locked: Optional[bool] = None
+    locked_at: Optional[str] = None
     locked_by_worker_id: Optional[str] = None
+    lock_expires_at: Optional[str] = None
     paused: Optional[bool] = None
     pause_reason: Optional[str] = None
     paused_at: Optional[str] = None
     current_sync_run_id: Optional[str] = None
     sync_run_counter: Optional[int] = None
-    batch_ids: list[str] = Field(default_factory=list)
-    task_ids: list[str] = Field(default_factory=list)
+    sync_progress: Optional[dict[str, Any]] = None
+    batch_ids: IdList = Field(default_factory=list)
+    task_ids: IdList = Field(default_factory=list)
     batches_created: Optional[int] = None
-    last_run: Optional[dict[str, Any]] = None
-    failed_files: Optional[list[dict[str, Any]]] = None
+
+    _run: Any = PrivateAttr(default=None)
 
     @property
     def running(self) -> bool:
-        """A run holds the sync's lock (or has not started yet)."""
-        last = self.last_run or {}
-        return bool(self.locked_by_worker_id) or last.get("status") == "RUNNING" or \
-            (str(self.status) == "PENDING" and not self.paused)
+        """A run holds the sync's lock."""
+        return bool(self.locked) or bool(self.locked_by_worker_id)
+
+    @property
+    def run(self) -> "SyncJob | None":
+        """The run (job) ``client.syncs.wait`` followed to its end; None otherwise."""
+        return self._run
+
+
+#: ``SyncJobStatus``: a run that ended is in one of these.
+SYNC_JOB_TERMINAL = frozenset({"completed", "failed", "interrupted", "skipped"})
+
+
+class SyncJob(MixpeekModel):
+    """``SyncJobModel``: one run of a sync (``status`` running / completed /
+    failed / interrupted / skipped)."""
+
+    sync_job_id: Optional[str] = None
+    sync_config_id: Optional[str] = None
+    internal_id: Optional[str] = None
+    namespace_id: Optional[str] = None
+    status: Optional[str] = None
+    trigger: Optional[str] = None
+    phase: Optional[str] = None
+    files_synced: Optional[int] = None
+    files_failed: Optional[int] = None
+    files_verified: Optional[int] = None
+    total_files: Optional[int] = None
+    progress_percent: Optional[float] = None
+    progress: Optional[dict[str, Any]] = None
+    throughput_files_per_min: Optional[float] = None
+    error: Optional[str] = None
+    started_at: Optional[str] = None
+    completed_at: Optional[str] = None
+    updated_at: Optional[str] = None
+    metadata: Optional[dict[str, Any]] = None
+
+    @property
+    def finished(self) -> bool:
+        return str(self.status or "").lower() in SYNC_JOB_TERMINAL
 
 
 class SyncTriggerResult(MixpeekModel):

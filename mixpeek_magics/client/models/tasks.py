@@ -5,11 +5,17 @@ from typing import Any, NamedTuple
 from mixpeek_magics.client import statuses
 from mixpeek_magics.client.models._base import MixpeekModel, Status
 
+#: The keys the contract documents in a batch task's ``additional_data``
+#: (``TaskResponse.additional_data["x-documented-keys"]``); nothing else is read.
+DOCUMENTED_KEYS = ("error", "job_id", "from_mongodb", "batch_id", "bucket_id", "namespace_id", "current_tier",
+                   "total_tiers", "collection_ids", "object_count", "sample_object_ids")
 
-class Progress(NamedTuple):
-    processed: int | None
+
+class Tier(NamedTuple):
+    """``current_tier`` (0-based) of ``total_tiers`` processing tiers."""
+
+    current: int | None
     total: int | None
-    percentage: float | None
 
 
 def _num(value: Any, kind: type) -> Any:
@@ -24,7 +30,10 @@ def _num(value: Any, kind: type) -> Any:
 class Task(MixpeekModel):
     """``TaskResponse``. ``status`` and ``task_type`` may be values this client
     has never heard of; they are kept as strings (known statuses are
-    ``TaskStatus`` members, which compare equal to their strings)."""
+    ``TaskStatus`` members, which compare equal to their strings).
+
+    A task carries status, not progress: the progress and failed items of a
+    batch task live on its batch (``batch_ref`` names it)."""
 
     task_id: str
     task_type: str | None = None
@@ -33,24 +42,38 @@ class Task(MixpeekModel):
     outputs: list[Any] | None = None
     additional_data: dict[str, Any] | None = None
     error: str | None = None
+    cancellation: dict[str, Any] | None = None
+    queue_position: int | None = None
+    estimated_wait_minutes: float | None = None
 
     @property
     def is_terminal(self) -> bool:
         return statuses.is_terminal(self.status)
 
-    @property
-    def progress(self) -> Progress:
-        """``(processed, total, percentage)`` from ``additional_data``; unknown parts are None."""
-        data = self.additional_data or {}
-        processed = _num(data.get("processed"), int)
-        total = _num(data.get("total"), int)
-        percentage = _num(data.get("percentage"), float)
-        if percentage is None and processed is not None and total:
-            percentage = round(100.0 * processed / total, 2)
-        return Progress(processed, total, percentage)
+    def _data(self, key: str) -> Any:
+        data = self.additional_data
+        return data.get(key) if isinstance(data, dict) else None
 
     @property
-    def failed_objects(self) -> list[dict[str, Any]]:
-        """``additional_data.failed_objects``: ``[{"object_id", "filename", "error"}, ...]``."""
-        items = (self.additional_data or {}).get("failed_objects") or []
-        return [x for x in items if isinstance(x, dict)] if isinstance(items, list) else []
+    def batch_id(self) -> str | None:
+        value = self._data("batch_id")
+        return str(value) if value else None
+
+    @property
+    def bucket_id(self) -> str | None:
+        value = self._data("bucket_id")
+        return str(value) if value else None
+
+    @property
+    def namespace_id(self) -> str | None:
+        value = self._data("namespace_id")
+        return str(value) if value else None
+
+    @property
+    def object_count(self) -> int | None:
+        return _num(self._data("object_count"), int)
+
+    @property
+    def tier(self) -> Tier:
+        """``(current_tier, total_tiers)`` of a batch task; unknown parts are None."""
+        return Tier(_num(self._data("current_tier"), int), _num(self._data("total_tiers"), int))

@@ -11,7 +11,7 @@ from mixpeek_magics.client.models.tasks import Task
 from mixpeek_magics.client.resources._base import (
     IDEMPOTENT, Page, Resource, check_limit, model, page_parser, seg,
 )
-from mixpeek_magics.client.statuses import normalize
+from mixpeek_magics.client.statuses import status_value
 
 
 def _ids(object_ids: Iterable[str]) -> list[str]:
@@ -28,8 +28,8 @@ class Batches(Resource):
     def create(self, bucket: str, object_ids: Iterable[str], metadata: Mapping[str, Any] | None = None, *,
                skip_validation: bool | None = None, namespace: str | None = None,
                timeout: float | None = None) -> Batch:
-        """``POST .../batches``. ``metadata`` (e.g. provenance) is not part of the v0.81
-        ``CreateBatchRequest``; it is sent only when given."""
+        """``POST .../batches``. ``metadata`` is the batch's ``BatchMetadata`` (``source``,
+        ``tags``, ``notes`` or any other key, e.g. provenance); sent only when given."""
         body: dict[str, Any] = {"object_ids": _ids(object_ids)}
         if metadata is not None:
             body["metadata"] = dict(metadata)
@@ -96,7 +96,7 @@ class Batches(Resource):
         # ListBatchesRequest: offset / limit in the body, answer has total_count (no cursor).
         body: dict[str, Any] = {"offset": offset or 0, "limit": check_limit(limit)}
         if status is not None:
-            body["status"] = normalize(status)
+            body["status"] = status_value(status)
         return self._spec(
             "POST", f"{self._base(bucket)}/list", json=body, parse=page_parser(Batch.model_validate),
             retry=IDEMPOTENT, namespaced=True, namespace=namespace, timeout=timeout,
@@ -110,9 +110,48 @@ class Batches(Resource):
     def iter(self, bucket: str, *, status: Any = None, limit: int = 1000, max_items: int | None = None,
              namespace: str | None = None, timeout: float | None = None) -> Iterator[Batch]:
         check_limit(limit)
+        status_value(status)
         return self._paginate(
             lambda cursor, offset: self._list_spec(bucket, status=status, limit=limit, offset=offset,
                                                    namespace=namespace, timeout=timeout),
+            limit=limit, mode="offset", max_items=max_items,
+        )
+
+    # -- across buckets ----------------------------------------------------
+    def _list_all_spec(self, *, status: Any, bucket_id: str | None, collection_id: str | None,
+                       namespace_id: str | None, limit: int, offset: int | None, cursor: str | None,
+                       namespace: str | None, timeout: float | None):
+        body = {"status": status_value(status), "bucket_id": bucket_id, "collection_id": collection_id,
+                "namespace_id": namespace_id, "limit": check_limit(limit), "offset": None if cursor else offset,
+                "cursor": cursor}
+        # Organization-wide unless narrowed: X-Namespace only when one is asked for.
+        return self._spec(
+            "POST", "/v1/batches/list", json={k: v for k, v in body.items() if v is not None},
+            parse=page_parser(Batch.model_validate), retry=IDEMPOTENT, timeout=timeout,
+            namespaced=namespace is not None, namespace=namespace,
+        )
+
+    def list_all(self, *, status: Any = None, bucket_id: str | None = None, collection_id: str | None = None,
+                 namespace_id: str | None = None, limit: int = 100, offset: int | None = None,
+                 cursor: str | None = None, namespace: str | None = None,
+                 timeout: float | None = None) -> Page[Batch]:
+        """``POST /v1/batches/list``: batches across the organization's buckets
+        (``ListBatchesRequest``), narrowed by one ``status``, a bucket, a
+        collection or a namespace (``namespace_id``, or the ``namespace`` header)."""
+        return self._request(self._list_all_spec(status=status, bucket_id=bucket_id, collection_id=collection_id,
+                                                 namespace_id=namespace_id, limit=limit, offset=offset,
+                                                 cursor=cursor, namespace=namespace, timeout=timeout))
+
+    def iter_all(self, *, status: Any = None, bucket_id: str | None = None, collection_id: str | None = None,
+                 namespace_id: str | None = None, limit: int = 1000, max_items: int | None = None,
+                 namespace: str | None = None, timeout: float | None = None) -> Iterator[Batch]:
+        check_limit(limit)
+        status_value(status)
+        return self._paginate(
+            lambda cursor, offset: self._list_all_spec(status=status, bucket_id=bucket_id,
+                                                       collection_id=collection_id, namespace_id=namespace_id,
+                                                       limit=limit, offset=offset or None, cursor=None,
+                                                       namespace=namespace, timeout=timeout),
             limit=limit, mode="offset", max_items=max_items,
         )
 

@@ -24,7 +24,7 @@ from mixpeek_magics.client.models.connections import (
     PROVIDER_TYPES, ConnectionTestResult, DriveFileList, FolderList, StorageConnection, parse_provider_config,
 )
 from mixpeek_magics.client.resources._base import IDEMPOTENT, Page, Resource, check_limit, dump, page_parser, seg
-from mixpeek_magics.client.statuses import normalize
+from mixpeek_magics.client.statuses import status_value
 
 BASE = "/v1/organizations/connections"
 
@@ -83,7 +83,7 @@ def _config_body(provider_type: str, provider_config: Any) -> dict[str, Any]:
 
 
 def _status(value: Any) -> Any:
-    return None if value is None else str(normalize(value))
+    return status_value(value)
 
 
 def _list_parser(data: Any) -> Page[StorageConnection]:

@@ -14,19 +14,20 @@ class Namespaces(Resource):
     def create(
         self,
         namespace_name: str,
-        feature_extractors: Iterable[FeatureExtractor | Mapping[str, Any]] = (),
+        feature_extractors: Iterable[FeatureExtractor | Mapping[str, Any]] | None = None,
         description: str | None = None,
         *,
         payload_indexes: list[Mapping[str, Any]] | None = None,
         auto_create_indexes: bool | None = None,
         timeout: float | None = None,
     ) -> Namespace:
-        """``POST /v1/namespaces``. The hosted service requires at least one
-        feature extractor, e.g. ``{"feature_extractor_name": "text_extractor", "version": "v1"}``."""
+        """``POST /v1/namespaces``. Only ``namespace_name`` is required;
+        ``feature_extractors`` (e.g. ``[{"feature_extractor_name": "text_extractor",
+        "version": "v1"}]``) is sent only when given."""
         body = {
             "namespace_name": namespace_name,
             "description": description,
-            "feature_extractors": list(feature_extractors),
+            "feature_extractors": list(feature_extractors or ()) or None,
             "payload_indexes": payload_indexes,
             "auto_create_indexes": auto_create_indexes,
         }

@@ -19,7 +19,7 @@ def object_body(blobs: Iterable[Mapping[str, Any]], key_prefix: str | None = Non
                             "skip_duplicates": bool(skip_duplicates)}
     if key_prefix is not None:
         body["key_prefix"] = key_prefix
-    if metadata is not None:  # not in the v0.81 CreateObjectRequest; sent only when asked for
+    if metadata is not None:  # an extra key CreateObjectRequest takes (it has additional_properties)
         body["metadata"] = dict(metadata)
     body.update({k: v for k, v in extra.items() if v is not None})
     return body

@@ -9,7 +9,7 @@ from mixpeek_magics.client.models.tasks import Task
 from mixpeek_magics.client.resources._base import (
     IDEMPOTENT, Page, Resource, check_limit, model, page_parser, seg,
 )
-from mixpeek_magics.client.statuses import is_terminal
+from mixpeek_magics.client.statuses import is_terminal, status_value
 
 POLL_INITIAL = 1.0    # documented guidance: exponential backoff from 1 s ...
 POLL_MAX = 30.0       # ... to 30 s
@@ -49,12 +49,6 @@ def wait_flow(get_spec: RequestSpec, ctx: Context, *, timeout: float | None, pol
         yield Sleep(delay)
 
 
-def _status_value(status: Any) -> Any:
-    if status is None:
-        return None
-    return str(getattr(status, "value", status)).upper()
-
-
 def _type_value(task_type: Any) -> Any:
     if task_type is None:
         return None
@@ -75,7 +69,7 @@ class Tasks(Resource):
     def _list_spec(self, *, status: Any, task_type: Any, filters: Any, sort: Any, search: str | None,
                    limit: int, cursor: str | None, offset: int | None, include_total: bool | None,
                    timeout: float | None) -> RequestSpec:
-        body = {"status": _status_value(status), "task_type": _type_value(task_type),
+        body = {"status": status_value(status), "task_type": _type_value(task_type),
                 "filters": filters, "sort": sort, "search": search}
         return self._spec(
             "POST", "/v1/tasks/list",
@@ -89,6 +83,8 @@ class Tasks(Resource):
              cursor: str | None = None, offset: int | None = None, *, sort: Any = None,
              search: str | None = None, include_total: bool | None = None,
              timeout: float | None = None) -> Page[Task]:
+        """``POST /v1/tasks/list``. ``status`` is one ``TaskStatusEnum`` value (a list
+        raises ``ValueError``: several statuses go in ``filters`` with operator ``in``)."""
         return self._request(self._list_spec(status=status, task_type=task_type, filters=filters, sort=sort,
                                              search=search, limit=limit, cursor=cursor, offset=offset,
                                              include_total=include_total, timeout=timeout))
@@ -98,6 +94,7 @@ class Tasks(Resource):
              timeout: float | None = None) -> Iterator[Task]:
         """Every matching task, ``limit`` per request, one page in memory at a time."""
         check_limit(limit)
+        status_value(status)  # refused now, not at the first page
         return self._paginate(
             lambda cursor, offset: self._list_spec(status=status, task_type=task_type, filters=filters,
                                                    sort=sort, search=search, limit=limit, cursor=cursor,

@@ -27,22 +27,24 @@ def upload_body(
     file_size_bytes: int | None = None,
     file_hash: str | None = None,
     metadata: Mapping[str, Any] | None = None,
-    skip_duplicates: bool = False,
+    skip_duplicates: bool | None = None,
     create_object_on_confirm: bool = True,
     object_metadata: Mapping[str, Any] | None = None,
     blob_property: str | None = None,
     blob_type: str | None = None,
     presigned_url_expiration: int | None = None,
 ) -> dict[str, Any]:
-    """A ``CreateUploadRequest`` body (also the items of ``create_batch``)."""
+    """A ``CreateUploadRequest`` body (also the items of ``create_batch``).
+
+    ``skip_duplicates`` is sent only when given: the API's default is true."""
     body: dict[str, Any] = {
         "filename": filename,
         "content_type": content_type,
-        "skip_duplicates": bool(skip_duplicates),
         "create_object_on_confirm": bool(create_object_on_confirm),
         "metadata": dict(metadata or {}),
     }
     optional = {
+        "skip_duplicates": None if skip_duplicates is None else bool(skip_duplicates),
         "file_size_bytes": file_size_bytes, "file_hash": file_hash,
         "object_metadata": dict(object_metadata) if object_metadata is not None else None,
         "blob_property": blob_property, "blob_type": blob_type,
@@ -61,7 +63,7 @@ class Uploads(Resource):
         file_size_bytes: int | None = None,
         file_hash: str | None = None,
         metadata: Mapping[str, Any] | None = None,
-        skip_duplicates: bool = False,
+        skip_duplicates: bool | None = None,
         create_object_on_confirm: bool = True,
         object_metadata: Mapping[str, Any] | None = None,
         blob_property: str | None = None,

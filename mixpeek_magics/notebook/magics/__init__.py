@@ -6,6 +6,8 @@
 * ``%mixpeek_tasks``       the task history DataFrame
 * ``%mixpeek_connect``     the storage-connection form
 * ``%mixpeek_connections`` the connections DataFrame with actions
+* ``%mixpeek_search``      search a collection; the hits as a gallery
+* ``%mixpeek_documents``   a collection's documents as a DataFrame with thumbnails
 * ``%config MixpeekMagics.<option>`` their settings
 
 Each magic's ``%name?`` shows its help with examples.
@@ -26,12 +28,13 @@ def _classes() -> list[type]:
     from mixpeek_magics.notebook.magics.auth import AuthMagics
     from mixpeek_magics.notebook.magics.connections import ConnectionMagics
     from mixpeek_magics.notebook.magics.ingest import IngestMagics
+    from mixpeek_magics.notebook.magics.search import SearchMagics
     from mixpeek_magics.notebook.magics.tasks import TaskMagics
 
-    return [AuthMagics, IngestMagics, TaskMagics, ConnectionMagics]
+    return [AuthMagics, IngestMagics, TaskMagics, ConnectionMagics, SearchMagics]
 
 
-MAGIC_CLASSES = ("AuthMagics", "IngestMagics", "TaskMagics", "ConnectionMagics")
+MAGIC_CLASSES = ("AuthMagics", "IngestMagics", "TaskMagics", "ConnectionMagics", "SearchMagics")
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -63,6 +63,11 @@ class IngestMagics(Magics):
               help="Bucket name or id (default: %%config MixpeekMagics.default_bucket).")
     @argument("--create-bucket", action="store_true",
               help="Create the bucket if missing, with a schema inferred from the sources' blob types.")
+    @argument("--collection", default=None, metavar="NAME",
+              help="Make the files searchable: the collection NAME on the bucket (created when missing).")
+    @argument("--extractor", default=None, metavar="NAME",
+              help="Feature extractor of a new --collection (default: text_extractor for texts, image_extractor "
+                   "for images, multimodal_extractor for both).")
     @argument("--namespace", default=None, help="Namespace name or id (default: the one of %%mixpeek_auth).")
     @argument("--metadata", default=None, help='JSON object given to every item, e.g. \'{"campaign": "q3"}\'.')
     @argument("--concurrency", type=int, default=None,
@@ -109,6 +114,7 @@ class IngestMagics(Magics):
             %ingest --bucket shots --frame df --path-col path --metadata-cols label,split
             %ingest --bucket shots --retry-failed result
             %ingest --bucket shots --retry-failed task_abc123
+            %%ingest --bucket notes --create-bucket --collection notes   # searchable: %mixpeek_search
 
         The result (``-o VAR``) is an IngestResult: ``.objects``, ``.batches``,
         ``.tasks``, ``.failures`` (DataFrame), ``.wait()``, ``.cancel()``, ``.to_frame()``.
@@ -136,6 +142,8 @@ class IngestMagics(Magics):
         if not any(given):
             raise UsageError("nothing to ingest: write one source per line in the cell body "
                              "(or use --frame DF --path-col COL, or --retry-failed)")
+        if args.extractor and not args.collection:
+            raise UsageError("--extractor goes with --collection NAME")
         if (args.path_col or args.metadata_cols) and args.frame is None:
             raise UsageError("--path-col / --metadata-cols go with --frame DF")
         if args.frame is not None and not args.path_col:
@@ -243,28 +251,42 @@ class IngestMagics(Magics):
             client = S.client()
         from mixpeek_magics.client import errors
 
+        state = IngestState(opts_state_path())
         try:
             task = client.tasks.get(ref)
         except errors.NotFoundError:
-            raise UsageError(f"--retry-failed {ref}: no such variable or task") from None
-        failed = task.failed_objects
+            task = None  # unknown, or its record expired: the batch this machine submitted it with tells
+        ref_batch = (task.bucket_id, task.batch_id) if task is not None and task.batch_id \
+            else _batch_of_task(state, ref)
+        if ref_batch is None:
+            if task is None:
+                raise UsageError(f"--retry-failed {ref}: no such variable or task")
+            raise UsageError(f"--retry-failed {ref}: task {task.status} has no batch, so no failed items")
+        try:
+            batch = client.batches.get(ref_batch[0], ref_batch[1],
+                                       namespace=task.namespace_id if task is not None else None)
+        except errors.NotFoundError:
+            raise UsageError(f"--retry-failed {ref}: its batch {ref_batch[1]} is gone") from None
+        failed = [f.object_id for f in batch.failed_objects or []]  # the failed items are the batch's
         if not failed:
-            raise UsageError(f"--retry-failed {ref}: task {task.status} has no failed items")
-        sources = _sources_for_objects(IngestState(opts_state_path()), [f.get("object_id") for f in failed])
+            raise UsageError(f"--retry-failed {ref}: task {task.status if task else batch.status} has no failed items")
+        sources = _sources_for_objects(state, failed)
         records, missing = [], []
-        for f in failed:
-            src = sources.get(f.get("object_id"))
+        for oid in failed:
+            src = sources.get(oid)
             if src:
                 records.append({"path": src})
             else:
-                missing.append(f"{f.get('filename') or f.get('object_id')}: not ingested from this machine, "
-                               f"its local source is unknown")
+                missing.append(f"{oid}: not ingested from this machine, its local source is unknown")
         if missing:
             raise IngestValidationError(missing)
         return records
 
     # -- dry run --------------------------------------------------------------------------
     def _dry_run_frame(self, plan: Any, bucket: str, namespace: str | None, session: Any) -> Any:
+        from mixpeek_magics._extras import require
+
+        require("notebook", "pandas")
         import pandas as pd
 
         from mixpeek_magics.ingest.runner import IngestState, item_key
@@ -317,6 +339,7 @@ class IngestMagics(Magics):
             raise IngestRunError(str(exc)) from None
         except errors.MixpeekError as exc:
             raise IngestRunError(f"cannot use bucket {bucket_ref!r}: {exc}") from None
+        collection = _collection_step(args, client, bucket, plan) if args.collection else None
 
         prov = provenance(self.shell, "%%ingest " + line)
         upload = UploadDisplay(opts.display_mode()) if plan.files else None
@@ -378,10 +401,31 @@ class IngestMagics(Magics):
                 more = f"\n  ... and {len(fails) - 10} more (see result.failures)" if len(fails) > 10 else ""
                 print(f"Warning: {len(fails)} item(s) failed; the rest were ingested:\n{shown}{more}",
                       file=sys.stderr)
+            if collection is not None:
+                try:
+                    print(collection.finish(result))
+                except errors.MixpeekError as exc:
+                    raise IngestRunError(f"collection {args.collection!r}: {exc}") from None
         if args.output:
             bind(self.shell, args.output, result)
             return None
         return result
+
+
+def _collection_step(args: Any, client: Any, bucket: Any, plan: Any) -> Any:
+    """``--collection``: find or create the collection on the bucket (before anything is uploaded)."""
+    from mixpeek_magics.client import errors
+    from mixpeek_magics.ingest.collections import CollectionRun
+    from mixpeek_magics.ingest.runner import IngestError
+
+    try:
+        run = CollectionRun.start(client, args.collection, bucket, extractor=args.extractor, plan=plan)
+    except IngestError as exc:
+        raise IngestRunError(str(exc)) from None
+    except errors.MixpeekError as exc:
+        raise IngestRunError(f"cannot use collection {args.collection!r}: {exc}") from None
+    print(run.started_line())
+    return run
 
 
 def _shown(item: Any) -> str:
@@ -402,6 +446,23 @@ def opts_state_path() -> str | None:
 def server_id(session: Any) -> str:
     """Identity of the server for the ingest state: the organization (stable across local restarts)."""
     return f"org:{session.organization_id}"
+
+
+def _batch_of_task(state: Any, task_id: str) -> tuple[str, str] | None:
+    """(bucket id, batch id) this machine submitted ``task_id`` with, from the ingest state."""
+    import sqlite3
+
+    if not state.path.exists():
+        return None
+    con = sqlite3.connect(state.path)
+    try:
+        row = con.execute("SELECT bucket_id, batch_id FROM items WHERE task_id=? AND batch_id IS NOT NULL LIMIT 1",
+                          (task_id,)).fetchone()
+    except sqlite3.Error:
+        row = None
+    finally:
+        con.close()
+    return (row[0], row[1]) if row else None
 
 
 def _sources_for_objects(state: Any, object_ids: list[Any]) -> dict[str, str]:

@@ -36,6 +36,11 @@ class MixpeekMagics(Configurable):
     poll_max_interval = Float(
         30.0, help="Polling cap: the longest pause between two task polls, in seconds (backoff starts at 1 s).",
     ).tag(config=True)
+    progress_interval = Float(
+        None, allow_none=True,
+        help="Least seconds between two reads of the running batches' progress (default: 10, the real "
+             "service's refresh cadence; the embedded server's progress_refresh_seconds when signed in to it).",
+    ).tag(config=True)
     widgets = Bool(
         True, help="Show ipywidgets progress boards and prompts where a widget front end can show them; "
                    "False: text progress and getpass.",
@@ -85,7 +90,18 @@ class MixpeekMagics(Configurable):
     def poll_policy(self) -> Any:
         from mixpeek_magics.tracking.policy import PollPolicy
 
-        return PollPolicy(maximum=self.poll_max_interval)
+        interval = self.progress_interval
+        if interval is None:
+            interval = 10.0  # the real service refreshes a batch's progress about every 10 s
+            try:
+                from mixpeek_magics.notebook import session
+
+                s = session.current()
+                if s is not None and s.local and session._local_server is not None:
+                    interval = float(session._local_server.settings.progress_refresh_seconds)
+            except Exception:
+                pass
+        return PollPolicy(maximum=self.poll_max_interval, progress_interval=max(0.0, interval))
 
 
 _current: MixpeekMagics | None = None
