@@ -1,0 +1,116 @@
+"""``%%ingest --collection NAME``: the collection that makes a bucket's objects searchable.
+
+:func:`ensure_collection` finds the collection or creates it on the bucket, with
+the extractor the plan's files call for (:func:`infer_extractor`: texts ->
+``text_extractor``, images -> ``image_extractor``, both -> ``multimodal_extractor``).
+:func:`process_existing` runs a new collection over objects ingested before it
+existed (a collection processes the objects of the batches submitted after it).
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from mixpeek_magics.ingest.runner import IngestError
+
+EXTRACTORS = ("text_extractor", "image_extractor", "multimodal_extractor")
+_BY_TYPE = {"text": "text_extractor", "image": "image_extractor"}
+
+
+def infer_extractor(plan: Any) -> str:
+    """The extractor for the plan's files: one kind of file -> its extractor, a mix -> multimodal."""
+    types: set[str] = set()
+    for item in getattr(plan, "items", []) or []:
+        if item.kind in ("file", "url"):
+            types.add((item.blob_type or "").lower())
+        else:  # a sync may bring any kind of file
+            types.update(("text", "image"))
+    kinds = {_BY_TYPE.get(t, "multimodal_extractor") for t in types}
+    if len(kinds) == 1:
+        return kinds.pop()
+    return "multimodal_extractor"
+
+
+def ensure_collection(client: Any, name: str, bucket: Any, *, extractor: str | None = None, plan: Any = None,
+                      namespace: str | None = None) -> tuple[Any, bool]:
+    """``(collection, created)``: the collection ``name`` reading ``bucket``, created when missing."""
+    from mixpeek_magics.client import errors
+
+    try:
+        col = client.collections.get(name, namespace=namespace)
+    except errors.NotFoundError:
+        col = None
+    if col is not None:
+        if bucket.bucket_id not in col.bucket_ids:
+            raise IngestError(f"collection {name!r} reads bucket(s) {', '.join(col.bucket_ids) or '(none)'}, "
+                              f"not {bucket.bucket_name!r}: choose another --collection name")
+        have = col.feature_extractor.feature_extractor_name
+        if extractor and extractor != have:
+            raise IngestError(f"collection {name!r} already uses {have}, not {extractor}: drop --extractor or "
+                              f"choose another --collection name")
+        return col, False
+    chosen = extractor or (infer_extractor(plan) if plan is not None else "multimodal_extractor")
+    return client.collections.create(name, bucket.bucket_id, chosen, namespace=namespace), True
+
+
+def process_existing(client: Any, collection: Any, object_ids: Sequence[str], *, namespace: str | None = None,
+                     timeout: float | None = None) -> Any:
+    """Run ``collection`` over objects that existed before it; the finished trigger task (or None)."""
+    ids = [o for o in object_ids if o]
+    if not ids:
+        return None
+    trig = client.collections.trigger(collection.collection_id or collection.collection_name, object_ids=ids,
+                                      namespace=namespace)
+    return client.tasks.wait(trig.task_id, timeout=timeout)
+
+
+def document_count(client: Any, collection: str, *, namespace: str | None = None) -> int | None:
+    return client.collections.get(collection, namespace=namespace).document_count
+
+
+class CollectionRun:
+    """The collection step of one ``%%ingest --collection`` run: :meth:`start` before the upload
+    (find or create the collection), :meth:`finish` once processing ended (process the objects
+    that were already in the bucket when the collection is new, count the documents written)."""
+
+    def __init__(self, client: Any, collection: Any, created: bool, namespace: str | None = None) -> None:
+        self.client = client
+        self.collection = collection
+        self.created = created
+        self.namespace = namespace
+        self.before = collection.document_count or 0
+
+    @classmethod
+    def start(cls, client: Any, name: str, bucket: Any, *, extractor: str | None = None, plan: Any = None,
+              namespace: str | None = None) -> "CollectionRun":
+        col, created = ensure_collection(client, name, bucket, extractor=extractor, plan=plan, namespace=namespace)
+        return cls(client, col, created, namespace)
+
+    @property
+    def name(self) -> str:
+        return self.collection.collection_name
+
+    @property
+    def extractor(self) -> str:
+        return self.collection.feature_extractor.feature_extractor_name
+
+    def started_line(self) -> str:
+        verb = "Created" if self.created else "Using"
+        return f"{verb} collection {self.name!r} ({self.extractor})"
+
+    def finish(self, result: Any, timeout: float | None = None) -> str:
+        """Documents written by this run, as a line; also ``result.collections[name]``."""
+        if self.created:
+            earlier = [i.object_id for i in result.items
+                       if i.status in ("already_ingested", "duplicate") and i.object_id]
+            process_existing(self.client, self.collection, earlier, namespace=self.namespace, timeout=timeout)
+        ident = self.collection.collection_id or self.name
+        total = document_count(self.client, ident, namespace=self.namespace) or 0
+        written = max(0, total - self.before)
+        collections = getattr(result, "collections", None)
+        if not isinstance(collections, dict):
+            collections = {}
+            result.collections = collections
+        collections[self.name] = {"collection_id": self.collection.collection_id, "feature_extractor": self.extractor,
+                                  "documents_written": written, "document_count": total}
+        return (f"Collection {self.name!r}: {written} document{'s' if written != 1 else ''} written "
+                f"({total} in total)")
