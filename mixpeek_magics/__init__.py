@@ -5,10 +5,20 @@ use, so pandas, ipywidgets, FastAPI and friends load only when needed.
 """
 from __future__ import annotations
 
-from mixpeek_magics._lazy import lazy_getattr
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from mixpeek_magics._lazy import lazy_getattr
+from mixpeek_magics._version import __version__
+
+if TYPE_CHECKING:  # what editors and type checkers resolve the lazy names to
+    from mixpeek_magics import client
+    from mixpeek_magics.client import AsyncMixpeek, Mixpeek, errors
+    from mixpeek_magics.frames import summarize, task_history, task_timeline
+    from mixpeek_magics.ingest import bulk_upload
+    from mixpeek_magics.local import LocalServer
+    from mixpeek_magics.notebook.connect_form import connect
+    from mixpeek_magics.notebook.session import client as signed_in_client
+    from mixpeek_magics.notebook.watch import attach_unfinished, watch
 
 # public name -> "module:attribute"
 _LAZY = {
@@ -19,9 +29,8 @@ _LAZY = {
     "watch": "mixpeek_magics.notebook.watch:watch",
     "attach_unfinished": "mixpeek_magics.notebook.watch:attach_unfinished",
     "bulk_upload": "mixpeek_magics.ingest:bulk_upload",
-    # ``client`` is the subpackage; calling it, ``mixpeek_magics.client()``,
-    # returns the signed-in client (see mixpeek_magics/client/__init__.py).
     "client": "mixpeek_magics.client:",
+    "signed_in_client": "mixpeek_magics.notebook.session:client",
     "connect": "mixpeek_magics.notebook.connect_form:connect",
     "task_history": "mixpeek_magics.frames:task_history",
     "task_timeline": "mixpeek_magics.frames:task_timeline",

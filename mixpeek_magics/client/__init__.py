@@ -7,10 +7,9 @@ and pydantic) load on first access.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mixpeek_magics._lazy import lazy_getattr
-import sys
-import types
-from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mixpeek_magics.client import errors, models, statuses
@@ -40,19 +39,3 @@ __getattr__ = lazy_getattr(__name__, globals(), _LAZY)
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
-
-
-class _CallableModule(types.ModuleType):
-    """``mixpeek_magics.client()`` is documented as "the signed-in client", but
-    the name is also this subpackage, which replaces a plain function attribute
-    the moment it is imported. So the module itself is callable. The session
-    lives in the notebook layer and is imported only when called, never at
-    import time (layering stays intact)."""
-
-    def __call__(self) -> Any:
-        from mixpeek_magics.notebook.session import client
-
-        return client()
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -12,6 +12,7 @@ from operator import attrgetter, itemgetter
 from typing import Any, Iterable, Sequence
 
 from mixpeek_magics._extras import require
+from mixpeek_magics import _defaults
 from mixpeek_magics.client import statuses
 from mixpeek_magics.frames import _schema
 from mixpeek_magics.frames._journal import JournalIndex, journal_index, open_journal
@@ -25,15 +26,9 @@ def resolve_client(client: Any = None) -> Any:
     if client is not None:
         return client
     try:
-        from mixpeek_magics.notebook import session
-    except ImportError as exc:  # the notebook layer is optional
-        raise RuntimeError(
-            "no client given and no notebook session available: pass client=Mixpeek(api_key=..., base_url=...)"
-        ) from exc
-    found = session.client()  # raises NotSignedInError ("run %mixpeek_auth first") without a session
-    if found is None:
-        raise RuntimeError("no signed-in Mixpeek session: run %mixpeek_auth first or pass client=Mixpeek(...)")
-    return found
+        return _defaults.default_client()  # raises NotSignedInError without a session
+    except LookupError as exc:
+        raise RuntimeError(str(exc)) from None
 
 
 _TOP = ("task_id", "task_type", "status", "error", "additional_data", "inputs", "outputs")

@@ -1,7 +1,7 @@
 """The signed-in Mixpeek session of this kernel, and where the API key comes from.
 
 ``%mixpeek_auth`` signs in through :func:`sign_in`; everything else
-(``mixpeek_magics.client()``, ``%%ingest``, the frames) asks :func:`client`.
+(``mixpeek_magics.signed_in_client()``, ``%%ingest``, the frames) asks :func:`client`.
 
 Key sources, in order: an explicit key, ``MIXPEEK_API_KEY``, the key saved by
 ``%mixpeek_auth --save`` (a 0600 file in ``_paths.config_dir()``), then an
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from mixpeek_magics import _paths
+from mixpeek_magics import _defaults, _paths
 
 __all__ = [
     "MagicError", "NotSignedInError", "AuthError", "HeadlessError",
@@ -135,7 +135,7 @@ def current() -> Session | None:
 
 
 def client() -> Any:
-    """The signed-in :class:`~mixpeek_magics.client.Mixpeek` client (``mixpeek_magics.client()``)."""
+    """The signed-in :class:`~mixpeek_magics.client.Mixpeek` client (``mixpeek_magics.signed_in_client()``)."""
     s = _session
     if s is None:
         raise NotSignedInError()
@@ -411,8 +411,19 @@ def _resolve_namespace(probe: Any, namespace: str, create: bool) -> tuple[str | 
     except errors.MixpeekError as exc:
         raise AuthError(f"cannot look up namespace {namespace!r}: {exc}") from None
     if create:
+        from mixpeek_magics.client.names import check_name
+
+        try:
+            check_name(namespace, "namespace")
+        except ValueError as exc:
+            raise AuthError(str(exc)) from None
         try:
             ns = probe.namespaces.create(namespace, feature_extractors=[])
+        except errors.ConflictError:  # created meanwhile (another kernel): use that one
+            try:
+                ns = probe.namespaces.get(namespace)
+            except errors.MixpeekError as exc:
+                raise AuthError(f"cannot create namespace {namespace!r}: {exc}") from None
         except errors.MixpeekError as exc:
             raise AuthError(f"cannot create namespace {namespace!r}: {exc}") from None
         return ns.namespace_id, ns.namespace_name
@@ -493,3 +504,7 @@ def sign_in_local(namespace: str | None = None, *, create_namespace: bool = Fals
     srv = local_server()
     return sign_in(srv.api_key, srv.base_url, namespace, create_namespace=create_namespace, local=True,
                    timeout=timeout)
+
+
+# Frames and other lower layers reach the signed-in client through layer 0.
+_defaults.set_client_provider(client)

@@ -47,12 +47,13 @@ def test_client_before_sign_in_is_a_clear_error(ip):
         session.client()
 
 
-def test_package_level_client_returns_the_session_client(ip, signed_in):
-    # mixpeek_magics.client() is the documented entry point (lazy name -> session.client)
-    import mixpeek_magics.client as _subpackage  # noqa: F401 - the subpackage is imported in any real use
+def test_package_level_signed_in_client_returns_the_session_client(ip, signed_in):
+    import mixpeek_magics.client as subpackage
+    from mixpeek_magics import _defaults
 
-    assert callable(mixpeek_magics.client), "mixpeek_magics.client is shadowed by the subpackage"
-    assert mixpeek_magics.client() is session.client()
+    assert not callable(subpackage), "the client subpackage is a plain module (layer 1)"
+    assert mixpeek_magics.signed_in_client() is session.client()
+    assert _defaults.default_client() is session.client()  # what the frames ask
 
 
 def test_inline_key_works_but_warns(ip, local_server, capsys):

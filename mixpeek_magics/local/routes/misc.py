@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
-from ... import __version__
+from ..._version import __version__
 from ..db import dumps, loads
 from ..deps import caller, get_state, json_response
 from ..models import OrganizationUpdateRequest

@@ -88,7 +88,7 @@ class AuthMagics(Magics):
             %mixpeek_auth --status
             %mixpeek_auth --logout
 
-        Afterwards ``mixpeek_magics.client()`` returns the signed-in client.
+        Afterwards ``mixpeek_magics.signed_in_client()`` returns the signed-in client.
         """
         args = parse(self.mixpeek_auth, line)
         opts = options.current()
