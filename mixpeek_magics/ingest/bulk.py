@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from mixpeek_magics import _runtime
-from mixpeek_magics.ingest.mime import guess_mime
+from mixpeek_magics._mime import guess_mime
 from mixpeek_magics.ingest.plan import SNIFF_BYTES, read_digest
 
 CHUNK = 100  # BatchUploadRequest / BatchConfirmRequest maxItems

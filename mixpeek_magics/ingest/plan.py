@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
 from urllib.parse import unquote, urlsplit
 
-from .mime import blob_type_for, guess_mime
+from mixpeek_magics._mime import blob_type_for, guess_mime
 from .parser import SourceLine
 
 __all__ = [

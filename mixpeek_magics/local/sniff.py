@@ -2,39 +2,13 @@
 from __future__ import annotations
 
 import codecs
-import mimetypes
 import re
 from pathlib import Path
 from typing import Any
 
-SNIFF_BYTES = 8192
+from .._mime import DEFAULT_MIME, guess_mime
 
-_MAGIC: list[tuple[bytes, int, str]] = [
-    (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
-    (b"\xff\xd8\xff", 0, "image/jpeg"),
-    (b"GIF87a", 0, "image/gif"),
-    (b"GIF89a", 0, "image/gif"),
-    (b"BM", 0, "image/bmp"),
-    (b"II*\x00", 0, "image/tiff"),
-    (b"MM\x00*", 0, "image/tiff"),
-    (b"\x00\x00\x01\x00", 0, "image/x-icon"),
-    (b"%PDF-", 0, "application/pdf"),
-    (b"PK\x03\x04", 0, "application/zip"),
-    (b"PK\x05\x06", 0, "application/zip"),
-    (b"\x1f\x8b", 0, "application/gzip"),
-    (b"7z\xbc\xaf\x27\x1c", 0, "application/x-7z-compressed"),
-    (b"Rar!\x1a\x07", 0, "application/vnd.rar"),
-    (b"ID3", 0, "audio/mpeg"),
-    (b"\xff\xfb", 0, "audio/mpeg"),
-    (b"\xff\xf3", 0, "audio/mpeg"),
-    (b"fLaC", 0, "audio/flac"),
-    (b"OggS", 0, "audio/ogg"),
-    (b"\x1aE\xdf\xa3", 0, "video/webm"),
-    (b"SQLite format 3\x00", 0, "application/vnd.sqlite3"),
-    (b"\x7fELF", 0, "application/x-elf"),
-    (b"%!PS", 0, "application/postscript"),
-    (b"{\\rtf", 0, "application/rtf"),
-]
+SNIFF_BYTES = 8192
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".ico"}
 TEXT_MIMES = {"application/json", "application/xml", "application/javascript",
@@ -42,40 +16,11 @@ TEXT_MIMES = {"application/json", "application/xml", "application/javascript",
 
 
 def sniff_mime(head: bytes, filename: str | None = None) -> str:
-    """MIME type from the first bytes of a file (falls back to its name)."""
-    for magic, off, mime in _MAGIC:
-        if head[off:off + len(magic)] == magic:
-            return mime
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image/webp"
-    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-        return "audio/wav"
-    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
-        return "video/x-msvideo"
-    if head[4:8] == b"ftyp":
-        brand = head[8:12]
-        if brand.startswith(b"qt"):
-            return "video/quicktime"
-        if brand in (b"M4A ", b"M4B "):
-            return "audio/mp4"
-        if brand in (b"heic", b"heix", b"mif1"):
-            return "image/heic"
-        return "video/mp4"
-    if is_text(head):
-        stripped = head.lstrip()
-        guessed = mimetypes.guess_type(filename or "")[0] if filename else None
-        if guessed and (guessed.startswith("text/") or guessed in TEXT_MIMES):
-            return guessed
-        if stripped.startswith((b"{", b"[")):
-            return "application/json"
-        if stripped[:5].lower() in (b"<!doc", b"<html"):
-            return "text/html"
-        if stripped.startswith(b"<?xml"):
-            return "application/xml"
-        if stripped.startswith(b"<svg"):
-            return "image/svg+xml"
-        return "text/plain"
-    return "application/octet-stream"
+    """MIME type from the first bytes of a file and its name: the client's table (layer 0),
+    so the server names a file's type as the client that uploaded it did."""
+    if not head and not filename:
+        return "text/plain"  # an empty blob
+    return guess_mime(filename, head) or DEFAULT_MIME
 
 
 # Control characters other than \b \t \n \f \r and ESC: their share tells binary from text.

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mixpeek_magics.ingest.plan as plan_mod
-from mixpeek_magics.ingest.mime import blob_type_for, guess_mime, sniff_mime
+from mixpeek_magics._mime import blob_type_for, guess_mime, sniff_mime
 from mixpeek_magics.ingest.parser import SourceLine, parse_body
 from mixpeek_magics.ingest.plan import (
     Plan,

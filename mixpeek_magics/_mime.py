@@ -1,4 +1,4 @@
-"""MIME-type guessing for ingestion: a fixed extension table plus magic-byte sniffing.
+"""MIME types, one table for the client and the local server: extensions plus magic bytes.
 
 The table is ours (not the platform's ``/etc/mime.types``) so the result is the
 same on every machine. ``guess_mime(name, head)`` prefers what the bytes say
