@@ -109,6 +109,9 @@ def wait_sync_flow(ctx: Context, *, sync_spec: RequestSpec, job_spec: Callable[[
                 running = {t.task_id for t in page.items if not is_terminal(t.status)}
                 done_tasks.update(t for t in chunk if t not in running)
             finished = all(t in done_tasks for t in sync.task_ids)
+            if finished:  # the sync's totals move as each task ends: read them after the last one did
+                sync = yield from call(sync_spec, ctx)
+                finished = all(t in done_tasks for t in sync.task_ids)
         if finished:
             sync._run = job
             return sync
