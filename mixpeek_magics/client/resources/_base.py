@@ -19,7 +19,7 @@ from mixpeek_magics.client.pagination import Page, check_limit, page_parser, pag
 if TYPE_CHECKING:
     from mixpeek_magics.client._client import BaseClient
 
-__all__ = ["Resource", "IDEMPOTENT", "UNSAFE", "Page", "seg", "drop_none", "model", "check_limit", "page_parser", "paginate"]
+__all__ = ["Resource", "QueryListResource", "IDEMPOTENT", "UNSAFE", "Page", "seg", "drop_none", "model", "check_limit", "page_parser", "paginate"]
 
 
 def seg(value: Any) -> str:
@@ -100,3 +100,40 @@ class Resource:
                   mode: str = "cursor", max_items: int | None = None) -> Any:
         return self._iterate(paginate(make_spec, self._client._context(), limit=limit,
                                       mode=mode, max_items=max_items))
+
+
+class QueryListResource(Resource):
+    """A resource listed by ``POST {LIST_PATH}`` with filters, search and sort in the body
+    and cursor paging in the query (collections, retrievers)."""
+
+    LIST_PATH: str
+    ITEM: Any  # the model of one listed item
+
+    def _list_spec(self, *, filters: Any, search: str | None, sort: Any, limit: int, cursor: str | None,
+                   offset: int | None, namespace: str | None, timeout: float | None) -> RequestSpec:
+        body = {"filters": filters, "search": search, "sort": sort}
+        return self._spec(
+            "POST", self.LIST_PATH,
+            params={"limit": check_limit(limit), "cursor": cursor, "offset": None if cursor else (offset or None)},
+            json={k: v for k, v in body.items() if v is not None},
+            parse=page_parser(self.ITEM.model_validate), retry=IDEMPOTENT,
+            namespaced=True, namespace=namespace, timeout=timeout,
+        )
+
+    def list(self, *, filters: Any = None, search: str | None = None, sort: Any = None, limit: int = 100,
+             cursor: str | None = None, offset: int | None = None, namespace: str | None = None,
+             timeout: float | None = None) -> Any:
+        """One page of items."""
+        return self._request(self._list_spec(filters=filters, search=search, sort=sort, limit=limit, cursor=cursor,
+                                             offset=offset, namespace=namespace, timeout=timeout))
+
+    def iter(self, *, filters: Any = None, search: str | None = None, sort: Any = None, limit: int = 1000,
+             max_items: int | None = None, namespace: str | None = None, timeout: float | None = None) -> Any:
+        """Every item, page after page."""
+        check_limit(limit)
+        return self._paginate(
+            lambda cursor, offset: self._list_spec(filters=filters, search=search, sort=sort, limit=limit,
+                                                   cursor=cursor, offset=offset, namespace=namespace,
+                                                   timeout=timeout),
+            limit=limit, max_items=max_items,
+        )

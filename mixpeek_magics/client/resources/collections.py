@@ -2,16 +2,16 @@
 (``/v1/collections/features/extractors``) and triggers."""
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-from mixpeek_magics.client.models.collections import Collection, FeatureExtractorInfo, TriggerResult
+from mixpeek_magics.client.models.collections import (
+    Collection,
+    FeatureExtractorInfo,
+    TriggerResult,
+)
 from mixpeek_magics.client.resources._base import (
-    IDEMPOTENT,
-    Page,
-    Resource,
-    check_limit,
+    QueryListResource,
     model,
-    page_parser,
     seg,
 )
 
@@ -37,7 +37,10 @@ def feature_extractor_config(
     return fe
 
 
-class Collections(Resource):
+class Collections(QueryListResource):
+    LIST_PATH = "/v1/collections/list"
+    ITEM = Collection
+
     def create(
         self,
         collection_name: str,
@@ -112,34 +115,6 @@ class Collections(Resource):
         return self._request(self._spec(
             "GET", f"/v1/collections/features/extractors/{seg(feature_extractor_id)}",
             parse=model(FeatureExtractorInfo), namespaced=True, namespace=namespace, timeout=timeout))
-
-    def _list_spec(self, *, filters: Any, search: str | None, sort: Any, limit: int, cursor: str | None,
-                   offset: int | None, namespace: str | None, timeout: float | None):
-        body = {"filters": filters, "search": search, "sort": sort}
-        return self._spec(
-            "POST", "/v1/collections/list",
-            params={"limit": check_limit(limit), "cursor": cursor, "offset": None if cursor else (offset or None)},
-            json={k: v for k, v in body.items() if v is not None},
-            parse=page_parser(Collection.model_validate), retry=IDEMPOTENT,
-            namespaced=True, namespace=namespace, timeout=timeout,
-        )
-
-    def list(self, *, filters: Any = None, search: str | None = None, sort: Any = None, limit: int = 100,
-             cursor: str | None = None, offset: int | None = None, namespace: str | None = None,
-             timeout: float | None = None) -> Page[Collection]:
-        return self._request(self._list_spec(filters=filters, search=search, sort=sort, limit=limit, cursor=cursor,
-                                             offset=offset, namespace=namespace, timeout=timeout))
-
-    def iter(self, *, filters: Any = None, search: str | None = None, sort: Any = None, limit: int = 1000,
-             max_items: int | None = None, namespace: str | None = None,
-             timeout: float | None = None) -> Iterator[Collection]:
-        check_limit(limit)
-        return self._paginate(
-            lambda cursor, offset: self._list_spec(filters=filters, search=search, sort=sort, limit=limit,
-                                                   cursor=cursor, offset=offset, namespace=namespace,
-                                                   timeout=timeout),
-            limit=limit, max_items=max_items,
-        )
 
 
 RESOURCE = Collections

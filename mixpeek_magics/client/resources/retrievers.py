@@ -9,18 +9,15 @@ from __future__ import annotations
 import base64
 import mimetypes
 import os
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from mixpeek_magics.client._core import Context, Flow, call
 from mixpeek_magics.client.models.collections import Collection
 from mixpeek_magics.client.models.retrievers import Retriever, RetrieverResults
 from mixpeek_magics.client.resources._base import (
     IDEMPOTENT,
-    Page,
-    Resource,
-    check_limit,
+    QueryListResource,
     model,
-    page_parser,
     seg,
 )
 
@@ -102,7 +99,10 @@ def _search_flow(get_spec: Any, make_exec_spec: Any, ctx: Context) -> Flow:
     return (yield from call(make_exec_spec(collection), ctx))
 
 
-class Retrievers(Resource):
+class Retrievers(QueryListResource):
+    LIST_PATH = "/v1/retrievers/list"
+    ITEM = Retriever
+
     def create(
         self,
         retriever_name: str,
@@ -134,34 +134,6 @@ class Retrievers(Resource):
     def delete(self, retriever: str, *, namespace: str | None = None, timeout: float | None = None) -> Any:
         return self._request(self._spec("DELETE", f"/v1/retrievers/{seg(retriever)}", namespaced=True,
                                         namespace=namespace, timeout=timeout))
-
-    def _list_spec(self, *, filters: Any, search: str | None, sort: Any, limit: int, cursor: str | None,
-                   offset: int | None, namespace: str | None, timeout: float | None):
-        body = {"filters": filters, "search": search, "sort": sort}
-        return self._spec(
-            "POST", "/v1/retrievers/list",
-            params={"limit": check_limit(limit), "cursor": cursor, "offset": None if cursor else (offset or None)},
-            json={k: v for k, v in body.items() if v is not None},
-            parse=page_parser(Retriever.model_validate), retry=IDEMPOTENT,
-            namespaced=True, namespace=namespace, timeout=timeout,
-        )
-
-    def list(self, *, filters: Any = None, search: str | None = None, sort: Any = None, limit: int = 100,
-             cursor: str | None = None, offset: int | None = None, namespace: str | None = None,
-             timeout: float | None = None) -> Page[Retriever]:
-        return self._request(self._list_spec(filters=filters, search=search, sort=sort, limit=limit, cursor=cursor,
-                                             offset=offset, namespace=namespace, timeout=timeout))
-
-    def iter(self, *, filters: Any = None, search: str | None = None, sort: Any = None, limit: int = 1000,
-             max_items: int | None = None, namespace: str | None = None,
-             timeout: float | None = None) -> Iterator[Retriever]:
-        check_limit(limit)
-        return self._paginate(
-            lambda cursor, offset: self._list_spec(filters=filters, search=search, sort=sort, limit=limit,
-                                                   cursor=cursor, offset=offset, namespace=namespace,
-                                                   timeout=timeout),
-            limit=limit, max_items=max_items,
-        )
 
     def execute(self, retriever: str, inputs: Mapping[str, Any] | None = None, *, filters: Any = None,
                 limit: int | None = None, return_presigned_urls: bool | None = None,
