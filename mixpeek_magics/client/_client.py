@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator, Sequence
 
 import httpx
 
-from mixpeek_magics.client._core import Context, Emit, Flow, Outcome, RequestSpec, Send, Sleep, clean_etag
-from mixpeek_magics.client._direct import DirectPut
+from mixpeek_magics.client._core import Context, Emit, Flow, Outcome, RequestSpec, Send, Sleep
 from mixpeek_magics.client.config import ClientConfig
 from mixpeek_magics.client.errors import ConfigurationError, redact_key
 
@@ -45,8 +44,8 @@ UPLOAD_CHUNK = 1 << 20  # 1 MiB per read when streaming a file
 def _safe_url(url: httpx.URL | str) -> str:
     """The URL without its query string (presigned URLs carry signatures there).
 
-    Plain string splitting: parsing a presigned URL with httpx.URL validates
-    every character of its long query, which cost more CPU than the PUT itself."""
+    Plain string splitting: parsing a presigned URL with httpx.URL would
+    validate every character of its long query again."""
     return str(url).split("#", 1)[0].split("?", 1)[0]
 
 
@@ -57,9 +56,9 @@ _ssl_lock = threading.Lock()
 def _ssl_context() -> Any:
     """httpx's default TLS context, made once per process and trust setting.
 
-    httpx builds a fresh one (loading the whole CA bundle, ~20 ms) for every
-    client it creates; helpers that open a client per call (bulk uploads,
-    watches) paid that each time. Keyed by the variables httpx reads, so a
+    httpx builds a fresh one (loading the whole CA bundle) for every client it
+    creates; helpers that open a client per call (bulk uploads, watches)
+    would pay that each time. Keyed by the variables httpx reads, so a
     changed trust setting still takes effect."""
     key = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
     with _ssl_lock:
@@ -88,11 +87,10 @@ class BaseClient:
     documents: "Documents"
     retrievers: "Retrievers"
 
-    def __init__(self, config: ClientConfig, http: Any, owns_http: bool, direct: DirectPut | None = None) -> None:
+    def __init__(self, config: ClientConfig, http: Any, owns_http: bool) -> None:
         self._config = config
         self._http = http
         self._owns_http = owns_http
-        self._direct = direct  # presigned PUTs over bare sockets (default transport only)
 
     # -- configuration -----------------------------------------------------
     @property
@@ -112,8 +110,7 @@ class BaseClient:
         ``api_key``, ``base_url``) sharing this client's connection pool.
         Closing the copy leaves the pool open; close the original."""
         clone = object.__new__(type(self))
-        BaseClient.__init__(clone, self._config.replace(**changes), self._http, owns_http=False,
-                            direct=self._direct)
+        BaseClient.__init__(clone, self._config.replace(**changes), self._http, owns_http=False)
         return clone
 
     def _context(self) -> Context:
@@ -195,6 +192,11 @@ class BaseClient:
         log.debug("%s %s -> %s", request.method, url, response.status_code)
         return Outcome(status_code=response.status_code, headers=response.headers,
                        content=response.content, method=request.method, url=url)
+
+
+def _closed_error() -> ConfigurationError:
+    return ConfigurationError("this client was closed (signed out, or close() / a with-block ended): "
+                              "take the current one with mixpeek_magics.signed_in_client(), or create a new Mixpeek()")
 
 
 def _read_head(path: str, size: int) -> bytes:
@@ -295,17 +297,14 @@ class Mixpeek(BaseClient):
         http = httpx.Client(transport=transport, timeout=cfg.timeout, follow_redirects=False,
                             headers={"User-Agent": cfg.user_agent},
                             verify=_ssl_context() if transport is None else True)
-        # A transport of the caller's (ASGI app, test double, proxy) sees every request.
-        super().__init__(cfg, http, owns_http=True, direct=DirectPut() if transport is None else None)
+        super().__init__(cfg, http, owns_http=True)
 
     # -- driver ------------------------------------------------------------
     def _send(self, spec: RequestSpec) -> Outcome:
-        if spec.presigned and self._direct is not None:
-            outcome = self._send_direct(spec)
-            if outcome is not None:
-                return outcome
         content = _file_chunks(spec.upload_path, spec.upload_size or 0) if spec.presigned else None
         request = self._build(spec, content)
+        if self._http.is_closed:
+            raise _closed_error()
         try:
             response = self._http.send(request)
             try:
@@ -316,65 +315,24 @@ class Mixpeek(BaseClient):
             return self._outcome(request, None, exc)
         return self._outcome(request, response, None)
 
-    def _send_direct(self, spec: RequestSpec) -> Outcome | None:
-        """A presigned PUT through :class:`DirectPut`; ``None``: send it through httpx."""
-        url = self._url(spec)
-        headers = self._headers(spec)
-        headers["User-Agent"] = self._config.user_agent
-        timeout = spec.timeout if spec.timeout is not None else self._config.timeout
-        got = self._direct.put(url, spec.upload_path, spec.upload_size or 0, headers, timeout)
-        if got is None:
-            return None
-        status, response_headers, body = got
-        shown = _safe_url(url)
-        log.debug("%s %s -> %s", spec.method, shown, status)
-        return Outcome(status_code=status, headers=httpx.Headers(response_headers), content=body,
-                       method=spec.method, url=shown)
-
     def _put_files(self, uploads: Any, files: Sequence[tuple[str, Any, str]], concurrency: int,
                    timeout: float | None, cancel: threading.Event | None) -> list[Any]:
-        """``Uploads.put_files`` on this driver: small files over plain HTTP go out
-        together from this thread (``DirectPut.put_many``); an answer other than
-        2xx, and every file that path does not take, goes through ``put_file``
-        (its retries, its typed errors) on a few threads."""
-        results: list[Any] = [None] * len(files)
-        done: set[int] = set()
-        if self._direct is not None:
-            jobs, where = [], []
-            for i, (url, path, content_type) in enumerate(files):
-                try:
-                    size = os.path.getsize(os.fspath(path))
-                except OSError:
-                    continue  # put_file reports it
-                jobs.append((str(url), os.fspath(path), size,
-                             {"Content-Type": content_type, "User-Agent": self._config.user_agent}))
-                where.append(i)
-            answers = self._direct.put_many(jobs, concurrency, timeout if timeout is not None
-                                            else self._config.timeout, cancel)
-            for i, answer in zip(where, answers):
-                if answer is not None and 200 <= answer[0] < 300:
-                    results[i] = clean_etag(next((v for k, v in answer[1] if k.lower() == "etag"), None))
-                    done.add(i)
-            log.debug("PUT %d of %d file(s) together", len(done), len(files))
-        rest = [i for i in range(len(files)) if i not in done]
-
-        def one(i: int) -> Any:
+        """``Uploads.put_files`` on this driver: ``put_file`` on up to ``concurrency``
+        threads sharing this client's keep-alive connections."""
+        def one(file: tuple[str, Any, str]) -> Any:
             if cancel is not None and cancel.is_set():
                 return concurrent.futures.CancelledError()
-            url, path, content_type = files[i]
+            url, path, content_type = file
             try:
                 return uploads.put_file(url, path, content_type, timeout=timeout)
             except Exception as exc:  # one file's failure must not sink the others
                 return exc
 
-        if len(rest) == 1:
-            results[rest[0]] = one(rest[0])
-        elif rest:
-            with concurrent.futures.ThreadPoolExecutor(max_workers=min(concurrency, len(rest)),
-                                                       thread_name_prefix="mixpeek-put") as pool:
-                for i, value in zip(rest, pool.map(one, rest)):
-                    results[i] = value
-        return results
+        if len(files) <= 1:
+            return [one(f) for f in files]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(concurrency, len(files)),
+                                                   thread_name_prefix="mixpeek-put") as pool:
+            return list(pool.map(one, files))
 
     def _execute(self, flow: Flow) -> Any:
         """Run a flow to completion and return its value."""
@@ -417,8 +375,6 @@ class Mixpeek(BaseClient):
     def close(self) -> None:
         if self._owns_http:
             self._http.close()
-            if self._direct is not None:
-                self._direct.close()
 
     def __enter__(self) -> "Mixpeek":
         return self
@@ -454,6 +410,8 @@ class AsyncMixpeek(BaseClient):
     async def _send(self, spec: RequestSpec) -> Outcome:
         content = _afile_chunks(spec.upload_path, spec.upload_size or 0) if spec.presigned else None
         request = self._build(spec, content)
+        if self._http.is_closed:
+            raise _closed_error()
         try:
             response = await self._http.send(request)
             try:

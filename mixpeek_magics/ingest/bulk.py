@@ -14,8 +14,11 @@ The flow per chunk of at most 100 files (the API's batch limits):
    contract declares.
 
 Then every new object goes into one batch, which is submitted: the returned
-task is what the caller watches. Memory stays bounded: files are read in
-chunks and only one chunk of 100 descriptors is in flight at a time.
+task is what the caller watches. The chunks form one pipeline (one being
+prepared, one being PUT, one being confirmed) over one set of clients and
+pools; ``on_chunk`` hands each chunk's outcomes to the caller as it ends.
+Memory stays bounded: files are read in chunks and at most three chunks of
+100 are in flight.
 
 Interrupts: an upload is confirmed only after its bytes fully arrived, so a
 cancelled run never leaves a half-confirmed object; uploads created but not
@@ -40,13 +43,12 @@ from mixpeek_magics._mime import guess_mime
 from mixpeek_magics.ingest.plan import SNIFF_BYTES, read_digest
 
 CHUNK = 100  # BatchUploadRequest / BatchConfirmRequest maxItems
-DEFAULT_CONCURRENCY = 16  # PUTs in flight: on loopback 16 beat 8 by ~7% and 12 by ~4% (bench/upload.py)
-HASH_THREADS = 1  # hashes the next chunk while this one's PUTs go (~1.5 GB/s: it keeps ahead of them); a second
-                 # thread only added hand-offs: A/B over 10 alternating runs, 7% less wall per file with one
+DEFAULT_CONCURRENCY = 16  # PUTs in flight (bench/RESULTS.md, upload: the choice of 16)
+HASH_THREADS = 1  # hashes the next chunk while this one's PUTs go: one keeps ahead of them
 API_THREADS = 4  # a sync client's calls: chunks in flight wait for their confirm tasks
 RAMP = (16, 48)  # sizes of the first chunks
 CHUNKS_IN_FLIGHT = 3  # one being confirmed, one being PUT, the next one being prepared
-CONFIRM_POLL = 0.01  # longest first wait for a confirm task (the local server takes ~0.1 ms per file)
+CONFIRM_POLL = 0.01  # longest first wait for a confirm task (a small batch is confirmed quickly)
 
 
 @dataclass
@@ -231,9 +233,8 @@ async def _read_uploads(api: "_Api", bucket: str, upload_ids: Sequence[str],
 class _Api:
     """The API calls of a bulk upload, on either kind of client: awaited on an
     ``AsyncMixpeek``; on a sync ``Mixpeek``, run on a few threads. A sync
-    caller so never loads httpx's async machinery (anyio's backend import
-    alone takes ~50 ms) and pays the sync stack's CPU per request, about a
-    third of the async one's."""
+    caller so never loads httpx's async machinery and pays the sync stack's
+    (lower) CPU per request."""
 
     def __init__(self, client: Any) -> None:
         from mixpeek_magics.client import Mixpeek
@@ -266,6 +267,7 @@ async def abulk_upload(
     on_progress: Callable[[UploadProgress], None] | None = None,
     confirm_timeout: float = 600.0,
     put_client: Any = None,
+    on_chunk: Callable[[list[FileOutcome]], None] | None = None,
 ) -> BulkUploadResult:
     """Upload ``files`` into ``bucket`` with an :class:`~mixpeek_magics.client.AsyncMixpeek`
     (or a sync :class:`~mixpeek_magics.client.Mixpeek`, whose calls then run on threads).
@@ -274,6 +276,8 @@ async def abulk_upload(
     uploaded, the task of the submitted batch (not waited for). ``put_client``:
     a sync :class:`~mixpeek_magics.client.Mixpeek` that sends the PUTs (by
     default ``client`` when it is one, else one made from its configuration).
+    ``on_chunk``: called with the outcomes of each chunk once all of them are
+    known (after its confirm), so a caller can record them as the upload goes.
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
@@ -295,8 +299,9 @@ async def abulk_upload(
     outcomes: list[FileOutcome] = []
     result = BulkUploadResult(bucket=bucket, outcomes=outcomes)
 
-    def tick(outcome: FileOutcome) -> None:
+    def tick(outcome: FileOutcome, mine: list[FileOutcome]) -> None:
         outcomes.append(outcome)
+        mine.append(outcome)
         progress.files_done += 1
         progress.bytes_done += outcome.size or 0
         if outcome.status == "uploaded":
@@ -314,10 +319,9 @@ async def abulk_upload(
         except OSError as exc:
             return FileOutcome(str(spec.path), "failed", error=f"cannot read file: {exc}")
 
-    # The PUTs go through a sync client (``Uploads.put_files``: small files go
-    # out together from one thread): per request, httpx's sync stack costs
-    # about a third of the CPU of its async one, and for many small files the
-    # client's CPU, not the network, is the limit.
+    # The PUTs go through a sync client (``Uploads.put_files``, on threads):
+    # per request, httpx's sync stack costs less CPU than its async one, and
+    # for many small files the client's CPU, not the network, is the limit.
     from mixpeek_magics.client import Mixpeek
 
     if put_client is None and isinstance(client, Mixpeek):
@@ -344,13 +348,13 @@ async def abulk_upload(
     # order, so the chunk whose PUTs come next is never slowed by a later one.
     preparing = asyncio.Lock()
 
-    async def prepare(chunk: list[FileSpec]) -> list[tuple[FileSpec, Any]]:
+    async def prepare(chunk: list[FileSpec], mine: list[FileOutcome]) -> list[tuple[FileSpec, Any]]:
         """Hash the files, create their uploads; the (file, upload) pairs to PUT."""
         described = await _in_threads(hash_pool, describe, chunk, HASH_THREADS)
         ready = [d for d in described if isinstance(d, FileSpec)]
         for d in described:
             if isinstance(d, FileOutcome):
-                tick(d)
+                tick(d, mine)
         if not ready:
             return []
         bodies = [{
@@ -362,40 +366,56 @@ async def abulk_upload(
         if not skip_duplicates:  # the API skips duplicates unless told not to
             for body in bodies:
                 body["skip_duplicates"] = False
-        created = await api(client.uploads.create_batch, bucket, bodies, namespace=namespace)
+        creating = asyncio.ensure_future(api(client.uploads.create_batch, bucket, bodies, namespace=namespace))
+        try:
+            created = await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            # The request may have reached the server: wait for its answer and
+            # delete what it created.
+            await _settle(creating)
+            if not creating.cancelled() and creating.exception() is None:
+                await _abandon(api, bucket, [u for u in creating.result().uploads
+                                             if u.presigned_url and not u.is_duplicate], namespace)
+            raise
         to_put = []
         for spec, upload in zip(ready, created.uploads):
             if upload.is_duplicate:
                 tick(FileOutcome(str(spec.path), "duplicate", upload.existing_object_id, upload.upload_id,
-                                 spec.sha256, spec.size))
+                                 spec.sha256, spec.size), mine)
             elif not upload.presigned_url:
                 tick(FileOutcome(str(spec.path), "failed", None, upload.upload_id, spec.sha256, spec.size,
-                                 upload.message or "the server gave no presigned URL"))
+                                 upload.message or "the server gave no presigned URL"), mine)
             else:
                 to_put.append((spec, upload))
         return to_put
 
     async def process(chunk: list[FileSpec]) -> None:
+        mine: list[FileOutcome] = []
         async with preparing:
-            to_put = await prepare(chunk)
+            to_put = await prepare(chunk, mine)
         # uploads created but not yet confirmed: cleaned up on interrupt
         pending: list[Any] = [upload for _, upload in to_put]
-        if not to_put:
-            return
+        if to_put:
+            await put_and_confirm(to_put, pending, mine)
+        if on_chunk is not None:
+            on_chunk(mine)
+
+    async def put_and_confirm(to_put: list[tuple[FileSpec, Any]], pending: list[Any],
+                              mine: list[FileOutcome]) -> None:
         try:
             put_results = await put_all(to_put)
             confirmations, arrived = [], []
             for (spec, upload), etag in zip(to_put, put_results):
                 if isinstance(etag, BaseException):
                     tick(FileOutcome(str(spec.path), "failed", None, upload.upload_id, spec.sha256, spec.size,
-                                     f"upload failed: {etag}"))
+                                     f"upload failed: {etag}"), mine)
                     continue
                 confirmations.append({"upload_id": upload.upload_id, "etag": etag, "file_size_bytes": spec.size})
                 arrived.append((spec, upload))
             if confirmations:
                 confirm = await api(client.uploads.confirm_batch, bucket, confirmations, namespace=namespace)
                 # From here the server owns these uploads: nothing to clean up.
-                pending = []
+                pending.clear()
                 result.confirm_task_ids.append(confirm.task_id)
                 first_poll = max(0.002, min(CONFIRM_POLL, 0.0001 * len(confirmations)))  # a small batch is quick
                 task = await api(client.tasks.wait, confirm.task_id, timeout=confirm_timeout, poll=first_poll,
@@ -409,13 +429,13 @@ async def abulk_upload(
                         object_id = getattr(done, "existing_object_id", None)
                     if object_id:
                         tick(FileOutcome(str(spec.path), "uploaded", object_id, upload.upload_id,
-                                         spec.sha256, spec.size))
+                                         spec.sha256, spec.size), mine)
                     else:
                         why = getattr(done, "message", None) if str(getattr(done, "status", "")) == "FAILED" else None
                         why = why or (task.error if task.status == "FAILED" else None)
                         state = getattr(done, "status", None) or "not found"
                         tick(FileOutcome(str(spec.path), "failed", None, upload.upload_id, spec.sha256, spec.size,
-                                         why or f"confirm ended {task.status}, upload {state}"))
+                                         why or f"confirm ended {task.status}, upload {state}"), mine)
         finally:
             if pending:  # interrupted before confirming: leave nothing half-done behind
                 await _abandon(api, bucket, pending, namespace)
@@ -468,7 +488,19 @@ async def _abandon(api: _Api, bucket: str, uploads: Sequence[Any], namespace: st
         except Exception:
             pass  # best effort: an unconfirmed upload never becomes an object anyway
 
-    await asyncio.shield(asyncio.gather(*(delete(u) for u in uploads)))
+    await _settle(asyncio.ensure_future(asyncio.gather(*(delete(u) for u in uploads))))
+
+
+async def _settle(job: asyncio.Future) -> None:
+    """Wait for ``job`` to end even if cancelled meanwhile (clean-up that must not
+    be cut short, nor outlived by the client it uses); the caller re-raises."""
+    while not job.done():
+        try:
+            await asyncio.shield(job)
+        except asyncio.CancelledError:
+            continue
+        except Exception:
+            return
 
 
 def bulk_upload(client: Any, bucket: str, files: Iterable[Any], **kwargs: Any) -> BulkUploadResult:

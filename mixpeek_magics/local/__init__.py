@@ -13,7 +13,7 @@ from .._extras import require
 
 # Before any submodule import, so a plain `pip install mixpeek-magics` meets one clear
 # error naming the extra instead of a ModuleNotFoundError from deep inside the server.
-require("local", "fastapi", "starlette", "uvicorn", "httptools", "orjson", "PIL", "cryptography", "boto3",
+require("local", "fastapi", "starlette", "uvicorn", "PIL", "cryptography", "boto3",
         "botocore", "google.auth", "requests", "jsonschema")
 
 from .blobs import BlobReadError, ReadContext, register_blob_reader, unregister_blob_reader

@@ -46,6 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--fault-rate-503", dest="fault_rate_503", type=float, help="share of answers replaced by 503")
     s.add_argument("--retry-after", dest="retry_after_seconds", type=float, help="Retry-After of injected faults")
     s.add_argument("--latency-ms", dest="latency_ms", type=float, help="latency added to each API request")
+    s.add_argument("--upload-latency-ms", dest="upload_latency_ms", type=float,
+                   help="latency added to each presigned PUT (an S3-like round trip)")
+    s.add_argument("--upload-tls", dest="upload_tls", action="store_true", default=None,
+                   help="serve presigned uploads over HTTPS with a self-signed test certificate")
     s.add_argument("--fault-seed", dest="fault_seed", type=int, help="seed of the fault injection")
     s.add_argument("--workers", type=int, help="worker threads")
     s.add_argument("--google-drive-api-root", dest="google_drive_api_root",
@@ -89,6 +93,8 @@ def _serve(args: argparse.Namespace) -> int:
     note = "created" if srv.key_created else "existing"
     print(f"Mixpeek local server running at {srv.base_url}", flush=True)
     print(f"Presigned uploads go to {srv.upload_url}", flush=True)
+    if srv.upload_ca_file:
+        print(f"  trust its test certificate with SSL_CERT_FILE={srv.upload_ca_file}", flush=True)
     print(f"Data directory: {srv.data_dir}", flush=True)
     print(f"API key ({note}, default organization): {srv.api_key}", flush=True)
     print(f"  export MIXPEEK_BASE_URL={srv.base_url} MIXPEEK_API_KEY={srv.api_key}", flush=True)

@@ -7,16 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import sqlite3
 import threading
 from pathlib import Path
 from typing import Any, Iterator
-
-try:
-    import orjson
-except ImportError:  # pragma: no cover - orjson comes with the local extra
-    orjson = None  # type: ignore[assignment]
 
 SCHEMA_VERSION = 1
 
@@ -202,6 +198,9 @@ class Store:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        # created 0600 first: SQLite gives its -wal/-shm files the database file's mode
+        os.close(os.open(str(self.path), os.O_RDWR | os.O_CREAT, 0o600))
+        os.chmod(self.path, 0o600)
         self.conn = sqlite3.connect(str(self.path), check_same_thread=False,
                                     isolation_level=None, timeout=30.0)
         self.conn.row_factory = sqlite3.Row
@@ -310,23 +309,9 @@ class Store:
             self.conn.close()
 
 
-# orjson writes JSON where it can: encoding was most of this server's JSON work
-# under a bulk upload (documents into SQLite, response bodies), all of it holding
-# the GIL the upload lanes need. Datetimes, dataclasses and non-string keys follow
-# the standard library's rules (``default=str``, keys as strings); what orjson
-# refuses (integers beyond 64 bits, lone surrogates) goes to json.
-_ORJSON_OPTIONS = (orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-                   if orjson is not None else 0)
-
-
 def dumps_bytes(obj: Any) -> bytes:
-    """Compact JSON, UTF-8."""
-    if orjson is not None:
-        try:
-            return orjson.dumps(obj, default=str, option=_ORJSON_OPTIONS)
-        except TypeError:  # orjson.JSONEncodeError: an integer beyond 64 bits, a lone surrogate
-            pass
-    # ASCII escapes: a lone surrogate (a filename decoded with surrogateescape) has no UTF-8.
+    """Compact JSON, UTF-8 (ASCII escapes: a lone surrogate, from a filename
+    decoded with surrogateescape, has no UTF-8)."""
     return json.dumps(obj, separators=(",", ":"), default=str).encode()
 
 
@@ -336,6 +321,4 @@ def dumps(obj: Any) -> str:
 
 
 def loads(text: str | None) -> Any:
-    # The standard library's: orjson reads an integer beyond 64 bits as a float, and
-    # telling such a document apart cost more than json.loads itself.
     return None if text is None else json.loads(text)

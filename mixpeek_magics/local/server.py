@@ -91,7 +91,7 @@ class LocalServer:
 
     def __init__(self, data_dir: str | Path | None = None, port: int = 0, host: str = "127.0.0.1",
                  settings: LocalSettings | None = None, log_level: str = "warning",
-                 upload_port: int | None = None, upload_endpoint: bool = True):
+                 upload_port: int | None = None):
         if data_dir is None:
             from .._paths import local_server_dir
             data_dir = local_server_dir()
@@ -102,7 +102,6 @@ class LocalServer:
         # Presigned PUTs go to a port of their own, as real ones go to S3 (see
         # upload_endpoint); None: the one this data dir had last time, else any.
         self.requested_upload_port = upload_port
-        self.use_upload_endpoint = upload_endpoint
         self._uploads = None
         self.log_level = log_level
         self._settings = settings or LocalSettings()
@@ -214,17 +213,11 @@ class LocalServer:
         return self
 
     def _start_uploads(self) -> None:
-        if not self.use_upload_endpoint:
-            return
-        import importlib.util
-
-        if importlib.util.find_spec("httptools") is None:  # pragma: no cover - in the local extra
-            log.warning("httptools is not installed: presigned uploads go to the API's port")
-            return
         from .upload_endpoint import UploadEndpoint
 
+        tls_dir = self.data_dir / "tls" if self.state.settings.upload_tls else None
         try:
-            self._uploads = UploadEndpoint(self.state, self.host, self.requested_upload_port).start()
+            self._uploads = UploadEndpoint(self.state, self.host, self.requested_upload_port, tls_dir).start()
         except BaseException:
             self.stop()
             raise
@@ -236,12 +229,18 @@ class LocalServer:
 
     @property
     def upload_url(self) -> str | None:
-        """Where presigned PUTs go (None: to the API's own port)."""
+        """Where presigned PUTs go while the server runs (None: stopped)."""
         if self._uploads is None or self._uploads.port is None:
             return None
         from .services import upload_base_url
 
-        return upload_base_url(self.base_url, self._uploads.port)
+        return upload_base_url(self.base_url, self._uploads.port, self._uploads.scheme)
+
+    @property
+    def upload_ca_file(self) -> str | None:
+        """The CA certificate (PEM) clients trust for an https upload endpoint
+        (``verify=`` or ``SSL_CERT_FILE``); None over plain HTTP."""
+        return self._uploads.ca_file if self._uploads is not None else None
 
     def serve_forever(self) -> None:
         """Run in the foreground (CLI); returns on Ctrl-C / SIGTERM."""

@@ -261,16 +261,16 @@ def presigned_url(state: State, base_url: str, upload_id: str, expires: int) -> 
     """The PUT URL of an upload: the upload endpoint's port on the host the
     client reached the API by (the API's own base URL when no endpoint runs)."""
     if state.upload_port is not None:
-        base_url = upload_base_url(base_url, state.upload_port)
+        base_url = upload_base_url(base_url, state.upload_port, state.upload_scheme)
     # An int and a hex digest need no quoting (urlencode cost more than the signing).
     return (f"{base_url.rstrip('/')}/_local/uploads/{upload_id}"
             f"?expires={int(expires)}&signature={sign_upload(state, upload_id, expires)}")
 
 
 @functools.lru_cache(maxsize=64)  # once per host and port, not once per upload of a batch
-def upload_base_url(api_base_url: str, port: int) -> str:
+def upload_base_url(api_base_url: str, port: int, scheme: str = "http") -> str:
     host = urllib.parse.urlsplit(api_base_url).hostname or "127.0.0.1"
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 def upload_path(state: State, upload_id: str) -> Path:

@@ -1,10 +1,10 @@
-"""What a presigned PUT does with the bytes it receives, whoever serves it.
+"""What a presigned PUT does with the bytes it receives.
 
 One PUT: check the URL's signature and expiry, the upload's state and the
 declared type and size (``UploadSink.begin``), then hash and write the body as
 it arrives (``add``), then put the file in place and record its size, SHA-256
 and MD5 (``finish``: the MD5 is the S3-like ETag). The upload endpoint's own
-HTTP server and the FastAPI route both drive this, so they answer alike.
+HTTP server drives it.
 """
 from __future__ import annotations
 
@@ -140,7 +140,7 @@ class UploadSink:
             self.too_big = True
             return False
         if self._fh is None:
-            self._fh = open(self.part, "wb")
+            self._fh = open(os.open(self.part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
         self.md5.update(chunk)
         self.sha.update(chunk)
         self._fh.write(chunk)
@@ -155,18 +155,6 @@ class UploadSink:
     def finish(self) -> tuple[str, None] | tuple[None, Refusal]:
         """The whole body arrived: ``(etag, None)``, or ``(None, refusal)`` when its
         size is wrong. The file is in place and the upload's row records it."""
-        etag, refusal = self.finish_file()
-        if etag is not None:
-            self.state.store.execute(RECORD_SQL, self.record_row())
-        return etag, refusal
-
-    def record_row(self) -> tuple[Any, ...]:
-        """``RECORD_SQL``'s parameters, once ``finish_file`` succeeded."""
-        return self.size, self.sha.hexdigest(), self.md5.hexdigest(), self.upload_id
-
-    def finish_file(self) -> tuple[str, None] | tuple[None, Refusal]:
-        """``finish`` without recording: the caller runs ``RECORD_SQL`` with
-        ``record_row()`` (the upload endpoint records several PUTs at once)."""
         declared = self.declared
         if self.too_big or (declared is not None and self.size != declared):
             self.abort()
@@ -177,6 +165,7 @@ class UploadSink:
         self._fh.close()
         self._fh = None
         os.replace(self.part, self.final)
+        self.state.store.execute(RECORD_SQL, (self.size, self.sha.hexdigest(), self.md5.hexdigest(), self.upload_id))
         return self.md5.hexdigest(), None
 
     def abort(self) -> None:

@@ -365,51 +365,31 @@ def test_large_upload_is_streamed(env, tmp_path):
     assert conf["file_hash"] == sha.hexdigest() and conf["file_size_bytes"] == len(chunk) * n
 
 
-def test_three_front_ends_of_the_presigned_put_answer_alike(env, local_server, monkeypatch):
-    """A presigned PUT is served by the upload endpoint (its own port, like S3),
-    by the API port's plain ASGI handler ahead of FastAPI (URLs issued before a
-    restart, ASGI-only use), or by the documented FastAPI route: same answers."""
-    import mixpeek_magics.local.app as app_module
-
-    calls = []
-    real = app_module.put_upload_asgi
-
-    async def counting(*args):
-        calls.append(1)
-        return await real(*args)
-
-    monkeypatch.setattr(app_module, "put_upload_asgi", counting)
+def test_presigned_put_refusals_and_query_reading(env, local_server):
+    """The upload endpoint's answers: signature, type and size refusals, then the
+    PUT; query parameters read unquoted, the last value winning."""
     data = b"same bytes either way\n"
-    answers = []
-    for front in ("endpoint", "asgi", "route"):
-        if front == "route":  # the API no longer recognises upload PUTs: FastAPI routes them
-            monkeypatch.setattr(app_module, "UPLOAD_PUT_PREFIX", "/not-an-upload-path/")
-        before = len(calls)
-        up = create_upload(env, file_size_bytes=len(data))
-        url = up["presigned_url"]
-        assert url.startswith(local_server.upload_url)
-        if front != "endpoint":
-            url = url.replace(local_server.upload_url, local_server.base_url)
-        bad = url.replace("signature=", "signature=x")
-        answers.append([(r.status_code, r.headers.get("ETag"), r.json() if r.content else None)
-                        for r in (put(bad, data), put(url, data, "image/png"),
-                                  put(url, data + b"!"), put(url, data))])
-        # query parameters read like the route reads them: unquoted, the last value winning
-        sig = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["signature"][0]
-        quoted = url.replace(f"signature={sig}", f"signature=%{ord(sig[0]):02x}{sig[1:]}")
-        answers[-1].append(put(quoted + "&", data).status_code)
-        answers[-1].append(put(url + "&signature=forged", data).status_code)
-        answers[-1].append(put(url.replace(f"signature={sig}", "signature=forged") + f"&signature={sig}",
-                               data).status_code)
-        assert len(calls) - before == (7 if front == "asgi" else 0)
-    assert answers[0] == answers[1] == answers[2]
-    assert [a[0] for a in answers[0][:4]] == [403, 403, 400, 200] and answers[0][4:] == [200, 403, 200]
-    assert answers[0][3][1] == '"%s"' % hashlib.md5(data).hexdigest()
-    monkeypatch.undo()
-    # a path with more segments, or none, is not an upload (on the API port: the router answers it)
     up = create_upload(env, file_size_bytes=len(data))
-    for url in (up["presigned_url"], up["presigned_url"].replace(local_server.upload_url, local_server.base_url)):
-        r = put(url.replace("/_local/uploads/", "/_local/uploads/x/"), data)
-        assert r.status_code in (404, 405)
-        r = put(url.replace(f"/_local/uploads/{up['upload_id']}", "/_local/uploads/"), data)
-        assert r.status_code in (404, 405)
+    url = up["presigned_url"]
+    assert url.startswith(local_server.upload_url)
+    bad = url.replace("signature=", "signature=x")
+    answers = [(r.status_code, r.headers.get("ETag"), r.json() if r.content else None)
+               for r in (put(bad, data), put(url, data, "image/png"), put(url, data + b"!"), put(url, data))]
+    assert [a[0] for a in answers] == [403, 403, 400, 200]
+    assert answers[0][2]["error"]["type"] == "SignatureDoesNotMatch" and answers[2][2]["error"]["type"] == "SizeMismatch"
+    assert answers[3][1] == '"%s"' % hashlib.md5(data).hexdigest()
+    up = create_upload(env, file_size_bytes=len(data))
+    url = up["presigned_url"]
+    sig = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["signature"][0]
+    quoted = url.replace(f"signature={sig}", f"signature=%{ord(sig[0]):02x}{sig[1:]}")
+    assert put(url + "&signature=forged", data).status_code == 403
+    assert put(quoted + "&", data).status_code == 200
+    up = create_upload(env, file_size_bytes=len(data))
+    url = up["presigned_url"]
+    sig = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["signature"][0]
+    assert put(url.replace(f"signature={sig}", "signature=forged") + f"&signature={sig}", data).status_code == 200
+    # a path with more segments, or none, is not an upload
+    r = put(url.replace("/_local/uploads/", "/_local/uploads/x/"), data)
+    assert r.status_code == 404
+    r = put(url.replace(f"/_local/uploads/{up['upload_id']}", "/_local/uploads/"), data)
+    assert r.status_code == 404

@@ -54,6 +54,13 @@ def upload_body(
     return body
 
 
+def _create_retry(bodies: Iterable[Mapping[str, Any]]) -> str:
+    """Creating uploads with ``file_hash`` and duplicate skipping on is safe to repeat (an upload
+    that is never PUT never becomes an object; one already stored is reported a duplicate)."""
+    safe = all(b.get("file_hash") and b.get("skip_duplicates", True) is not False for b in bodies)
+    return IDEMPOTENT if safe else UNSAFE
+
+
 class Uploads(Resource):
     def create(
         self,
@@ -79,7 +86,7 @@ class Uploads(Resource):
                            presigned_url_expiration)
         return self._request(self._spec(
             "POST", f"/v1/buckets/{seg(bucket)}/uploads", json=body, parse=model(Upload),
-            namespaced=True, namespace=namespace, timeout=timeout,
+            retry=_create_retry([body]), namespaced=True, namespace=namespace, timeout=timeout,
         ))
 
     def confirm(self, bucket: str, upload_id: str, etag: str | None = None,
@@ -111,19 +118,19 @@ class Uploads(Resource):
             body["shared_object_metadata"] = dict(shared_object_metadata)
         return self._request(self._spec(
             "POST", f"/v1/buckets/{seg(bucket)}/uploads/batch", json=body, parse=model(BatchUploadResult),
-            namespaced=True, namespace=namespace, timeout=timeout,
+            retry=_create_retry(items), namespaced=True, namespace=namespace, timeout=timeout,
         ))
 
     def confirm_batch(self, bucket: str, confirmations: Iterable[Mapping[str, Any]], *,
                       namespace: str | None = None, timeout: float | None = None) -> BatchConfirmResult:
         """``POST .../uploads/confirm/batch`` with 1-100 ``{"upload_id", "etag", "file_size_bytes"}``.
-        Starts a background task (so it is not retried after reaching the server)."""
+        Confirming is keyed by upload id (each upload then says what became of it), so it is retried."""
         items = [{k: v for k, v in dict(c).items() if v is not None} for c in confirmations]
         if not 1 <= len(items) <= MAX_UPLOADS_PER_BATCH:
             raise ValueError(f"confirm_batch takes 1 to {MAX_UPLOADS_PER_BATCH} confirmations (got {len(items)})")
         return self._request(self._spec(
             "POST", f"/v1/buckets/{seg(bucket)}/uploads/confirm/batch", json={"confirmations": items},
-            parse=model(BatchConfirmResult), retry=UNSAFE,
+            parse=model(BatchConfirmResult), retry=IDEMPOTENT,
             namespaced=True, namespace=namespace, timeout=timeout,
         ))
 
@@ -198,9 +205,9 @@ class Uploads(Resource):
 
         Per file, in order: its ETag (as ``put_file`` returns it) or the
         exception that stopped it; one failure does not stop the others. Each
-        file gets ``put_file``'s retries and errors; the sync client sends
-        small files over plain HTTP together from one thread. Files not
-        started once ``cancel`` is set get a ``CancelledError``.
+        file gets ``put_file``'s retries and errors, over the client's
+        keep-alive connections. Files not started once ``cancel`` is set get
+        a ``CancelledError``.
         """
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")

@@ -27,7 +27,6 @@ __all__ = ["S3Provider", "TIGRIS_DEFAULT_ENDPOINT", "split_s3_path"]
 TIGRIS_DEFAULT_ENDPOINT = "https://fly.storage.tigris.dev"
 FOLDER_MIME = "application/x-directory"
 FIRST_PAGE_KEYS = 100  # keys on the first listing page (then s3_page_size per page)
-PRESIGNED_GET_SECONDS = 300  # lifetime of the URL an object read signs for itself
 
 _BAD_CREDENTIAL_CODES = {
     "InvalidAccessKeyId": "the access key was rejected",
@@ -122,8 +121,6 @@ class S3Provider(StorageProvider):
         self.endpoint_url: str | None = endpoint
         self.bucket: str | None = cfg.get("bucket") or None
         self._client = None
-        self._pool = None  # urllib3 pool of the presigned-GET fast path
-        self._presigned_ok = True  # until the store refuses one that get_object then serves
         self._lock = threading.Lock()
 
     # -- plumbing ---------------------------------------------------------
@@ -364,71 +361,11 @@ class S3Provider(StorageProvider):
         bucket = file.bucket or self.bucket
         if not bucket:
             raise ProviderError(f"{file.key!r} has no bucket", "invalid_config")
-        tried_fast = self._presigned_ok
-        if tried_fast:
-            fast = self._presigned_get(bucket, file.key)
-            if fast is not None:
-                return self._stream_presigned(fast, chunk_size, bucket, file.key)
         try:
             resp = self.client.get_object(Bucket=bucket, Key=file.key)
         except Exception as exc:
             raise self._map_error(exc, bucket=bucket, key=file.key) from None
-        if tried_fast:
-            # get_object served what the presigned GET was refused: this store
-            # does not take presigned URLs (moto with IAM auth on, some
-            # gateways), so stop paying for two requests per object.
-            self._presigned_ok = False
         return self._stream(resp["Body"], chunk_size, bucket, file.key)
-
-    # A sync reads thousands of objects; botocore spends ~1 ms of CPU per
-    # get_object on its event hooks, request building and response parsing,
-    # which made object reads the largest cost of a sync. The fast path signs a
-    # short-lived URL with the same client (same credentials, addressing and
-    # signature version) and GETs it over a plain urllib3 pool. Anything but a
-    # 200 (errors, redirects) and any transport failure falls back to
-    # get_object, so error mapping and retries stay botocore's.
-    def _presigned_get(self, bucket: str, key: str):
-        try:
-            url = self.client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key},
-                                                     ExpiresIn=PRESIGNED_GET_SECONDS)
-            resp = self._http().request("GET", url, preload_content=False, redirect=False, retries=False)
-        except Exception:  # noqa: BLE001 - the get_object path reports it properly
-            return None
-        if resp.status == 200:
-            return resp
-        resp.drain_conn()
-        resp.release_conn()
-        return None
-
-    def _http(self):
-        with self._lock:
-            if self._pool is None:
-                import urllib3
-
-                ssl = {"cert_reqs": "CERT_REQUIRED" if self.verify_ssl else "CERT_NONE"} if self.use_ssl else {}
-                if self.use_ssl and self.verify_ssl:
-                    try:
-                        import certifi
-
-                        ssl["ca_certs"] = certifi.where()
-                    except ImportError:  # pragma: no cover - the system store then
-                        pass
-                self._pool = urllib3.PoolManager(
-                    num_pools=4, maxsize=16, block=False,
-                    timeout=urllib3.Timeout(connect=self.settings.connect_timeout, read=self.settings.read_timeout),
-                    **ssl)
-            return self._pool
-
-    def _stream_presigned(self, resp, chunk_size: int, bucket: str, key: str) -> Iterator[bytes]:
-        try:
-            for chunk in resp.stream(chunk_size):
-                if chunk:
-                    yield chunk
-        except Exception:
-            raise ProviderError(f"cannot read object {key!r} of bucket {bucket!r} from {self.endpoint_display}: "
-                                "connection failed mid-transfer", "unreachable") from None
-        finally:
-            resp.release_conn()
 
     def _stream(self, body, chunk_size: int, bucket: str, key: str) -> Iterator[bytes]:
         try:
@@ -478,6 +415,3 @@ class S3Provider(StorageProvider):
                 except Exception:
                     pass
                 self._client = None
-            if self._pool is not None:
-                self._pool.clear()
-                self._pool = None

@@ -1,29 +1,23 @@
-"""Upload routes: presigned PUT URLs served by this server, confirm, list, get, delete."""
+"""Upload routes: create (presigned PUT URLs, served by ``upload_endpoint``), confirm, list, get, delete."""
 from __future__ import annotations
 
 from typing import Any, Optional
 
-import anyio
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import Response
-from starlette.requests import ClientDisconnect
 
 from ..db import dumps, loads
 from ..deps import NsCtx, find_bucket, find_in_bucket, get_state, json_response, namespace
-from ..errors import APIError, error_response
+from ..errors import APIError
 from ..filters import FieldRef
 from ..models import (BatchConfirmRequest, BatchUploadRequest, ConfirmUploadRequest, CreateUploadRequest,
                       ListUploadsRequest)
 from ..pagination import paginate, pagination_body
 from ..services import confirm_upload, presigned_url, upload_path
-from ..upload_sink import UPLOAD_PUT_PREFIX, Refusal, UploadSink, parse_query
 from ..util import iso, new_id
 from .common import ListParams, filters_sql, search_sql, sort_direction
 
 router = APIRouter()
-
-FLUSH_BYTES = 1024 * 1024  # bytes buffered before hashing/writing them off the event loop
-INLINE_FLUSH_BYTES = 256 * 1024  # up to this, a body is hashed and written on the event loop
 
 _COLUMNS = {"upload_id": FieldRef(sql="upload_id", exact=True),
             "status": FieldRef(sql="status", exact=True, normalize=lambda v: v.upper() if isinstance(v, str) else v),
@@ -200,83 +194,3 @@ def confirm_upload_route(request: Request, bucket_identifier: str, upload_id: st
     r = confirm_upload(state, ns.org_id, ns.namespace_id, bucket["bucket_id"], upload_id,
                        etag=body.etag, file_size_bytes=body.file_size_bytes, file_hash=body.file_hash)
     return json_response(r)
-
-
-# -- the presigned PUT target ---------------------------------------------------------
-@router.put("/_local/uploads/{upload_id}")
-async def put_upload(request: Request, upload_id: str):
-    """Receive the bytes of an upload, streamed to disk (S3-like presigned PUT).
-
-    Presigned URLs normally point at the upload endpoint's own port (see
-    ``upload_endpoint``); requests that come to the API port reach
-    :func:`receive_upload` through :func:`put_upload_asgi` ahead of FastAPI's
-    middleware and routing (see ``app.LocalApp``), and this route documents
-    the endpoint and serves any request that comes this way."""
-    q = request.query_params
-    return await receive_upload(get_state(request), upload_id, q.get("expires", ""), q.get("signature", ""),
-                                request.headers.get("content-type"), request.headers.get("content-length"),
-                                request.stream(), id(request))
-
-
-async def put_upload_asgi(state, scope, receive, send) -> None:
-    """The presigned PUT as a plain ASGI handler: it needs neither dependencies
-    nor a request model nor routing. Same behaviour as the route."""
-    upload_id = scope["path"][len(UPLOAD_PUT_PREFIX):]
-    query = parse_query(scope.get("query_string", b"").decode("latin-1"))
-    headers = {k: v for k, v in scope.get("headers", ()) if k in (b"content-type", b"content-length")}
-
-    async def body():
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise ClientDisconnect()
-            chunk = message.get("body", b"")
-            if chunk:
-                yield chunk
-            if not message.get("more_body", False):
-                return
-
-    ctype, length = headers.get(b"content-type"), headers.get(b"content-length")
-    response = await receive_upload(state, upload_id, query.get("expires", ""), query.get("signature", ""),
-                                    ctype.decode("latin-1") if ctype is not None else None,
-                                    length.decode("latin-1") if length is not None else None,
-                                    body(), id(scope))
-    await response(scope, receive, send)
-
-
-def _refused(refusal: Refusal) -> Response:
-    return error_response(refusal.status, refusal.message, refusal.type)
-
-
-async def receive_upload(state, upload_id: str, expires_s: str, signature: str, content_type: str | None,
-                         content_length: str | None, chunks, token: int) -> Response:
-    """Check the signature and the declared size and type, then stream the body
-    to disk while hashing it (MD5 for the S3-like ETag, SHA-256 for dedup)."""
-    sink = UploadSink.begin(state, upload_id, expires_s, signature, content_type, content_length, str(token))
-    if isinstance(sink, Refusal):
-        return _refused(sink)
-    pending: list[bytes] = []
-    pending_size = 0
-    try:
-        async for chunk in chunks:
-            if not chunk:
-                continue
-            pending.append(chunk)
-            pending_size += len(chunk)
-            if pending_size >= FLUSH_BYTES:  # hashing a MB holds the event loop for ms: a thread does it
-                ok = await anyio.to_thread.run_sync(sink.add_all, pending)
-                pending, pending_size = [], 0
-                if not ok:
-                    break
-        if pending:
-            if pending_size <= INLINE_FLUSH_BYTES:
-                sink.add_all(pending)  # a small file: the thread hop would cost more than the hashing
-            else:
-                await anyio.to_thread.run_sync(sink.add_all, pending)
-        etag, refusal = sink.finish()
-    except BaseException:
-        sink.abort()
-        raise
-    if refusal is not None:
-        return _refused(refusal)
-    return Response(status_code=200, headers={"ETag": f'"{etag}"'})
