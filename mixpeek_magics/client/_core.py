@@ -26,12 +26,16 @@ from mixpeek_magics.client import errors
 log = logging.getLogger("mixpeek_magics.client")
 
 # Retry-safety of a request.
-IDEMPOTENT = "idempotent"      # GET, list, DELETE, confirm: retry 429, 502/503/504, transport errors
+IDEMPOTENT = "idempotent"      # GET, list, DELETE, confirm, creates made safe to repeat: retry 429, 502/503/504,
+                               # transport errors
 UNSAFE = "unsafe"              # creates: retry only 429 and "never reached the server"
 
 RETRY_STATUSES = frozenset({502, 503, 504})
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 10.0
+# A refused connection is retried this many times, quickly: a server that is not there fails fast.
+CONNECT_RETRIES = 2
+CONNECT_BACKOFF = 0.25
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,13 @@ def _never_sent(exc: BaseException) -> bool:
     return isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
 
 
+def _refused(exc: BaseException) -> bool:
+    """A connection that could not be opened (nobody listening, host down)."""
+    import httpx
+
+    return isinstance(exc, httpx.ConnectError)
+
+
 def _transport_error(exc: BaseException, out: Outcome, ctx: Context) -> errors.APIConnectionError:
     import httpx
 
@@ -177,9 +188,9 @@ def clean_etag(value: str | None) -> str | None:
 
 def parse_outcome(out: Outcome, spec: RequestSpec, ctx: Context) -> Any:
     if out.status_code is not None and 300 <= out.status_code < 400:
-        location = out.headers.get("location") or "elsewhere"
+        location = errors.redact(_origin(out.headers.get("location") or "elsewhere").split("?")[0], ctx.api_key)
         raise errors.ResponseFormatError(
-            f"{out.method} {out.url} was redirected ({out.status_code}) to {location.split('?')[0]}; "
+            f"{out.method} {out.url} was redirected ({out.status_code}) to {location[:200]}; "
             f"set the base URL (MIXPEEK_BASE_URL) to the server's real address")
     if spec.presigned:
         return clean_etag(out.headers.get("etag"))
@@ -198,28 +209,44 @@ def parse_outcome(out: Outcome, spec: RequestSpec, ctx: Context) -> Any:
         if isinstance(exc, errors.MixpeekError):
             raise
         first = str(exc).splitlines()[0:3]
-        raise errors.ResponseFormatError(
-            f"Unexpected response shape from {out.method} {out.url}: {' '.join(first)}"
-        ) from None
+        raise errors.ResponseFormatError(errors.redact(
+            f"Unexpected response shape from {out.method} {out.url}: {' '.join(first)}", ctx.api_key
+        )) from None
 
 
-def backoff_delay(attempt: int, ctx: Context) -> float:
-    """Exponential backoff with full jitter (attempt 0 is the first retry)."""
+def backoff_delay(attempt: int, ctx: Context, retry_after: float | None = None) -> float:
+    """Exponential backoff with full jitter (attempt 0 is the first retry).
+
+    A ``Retry-After`` is honoured as given: the server said when, so that is the wait
+    (no exponential growth on top of it)."""
+    if retry_after is not None:
+        return retry_after
     return ctx.rand(0.0, min(BACKOFF_CAP, BACKOFF_BASE * (2 ** attempt)))
 
 
 # --------------------------------------------------------------------------- the request flow
 
-def call(spec: RequestSpec, ctx: Context) -> Flow:
-    """Send ``spec`` with retries where they cannot duplicate work; return the parsed result."""
+def call(spec: RequestSpec, ctx: Context, attempts: list[int] | None = None) -> Flow:
+    """Send ``spec`` with retries where they cannot duplicate work; return the parsed result.
+
+    One retry budget per call: every retry (whatever its cause) comes out of
+    ``ctx.max_retry_seconds``, counted from the first attempt. A refused
+    connection is retried ``CONNECT_RETRIES`` times only."""
     start = ctx.clock()
     attempt = 0
+    refused = 0
     while True:
+        if attempts is not None:
+            attempts.append(attempt)  # the caller can tell a retried answer from a first one
         out: Outcome = yield Send(spec)
         retry_after: float | None = None
         if out.error is not None:
             retryable = _never_sent(out.error) or spec.retry == IDEMPOTENT
             reason = type(out.error).__name__
+            if _refused(out.error):
+                refused += 1
+                if refused > CONNECT_RETRIES:
+                    raise_for_outcome(out, spec, ctx)
         elif out.status_code is not None and out.status_code < 400:
             return parse_outcome(out, spec, ctx)
         elif out.status_code == 429:
@@ -236,9 +263,8 @@ def call(spec: RequestSpec, ctx: Context) -> Flow:
             reason = ""
         if not retryable or ctx.max_retry_seconds <= 0:
             raise_for_outcome(out, spec, ctx)
-        delay = backoff_delay(attempt, ctx)
-        if retry_after is not None:
-            delay = max(delay, retry_after)
+        delay = CONNECT_BACKOFF * refused if out.error is not None and _refused(out.error) \
+            else backoff_delay(attempt, ctx, retry_after)
         elapsed = ctx.clock() - start
         if elapsed + delay > ctx.max_retry_seconds:
             log.info("giving up on %s %s after %.1fs (%s): retry budget of %gs spent",

@@ -5,7 +5,7 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from mixpeek_magics.client.errors import ConfigurationError, redact_key
+from mixpeek_magics.client.errors import ConfigurationError, redact_key, register_secret
 
 DEFAULT_BASE_URL = "https://api.mixpeek.com"
 DEFAULT_TIMEOUT = 30.0
@@ -38,6 +38,7 @@ class ClientConfig:
                 f"pass base_url=... or set {ENV_BASE_URL}"
             )
         object.__setattr__(self, "base_url", base)
+        register_secret(self.api_key)  # errors redact it whatever the server echoes
         if self.timeout is not None and self.timeout <= 0:
             raise ConfigurationError(f"timeout must be positive seconds (got {self.timeout!r})")
         if self.max_retry_seconds is None or self.max_retry_seconds < 0:

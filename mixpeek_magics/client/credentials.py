@@ -242,6 +242,9 @@ def _validate_secret(value: Any, field: str, *, min_length: int = 1, what: str =
         raise CredentialError({field: f"must be at least {min_length} characters (got {len(v)})"})
     if any(c.isspace() for c in v):
         raise CredentialError({field: "must not contain whitespace (check for a pasting accident)"})
+    from mixpeek_magics.client.errors import register_secret
+
+    register_secret(v)  # whatever a server echoes of it, no error message carries it
     return v
 
 
@@ -374,6 +377,9 @@ def parse_service_account_json(data: str | bytes | bytearray | Mapping[str, Any]
     for k in _SA_FORWARDED:
         if isinstance(data.get(k), str) and data[k]:
             creds[k] = data[k] if k == "private_key" else data[k].strip()
+    from mixpeek_magics.client.errors import register_secret
+
+    register_secret(creds.get("private_key"))
     return creds
 
 

@@ -8,6 +8,7 @@ body bytes, not on httpx objects.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, Mapping
@@ -31,6 +32,9 @@ __all__ = [
     "error_from_response",
     "parse_retry_after",
     "redact_key",
+    "redact",
+    "redact_value",
+    "register_secret",
 ]
 
 
@@ -50,15 +54,55 @@ def scrub(text: str, secret: str | None) -> str:
     return text
 
 
+# Secrets to take out of every error whatever the server echoes: API keys in use and storage
+# credentials sent to the server (registered by the clients and the credential builders).
+_SECRETS: set[str] = set()
+_KEYLIKE = re.compile(r"(?i)(bearer\s+)[^\s\"',;}\]]{6,}|\bsk_[A-Za-z0-9_\-]{6,}")
+
+
+def register_secret(secret: str | None) -> None:
+    """Redact ``secret`` from every error built from now on (short values are ignored)."""
+    if isinstance(secret, str) and len(secret) >= 8:
+        _SECRETS.add(secret)
+
+
+def redact(text: Any, key: str | None = None) -> str:
+    """``text`` without ``key``, any registered secret, bearer token or ``sk_...`` key."""
+    text = "" if text is None else str(text)
+    if not text:
+        return text
+    for secret in ([key] if key else []) + sorted(_SECRETS, key=len, reverse=True):
+        if secret and secret in text:
+            text = text.replace(secret, redact_key(secret) if secret.startswith("sk_") else "***")
+    return _KEYLIKE.sub(lambda m: (m.group(1) + "***") if m.group(1) else redact_key(m.group(0)), text)
+
+
+def redact_value(value: Any, key: str | None = None, _depth: int = 0) -> Any:
+    """A copy of a decoded JSON value (an error's ``details``) with every string redacted."""
+    if _depth > 20:
+        return "..."
+    if isinstance(value, str):
+        return redact(value, key)
+    if isinstance(value, dict):
+        return {redact(k, key): redact_value(v, key, _depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_value(v, key, _depth + 1) for v in value]
+    return value
+
+
 class MixpeekError(Exception):
     """Base class of every error this client raises."""
 
     def __init__(self, message: str) -> None:
+        message = redact(message)  # every message, whoever built it: no key or registered secret
         super().__init__(message)
         self.message = message
 
     def __str__(self) -> str:
         return self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
 
 
 class ConfigurationError(MixpeekError):
@@ -269,7 +313,12 @@ def error_from_response(
     (presigned URLs); ``api_key`` is scrubbed from everything.
     """
     server_message, error_type, details, fields = _parse_body(body)
-    server_message = scrub(server_message, api_key) if server_message else None
+    # whatever the server echoed (an Authorization header, a credential) stops here
+    server_message = redact(server_message, api_key) if server_message else None
+    error_type = redact(error_type, api_key) if isinstance(error_type, str) else None
+    details = redact_value(details, api_key)
+    fields = [(redact(loc, api_key), redact(msg, api_key)) for loc, msg in fields]
+    url = redact(url, api_key)
     said = f": {server_message}" if server_message else ""
     where = f"{method} {url}"
     retry_after: float | None = None
@@ -305,7 +354,7 @@ def error_from_response(
         human = f"Server error {status_code} from {base_url} for {where}{said}. Try again shortly"
     else:
         human = f"HTTP {status_code} for {where}{said}"
-    human = scrub(human, api_key)
+    human = redact(human, api_key)
     cls = _CLASSES.get(status_code)
     if cls is None:
         cls = ServerError if status_code >= 500 else BadRequestError

@@ -10,7 +10,6 @@ from fastapi import FastAPI
 from .contract import ContractMiddleware
 from .errors import error_body, install_handlers
 from .routes import batches, buckets, misc, namespaces, objects, tasks, uploads
-from .routes.uploads import UPLOAD_PUT_PREFIX, put_upload_asgi
 from .state import State
 
 log = logging.getLogger("mixpeek_magics.local")
@@ -58,6 +57,62 @@ class FaultInjection:
         await send({"type": "http.response.body", "body": body})
 
 
+class BodyLimits:
+    """Pure ASGI middleware: reads a request body under a size cap (413, from Content-Length before
+    reading or as it streams) and a per-chunk read timeout (408: a stalled body cannot hold a
+    connection), then hands the buffered body on."""
+
+    def __init__(self, app, state: State):
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+            return await self.app(scope, receive, send)
+        limit = self.state.settings.max_request_bytes
+        timeout = self.state.settings.body_read_timeout_seconds or None
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                return await _refuse(send, 413, f"request body of {int(value)} bytes exceeds the "
+                                                f"{limit}-byte limit", {"max_bytes": limit})
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            try:
+                message = await asyncio.wait_for(receive(), timeout)
+            except asyncio.TimeoutError:
+                return await _refuse(send, 408, f"request body not received within {timeout:g} s",
+                                     {"timeout_seconds": timeout})
+            if message["type"] == "http.disconnect":
+                return None  # nobody to answer
+            size += len(message.get("body", b""))
+            if size > limit:
+                return await _refuse(send, 413, f"request body exceeds the {limit}-byte limit",
+                                     {"max_bytes": limit})
+            parts.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": b"".join(parts), "more_body": False}
+            return await receive()
+
+        return await self.app(scope, replay, send)
+
+
+async def _refuse(send, status: int, message: str, details: dict) -> None:
+    body = json.dumps(error_body(status, message, "RequestTimeoutError" if status == 408 else None,
+                                 details)).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+
+
 def format_retry_after(seconds: float) -> str:
     """Whole seconds as an integer (RFC 9110 delta-seconds); a fractional setting is sent as is."""
     seconds = max(0.0, float(seconds))
@@ -66,27 +121,8 @@ def format_retry_after(seconds: float) -> str:
     return f"{seconds:g}"
 
 
-class LocalApp(FastAPI):
-    """FastAPI, except that presigned PUTs go straight to their handler.
-
-    A bulk upload sends one PUT per file. Its handler needs no dependencies,
-    no request model and no routing; FastAPI's middleware stack and router cost
-    about a third of this server's CPU per PUT. Same answers as the route."""
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and scope["method"] == "PUT":
-            path = scope["path"]
-            if path.startswith(UPLOAD_PUT_PREFIX):
-                upload_id = path[len(UPLOAD_PUT_PREFIX):]
-                if upload_id and "/" not in upload_id:
-                    state = self.state.local
-                    state.request_log.append(("PUT", path))
-                    return await put_upload_asgi(state, scope, receive, send)
-        await super().__call__(scope, receive, send)
-
-
 def create_app(state: State) -> FastAPI:
-    app = LocalApp(title="Mixpeek local server (mixpeek-magics)", version="0.81-local",
+    app = FastAPI(title="Mixpeek local server (mixpeek-magics)", version="0.81-local",
                   docs_url="/docs", redoc_url=None, openapi_url="/openapi.json")
     app.state.local = state
     install_handlers(app)
@@ -98,5 +134,6 @@ def create_app(state: State) -> FastAPI:
     install_search(app, state)  # collections, documents, retrievers, thumbnails
     # Inside FaultInjection: every request is logged, an injected fault comes before validation.
     app.add_middleware(ContractMiddleware, state=state)
+    app.add_middleware(BodyLimits, state=state)  # before anything reads the body
     app.add_middleware(FaultInjection, state=state)
     return app

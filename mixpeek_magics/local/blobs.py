@@ -213,7 +213,8 @@ def write_blob(data_dir: Path, blob_id: str, raw: bytes) -> tuple[str, int, str]
     path = Path(data_dir) / "blobs" / blob_id
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".part")
-    tmp.write_bytes(raw)
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
+        fh.write(raw)
     os.replace(tmp, path)
     return f"local://blobs/{blob_id}", len(raw), hashlib.sha256(raw).hexdigest()
 

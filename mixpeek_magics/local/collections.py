@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Any, Iterable
@@ -83,7 +84,7 @@ def ensure_schema(state: Any) -> None:
     store = state.store
     with store.lock:
         store.conn.executescript(SEARCH_SCHEMA)
-    thumbnails_dir(state).mkdir(parents=True, exist_ok=True)
+    thumbnails_dir(state).mkdir(parents=True, exist_ok=True, mode=0o700)
 
 
 def thumbnails_dir(state: Any) -> Path:
@@ -408,7 +409,8 @@ def _write(state: Any, obj: dict[str, Any], writes: list[tuple[str, list]]) -> N
             if thumb:
                 path = thumbnail_path(state, d["document_id"])
                 tmp = path.with_suffix(".part")
-                tmp.write_bytes(thumb)
+                with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
+                    fh.write(thumb)
                 tmp.replace(path)
     old: list[Any] = []
     with state.store.tx() as c:

@@ -36,6 +36,11 @@ class LocalSettings:
     retry_after_seconds: float = 1.0
     #: latency added to each API request (milliseconds, scaled by time_scale)
     latency_ms: float = 0.0
+    #: latency added to each presigned PUT (milliseconds, scaled by time_scale): an S3-like round trip
+    upload_latency_ms: float = 0.0
+    #: serve the upload endpoint over HTTPS with a self-signed test certificate (read at start;
+    #: clients trust it through ``LocalServer.upload_ca_file``)
+    upload_tls: bool = False
     #: seed of the fault-injection random generator (None: random)
     fault_seed: int | None = None
     #: number of worker threads processing tasks
@@ -44,6 +49,10 @@ class LocalSettings:
     max_inline_bytes: int = 50 * 1024 * 1024
     #: timeout of the worker's http(s) downloads, seconds
     fetch_timeout_seconds: float = 30.0
+    #: largest request body the API accepts, in bytes (larger: 413 before the rest is read)
+    max_request_bytes: int = 10 * 1024 * 1024
+    #: longest pause while a request body arrives, seconds (longer: 408; 0: no limit)
+    body_read_timeout_seconds: float = 10.0
     #: Google Drive v3 API root used by google_drive connections (None: Google's)
     google_drive_api_root: str | None = None
     #: OAuth token endpoint for google_drive oauth credentials without one (None: Google's)
@@ -66,8 +75,8 @@ class LocalSettings:
             setattr(self, name, v)
         if self.fault_rate_429 + self.fault_rate_503 > 1.0:
             raise ValueError("fault_rate_429 + fault_rate_503 must not exceed 1")
-        for name in ("pace_seconds", "time_scale", "retry_after_seconds", "latency_ms",
-                     "fetch_timeout_seconds", "progress_refresh_seconds"):
+        for name in ("pace_seconds", "time_scale", "retry_after_seconds", "latency_ms", "upload_latency_ms",
+                     "fetch_timeout_seconds", "progress_refresh_seconds", "body_read_timeout_seconds"):
             v = float(getattr(self, name))
             if v < 0:
                 raise ValueError(f"{name} must be >= 0, got {v}")
@@ -80,6 +89,10 @@ class LocalSettings:
         if self.workers < 1:
             raise ValueError("workers must be >= 1")
         self.max_inline_bytes = int(self.max_inline_bytes)
+        self.max_request_bytes = int(self.max_request_bytes)
+        if self.max_request_bytes < 1:
+            raise ValueError("max_request_bytes must be >= 1")
+        self.upload_tls = bool(self.upload_tls)
         if self.fault_seed is not None:
             self.fault_seed = int(self.fault_seed)
 
@@ -114,12 +127,12 @@ class LocalSettings:
 def _parse(name: str, raw: str) -> Any:
     if name in ("google_drive_api_root", "google_token_uri"):
         return raw
-    if name == "contract_check":
+    if name in ("contract_check", "upload_tls"):
         return raw.strip().lower() not in ("0", "false", "no", "off")
     if name == "task_ttl_seconds" and raw.strip().lower() in ("none", "null", "off"):
         return None
     if name == "fail_filenames":
         return [p.strip() for p in raw.split(",") if p.strip()]
-    if name in ("workers", "max_inline_bytes", "fault_seed"):
+    if name in ("workers", "max_inline_bytes", "max_request_bytes", "fault_seed"):
         return int(raw)
     return float(raw)

@@ -48,9 +48,11 @@ class State:
     def __init__(self, data_dir: Path, settings: LocalSettings | None = None):
         self.data_dir = Path(data_dir).expanduser().resolve()
         for sub in ("", "blobs", "uploads", "tmp"):
-            (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
+            (self.data_dir / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(self.data_dir / sub, 0o700)  # the data dir holds keys and uploads: owner only, even if it existed
         self.uploads_dir = str(self.data_dir / "uploads")  # as a string: joined once per PUT, cheaply
         self.upload_port: int | None = None  # the upload endpoint's, while it runs (presigned URLs name it)
+        self.upload_scheme = "http"
         self.settings = settings or LocalSettings()
         self.settings_lock = threading.Lock()
         self.fault_rng = random.Random(self.settings.fault_seed)

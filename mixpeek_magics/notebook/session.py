@@ -334,12 +334,15 @@ def _secret_field() -> Any:
 def _PromptBox(children: list) -> Any:  # noqa: N802 - a widget factory
     import ipywidgets as W
 
+    from mixpeek_magics.notebook.fallbacks import key_prompt_without_widgets
+
     class PromptBox(W.VBox):
         final_text: str | None = None
 
         def _repr_mimebundle_(self, **kwargs: Any) -> dict:
             data = super()._repr_mimebundle_(**kwargs) or {}
-            data["text/plain"] = self.final_text or "Mixpeek sign-in: paste your API key and press Sign in"
+            # a front end without widgets shows this text: it says how to sign in without the field
+            data["text/plain"] = self.final_text or key_prompt_without_widgets(ENV_API_KEY)
             return data
 
     return PromptBox(children)
@@ -467,12 +470,8 @@ def sign_in(api_key: str, base_url: str | None = None, namespace: str | None = N
     if save:
         save_key(api_key, None if local else new_client.config.base_url)
     with _lock:
-        old, _session = _session, session
-    if old is not None:
-        try:
-            old.client.close()
-        except Exception:
-            pass
+        _session = session
+    # the previous client is left open: a notebook may still hold it (c = mixpeek_magics.signed_in_client())
     return session
 
 

@@ -48,8 +48,10 @@ log = logging.getLogger("mixpeek_magics.tracking")
 __all__ = ["Engine", "WatchTimeout", "TaskFailedError", "PartialFailureWarning", "GONE_STATUS", "task_ids_of"]
 
 GONE_STATUS = "UNKNOWN"
-# Client retry budget for the engine's own calls: the engine owns the waiting.
-ENGINE_RETRY_SECONDS = 0.0
+# Client retry budget for the engine's own calls: a storm of 429/503 with a short Retry-After is
+# absorbed by the client's quick retries; an outage still reaches the engine's reconnect logic (a
+# refused connection fails fast whatever the budget).
+ENGINE_RETRY_SECONDS = 10.0
 
 
 class WatchTimeout(errors.MixpeekError, TimeoutError):
@@ -137,6 +139,7 @@ class _Tracked:
     final: bool = False         # the batch was read after the task ended
     missed: bool = False        # not in the last running-batches list
     lost: str | None = None     # why neither the task nor its batch can be read any more
+    odd_since: float | None = None  # since when it reports a status neither running nor terminal
 
     @property
     def batch_ref(self) -> tuple[str, str] | None:
@@ -224,6 +227,8 @@ class Engine:
         self.item_names: dict[str, str] = dict(item_names or {})
         self._last_progress: float | None = None  # when running batches were last listed
         self._list_batches = True  # False once the server refused POST /v1/batches/list
+        self._failing_since: float | None = None  # first failed tick of the current outage
+        self._give_up: WatchTimeout | None = None
         cfg = getattr(client, "config", None)
         self.base_url: str | None = getattr(cfg, "base_url", None)
         self.namespace: str | None = getattr(cfg, "namespace", None)
@@ -301,18 +306,19 @@ class Engine:
                 if self._detach:
                     self.state = "detached"
                     break
+                if self._give_up is not None:
+                    self.state = "timeout"
+                    self.error = self._give_up
+                    break
                 if not self.scheduler.active:
                     self.state = "finished"
                     break
                 now = self.clock.now()
                 if deadline is not None and now >= deadline:
                     self.state = "timeout"
-                    self.error = WatchTimeout(
+                    self.error = WatchTimeout(self.reattach_message(
                         f"Gave up watching after {self.max_wait:g}s with "
-                        f"{len(self.scheduler.active)} task(s) unfinished; the tasks were not touched. "
-                        f"Re-attach with watch(client, ids) or attach_unfinished(client).",
-                        self.snapshots,
-                    )
+                        f"{len(self.scheduler.active)} task(s) unfinished"), self.snapshots)
                     break
                 at = self.scheduler.next_tick_at()
                 assert at is not None
@@ -383,7 +389,9 @@ class Engine:
         connection_changed = False
         if failure is None:
             self._error_backoff.reset()
+            self._failing_since = None
             connection_changed = self._set_connection("ok")
+            self._check_odd_statuses(ids, now)
         changes, to_record = self._apply(observed)
         if changes:
             # a task that just ended says nothing of when the others will move: only a change of a
@@ -410,13 +418,48 @@ class Engine:
             self.scheduler.defer(now + wait)
             return
         if isinstance(exc, (errors.APIConnectionError, errors.ServerError, errors.ResponseFormatError)):
+            if self._failing_since is None:
+                self._failing_since = now
+            limit = self.policy.unreachable_timeout
+            if limit is not None and now - self._failing_since >= limit:
+                self._give_up = WatchTimeout(self.reattach_message(
+                    f"Gave up: the server has been unreachable or failing for {now - self._failing_since:.0f}s "
+                    f"(limit {limit:g}s; last error: {exc})"), self.snapshots)
+                return
             wait = self._error_backoff.next()
+            if limit is not None:  # the last retry lands at the limit, not a backoff after it
+                wait = max(self.policy.initial, min(wait, self._failing_since + limit - now))
             log.info("server unreachable or failing (%s); retrying in %.1fs", exc, wait)
             self.scheduler.defer(now + wait)
             if self._set_connection("reconnecting"):
                 self._notify()
             return
         raise exc
+
+    def reattach_message(self, head: str) -> str:
+        """``head`` + that the tasks may still run on the server and how to pick them up again."""
+        left = [tid for tid, tr in self._tracked.items() if not tr.done]
+        shown = " ".join(left[:5]) + (f" ... ({len(left) - 5} more)" if len(left) > 5 else "")
+        return (f"{head}. {len(left)} task(s) may still be running on the server; nothing was cancelled. "
+                f"Re-attach when it is back: %mixpeek_watch --unfinished (or %mixpeek_watch {shown}), "
+                f"or attach_unfinished(client) / watch(client, ids) in Python.")
+
+    def _check_odd_statuses(self, ids: Sequence[str], now: float) -> None:
+        """A task whose status is neither running nor terminal counts toward a limit, not forever."""
+        limit = self.policy.unknown_status_timeout
+        for tid in ids:
+            tr = self._tracked[tid]
+            if tr.done or tr.lost or (tr.task is None and not tr.via_batch):
+                continue
+            status = tr.status
+            if status in statuses.POLLABLE or statuses.is_terminal(status):
+                tr.odd_since = None
+                continue
+            if tr.odd_since is None:
+                tr.odd_since = now
+            elif limit is not None and now - tr.odd_since >= limit:
+                tr.lost = (f"reported status {status!r} (neither running nor finished) for "
+                           f"{now - tr.odd_since:.0f}s")
 
     def _set_connection(self, value: str) -> bool:
         if self.connection == value:

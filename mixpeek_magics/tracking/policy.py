@@ -85,6 +85,12 @@ class PollPolicy:
     ``batch_size``: task ids per ``POST /v1/tasks/list`` (the API allows 1000).
     ``progress_interval``: least seconds between two reads of the running
     batches' progress (the server refreshes it about every 10 s).
+    ``unreachable_timeout``: the watch gives up (``WatchTimeout``, the tasks
+    untouched) once the server has been unreachable or failing this long
+    without a break (``None``: keep reconnecting until ``max_wait``).
+    ``unknown_status_timeout``: a task reporting a status that is neither
+    running nor terminal (one this client does not know, UNKNOWN, DRAFT, ...)
+    this long is no longer watched: it ends as UNKNOWN instead of forever.
     """
 
     initial: float = 1.0
@@ -95,6 +101,8 @@ class PollPolicy:
     concurrency: int = 8
     batch_size: int = 1000
     progress_interval: float = 10.0
+    unreachable_timeout: float | None = None
+    unknown_status_timeout: float | None = 300.0
 
     def __post_init__(self) -> None:
         if not (self.initial > 0 and math.isfinite(self.initial)):
@@ -111,6 +119,10 @@ class PollPolicy:
             raise ValueError(f"PollPolicy.concurrency must be >= 1 (got {self.concurrency!r})")
         if not (self.progress_interval >= 0 and math.isfinite(self.progress_interval)):
             raise ValueError(f"PollPolicy.progress_interval must be >= 0 seconds (got {self.progress_interval!r})")
+        for name in ("unreachable_timeout", "unknown_status_timeout"):
+            value = getattr(self, name)
+            if value is not None and not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"PollPolicy.{name} must be positive seconds or None (got {value!r})")
         if not 1 <= int(self.batch_size) <= 1000:
             raise ValueError(f"PollPolicy.batch_size must be in 1..1000 (got {self.batch_size!r})")
 

@@ -410,14 +410,13 @@ async def test_retry_after_is_honoured(server):
         while not times:
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.3)
-        assert len(times) == 1 and times[0][1] == 429   # not retried by the client, nor polled early
+        assert len(times) == 1 and times[0][1] == 429   # neither retried nor polled before Retry-After
         server.update_settings(fault_rate_429=0.0)
         for tid in ids:
             set_status(server, tid, "COMPLETED")
         await h.wait(timeout=20)
     assert times[1][0] - times[0][0] >= 0.95, times[:3]   # waited Retry-After, not policy.initial
-    assert times[1][1] == 200
-    assert any("rate limited" in n for n in h.notes)
+    assert times[1][1] == 200   # the client's own retry (the engine's budget absorbs short storms) or the next tick
 
 
 def test_server_restart_mid_watch_reconnects_and_reports_resumed_and_failed(tmp_path, client, server):

@@ -35,7 +35,8 @@ class Batches(Resource):
             body["metadata"] = dict(metadata)
         return self._request(self._spec(
             "POST", self._base(bucket), params={"skip_validation": skip_validation}, json=body,
-            parse=model(Batch), namespaced=True, namespace=namespace, timeout=timeout,
+            # retried on 5xx / timeouts: a repeated create leaves at most a DRAFT batch that nothing submits
+            parse=model(Batch), retry=IDEMPOTENT, namespaced=True, namespace=namespace, timeout=timeout,
         ))
 
     def add_objects(self, bucket: str, batch_id: str, object_ids: Iterable[str], *,
@@ -49,12 +50,36 @@ class Batches(Resource):
 
     def submit(self, bucket: str, batch_id: str, *, include_processing_history: bool = True,
                namespace: str | None = None, timeout: float | None = None) -> Task:
-        """Start processing; returns the task to watch."""
-        return self._request(self._spec(
+        """Start processing; returns the task to watch.
+
+        Retried on 5xx / timeouts: a batch is submitted once, so when a retry is refused as
+        already submitted (409), the batch's own task is the answer."""
+        spec = self._spec(
             "POST", f"{self._base(bucket)}/{seg(batch_id)}/submit",
             json={"include_processing_history": include_processing_history},
-            parse=model(Task), namespaced=True, namespace=namespace, timeout=timeout,
-        ))
+            parse=model(Task), retry=IDEMPOTENT, namespaced=True, namespace=namespace, timeout=timeout,
+        )
+        get_batch = self._spec("GET", f"{self._base(bucket)}/{seg(batch_id)}", parse=model(Batch),
+                               namespaced=True, namespace=namespace, timeout=timeout)
+        ctx = self._client._context()
+
+        def flow() -> Any:
+            from mixpeek_magics.client import errors
+            from mixpeek_magics.client._core import call
+
+            tries: list[int] = []
+            try:
+                return (yield from call(spec, ctx, attempts=tries))
+            except errors.ConflictError:
+                if len(tries) < 2:  # refused on the first attempt: a real conflict
+                    raise
+                batch = yield from call(get_batch, ctx)
+                if not getattr(batch, "task_id", None):
+                    raise
+                return (yield from call(self._spec("GET", f"/v1/tasks/{seg(batch.task_id)}", parse=model(Task),
+                                                   timeout=timeout), ctx))
+
+        return self._run(flow())
 
     def get(self, bucket: str, batch_id: str, *, namespace: str | None = None,
             timeout: float | None = None) -> Batch:

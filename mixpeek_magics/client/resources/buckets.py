@@ -23,6 +23,9 @@ class Buckets(Resource):
     ) -> Bucket:
         """``bucket_schema`` is ``{"properties": {"image": {"type": "image"}, ...}}``; a bare
         ``{"image": {"type": "image"}}`` mapping is wrapped for you."""
+        from mixpeek_magics.client.names import check_name
+
+        check_name(bucket_name, "bucket")
         schema = dict(bucket_schema)
         if "properties" not in schema:
             schema = {"properties": schema}
@@ -30,7 +33,8 @@ class Buckets(Resource):
                 "metadata": dict(metadata) if metadata is not None else None, "unique_key": unique_key}
         return self._request(self._spec(
             "POST", "/v1/buckets", json={k: v for k, v in body.items() if v is not None},
-            parse=model(Bucket), namespaced=True, namespace=namespace, timeout=timeout,
+            # names are unique: a repeated create can only be refused (409), never make a second bucket
+            parse=model(Bucket), retry=IDEMPOTENT, namespaced=True, namespace=namespace, timeout=timeout,
         ))
 
     def get(self, bucket: str, *, namespace: str | None = None, timeout: float | None = None) -> Bucket:

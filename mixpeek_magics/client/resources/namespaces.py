@@ -24,6 +24,9 @@ class Namespaces(Resource):
         """``POST /v1/namespaces``. Only ``namespace_name`` is required;
         ``feature_extractors`` (e.g. ``[{"feature_extractor_name": "text_extractor",
         "version": "v1"}]``) is sent only when given."""
+        from mixpeek_magics.client.names import check_name
+
+        check_name(namespace_name, "namespace")
         body = {
             "namespace_name": namespace_name,
             "description": description,
@@ -33,7 +36,8 @@ class Namespaces(Resource):
         }
         return self._request(self._spec(
             "POST", "/v1/namespaces", json={k: v for k, v in body.items() if v is not None},
-            parse=model(Namespace), timeout=timeout,
+            # names are unique: a repeated create can only be refused (409), never make a second one
+            parse=model(Namespace), retry=IDEMPOTENT, timeout=timeout,
         ))
 
     def get(self, namespace: str, *, timeout: float | None = None) -> Namespace:

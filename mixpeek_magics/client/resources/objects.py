@@ -1,6 +1,7 @@
 """Bucket objects: ``/v1/buckets/{bucket}/objects`` (namespace-scoped)."""
 from __future__ import annotations
 
+import uuid
 from typing import Any, Iterable, Iterator, Mapping
 
 from mixpeek_magics.client.models.objects import BucketObject, CreateObjectsBatchResult
@@ -22,6 +23,8 @@ def object_body(blobs: Iterable[Mapping[str, Any]], key_prefix: str | None = Non
     if metadata is not None:  # an extra key CreateObjectRequest takes (it has additional_properties)
         body["metadata"] = dict(metadata)
     body.update({k: v for k, v in extra.items() if v is not None})
+    # the contract's idempotency key: a create retried after a 5xx or a timeout makes one object
+    body.setdefault("idempotency_key", "mm-" + uuid.uuid4().hex)
     return body
 
 
@@ -43,7 +46,7 @@ class Objects(Resource):
             "POST", f"/v1/buckets/{seg(bucket)}/objects",
             params={"auto_process": auto_process},
             json=object_body(blobs, key_prefix, skip_duplicates, metadata),
-            parse=model(BucketObject), namespaced=True, namespace=namespace, timeout=timeout,
+            parse=model(BucketObject), retry=IDEMPOTENT, namespaced=True, namespace=namespace, timeout=timeout,
         ))
 
     def create_many(
@@ -58,12 +61,14 @@ class Objects(Resource):
         """``POST /v1/buckets/{bucket}/objects/batch``: up to 100 ``CreateObjectRequest`` bodies
         (dicts with ``blobs``, optional ``key_prefix`` / ``skip_duplicates``)."""
         items = [dict(o) for o in objects]
+        for item in items:  # each object's idempotency key makes the whole call safe to retry
+            item.setdefault("idempotency_key", "mm-" + uuid.uuid4().hex)
         if not 1 <= len(items) <= MAX_OBJECTS_PER_BATCH:
             raise ValueError(f"create_many takes 1 to {MAX_OBJECTS_PER_BATCH} objects per call (got {len(items)})")
         return self._request(self._spec(
             "POST", f"/v1/buckets/{seg(bucket)}/objects/batch",
             params={"auto_process": auto_process}, json={"objects": items},
-            parse=model(CreateObjectsBatchResult), namespaced=True, namespace=namespace, timeout=timeout,
+            parse=model(CreateObjectsBatchResult), retry=IDEMPOTENT, namespaced=True, namespace=namespace, timeout=timeout,
         ))
 
     def get(self, bucket: str, object_id: str, *, return_presigned_urls: bool | None = None,

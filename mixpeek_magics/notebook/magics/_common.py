@@ -36,6 +36,25 @@ def parse(magic: Callable[..., Any], line: str) -> Any:
     return args
 
 
+def summarize(lines: list[str], limit: int = 20, indent: str = "  ", more_hint: str = "") -> str:
+    """The first ``limit`` lines, then one "... and N more" line: a long list stays readable."""
+    shown = [indent + line for line in lines[:limit]]
+    if len(lines) > limit:
+        shown.append(f"{indent}... and {len(lines) - limit} more{more_hint}")
+    return "\n".join(shown)
+
+
+def strict_args(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--strict`` / ``--no-strict`` on a waiting magic (default: ``%config MixpeekMagics.strict``)."""
+    from IPython.core.magic_arguments import argument
+
+    func = argument("--no-strict", dest="strict", action="store_false",
+                    help="Only warn about partly failed, unknown or vanished work (interactive default).")(func)
+    return argument("--strict", dest="strict", action="store_true", default=None,
+                    help="Raise (after binding -o VAR) when work ended with errors, or a task is unknown "
+                         "or vanished (default when headless: %%config MixpeekMagics.strict).")(func)
+
+
 def unquote(value: str) -> str:
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
         return value[1:-1]

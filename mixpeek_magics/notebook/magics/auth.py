@@ -31,6 +31,11 @@ def scrub_history(shell: Any, key: str) -> None:
             for i, v in enumerate(lst):
                 if isinstance(v, str) and key in v:
                     lst[i] = v.replace(key, masked)
+        # the history manager's own copies: the next cells' _i / _ii / _iii come from these
+        for attr in ("_i00", "_i", "_ii", "_iii"):
+            value = getattr(hm, attr, None)
+            if isinstance(value, str) and key in value:
+                setattr(hm, attr, value.replace(key, masked))
         ns = shell.user_ns
         for name in [n for n in list(ns) if n.startswith("_i")]:
             if isinstance(ns.get(name), str) and key in ns[name]:

@@ -54,6 +54,17 @@ class MixpeekMagics(Configurable):
         help="SQLite file remembering what %%ingest already uploaded (default: next to the user data dir).",
     ).tag(config=True)
     auth_timeout = Float(10.0, help="Seconds %mixpeek_auth waits for the server to answer.").tag(config=True)
+    strict = Bool(
+        None, allow_none=True,
+        help="Waiting magics raise (after binding -o VAR) when work ended COMPLETED_WITH_ERRORS, a sync could "
+             "not be created, a task id is unknown or vanished: what makes a headless run fail. Default: on "
+             "when headless (nbclient, papermill, nbconvert, CI), else warn once. --strict / --no-strict override.",
+    ).tag(config=True)
+    unreachable_timeout = Float(
+        None, allow_none=True,
+        help="Seconds a wait keeps reconnecting to a server that is gone before it gives up (the tasks keep "
+             "running; the error says how to re-attach). Default: 120 when headless, 900 interactively.",
+    ).tag(config=True)
 
     @validate("concurrency")
     def _check_concurrency(self, proposal: Any) -> int:
@@ -62,6 +73,33 @@ class MixpeekMagics(Configurable):
             from traitlets import TraitError
 
             raise TraitError(f"MixpeekMagics.concurrency must be >= 1 (got {value})")
+        return value
+
+    # -- strictness and bounds ------------------------------------------------------
+    def is_strict(self, override: bool | None = None) -> bool:
+        """``override`` (--strict / --no-strict), else ``strict``, else on when headless."""
+        if override is not None:
+            return bool(override)
+        if self.strict is not None:
+            return bool(self.strict)
+        from mixpeek_magics.notebook import session
+
+        return session.is_headless()
+
+    def unreachable_limit(self) -> float:
+        if self.unreachable_timeout is not None:
+            return float(self.unreachable_timeout)
+        from mixpeek_magics.notebook import session
+
+        return 120.0 if session.is_headless() else 900.0
+
+    @validate("unreachable_timeout")
+    def _check_unreachable(self, proposal: Any) -> Any:
+        value = proposal["value"]
+        if value is not None and not value > 0:
+            from traitlets import TraitError
+
+            raise TraitError(f"MixpeekMagics.unreachable_timeout must be > 0 seconds or None (got {value})")
         return value
 
     @validate("poll_max_interval", "auth_timeout")
@@ -101,7 +139,8 @@ class MixpeekMagics(Configurable):
                     interval = float(session._local_server.settings.progress_refresh_seconds)
             except Exception:
                 pass
-        return PollPolicy(maximum=self.poll_max_interval, progress_interval=max(0.0, interval))
+        return PollPolicy(maximum=self.poll_max_interval, progress_interval=max(0.0, interval),
+                          unreachable_timeout=self.unreachable_limit())
 
 
 _current: MixpeekMagics | None = None

@@ -1,0 +1,94 @@
+"""The local server's own hardening: private files, capped request bodies, bounded body reads."""
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import stat
+import time
+from urllib.parse import urlsplit
+
+import httpx
+
+from tests.local.localhelpers import Env, assert_error, b64, wait_batch
+
+
+def test_data_dir_is_private(local_server_factory, tmp_path):
+    data_dir = tmp_path / "private"
+    data_dir.mkdir(mode=0o755)  # an existing, readable directory is tightened too
+    os.chmod(data_dir, 0o755)
+    srv = local_server_factory(data_dir=data_dir)
+    env = Env(srv)
+    try:
+        env.text_obj("inline blob")  # a blob written by the API
+        data = b"uploaded bytes\n"
+        up = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads", json={
+            "filename": "u.txt", "content_type": "text/plain", "file_size_bytes": len(data),
+            "file_hash": hashlib.sha256(data).hexdigest()}).json()
+        assert httpx.put(up["presigned_url"], content=data, headers={"Content-Type": "text/plain"}).status_code == 200
+        conf = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/{up['upload_id']}/confirm", json={}).json()
+        r = env.c.post(f"/v1/buckets/{env.bucket_id}/batches", json={"object_ids": [conf["object_id"]]})
+        batch = r.json()["batch_id"]
+        env.c.post(f"/v1/buckets/{env.bucket_id}/batches/{batch}/submit", json={})
+        wait_batch(env.c, env.bucket_id, batch)
+    finally:
+        env.close()
+    srv.stop()
+    seen = {"files": 0, "db": False}
+    loose: list[str] = []
+    for root, dirs, files in os.walk(data_dir):
+        for name in dirs + [""]:
+            path = os.path.join(root, name)
+            if stat.S_IMODE(os.stat(path).st_mode) != 0o700:
+                loose.append(f"{path} {oct(os.stat(path).st_mode)}")
+        for name in files:
+            path = os.path.join(root, name)
+            seen["files"] += 1
+            seen["db"] |= name.endswith((".sqlite3", ".db"))
+            if stat.S_IMODE(os.stat(path).st_mode) & 0o077:
+                loose.append(f"{path} {oct(os.stat(path).st_mode)}")
+    assert seen["files"] >= 3 and seen["db"], seen
+    assert not loose, loose
+
+
+def test_oversized_json_body_is_refused_before_reading(local_server):
+    local_server.update_settings(max_request_bytes=1024 * 1024)
+    env = Env(local_server)
+    try:
+        big = {"blobs": [{"property": "content", "type": "text",
+                          "data": {"base64": b64(b"x" * (2 * 1024 * 1024)), "filename": "big.txt"}}]}
+        r = env.c.post(f"/v1/buckets/{env.bucket_id}/objects", json=big)
+        body = assert_error(r, 413, "limit")
+        assert body["error"]["details"]["max_bytes"] == 1024 * 1024
+        # streamed without a Content-Length: refused as the bytes arrive
+        chunks = (b'{"blobs": [' + b" " * 65536 for _ in range(40))
+        r = env.c.post(f"/v1/buckets/{env.bucket_id}/objects", content=chunks,
+                       headers={"Content-Type": "application/json"})
+        assert_error(r, 413)
+        # nothing was stored, and a normal body still works
+        listed = env.c.post(f"/v1/buckets/{env.bucket_id}/objects/list", json={}).json()
+        assert listed["results"] == []
+        assert env.text_obj("small")["object_id"].startswith("obj_")
+    finally:
+        env.close()
+
+
+def test_a_stalled_body_is_cut_off(local_server):
+    local_server.update_settings(body_read_timeout_seconds=1.0)
+    parts = urlsplit(local_server.base_url)
+    started = time.monotonic()
+    with socket.create_connection((parts.hostname, parts.port), timeout=15) as s:
+        s.sendall(b"POST /v1/namespaces HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + local_server.api_key.encode()
+                  + b"\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"namespace_name\"")
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    took = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b'"RequestTimeoutError"' in answer and took < 5, (took, answer)
+    names = httpx.post(local_server.base_url + "/v1/namespaces/list", json={},
+                       headers={"Authorization": f"Bearer {local_server.api_key}"}).json()["results"]
+    assert names == []
