@@ -259,6 +259,7 @@ class IngestResult:
         self.interrupted = False
         self.final_tasks: dict[str, Any] = {}
         self.final_batches: dict[str, Any] = {}  # task id -> its Batch, read once the task ended
+        self.confirm_tasks: list[str] = []  # the upload-confirm tasks the uploads made (not watched)
         self._watch_kwargs: dict[str, Any] = {}
         self.cwd = os.getcwd()  # sources are shown relative to where the cell ran
 
@@ -294,7 +295,11 @@ class IngestResult:
         if self.syncs:
             parts.append(f"{len(self.syncs)} sync{'s' if len(self.syncs) != 1 else ''} started")
         if self.tasks:
-            parts.append(f"{len(self.tasks)} task{'s' if len(self.tasks) != 1 else ''}")
+            part = f"{len(self.tasks)} task{'s' if len(self.tasks) != 1 else ''}"
+            if self.confirm_tasks:  # the server's own, listed by %mixpeek_tasks too
+                n = len(self.confirm_tasks)
+                part += f" (+{n} upload-confirm task{'s' if n != 1 else ''})"
+            parts.append(part)
         elif not self.syncs:
             parts.append("nothing new to process")
         return "; ".join(parts)
@@ -445,7 +450,13 @@ class IngestResult:
     def __repr__(self) -> str:
         return f"<IngestResult bucket={self.bucket!r} {self.summary()} status={self.status!r}>"
 
-    def _repr_html_(self) -> str:
+    def _repr_html_(self) -> str | None:
+        """The static summary: what was ingested, the tasks' outcome, the failures.
+        None in the cell whose board shows it already (its text repr is one line)."""
+        board = getattr(self.handle, "display", None)
+        shown = getattr(board, "shown_in_current_cell", None)
+        if callable(shown) and shown():
+            return None
         rows = [("bucket", self.bucket), ("summary", self.summary()), ("status", self.status)]
         if self.batches:
             rows.append(("batches", ", ".join(self.batches)))
@@ -462,7 +473,12 @@ class IngestResult:
                             for f in fails[:10])
             more = f"<li>… and {len(fails) - 10} more</li>" if len(fails) > 10 else ""
             extra = f"<details><summary>{len(fails)} failure(s)</summary><ul>{items}{more}</ul></details>"
-        return f"<div><b>IngestResult</b><table>{body}</table>{extra}</div>"
+        tasks = ""
+        if self.handle is not None and self.handle.snapshots:
+            from mixpeek_magics.tracking.summary import summary_html
+
+            tasks = summary_html(self.handle.snapshots, hint="listed below" if fails else None)
+        return f"<div><b>IngestResult</b><table>{body}</table>{tasks}{extra}</div>"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -495,8 +511,14 @@ def resolve_bucket(client: Any, bucket: str, *, create: bool = False, plan: Any 
     except errors.NotFoundError:
         pass
     if create:
+        from mixpeek_magics.client.names import check_name
+
+        check_name(bucket, "bucket")
         schema = infer_schema(plan) if plan is not None else {"properties": {"content": {"type": "text"}}}
-        return client.buckets.create(bucket, schema, namespace=namespace)
+        try:
+            return client.buckets.create(bucket, schema, namespace=namespace)
+        except errors.ConflictError:  # created meanwhile (another kernel): use that one
+            return client.buckets.get(bucket, namespace=namespace)
     try:
         names = [b.bucket_name for b in client.buckets.iter(max_items=50, namespace=namespace)]
     except errors.MixpeekError:
@@ -639,18 +661,16 @@ async def _execute(aclient: Any, plan: Any, bucket: Any, result: IngestResult, *
     stats.bytes_total = sum(i.size or 0 for i in fresh)
     tell()
     by_path = {os.path.normpath(i.source): i for i in fresh}
-    for chunk in _chunks(fresh, CHUNK):
-        base_files, base_bytes = stats.files_done, stats.bytes_done
 
-        def progress(p: Any, _f=base_files, _b=base_bytes) -> None:
-            stats.files_done = _f + p.files_done
-            stats.bytes_done = _b + p.bytes_done
-            tell()
+    def progress(p: Any) -> None:
+        stats.files_done = p.files_done
+        stats.bytes_done = p.bytes_done
+        tell()
 
-        res = await abulk_upload(aclient, bucket_id, chunk, concurrency=concurrency, skip_duplicates=not force,
-                                 submit=False, namespace=ns_id, on_progress=progress)
+    def chunk_done(outcomes: list[Any]) -> None:
+        """One chunk's outcomes: recorded as the upload goes, so an interrupt keeps them."""
         confirmed: list[tuple[str, str, str | None]] = []
-        for o in res.outcomes:
+        for o in outcomes:
             item = by_path.get(os.path.normpath(o.path))
             sha = o.sha256 or (item.sha256 if item else None)
             kw = dict(size=o.size, sha256=sha, line=item.line if item else None, row=item.row if item else None,
@@ -674,6 +694,13 @@ async def _execute(aclient: Any, plan: Any, bucket: Any, result: IngestResult, *
                 stats.failed += 1
         state.record(server, namespace, (bucket_id, bucket.bucket_name), confirmed)
         tell()
+
+    if fresh:
+        # One pipeline over every file: chunks overlap (hash, PUT, confirm) on one set of clients.
+        uploaded = await abulk_upload(aclient, bucket_id, fresh,
+                                      concurrency=concurrency, skip_duplicates=not force, submit=False,
+                                      namespace=ns_id, on_progress=progress, on_chunk=chunk_done)
+        result.confirm_tasks.extend(uploaded.confirm_task_ids)
 
     # -- URLs ------------------------------------------------------------------------------
     schema = getattr(bucket, "bucket_schema", None)

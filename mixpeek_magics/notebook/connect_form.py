@@ -26,8 +26,10 @@ require("notebook", "ipywidgets")
 import ipywidgets as widgets
 
 from mixpeek_magics.client import credentials as cr
+from mixpeek_magics.notebook.fallbacks import CONNECT_WITHOUT_WIDGETS, SYNC_WITHOUT_WIDGETS
 
-__all__ = ["connect", "ConnectionForm", "SyncForm", "PROVIDERS"]
+__all__ = ["CONNECT_WITHOUT_WIDGETS", "PROVIDERS", "SYNC_WITHOUT_WIDGETS", "ConnectionForm", "SyncForm", "connect"]
+
 
 #: (label, key) of the provider picker.
 PROVIDERS: tuple[tuple[str, str], ...] = (
@@ -125,6 +127,14 @@ class _FormBase(widgets.VBox):
         """The status line as plain text."""
         return self._status_text
 
+    #: what a front end without widgets shows instead of the form
+    fallback_text = ""
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
+        data = super()._repr_mimebundle_(**kwargs) or {}
+        data["text/plain"] = self.fallback_text or repr(self)
+        return data
+
     def _set_status(self, text: str, kind: str = "info") -> None:
         color = {"info": "#555", "ok": "#1e7d32", "error": "#b3261e"}[kind]
         self._status_text = text
@@ -158,6 +168,8 @@ class ConnectionForm(_FormBase):
     ``client.connections.create(**body)`` (the notebook session's client when
     ``client`` is None).
     """
+
+    fallback_text = CONNECT_WITHOUT_WIDGETS
 
     def __init__(
         self,
@@ -548,6 +560,8 @@ def _bucket_options(resp: Any) -> list[tuple[str, str]]:
 
 class SyncForm(_FormBase):
     """Create a bucket sync from a saved connection (``SyncCreateRequest``)."""
+
+    fallback_text = SYNC_WITHOUT_WIDGETS
 
     def __init__(
         self,

@@ -2,10 +2,11 @@
 
 ``UploadDisplay(mode)`` is fed :class:`~mixpeek_magics.ingest.runner.UploadStats`
 from the upload's background thread (``update``) and closed with ``finish``.
-In a widget front end it is a progress bar with a line of text (its saved
-``text/plain`` stays "Uploading files…" so re-executed notebooks compare
-equal) and the final line is printed below it; elsewhere it prints a start
-line, a line every few seconds and the final line.
+In a widget front end it is a progress bar with a line of text, displayed with a
+display id: its ``text/plain`` (what a front end without widgets shows) is
+refreshed every ``text_refresh`` seconds, and when the upload ends the output
+becomes the final line (the bar's static final state: the line is said once).
+Elsewhere it prints a start line, a line every few seconds and the final line.
 """
 from __future__ import annotations
 
@@ -45,12 +46,14 @@ def upload_text(stats: Any, final: bool = False) -> str:
 class UploadDisplay:
     """Progress of the upload phase (thread-safe; at most ~10 updates a second)."""
 
-    def __init__(self, mode: str = "auto", stream: TextIO | None = None, text_interval: float = 5.0) -> None:
+    def __init__(self, mode: str = "auto", stream: TextIO | None = None, text_interval: float = 5.0,
+                 text_refresh: float = 2.0) -> None:
         from mixpeek_magics.notebook.display import choose_mode
 
         self.mode = choose_mode(mode)
         self.stream = stream
         self.text_interval = text_interval
+        self.text_refresh = text_refresh
         self._lock = threading.Lock()
         self._last = 0.0
         self._last_text = 0.0
@@ -60,9 +63,15 @@ class UploadDisplay:
         self.bar: Any = None
         self.label: Any = None
         self.box: Any = None
+        self.text_updates = 0  # text/plain refreshes of the displayed output
 
     def _out(self) -> TextIO:
         return self.stream or sys.stdout
+
+    def _bundle(self) -> dict:
+        bundle = self.box._repr_mimebundle_() or {}
+        bundle["text/plain"] = self.text
+        return bundle
 
     def start(self, stats: Any) -> None:
         self.text = upload_text(stats)
@@ -75,9 +84,8 @@ class UploadDisplay:
             self.label = W.Label(value=self.text)
             self.box = W.HBox([self.bar, self.label])
             self._display_id = uuid.uuid4().hex
-            bundle = self.box._repr_mimebundle_() or {}
-            bundle["text/plain"] = "Uploading files…"
-            display(bundle, raw=True, display_id=self._display_id)
+            display(self._bundle(), raw=True, display_id=self._display_id)
+            self._last_text = time.monotonic()
         elif stats.files_total:
             print(f"Uploading {stats.files_total} files ({human_bytes(stats.bytes_total)})…",
                   file=self._out(), flush=True)
@@ -94,9 +102,21 @@ class UploadDisplay:
             self.bar.max = max(1.0, float(stats.bytes_total or 1))
             self.bar.value = float(stats.bytes_done)
             self.label.value = self.text
+            if now - self._last_text >= self.text_refresh:
+                self._last_text = now
+                self._update_output(self._bundle())
         elif self.mode != "widget" and now - self._last_text >= self.text_interval:
             self._last_text = now
             print(self.text, file=self._out(), flush=True)
+
+    def _update_output(self, bundle: dict, final: bool = False) -> None:
+        from IPython.display import update_display
+
+        with self._lock:
+            if self._display_id is None or (self.finished and not final):
+                return
+            update_display(bundle, raw=True, display_id=self._display_id)
+            self.text_updates += 1
 
     def finish(self, stats: Any, interrupted: bool = False) -> None:
         with self._lock:
@@ -111,5 +131,7 @@ class UploadDisplay:
             self.bar.value = float(stats.bytes_done if not interrupted else self.bar.value)
             self.bar.bar_style = "danger" if (interrupted or stats.failed) else "success"
             self.label.value = self.text
-        # the outcome as plain text too: it stays in saved notebooks without widget state
+            # the bar's output becomes the outcome line: it stays in saved notebooks without widget state
+            self._update_output({"text/plain": self.text}, final=True)
+            return
         print(self.text, file=self._out(), flush=True)

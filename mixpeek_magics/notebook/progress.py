@@ -7,10 +7,10 @@ updates a second (``flush_count`` counts them), and the final state is always
 flushed by ``on_finish``. The display only ever changes widget trait values,
 so a widget updates in place in the cell that displayed it.
 
-Their ``text/plain`` repr is the text summary (``summary.render_summary_text``)
-so saved notebooks and GitHub show progress text; when a watch finishes, a
-displayed widget also updates its saved text and fills in a static HTML summary
-output (see ``_DisplayMixin``) so the outcome survives without widget state.
+A displayed widget comes with a live text twin that front ends without widgets
+show (refreshed every ``LIVE_TEXT_INTERVAL`` seconds), and when the watch
+finishes its output becomes the static final state: the HTML summary and the
+final text (see ``_DisplayMixin``), so the outcome survives without widget state.
 """
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ require("notebook", "ipywidgets")
 import ipywidgets as W
 
 from mixpeek_magics.client import statuses
-from mixpeek_magics.notebook import summary
+from mixpeek_magics.notebook import display
+from mixpeek_magics.tracking import summary
 from mixpeek_magics.notebook.textprogress import (
     RateEstimator,
     Throttle,
@@ -62,58 +63,60 @@ def _visible(widget: Any) -> bool:
     return widget.layout.display != "none"
 
 
-def _kernel_shell() -> Any:
-    """The ipykernel shell, or None outside a kernel."""
-    try:
-        from IPython import get_ipython
-    except Exception:  # pragma: no cover - IPython is a dependency of ipywidgets
-        return None
-    shell = get_ipython()
-    if shell is None or not any(c.__name__ == "ZMQInteractiveShell" for c in type(shell).__mro__):
-        return None
-    return shell
-
-
-def _current_parent() -> dict | None:
-    shell = _kernel_shell()
-    if shell is None:
-        return None
-    try:
-        header = shell.display_pub.parent_header
-        return dict(header) if header else None
-    except Exception:
-        return None
+#: Least seconds between two refreshes of the text a front end without widgets shows.
+LIVE_TEXT_INTERVAL = 2.0
 
 
 class _DisplayMixin:
-    """Display with display ids so the final state can be written back into the cell.
+    """What every front end sees of a displayed board, live and once it is over.
 
     ``display(widget)`` (or the widget as a cell's last expression) publishes two
-    outputs in the current cell: the widget view (whose ``text/plain`` is the
-    text progress) and an empty placeholder. ``on_finish`` sends
-    ``update_display_data`` for both: the widget output's text becomes the final
-    text, the placeholder becomes the static HTML summary. Updates by display id
-    reach the original cell from any thread and whichever cell is running then
-    (nbclient/nbconvert/nbval apply them to the saved notebook; JupyterLab
-    routes them by display id). Without a display id (the widget shown inside
-    another container), the summary is displayed with the parent header of the
-    cell that created the widget.
+    outputs in the current cell, each with a display id:
+
+    * the widget view (its ``text/plain`` is empty: the text is the other output's);
+    * the live text: a bundle whose widget view is a hidden, empty widget and whose
+      ``text/plain`` is the progress text. A widget front end renders the hidden
+      widget (nothing to see); one without widgets (no widget manager, the VS Code
+      fallback, a notebook saved mid-run, GitHub) shows the text. It is refreshed
+      through its display id at most every ``LIVE_TEXT_INTERVAL`` seconds; the
+      board's own view is never re-published while it runs (a front end rebuilds
+      a widget view on every update of its output).
+
+    ``on_finish`` turns the widget's output into the static final state (the HTML
+    summary and the final text: no second copy of the board) and empties the live
+    text. Updates by display id reach the original cell from any thread, whichever
+    cell is running (nbclient/nbconvert/nbval apply them to the saved notebook,
+    JupyterLab routes them by display id). In a headless run (papermill, nbconvert:
+    its log never shows updates) one final plain line is printed too, when the watch
+    ends while the board's cell still runs. Without a
+    display id (the widget shown inside another container) the summary is
+    displayed with the parent header of the cell that created the widget.
     """
 
-    _display_ids: list[tuple[str, str]]
+    _outputs: list[tuple[str, str]]
     _created_parent: dict | None
+    _shown_parent: dict | None
     _summary_emitted: bool
+    failure_hint: str | None = None
 
-    def _init_display(self) -> None:
-        self._display_ids = []
-        self._created_parent = _current_parent()
+    def _init_display(self, live_interval: float = LIVE_TEXT_INTERVAL) -> None:
+        self._outputs = []
+        self._created_parent = display.current_parent()
+        self._shown_parent = None
         self._summary_emitted = False
+        self._display_lock = threading.Lock()
+        self._hidden: Any = None
+        self._live = Throttle(self._publish_live, interval=live_interval)
+        self.live_updates = 0  # live text refreshes published (after the first display)
 
     # subclasses provide these
     def text(self) -> str:  # pragma: no cover
         raise NotImplementedError
 
     def summary_html(self) -> str:  # pragma: no cover
+        raise NotImplementedError
+
+    def final_line(self) -> str:  # pragma: no cover
         raise NotImplementedError
 
     @property
@@ -128,43 +131,84 @@ class _DisplayMixin:
     def _summary_bundle(self) -> dict:
         return {"text/html": self.summary_html(), "text/plain": self.text()}
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
+    def _live_bundle(self) -> dict:
+        if self._hidden is None:
+            self._hidden = W.Box(layout=W.Layout(display="none"))
+        data = self._hidden._repr_mimebundle_() or {}
+        data["text/plain"] = self.text()
+        return data
 
-        if _kernel_shell() is None:
-            display(self._repr_mimebundle_(), raw=True)
+    def shown_in_current_cell(self) -> bool:
+        """True while the cell that displayed this widget still runs (its result
+        need not repeat what the board shows)."""
+        return bool(self._outputs) and display.same_cell(self._shown_parent)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display as show
+
+        if display.kernel_shell() is None:
+            show(self._repr_mimebundle_(), raw=True)
             return
-        widget_id, summary_id = uuid.uuid4().hex, uuid.uuid4().hex
-        display(self._repr_mimebundle_(), raw=True, display_id=widget_id)
-        if self.finished:
-            display(self._summary_bundle(), raw=True, display_id=summary_id)
-        else:
-            display({"text/plain": ""}, raw=True, display_id=summary_id)
-        self._display_ids.append((widget_id, summary_id))
+        with self._display_lock:
+            if self._summary_emitted:  # over already: the static final state only
+                show(self._summary_bundle(), raw=True)
+                return
+            widget_id, live_id = uuid.uuid4().hex, uuid.uuid4().hex
+            bundle = self._repr_mimebundle_()
+            bundle["text/plain"] = ""
+            show(bundle, raw=True, display_id=widget_id)
+            show(self._live_bundle(), raw=True, display_id=live_id)
+            self._outputs.append((widget_id, live_id))
+            self._shown_parent = display.current_parent()
+
+    def _live_tick(self) -> None:
+        if self._outputs and not self._summary_emitted:
+            self._live.submit("tick")
+
+    def _publish_live(self, state: str) -> None:
+        if state != "tick":
+            return
+        from IPython.display import update_display
+
+        with self._display_lock:
+            if self._summary_emitted or not self._outputs:
+                return
+            bundle = self._live_bundle()
+            for _widget_id, live_id in self._outputs:
+                update_display(bundle, raw=True, display_id=live_id)
+            self.live_updates += 1
 
     def _emit_final(self) -> None:
-        """Write the final text and the HTML summary into the notebook (once)."""
-        if self._summary_emitted or _kernel_shell() is None:
-            return
-        self._summary_emitted = True
-        try:
-            from IPython.display import display, update_display
-
-            if self._display_ids:
-                bundle, summary_bundle = self._repr_mimebundle_(), self._summary_bundle()
-                for widget_id, summary_id in self._display_ids:
-                    update_display(bundle, raw=True, display_id=widget_id)
-                    update_display(summary_bundle, raw=True, display_id=summary_id)
+        """The static final state in the widget's output, once (and a plain line when headless)."""
+        self._live.finish("stop")
+        shell = display.kernel_shell()
+        with self._display_lock:
+            if self._summary_emitted or shell is None:
                 return
-            pub = _kernel_shell().display_pub
-            token = None
-            if self._created_parent and hasattr(pub, "set_thread_parent"):
-                token = pub.set_thread_parent(self._created_parent)
-            try:
-                display(self._summary_bundle(), raw=True)
-            finally:
-                if token is not None:
-                    pub.reset_thread_parent(token)
+            self._summary_emitted = True
+            outputs = list(self._outputs)
+        try:
+            from IPython.display import display as show, update_display
+
+            final = self._summary_bundle()
+            if outputs:
+                for widget_id, live_id in outputs:
+                    update_display(final, raw=True, display_id=widget_id)
+                    update_display({"text/plain": ""}, raw=True, display_id=live_id)
+            else:
+                pub = shell.display_pub
+                token = None
+                if self._created_parent and hasattr(pub, "set_thread_parent"):
+                    token = pub.set_thread_parent(self._created_parent)
+                try:
+                    show(final, raw=True)
+                finally:
+                    if token is not None:
+                        pub.reset_thread_parent(token)
+            if display.headless_kernel() and display.same_cell(self._shown_parent or self._created_parent):
+                # a log (papermill --log-output) shows no display updates: the outcome as a line, in the
+                # board's cell while it runs (a watch ending later would print into another cell)
+                print(self.final_line(), flush=True)
         except Exception:
             log.debug("could not publish the final summary", exc_info=True)
 
@@ -186,9 +230,11 @@ class TaskProgress(_DisplayMixin, W.VBox):
         on_cancel: CancelCallback | None = None,
         min_interval: float = 0.1,
         show_name: bool = True,
+        failure_hint: str | None = None,
         **kwargs: Any,
     ) -> None:
         self.on_cancel = on_cancel
+        self.failure_hint = failure_hint
         self.task_id: str | None = task_id or (snapshot.task_id if snapshot else None)
         self.snapshot: TaskSnapshot | None = None
         self.connection = "ok"
@@ -272,6 +318,8 @@ class TaskProgress(_DisplayMixin, W.VBox):
                 self.connection = connection
             if final:
                 self.freeze()
+            else:
+                self._live_tick()
 
     # -- rendering -----------------------------------------------------------------------
 
@@ -415,11 +463,15 @@ class TaskProgress(_DisplayMixin, W.VBox):
         line = summary.task_line(snap)
         if self.connection == "reconnecting":
             line += "  (reconnecting…)"
-        lines = [line] + [x.strip() for x in summary.error_lines([snap])]
+        hint = self.failure_hint if self.finished else None
+        lines = [line] + [x.strip() for x in summary.error_lines([snap], hint=hint)]
         return "\n".join(lines)
 
     def summary_html(self) -> str:
-        return summary.summary_html([self.snapshot] if self.snapshot else [])
+        return summary.summary_html([self.snapshot] if self.snapshot else [], hint=self.failure_hint)
+
+    def final_line(self) -> str:
+        return summary.final_line([self.snapshot] if self.snapshot else [])
 
 
 class TaskBoard(_DisplayMixin, W.VBox):
@@ -443,10 +495,13 @@ class TaskBoard(_DisplayMixin, W.VBox):
         collapse_threshold: int = 20,
         min_interval: float = 0.1,
         row_interval: float = 0.5,
+        failure_hint: str | None = None,
+        live_interval: float = LIVE_TEXT_INTERVAL,
         **kwargs: Any,
     ) -> None:
         self.on_cancel = on_cancel
         self.title = title
+        self.failure_hint = failure_hint
         self.row_interval = row_interval
         self._rows_at = float("-inf")
         self._rows_signature: Any = None
@@ -497,7 +552,7 @@ class TaskBoard(_DisplayMixin, W.VBox):
         overall = W.HBox([self.bar, self.detail, self.cancel_all_button, self.cancel_all_box],
                          layout=W.Layout(align_items="center"))
         super().__init__(children=[self.title_html, header, overall, self.message, self.accordion], **kwargs)
-        self._init_display()
+        self._init_display(live_interval)
         self._throttle = Throttle(self._flush, interval=min_interval)
 
     # -- observer API --------------------------------------------------------------------
@@ -527,6 +582,8 @@ class TaskBoard(_DisplayMixin, W.VBox):
         snaps, connection, final = state
         with self._ui_lock:
             self._apply(snaps, connection, final)
+        if not final:
+            self._live_tick()
 
     # -- rendering -----------------------------------------------------------------------
 
@@ -732,8 +789,12 @@ class TaskBoard(_DisplayMixin, W.VBox):
     # -- text ----------------------------------------------------------------------------
 
     def text(self) -> str:
-        body = summary.render_summary_text(self.snapshots, self.connection)
+        hint = self.failure_hint if self.finished else None
+        body = summary.render_summary_text(self.snapshots, self.connection, hint=hint)
         return f"{self.title}\n{body}" if self.title else body
 
     def summary_html(self) -> str:
-        return summary.summary_html(self.snapshots, self.title)
+        return summary.summary_html(self.snapshots, self.title, hint=self.failure_hint)
+
+    def final_line(self) -> str:
+        return summary.final_line(self.snapshots, self.title)

@@ -18,7 +18,8 @@ import time
 from collections import deque
 from typing import Any, Callable, Sequence, TextIO
 
-from mixpeek_magics.notebook import summary
+from mixpeek_magics.notebook import display
+from mixpeek_magics.tracking import summary
 from mixpeek_magics.tracking.snapshot import TaskSnapshot
 
 __all__ = ["Throttle", "RateEstimator", "TextProgress"]
@@ -229,9 +230,11 @@ class TextProgress:
         width: int = summary.BAR_WIDTH,
         on_cancel: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        failure_hint: str | None = None,
     ) -> None:
         self._stream_arg = stream
         self.title = title
+        self.failure_hint = failure_hint
         self.tty = _StreamInfo.isatty(self.stream) if tty is None else bool(tty)
         self.interval = interval
         self.width = width
@@ -242,11 +245,13 @@ class TextProgress:
         self._last_line_at = float("-inf")
         self._last_signature: Any = None
         self._last_len = 0
+        self._last_line: str | None = None
         self._snapshots: list[TaskSnapshot] = []
         self._connection = "ok"
         self.finished = False
         self.lines_written = 0
         self._throttle = Throttle(self._write_tty, interval=min_interval, clock=clock) if self.tty else None
+        self._created_parent = display.current_parent()
 
     # -- observer API -----------------------------------------------------------------
 
@@ -296,10 +301,19 @@ class TextProgress:
     def text(self) -> str:
         """The stable summary of the latest state (same as the widgets' text/plain)."""
         with self._lock:
-            return summary.render_summary_text(self._snapshots, self._connection)
+            return summary.render_summary_text(self._snapshots, self._connection,
+                                               hint=self.failure_hint if self.finished else None)
 
     def __repr__(self) -> str:
         return self.text()
+
+    def shown_in_current_cell(self) -> bool:
+        """True while the cell it writes to still runs (its lines are the outcome there)."""
+        return display.same_cell(self._created_parent)
+
+    def summary_html(self) -> str:
+        with self._lock:
+            return summary.summary_html(self._snapshots, self.title, hint=self.failure_hint)
 
     def _sample(self, snaps: Sequence[TaskSnapshot]) -> float | None:
         """Record a rate sample; return the ETA in seconds (None if unknown)."""
@@ -331,6 +345,7 @@ class TextProgress:
 
     def _write_line(self, line: str) -> None:
         self.lines_written += 1
+        self._last_line = line
         self._write(line + "\n")
 
     def _write_tty(self, state: tuple[list[TaskSnapshot], str, bool]) -> None:
@@ -347,13 +362,14 @@ class TextProgress:
 
     def _write_final(self, snaps: Sequence[TaskSnapshot]) -> None:
         line = self._line(snaps, "ok")
-        lines = summary.error_lines(snaps)
+        lines = summary.error_lines(snaps, hint=self.failure_hint)
         if self.tty:
             pad = " " * max(0, self._last_len - len(line))
             self._last_len = 0
             self.lines_written += 1
             self._write("\r" + line + pad + "\n" + "".join(x + "\n" for x in lines))
         else:
-            self._write_line(line)
+            if line != self._last_line:  # the last status change already wrote this very line
+                self._write_line(line)
             for x in lines:
                 self._write(x + "\n")

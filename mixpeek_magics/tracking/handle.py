@@ -19,6 +19,7 @@ import concurrent.futures
 import sys
 import warnings
 from pathlib import Path
+from types import FrameType
 from typing import Any, Iterable, Mapping, Sequence
 
 from mixpeek_magics.client import statuses
@@ -167,13 +168,33 @@ def _outcome(engine: Engine, raise_on_failure: bool, handle: Any) -> list[TaskSn
                 PartialFailureWarning(
                     f"task {s.task_id} COMPLETED_WITH_ERRORS; failed item(s): {items}{more}"
                 ),
-                stacklevel=3,
+                stacklevel=_caller_stacklevel(),
             )
     if raise_on_failure:
         failed = [s for s in snaps if s.status == "FAILED"]
         if failed:
             raise TaskFailedError(failed, snaps)
     return snaps
+
+
+#: Frames a warning should not point at: this package, and IPython's magic machinery.
+_INTERNAL_MODULES = ("mixpeek_magics.", "IPython.core.", "traitlets.")
+
+
+def _caller_stacklevel() -> int:
+    """``warnings.warn``'s stacklevel of the first frame outside this package (and
+    IPython's magic machinery), for a warning that points at the user's line or cell."""
+    frame: FrameType | None = sys._getframe(1)  # the function calling warnings.warn: stacklevel 1
+    level = 1
+    while frame is not None:
+        module = frame.f_globals.get("__name__") or ""
+        internal = module == "mixpeek_magics" or module.startswith(_INTERNAL_MODULES) \
+            or frame.f_code.co_filename.startswith("<decorator-gen")
+        if not internal:
+            return level
+        frame = frame.f_back
+        level += 1
+    return 1
 
 
 def _interrupt_message(engine: Engine, detached: bool) -> str:
@@ -263,6 +284,19 @@ class _HandleBase:
     def __repr__(self) -> str:
         n = len(self._engine.task_ids)
         return f"<{type(self).__name__} {n} task(s) status={self.status!r} progress={self.progress:.0%}>"
+
+    def _repr_html_(self) -> str | None:
+        """The static summary (HTML front ends, marimo); None in the cell whose board shows it already."""
+        board = getattr(self, "display", None)
+        shown = getattr(board, "shown_in_current_cell", None)
+        if callable(shown) and shown():
+            return None
+        render = getattr(board, "summary_html", None)
+        if callable(render):
+            return render()
+        from mixpeek_magics.tracking.summary import summary_html
+
+        return summary_html(self.snapshots)
 
 
 class WatchHandle(_HandleBase):

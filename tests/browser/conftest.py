@@ -13,6 +13,10 @@
 * ``scratch_notebook(name, cells)``: writes a notebook under
   ``test-artifacts/browser/notebooks/`` (inside the Lab root, gitignored, removed at
   the end) and returns its Lab path.
+* ``notebook7`` / ``lab_without_widgets``: like ``lab``, on a Notebook 7 server, and on
+  a JupyterLab whose widget manager is disabled (what a front end without widget
+  support shows); ``paced_quickstart(pace)``: a copy of notebooks/quickstart.ipynb
+  beside a link to its data, with its ``parameters`` cell set as papermill would.
 """
 from __future__ import annotations
 
@@ -39,18 +43,23 @@ def pytest_runtest_makereport(item, call):
     return rep
 
 
-@pytest.fixture(scope="package")
-def lab_server(tmp_path_factory: pytest.TempPathFactory):
-    work = tmp_path_factory.mktemp("jupyterlab")
+def _start_server(tmp_path_factory: pytest.TempPathFactory, name: str, **options) -> LabServer:
+    work = tmp_path_factory.mktemp(name)
     for rel, value in _USER_SETTINGS.items():
         path = work / "user-settings" / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(value))
-    server = LabServer(root_dir=REPO_ROOT, work_dir=work)
+    server = LabServer(root_dir=REPO_ROOT, work_dir=work, **options)
     try:
         server.start()
     except RuntimeError as exc:
-        pytest.fail(f"could not start JupyterLab: {exc}", pytrace=False)
+        pytest.fail(f"could not start {name}: {exc}", pytrace=False)
+    return server
+
+
+@pytest.fixture(scope="package")
+def lab_server(tmp_path_factory: pytest.TempPathFactory):
+    server = _start_server(tmp_path_factory, "jupyterlab")
     assert "MIXPEEK_API_KEY" not in server.env
     # the settings really apply: a run of notebooks/quickstart.ipynb must never be autosaved
     try:
@@ -82,15 +91,28 @@ def browser():
         pw.stop()
 
 
-@pytest.fixture
-def lab(request, browser, lab_server):
+@pytest.fixture(scope="module")
+def notebook7_server(tmp_path_factory: pytest.TempPathFactory):
+    server = _start_server(tmp_path_factory, "notebook7", app="notebook")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def lab_without_widgets_server(tmp_path_factory: pytest.TempPathFactory):
+    server = _start_server(tmp_path_factory, "jupyterlab-no-widgets", widgets=False)
+    yield server
+    server.stop()
+
+
+def _page(request, browser, server: LabServer):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     context.set_default_timeout(30_000)
     page = context.new_page()
     name = request.node.name.replace("/", "_").replace("[", "_").replace("]", "")
     for old in ARTIFACTS.glob(f"{name}-*.png"):  # no stale screenshots of an earlier run
         old.unlink()
-    lp = LabPage(page, lab_server, name)
+    lp = LabPage(page, server, name)
     yield lp
     failed = getattr(request.node, "rep_call", None)
     if failed is not None and failed.failed:
@@ -100,9 +122,47 @@ def lab(request, browser, lab_server):
             pass
         if lp.console:
             print("browser console errors:\n" + "\n".join(lp.console[-30:]))
-        print("jupyter lab log tail:\n" + lab_server.log_tail(40))
+        print(f"jupyter {server.app} log tail:\n" + server.log_tail(40))
     context.close()
-    lab_server.shutdown_kernels()
+    server.shutdown_kernels()
+
+
+@pytest.fixture
+def lab(request, browser, lab_server):
+    yield from _page(request, browser, lab_server)
+
+
+@pytest.fixture
+def notebook7(request, browser, notebook7_server):
+    yield from _page(request, browser, notebook7_server)
+
+
+@pytest.fixture
+def lab_without_widgets(request, browser, lab_without_widgets_server):
+    yield from _page(request, browser, lab_without_widgets_server)
+
+
+@pytest.fixture
+def paced_quickstart(scratch_dir: Path) -> Callable[[float], str]:
+    import nbformat
+
+    def write(pace: float) -> str:
+        nb = nbformat.read(REPO_ROOT / "notebooks" / "quickstart.ipynb", as_version=4)
+        params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(params) == 1, "notebooks/quickstart.ipynb has no parameters cell"
+        params[0].source = f"pace_seconds = {pace}"
+        for cell in nb.cells:  # a fresh run: nothing of the recorded one
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = [], None
+        nb.metadata.pop("widgets", None)
+        data = scratch_dir / "data"
+        if not data.exists():
+            data.symlink_to(REPO_ROOT / "notebooks" / "data", target_is_directory=True)
+        path = scratch_dir / f"quickstart-paced-{str(pace).replace('.', '_')}.ipynb"
+        nbformat.write(nb, path)
+        return path.relative_to(REPO_ROOT).as_posix()
+
+    return write
 
 
 @pytest.fixture(scope="package")

@@ -52,10 +52,14 @@ def free_port() -> int:
 
 @dataclass
 class LabServer:
-    """A ``jupyter lab`` process on 127.0.0.1 (started with ``subprocess.Popen``)."""
+    """A ``jupyter lab`` (or, ``app="notebook"``, a Notebook 7) process on 127.0.0.1
+    (started with ``subprocess.Popen``). ``widgets=False`` starts it with the widget
+    manager disabled: what a front end without widget support shows."""
 
     root_dir: Path
     work_dir: Path
+    app: str = "lab"
+    widgets: bool = True
     port: int = 0
     token: str = "mixpeek-browser-test"
     proc: subprocess.Popen | None = None
@@ -82,6 +86,10 @@ class LabServer:
         notif.write_text(json.dumps(QUIET_NOTIFICATIONS))
         for d in ("workspaces", "config", "data", "runtime", "mixpeek-data", "mixpeek-config", "mixpeek-local"):
             (w / d).mkdir(parents=True, exist_ok=True)
+        if not self.widgets:
+            page_config = w / "config" / "labconfig" / "page_config.json"
+            page_config.parent.mkdir(parents=True, exist_ok=True)
+            page_config.write_text(json.dumps({"disabledExtensions": {"@jupyter-widgets/jupyterlab-manager": True}}))
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("MIXPEEK_")}
         env.update(
@@ -100,20 +108,22 @@ class LabServer:
         self.env = env
         self.port = self.port or free_port()
         self.log_path = w / "jupyter-lab.log"
+        app = "LabApp" if self.app == "lab" else "JupyterNotebookApp"
         cmd = [
-            str(jupyter), "lab",
+            str(jupyter), self.app,
             "--no-browser",
             "--ip=127.0.0.1",
             f"--port={self.port}",
             "--ServerApp.port_retries=0",
             f"--IdentityProvider.token={self.token}",
             f"--ServerApp.root_dir={self.root_dir}",
-            "--LabApp.expose_app_in_browser=True",
-            f"--LabApp.user_settings_dir={settings_dir}",
-            f"--LabApp.workspaces_dir={w / 'workspaces'}",
+            f"--{app}.expose_app_in_browser=True",
+            f"--{app}.user_settings_dir={settings_dir}",
+            f"--{app}.workspaces_dir={w / 'workspaces'}",
             "--ServerApp.allow_remote_access=False",
-            "--LabApp.extension_manager=readonly",  # never asks PyPI
         ]
+        if self.app == "lab":
+            cmd.append("--LabApp.extension_manager=readonly")  # never asks PyPI
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             cmd.append("--allow-root")
         log = open(self.log_path, "wb")
@@ -260,7 +270,11 @@ class LabPage:
     def open_notebook(self, rel_path: str, timeout: float = 60.0) -> None:
         """Open ``rel_path`` (relative to the Lab root) and wait until its kernel is usable."""
         self.path = rel_path
-        self.page.goto(self.server.url(f"lab/tree/{rel_path}", reset=""), wait_until="domcontentloaded")
+        if self.server.app == "lab":
+            url = self.server.url(f"lab/tree/{rel_path}", reset="")
+        else:  # Notebook 7: one notebook per page
+            url = self.server.url(f"notebooks/{rel_path}")
+        self.page.goto(url, wait_until="domcontentloaded")
         ms = timeout * 1000
         self.page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell", timeout=ms)
         # currentWidget becomes our notebook once Lab restored the layout and opened the file
@@ -323,6 +337,53 @@ class LabPage:
                 self.screenshot("timeout")
                 raise AssertionError(f"execution did not finish in {timeout:.0f} s: {state}")
             time.sleep(0.1)
+
+    def cell_index(self, source_prefix: str) -> int:
+        """Index (among all cells) of the first cell whose source starts with ``source_prefix``."""
+        index = self.page.evaluate(
+            """(prefix) => window.jupyterapp.shell.currentWidget.content.widgets
+                 .findIndex(c => c.model.sharedModel.getSource().startsWith(prefix))""", source_prefix)
+        assert index >= 0, f"no cell starts with {source_prefix!r}"
+        return index
+
+    def cell(self, index: int) -> Any:
+        return self.panel().locator(".jp-Notebook .jp-Cell").nth(index)
+
+    def run_all_following(self, index: int, timeout: float = 150.0, every: float = 0.2,
+                          on_sample: Any = None) -> list[str]:
+        """Run all cells from the Run menu and, while cell ``index`` runs, sample the text its
+        outputs show (what the user sees) until it finished; then wait for the rest.
+        ``on_sample(text)`` is called with each new text (e.g. to take a screenshot)."""
+        self.clear_outputs()
+        cell = self.cell(index)
+        self.menu_command("Run", "runmenu:run-all")
+        samples: list[str] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            done = self.page.evaluate(
+                "(i) => window.jupyterapp.shell.currentWidget.content.widgets[i].model.executionCount !== null",
+                index)
+            try:
+                cell.scroll_into_view_if_needed(timeout=2_000)
+                text = cell.locator(".jp-OutputArea").inner_text(timeout=2_000)
+            except Exception:
+                text = ""
+            if not samples or text != samples[-1]:
+                samples.append(text)
+                if on_sample is not None:
+                    on_sample(text)
+            if done:
+                break
+            state = self.page.evaluate(_EXEC_STATE_JS)
+            if state["errors"]:
+                self.screenshot("error")
+                raise AssertionError(f"a cell raised: {state['errors']}")
+            if time.monotonic() > deadline:
+                self.screenshot("timeout")
+                raise AssertionError(f"cell {index} did not finish in {timeout:.0f} s")
+            time.sleep(every)
+        self.wait_executed(timeout)
+        return samples
 
     def run_cell(self, index: int, timeout: float = 60.0) -> str:
         """Select code cell ``index`` (0-based among all cells) by clicking its prompt, run it

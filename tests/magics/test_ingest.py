@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from IPython.core.error import UsageError
 
-from mixpeek_magics.ingest import runner
+from mixpeek_magics.ingest import bulk, runner
 from mixpeek_magics.notebook import session
 from mixpeek_magics.notebook.magics.ingest import IngestRunError, IngestValidationError
 from tests.magics.conftest import make_files, posts
@@ -220,7 +220,7 @@ def test_failed_items_warn_all_failed_raises_and_retry(ip, signed_in, tmp_path, 
     make_files(tmp_path / "data", 3)
     make_files(tmp_path / "data", 2, prefix="bad")
     signed_in.update_settings(fail_filenames=["bad*"])
-    ip.run_cell_magic("ingest", "--bucket docs --create-bucket -o res", "data/\n")
+    ip.run_cell_magic("ingest", "--bucket docs --create-bucket --no-strict -o res", "data/\n")
     res = ip.user_ns["res"]
     assert res.status == "completed_with_errors"
     err = capsys.readouterr().err
@@ -270,7 +270,8 @@ def test_cancel(ip, signed_in, tmp_path):
 
 def test_interrupt_mid_upload_then_resume(ip, signed_in, tmp_path, monkeypatch, capsys):
     files = make_files(tmp_path / "data", 7, size=2000)
-    monkeypatch.setattr(runner, "CHUNK", 2)
+    monkeypatch.setattr(bulk, "CHUNK", 2)  # the upload pipeline's chunks
+    signed_in.update_settings(upload_latency_ms=150)  # the interrupt lands while PUTs remain
     real = runner.run_plan
     fired = []
 

@@ -1,6 +1,7 @@
 """A real kernel (nbclient): a TaskBoard displayed in one cell, updated from a
-background thread while the next cell runs, leaves in the saved notebook a
-widget view with a text/plain progress repr and the final HTML summary."""
+background thread while the next cell runs, leaves in the saved notebook its
+static final state (the HTML summary and the final text) in the widget's own
+output, an emptied live-text output, and no second copy of the board."""
 from __future__ import annotations
 
 import json
@@ -104,17 +105,20 @@ def test_auto_mode_picks_the_widget_in_a_kernel(executed_notebook):
     assert "TaskBoard" in stream
 
 
-def test_saved_widget_output_has_final_text_repr(executed_notebook):
-    views = [o for o in _outputs(executed_notebook.cells[0], "display_data")
-             if "application/vnd.jupyter.widget-view+json" in o.data]
-    assert len(views) == 1
-    text = views[0].data["text/plain"]
+def _data_outputs(cell):
+    return [o for o in cell.outputs if o.output_type == "display_data"]
+
+
+def test_widget_output_became_its_static_final_state(executed_notebook):
+    board, live = _data_outputs(executed_notebook.cells[0])
+    # no widget view is left: the board's output is the final summary, said once
+    assert sorted(board.data) == ["text/html", "text/plain"]
+    text = board.data["text/plain"]
     assert text.startswith("Demo ingest\n2 tasks: 1 COMPLETED, 1 FAILED")
     assert "[#############-------] 13/20 65%" in text
     assert "FAILED tsk_beta: cannot decode <image>" in text
-    model_id = views[0].data["application/vnd.jupyter.widget-view+json"]["model_id"]
-    state = executed_notebook.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
-    assert model_id in state  # the view refers to saved widget state
+    # the live text (what a front end without widgets showed meanwhile) is emptied
+    assert live.data == {"text/plain": ""}
 
 
 def test_saved_notebook_has_final_html_summary_in_the_creating_cell(executed_notebook):
@@ -125,7 +129,8 @@ def test_saved_notebook_has_final_html_summary_in_the_creating_cell(executed_not
     assert "mixpeek-task-summary" in html
     assert "1 COMPLETED" in html and "1 FAILED" in html
     assert "cannot decode &lt;image&gt;" in html and "<image>" not in html
-    # nothing leaked into the cell that happened to be running
+    # nothing leaked into the cell that happened to be running (not even the headless final line:
+    # the watch ended after its cell did)
     wait = executed_notebook.cells[1]
     assert [o.output_type for o in wait.outputs] == ["stream"]
     assert wait.outputs[0].text == "waited\n"
@@ -144,10 +149,15 @@ def test_final_widget_state_saved(executed_notebook):
 
 def test_watch_finishing_inside_its_own_cell(executed_notebook):
     cell = executed_notebook.cells[3]
-    kinds = [sorted(o.data) for o in _outputs(cell, "display_data")]
-    assert kinds == [["application/vnd.jupyter.widget-view+json", "text/plain"], ["text/html", "text/plain"]]
+    kinds = [(o.output_type, sorted(o.get("data", {}))) for o in cell.outputs]
+    # the board's output (now its final state), the emptied live text, and, nbclient being
+    # headless, the outcome as one plain line for a log
+    assert kinds == [("display_data", ["text/html", "text/plain"]), ("display_data", ["text/plain"]),
+                     ("stream", [])]
     assert cell.outputs[0].data["text/plain"].startswith("2 tasks: 1 COMPLETED, 1 FAILED")
-    assert "tsk_beta" in cell.outputs[1].data["text/html"]
+    assert "tsk_beta" in cell.outputs[0].data["text/html"]
+    assert cell.outputs[1].data["text/plain"] == ""
+    assert cell.outputs[2].text == "[#############-------] 13/20 65% | 1 COMPLETED, 1 FAILED\n"
 
 
 def test_env_var_turns_widgets_off_in_a_kernel(executed_notebook):

@@ -1,6 +1,7 @@
 """A real kernel (nbclient) runs ``mixpeek_magics.watch(..., block=False)`` against the
 local server while the next cell sleeps; the saved notebook then holds the final
-widget state and the static HTML summary, and the journal knows the cell."""
+widget state and, in the board's own output, the static HTML summary, and the
+journal knows the cell."""
 from __future__ import annotations
 
 import textwrap
@@ -65,10 +66,11 @@ def test_non_blocking_watch_in_a_kernel(local_server, tmp_path, monkeypatch):
     assert "started TaskBoard" in "".join(o.get("text", "") for o in first.outputs)
     views = [o for o in first.outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     htmls = [o for o in first.outputs if "text/html" in o.get("data", {})]
-    assert len(views) == 1 and len(htmls) == 1
-    # the widget's saved text repr and the static summary show the final outcome
-    assert "1 COMPLETED_WITH_ERRORS" in views[0].data["text/plain"]
-    assert "9/9 100%" in views[0].data["text/plain"]
+    # the board's output became its static final state (no widget view left, no second copy)
+    assert views == [] and len(htmls) == 1
+    assert "1 COMPLETED_WITH_ERRORS" in htmls[0].data["text/plain"]
+    assert "9/9 100%" in htmls[0].data["text/plain"]
+    # a non-blocking watch warns nobody: the board names the failed file itself
     assert "COMPLETED_WITH_ERRORS" in htmls[0].data["text/html"] and "broken.png" in htmls[0].data["text/html"]
     # the sleeping cell ran while the board kept updating, and got nothing of the board's
     assert [o.text for o in sleeper.outputs] == ["the kernel kept working\n"]

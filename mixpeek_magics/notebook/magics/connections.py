@@ -141,7 +141,9 @@ class ConnectionMagics(Magics):
         """Open the form that creates a storage connection (S3, S3-compatible, Google Drive).
 
         Credentials typed into the form are sent to the server and cleared from the
-        form; they never appear in the notebook.
+        form; they never appear in the notebook. Where widgets cannot be shown (a
+        terminal, ``%config MixpeekMagics.widgets = False``) it prints the Python calls
+        that do the same instead.
 
         Example::
 
@@ -149,6 +151,13 @@ class ConnectionMagics(Magics):
         """
         parse(self.mixpeek_connect, line)
         client = S.client()
+        from mixpeek_magics.notebook.display import choose_mode
+
+        if choose_mode(options.current().display_mode()) != "widget":
+            from mixpeek_magics.notebook.fallbacks import CONNECT_WITHOUT_WIDGETS
+
+            print(CONNECT_WITHOUT_WIDGETS)
+            return None
         from mixpeek_magics.notebook.connect_form import connect
 
         return connect(client)

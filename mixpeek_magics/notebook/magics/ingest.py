@@ -12,7 +12,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 
 from mixpeek_magics.notebook import session as S
 from mixpeek_magics.notebook.magics import options
-from mixpeek_magics.notebook.magics._common import bind, parse, provenance, user_var
+from mixpeek_magics.notebook.magics._common import bind, parse, provenance, strict_args, summarize, user_var
 
 
 class IngestValidationError(S.MagicError):
@@ -24,7 +24,7 @@ class IngestValidationError(S.MagicError):
         self.problems = list(problems)
         n = len(self.problems)
         head = f"{n} problem{'s' if n != 1 else ''} in %%ingest; nothing was sent:"
-        super().__init__(head + "\n" + "\n".join("  " + p for p in self.problems))
+        super().__init__(head + "\n" + summarize(self.problems, 20, more_hint=" (all of them: exc.problems)"))
 
 
 class IngestRunError(S.MagicError):
@@ -86,6 +86,7 @@ class IngestMagics(Magics):
     @argument("--frame", default=None, metavar="DF", help="Ingest one object per row of this DataFrame.")
     @argument("--path-col", default=None, help="--frame column with the file path or URL.")
     @argument("--metadata-cols", default=None, help="--frame columns copied into metadata: a,b,c or *.")
+    @strict_args
     @line_cell_magic
     def ingest(self, line: str = "", cell: str | None = None) -> Any:
         """Ingest local files, URLs and S3 / Google Drive folders into a Mixpeek bucket.
@@ -125,6 +126,13 @@ class IngestMagics(Magics):
         bucket = args.bucket or opts.default_bucket
         if not bucket:
             raise UsageError("%%ingest needs --bucket NAME (or %config MixpeekMagics.default_bucket = 'NAME')")
+        if args.create_bucket:  # a name the URL cannot carry back would be created and never found
+            from mixpeek_magics.client.names import check_name
+
+            try:
+                check_name(bucket, "bucket")
+            except ValueError as exc:
+                raise UsageError(f"--bucket: {exc}") from None
         metadata: dict[str, Any] = {}
         if args.metadata:
             try:
@@ -382,34 +390,87 @@ class IngestMagics(Magics):
             upload.finish(result.upload)
         print(result.summary())
 
+        context = {"cell": prov.get("cell"), "notebook": prov.get("notebook"), "source": prov.get("source"),
+                   "label": f"%%ingest {bucket_ref}"}
+        _journal_confirm_tasks(client, result, opts.journal(), context)
         if result.tasks:
-            board = make_display(mode=opts.display_mode(),
-                                 on_cancel=lambda tid: client.tasks.kill(tid))
+            # with --wait the failed items are listed once, in the warning under the board
+            board = make_display(mode=opts.display_mode(), on_cancel=lambda tid: client.tasks.kill(tid),
+                                 failure_hint="listed below" if args.wait else None)
             show(board)
-            context = {"cell": prov.get("cell"), "notebook": prov.get("notebook"), "source": prov.get("source"),
-                       "label": f"%%ingest {bucket_ref}"}
-            result.watch(observers=[board], journal=opts.journal(), policy=opts.poll_policy(), context=context)
+            handle = result.watch(observers=[board], journal=opts.journal(), policy=opts.poll_policy(),
+                                  context=context)
+            handle.display = board
+        strict = opts.is_strict(args.strict)
         if args.wait:
+            from mixpeek_magics.tracking import WatchTimeout
+
             try:
                 result.wait()
             except runner.IngestFailedError as exc:
                 bind(self.shell, args.output, result)
                 raise IngestRunError(str(exc)) from None
+            except WatchTimeout as exc:  # gave up waiting (server gone): the result stays usable
+                bind(self.shell, args.output, result)
+                raise IngestRunError(str(exc)) from None
             fails = result.failure_records()
-            if fails:
-                shown = "\n".join(f"  {f['source']}: {f['error']}" for f in fails[:10])
-                more = f"\n  ... and {len(fails) - 10} more (see result.failures)" if len(fails) > 10 else ""
-                print(f"Warning: {len(fails)} item(s) failed; the rest were ingested:\n{shown}{more}",
-                      file=sys.stderr)
+            gone = [s for s in (result.handle.snapshots if result.handle is not None else [])
+                    if s.status == "UNKNOWN"]
+            lines = [f"{f['source'] or f['object_id'] or f['task_id']}: {f['error']}" for f in fails]
+            lines += [f"task {s.task_id}: {s.error or 'vanished'}" for s in gone]
+            if lines and strict:
+                bind(self.shell, args.output, result)
+                raise IngestRunError(
+                    f"{len(lines)} item(s) or task(s) did not complete (strict mode; the result is in "
+                    f"{args.output or 'the -o variable'}, failures in result.failures):\n"
+                    + summarize(lines, 20))
+            if lines:
+                print(f"Warning: {len(lines)} item(s) failed; the rest were ingested (--strict or "
+                      f"%config MixpeekMagics.strict = True makes this an error):\n"
+                      + summarize(lines, 20, more_hint=" (see result.failures)"), file=sys.stderr)
             if collection is not None:
                 try:
                     print(collection.finish(result))
                 except errors.MixpeekError as exc:
                     raise IngestRunError(f"collection {args.collection!r}: {exc}") from None
+        if strict and not args.wait:
+            failed_syncs = [i for i in result.items if i.status == "failed" and i.kind not in ("file", "url")]
+            if failed_syncs:
+                bind(self.shell, args.output, result)
+                raise IngestRunError(f"{len(failed_syncs)} sync(s) could not be created (strict mode):\n"
+                                     + summarize([f"{i.source}: {i.error}" for i in failed_syncs], 20))
         if args.output:
             bind(self.shell, args.output, result)
             return None
         return result
+
+
+def _journal_confirm_tasks(client: Any, result: Any, journal: Any, context: dict[str, Any]) -> None:
+    """The upload-confirm tasks the server ran for this ingest go into the journal with
+    its cell and label, so ``%mixpeek_tasks`` shows which ingest they belong to (nobody
+    watches them: the upload waited for each)."""
+    ids = list(getattr(result, "confirm_tasks", None) or [])
+    if not ids or journal is None:
+        return
+    import sqlite3
+
+    from mixpeek_magics.client import errors
+    from mixpeek_magics.tracking.snapshot import TaskSnapshot
+
+    label = f"{context.get('label') or '%%ingest'}: upload confirm"
+    rows = []
+    try:
+        for i in range(0, len(ids), 100):
+            chunk = ids[i:i + 100]
+            page = client.tasks.list(filters={"AND": [{"field": "task_id", "operator": "in", "value": chunk}]},
+                                     limit=len(chunk))
+            for task in page.items:
+                snap = TaskSnapshot(task.task_id, task.status, task_type=task.task_type, label=label,
+                                    bucket_id=result.bucket_id)
+                rows.append((snap, {"bucket_id": result.bucket_id}, False))
+        journal.record_many(rows, context, base_url=client.config.base_url, namespace=client.config.namespace)
+    except (errors.MixpeekError, OSError, sqlite3.Error):
+        pass  # a label, nothing more: the ingest itself went through
 
 
 def _collection_step(args: Any, client: Any, bucket: Any, plan: Any) -> Any:

@@ -9,7 +9,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 
 from mixpeek_magics.notebook import session as S
 from mixpeek_magics.notebook.magics import options
-from mixpeek_magics.notebook.magics._common import bind, parse
+from mixpeek_magics.notebook.magics._common import bind, parse, strict_args, summarize
 
 
 class WatchError(S.MagicError):
@@ -26,6 +26,7 @@ class TaskMagics(Magics):
                    "kernel restart).")
     @argument("--wait", action="store_true", help="Block until all are finished; FAILED tasks raise.")
     @argument("-o", "--output", default=None, metavar="VAR", help="Bind the watch handle to VAR.")
+    @strict_args
     @line_magic
     def mixpeek_watch(self, line: str = "") -> Any:
         """Show a live progress board for existing tasks.
@@ -47,6 +48,7 @@ class TaskMagics(Magics):
         client = S.client()
         opts = options.current()
         from mixpeek_magics.notebook.display import make_display, show
+        from mixpeek_magics.notebook.watch import WARNING_HINT, BucketNames
         from mixpeek_magics.tracking import TaskFailedError, WatchTimeout, watch
 
         journal = opts.journal()
@@ -57,19 +59,43 @@ class TaskMagics(Magics):
                 print(f"No unfinished tasks in the journal for {client.config.base_url}.")
                 return None
         board = make_display(mode=opts.display_mode(), title=f"{len(ids)} task(s)",
-                             on_cancel=lambda tid: client.tasks.kill(tid))
+                             on_cancel=lambda tid: client.tasks.kill(tid),
+                             failure_hint=WARNING_HINT if args.wait else None)
         show(board)
-        handle = watch(client, ids, block=False, observers=[board], journal=journal, policy=opts.poll_policy(),
+        handle = watch(client, ids, block=False, observers=[BucketNames(board, client)], journal=journal,
+                       policy=opts.poll_policy(),
                        context={"cell": getattr(self.shell, "execution_count", None),
                                 "source": "%mixpeek_watch " + line.strip()})
+        handle.display = board
         bind(self.shell, args.output, handle)
         if args.wait:
+            import warnings
+
+            from mixpeek_magics.tracking import PartialFailureWarning
+
+            strict = opts.is_strict(args.strict)
             try:
-                handle.wait()
+                with warnings.catch_warnings():
+                    if strict:  # said once, by the error below
+                        warnings.simplefilter("ignore", PartialFailureWarning)
+                    snaps = handle.wait()
             except TaskFailedError as exc:
                 raise WatchError(str(exc)) from None
             except WatchTimeout as exc:
                 raise WatchError(str(exc)) from None
+            odd = [s for s in snaps if s.status in ("UNKNOWN", "COMPLETED_WITH_ERRORS")]
+            seen = {s.task_id for s in snaps}
+            odd_lines = [f"{s.task_id}: {s.status}" + (f" ({s.error})" if s.error else "") for s in odd]
+            odd_lines += [f"{tid}: never seen (unknown task id)" for tid in ids if tid not in seen]
+            if odd_lines and strict:
+                raise WatchError(f"{len(odd_lines)} task(s) did not complete cleanly (strict mode; the handle "
+                                 f"is in {args.output or 'the -o variable'}):\n" + summarize(odd_lines, 20))
+            gone = [line for line in odd_lines if "COMPLETED_WITH_ERRORS" not in line]
+            if gone:
+                import sys
+
+                print(f"Warning: {len(gone)} task(s) unknown or vanished (--strict makes this an error):\n"
+                      + summarize(gone, 20), file=sys.stderr)
         return None
 
     @magic_arguments()
@@ -86,8 +112,12 @@ class TaskMagics(Magics):
 
             %mixpeek_tasks
             %mixpeek_tasks --status FAILED --since 2h
-            %mixpeek_tasks --type api_buckets_batches_submit -o tasks
+            %mixpeek_tasks --type api_buckets_batches_process -o tasks    # the processing of %%ingest's batches
+            %mixpeek_tasks --type api_buckets_uploads_batch_confirm       # its upload confirms
             %mixpeek_tasks --status COMPLETED,COMPLETED_WITH_ERRORS --bucket product-shots
+
+        Tasks ``%%ingest`` ran have its cell in ``source_cell``: the processing task it
+        watched, and the upload-confirm tasks the server ran for its uploads.
         """
         args = parse(self.mixpeek_tasks, line)
         client = S.client()
@@ -99,6 +129,15 @@ class TaskMagics(Magics):
             parts = [p.strip() for p in value.split(",") if p.strip()]
             return parts[0] if len(parts) == 1 else parts
 
+        if args.status:  # an unknown status would filter everything out: refuse it, naming the valid ones
+            from mixpeek_magics.client.statuses import status_value
+
+            try:
+                for part in args.status.split(","):
+                    if part.strip():
+                        status_value(part.strip(), what="--status")
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
         try:
             from mixpeek_magics.frames import task_history
         except ImportError:  # pragma: no cover - frames ships with the package
