@@ -6,6 +6,7 @@ import re
 import secrets
 import time
 from datetime import datetime, timezone
+from typing import Any
 
 def iso(ts: float | None = None) -> str:
     ts = time.time() if ts is None else ts
@@ -61,3 +62,20 @@ def check_filename(name: str, what: str = "filename") -> str:
     if _CONTROL.search(name):
         raise ValueError(f"{what} must not contain control characters: {name!r}")
     return name
+
+
+def select_fields(doc: dict[str, Any], fields: list[str], keep: tuple[str, ...]) -> dict[str, Any]:
+    """The ``select`` of a list request: the ``keep`` keys plus each dotted field path present."""
+    out = {k: doc[k] for k in keep}
+    for f in fields:
+        cur: Any = doc
+        parts = f.split(".")
+        for p in parts:
+            cur = cur.get(p) if isinstance(cur, dict) else None
+        if cur is None:
+            continue
+        tgt = out
+        for p in parts[:-1]:
+            tgt = tgt.setdefault(p, {})
+        tgt[parts[-1]] = cur
+    return out

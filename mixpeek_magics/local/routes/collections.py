@@ -24,7 +24,7 @@ from ..deps import NsCtx, find_bucket, get_state, json_response, namespace
 from ..errors import APIError, validation_422
 from ..filters import FieldRef, compile_filters, doc_resolver
 from ..pagination import paginate, pagination_body
-from ..util import new_id
+from ..util import new_id, select_fields
 from .common import ListParams, filters_sql, search_sql, sort_direction
 
 router = APIRouter()
@@ -289,20 +289,6 @@ def trigger_collection(request: Request, collection_identifier: str, body: Any =
 
 
 # -- documents -----------------------------------------------------------------------------------
-def _select(d: dict[str, Any], fields: list[str]) -> dict[str, Any]:
-    out = {"document_id": d["document_id"], "collection_id": d["collection_id"]}
-    for f in fields:
-        cur: Any = d
-        parts = f.split(".")
-        for p in parts:
-            cur = cur.get(p) if isinstance(cur, dict) else None
-        if cur is None:
-            continue
-        tgt = out
-        for p in parts[:-1]:
-            tgt = tgt.setdefault(p, {})
-        tgt[parts[-1]] = cur
-    return out
 
 
 def _list_documents(request: Request, collection_identifier: str, body: dict[str, Any], params: ListParams,
@@ -328,7 +314,7 @@ def _list_documents(request: Request, collection_identifier: str, body: dict[str
     results = [document_response(state, r, base, presigned=presigned, vectors=vectors, extractor=ext)
                for r in page.rows]
     if body.get("select"):
-        results = [_select(d, list(body["select"])) for d in results]
+        results = [select_fields(d, list(body["select"]), ("document_id", "collection_id")) for d in results]
     nblobs = sum(len(d.get("document_blobs") or []) for d in results)
     pag = pagination_body(page)
     if not (params.include_total or body.get("include_total")):

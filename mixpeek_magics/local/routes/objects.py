@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from ..db import loads
 from ..deps import NsCtx, find_bucket, find_in_bucket, get_state, json_response, namespace
+from ..util import select_fields
 from ..errors import APIError
 from ..filters import FieldRef
 from ..models import CreateObjectRequest, CreateObjectsBatchRequest, ListObjectsRequest, UpdateObjectRequest
@@ -88,7 +89,7 @@ def list_objects(request: Request, bucket_identifier: str, body: Optional[ListOb
                     include_total=params.include_total, descending=sort_direction(body.sort, False))
     results = [object_out(loads(r["doc"])) for r in page.rows]
     if body.select:
-        results = [_select(d, body.select) for d in results]
+        results = [select_fields(d, body.select, ("object_id", "bucket_id")) for d in results]
     by_status: dict[str, int] = {}
     for d in results:
         by_status[d.get("status", "DRAFT")] = by_status.get(d.get("status", "DRAFT"), 0) + 1
@@ -96,22 +97,6 @@ def list_objects(request: Request, bucket_identifier: str, body: Optional[ListOb
     stats = {"total_objects": len(results), "total_blobs": nblobs,
              "avg_blobs_per_object": nblobs / len(results) if results else 0.0, "objects_by_status": by_status}
     return json_response({"results": results, "pagination": pagination_body(page), "stats": stats})
-
-
-def _select(d: dict, fields: list[str]) -> dict:
-    out = {"object_id": d["object_id"], "bucket_id": d["bucket_id"]}
-    for f in fields:
-        cur: Any = d
-        parts = f.split(".")
-        for p in parts:
-            cur = cur.get(p) if isinstance(cur, dict) else None
-        if cur is None:
-            continue
-        tgt = out
-        for p in parts[:-1]:
-            tgt = tgt.setdefault(p, {})
-        tgt[parts[-1]] = cur
-    return out
 
 
 def _get(state, ns: NsCtx, bucket_identifier: str, object_identifier: str):
