@@ -1,4 +1,5 @@
 """Writing one benchmark's section of bench/RESULTS.md, keeping the others."""
+
 from __future__ import annotations
 
 import re

@@ -19,6 +19,7 @@
     .venv/bin/python bench/frames.py                  # ~1-2 min
     .venv/bin/python bench/frames.py --tasks 20000 --rounds 5 --no-write
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,11 +68,16 @@ def fill_journal(journal: Journal, ids: list[str], base_url: str) -> None:
     chunk = 5000
     for k in range(0, len(ids), chunk):
         items = []
-        for i, tid in enumerate(ids[k:k + chunk], start=k):
+        for i, tid in enumerate(ids[k : k + chunk], start=k):
             first = t0 + timedelta(milliseconds=50 * i)
             for status, offset in (("PENDING", 0), ("PROCESSING", 0.5), ("COMPLETED", 3.0 + (i % 7))):
-                items.append((TaskSnapshot(tid, status, first_seen=first,
-                                           observed_at=first + timedelta(seconds=offset)), {}, False))
+                items.append(
+                    (
+                        TaskSnapshot(tid, status, first_seen=first, observed_at=first + timedelta(seconds=offset)),
+                        {},
+                        False,
+                    )
+                )
         journal.record_many(items, {"notebook": "bench.ipynb", "cell": 1, "source": "%ingest"}, base_url=base_url)
 
 
@@ -91,10 +97,10 @@ def process_time(code: str, runs: int) -> list[tuple[float, float]]:
 
 
 def import_costs(runs: int) -> tuple[dict[str, list[tuple[float, float]]], str]:
-    shell = ("from IPython.core.interactiveshell import InteractiveShell\n"
-             "sh = InteractiveShell.instance()\n")
-    load = shell + ("sh.run_line_magic('load_ext', 'mixpeek_magics')\n"
-                    "assert 'mixpeek_magics' in sh.extension_manager.loaded\n")
+    shell = "from IPython.core.interactiveshell import InteractiveShell\nsh = InteractiveShell.instance()\n"
+    load = shell + (
+        "sh.run_line_magic('load_ext', 'mixpeek_magics')\nassert 'mixpeek_magics' in sh.extension_manager.loaded\n"
+    )
     probe = subprocess.run([sys.executable, "-c", load], cwd=ROOT, capture_output=True, text=True)
     codes = {"python -c pass": "pass", "InteractiveShell": shell}
     if probe.returncode == 0:
@@ -175,29 +181,45 @@ def main(argv: list[str] | None = None) -> int:
 
     say("## frames")
     say()
-    say(f"Command: `{COMMAND}` (tasks={args.tasks}, journaled={n_journal}, rounds={args.rounds}, "
+    say(
+        f"Command: `{COMMAND}` (tasks={args.tasks}, journaled={n_journal}, rounds={args.rounds}, "
         f"import runs={args.import_runs}); measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC "
-        f"on the shared 2-core dev machine (load average at the end: {_load()}).")
+        f"on the shared 2-core dev machine (load average at the end: {_load()})."
+    )
     say()
-    say("CPU time (`time.thread_time()`, min of the rounds) is the headline because other jobs share the "
-        "machine and inflate wall time; wall times are shown too.")
+    say(
+        "CPU time (`time.thread_time()`, min of the rounds) is the headline because other jobs share the "
+        "machine and inflate wall time; wall times are shown too."
+    )
     say()
     say("| step | value |")
     say("|---|---|")
     say(f"| seed {args.tasks:,} tasks (server) | {t_seed:.2f} s |")
-    say(f"| fetch all with `client.tasks.iter(limit=1000)` | {t_fetch:.2f} s, **{pages} list requests** "
-        f"(target {-(-args.tasks // 1000)}) |")
-    say(f"| baseline `pd.DataFrame(records)` | CPU best {b[0] * 1000:.1f} ms (median {b[1] * 1000:.1f}); "
-        f"wall best {b[2] * 1000:.1f} ms (median {b[3] * 1000:.1f}) |")
-    say(f"| `build_task_frame(records, journal)` | CPU best {f[0] * 1000:.1f} ms (median {f[1] * 1000:.1f}); "
-        f"wall best {f[2] * 1000:.1f} ms (median {f[3] * 1000:.1f}) |")
-    say(f"| **ratio frame / bare** (target <= 1.5x) | **{f[0] / b[0]:.2f}x** CPU best, {f[1] / b[1]:.2f}x CPU median; "
-        f"wall {f[2] / b[2]:.2f}x best, {f[3] / b[3]:.2f}x median |")
+    say(
+        f"| fetch all with `client.tasks.iter(limit=1000)` | {t_fetch:.2f} s, **{pages} list requests** "
+        f"(target {-(-args.tasks // 1000)}) |"
+    )
+    say(
+        f"| baseline `pd.DataFrame(records)` | CPU best {b[0] * 1000:.1f} ms (median {b[1] * 1000:.1f}); "
+        f"wall best {b[2] * 1000:.1f} ms (median {b[3] * 1000:.1f}) |"
+    )
+    say(
+        f"| `build_task_frame(records, journal)` | CPU best {f[0] * 1000:.1f} ms (median {f[1] * 1000:.1f}); "
+        f"wall best {f[2] * 1000:.1f} ms (median {f[3] * 1000:.1f}) |"
+    )
+    say(
+        f"| **ratio frame / bare** (target <= 1.5x) | **{f[0] / b[0]:.2f}x** CPU best, {f[1] / b[1]:.2f}x CPU median; "
+        f"wall {f[2] / b[2]:.2f}x best, {f[3] / b[3]:.2f}x median |"
+    )
     nj = stats(no_journal)
-    say(f"| same records, no journal data (times all NaT) | CPU best {nj[0] * 1000:.1f} ms (**{nj[0] / b[0]:.2f}x**), "
-        f"median {nj[1] * 1000:.1f} ms ({nj[1] / b[1]:.2f}x) |")
-    say(f"| same, built from the `Task` models | CPU best {m[0] * 1000:.1f} ms (**{m[0] / b[0]:.2f}x**), "
-        f"median {m[1] * 1000:.1f} ms ({m[1] / b[1]:.2f}x) |")
+    say(
+        f"| same records, no journal data (times all NaT) | CPU best {nj[0] * 1000:.1f} ms (**{nj[0] / b[0]:.2f}x**), "
+        f"median {nj[1] * 1000:.1f} ms ({nj[1] / b[1]:.2f}x) |"
+    )
+    say(
+        f"| same, built from the `Task` models | CPU best {m[0] * 1000:.1f} ms (**{m[0] / b[0]:.2f}x**), "
+        f"median {m[1] * 1000:.1f} ms ({m[1] / b[1]:.2f}x) |"
+    )
     say(f"| journal: write {n_journal:,} timelines (3 transitions each) | {t_fill:.2f} s |")
     say(f"| journal: read + index for the join (`Journal.tasks()` + parse) | {t_jread * 1000:.0f} ms |")
     say(f"| `task_history(client)` end to end (fetch + journal + frame), wall | {t_hist:.2f} s |")
@@ -207,19 +229,26 @@ def main(argv: list[str] | None = None) -> int:
     for name, runs in imports.items():
         cpu = statistics.median(c for _, c in runs)
         wall = statistics.median(w for w, _ in runs)
-        extra = "" if name in ("python -c pass", "InteractiveShell") else (
-            f" -> **+{(cpu - base_cpu) * 1000:.0f} ms CPU** (+{(wall - base_wall) * 1000:.0f} ms wall) "
-            "over the bare shell (target < 150 ms)")
+        extra = (
+            ""
+            if name in ("python -c pass", "InteractiveShell")
+            else (
+                f" -> **+{(cpu - base_cpu) * 1000:.0f} ms CPU** (+{(wall - base_wall) * 1000:.0f} ms wall) "
+                "over the bare shell (target < 150 ms)"
+            )
+        )
         say(f"| fresh process: {name} | median CPU {cpu * 1000:.0f} ms, wall {wall * 1000:.0f} ms{extra} |")
     say(f"| total wall time of this run | {wall_total():.1f} s |")
     say()
     say(f"Import note: {import_note}.")
-    say("Baseline and frame are timed alternately on the same records (the JSON dicts the API returned); "
+    say(
+        "Baseline and frame are timed alternately on the same records (the JSON dicts the API returned); "
         "the frame's time includes every column's dtype (str, lifecycle Categorical, Int64/Float64, "
-        "tz-aware datetimes) and the journal join; the journal read is reported on its own line.")
+        "tz-aware datetimes) and the journal join; the journal read is reported on its own line."
+    )
 
     if not args.no_write:
-        write_section('frames', "\n".join(lines), Path(args.results))
+        write_section("frames", "\n".join(lines), Path(args.results))
         print(f"\nwritten to {args.results}")
     return 0
 
@@ -231,8 +260,6 @@ def _load() -> str:
         return " / ".join(f"{x:.1f}" for x in os.getloadavg())
     except OSError:
         return "n/a"
-
-
 
 
 if __name__ == "__main__":

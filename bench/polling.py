@@ -22,6 +22,7 @@ reported in server seconds, i.e. divided by ``--scale``).
     .venv/bin/python bench/polling.py            # ~2 min at --scale 1
     .venv/bin/python bench/polling.py --scale 0.5 --tasks 200
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,8 +66,9 @@ def plan(n: int, scale: float, seed: int) -> list[tuple[float, str]]:
 class Driver(threading.Thread):
     """Moves the batches (and their tasks) of several servers server-side, on one schedule."""
 
-    def __init__(self, servers: list[tuple[LocalServer, list[tuple[str, str, list[str]]]]],
-                 schedule: list[tuple[float, str]]):
+    def __init__(
+        self, servers: list[tuple[LocalServer, list[tuple[str, str, list[str]]]]], schedule: list[tuple[float, str]]
+    ):
         super().__init__(daemon=True)
         self.servers = servers
         self.schedule = schedule
@@ -93,9 +95,19 @@ class Driver(threading.Thread):
                     progress = services.progress_dict(processed, ITEMS, 0, None, max(0.001, at))
                     services.batch_progress(state, batch_id, tid, progress, [])
                     continue
-                failed = [] if final == "COMPLETED" else [
-                    {"object_id": oid, "error": "cannot decode image", "error_type": "runtime",
-                     "timestamp": state.iso_now()} for oid in (object_ids if final == "FAILED" else object_ids[:1])]
+                failed = (
+                    []
+                    if final == "COMPLETED"
+                    else [
+                        {
+                            "object_id": oid,
+                            "error": "cannot decode image",
+                            "error_type": "runtime",
+                            "timestamp": state.iso_now(),
+                        }
+                        for oid in (object_ids if final == "FAILED" else object_ids[:1])
+                    ]
+                )
                 error = "synthetic failure" if final == "FAILED" else None
                 services.finish_batch(state, batch_id, tid, final, failed, [], error)
                 state.update_task(tid, status=final, error=error)
@@ -113,11 +125,13 @@ def setup(srv: LocalServer, n: int) -> list[tuple[str, str, list[str]]]:
         bucket = c.buckets.create("bench", {"properties": {"content": {"type": "text"}}}).bucket_id
         ids: list[str] = []
         for start in range(0, n * ITEMS, 100):
-            bodies = [{"blobs": [{"property": "content", "type": "text", "data": f"item {k}"}]}
-                      for k in range(start, min(start + 100, n * ITEMS))]
+            bodies = [
+                {"blobs": [{"property": "content", "type": "text", "data": f"item {k}"}]}
+                for k in range(start, min(start + 100, n * ITEMS))
+            ]
             ids.extend(o.object_id for o in c.objects.create_many(bucket, bodies).succeeded)
         for i in range(n):
-            mine = ids[i * ITEMS:(i + 1) * ITEMS]
+            mine = ids[i * ITEMS : (i + 1) * ITEMS]
             batch_id = c.batches.create(bucket, mine).batch_id
             tid = c.batches.submit(bucket, batch_id).task_id
             srv.state.update_task(tid, status="PROCESSING")
@@ -137,6 +151,7 @@ def pct(values: list[float], q: float) -> float:
 
 async def baseline(srv: LocalServer, ids: list[str], scale: float, seen: dict[str, float]) -> None:
     async with AsyncMixpeek(api_key=srv.api_key, base_url=srv.base_url, max_retry_seconds=30) as c:
+
         async def one(tid: str) -> None:
             await c.tasks.wait(tid, poll=1.0 * scale, poll_max=30.0 * scale)
             seen[tid] = time.monotonic()
@@ -179,8 +194,9 @@ def main(argv: list[str] | None = None) -> int:
             driver = Driver([(base, batches_b), (eng, batches_e)], schedule)
             seen_b: dict[str, float] = {}
             seen_e = Seen()
-            policy = PollPolicy(initial=1.0 * scale, maximum=30.0 * scale, factor=2.0, jitter=0.1,
-                                progress_interval=10.0 * scale)
+            policy = PollPolicy(
+                initial=1.0 * scale, maximum=30.0 * scale, factor=2.0, jitter=0.1, progress_interval=10.0 * scale
+            )
             client = Mixpeek(api_key=eng.api_key, base_url=eng.base_url)
             t_start = time.monotonic()
             driver.start()
@@ -202,13 +218,18 @@ def main(argv: list[str] | None = None) -> int:
             fin_b, fin_e = driver.finished_at
             delay_b = [max(0.0, (seen_b[t] - fin_b[t]) / scale) for t in ids_b]
             delay_e = [max(0.0, (seen_e.at[t] - fin_e[t]) / scale) for t in ids_e]
-            statuses_ok = sorted(s.status for s in handle.snapshots) == sorted(
-                f for _, f in schedule)
+            statuses_ok = sorted(s.status for s in handle.snapshots) == sorted(f for _, f in schedule)
             by_task = {s.task_id: s for s in handle.snapshots}
-            counts_ok = all(by_task[t].processed == by_task[t].total == ITEMS
-                            for t, (_, final) in zip(ids_e, schedule) if final != "FAILED")
-            failed_ok = all(len(by_task[t].failed_items) == (ITEMS if final == "FAILED" else 1)
-                            for t, (_, final) in zip(ids_e, schedule) if final != "COMPLETED")
+            counts_ok = all(
+                by_task[t].processed == by_task[t].total == ITEMS
+                for t, (_, final) in zip(ids_e, schedule)
+                if final != "FAILED"
+            )
+            failed_ok = all(
+                len(by_task[t].failed_items) == (ITEMS if final == "FAILED" else 1)
+                for t, (_, final) in zip(ids_e, schedule)
+                if final != "COMPLETED"
+            )
             client.close()
         finally:
             base.stop()
@@ -217,7 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     med_b, med_e = statistics.median(delay_b), statistics.median(delay_e)
     p95_b, p95_e = pct(delay_b, 0.95), pct(delay_e, 0.95)
     ratio = req_e / req_b
-    cmd = "cd /work/main && .venv/bin/python bench/polling.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    cmd = "cd /work/main && .venv/bin/python bench/polling.py " + " ".join(
+        shlex.quote(a) for a in (argv or sys.argv[1:])
+    )
     lines = [
         "## polling",
         "",
@@ -246,10 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        write_section('polling', text, Path(args.results))
+        write_section("polling", text, Path(args.results))
     return 0 if (ratio <= 0.1 and med_e <= med_b and statuses_ok and counts_ok and failed_ok) else 1
-
-
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ received by this process on the sync path are counted at the httpx transport
 nothing is downloaded with boto3 on that path (the S3 client here is used only
 to seed the bucket, and its download counter is checked).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -96,17 +97,28 @@ class CountingTransport(httpx.BaseTransport):
         self.received += len(content)
         self.responses += 1
         self.marker_hits += content.count(MARKER.encode())
-        return httpx.Response(response.status_code, headers=response.headers, content=content,
-                              request=request, extensions=response.extensions)
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            content=content,
+            request=request,
+            extensions=response.extensions,
+        )
 
     def close(self) -> None:
         self.inner.close()
 
 
 def spawn(code: str, *args: str) -> tuple[subprocess.Popen, list[str]]:
-    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     line = proc.stdout.readline().split()
     if not line:
         proc.kill()
@@ -145,9 +157,14 @@ def main() -> int:
     srv_proc, (base_url, api_key) = spawn(SERVER, str(tmp / "server"))
     try:
         key_id, secret = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=key_id,
-                          aws_secret_access_key=secret, config=Config(s3={"addressing_style": "path"},
-                                                                      max_pool_connections=32))
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
+            config=Config(s3={"addressing_style": "path"}, max_pool_connections=32),
+        )
         s3.create_bucket(Bucket="source")
         rng = random.Random(7)
         sizes = []
@@ -159,14 +176,14 @@ def main() -> int:
             body = head + bytes(rng.choice(b"abcdefghij \n") for _ in range(size - len(head)))
             s3.put_object(Bucket="source", Key=f"data/{i % 10}/obj{i:05d}.txt", Body=body)
             return size
+
         with ThreadPoolExecutor(16) as ex:
             sizes = list(ex.map(put, range(n)))
         total_bytes = sum(sizes)
         downloaded = {"bytes": 0}
 
         transport = CountingTransport()
-        client = Mixpeek(api_key=api_key, base_url=base_url, namespace="bench", transport=transport,
-                         timeout=120)
+        client = Mixpeek(api_key=api_key, base_url=base_url, namespace="bench", transport=transport, timeout=120)
         client.namespaces.create("bench", [{"feature_extractor_name": "text_extractor", "version": "v1"}])
         for how in BASELINES:
             client.buckets.create(f"baseline-{how.replace('_', '-')}", SCHEMA)
@@ -193,9 +210,13 @@ def main() -> int:
             result = bulk_upload(client, bucket, paths)
             t_uploaded = time.perf_counter() - t0
             statuses = wait_terminal(client, [result.task_id])
-            return {"download": t_download, "upload": t_uploaded - t_download,
-                    "total": time.perf_counter() - t0, "statuses": statuses,
-                    "objects": client.buckets.get(bucket).object_count}
+            return {
+                "download": t_download,
+                "upload": t_uploaded - t_download,
+                "total": time.perf_counter() - t0,
+                "statuses": statuses,
+                "objects": client.buckets.get(bucket).object_count,
+            }
 
         bases = {how: baseline(f"baseline-{how.replace('_', '-')}", how) for how in BASELINES}
         baseline_download = downloaded["bytes"]
@@ -204,15 +225,29 @@ def main() -> int:
         before = (transport.received, transport.responses, transport.marker_hits)
         downloaded["bytes"] = 0
         t1 = time.perf_counter()
-        conn = client.connections.create("bench-moto", "s3", {
-            "credentials": {"type": "access_key", "access_key_id": key_id, "secret_access_key": secret},
-            "region": "us-east-1", "endpoint_url": endpoint, "use_ssl": False, "verify_ssl": False})
-        sync = client.syncs.create("synced", connection_id=conn.connection_id, source_path="source/data",
-                                   sync_mode="initial_only", batch_size=100)
+        conn = client.connections.create(
+            "bench-moto",
+            "s3",
+            {
+                "credentials": {"type": "access_key", "access_key_id": key_id, "secret_access_key": secret},
+                "region": "us-east-1",
+                "endpoint_url": endpoint,
+                "use_ssl": False,
+                "verify_ssl": False,
+            },
+        )
+        sync = client.syncs.create(
+            "synced",
+            connection_id=conn.connection_id,
+            source_path="source/data",
+            sync_mode="initial_only",
+            batch_size=100,
+        )
         client.syncs.wait("synced", sync.sync_config_id, timeout=600, poll=0.05, poll_max=0.1)
         t_listed = time.perf_counter() - t1
-        done = client.syncs.wait("synced", sync.sync_config_id, timeout=600, include_tasks=True, poll=0.05,
-                                 poll_max=0.1)
+        done = client.syncs.wait(
+            "synced", sync.sync_config_id, timeout=600, include_tasks=True, poll=0.05, poll_max=0.1
+        )
         t_sync = time.perf_counter() - t1
         sync_statuses = [str(client.tasks.get(t).status) for t in done.task_ids]
         sync_objects = client.buckets.get("synced").object_count
@@ -229,19 +264,26 @@ def main() -> int:
                 p.kill()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    ok = (all(b["objects"] == n for b in bases.values()) and sync_objects == n and done.total_files_synced == n
-          and all(s == "COMPLETED" for b in bases.values() for s in b["statuses"] + sync_statuses))
+    ok = (
+        all(b["objects"] == n for b in bases.values())
+        and sync_objects == n
+        and done.total_files_synced == n
+        and all(s == "COMPLETED" for b in bases.values() for s in b["statuses"] + sync_statuses)
+    )
     ratios = {how: b["total"] / t_sync for how, b in bases.items()}
     lines = [
         f"- {n} objects, {total_bytes / 1e6:.2f} MB (1-4 KB each) in moto S3; moto and the local server each in "
         f"their own process on 127.0.0.1 (default settings: 2 worker threads); this process is the notebook",
     ]
-    labels = {"download_file": "`s3.download_file(bucket, key, path)` per object (boto3's documented download)",
-              "get_object": "`s3.get_object(...)['Body'].read()` per object, written to a file (the leanest loop)"}
+    labels = {
+        "download_file": "`s3.download_file(bucket, key, path)` per object (boto3's documented download)",
+        "get_object": "`s3.get_object(...)['Body'].read()` per object, written to a file (the leanest loop)",
+    }
     for how, b in bases.items():
         lines.append(
             f"- baseline {how}: {labels[how]} into a temp dir {b['download']:.2f} s, then `bulk_upload` "
-            f"{b['upload']:.2f} s, then processing until the task is terminal: **{b['total']:.2f} s**")
+            f"{b['upload']:.2f} s, then processing until the task is terminal: **{b['total']:.2f} s**"
+        )
     lines += [
         f"- both baselines downloaded {baseline_download / 1e6:.2f} MB of object bytes into this process (and "
         "uploaded them back)",
@@ -269,8 +311,11 @@ def main() -> int:
 
 def write_results(lines: list[str], n: int) -> None:
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    cmd = "cd /work/main && .venv/bin/python bench/sync.py" + (f" --objects {n}" if n != 1000 else "") + \
-        " --write-results"
+    cmd = (
+        "cd /work/main && .venv/bin/python bench/sync.py"
+        + (f" --objects {n}" if n != 1000 else "")
+        + " --write-results"
+    )
     write_section("sync", f"## sync\n\nCommand: `{cmd}` ({stamp}, {os.cpu_count()} cores)\n\n" + "\n".join(lines))
 
 

@@ -25,6 +25,7 @@ a file in the server's uploads folder is cheap again: on an ext4 without a journ
 (this dev VM's root), for minutes after thousands of files were deleted each
 create costs 0.3-0.9 ms instead of 0.02 ms. The probe's costs are printed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,10 +46,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._results import write_section  # noqa: E402
+from mixpeek_magics._mime import guess_mime  # noqa: E402
 from mixpeek_magics.client import Mixpeek  # noqa: E402
 from mixpeek_magics.ingest import bulk_upload  # noqa: E402
 from mixpeek_magics.ingest.bulk import DEFAULT_CONCURRENCY  # noqa: E402
-from mixpeek_magics._mime import guess_mime  # noqa: E402
 
 SCHEMA = {"properties": {"file": {"type": "text"}}}
 WARMUP_FILES = 20
@@ -75,7 +76,7 @@ class PeakRSS:
             self.peak = max(self.peak, rss_bytes())
             time.sleep(0.02)
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self) -> PeakRSS:
         self._thread.start()
         return self
 
@@ -89,12 +90,28 @@ class PeakRSS:
         return self.peak - self.start
 
 
-def start_server(data_dir: Path, latency_ms: float = 0.0, tls: bool = False) -> tuple[subprocess.Popen, str, str, str | None]:
+def start_server(
+    data_dir: Path, latency_ms: float = 0.0, tls: bool = False
+) -> tuple[subprocess.Popen, str, str, str | None]:
     """The local server in a process of its own: ``latency_ms`` added to every API
     call and every presigned PUT (an S3-like round trip); ``tls``: presigned URLs
     are https, with a test certificate whose CA file is returned."""
-    cmd = [sys.executable, "-m", "mixpeek_magics.local", "serve", "--port", "0", "--data-dir", str(data_dir),
-           "--latency-ms", str(latency_ms), "--upload-latency-ms", str(latency_ms), "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mixpeek_magics.local",
+        "serve",
+        "--port",
+        "0",
+        "--data-dir",
+        str(data_dir),
+        "--latency-ms",
+        str(latency_ms),
+        "--upload-latency-ms",
+        str(latency_ms),
+        "--log-level",
+        "warning",
+    ]
     if tls:
         cmd.append("--upload-tls")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
@@ -164,15 +181,20 @@ def settle_filesystem(folder: Path, max_wait_s: float) -> str:
                 break
         if time.monotonic() - t0 >= max_wait_s:
             break
-        print(f"creating a file costs {cost:.0f} us (quiet: < {SETTLED_CREATE_US:.0f} us; files were deleted "
-              f"recently): waiting for the filesystem to settle ({time.monotonic() - t0:.0f} s of at most "
-              f"{max_wait_s:.0f} s)", flush=True)
+        print(
+            f"creating a file costs {cost:.0f} us (quiet: < {SETTLED_CREATE_US:.0f} us; files were deleted "
+            f"recently): waiting for the filesystem to settle ({time.monotonic() - t0:.0f} s of at most "
+            f"{max_wait_s:.0f} s)",
+            flush=True,
+        )
         time.sleep(15)
         cost = create_cost_us(folder)
     waited = time.monotonic() - t0
     if cost > SETTLED_CREATE_US:
-        return (f"file creation still costs {cost:.0f} us after {waited:.0f} s of waiting (from {first:.0f} us; "
-                f"quiet: < {SETTLED_CREATE_US:.0f} us): the server's per-upload file creates are slow in this run")
+        return (
+            f"file creation still costs {cost:.0f} us after {waited:.0f} s of waiting (from {first:.0f} us; "
+            f"quiet: < {SETTLED_CREATE_US:.0f} us): the server's per-upload file creates are slow in this run"
+        )
     if waited >= 10:
         return f"file creation: {first:.0f} us per file at start, {cost:.0f} us after waiting {waited:.0f} s"
     return f"file creation: {cost:.0f} us per file (quiet)"
@@ -196,15 +218,24 @@ def official_sdk_flow(base_url: str, api_key: str, namespace_id: str, ca_file: s
         done = 0
         for path in files:
             ctype, size = guess_mime(path.name), path.stat().st_size
-            up = api.create_upload_buckets(bucket_id, CreateUploadRequest(
-                filename=path.name, content_type=ctype, file_size_bytes=size, create_object_on_confirm=True),
-                _headers=headers)
+            up = api.create_upload_buckets(
+                bucket_id,
+                CreateUploadRequest(
+                    filename=path.name, content_type=ctype, file_size_bytes=size, create_object_on_confirm=True
+                ),
+                _headers=headers,
+            )
             with open(path, "rb") as fh:
-                r = http.request("PUT", up.presigned_url, body=fh,
-                                 headers={"Content-Type": ctype, "Content-Length": str(size)})
+                r = http.request(
+                    "PUT", up.presigned_url, body=fh, headers={"Content-Type": ctype, "Content-Length": str(size)}
+                )
             assert r.status == 200, r.status
-            confirmed = api.confirm_upload_buckets(bucket_id, up.upload_id, confirm_upload_request=ConfirmUploadRequest(
-                etag=r.headers["ETag"].strip('"'), file_size_bytes=size), _headers=headers)
+            confirmed = api.confirm_upload_buckets(
+                bucket_id,
+                up.upload_id,
+                confirm_upload_request=ConfirmUploadRequest(etag=r.headers["ETag"].strip('"'), file_size_bytes=size),
+                _headers=headers,
+            )
             done += bool(confirmed.object_id)
         return done
 
@@ -219,8 +250,12 @@ class Kernel:
         from jupyter_client import KernelManager
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("MIXPEEK_")}
-        env.update(MIXPEEK_MAGICS_DATA_DIR=str(work / "kernel-data"), MIXPEEK_MAGICS_CONFIG_DIR=str(work / "kernel-config"),
-                   MIXPEEK_JOURNAL_PATH=str(work / "kernel-journal.db"), PYTHONPATH=str(ROOT))
+        env.update(
+            MIXPEEK_MAGICS_DATA_DIR=str(work / "kernel-data"),
+            MIXPEEK_MAGICS_CONFIG_DIR=str(work / "kernel-config"),
+            MIXPEEK_JOURNAL_PATH=str(work / "kernel-journal.db"),
+            PYTHONPATH=str(ROOT),
+        )
         if ca_file:
             env["SSL_CERT_FILE"] = ca_file
         work.mkdir(parents=True, exist_ok=True)
@@ -279,8 +314,17 @@ def _timed(fn, pids: list[int]) -> tuple[Any, float, list[float]]:
     return value, wall, [proc_cpu_seconds(p) - c for p, c in zip(pids, c0)]
 
 
-def compare(folder: Path, files: list[Path], work: Path, latency_ms: float, tls: bool, concurrency: int,
-            rounds: int, sdk_files: int, settle_max_s: float) -> tuple[list[str], dict[str, float]]:
+def compare(
+    folder: Path,
+    files: list[Path],
+    work: Path,
+    latency_ms: float,
+    tls: bool,
+    concurrency: int,
+    rounds: int,
+    sdk_files: int,
+    settle_max_s: float,
+) -> tuple[list[str], dict[str, float]]:
     """``%%ingest`` in a kernel, ``bulk_upload`` here and the official SDK's per-file
     flow, against one fresh server with ``latency_ms`` on every API call and PUT."""
     tag = f"{latency_ms:g}ms-{'https' if tls else 'http'}"
@@ -309,17 +353,19 @@ def compare(folder: Path, files: list[Path], work: Path, latency_ms: float, tls:
             sdk(client.buckets.create("warm-sdk2", bucket_schema=SCHEMA).bucket_id, warm_files[:5])
             n = len(files)
             for r in range(rounds):
-                for side in (("ingest", "bulk") if r % 2 == 0 else ("bulk", "ingest")):
+                for side in ("ingest", "bulk") if r % 2 == 0 else ("bulk", "ingest"):
                     bucket = f"{side}-{r}"
                     client.buckets.create(bucket, bucket_schema=SCHEMA)
                     if side == "ingest":
-                        _, wall, (cpu, _srv) = _timed(lambda: kernel.run(ingest_cell(bucket, folder, "_r")),
-                                                      [kernel.pid, proc.pid])
+                        _, wall, (cpu, _srv) = _timed(
+                            lambda bucket=bucket: kernel.run(ingest_cell(bucket, folder, "_r")), [kernel.pid, proc.pid]
+                        )
                         got = int(kernel.run("print(len(_r.objects))").strip().splitlines()[-1])
                     else:
-                        res, wall, (cpu, _srv) = _timed(lambda: bulk_upload(client, bucket, files,
-                                                                            concurrency=concurrency),
-                                                        [os.getpid(), proc.pid])
+                        res, wall, (cpu, _srv) = _timed(
+                            lambda bucket=bucket: bulk_upload(client, bucket, files, concurrency=concurrency),
+                            [os.getpid(), proc.pid],
+                        )
                         got = len(res.object_ids)
                     assert got == n, (side, got, n)
                     walls[side].append(wall)
@@ -345,7 +391,8 @@ def compare(folder: Path, files: list[Path], work: Path, latency_ms: float, tls:
         f"**{med['ingest'] / med['bulk']:.2f}x** the time, %%ingest **{per['sdk'] / per['ingest']:.1f}x** the SDK's "
         f"speed (bulk_upload {per['sdk'] / per['bulk']:.1f}x)",
         f"  medians of {rounds} rounds (alternating who goes first): %%ingest "
-        f"{', '.join(f'{w:.2f}' for w in walls['ingest'])} s; bulk_upload {', '.join(f'{w:.2f}' for w in walls['bulk'])} s; "
+        f"{', '.join(f'{w:.2f}' for w in walls['ingest'])} s; "
+        f"bulk_upload {', '.join(f'{w:.2f}' for w in walls['bulk'])} s; "
         f"client CPU per file: %%ingest (kernel process) {1000 * cpu['ingest'] / n:.2f} ms, bulk_upload "
         f"{1000 * cpu['bulk'] / n:.2f} ms, SDK {1000 * sdk_cpu / len(some):.2f} ms; {settled}",
     ]
@@ -400,10 +447,12 @@ def many_files(work: Path, n: int, tls: bool) -> list[str]:
             kernel.close()
         proc.terminate()
         proc.wait(10)
-    return [f"{n:,} files (0.4-8 KB) through `%%ingest` in a kernel ({'https' if tls else 'http'}, no added "
-            f"latency): {wall:.1f} s = {n / wall:.0f} files/s; kernel peak RSS growth **{(peak[0] - before) / 1e6:.1f} "
-            f"MB** (from {before / 1e6:.0f} MB; target < 150 MB); `%%ingest --dry-run` plan for them "
-            f"**{dry:.2f} s** (target < 2 s)"]
+    return [
+        f"{n:,} files (0.4-8 KB) through `%%ingest` in a kernel ({'https' if tls else 'http'}, no added "
+        f"latency): {wall:.1f} s = {n / wall:.0f} files/s; kernel peak RSS growth **{(peak[0] - before) / 1e6:.1f} "
+        f"MB** (from {before / 1e6:.0f} MB; target < 150 MB); `%%ingest --dry-run` plan for them "
+        f"**{dry:.2f} s** (target < 2 s)"
+    ]
 
 
 def big_file(work: Path, size_gb: float) -> list[str]:
@@ -428,8 +477,10 @@ def big_file(work: Path, size_gb: float) -> list[str]:
         proc.terminate()
         proc.wait(10)
     assert len(result.object_ids) == 1, result.failures
-    return [f"{size / (1 << 30):.2f} GB file through bulk_upload: {elapsed:.1f} s, peak RSS growth of this process "
-            f"**{mem.growth / 1e6:.1f} MB** (from {mem.start / 1e6:.0f} MB; target < 100 MB)"]
+    return [
+        f"{size / (1 << 30):.2f} GB file through bulk_upload: {elapsed:.1f} s, peak RSS growth of this process "
+        f"**{mem.growth / 1e6:.1f} MB** (from {mem.start / 1e6:.0f} MB; target < 100 MB)"
+    ]
 
 
 def main() -> int:
@@ -439,11 +490,17 @@ def main() -> int:
     ap.add_argument("--latencies", default="0,20,80", help="comma-separated ms added per API call and per PUT")
     ap.add_argument("--schemes", default="https", help="comma-separated: http, https (the uploads' scheme)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of %%ingest and bulk_upload (median reported)")
-    ap.add_argument("--sdk-files", type=int, default=100, help="files through the SDK's per-file flow (half at > 20 ms)")
+    ap.add_argument(
+        "--sdk-files", type=int, default=100, help="files through the SDK's per-file flow (half at > 20 ms)"
+    )
     ap.add_argument("--many", type=int, default=10000, help="files of the RSS / dry-run run (0: skip)")
     ap.add_argument("--big-gb", type=float, default=1.0)
-    ap.add_argument("--settle-max", type=float, default=60.0,
-                    help="seconds to wait at most for file creation to be cheap again (0: do not wait)")
+    ap.add_argument(
+        "--settle-max",
+        type=float,
+        default=60.0,
+        help="seconds to wait at most for file creation to be cheap again (0: do not wait)",
+    )
     ap.add_argument("--write-results", action="store_true")
     ap.add_argument("--big-only", action="store_true", help=argparse.SUPPRESS)  # the 1 GB run, in a fresh process
     args = ap.parse_args()
@@ -462,30 +519,46 @@ def main() -> int:
     try:
         files = make_files(work / "files", args.files)
         make_files(work / "warm", WARMUP_FILES, seed=3)
-        lines.append(f"{len(files)} files, {sum(p.stat().st_size for p in files) / 1e6:.1f} MB (1-100 KB each); "
-                     f"the server in its own process on 127.0.0.1, the kernel in its own; {args.concurrency} PUTs "
-                     f"in flight")
+        lines.append(
+            f"{len(files)} files, {sum(p.stat().st_size for p in files) / 1e6:.1f} MB (1-100 KB each); "
+            f"the server in its own process on 127.0.0.1, the kernel in its own; {args.concurrency} PUTs "
+            f"in flight"
+        )
         print(lines[-1], flush=True)
         for scheme in (x.strip() for x in args.schemes.split(",") if x.strip()):
             for latency in (float(x) for x in args.latencies.split(",") if x.strip()):
-                got, nums = compare(work / "files", files, work, latency, scheme == "https", args.concurrency,
-                                    args.rounds, args.sdk_files if latency <= 20 else max(1, args.sdk_files // 2),
-                                    args.settle_max)
+                got, nums = compare(
+                    work / "files",
+                    files,
+                    work,
+                    latency,
+                    scheme == "https",
+                    args.concurrency,
+                    args.rounds,
+                    args.sdk_files if latency <= 20 else max(1, args.sdk_files // 2),
+                    args.settle_max,
+                )
                 lines += got
                 print("\n".join(got), flush=True)
                 if latency == 20 and scheme == "https":
-                    summary.append(f"at 20 ms over https: %%ingest / bulk_upload **{nums['ratio']:.2f}x** (target "
-                                   f"<= 1.15x: {'met' if nums['ratio'] <= 1.15 else 'NOT met'}); %%ingest versus the "
-                                   f"official SDK's flow **{nums['vs_sdk']:.1f}x** (target >= 25x: "
-                                   f"{'met' if nums['vs_sdk'] >= 25 else 'NOT met'})")
+                    summary.append(
+                        f"at 20 ms over https: %%ingest / bulk_upload **{nums['ratio']:.2f}x** (target "
+                        f"<= 1.15x: {'met' if nums['ratio'] <= 1.15 else 'NOT met'}); %%ingest versus the "
+                        f"official SDK's flow **{nums['vs_sdk']:.1f}x** (target >= 25x: "
+                        f"{'met' if nums['vs_sdk'] >= 25 else 'NOT met'})"
+                    )
         if args.many > 0:
             got = many_files(work, args.many, "https" in args.schemes)
             lines += got
             print("\n".join(got), flush=True)
         if args.big_gb > 0:
             # A process of its own: its RSS starts from the import, not from the rounds above.
-            out = subprocess.run([sys.executable, __file__, "--big-only", "--big-gb", str(args.big_gb)],
-                                 capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, __file__, "--big-only", "--big-gb", str(args.big_gb)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             lines.append(out.stdout.strip().splitlines()[-1] + " (in a fresh process)")
             print(lines[-1], flush=True)
     finally:
@@ -500,8 +573,11 @@ def main() -> int:
 
 def write_results(command: str, lines: list[str]) -> None:
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    write_section("upload", f"## upload\n\nCommand: `{command}` ({stamp}, {os.cpu_count()} cores)\n\n"
-                  + "\n".join(f"- {line}" for line in lines))
+    write_section(
+        "upload",
+        f"## upload\n\nCommand: `{command}` ({stamp}, {os.cpu_count()} cores)\n\n"
+        + "\n".join(f"- {line}" for line in lines),
+    )
 
 
 if __name__ == "__main__":

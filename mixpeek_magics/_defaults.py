@@ -4,9 +4,11 @@ Frames and other helpers take ``client=None`` to mean "the signed-in client";
 the session lives in the notebook layer (4), which registers itself here when
 it loads, so nothing below it imports upward.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _provider: Callable[[], Any] | None = None
 
@@ -20,6 +22,8 @@ def set_client_provider(provider: Callable[[], Any] | None) -> None:
 def default_client() -> Any:
     """The signed-in client, or a clear error when there is no session to ask."""
     if _provider is None:
-        raise LookupError("no client given and no signed-in session: pass client=Mixpeek(api_key=..., "
-                          "base_url=...), or sign in first with %mixpeek_auth in a notebook")
+        raise LookupError(
+            "no client given and no signed-in session: pass client=Mixpeek(api_key=..., "
+            "base_url=...), or sign in first with %mixpeek_auth in a notebook"
+        )
     return _provider()

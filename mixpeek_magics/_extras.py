@@ -9,6 +9,7 @@
 It only looks modules up (``importlib.util.find_spec``), it imports none, so a
 check costs microseconds and importing a package stays light.
 """
+
 from __future__ import annotations
 
 import importlib.util

@@ -1,8 +1,10 @@
 """Lazy module attributes (PEP 562), so importing a package stays cheap."""
+
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 
 def lazy_getattr(package: str, namespace: dict[str, Any], targets: Mapping[str, str]) -> Callable[[str], Any]:

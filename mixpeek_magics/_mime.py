@@ -9,11 +9,11 @@ more precise type inside it.
 ``blob_type_for(mime)`` maps a MIME type to the contract's file-type values of
 ``BucketSchemaFieldType`` / ``BlobType``: image, video, audio, text, pdf, excel.
 """
+
 from __future__ import annotations
 
 import mimetypes
 import os
-from typing import Optional, Union
 
 __all__ = ["DEFAULT_MIME", "guess_mime", "mime_from_name", "sniff_mime", "blob_type_for", "FILE_BLOB_TYPES"]
 
@@ -24,30 +24,75 @@ FILE_BLOB_TYPES = ("image", "video", "audio", "text", "pdf", "excel")
 
 _EXT: dict[str, str] = {
     # images
-    ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".jpe": "image/jpeg", ".jfif": "image/jpeg",
-    ".png": "image/png", ".gif": "image/gif", ".webp": "image/webp", ".bmp": "image/bmp",
-    ".tif": "image/tiff", ".tiff": "image/tiff", ".svg": "image/svg+xml", ".ico": "image/x-icon",
-    ".heic": "image/heic", ".heif": "image/heif", ".avif": "image/avif",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".jpe": "image/jpeg",
+    ".jfif": "image/jpeg",
+    ".png": "image/png",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+    ".bmp": "image/bmp",
+    ".tif": "image/tiff",
+    ".tiff": "image/tiff",
+    ".svg": "image/svg+xml",
+    ".ico": "image/x-icon",
+    ".heic": "image/heic",
+    ".heif": "image/heif",
+    ".avif": "image/avif",
     # video
-    ".mp4": "video/mp4", ".m4v": "video/x-m4v", ".mov": "video/quicktime", ".qt": "video/quicktime",
-    ".webm": "video/webm", ".mkv": "video/x-matroska", ".avi": "video/x-msvideo",
-    ".wmv": "video/x-ms-wmv", ".flv": "video/x-flv", ".mpg": "video/mpeg", ".mpeg": "video/mpeg",
-    ".m2ts": "video/mp2t", ".mts": "video/mp2t", ".ts": "video/mp2t", ".3gp": "video/3gpp",
+    ".mp4": "video/mp4",
+    ".m4v": "video/x-m4v",
+    ".mov": "video/quicktime",
+    ".qt": "video/quicktime",
+    ".webm": "video/webm",
+    ".mkv": "video/x-matroska",
+    ".avi": "video/x-msvideo",
+    ".wmv": "video/x-ms-wmv",
+    ".flv": "video/x-flv",
+    ".mpg": "video/mpeg",
+    ".mpeg": "video/mpeg",
+    ".m2ts": "video/mp2t",
+    ".mts": "video/mp2t",
+    ".ts": "video/mp2t",
+    ".3gp": "video/3gpp",
     ".ogv": "video/ogg",
     # audio
-    ".mp3": "audio/mpeg", ".wav": "audio/wav", ".flac": "audio/flac", ".aac": "audio/aac",
-    ".m4a": "audio/mp4", ".ogg": "audio/ogg", ".oga": "audio/ogg", ".opus": "audio/opus",
-    ".wma": "audio/x-ms-wma", ".aiff": "audio/aiff", ".aif": "audio/aiff", ".weba": "audio/webm",
-    ".mid": "audio/midi", ".midi": "audio/midi",
+    ".mp3": "audio/mpeg",
+    ".wav": "audio/wav",
+    ".flac": "audio/flac",
+    ".aac": "audio/aac",
+    ".m4a": "audio/mp4",
+    ".ogg": "audio/ogg",
+    ".oga": "audio/ogg",
+    ".opus": "audio/opus",
+    ".wma": "audio/x-ms-wma",
+    ".aiff": "audio/aiff",
+    ".aif": "audio/aiff",
+    ".weba": "audio/webm",
+    ".mid": "audio/midi",
+    ".midi": "audio/midi",
     # text
-    ".txt": "text/plain", ".text": "text/plain", ".log": "text/plain", ".md": "text/markdown",
-    ".markdown": "text/markdown", ".rst": "text/x-rst", ".html": "text/html", ".htm": "text/html",
-    ".xml": "application/xml", ".json": "application/json", ".jsonl": "application/x-ndjson",
-    ".ndjson": "application/x-ndjson", ".yaml": "application/yaml", ".yml": "application/yaml",
-    ".srt": "application/x-subrip", ".vtt": "text/vtt", ".rtf": "application/rtf",
+    ".txt": "text/plain",
+    ".text": "text/plain",
+    ".log": "text/plain",
+    ".md": "text/markdown",
+    ".markdown": "text/markdown",
+    ".rst": "text/x-rst",
+    ".html": "text/html",
+    ".htm": "text/html",
+    ".xml": "application/xml",
+    ".json": "application/json",
+    ".jsonl": "application/x-ndjson",
+    ".ndjson": "application/x-ndjson",
+    ".yaml": "application/yaml",
+    ".yml": "application/yaml",
+    ".srt": "application/x-subrip",
+    ".vtt": "text/vtt",
+    ".rtf": "application/rtf",
     # documents
     ".pdf": "application/pdf",
-    ".csv": "text/csv", ".tsv": "text/tab-separated-values",
+    ".csv": "text/csv",
+    ".tsv": "text/tab-separated-values",
     ".xls": "application/vnd.ms-excel",
     ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     ".ods": "application/vnd.oasis.opendocument.spreadsheet",
@@ -58,7 +103,9 @@ _EXT: dict[str, str] = {
     ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
     ".odp": "application/vnd.oasis.opendocument.presentation",
     # archives
-    ".zip": "application/zip", ".gz": "application/gzip", ".tar": "application/x-tar",
+    ".zip": "application/zip",
+    ".gz": "application/gzip",
+    ".tar": "application/x-tar",
 }
 
 _ZIP_BASED = {
@@ -72,19 +119,25 @@ _ZIP_BASED = {
 _OLE_BASED = {"application/vnd.ms-excel", "application/msword", "application/vnd.ms-powerpoint"}
 
 _SPREADSHEET = {
-    "text/csv", "text/tab-separated-values", "application/vnd.ms-excel",
+    "text/csv",
+    "text/tab-separated-values",
+    "application/vnd.ms-excel",
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "application/vnd.oasis.opendocument.spreadsheet",
 }
 _TEXTUAL_APPLICATION = {
-    "application/json", "application/xml", "application/x-ndjson", "application/yaml",
-    "application/x-subrip", "application/rtf",
+    "application/json",
+    "application/xml",
+    "application/x-ndjson",
+    "application/yaml",
+    "application/x-subrip",
+    "application/rtf",
 }
 
 _GENERIC_TEXT = "text/plain"
 
 
-def _name_of(path_or_name: Union[str, os.PathLike, None]) -> str:
+def _name_of(path_or_name: str | os.PathLike | None) -> str:
     if path_or_name is None:
         return ""
     name = os.fspath(path_or_name)
@@ -97,7 +150,7 @@ def _name_of(path_or_name: Union[str, os.PathLike, None]) -> str:
     return name
 
 
-def mime_from_name(path_or_name: Union[str, os.PathLike, None]) -> Optional[str]:
+def mime_from_name(path_or_name: str | os.PathLike | None) -> str | None:
     """MIME type from the file extension (case-insensitive), or None if unknown."""
     name = _name_of(path_or_name)
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
@@ -111,7 +164,7 @@ def mime_from_name(path_or_name: Union[str, os.PathLike, None]) -> Optional[str]
     return guessed
 
 
-def _ftyp(head: bytes) -> Optional[str]:
+def _ftyp(head: bytes) -> str | None:
     brand = head[8:12]
     if brand in (b"qt  ",):
         return "video/quicktime"
@@ -142,7 +195,7 @@ def _looks_textual(head: bytes) -> bool:
     return True
 
 
-def sniff_mime(head: bytes) -> Optional[str]:
+def sniff_mime(head: bytes) -> str | None:
     """MIME type from the first bytes of a file, or None if nothing matches."""
     if not head:
         return None
@@ -205,7 +258,7 @@ def sniff_mime(head: bytes) -> Optional[str]:
     return None
 
 
-def _av_subtype(mime: str) -> Optional[str]:
+def _av_subtype(mime: str) -> str | None:
     top, _, sub = mime.partition("/")
     if top in ("audio", "video"):
         return sub.replace("x-", "")
@@ -213,10 +266,10 @@ def _av_subtype(mime: str) -> Optional[str]:
 
 
 def guess_mime(
-    path_or_name: Union[str, os.PathLike, None],
-    head: Optional[bytes] = None,
-    default: Optional[str] = DEFAULT_MIME,
-) -> Optional[str]:
+    path_or_name: str | os.PathLike | None,
+    head: bytes | None = None,
+    default: str | None = DEFAULT_MIME,
+) -> str | None:
     """Best MIME type for a file name (or URL) and, when given, its first bytes.
 
     Returns ``default`` (``application/octet-stream``) when nothing is known.
@@ -233,8 +286,11 @@ def guess_mime(
         return by_name if by_name in _OLE_BASED else default
     if sniffed == _GENERIC_TEXT:
         # bytes only say "text": the extension says which kind (csv, json, md, ...)
-        return by_name if (by_name.startswith("text/") or by_name in _TEXTUAL_APPLICATION
-                           or by_name == "image/svg+xml") else sniffed
+        return (
+            by_name
+            if (by_name.startswith("text/") or by_name in _TEXTUAL_APPLICATION or by_name == "image/svg+xml")
+            else sniffed
+        )
     if sniffed in ("application/xml", "text/html") and (by_name.startswith("text/") or by_name in _TEXTUAL_APPLICATION):
         return by_name
     # same container, audio vs video decided by the extension (.m4a in an mp4 box, .oga, .weba)
@@ -247,7 +303,7 @@ def guess_mime(
     return sniffed
 
 
-def blob_type_for(mime: Optional[str]) -> Optional[str]:
+def blob_type_for(mime: str | None) -> str | None:
     """The contract's file type (image, video, audio, text, pdf, excel) for a MIME type.
 
     Returns None when no file type fits (archives, Word documents, octet-stream).

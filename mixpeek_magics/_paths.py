@@ -3,6 +3,7 @@
 Every location can be overridden by an environment variable so tests, CI and
 several kernels can be pointed at throw-away directories.
 """
+
 from __future__ import annotations
 
 import os

@@ -5,13 +5,15 @@ calling ``asyncio.run`` inside a kernel whose loop is already running. This is
 the alternative to the archived ``nest_asyncio``, which hangs queued cells on
 ipykernel 7: the kernel's loop is never re-entered, so Run All keeps working.
 """
+
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
 import contextvars
 import threading
-from typing import Any, Awaitable, Coroutine, TypeVar
+from collections.abc import Awaitable, Coroutine
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -35,8 +37,9 @@ def loop() -> asyncio.AbstractEventLoop:
 
             # An empty context: the loop must not inherit the context of the cell
             # that happened to start it (see spawn()).
-            thread = threading.Thread(target=contextvars.Context().run, args=(_run,),
-                                      name="mixpeek-magics-loop", daemon=True)
+            thread = threading.Thread(
+                target=contextvars.Context().run, args=(_run,), name="mixpeek-magics-loop", daemon=True
+            )
             thread.start()
             ready.wait()
             _loop, _thread = new_loop, thread
@@ -47,7 +50,7 @@ def on_loop_thread() -> bool:
     return _thread is not None and threading.current_thread() is _thread
 
 
-def spawn(coro: Coroutine[Any, Any, T]) -> "concurrent.futures.Future[T]":
+def spawn(coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
     """Schedule ``coro`` on the background loop and return at once.
 
     The coroutine runs in an empty ``contextvars`` context, not a copy of the

@@ -1,4 +1,5 @@
 """Execute a notebook headless, save the executed copy and print its text outputs."""
+
 from __future__ import annotations
 
 import sys
@@ -11,7 +12,9 @@ from nbclient.exceptions import CellExecutionError
 
 def main(src: str, dst: str) -> int:
     nb = nbformat.read(src, as_version=4)
-    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(Path(src).parent)}})
+    client = NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(Path(src).parent)}}
+    )
     failed = None
     try:
         client.execute()

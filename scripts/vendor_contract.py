@@ -11,6 +11,7 @@ required lists, formats, bounds), without descriptions, titles or examples.
 
 Nothing reads the source at run or test time: the vendored file is committed.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,24 +23,66 @@ OUT = Path(__file__).resolve().parent.parent / "mixpeek_magics" / "local" / "con
 
 # The API resources (the SDK's tags) the client calls and the local server answers.
 TAGS = (
-    "health", "organizations", "organization_connections", "namespaces", "buckets",
-    "bucket_objects", "bucket_uploads", "bucket_batches", "batches", "bucket_syncs", "tasks",
-    "collections", "collection_documents", "feature_extractors", "retrievers", "adhoc_retrievers",
+    "health",
+    "organizations",
+    "organization_connections",
+    "namespaces",
+    "buckets",
+    "bucket_objects",
+    "bucket_uploads",
+    "bucket_batches",
+    "batches",
+    "bucket_syncs",
+    "tasks",
+    "collections",
+    "collection_documents",
+    "feature_extractors",
+    "retrievers",
+    "adhoc_retrievers",
 )
 # Schema keywords that are facts; everything else (prose, titles, examples) stays out.
 KEEP = {
-    "type", "properties", "required", "items", "anyOf", "oneOf", "allOf", "enum", "const", "$ref",
-    "format", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength",
-    "pattern", "minItems", "maxItems", "default", "additionalProperties", "discriminator",
-    "uniqueItems", "prefixItems",
+    "type",
+    "properties",
+    "required",
+    "items",
+    "anyOf",
+    "oneOf",
+    "allOf",
+    "enum",
+    "const",
+    "$ref",
+    "format",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "minItems",
+    "maxItems",
+    "default",
+    "additionalProperties",
+    "discriminator",
+    "uniqueItems",
+    "prefixItems",
 }
 
 # Keys a batch task's additional_data documents (TaskResponse.additional_data's description:
 # common fields, then the batch-specific ones). The schema itself says only "object".
 TASK_ADDITIONAL_DATA_KEYS = [
-    "error", "job_id", "from_mongodb",
-    "batch_id", "bucket_id", "namespace_id", "current_tier", "total_tiers", "collection_ids",
-    "object_count", "sample_object_ids",
+    "error",
+    "job_id",
+    "from_mongodb",
+    "batch_id",
+    "bucket_id",
+    "namespace_id",
+    "current_tier",
+    "total_tiers",
+    "collection_ids",
+    "object_count",
+    "sample_object_ids",
 ]
 
 
@@ -78,13 +121,20 @@ def main(source: str) -> None:
         for method, op in sorted(methods.items()):
             if op.get("tag") not in TAGS:
                 continue
-            responses = {code: name for code, name in op.get("responses", {}).items()
-                         if name and not code.startswith(("4", "5"))}
-            operations.append({
-                "method": method.upper(), "path": path, "operation_id": op["operationId"],
-                "tag": op["tag"], "query": sorted(set(op.get("query", []))),
-                "request_body": op.get("requestBody"), "responses": responses,
-            })
+            responses = {
+                code: name for code, name in op.get("responses", {}).items() if name and not code.startswith(("4", "5"))
+            }
+            operations.append(
+                {
+                    "method": method.upper(),
+                    "path": path,
+                    "operation_id": op["operationId"],
+                    "tag": op["tag"],
+                    "query": sorted(set(op.get("query", []))),
+                    "request_body": op.get("requestBody"),
+                    "responses": responses,
+                }
+            )
             for name in [op.get("requestBody"), *responses.values()]:
                 if name and name in schemas:
                     wanted.add(name)

@@ -12,11 +12,13 @@
   several servers, or restart one on the same ``data_dir``; all are stopped at
   the end of the test.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -56,8 +58,9 @@ def local_server_factory(tmp_path: Path) -> Callable[..., Any]:
 
     servers: list[LocalServer] = []
 
-    def factory(settings: LocalSettings | None = None, data_dir: str | Path | None = None,
-                **setting_fields: Any) -> LocalServer:
+    def factory(
+        settings: LocalSettings | None = None, data_dir: str | Path | None = None, **setting_fields: Any
+    ) -> LocalServer:
         if settings is None:
             settings = LocalSettings(**setting_fields)
         elif setting_fields:
@@ -80,5 +83,7 @@ def local_server(local_server_factory):
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "invalid_request: sends a request the contract refuses on purpose (not checked by the "
-                   "request recorder of tests/fixtures/request_recorder.py)")
+        "markers",
+        "invalid_request: sends a request the contract refuses on purpose (not checked by the "
+        "request recorder of tests/fixtures/request_recorder.py)",
+    )

@@ -7,6 +7,7 @@ the file ``$MIXPEEK_LOCAL_CONTRACT_REPORT`` names, which is set here before any
 kernel starts so they inherit it. At the end one line sums them up; any answer
 that broke its contract schema fails the session.
 """
+
 from __future__ import annotations
 
 import json
@@ -86,14 +87,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def summary_line(t: dict[str, Any]) -> str:
     refused = ", ".join(f"{k} {v}" for k, v in sorted(t.get("requests_refused", {}).items())) or "none"
-    return (f"contract: {t.get('responses_checked', 0)} responses checked, "
-            f"{t.get('undeclared_on_wire', 0)} undeclared fields on the wire, "
-            f"{t.get('violations_total', 0)} schema violations, "
-            f"{t.get('requests_refused_total', 0)} requests refused ({refused}), "
-            f"{t.get('requests_accepted', 0)} accepted, "
-            f"{t.get('fields_dropped_total', 0)} fields dropped by the projection, "
-            f"{sum(t.get('responses_undeclared', {}).values())} answers without a contract schema, "
-            f"{t.get('other_processes', 0)} other processes reporting")
+    return (
+        f"contract: {t.get('responses_checked', 0)} responses checked, "
+        f"{t.get('undeclared_on_wire', 0)} undeclared fields on the wire, "
+        f"{t.get('violations_total', 0)} schema violations, "
+        f"{t.get('requests_refused_total', 0)} requests refused ({refused}), "
+        f"{t.get('requests_accepted', 0)} accepted, "
+        f"{t.get('fields_dropped_total', 0)} fields dropped by the projection, "
+        f"{sum(t.get('responses_undeclared', {}).values())} answers without a contract schema, "
+        f"{t.get('other_processes', 0)} other processes reporting"
+    )
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
@@ -115,8 +118,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
                 continue
             seen.add(key)
             got = f" (got {v['input']!r})" if "input" in v else ""
-            tr.write_line(f"  VIOLATION {v.get('operation')} -> {v.get('status')} {v.get('schema')} "
-                          f"{v.get('path')}: {v.get('type')}{got}: {v.get('msg')}", red=True)
+            tr.write_line(
+                f"  VIOLATION {v.get('operation')} -> {v.get('status')} {v.get('schema')} "
+                f"{v.get('path')}: {v.get('type')}{got}: {v.get('msg')}",
+                red=True,
+            )
             if len(seen) >= 30:
                 break
         tr.write_line("  the session fails: an answer broke its contract schema", red=True)

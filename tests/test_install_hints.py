@@ -5,6 +5,7 @@ modules are made unimportable: a ``sitecustomize`` on PYTHONPATH puts a meta-pat
 finder first that refuses them, as if ``pip install mixpeek-magics`` had run
 without the extra.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,7 +20,7 @@ from mixpeek_magics._extras import MissingDependencyError, install_command, requ
 
 ROOT = Path(__file__).resolve().parents[1]
 
-BLOCKER = textwrap.dedent('''
+BLOCKER = textwrap.dedent("""
     import os, sys
 
     _BLOCKED = set(filter(None, os.environ.get("TEST_BLOCKED_MODULES", "").split(",")))
@@ -33,7 +34,7 @@ BLOCKER = textwrap.dedent('''
 
 
     sys.meta_path.insert(0, _Blocker())
-''')
+""")
 
 LOCAL = 'pip install "mixpeek-magics[local]"'
 NOTEBOOK = 'pip install "mixpeek-magics[notebook]"'
@@ -50,8 +51,15 @@ def run_without(tmp_path: Path, blocked: list[str], code: str) -> subprocess.Com
     env["MIXPEEK_MAGICS_DATA_DIR"] = str(tmp_path / "data")
     env["MIXPEEK_MAGICS_CONFIG_DIR"] = str(tmp_path / "config")
     env["MIXPEEK_LOCAL_DATA_DIR"] = str(tmp_path / "local")
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          env=env, cwd=tmp_path, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_the_blocker_really_blocks(tmp_path):
@@ -64,9 +72,11 @@ def test_local_server_import_names_the_local_extra(tmp_path):
     proc = run_without(tmp_path, ["fastapi", "uvicorn"], "from mixpeek_magics.local import LocalServer")
     assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]
-    assert last == ("mixpeek_magics._extras.MissingDependencyError: No module named 'fastapi': it is needed "
-                    "for the embedded local server (%mixpeek_auth --local, LocalServer). "
-                    f"Install it with: {LOCAL}")
+    assert last == (
+        "mixpeek_magics._extras.MissingDependencyError: No module named 'fastapi': it is needed "
+        "for the embedded local server (%mixpeek_auth --local, LocalServer). "
+        f"Install it with: {LOCAL}"
+    )
     # one error, not a chain through a ModuleNotFoundError deep in the server
     assert "ModuleNotFoundError" not in proc.stderr
     assert "During handling" not in proc.stderr
@@ -81,8 +91,9 @@ def test_each_local_dependency_is_checked(tmp_path, blocked):
 
 
 def test_mixpeek_local_cli_names_the_local_extra(tmp_path):
-    proc = run_without(tmp_path, ["fastapi"], "import runpy; runpy.run_module('mixpeek_magics.local', "
-                                              "run_name='__main__')")
+    proc = run_without(
+        tmp_path, ["fastapi"], "import runpy; runpy.run_module('mixpeek_magics.local', run_name='__main__')"
+    )
     assert proc.returncode == 1
     assert LOCAL in proc.stderr
 
@@ -107,8 +118,12 @@ def test_mixpeek_auth_local_in_ipython_tells_the_install_command(tmp_path):
     assert "No module named 'fastapi'" in proc.stderr
     out = proc.stdout.splitlines()
     shown = [line for line in out if line.startswith("MissingDependencyError")]
-    assert shown == [("MissingDependencyError: No module named 'fastapi': it is needed for the embedded local "
-                      f"server (%mixpeek_auth --local, LocalServer). Install it with: {LOCAL}")]
+    assert shown == [
+        (
+            "MissingDependencyError: No module named 'fastapi': it is needed for the embedded local "
+            f"server (%mixpeek_auth --local, LocalServer). Install it with: {LOCAL}"
+        )
+    ]
     assert "Traceback" not in proc.stdout and "ModuleNotFoundError" not in proc.stdout
     assert "CELL-FAILED MissingDependencyError" in out
     assert "SIGNED-IN False" in out
@@ -125,9 +140,14 @@ def test_ingest_dry_run_without_pandas_names_the_notebook_extra(tmp_path):
     """
     proc = run_without(tmp_path, ["pandas"], code)
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines()[-1].endswith(
-        "MissingDependencyError: No module named 'pandas': it is needed for the notebook magics, widgets "
-        f"and DataFrames. Install it with: {NOTEBOOK}")
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .endswith(
+            "MissingDependencyError: No module named 'pandas': it is needed for the notebook magics, widgets "
+            f"and DataFrames. Install it with: {NOTEBOOK}"
+        )
+    )
 
 
 def test_frames_without_pandas_name_the_notebook_extra(tmp_path):
@@ -149,8 +169,11 @@ def test_plots_without_matplotlib_name_the_plot_extra(tmp_path):
     """
     proc = run_without(tmp_path, ["matplotlib"], code)
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines()[-1].endswith(
-        f"No module named 'matplotlib': it is needed for plots. Install it with: {PLOT}")
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .endswith(f"No module named 'matplotlib': it is needed for plots. Install it with: {PLOT}")
+    )
 
 
 def test_magics_without_ipython_name_the_notebook_extra(tmp_path):
@@ -191,9 +214,13 @@ def test_require_in_process():
         require("plot", "json", "mixpeek_magics_no_such_module")
     err = info.value
     assert isinstance(err, ImportError)
-    assert (err.module, err.extra, err.name) == ("mixpeek_magics_no_such_module", "plot",
-                                                 "mixpeek_magics_no_such_module")
+    assert (err.module, err.extra, err.name) == (
+        "mixpeek_magics_no_such_module",
+        "plot",
+        "mixpeek_magics_no_such_module",
+    )
     assert err.command == install_command("plot") == PLOT
-    assert str(err) == ("No module named 'mixpeek_magics_no_such_module': it is needed for plots. "
-                        f"Install it with: {PLOT}")
+    assert str(err) == (
+        f"No module named 'mixpeek_magics_no_such_module': it is needed for plots. Install it with: {PLOT}"
+    )
     assert err._render_traceback_() == [f"MissingDependencyError: {err}"]

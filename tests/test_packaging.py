@@ -3,6 +3,7 @@
 The build runs on a copy of the files a build reads, so it writes no ``build/``
 or ``*.egg-info`` into the shared work tree.
 """
+
 from __future__ import annotations
 
 import email
@@ -28,12 +29,17 @@ def dists(tmp_path_factory) -> dict[str, Path]:
     for name in ("pyproject.toml", "README.md", "LICENSE", "MANIFEST.in", "setup.cfg"):
         if (ROOT / name).exists():
             shutil.copy2(ROOT / name, src / name)
-    shutil.copytree(ROOT / "mixpeek_magics", src / "mixpeek_magics",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(
+        ROOT / "mixpeek_magics", src / "mixpeek_magics", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
     # --no-isolation: no download; the venv's setuptools (dev extra) builds it
-    build = subprocess.run([sys.executable, "-m", "build", "--sdist", "--wheel", "--no-isolation",
-                            "--outdir", str(out), str(src)], capture_output=True, text=True, timeout=120,
-                           check=False)
+    build = subprocess.run(
+        [sys.executable, "-m", "build", "--sdist", "--wheel", "--no-isolation", "--outdir", str(out), str(src)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
     wheels, sdists = sorted(out.glob("*.whl")), sorted(out.glob("*.tar.gz"))
     assert len(wheels) == 1 and len(sdists) == 1, sorted(p.name for p in out.iterdir())
@@ -41,8 +47,13 @@ def dists(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_twine_check_strict_passes(dists):
-    check = subprocess.run([sys.executable, "-m", "twine", "check", "--strict", str(dists["wheel"]),
-                            str(dists["sdist"])], capture_output=True, text=True, timeout=60, check=False)
+    check = subprocess.run(
+        [sys.executable, "-m", "twine", "check", "--strict", str(dists["wheel"]), str(dists["sdist"])],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     assert check.stdout.count("PASSED") == 2, check.stdout
 
@@ -55,17 +66,24 @@ def test_wheel_ships_py_typed_license_and_contract(dists):
         assert f"{dist_info}/licenses/LICENSE" in names
         assert whl.read(f"{dist_info}/licenses/LICENSE") == (ROOT / "LICENSE").read_bytes()
         contracts = sorted(n for n in names if n.startswith("mixpeek_magics/local/contract/") and n.endswith(".json"))
-        expected = sorted(f"mixpeek_magics/local/contract/{p.name}"
-                          for p in (ROOT / "mixpeek_magics/local/contract").glob("*.json"))
+        expected = sorted(
+            f"mixpeek_magics/local/contract/{p.name}" for p in (ROOT / "mixpeek_magics/local/contract").glob("*.json")
+        )
         assert expected and contracts == expected
         meta = email.message_from_bytes(whl.read(f"{dist_info}/METADATA"))
     assert meta["License-Expression"] == "MIT"
     assert meta.get_all("License-File") == ["LICENSE"]
     classifiers = meta.get_all("Classifier")
-    for c in ("Framework :: Jupyter", "Framework :: IPython", "Programming Language :: Python :: 3",
-              "Programming Language :: Python :: 3.10", "Programming Language :: Python :: 3.13",
-              "Intended Audience :: Science/Research", "Topic :: Scientific/Engineering",
-              "Operating System :: OS Independent"):
+    for c in (
+        "Framework :: Jupyter",
+        "Framework :: IPython",
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.13",
+        "Intended Audience :: Science/Research",
+        "Topic :: Scientific/Engineering",
+        "Operating System :: OS Independent",
+    ):
         assert c in classifiers
     assert "Homepage, https://mixpeek.com" in meta.get_all("Project-URL")
     extras = set(meta.get_all("Provides-Extra"))

@@ -5,6 +5,7 @@
 Importing this package is cheap: ``Mixpeek`` and friends (and with them httpx
 and pydantic) load on first access.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -12,12 +13,12 @@ from typing import TYPE_CHECKING
 from mixpeek_magics._lazy import lazy_getattr
 
 if TYPE_CHECKING:
-    from mixpeek_magics.client import errors, models, statuses
-    from mixpeek_magics.client._client import AsyncMixpeek, Mixpeek
-    from mixpeek_magics.client.config import ClientConfig
-    from mixpeek_magics.client.errors import WaitTimeout
-    from mixpeek_magics.client.models import Task
-    from mixpeek_magics.client.pagination import Page
+    from mixpeek_magics.client import errors as errors, models as models, statuses as statuses
+    from mixpeek_magics.client._client import AsyncMixpeek as AsyncMixpeek, Mixpeek as Mixpeek
+    from mixpeek_magics.client.config import ClientConfig as ClientConfig
+    from mixpeek_magics.client.errors import WaitTimeout as WaitTimeout
+    from mixpeek_magics.client.models import Task as Task
+    from mixpeek_magics.client.pagination import Page as Page
 
 _LAZY = {
     "Mixpeek": "mixpeek_magics.client._client:Mixpeek",

@@ -4,6 +4,7 @@ Both execute the same request specs and run the same sans-IO flows
 (see ``_core``); the only code written twice is the ten-line effect loop and
 reading a file in chunks for presigned uploads.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -13,7 +14,8 @@ import logging
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -73,19 +75,19 @@ class BaseClient:
 
     _RESOURCES_PACKAGE = "mixpeek_magics.client.resources"
 
-    organization: "Organizations"
-    health: "HealthResource"
-    namespaces: "Namespaces"
-    buckets: "Buckets"
-    objects: "Objects"
-    uploads: "Uploads"
-    batches: "Batches"
-    connections: "Connections"
-    syncs: "Syncs"
-    tasks: "Tasks"
-    collections: "Collections"
-    documents: "Documents"
-    retrievers: "Retrievers"
+    organization: Organizations
+    health: HealthResource
+    namespaces: Namespaces
+    buckets: Buckets
+    objects: Objects
+    uploads: Uploads
+    batches: Batches
+    connections: Connections
+    syncs: Syncs
+    tasks: Tasks
+    collections: Collections
+    documents: Documents
+    retrievers: Retrievers
 
     def __init__(self, config: ClientConfig, http: Any, owns_http: bool) -> None:
         self._config = config
@@ -119,8 +121,10 @@ class BaseClient:
 
     def __repr__(self) -> str:
         cfg = self._config
-        return (f"{type(self).__name__}(base_url={cfg.base_url!r}, namespace={cfg.namespace!r}, "
-                f"api_key={redact_key(cfg.api_key)!r})")
+        return (
+            f"{type(self).__name__}(base_url={cfg.base_url!r}, namespace={cfg.namespace!r}, "
+            f"api_key={redact_key(cfg.api_key)!r})"
+        )
 
     __str__ = __repr__
 
@@ -153,8 +157,7 @@ class BaseClient:
         headers = httpx.Headers()
         if spec.authenticated:
             if not cfg.api_key:
-                raise ConfigurationError(
-                    "No API key: pass api_key=..., set MIXPEEK_API_KEY, or run %mixpeek_auth")
+                raise ConfigurationError("No API key: pass api_key=..., set MIXPEEK_API_KEY, or run %mixpeek_auth")
             headers["Authorization"] = f"Bearer {cfg.api_key}"
         elif cfg.api_key and not spec.presigned:
             headers["Authorization"] = f"Bearer {cfg.api_key}"
@@ -163,7 +166,8 @@ class BaseClient:
             if not ns:
                 raise ConfigurationError(
                     f"{spec.method} {spec.path.split('?')[0]} needs a namespace: pass namespace=..., "
-                    "use client.with_options(namespace=...), or set MIXPEEK_NAMESPACE")
+                    "use client.with_options(namespace=...), or set MIXPEEK_NAMESPACE"
+                )
             headers["X-Namespace"] = ns
         if spec.headers:
             headers.update(dict(spec.headers))
@@ -179,24 +183,35 @@ class BaseClient:
     def _build(self, spec: RequestSpec, content: Any = None) -> httpx.Request:
         timeout = spec.timeout if spec.timeout is not None else self._config.timeout
         return self._http.build_request(
-            spec.method, self._url(spec), params=spec.params, json=spec.json,
-            content=content, headers=self._headers(spec), timeout=timeout,
+            spec.method,
+            self._url(spec),
+            params=spec.params,
+            json=spec.json,
+            content=content,
+            headers=self._headers(spec),
+            timeout=timeout,
         )
 
     @staticmethod
-    def _outcome(request: httpx.Request, response: httpx.Response | None,
-                 error: BaseException | None) -> Outcome:
+    def _outcome(request: httpx.Request, response: httpx.Response | None, error: BaseException | None) -> Outcome:
         url = _safe_url(request.url)
         if response is None:
             return Outcome(error=error, method=request.method, url=url)
         log.debug("%s %s -> %s", request.method, url, response.status_code)
-        return Outcome(status_code=response.status_code, headers=response.headers,
-                       content=response.content, method=request.method, url=url)
+        return Outcome(
+            status_code=response.status_code,
+            headers=response.headers,
+            content=response.content,
+            method=request.method,
+            url=url,
+        )
 
 
 def _closed_error() -> ConfigurationError:
-    return ConfigurationError("this client was closed (signed out, or close() / a with-block ended): "
-                              "take the current one with mixpeek_magics.signed_in_client(), or create a new Mixpeek()")
+    return ConfigurationError(
+        "this client was closed (signed out, or close() / a with-block ended): "
+        "take the current one with mixpeek_magics.signed_in_client(), or create a new Mixpeek()"
+    )
 
 
 def _read_head(path: str, size: int) -> bytes:
@@ -239,6 +254,7 @@ async def _afile_chunks(path: str, size: int) -> AsyncIterator[bytes]:
 
 # =========================================================================== sync
 
+
 class _SyncOverAsyncTransport(httpx.BaseTransport):
     """Lets the sync client use an async transport (e.g. ``httpx.ASGITransport(app)``)
     by running each exchange on the package's background event loop."""
@@ -250,8 +266,9 @@ class _SyncOverAsyncTransport(httpx.BaseTransport):
         from mixpeek_magics import _runtime
 
         body = request.read()
-        async_request = httpx.Request(request.method, request.url, headers=request.headers,
-                                      content=body, extensions=request.extensions)
+        async_request = httpx.Request(
+            request.method, request.url, headers=request.headers, content=body, extensions=request.extensions
+        )
 
         async def exchange() -> tuple[int, list[tuple[bytes, bytes]], bytes, dict]:
             response = await self._transport.handle_async_request(async_request)
@@ -262,8 +279,7 @@ class _SyncOverAsyncTransport(httpx.BaseTransport):
             return response.status_code, response.headers.raw, content, dict(response.extensions)
 
         status, headers, content, extensions = _runtime.run(exchange())
-        return httpx.Response(status, headers=headers, content=content, extensions=extensions,
-                              request=request)
+        return httpx.Response(status, headers=headers, content=content, extensions=extensions, request=request)
 
     def close(self) -> None:
         from mixpeek_magics import _runtime
@@ -291,12 +307,19 @@ class Mixpeek(BaseClient):
         config: ClientConfig | None = None,
     ) -> None:
         cfg = config or ClientConfig.resolve(api_key, base_url, namespace, timeout, max_retry_seconds)
-        if transport is not None and not isinstance(transport, httpx.BaseTransport) \
-                and isinstance(transport, httpx.AsyncBaseTransport):
+        if (
+            transport is not None
+            and not isinstance(transport, httpx.BaseTransport)
+            and isinstance(transport, httpx.AsyncBaseTransport)
+        ):
             transport = _SyncOverAsyncTransport(transport)
-        http = httpx.Client(transport=transport, timeout=cfg.timeout, follow_redirects=False,
-                            headers={"User-Agent": cfg.user_agent},
-                            verify=_ssl_context() if transport is None else True)
+        http = httpx.Client(
+            transport=transport,
+            timeout=cfg.timeout,
+            follow_redirects=False,
+            headers={"User-Agent": cfg.user_agent},
+            verify=_ssl_context() if transport is None else True,
+        )
         super().__init__(cfg, http, owns_http=True)
 
     # -- driver ------------------------------------------------------------
@@ -315,10 +338,17 @@ class Mixpeek(BaseClient):
             return self._outcome(request, None, exc)
         return self._outcome(request, response, None)
 
-    def _put_files(self, uploads: Any, files: Sequence[tuple[str, Any, str]], concurrency: int,
-                   timeout: float | None, cancel: threading.Event | None) -> list[Any]:
+    def _put_files(
+        self,
+        uploads: Any,
+        files: Sequence[tuple[str, Any, str]],
+        concurrency: int,
+        timeout: float | None,
+        cancel: threading.Event | None,
+    ) -> list[Any]:
         """``Uploads.put_files`` on this driver: ``put_file`` on up to ``concurrency``
         threads sharing this client's keep-alive connections."""
+
         def one(file: tuple[str, Any, str]) -> Any:
             if cancel is not None and cancel.is_set():
                 return concurrent.futures.CancelledError()
@@ -330,8 +360,9 @@ class Mixpeek(BaseClient):
 
         if len(files) <= 1:
             return [one(f) for f in files]
-        with concurrent.futures.ThreadPoolExecutor(max_workers=min(concurrency, len(files)),
-                                                   thread_name_prefix="mixpeek-put") as pool:
+        with concurrent.futures.ThreadPoolExecutor(
+            max_workers=min(concurrency, len(files)), thread_name_prefix="mixpeek-put"
+        ) as pool:
             return list(pool.map(one, files))
 
     def _execute(self, flow: Flow) -> Any:
@@ -346,6 +377,7 @@ class Mixpeek(BaseClient):
 
     def _iterate(self, flow: Flow) -> Iterator[Any]:
         """Run an emitting flow, yielding what it emits."""
+
         def run() -> Iterator[Any]:
             reply: Any = None
             try:
@@ -361,6 +393,7 @@ class Mixpeek(BaseClient):
                         reply = self._perform(effect)
             finally:
                 flow.close()
+
         return run()
 
     def _perform(self, effect: Any) -> Any:
@@ -376,7 +409,7 @@ class Mixpeek(BaseClient):
         if self._owns_http:
             self._http.close()
 
-    def __enter__(self) -> "Mixpeek":
+    def __enter__(self) -> Mixpeek:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -384,6 +417,7 @@ class Mixpeek(BaseClient):
 
 
 # =========================================================================== async
+
 
 class AsyncMixpeek(BaseClient):
     """Asynchronous Mixpeek client: the same resources, every call awaited
@@ -401,9 +435,13 @@ class AsyncMixpeek(BaseClient):
         config: ClientConfig | None = None,
     ) -> None:
         cfg = config or ClientConfig.resolve(api_key, base_url, namespace, timeout, max_retry_seconds)
-        http = httpx.AsyncClient(transport=transport, timeout=cfg.timeout, follow_redirects=False,
-                                 headers={"User-Agent": cfg.user_agent},
-                                 verify=_ssl_context() if transport is None else True)
+        http = httpx.AsyncClient(
+            transport=transport,
+            timeout=cfg.timeout,
+            follow_redirects=False,
+            headers={"User-Agent": cfg.user_agent},
+            verify=_ssl_context() if transport is None else True,
+        )
         super().__init__(cfg, http, owns_http=True)
 
     # -- driver ------------------------------------------------------------
@@ -422,8 +460,14 @@ class AsyncMixpeek(BaseClient):
             return self._outcome(request, None, exc)
         return self._outcome(request, response, None)
 
-    async def _put_files(self, uploads: Any, files: Sequence[tuple[str, Any, str]], concurrency: int,
-                         timeout: float | None, cancel: threading.Event | None) -> list[Any]:
+    async def _put_files(
+        self,
+        uploads: Any,
+        files: Sequence[tuple[str, Any, str]],
+        concurrency: int,
+        timeout: float | None,
+        cancel: threading.Event | None,
+    ) -> list[Any]:
         """``Uploads.put_files`` on this driver: ``put_file`` ``concurrency`` at a time."""
         import asyncio
 
@@ -465,6 +509,7 @@ class AsyncMixpeek(BaseClient):
                         reply = await self._perform(effect)
             finally:
                 flow.close()
+
         return run()
 
     async def _perform(self, effect: Any) -> Any:
@@ -484,7 +529,7 @@ class AsyncMixpeek(BaseClient):
 
     close = aclose
 
-    async def __aenter__(self) -> "AsyncMixpeek":
+    async def __aenter__(self) -> AsyncMixpeek:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:

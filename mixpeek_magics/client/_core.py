@@ -13,22 +13,24 @@ that *yields effects* and receives their results:
 The sync and async clients are two small drivers of these generators, so no
 request, retry rule or pagination step is written twice.
 """
+
 from __future__ import annotations
 
 import logging
 import random
 import time
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generator, Mapping
+from typing import Any
 
 from mixpeek_magics.client import errors
 
 log = logging.getLogger("mixpeek_magics.client")
 
 # Retry-safety of a request.
-IDEMPOTENT = "idempotent"      # GET, list, DELETE, confirm, creates made safe to repeat: retry 429, 502/503/504,
-                               # transport errors
-UNSAFE = "unsafe"              # creates: retry only 429 and "never reached the server"
+IDEMPOTENT = "idempotent"  # GET, list, DELETE, confirm, creates made safe to repeat: retry 429, 502/503/504,
+# transport errors
+UNSAFE = "unsafe"  # creates: retry only 429 and "never reached the server"
 
 RETRY_STATUSES = frozenset({502, 503, 504})
 BACKOFF_BASE = 0.5
@@ -43,14 +45,14 @@ class RequestSpec:
     """One HTTP request, independent of how it is sent."""
 
     method: str
-    path: str                                  # "/v1/..." or an absolute URL (presigned uploads)
+    path: str  # "/v1/..." or an absolute URL (presigned uploads)
     params: Mapping[str, Any] | None = None
     json: Any = None
     parse: Callable[[Any], Any] | None = None  # decoded JSON -> result; None -> decoded JSON
     retry: str = IDEMPOTENT
-    namespaced: bool = False                   # send X-Namespace
-    namespace: str | None = None               # per-call override
-    timeout: float | None = None               # per-call override (seconds)
+    namespaced: bool = False  # send X-Namespace
+    namespace: str | None = None  # per-call override
+    timeout: float | None = None  # per-call override (seconds)
     authenticated: bool = True
     # Presigned upload: stream this file as the body; result is the ETag.
     upload_path: str | None = None
@@ -84,9 +86,9 @@ class Outcome:
     status_code: int | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     content: bytes = b""
-    error: BaseException | None = None         # an httpx.TransportError (or subclass)
+    error: BaseException | None = None  # an httpx.TransportError (or subclass)
     method: str = ""
-    url: str = ""                              # safe to show: no query string
+    url: str = ""  # safe to show: no query string
 
     def json(self) -> Any:
         import json as _json
@@ -104,17 +106,20 @@ class Context:
     """What the flows need from the client: config values, nothing I/O."""
 
     base_url: str
-    api_key: str | None = field(repr=False)    # only used to scrub messages
+    api_key: str | None = field(repr=False)  # only used to scrub messages
     max_retry_seconds: float
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
     rand: Callable[[float, float], float] = field(default=random.uniform, repr=False)
 
     def __repr__(self) -> str:
-        return (f"Context(base_url={self.base_url!r}, api_key={errors.redact_key(self.api_key)!r}, "
-                f"max_retry_seconds={self.max_retry_seconds!r})")
+        return (
+            f"Context(base_url={self.base_url!r}, api_key={errors.redact_key(self.api_key)!r}, "
+            f"max_retry_seconds={self.max_retry_seconds!r})"
+        )
 
 
 # --------------------------------------------------------------------------- classification
+
 
 def _never_sent(exc: BaseException) -> bool:
     """True when the request provably did not reach the server."""
@@ -141,7 +146,10 @@ def _transport_error(exc: BaseException, out: Outcome, ctx: Context) -> errors.A
             httpx.WriteTimeout: "sending the request",
             httpx.PoolTimeout: "waiting for a free connection",
         }.get(type(exc), "")
-        msg = f"Timed out {kind + ' ' if kind else ''}for {where}: the server is slow or unreachable; retry or raise timeout="
+        msg = (
+            f"Timed out {kind + ' ' if kind else ''}for {where}: "
+            "the server is slow or unreachable; retry or raise timeout="
+        )
         return errors.APITimeoutError(errors.scrub(msg, ctx.api_key), method=out.method, url=out.url)
     if isinstance(exc, httpx.ConnectError):
         target = out.url if out.url.startswith(("http://", "https://")) else ctx.base_url
@@ -175,9 +183,14 @@ def raise_for_outcome(out: Outcome, spec: RequestSpec, ctx: Context) -> None:
     assert out.status_code is not None
     if out.status_code >= 400:
         raise errors.error_from_response(
-            out.status_code, out.headers, out.content,
-            method=out.method, url=out.url, base_url=ctx.base_url,
-            api_key=ctx.api_key, presigned=spec.presigned,
+            out.status_code,
+            out.headers,
+            out.content,
+            method=out.method,
+            url=out.url,
+            base_url=ctx.base_url,
+            api_key=ctx.api_key,
+            presigned=spec.presigned,
         )
 
 
@@ -191,7 +204,8 @@ def parse_outcome(out: Outcome, spec: RequestSpec, ctx: Context) -> Any:
         location = errors.redact(_origin(out.headers.get("location") or "elsewhere").split("?")[0], ctx.api_key)
         raise errors.ResponseFormatError(
             f"{out.method} {out.url} was redirected ({out.status_code}) to {location[:200]}; "
-            f"set the base URL (MIXPEEK_BASE_URL) to the server's real address")
+            f"set the base URL (MIXPEEK_BASE_URL) to the server's real address"
+        )
     if spec.presigned:
         return clean_etag(out.headers.get("etag"))
     try:
@@ -209,9 +223,9 @@ def parse_outcome(out: Outcome, spec: RequestSpec, ctx: Context) -> Any:
         if isinstance(exc, errors.MixpeekError):
             raise
         first = str(exc).splitlines()[0:3]
-        raise errors.ResponseFormatError(errors.redact(
-            f"Unexpected response shape from {out.method} {out.url}: {' '.join(first)}", ctx.api_key
-        )) from None
+        raise errors.ResponseFormatError(
+            errors.redact(f"Unexpected response shape from {out.method} {out.url}: {' '.join(first)}", ctx.api_key)
+        ) from None
 
 
 def backoff_delay(attempt: int, ctx: Context, retry_after: float | None = None) -> float:
@@ -221,10 +235,11 @@ def backoff_delay(attempt: int, ctx: Context, retry_after: float | None = None) 
     (no exponential growth on top of it)."""
     if retry_after is not None:
         return retry_after
-    return ctx.rand(0.0, min(BACKOFF_CAP, BACKOFF_BASE * (2 ** attempt)))
+    return ctx.rand(0.0, min(BACKOFF_CAP, BACKOFF_BASE * (2**attempt)))
 
 
 # --------------------------------------------------------------------------- the request flow
+
 
 def call(spec: RequestSpec, ctx: Context, attempts: list[int] | None = None) -> Flow:
     """Send ``spec`` with retries where they cannot duplicate work; return the parsed result.
@@ -263,12 +278,21 @@ def call(spec: RequestSpec, ctx: Context, attempts: list[int] | None = None) -> 
             reason = ""
         if not retryable or ctx.max_retry_seconds <= 0:
             raise_for_outcome(out, spec, ctx)
-        delay = CONNECT_BACKOFF * refused if out.error is not None and _refused(out.error) \
+        delay = (
+            CONNECT_BACKOFF * refused
+            if out.error is not None and _refused(out.error)
             else backoff_delay(attempt, ctx, retry_after)
+        )
         elapsed = ctx.clock() - start
         if elapsed + delay > ctx.max_retry_seconds:
-            log.info("giving up on %s %s after %.1fs (%s): retry budget of %gs spent",
-                     out.method, out.url, elapsed, reason, ctx.max_retry_seconds)
+            log.info(
+                "giving up on %s %s after %.1fs (%s): retry budget of %gs spent",
+                out.method,
+                out.url,
+                elapsed,
+                reason,
+                ctx.max_retry_seconds,
+            )
             raise_for_outcome(out, spec, ctx)
         attempt += 1
         log.info("retrying %s %s in %.2fs after %s (retry %d)", out.method, out.url, delay, reason, attempt)

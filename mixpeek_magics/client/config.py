@@ -1,4 +1,5 @@
 """Client configuration: arguments, else environment, else defaults."""
+
 from __future__ import annotations
 
 import os
@@ -34,8 +35,7 @@ class ClientConfig:
         base = (self.base_url or "").strip().rstrip("/")
         if not (base.startswith("http://") or base.startswith("https://")):
             raise ConfigurationError(
-                f"base_url must start with http:// or https:// (got {base!r}); "
-                f"pass base_url=... or set {ENV_BASE_URL}"
+                f"base_url must start with http:// or https:// (got {base!r}); pass base_url=... or set {ENV_BASE_URL}"
             )
         object.__setattr__(self, "base_url", base)
         register_secret(self.api_key)  # errors redact it whatever the server echoes
@@ -53,7 +53,7 @@ class ClientConfig:
         timeout: float | None = None,
         max_retry_seconds: float | None = None,
         **extra: Any,
-    ) -> "ClientConfig":
+    ) -> ClientConfig:
         """Arguments win; else ``MIXPEEK_API_KEY`` / ``MIXPEEK_BASE_URL`` / ``MIXPEEK_NAMESPACE``."""
         return cls(
             api_key=api_key if api_key is not None else (os.environ.get(ENV_API_KEY) or None),
@@ -68,7 +68,7 @@ class ClientConfig:
     def redacted_key(self) -> str:
         return redact_key(self.api_key)
 
-    def replace(self, **changes: Any) -> "ClientConfig":
+    def replace(self, **changes: Any) -> ClientConfig:
         """A copy with ``changes`` applied (``None`` values are ignored)."""
         known = {f.name for f in fields(self)}
         unknown = set(changes) - known

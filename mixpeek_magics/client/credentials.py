@@ -18,6 +18,7 @@ client secrets, refresh tokens); use :func:`redact` before logging or showing a 
 
 Layer 1: stdlib only (``cryptography`` is imported lazily to parse private keys).
 """
+
 from __future__ import annotations
 
 import copy
@@ -52,9 +53,7 @@ __all__ = [
 ]
 
 #: Credential fields the contract marks as sensitive (encrypted at rest, never returned).
-SECRET_FIELDS = frozenset(
-    {"secret_access_key", "session_token", "private_key", "client_secret", "refresh_token"}
-)
+SECRET_FIELDS = frozenset({"secret_access_key", "session_token", "private_key", "client_secret", "refresh_token"})
 REDACTED = "***"
 TIGRIS_DEFAULT_ENDPOINT = "https://fly.storage.tigris.dev"
 SYNC_MODES = ("initial_only", "continuous")
@@ -108,9 +107,7 @@ class _Problems:
 # validators (each returns the cleaned value or raises CredentialError)
 # ---------------------------------------------------------------------------
 
-_ARN_GENERAL = re.compile(
-    r"^arn:(?P<partition>aws[-a-z]*):iam::(?P<account>[^:]*):role/(?P<rest>.*)$"
-)
+_ARN_GENERAL = re.compile(r"^arn:(?P<partition>aws[-a-z]*):iam::(?P<account>[^:]*):role/(?P<rest>.*)$")
 _ROLE_NAME = re.compile(r"^[A-Za-z0-9_+=,.@-]{1,64}$")
 _AWS_REGION = re.compile(r"^[a-z]{2}(?:-gov|-iso[a-z]*)?-[a-z]+-\d{1,2}$")
 _GENERIC_REGION = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -322,7 +319,9 @@ def parse_service_account_json(data: str | bytes | bytearray | Mapping[str, Any]
         try:
             data = bytes(data).decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise CredentialError({field: "the key file is not UTF-8 text (did you pick the .p12 file? use the JSON key)"}) from None
+            raise CredentialError(
+                {field: "the key file is not UTF-8 text (did you pick the .p12 file? use the JSON key)"}
+            ) from None
     if isinstance(data, str):
         if not data.strip():
             raise CredentialError({field: "required: upload or paste the service account's JSON key file"})
@@ -337,7 +336,10 @@ def parse_service_account_json(data: str | bytes | bytearray | Mapping[str, Any]
         raise CredentialError({field: "must be a JSON object (the service account's key file)"})
     if "installed" in data or "web" in data:
         raise CredentialError(
-            {field: "this is an OAuth client file, not a service-account key; choose OAuth or download a service-account key"}
+            {
+                field: "this is an OAuth client file, not a service-account key; "
+                "choose OAuth or download a service-account key"
+            }
         )
     p = _Problems()
     missing = [k for k in _SA_REQUIRED if _blank(data.get(k))]
@@ -614,7 +616,9 @@ def tigris(
     creds = _access_key_creds(p, access_key_id, secret_access_key, None, aws=False, tigris_=True)
     config: dict[str, Any] = {"provider_type": "tigris", "credentials": creds}
     config["region"] = _try(p, validate_region, region, allow_auto=True)
-    config["endpoint_url"] = _try(p, validate_url, endpoint_url if not _blank(endpoint_url) else TIGRIS_DEFAULT_ENDPOINT)
+    config["endpoint_url"] = _try(
+        p, validate_url, endpoint_url if not _blank(endpoint_url) else TIGRIS_DEFAULT_ENDPOINT
+    )
     if not _blank(bucket):
         config["bucket"] = _try(p, validate_bucket_name, bucket)
     p.check()
@@ -688,11 +692,24 @@ def gdrive_oauth(
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 _UNITS = {
-    "": 1, "b": 1,
-    "k": 1000, "kb": 1000, "kib": 1024, "ki": 1024,
-    "m": 1000**2, "mb": 1000**2, "mib": 1024**2, "mi": 1024**2,
-    "g": 1000**3, "gb": 1000**3, "gib": 1024**3, "gi": 1024**3,
-    "t": 1000**4, "tb": 1000**4, "tib": 1024**4, "ti": 1024**4,
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "kib": 1024,
+    "ki": 1024,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "mi": 1024**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "gib": 1024**3,
+    "gi": 1024**3,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "tib": 1024**4,
+    "ti": 1024**4,
 }
 
 
@@ -811,9 +828,7 @@ def sync_request(
 def redact(body: Any) -> Any:
     """A deep copy of ``body`` with every secret field's value replaced by ``"***"``."""
     if isinstance(body, Mapping):
-        return {
-            k: (REDACTED if k in SECRET_FIELDS and v is not None else redact(v)) for k, v in body.items()
-        }
+        return {k: (REDACTED if k in SECRET_FIELDS and v is not None else redact(v)) for k, v in body.items()}
     if isinstance(body, list):
         return [redact(v) for v in body]
     if isinstance(body, tuple):

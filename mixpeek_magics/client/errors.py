@@ -5,13 +5,15 @@ API key (messages are scrubbed of it before they are built into an error).
 This module imports nothing heavy: it works on status codes, header values and
 body bytes, not on httpx objects.
 """
+
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = [
     "MixpeekError",
@@ -210,6 +212,7 @@ class WaitTimeout(MixpeekError, TimeoutError):
 
 # --------------------------------------------------------------------------- parsing
 
+
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date)."""
     if value is None:
@@ -329,8 +332,10 @@ def error_from_response(
         if server_message:
             human += f" (server said: {server_message})"
     elif status_code == 403:
-        human = (f"Permission denied for {where}{said}. "
-                 "A read-only API key cannot create, change or delete; use a key with write access")
+        human = (
+            f"Permission denied for {where}{said}. "
+            "A read-only API key cannot create, change or delete; use a key with write access"
+        )
     elif status_code == 404:
         human = f"Not found: {where}{said}"
     elif status_code == 409:

@@ -4,6 +4,7 @@ Such a URL is presigned (S3, a CDN, the local server's ``/_local/thumbnails/...`
 it is fetched without the API key, over the client's connection pool (its
 transport, so tests over ASGI work too). ``data:`` URIs are decoded as they are.
 """
+
 from __future__ import annotations
 
 import base64
@@ -46,8 +47,9 @@ def _decode_data_uri(uri: str) -> Media | None:
     return Media(raw, mime)
 
 
-def fetch_media(client: Any, url: str | None, *, max_bytes: int = MAX_MEDIA_BYTES,
-                timeout: float | None = 10.0) -> Media | None:
+def fetch_media(
+    client: Any, url: str | None, *, max_bytes: int = MAX_MEDIA_BYTES, timeout: float | None = 10.0
+) -> Media | None:
     """The bytes behind ``url`` (http(s) or ``data:``), or None when there is none, it is too
     large, or the download fails (a gallery shows the card without its picture then).
     ``client`` is a sync :class:`~mixpeek_magics.client.Mixpeek`; the API key is never sent."""

@@ -10,10 +10,12 @@ List endpoints come in two shapes in the contract:
 
 :func:`paginate` follows either to exhaustion, one page in memory at a time.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Iterator, TypeVar
+from typing import Any, Generic, TypeVar
 
 from mixpeek_magics.client._core import Context, Emit, Flow, RequestSpec, call
 
@@ -29,7 +31,7 @@ class Page(Generic[T]):
     items: list[T]
     next_cursor: str | None = None
     total: int | None = None
-    pagination: dict[str, Any] = field(default_factory=dict)   # the raw ``pagination`` object
+    pagination: dict[str, Any] = field(default_factory=dict)  # the raw ``pagination`` object
     raw: dict[str, Any] = field(default_factory=dict, repr=False)  # the answer minus ``results``
 
     def __iter__(self) -> Iterator[T]:

@@ -4,6 +4,7 @@ The API adds statuses over time (QUEUED, INTERRUPTED, DEACTIVATED on newer
 servers), so a status is always handled as a plain string here: unknown
 values are kept as they are and treated as not finished.
 """
+
 from __future__ import annotations
 
 from enum import Enum
@@ -38,19 +39,41 @@ POLLABLE: frozenset[str] = frozenset({"PENDING", "QUEUED", "IN_PROGRESS", "PROCE
 
 # Order used for sorting and for the pandas Categorical in frames.
 LIFECYCLE_ORDER: tuple[str, ...] = (
-    "DRAFT", "PENDING", "QUEUED", "IN_PROGRESS", "PROCESSING", "ACTIVE",
-    "SUSPENDED", "INTERRUPTED", "COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED",
-    "CANCELED", "SKIPPED", "ARCHIVED", "DEACTIVATED", "UNKNOWN",
+    "DRAFT",
+    "PENDING",
+    "QUEUED",
+    "IN_PROGRESS",
+    "PROCESSING",
+    "ACTIVE",
+    "SUSPENDED",
+    "INTERRUPTED",
+    "COMPLETED",
+    "COMPLETED_WITH_ERRORS",
+    "FAILED",
+    "CANCELED",
+    "SKIPPED",
+    "ARCHIVED",
+    "DEACTIVATED",
+    "UNKNOWN",
 )
 
 # Families drive colours and summary counts in displays.
 _FAMILY = {
-    "DRAFT": "pending", "PENDING": "pending", "QUEUED": "pending",
-    "IN_PROGRESS": "running", "PROCESSING": "running", "ACTIVE": "running",
-    "COMPLETED": "success", "SKIPPED": "success",
+    "DRAFT": "pending",
+    "PENDING": "pending",
+    "QUEUED": "pending",
+    "IN_PROGRESS": "running",
+    "PROCESSING": "running",
+    "ACTIVE": "running",
+    "COMPLETED": "success",
+    "SKIPPED": "success",
     "COMPLETED_WITH_ERRORS": "partial",
-    "FAILED": "failed", "INTERRUPTED": "failed",
-    "CANCELED": "canceled", "SUSPENDED": "canceled", "ARCHIVED": "canceled", "DEACTIVATED": "canceled",
+    "FAILED": "failed",
+    "INTERRUPTED": "failed",
+    "CANCELED": "canceled",
+    "SUSPENDED": "canceled",
+    "ARCHIVED": "canceled",
+    "DEACTIVATED": "canceled",
 }
 FAMILY_COLORS = {
     "pending": "#9e9e9e",
@@ -78,7 +101,8 @@ def status_value(status: Any, *, what: str = "status") -> str | None:
         raise ValueError(
             f"{what} takes one status, got {len(status)}: {sorted(map(str, status))}; for several, pass "
             f"filters={{'AND': [{{'field': 'status', 'operator': 'in', 'value': [...]}}]}} "
-            f"(valid statuses: {', '.join(_STATUS_VALUES)})")
+            f"(valid statuses: {', '.join(_STATUS_VALUES)})"
+        )
     text = str(getattr(status, "value", status)).upper()
     if text not in _STATUS_VALUES:
         raise ValueError(f"{what} {status!r} is not a task status; valid statuses: {', '.join(_STATUS_VALUES)}")

@@ -6,6 +6,7 @@ when a frame is built, matplotlib only when a plot is drawn
 (``pip install "mixpeek-magics[plot]"``); without pandas (the ``notebook``
 extra) a frame builder raises ``MissingDependencyError`` naming the extra.
 """
+
 from __future__ import annotations
 
 from mixpeek_magics.frames._schema import TASK_COLUMNS, TIMELINE_COLUMNS
@@ -23,8 +24,23 @@ from mixpeek_magics.frames.search import Thumbnail, documents_frame, hits_frame
 from mixpeek_magics.frames.summary import Summary, summarize
 
 __all__ = [
-    "TASK_COLUMNS", "TIMELINE_COLUMNS", "Summary", "batches_frame", "build_task_frame", "connections_frame",
-    "failures_frame", "objects_frame", "parse_when", "plot_durations", "plot_status_timeline",
-    "plot_throughput", "summarize", "syncs_frame", "task_history", "task_timeline",
-    "Thumbnail", "documents_frame", "hits_frame",
+    "TASK_COLUMNS",
+    "TIMELINE_COLUMNS",
+    "Summary",
+    "batches_frame",
+    "build_task_frame",
+    "connections_frame",
+    "failures_frame",
+    "objects_frame",
+    "parse_when",
+    "plot_durations",
+    "plot_status_timeline",
+    "plot_throughput",
+    "summarize",
+    "syncs_frame",
+    "task_history",
+    "task_timeline",
+    "Thumbnail",
+    "documents_frame",
+    "hits_frame",
 ]

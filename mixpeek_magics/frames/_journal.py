@@ -1,8 +1,11 @@
 """Reading the tracking journal for the frames: one dict lookup per task."""
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+
 
 def open_journal(journal: Any, *, create: bool = False) -> Any | None:
     """``journal`` as a ``tracking.Journal``: ``None`` is the default journal
@@ -70,11 +73,24 @@ class JournalIndex:
     ``percentage`` (float64, NaN when unknown) and sync id.
     """
 
-    __slots__ = ("pos", "first_seen", "started", "finished", "cells", "has_cells", "cell_codes", "cell_values",
-                 "processed", "total", "percentage", "syncs")
+    __slots__ = (
+        "pos",
+        "first_seen",
+        "started",
+        "finished",
+        "cells",
+        "has_cells",
+        "cell_codes",
+        "cell_values",
+        "processed",
+        "total",
+        "percentage",
+        "syncs",
+    )
 
-    def __init__(self, pos, first_seen, started, finished, cells, processed=None, total=None, percentage=None,
-                 syncs=None) -> None:
+    def __init__(
+        self, pos, first_seen, started, finished, cells, processed=None, total=None, percentage=None, syncs=None
+    ) -> None:
         import numpy as np
 
         self.pos = pos
@@ -122,19 +138,22 @@ class JournalIndex:
         syncs = self.syncs[rows]
         if hit is not None:
             syncs = np.where(hit, syncs, None)
-        return (ints(processed), ints(total), pd.arrays.FloatingArray(np.where(np.isnan(percentage), 0.0, percentage),
-                                                                      np.isnan(percentage)),
-                _schema.str_array(list(syncs)))
+        return (
+            ints(processed),
+            ints(total),
+            pd.arrays.FloatingArray(np.where(np.isnan(percentage), 0.0, percentage), np.isnan(percentage)),
+            _schema.str_array(list(syncs)),
+        )
 
     @classmethod
-    def empty(cls) -> "JournalIndex":
+    def empty(cls) -> JournalIndex:
         import numpy as np
 
         z = np.empty(0, dtype=np.int64)
         return cls({}, z, z, z, [])
 
     @classmethod
-    def from_rows(cls, rows: list[Mapping[str, Any]]) -> "JournalIndex":
+    def from_rows(cls, rows: list[Mapping[str, Any]]) -> JournalIndex:
         """From dicts with task_id, first_seen, started, finished (ISO text,
         datetimes or None) and optional context / source_cell."""
         import numpy as np

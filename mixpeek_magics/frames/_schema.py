@@ -3,11 +3,13 @@
 pandas is imported inside the functions only (``import mixpeek_magics.frames``
 stays light).
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import repeat
 from operator import itemgetter
-from typing import Any, Sequence
+from typing import Any
 
 from mixpeek_magics.client import statuses
 
@@ -75,7 +77,7 @@ class StatusColumn:
         index, k = self.index, len(values)
         if k > 1:
             try:  # every status known (the usual case): the chunk in one C-level lookup
-                self.codes[lo:lo + k] = np.fromiter(itemgetter(*values)(index), dtype=np.int32, count=k)
+                self.codes[lo : lo + k] = np.fromiter(itemgetter(*values)(index), dtype=np.int32, count=k)
                 return
             except (KeyError, TypeError):  # an unknown or unhashable status: one by one
                 pass
@@ -87,7 +89,7 @@ class StatusColumn:
         bad = np.flatnonzero(codes == -2)
         if len(bad):
             _add_unknown(values, codes, bad, self.order, index)
-        self.codes[lo:lo + k] = codes
+        self.codes[lo : lo + k] = codes
 
     def categorical(self):
         import pandas as pd
@@ -241,7 +243,7 @@ class TextColumn:
 
         return self.obj if self.obj is not None else np.empty(self.n, dtype=object)
 
-    def array(self, missing: "MissingText | None" = None):
+    def array(self, missing: MissingText | None = None):
         """The ``str`` array; ``missing`` hands out the all-missing arrays
         (one made, copies for the others)."""
         n = self.n
@@ -343,7 +345,7 @@ class NumberColumn:
         if self.rest is None:
             arr = self._plain(values)
             if arr is not None:
-                self.data[lo:lo + len(values)] = arr
+                self.data[lo : lo + len(values)] = arr
                 return
             self.rest = self.data[:lo].tolist()
         self.rest += values
@@ -352,9 +354,9 @@ class NumberColumn:
         import numpy as np
 
         k = len(values)
-        if self.kind != "count":  # len() results need no check: ints, or None (TypeError below)
-            if list(map(type, values)).count(float if self.kind == "float" else int) != k:
-                return None
+        # len() results ("count") need no check: ints, or None (TypeError below)
+        if self.kind != "count" and list(map(type, values)).count(float if self.kind == "float" else int) != k:
+            return None
         try:
             return np.fromiter(values, dtype=self.data.dtype, count=k)
         except (TypeError, ValueError, OverflowError):  # a None; an int beyond int64

@@ -1,4 +1,5 @@
 """Parsing of ``since`` / ``until`` values: relative spans, ISO text, datetimes."""
+
 from __future__ import annotations
 
 import re
@@ -6,11 +7,27 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 _UNITS = {
-    "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
-    "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60,
-    "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600,
-    "d": 86400, "day": 86400, "days": 86400,
-    "w": 604800, "week": 604800, "weeks": 604800,
+    "s": 1,
+    "sec": 1,
+    "secs": 1,
+    "second": 1,
+    "seconds": 1,
+    "m": 60,
+    "min": 60,
+    "mins": 60,
+    "minute": 60,
+    "minutes": 60,
+    "h": 3600,
+    "hr": 3600,
+    "hrs": 3600,
+    "hour": 3600,
+    "hours": 3600,
+    "d": 86400,
+    "day": 86400,
+    "days": 86400,
+    "w": 604800,
+    "week": 604800,
+    "weeks": 604800,
 }
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*(?:ago)?\s*$")
 
@@ -60,7 +77,9 @@ def parse_when(value: Any, *, name: str = "since", now: datetime | None = None) 
                 "an ISO timestamp like '2024-05-01T12:00:00Z', or a datetime"
             ) from None
     else:
-        raise TypeError(f"{name}: expected a datetime, an ISO timestamp or a span like '2h', got {type(value).__name__}")
+        raise TypeError(
+            f"{name}: expected a datetime, an ISO timestamp or a span like '2h', got {type(value).__name__}"
+        )
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     return dt.astimezone(timezone.utc)

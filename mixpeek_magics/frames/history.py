@@ -4,15 +4,17 @@ the client-side timeline journal (the API keeps no timestamps on tasks).
 A task record carries its status and, for a batch task, ``batch_id`` /
 ``bucket_id`` / ``namespace_id`` in ``additional_data``; progress counts, the
 sync and the source cell are what a watcher observed (the journal)."""
+
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterable, Sequence
 from itertools import repeat
 from operator import attrgetter, itemgetter
-from typing import Any, Iterable, Sequence
+from typing import Any
 
-from mixpeek_magics._extras import require
 from mixpeek_magics import _defaults
+from mixpeek_magics._extras import require
 from mixpeek_magics.client import statuses
 from mixpeek_magics.frames import _schema
 from mixpeek_magics.frames._journal import JournalIndex, journal_index, open_journal
@@ -137,7 +139,8 @@ def build_task_frame(records: Sequence[Any], journal: Any = None):
         processed, total, percentage, sync = journal.observed(safe, None if safe is pos else hit)
     else:
         first_seen, started, finished = (
-            _schema.datetime_array(np.full(n, NAT, dtype=np.int64), copy=False) for _ in range(3))
+            _schema.datetime_array(np.full(n, NAT, dtype=np.int64), copy=False) for _ in range(3)
+        )
         dur = np.full(n, NAT, dtype=np.int64)
         cell = None
         processed = total = percentage = sync = None
@@ -172,13 +175,13 @@ def build_task_frame(records: Sequence[Any], journal: Any = None):
 _CHUNK = 2048
 
 
-def _read(recs: list, journal: JournalIndex, strict: bool) -> "_Columns | None":
+def _read(recs: list, journal: JournalIndex, strict: bool) -> _Columns | None:
     """``_columns`` chunk by chunk into ``_Columns``. None when a record is odd
     (``_columns`` raised) unless ``strict`` (then the error is raised)."""
     n = len(recs)
     cols = _Columns(n, journal)
     for lo in range(0, n, _CHUNK):
-        part = recs[lo:lo + _CHUNK]
+        part = recs[lo : lo + _CHUNK]
         if strict:
             cols.add(lo, _columns(part))
             continue
@@ -216,19 +219,24 @@ class _Columns:
         self.inputs_count.add(lo, nin)
         self.outputs_count.add(lo, nout)
         if self.ids is not None:
-            self.ids[lo:lo + len(tid)] = tid
+            self.ids[lo : lo + len(tid)] = tid
 
 
 def _columns(recs: Sequence[dict]) -> tuple:
     """The one pass: plain Python lists per column (fast path: every record
     has the API's top-level keys; a KeyError sends the caller to ``_complete``)."""
     n = len(recs)
-    tid = [None] * n; ttype = [None] * n; stat = [None] * n; err = [None] * n
-    batch = [None] * n; bucket = [None] * n; ns = [None] * n
-    nin = [None] * n; nout = [None] * n
+    tid = [None] * n
+    ttype = [None] * n
+    stat = [None] * n
+    err = [None] * n
+    batch = [None] * n
+    bucket = [None] * n
+    ns = [None] * n
+    nin = [None] * n
+    nout = [None] * n
     get_data = _get_data
-    i = 0
-    for r in recs:
+    for i, r in enumerate(recs):
         tid[i] = r["task_id"]
         ttype[i] = r["task_type"]
         stat[i] = r["status"]
@@ -246,7 +254,6 @@ def _columns(recs: Sequence[dict]) -> tuple:
         x = r["outputs"]
         if x is not None:
             nout[i] = len(x)
-        i += 1
     return tid, ttype, stat, err, batch, bucket, ns, nin, nout
 
 
@@ -260,13 +267,13 @@ def _journal_rows(rows: dict, task_ids: list):
     n = len(task_ids)
     out = np.empty(n, dtype=np.intp)
     for lo in range(0, n, _JOIN_CHUNK):
-        part = task_ids[lo:lo + _JOIN_CHUNK]
+        part = task_ids[lo : lo + _JOIN_CHUNK]
         k = len(part)
         try:
             found = itemgetter(*part)(rows) if k > 1 else (rows[part[0]],)
         except KeyError:
             found = map(rows.get, part, repeat(-1))
-        out[lo:lo + k] = np.fromiter(found, dtype=np.intp, count=k)
+        out[lo : lo + k] = np.fromiter(found, dtype=np.intp, count=k)
     return out
 
 
@@ -391,11 +398,13 @@ def task_timeline(task_id: str, journal: Any = None, base_url: str | None = None
     if not rows:
         return _schema.empty_frame(_schema.TIMELINE_COLUMNS)
     observed = _times([r.get("observed_at") for r in rows]).array
-    return pd.DataFrame({
-        "observed_at": observed,
-        "status": _schema.status_categorical([r.get("status") for r in rows]),
-        "processed": _schema.int_array([r.get("processed") for r in rows]),
-        "total": _schema.int_array([r.get("total") for r in rows]),
-        "percentage": _schema.float_array([r.get("percentage") for r in rows]),
-        "error": _schema.str_array([r.get("error") for r in rows]),
-    })
+    return pd.DataFrame(
+        {
+            "observed_at": observed,
+            "status": _schema.status_categorical([r.get("status") for r in rows]),
+            "processed": _schema.int_array([r.get("processed") for r in rows]),
+            "total": _schema.int_array([r.get("total") for r in rows]),
+            "percentage": _schema.float_array([r.get("percentage") for r in rows]),
+            "error": _schema.str_array([r.get("error") for r in rows]),
+        }
+    )

@@ -3,13 +3,13 @@
 No pyplot global state: each function builds its own ``Figure`` (Agg-safe,
 thread-safe, nothing left open). Jupyter displays a returned Figure inline.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
 from mixpeek_magics._extras import MissingDependencyError, require
 from mixpeek_magics.client import statuses
-
 
 _FIGURE_CLASS = None
 
@@ -24,6 +24,7 @@ def _figure(**kwargs: Any):
     except ImportError as exc:  # installed, but broken
         raise MissingDependencyError("matplotlib", "plot", reason=str(exc)) from exc
     if _FIGURE_CLASS is None:
+
         class TaskFigure(Figure):
             def _repr_png_(self) -> bytes:
                 import io
@@ -49,8 +50,12 @@ def _legend_for_families(ax, families) -> None:
 
     seen = [f for f in statuses.FAMILY_COLORS if f in set(families)]
     if seen:
-        ax.legend(handles=[Patch(color=statuses.FAMILY_COLORS[f], label=f) for f in seen],
-                  loc="best", fontsize="small", title="status")
+        ax.legend(
+            handles=[Patch(color=statuses.FAMILY_COLORS[f], label=f) for f in seen],
+            loc="best",
+            fontsize="small",
+            title="status",
+        )
 
 
 def plot_status_timeline(frame, now: Any = None, max_tasks: int = 2000, title: str | None = "Task timeline"):
@@ -104,8 +109,14 @@ def plot_durations(frame, title: str | None = "Task durations by type"):
     ax = fig.add_subplot()
     data = frame.loc[frame["duration"].notna(), ["task_type", "duration", "status"]]
     if len(data) == 0:
-        ax.text(0.5, 0.5, "no durations yet (tasks must be watched to be timed)", ha="center", va="center",
-                transform=ax.transAxes)
+        ax.text(
+            0.5,
+            0.5,
+            "no durations yet (tasks must be watched to be timed)",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+        )
         ax.set_axis_off()
         return fig
     types = sorted(data["task_type"].fillna("(none)").astype(str).unique())

@@ -4,10 +4,12 @@ Secrets never reach a frame: storage connection credentials are dropped
 entirely (only the credential *type* is shown), and any other field whose name
 looks secret is removed too.
 """
+
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from mixpeek_magics._extras import require
 from mixpeek_magics.frames import _schema
@@ -57,8 +59,11 @@ def _frame(rows: list[dict[str, Any]], columns: dict[str, str]):
         elif dtype == "boolean":
             data[name] = pd.array([None if v is None else bool(v) for v in values], dtype="boolean")
         elif dtype.startswith("datetime64"):
-            data[name] = pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601",
-                                        errors="coerce").dt.as_unit("ns").array
+            data[name] = (
+                pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601", errors="coerce")
+                .dt.as_unit("ns")
+                .array
+            )
         else:  # object: dicts / lists kept as they are
             data[name] = pd.array(values, dtype=object)
     return pd.DataFrame(data)
@@ -70,9 +75,18 @@ def _ts(value: Any) -> Any:
 
 # ------------------------------------------------------------------ objects
 OBJECT_COLUMNS = {
-    "object_id": "str", "bucket_id": "str", "key_prefix": "str", "status": "category", "error": "str",
-    "blob_count": "Int64", "blob_properties": "str", "blob_types": "str", "filenames": "str",
-    "created_at": "datetime64[ns, UTC]", "updated_at": "datetime64[ns, UTC]", "metadata": "object",
+    "object_id": "str",
+    "bucket_id": "str",
+    "key_prefix": "str",
+    "status": "category",
+    "error": "str",
+    "blob_count": "Int64",
+    "blob_properties": "str",
+    "blob_types": "str",
+    "filenames": "str",
+    "created_at": "datetime64[ns, UTC]",
+    "updated_at": "datetime64[ns, UTC]",
+    "metadata": "object",
 }
 
 
@@ -99,23 +113,38 @@ def objects_frame(bucket: str, client: Any = None):
         d = _to_dict(item)
         blobs = [b for b in (d.get("blobs") or []) if isinstance(b, Mapping)]
         names = [n for n in (_blob_filename(b) for b in blobs) if n]
-        rows.append({
-            "object_id": d.get("object_id"), "bucket_id": d.get("bucket_id"), "key_prefix": d.get("key_prefix"),
-            "status": d.get("status"), "error": d.get("error"), "blob_count": len(blobs),
-            "blob_properties": ", ".join(str(b.get("property")) for b in blobs if b.get("property")) or None,
-            "blob_types": ", ".join(str(b.get("type")) for b in blobs if b.get("type")) or None,
-            "filenames": ", ".join(names) or None,
-            "created_at": _ts(d.get("created_at")), "updated_at": _ts(d.get("updated_at")),
-            "metadata": _scrub(d.get("metadata") or {}),
-        })
+        rows.append(
+            {
+                "object_id": d.get("object_id"),
+                "bucket_id": d.get("bucket_id"),
+                "key_prefix": d.get("key_prefix"),
+                "status": d.get("status"),
+                "error": d.get("error"),
+                "blob_count": len(blobs),
+                "blob_properties": ", ".join(str(b.get("property")) for b in blobs if b.get("property")) or None,
+                "blob_types": ", ".join(str(b.get("type")) for b in blobs if b.get("type")) or None,
+                "filenames": ", ".join(names) or None,
+                "created_at": _ts(d.get("created_at")),
+                "updated_at": _ts(d.get("updated_at")),
+                "metadata": _scrub(d.get("metadata") or {}),
+            }
+        )
     return _frame(rows, OBJECT_COLUMNS)
 
 
 # ------------------------------------------------------------------ batches
 BATCH_COLUMNS = {
-    "batch_id": "str", "bucket_id": "str", "status": "category", "type": "str", "task_id": "str",
-    "object_count": "Int64", "error": "str", "created_at": "datetime64[ns, UTC]",
-    "updated_at": "datetime64[ns, UTC]", "source_cell": "str", "metadata": "object",
+    "batch_id": "str",
+    "bucket_id": "str",
+    "status": "category",
+    "type": "str",
+    "task_id": "str",
+    "object_count": "Int64",
+    "error": "str",
+    "created_at": "datetime64[ns, UTC]",
+    "updated_at": "datetime64[ns, UTC]",
+    "source_cell": "str",
+    "metadata": "object",
 }
 
 
@@ -129,22 +158,42 @@ def batches_frame(bucket: str, client: Any = None):
         d = _to_dict(item)
         meta = d.get("metadata") or {}
         prov = meta.get("provenance") if isinstance(meta, Mapping) else None
-        rows.append({
-            "batch_id": d.get("batch_id"), "bucket_id": d.get("bucket_id"), "status": d.get("status"),
-            "type": d.get("type"), "task_id": d.get("task_id"), "object_count": len(d.get("object_ids") or []),
-            "error": d.get("error"), "created_at": _ts(d.get("created_at")), "updated_at": _ts(d.get("updated_at")),
-            "source_cell": format_provenance(prov), "metadata": _scrub(meta),
-        })
+        rows.append(
+            {
+                "batch_id": d.get("batch_id"),
+                "bucket_id": d.get("bucket_id"),
+                "status": d.get("status"),
+                "type": d.get("type"),
+                "task_id": d.get("task_id"),
+                "object_count": len(d.get("object_ids") or []),
+                "error": d.get("error"),
+                "created_at": _ts(d.get("created_at")),
+                "updated_at": _ts(d.get("updated_at")),
+                "source_cell": format_provenance(prov),
+                "metadata": _scrub(meta),
+            }
+        )
     return _frame(rows, BATCH_COLUMNS)
 
 
 # ------------------------------------------------------------------ syncs
 SYNC_COLUMNS = {
-    "sync_config_id": "str", "bucket_id": "str", "connection_id": "str", "source_path": "str",
-    "sync_mode": "str", "status": "category", "is_active": "boolean", "paused": "boolean",
-    "total_files_discovered": "Int64", "total_files_synced": "Int64", "total_files_failed": "Int64",
-    "total_bytes_synced": "Int64", "batches_created": "Int64", "last_error": "str",
-    "last_sync_at": "datetime64[ns, UTC]", "next_sync_at": "datetime64[ns, UTC]",
+    "sync_config_id": "str",
+    "bucket_id": "str",
+    "connection_id": "str",
+    "source_path": "str",
+    "sync_mode": "str",
+    "status": "category",
+    "is_active": "boolean",
+    "paused": "boolean",
+    "total_files_discovered": "Int64",
+    "total_files_synced": "Int64",
+    "total_files_failed": "Int64",
+    "total_bytes_synced": "Int64",
+    "batches_created": "Int64",
+    "last_error": "str",
+    "last_sync_at": "datetime64[ns, UTC]",
+    "next_sync_at": "datetime64[ns, UTC]",
     "created_at": "datetime64[ns, UTC]",
 }
 
@@ -164,16 +213,29 @@ def syncs_frame(bucket: str, client: Any = None):
 
 # ------------------------------------------------------------------ connections
 CONNECTION_COLUMNS = {
-    "connection_id": "str", "name": "str", "provider_type": "str", "credential_type": "str",
-    "status": "category", "is_active": "boolean", "description": "str", "region": "str",
-    "endpoint_url": "str", "bucket": "str", "shared_drive_id": "str", "impersonate_user": "str",
-    "consecutive_failures": "Int64", "last_error": "str", "last_used_at": "datetime64[ns, UTC]",
-    "created_at": "datetime64[ns, UTC]", "updated_at": "datetime64[ns, UTC]",
+    "connection_id": "str",
+    "name": "str",
+    "provider_type": "str",
+    "credential_type": "str",
+    "status": "category",
+    "is_active": "boolean",
+    "description": "str",
+    "region": "str",
+    "endpoint_url": "str",
+    "bucket": "str",
+    "shared_drive_id": "str",
+    "impersonate_user": "str",
+    "consecutive_failures": "Int64",
+    "last_error": "str",
+    "last_used_at": "datetime64[ns, UTC]",
+    "created_at": "datetime64[ns, UTC]",
+    "updated_at": "datetime64[ns, UTC]",
 }
 
 
-def connections_frame(client: Any = None, provider_type: str | None = None, status: str | None = None,
-                      is_active: bool | None = None):
+def connections_frame(
+    client: Any = None, provider_type: str | None = None, status: str | None = None, is_active: bool | None = None
+):
     """Storage connections (List Storage Connections, with its filters).
     Credentials are never included: only their ``type`` (access_key, iam_role,
     service_account, oauth)."""
@@ -181,8 +243,11 @@ def connections_frame(client: Any = None, provider_type: str | None = None, stat
     conns = getattr(client, "connections", None)
     if conns is None:
         raise NotImplementedError("this client has no 'connections' resource (client.connections.iter(...))")
-    kwargs = {k: v for k, v in (("provider_type", provider_type), ("status", status), ("is_active", is_active))
-              if v is not None}
+    kwargs = {
+        k: v
+        for k, v in (("provider_type", provider_type), ("status", status), ("is_active", is_active))
+        if v is not None
+    }
     rows = [connection_row(_to_dict(item)) for item in conns.iter(**kwargs)]
     return _frame(rows, CONNECTION_COLUMNS)
 
@@ -196,9 +261,22 @@ def connection_row(d: Mapping[str, Any]) -> dict[str, Any]:
     creds = config.get("credentials")
     cred_type = creds.get("type") if isinstance(creds, Mapping) else None
     safe = _scrub({k: v for k, v in config.items() if k != "credentials"})
-    row = {k: d.get(k) for k in ("connection_id", "name", "provider_type", "status", "is_active",
-                                 "description", "consecutive_failures", "last_error", "last_used_at",
-                                 "created_at", "updated_at")}
+    row = {
+        k: d.get(k)
+        for k in (
+            "connection_id",
+            "name",
+            "provider_type",
+            "status",
+            "is_active",
+            "description",
+            "consecutive_failures",
+            "last_error",
+            "last_used_at",
+            "created_at",
+            "updated_at",
+        )
+    }
     row["credential_type"] = cred_type if isinstance(cred_type, str) else None
     for k in ("region", "endpoint_url", "shared_drive_id", "impersonate_user"):
         v = safe.get(k)
@@ -209,15 +287,24 @@ def connection_row(d: Mapping[str, Any]) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ failures
 FAILURE_COLUMNS = {
-    "source": "str", "task_id": "str", "batch_id": "str", "bucket_id": "str", "object_id": "str",
-    "filename": "str", "error": "str", "error_type": "str",
+    "source": "str",
+    "task_id": "str",
+    "batch_id": "str",
+    "bucket_id": "str",
+    "object_id": "str",
+    "filename": "str",
+    "error": "str",
+    "error_type": "str",
 }
 
 
 def _looks_like_batch(value: Any) -> bool:
-    return hasattr(value, "batch_id") and not hasattr(value, "task_id") or (
-        isinstance(value, Mapping) and "batch_id" in value and "task_type" not in value
-    ) or (hasattr(value, "batch_id") and hasattr(value, "object_ids"))
+    return (
+        hasattr(value, "batch_id")
+        and not hasattr(value, "task_id")
+        or (isinstance(value, Mapping) and "batch_id" in value and "task_type" not in value)
+        or (hasattr(value, "batch_id") and hasattr(value, "object_ids"))
+    )
 
 
 def failures_frame(task_or_batch: Any, client: Any = None, bucket: str | None = None):
@@ -256,18 +343,32 @@ def failures_frame(task_or_batch: Any, client: Any = None, bucket: str | None = 
     return _batch_failures(client, bucket_id, batch_id, d.get("task_id"), "task", data.get("namespace_id"))
 
 
-def _batch_failures(client: Any, bucket: str | None, batch_id: str | None, task_id: str | None, source: str,
-                    namespace: str | None = None):
+def _batch_failures(
+    client: Any,
+    bucket: str | None,
+    batch_id: str | None,
+    task_id: str | None,
+    source: str,
+    namespace: str | None = None,
+):
     if not bucket:
         raise ValueError("a batch's failures need its bucket: failures_frame(batch_id, bucket='...')")
     batch = _to_dict(client.batches.get(bucket, batch_id, namespace=namespace))
     failed = [_to_dict(f) if not isinstance(f, Mapping) else f for f in batch.get("failed_objects") or []]
     names = _filenames(client, batch.get("bucket_id") or bucket, [f.get("object_id") for f in failed], namespace)
-    rows = [{
-        "source": source, "task_id": task_id or batch.get("task_id"), "batch_id": batch.get("batch_id") or batch_id,
-        "bucket_id": batch.get("bucket_id") or bucket, "object_id": f.get("object_id"),
-        "filename": names.get(f.get("object_id")), "error": f.get("error"), "error_type": f.get("error_type"),
-    } for f in failed]
+    rows = [
+        {
+            "source": source,
+            "task_id": task_id or batch.get("task_id"),
+            "batch_id": batch.get("batch_id") or batch_id,
+            "bucket_id": batch.get("bucket_id") or bucket,
+            "object_id": f.get("object_id"),
+            "filename": names.get(f.get("object_id")),
+            "error": f.get("error"),
+            "error_type": f.get("error_type"),
+        }
+        for f in failed
+    ]
     return _frame(rows, FAILURE_COLUMNS)
 
 
@@ -277,7 +378,7 @@ def _filenames(client: Any, bucket: str, object_ids: list[Any], namespace: str |
     ids = [str(i) for i in dict.fromkeys(object_ids) if i]
     out: dict[str, str] = {}
     for i in range(0, len(ids), 1000):
-        part = ids[i:i + 1000]
+        part = ids[i : i + 1000]
         filters = {"AND": [{"field": "object_id", "operator": "in", "value": part}]}
         for obj in client.objects.list(bucket, filters=filters, limit=len(part), namespace=namespace):
             d = _to_dict(obj)

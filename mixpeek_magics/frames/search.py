@@ -5,12 +5,14 @@ as a :class:`Thumbnail` (the bytes): the frame's HTML shows it as an embedded
 image, so a saved notebook or an HTML export shows it without the server. In
 text (a terminal) it is a short ``<thumbnail image/jpeg 1.2 kB>``.
 """
+
 from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from mixpeek_magics._extras import require
 from mixpeek_magics.frames.history import resolve_client
@@ -19,14 +21,32 @@ SNIPPET_CHARS = 160
 THUMBNAIL_WORKERS = 8
 
 DOCUMENT_COLUMNS: dict[str, str] = {
-    "document_id": "str", "collection_id": "str", "root_object_id": "str", "filename": "str",
-    "modality": "str", "mime_type": "str", "thumbnail": "object", "text": "str", "width": "Int64",
-    "height": "Int64", "metadata": "object", "searchable_at": "datetime64[ns, UTC]",
+    "document_id": "str",
+    "collection_id": "str",
+    "root_object_id": "str",
+    "filename": "str",
+    "modality": "str",
+    "mime_type": "str",
+    "thumbnail": "object",
+    "text": "str",
+    "width": "Int64",
+    "height": "Int64",
+    "metadata": "object",
+    "searchable_at": "datetime64[ns, UTC]",
 }
 HIT_COLUMNS: dict[str, str] = {
-    "rank": "Int64", "score": "Float64", "document_id": "str", "collection_id": "str", "root_object_id": "str",
-    "filename": "str", "modality": "str", "mime_type": "str", "thumbnail": "object", "snippet": "str",
-    "width": "Int64", "height": "Int64",
+    "rank": "Int64",
+    "score": "Float64",
+    "document_id": "str",
+    "collection_id": "str",
+    "root_object_id": "str",
+    "filename": "str",
+    "modality": "str",
+    "mime_type": "str",
+    "thumbnail": "object",
+    "snippet": "str",
+    "width": "Int64",
+    "height": "Int64",
 }
 
 
@@ -45,9 +65,11 @@ class Thumbnail:
         return f"data:{self.mime_type};base64,{base64.b64encode(self.data).decode('ascii')}"
 
     def img(self, max_px: int = 96, alt: str = "") -> str:
-        return (f'<img src="{self.data_uri()}" alt="{html.escape(alt)}" loading="lazy" '
-                f'style="max-width:{max_px}px;max-height:{max_px}px;object-fit:contain;'
-                f'image-rendering:auto;vertical-align:middle">')
+        return (
+            f'<img src="{self.data_uri()}" alt="{html.escape(alt)}" loading="lazy" '
+            f'style="max-width:{max_px}px;max-height:{max_px}px;object-fit:contain;'
+            f'image-rendering:auto;vertical-align:middle">'
+        )
 
     def _repr_html_(self) -> str:
         return self.img(256)
@@ -92,9 +114,9 @@ def image_size(data: bytes) -> tuple[int, int] | None:
             if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length field
                 i += 2
                 continue
-            length = struct.unpack(">H", data[i + 2:i + 4])[0]
+            length = struct.unpack(">H", data[i + 2 : i + 4])[0]
             if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
-                h, w = struct.unpack(">HH", data[i + 5:i + 9])
+                h, w = struct.unpack(">HH", data[i + 5 : i + 9])
                 return int(w), int(h)
             i += 2 + length
     return None
@@ -143,13 +165,14 @@ def media_table_html(frame: Any, max_rows: int | None = None) -> str:
             return ""
         text = str(value)
         if len(text) > width:
-            text = text[:width - 1] + "…"
+            text = text[: width - 1] + "…"
         return html.escape(text)
 
     shown = frame if len(frame) <= max_rows else frame.head(max_rows)
     formatters = {c: cell for c in frame.columns}
-    table = pd.DataFrame(shown).to_html(escape=False, formatters=formatters, index=True, border=0, na_rep="",
-                                         classes="dataframe mixpeek-media")
+    table = pd.DataFrame(shown).to_html(
+        escape=False, formatters=formatters, index=True, border=0, na_rep="", classes="dataframe mixpeek-media"
+    )
     more = "" if len(frame) <= max_rows else f"<p>… {len(frame) - max_rows} more rows</p>"
     return f"<div>{table}{more}<p>{len(frame)} rows × {len(frame.columns)} columns</p></div>"
 
@@ -180,8 +203,9 @@ def fetch_thumbnails(client: Any, docs: Iterable[Any]) -> dict[str, Thumbnail]:
             return item[0], None
         return item[0], Thumbnail(media.data, media.mime_type)
 
-    with ThreadPoolExecutor(max_workers=min(THUMBNAIL_WORKERS, len(wanted)),
-                            thread_name_prefix="mixpeek-thumb") as pool:
+    with ThreadPoolExecutor(
+        max_workers=min(THUMBNAIL_WORKERS, len(wanted)), thread_name_prefix="mixpeek-thumb"
+    ) as pool:
         return {did: t for did, t in pool.map(one, wanted) if t is not None}
 
 
@@ -198,7 +222,7 @@ def snippet(text: str | None, query: str | None = None, chars: int = SNIPPET_CHA
         if at >= 0:
             start = max(0, at - chars // 3)
             break
-    piece = flat[start:start + chars]
+    piece = flat[start : start + chars]
     return ("…" if start else "") + piece + ("…" if start + chars < len(flat) else "")
 
 
@@ -207,14 +231,31 @@ def _int(value: Any) -> int | None:
 
 
 def _document_row(d: Any, thumbs: Mapping[str, Thumbnail]) -> dict[str, Any]:
-    return {"document_id": d.document_id, "collection_id": d.collection_id, "root_object_id": d.root_object_id,
-            "filename": d.filename, "modality": d.modality, "mime_type": d.mime_type,
-            "thumbnail": thumbs.get(d.document_id), "text": d.text, "width": _int(d.fields.get("width")),
-            "height": _int(d.fields.get("height")), "metadata": d.metadata, "searchable_at": d.searchable_at}
+    return {
+        "document_id": d.document_id,
+        "collection_id": d.collection_id,
+        "root_object_id": d.root_object_id,
+        "filename": d.filename,
+        "modality": d.modality,
+        "mime_type": d.mime_type,
+        "thumbnail": thumbs.get(d.document_id),
+        "text": d.text,
+        "width": _int(d.fields.get("width")),
+        "height": _int(d.fields.get("height")),
+        "metadata": d.metadata,
+        "searchable_at": d.searchable_at,
+    }
 
 
-def documents_frame(collection: str, client: Any = None, *, filters: Any = None, search: str | None = None,
-                    limit: int | None = 100, thumbnails: bool = True):
+def documents_frame(
+    collection: str,
+    client: Any = None,
+    *,
+    filters: Any = None,
+    search: str | None = None,
+    limit: int | None = 100,
+    thumbnails: bool = True,
+):
     """The documents of ``collection`` (id or name), one row each: lineage (``root_object_id``),
     source ``filename``, ``modality``, ``text``, image size, ``metadata``, and a ``thumbnail``
     column (:class:`Thumbnail`) that the frame's HTML shows as images.
@@ -224,8 +265,9 @@ def documents_frame(collection: str, client: Any = None, *, filters: Any = None,
     require("notebook", "pandas")  # before any request
     client = resolve_client(client)
     logical = _as_logical(filters)
-    docs = list(client.documents.iter(collection, logical, search=search, max_items=limit,
-                                      limit=min(limit or 1000, 1000)))
+    docs = list(
+        client.documents.iter(collection, logical, search=search, max_items=limit, limit=min(limit or 1000, 1000))
+    )
     thumbs = fetch_thumbnails(client, docs) if thumbnails else {}
     frame = _frame([_document_row(d, thumbs) for d in docs], DOCUMENT_COLUMNS)
     frame.attrs["collection"] = collection
@@ -237,8 +279,16 @@ def _as_logical(filters: Any) -> Any:
         return filters or None
     if any(k in filters for k in ("AND", "OR", "NOT")):
         return dict(filters)
-    return {"AND": [{"field": k, "operator": "in" if isinstance(v, (list, tuple)) else "eq",
-                     "value": list(v) if isinstance(v, (list, tuple)) else v} for k, v in filters.items()]}
+    return {
+        "AND": [
+            {
+                "field": k,
+                "operator": "in" if isinstance(v, (list, tuple)) else "eq",
+                "value": list(v) if isinstance(v, (list, tuple)) else v,
+            }
+            for k, v in filters.items()
+        ]
+    }
 
 
 def hits_frame(results: Any, client: Any = None, *, query: str | None = None, thumbnails: bool = True):
@@ -253,10 +303,20 @@ def hits_frame(results: Any, client: Any = None, *, query: str | None = None, th
     rows: list[dict[str, Any]] = []
     meta_keys: list[str] = []
     for rank, d in enumerate(docs, start=1):
-        row = {"rank": rank, "score": d.score, "document_id": d.document_id, "collection_id": d.collection_id,
-               "root_object_id": d.root_object_id, "filename": d.filename, "modality": d.modality,
-               "mime_type": d.mime_type, "thumbnail": thumbs.get(d.document_id), "snippet": snippet(d.text, query),
-               "width": _int(d.fields.get("width")), "height": _int(d.fields.get("height"))}
+        row = {
+            "rank": rank,
+            "score": d.score,
+            "document_id": d.document_id,
+            "collection_id": d.collection_id,
+            "root_object_id": d.root_object_id,
+            "filename": d.filename,
+            "modality": d.modality,
+            "mime_type": d.mime_type,
+            "thumbnail": thumbs.get(d.document_id),
+            "snippet": snippet(d.text, query),
+            "width": _int(d.fields.get("width")),
+            "height": _int(d.fields.get("height")),
+        }
         for k, v in d.metadata.items():
             key = f"metadata.{k}"
             if key not in meta_keys:
@@ -267,8 +327,14 @@ def hits_frame(results: Any, client: Any = None, *, query: str | None = None, th
     stats = getattr(results, "stage_statistics", None)
     stages = {}
     if stats is not None and stats.stages:
-        stages = {name: {"input_count": s.input_count, "output_count": s.output_count,
-                         "duration_ms": s.duration_ms} for name, s in stats.stages.items()}
-    frame.attrs.update(stage_statistics=stages, total_time_ms=getattr(stats, "total_time_ms", None),
-                       execution_id=getattr(results, "execution_id", None), query=query)
+        stages = {
+            name: {"input_count": s.input_count, "output_count": s.output_count, "duration_ms": s.duration_ms}
+            for name, s in stats.stages.items()
+        }
+    frame.attrs.update(
+        stage_statistics=stages,
+        total_time_ms=getattr(stats, "total_time_ms", None),
+        execution_id=getattr(results, "execution_id", None),
+        query=query,
+    )
     return frame

@@ -1,4 +1,5 @@
 """``summarize(frame)``: counts, success rate, duration percentiles, throughput."""
+
 from __future__ import annotations
 
 import html
@@ -94,27 +95,42 @@ def summarize(frame) -> Summary:
     status = frame["status"].astype(str).where(frame["status"].notna(), "UNKNOWN")
     order = {s: i for i, s in enumerate(statuses.LIFECYCLE_ORDER)}
     counts = status.value_counts()
-    by_status = pd.DataFrame({
-        "count": counts.astype("int64"),
-        "family": [statuses.family(s) for s in counts.index],
-    })
+    by_status = pd.DataFrame(
+        {
+            "count": counts.astype("int64"),
+            "family": [statuses.family(s) for s in counts.index],
+        }
+    )
     by_status = by_status.loc[sorted(by_status.index, key=lambda s: (order.get(s, len(order)), s))]
     by_status.index.name = "status"
     n = len(frame)
     by_status["share"] = by_status["count"] / n if n else 0.0
 
     types = frame["task_type"].astype(object).where(frame["task_type"].notna(), "(none)")
-    grouped = pd.DataFrame({"task_type": types, "status": status, "is_terminal": frame["is_terminal"],
-                            "duration": frame["duration"]}).groupby("task_type", sort=True)
-    by_type = pd.DataFrame({
-        "count": grouped.size().astype("int64"),
-        "terminal": grouped["is_terminal"].sum().astype("int64"),
-        "completed": grouped["status"].apply(lambda s: int((s == "COMPLETED").sum())).astype("int64"),
-        "failed": grouped["status"].apply(lambda s: int((s == "FAILED").sum())).astype("int64"),
-        "duration_p50": grouped["duration"].median(),
-    }) if n else pd.DataFrame({"count": pd.Series([], dtype="int64"), "terminal": pd.Series([], dtype="int64"),
-                                 "completed": pd.Series([], dtype="int64"), "failed": pd.Series([], dtype="int64"),
-                                 "duration_p50": pd.Series([], dtype="timedelta64[ns]")})
+    grouped = pd.DataFrame(
+        {"task_type": types, "status": status, "is_terminal": frame["is_terminal"], "duration": frame["duration"]}
+    ).groupby("task_type", sort=True)
+    by_type = (
+        pd.DataFrame(
+            {
+                "count": grouped.size().astype("int64"),
+                "terminal": grouped["is_terminal"].sum().astype("int64"),
+                "completed": grouped["status"].apply(lambda s: int((s == "COMPLETED").sum())).astype("int64"),
+                "failed": grouped["status"].apply(lambda s: int((s == "FAILED").sum())).astype("int64"),
+                "duration_p50": grouped["duration"].median(),
+            }
+        )
+        if n
+        else pd.DataFrame(
+            {
+                "count": pd.Series([], dtype="int64"),
+                "terminal": pd.Series([], dtype="int64"),
+                "completed": pd.Series([], dtype="int64"),
+                "failed": pd.Series([], dtype="int64"),
+                "duration_p50": pd.Series([], dtype="timedelta64[ns]"),
+            }
+        )
+    )
     by_type.index.name = "task_type"
 
     terminal = int(frame["is_terminal"].sum())

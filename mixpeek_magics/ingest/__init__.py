@@ -1,12 +1,24 @@
 """Ingestion: parsing ``%%ingest`` bodies, planning, and uploading (layer 2).
 
-    from mixpeek_magics.ingest import bulk_upload
-    result = bulk_upload(client, "my-bucket", ["a.png", "b.txt"])
+from mixpeek_magics.ingest import bulk_upload
+result = bulk_upload(client, "my-bucket", ["a.png", "b.txt"])
 """
+
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mixpeek_magics._lazy import lazy_getattr
-from typing import Any
+
+if TYPE_CHECKING:
+    from mixpeek_magics.ingest.bulk import (
+        BulkUploadResult as BulkUploadResult,
+        FileSpec as FileSpec,
+        abulk_upload as abulk_upload,
+        bulk_upload as bulk_upload,
+    )
+    from mixpeek_magics.ingest.parser import parse_body as parse_body
+    from mixpeek_magics.ingest.plan import build_plan as build_plan
 
 _LAZY = {
     "bulk_upload": "mixpeek_magics.ingest.bulk:bulk_upload",

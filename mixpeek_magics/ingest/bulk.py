@@ -24,6 +24,7 @@ Interrupts: an upload is confirmed only after its bytes fully arrived, so a
 cancelled run never leaves a half-confirmed object; uploads created but not
 confirmed are deleted on the way out (best effort).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -34,9 +35,10 @@ import os
 import stat
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from mixpeek_magics import _runtime
 from mixpeek_magics._mime import guess_mime
@@ -125,8 +127,10 @@ class BulkUploadResult:
         return [o for o in self.outcomes if o.status == "failed"]
 
     def __repr__(self) -> str:
-        return (f"BulkUploadResult(bucket={self.bucket!r}, uploaded={len(self.object_ids)}, "
-                f"duplicates={len(self.duplicates)}, failed={len(self.failures)}, task_id={self.task_id!r})")
+        return (
+            f"BulkUploadResult(bucket={self.bucket!r}, uploaded={len(self.object_ids)}, "
+            f"duplicates={len(self.duplicates)}, failed={len(self.failures)}, task_id={self.task_id!r})"
+        )
 
 
 def _as_spec(item: Any, metadata: Mapping[str, Any] | None) -> FileSpec:
@@ -137,11 +141,21 @@ def _as_spec(item: Any, metadata: Mapping[str, Any] | None) -> FileSpec:
     elif isinstance(item, (str, os.PathLike)):
         spec = FileSpec(item if isinstance(item, Path) else Path(item))
     elif isinstance(item, Mapping):
-        spec = FileSpec(Path(item["path"]), dict(item.get("metadata") or {}), item.get("sha256"),
-                        item.get("content_type") or item.get("mime_type"), item.get("size"))
+        spec = FileSpec(
+            Path(item["path"]),
+            dict(item.get("metadata") or {}),
+            item.get("sha256"),
+            item.get("content_type") or item.get("mime_type"),
+            item.get("size"),
+        )
     elif hasattr(item, "path"):
-        spec = FileSpec(Path(item.path), dict(getattr(item, "metadata", None) or {}),
-                        getattr(item, "sha256", None), getattr(item, "mime_type", None), getattr(item, "size", None))
+        spec = FileSpec(
+            Path(item.path),
+            dict(getattr(item, "metadata", None) or {}),
+            getattr(item, "sha256", None),
+            getattr(item, "mime_type", None),
+            getattr(item, "size", None),
+        )
     else:
         raise TypeError(f"cannot upload {item!r}: give a path, a FileSpec or a plan item")
     if base:
@@ -156,12 +170,13 @@ def _chunks(items: Sequence[FileSpec], size: int, ramp: Sequence[int] = RAMP) ->
     at = 0
     while at < len(items):
         step = next(steps)
-        yield list(items[at:at + step])
+        yield list(items[at : at + step])
         at += step
 
 
-async def _in_threads(pool: concurrent.futures.Executor, fn: Callable[[Any], Any], items: Sequence[Any],
-                      workers: int) -> list[Any]:
+async def _in_threads(
+    pool: concurrent.futures.Executor, fn: Callable[[Any], Any], items: Sequence[Any], workers: int
+) -> list[Any]:
     """``[fn(item) for item in items]`` on up to ``workers`` threads of ``pool``.
 
     Each thread works through the shared list: one hand-off between the event
@@ -205,8 +220,7 @@ def _describe(spec: FileSpec) -> FileSpec:
     return spec
 
 
-async def _read_uploads(api: "_Api", bucket: str, upload_ids: Sequence[str],
-                        namespace: str | None) -> dict[str, Any]:
+async def _read_uploads(api: _Api, bucket: str, upload_ids: Sequence[str], namespace: str | None) -> dict[str, Any]:
     """upload_id -> Upload for these (at most 100) uploads: one ``uploads/list``
     filtered on ``upload_id in [...]``; a GET for any the list did not return
     (a server that refuses or ignores the filter)."""
@@ -240,8 +254,11 @@ class _Api:
         from mixpeek_magics.client import Mixpeek
 
         self.client = client
-        self.pool = (concurrent.futures.ThreadPoolExecutor(max_workers=API_THREADS, thread_name_prefix="mixpeek-api")
-                     if isinstance(client, Mixpeek) else None)
+        self.pool = (
+            concurrent.futures.ThreadPoolExecutor(max_workers=API_THREADS, thread_name_prefix="mixpeek-api")
+            if isinstance(client, Mixpeek)
+            else None
+        )
 
     async def __call__(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if self.pool is None:
@@ -293,8 +310,11 @@ async def abulk_upload(
         else:
             bytes_total += st.st_size
     if missing:
-        raise FileNotFoundError("not a readable file: " + ", ".join(missing[:10])
-                                + (f" (+{len(missing) - 10} more)" if len(missing) > 10 else ""))
+        raise FileNotFoundError(
+            "not a readable file: "
+            + ", ".join(missing[:10])
+            + (f" (+{len(missing) - 10} more)" if len(missing) > 10 else "")
+        )
     progress = UploadProgress(files_total=len(specs), bytes_total=bytes_total)
     outcomes: list[FileOutcome] = []
     result = BulkUploadResult(bucket=bucket, outcomes=outcomes)
@@ -331,8 +351,9 @@ async def abulk_upload(
     # One thread sends a chunk's PUTs (one chunk at a time), another one hashes
     # the next chunk's files meanwhile.
     put_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="mixpeek-put")
-    hash_pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(concurrency, HASH_THREADS),
-                                                      thread_name_prefix="mixpeek-hash")
+    hash_pool = concurrent.futures.ThreadPoolExecutor(
+        max_workers=min(concurrency, HASH_THREADS), thread_name_prefix="mixpeek-hash"
+    )
     stop_puts = threading.Event()  # set when the upload is interrupted: PUTs not yet started are dropped
 
     async def put_all(to_put: list[tuple[FileSpec, Any]]) -> list[Any]:
@@ -357,12 +378,18 @@ async def abulk_upload(
                 tick(d, mine)
         if not ready:
             return []
-        bodies = [{
-            "filename": s.filename, "content_type": s.content_type,
-            "file_size_bytes": s.size or None,  # the API's minimum is 1: an empty file says nothing
-            "file_hash": s.sha256, "create_object_on_confirm": True,
-            "metadata": dict(s.metadata), "object_metadata": dict(s.metadata),
-        } for s in ready]
+        bodies = [
+            {
+                "filename": s.filename,
+                "content_type": s.content_type,
+                "file_size_bytes": s.size or None,  # the API's minimum is 1: an empty file says nothing
+                "file_hash": s.sha256,
+                "create_object_on_confirm": True,
+                "metadata": dict(s.metadata),
+                "object_metadata": dict(s.metadata),
+            }
+            for s in ready
+        ]
         if not skip_duplicates:  # the API skips duplicates unless told not to
             for body in bodies:
                 body["skip_duplicates"] = False
@@ -374,17 +401,35 @@ async def abulk_upload(
             # delete what it created.
             await _settle(creating)
             if not creating.cancelled() and creating.exception() is None:
-                await _abandon(api, bucket, [u for u in creating.result().uploads
-                                             if u.presigned_url and not u.is_duplicate], namespace)
+                await _abandon(
+                    api,
+                    bucket,
+                    [u for u in creating.result().uploads if u.presigned_url and not u.is_duplicate],
+                    namespace,
+                )
             raise
         to_put = []
         for spec, upload in zip(ready, created.uploads):
             if upload.is_duplicate:
-                tick(FileOutcome(str(spec.path), "duplicate", upload.existing_object_id, upload.upload_id,
-                                 spec.sha256, spec.size), mine)
+                tick(
+                    FileOutcome(
+                        str(spec.path), "duplicate", upload.existing_object_id, upload.upload_id, spec.sha256, spec.size
+                    ),
+                    mine,
+                )
             elif not upload.presigned_url:
-                tick(FileOutcome(str(spec.path), "failed", None, upload.upload_id, spec.sha256, spec.size,
-                                 upload.message or "the server gave no presigned URL"), mine)
+                tick(
+                    FileOutcome(
+                        str(spec.path),
+                        "failed",
+                        None,
+                        upload.upload_id,
+                        spec.sha256,
+                        spec.size,
+                        upload.message or "the server gave no presigned URL",
+                    ),
+                    mine,
+                )
             else:
                 to_put.append((spec, upload))
         return to_put
@@ -400,15 +445,24 @@ async def abulk_upload(
         if on_chunk is not None:
             on_chunk(mine)
 
-    async def put_and_confirm(to_put: list[tuple[FileSpec, Any]], pending: list[Any],
-                              mine: list[FileOutcome]) -> None:
+    async def put_and_confirm(to_put: list[tuple[FileSpec, Any]], pending: list[Any], mine: list[FileOutcome]) -> None:
         try:
             put_results = await put_all(to_put)
             confirmations, arrived = [], []
             for (spec, upload), etag in zip(to_put, put_results):
                 if isinstance(etag, BaseException):
-                    tick(FileOutcome(str(spec.path), "failed", None, upload.upload_id, spec.sha256, spec.size,
-                                     f"upload failed: {etag}"), mine)
+                    tick(
+                        FileOutcome(
+                            str(spec.path),
+                            "failed",
+                            None,
+                            upload.upload_id,
+                            spec.sha256,
+                            spec.size,
+                            f"upload failed: {etag}",
+                        ),
+                        mine,
+                    )
                     continue
                 confirmations.append({"upload_id": upload.upload_id, "etag": etag, "file_size_bytes": spec.size})
                 arrived.append((spec, upload))
@@ -418,8 +472,9 @@ async def abulk_upload(
                 pending.clear()
                 result.confirm_task_ids.append(confirm.task_id)
                 first_poll = max(0.002, min(CONFIRM_POLL, 0.0001 * len(confirmations)))  # a small batch is quick
-                task = await api(client.tasks.wait, confirm.task_id, timeout=confirm_timeout, poll=first_poll,
-                                 poll_max=0.25)
+                task = await api(
+                    client.tasks.wait, confirm.task_id, timeout=confirm_timeout, poll=first_poll, poll_max=0.25
+                )
                 # The uploads say what became of each file (the task's outputs are not typed).
                 uploads = await _read_uploads(api, bucket, [u.upload_id for _, u in arrived], namespace)
                 for spec, upload in arrived:
@@ -428,14 +483,28 @@ async def abulk_upload(
                     if object_id is None and getattr(done, "is_duplicate", False):
                         object_id = getattr(done, "existing_object_id", None)
                     if object_id:
-                        tick(FileOutcome(str(spec.path), "uploaded", object_id, upload.upload_id,
-                                         spec.sha256, spec.size), mine)
+                        tick(
+                            FileOutcome(
+                                str(spec.path), "uploaded", object_id, upload.upload_id, spec.sha256, spec.size
+                            ),
+                            mine,
+                        )
                     else:
                         why = getattr(done, "message", None) if str(getattr(done, "status", "")) == "FAILED" else None
                         why = why or (task.error if task.status == "FAILED" else None)
                         state = getattr(done, "status", None) or "not found"
-                        tick(FileOutcome(str(spec.path), "failed", None, upload.upload_id, spec.sha256, spec.size,
-                                         why or f"confirm ended {task.status}, upload {state}"), mine)
+                        tick(
+                            FileOutcome(
+                                str(spec.path),
+                                "failed",
+                                None,
+                                upload.upload_id,
+                                spec.sha256,
+                                spec.size,
+                                why or f"confirm ended {task.status}, upload {state}",
+                            ),
+                            mine,
+                        )
         finally:
             if pending:  # interrupted before confirming: leave nothing half-done behind
                 await _abandon(api, bucket, pending, namespace)
@@ -472,8 +541,13 @@ async def abulk_upload(
     try:
         new_ids = result.object_ids
         if submit and new_ids:
-            batch = await api(client.batches.create, bucket, new_ids,
-                              metadata=dict(batch_metadata) if batch_metadata else None, namespace=namespace)
+            batch = await api(
+                client.batches.create,
+                bucket,
+                new_ids,
+                metadata=dict(batch_metadata) if batch_metadata else None,
+                namespace=namespace,
+            )
             result.batch_id = batch.batch_id
             result.task = await api(client.batches.submit, bucket, batch.batch_id, namespace=namespace)
     finally:

@@ -6,9 +6,11 @@ the extractor the plan's files call for (:func:`infer_extractor`: texts ->
 :func:`process_existing` runs a new collection over objects ingested before it
 existed (a collection processes the objects of the batches submitted after it).
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from mixpeek_magics.ingest.runner import IngestError
 
@@ -30,8 +32,9 @@ def infer_extractor(plan: Any) -> str:
     return "multimodal_extractor"
 
 
-def ensure_collection(client: Any, name: str, bucket: Any, *, extractor: str | None = None, plan: Any = None,
-                      namespace: str | None = None) -> tuple[Any, bool]:
+def ensure_collection(
+    client: Any, name: str, bucket: Any, *, extractor: str | None = None, plan: Any = None, namespace: str | None = None
+) -> tuple[Any, bool]:
     """``(collection, created)``: the collection ``name`` reading ``bucket``, created when missing."""
     from mixpeek_magics.client import errors
 
@@ -41,25 +44,36 @@ def ensure_collection(client: Any, name: str, bucket: Any, *, extractor: str | N
         col = None
     if col is not None:
         if bucket.bucket_id not in col.bucket_ids:
-            raise IngestError(f"collection {name!r} reads bucket(s) {', '.join(col.bucket_ids) or '(none)'}, "
-                              f"not {bucket.bucket_name!r}: choose another --collection name")
+            raise IngestError(
+                f"collection {name!r} reads bucket(s) {', '.join(col.bucket_ids) or '(none)'}, "
+                f"not {bucket.bucket_name!r}: choose another --collection name"
+            )
         have = col.feature_extractor.feature_extractor_name
         if extractor and extractor != have:
-            raise IngestError(f"collection {name!r} already uses {have}, not {extractor}: drop --extractor or "
-                              f"choose another --collection name")
+            raise IngestError(
+                f"collection {name!r} already uses {have}, not {extractor}: drop --extractor or "
+                f"choose another --collection name"
+            )
         return col, False
     chosen = extractor or (infer_extractor(plan) if plan is not None else "multimodal_extractor")
     return client.collections.create(name, bucket.bucket_id, chosen, namespace=namespace), True
 
 
-def process_existing(client: Any, collection: Any, object_ids: Sequence[str], *, namespace: str | None = None,
-                     timeout: float | None = None) -> Any:
+def process_existing(
+    client: Any,
+    collection: Any,
+    object_ids: Sequence[str],
+    *,
+    namespace: str | None = None,
+    timeout: float | None = None,
+) -> Any:
     """Run ``collection`` over objects that existed before it; the finished trigger task (or None)."""
     ids = [o for o in object_ids if o]
     if not ids:
         return None
-    trig = client.collections.trigger(collection.collection_id or collection.collection_name, object_ids=ids,
-                                      namespace=namespace)
+    trig = client.collections.trigger(
+        collection.collection_id or collection.collection_name, object_ids=ids, namespace=namespace
+    )
     return client.tasks.wait(trig.task_id, timeout=timeout)
 
 
@@ -80,8 +94,16 @@ class CollectionRun:
         self.before = collection.document_count or 0
 
     @classmethod
-    def start(cls, client: Any, name: str, bucket: Any, *, extractor: str | None = None, plan: Any = None,
-              namespace: str | None = None) -> "CollectionRun":
+    def start(
+        cls,
+        client: Any,
+        name: str,
+        bucket: Any,
+        *,
+        extractor: str | None = None,
+        plan: Any = None,
+        namespace: str | None = None,
+    ) -> CollectionRun:
         col, created = ensure_collection(client, name, bucket, extractor=extractor, plan=plan, namespace=namespace)
         return cls(client, col, created, namespace)
 
@@ -100,8 +122,9 @@ class CollectionRun:
     def finish(self, result: Any, timeout: float | None = None) -> str:
         """Documents written by this run, as a line; also ``result.collections[name]``."""
         if self.created:
-            earlier = [i.object_id for i in result.items
-                       if i.status in ("already_ingested", "duplicate") and i.object_id]
+            earlier = [
+                i.object_id for i in result.items if i.status in ("already_ingested", "duplicate") and i.object_id
+            ]
             process_existing(self.client, self.collection, earlier, namespace=self.namespace, timeout=timeout)
         ident = self.collection.collection_id or self.name
         total = document_count(self.client, ident, namespace=self.namespace) or 0
@@ -110,7 +133,10 @@ class CollectionRun:
         if not isinstance(collections, dict):
             collections = {}
             result.collections = collections
-        collections[self.name] = {"collection_id": self.collection.collection_id, "feature_extractor": self.extractor,
-                                  "documents_written": written, "document_count": total}
-        return (f"Collection {self.name!r}: {written} document{'s' if written != 1 else ''} written "
-                f"({total} in total)")
+        collections[self.name] = {
+            "collection_id": self.collection.collection_id,
+            "feature_extractor": self.extractor,
+            "documents_written": written,
+            "document_count": total,
+        }
+        return f"Collection {self.name!r}: {written} document{'s' if written != 1 else ''} written ({total} in total)"

@@ -27,13 +27,15 @@ Grammar, one source per line::
 Every problem of the body is collected; :func:`parse_body` raises one
 :class:`IngestSyntaxError` listing them all with 1-based line and column.
 """
+
 from __future__ import annotations
 
 import builtins
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 __all__ = [
@@ -62,7 +64,7 @@ class SourceLine:
     kind: str  # "file" | "url" | "s3" | "gdrive"
     target: str
     metadata: dict = field(default_factory=dict)
-    connection: Optional[str] = None
+    connection: str | None = None
     raw: str = ""
 
     def to_dict(self) -> dict:
@@ -118,6 +120,7 @@ def split_lines(body: str) -> list[str]:
 
 # --------------------------------------------------------------------------- scanning
 
+
 @dataclass
 class _Group:
     start: int  # index of "{"
@@ -146,7 +149,7 @@ def _scan_group(text: str, i: int) -> int:
     """
     depth = 0
     n = len(text)
-    quote: Optional[str] = None
+    quote: str | None = None
     while i < n:
         c = text[i]
         if quote:
@@ -223,11 +226,12 @@ def _scan(line: str) -> _Scan:
 
 # --------------------------------------------------------------------------- metadata
 
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed in JSON")
 
 
-def _json_object(text: str) -> tuple[Optional[dict], Optional[tuple[int, str]]]:
+def _json_object(text: str) -> tuple[dict | None, tuple[int, str] | None]:
     """Parse ``text`` as a JSON object. Returns (obj, None) or (None, (offset, message))."""
     try:
         obj = json.loads(text, parse_constant=_reject_constant)
@@ -247,6 +251,7 @@ def _looks_like_json(inner: str) -> bool:
 
 # --------------------------------------------------------------------------- interpolation
 
+
 class _Namespace:
     """The globals ``{expr}`` is evaluated in: a private copy of the user namespace.
 
@@ -255,9 +260,9 @@ class _Namespace:
     caller's mapping. Built on first use only.
     """
 
-    def __init__(self, user_ns: Optional[Mapping[str, Any]]):
+    def __init__(self, user_ns: Mapping[str, Any] | None):
         self._user_ns = user_ns
-        self._globals: Optional[dict] = None
+        self._globals: dict | None = None
 
     def globals(self) -> dict:
         if self._globals is None:
@@ -272,9 +277,7 @@ class _Namespace:
 _NAME_RE = re.compile(r"name '([^']+)' is not defined")
 
 
-def _interpolate(
-    text: str, cols: list[int], ns: _Namespace, errors: list[_LineError]
-) -> str:
+def _interpolate(text: str, cols: list[int], ns: _Namespace, errors: list[_LineError]) -> str:
     """Expand ``{expr}`` in ``text``; ``cols[k]`` is the raw-line index of ``text[k]``."""
     if "{" not in text and "}" not in text:
         return text
@@ -317,7 +320,7 @@ def _interpolate(
     return "".join(out)
 
 
-def _evaluate(expr: str, ns: _Namespace, brace_col: int, errors: list[_LineError]) -> Optional[str]:
+def _evaluate(expr: str, ns: _Namespace, brace_col: int, errors: list[_LineError]) -> str | None:
     """Evaluate one ``{expr}``; on failure record an error and return None."""
     stripped = expr.strip()
     expr_col = brace_col + 1 + (len(expr) - len(expr.lstrip()))
@@ -329,7 +332,9 @@ def _evaluate(expr: str, ns: _Namespace, brace_col: int, errors: list[_LineError
     except SyntaxError as exc:
         offset = (exc.offset or 1) - 1 if exc.lineno in (None, 1) else 0
         msg = exc.msg or "invalid syntax"
-        errors.append(_LineError(expr_col + max(0, min(offset, len(stripped))), f"invalid expression {{{stripped}}}: {msg}"))
+        errors.append(
+            _LineError(expr_col + max(0, min(offset, len(stripped))), f"invalid expression {{{stripped}}}: {msg}")
+        )
         return None
     except (ValueError, OverflowError, RecursionError, MemoryError) as exc:
         errors.append(_LineError(expr_col, f"invalid expression {{{stripped}}}: {exc}"))
@@ -362,6 +367,7 @@ def _evaluate(expr: str, ns: _Namespace, brace_col: int, errors: list[_LineError
 
 # --------------------------------------------------------------------------- line parsing
 
+
 def _unquote(line: str, q: _Quote) -> tuple[str, list[int]]:
     """Content of a double-quoted string with ``\\"``/``\\\\`` unescaped, and a column map."""
     out: list[str] = []
@@ -370,7 +376,7 @@ def _unquote(line: str, q: _Quote) -> tuple[str, list[int]]:
     end = q.end - 1
     while i < end:
         c = line[i]
-        if c == "\\" and i + 1 < end and line[i + 1] in "\"\\":
+        if c == "\\" and i + 1 < end and line[i + 1] in '"\\':
             out.append(line[i + 1])
             cols.append(i)
             i += 2
@@ -388,7 +394,7 @@ def _in_any(i: int, spans: list) -> bool:
 _VIA_RE = re.compile(r"(?:(?<=\s)|^)via(?=\s|$)")
 
 
-def _find_via(line: str, start: int, end: int, scan: _Scan) -> Optional[int]:
+def _find_via(line: str, start: int, end: int, scan: _Scan) -> int | None:
     """Index of the last top-level ``via`` keyword in line[start:end], or None."""
     found = None
     for m in _VIA_RE.finditer(line, start, end):
@@ -401,13 +407,13 @@ def _find_via(line: str, start: int, end: int, scan: _Scan) -> Optional[int]:
     return found
 
 
-def _classify(source: str, col: int, errors: list[_LineError]) -> tuple[Optional[str], str]:
+def _classify(source: str, col: int, errors: list[_LineError]) -> tuple[str | None, str]:
     """Return (kind, target) for an interpolated source; kind None when invalid."""
     m = _SCHEME_RE.match(source)
     if not m:
         return "file", source
     scheme = m.group(1).lower()
-    rest = source[m.end():]
+    rest = source[m.end() :]
     if scheme in ("http", "https"):
         if any(ch.isspace() for ch in source):
             errors.append(_LineError(col, "URL contains whitespace (percent-encode it as %20)"))
@@ -452,7 +458,7 @@ def _classify(source: str, col: int, errors: list[_LineError]) -> tuple[Optional
     return None, source
 
 
-def _parse_line(raw: str, ns: _Namespace, errors: list[_LineError]) -> Optional[tuple[str, str, dict, Optional[str]]]:
+def _parse_line(raw: str, ns: _Namespace, errors: list[_LineError]) -> tuple[str, str, dict, str | None] | None:
     scan = _scan(raw)
     errors.extend(scan.errors)
     if scan.errors:
@@ -474,7 +480,7 @@ def _parse_line(raw: str, ns: _Namespace, errors: list[_LineError]) -> Optional[
         last = groups[-1]
         preceded_by_space = last.start > 0 and raw[last.start - 1].isspace()
         if last.end == code_end and (preceded_by_space or last.start == first):
-            text = raw[last.start:last.end]
+            text = raw[last.start : last.end]
             obj, err = _json_object(text)
             if obj is not None:
                 if last.start == first:
@@ -490,7 +496,7 @@ def _parse_line(raw: str, ns: _Namespace, errors: list[_LineError]) -> Optional[
         for g in groups:
             if g.end > head_end or g.start == first or not raw[g.start - 1].isspace():
                 continue
-            text = raw[g.start:g.end]
+            text = raw[g.start : g.end]
             if _looks_like_json(text[1:-1]) and _json_object(text)[0] is not None:
                 errors.append(_LineError(g.start, "metadata object must be at the end of the line"))
                 return None
@@ -501,7 +507,7 @@ def _parse_line(raw: str, ns: _Namespace, errors: list[_LineError]) -> Optional[
         return None
 
     # -- via <connection>
-    connection: Optional[str] = None
+    connection: str | None = None
     src_end = head_end
     via_at = _find_via(raw, first, head_end, scan)
     had_via = via_at is not None
@@ -526,7 +532,9 @@ def _parse_line(raw: str, ns: _Namespace, errors: list[_LineError]) -> Optional[
             token = raw[conn_start:head_end]
             bad = next((k for k, ch in enumerate(token) if ch.isspace()), None)
             if bad is not None:
-                errors.append(_LineError(conn_start, "connection names with spaces must be double-quoted: via \"My connection\""))
+                errors.append(
+                    _LineError(conn_start, 'connection names with spaces must be double-quoted: via "My connection"')
+                )
                 return None
             n_err = len(errors)
             connection = _interpolate(token, list(range(conn_start, head_end)), ns, errors).strip()
@@ -566,12 +574,18 @@ def _parse_line(raw: str, ns: _Namespace, errors: list[_LineError]) -> Optional[
         errors.append(_LineError(src_end, f"{kind}:// sources need a connection: add 'via <connection name or id>'"))
         return None
     if kind in ("file", "url") and had_via:
-        errors.append(_LineError(via_at, f"'via' only applies to s3:// and gdrive:// sources, not to a {'URL' if kind == 'url' else 'local file'}"))  # type: ignore[arg-type]
+        errors.append(
+            _LineError(
+                via_at,
+                "'via' only applies to s3:// and gdrive:// sources, "
+                f"not to a {'URL' if kind == 'url' else 'local file'}",
+            )
+        )  # type: ignore[arg-type]
         return None
     return kind, target, metadata, connection
 
 
-def parse_body(body: str, user_ns: Optional[Mapping[str, Any]] = None) -> list[SourceLine]:
+def parse_body(body: str, user_ns: Mapping[str, Any] | None = None) -> list[SourceLine]:
     """Parse an ``%%ingest`` cell body into :class:`SourceLine` objects.
 
     ``user_ns`` is the namespace ``{expr}`` is evaluated in (IPython's

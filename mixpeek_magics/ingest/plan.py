@@ -20,6 +20,7 @@ Rules:
   ``data/a.jpg {"label": "x"}`` labels just that one file.
 * Metadata: ``default_metadata`` <- line (or row) metadata.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -30,12 +31,14 @@ import math
 import os
 import re
 import stat
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from mixpeek_magics._mime import blob_type_for, guess_mime
+
 from .parser import SourceLine
 
 __all__ = [
@@ -52,10 +55,11 @@ __all__ = [
 
 SNIFF_BYTES = 512
 _MAX_LISTED = 10
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 
 # --------------------------------------------------------------------------- data types
+
 
 @dataclass
 class PlanItem:
@@ -63,14 +67,14 @@ class PlanItem:
 
     source: str  # absolute local path, URL, or s3:// / gdrive:// address
     kind: str  # "file" | "url" | "s3" | "gdrive"
-    line: Optional[int]  # body line it came from (None for frame rows)
-    size: Optional[int] = None
-    mime_type: Optional[str] = None
+    line: int | None  # body line it came from (None for frame rows)
+    size: int | None = None
+    mime_type: str | None = None
     metadata: dict = field(default_factory=dict)
-    connection_id: Optional[str] = None
-    sha256: Optional[str] = None
+    connection_id: str | None = None
+    sha256: str | None = None
     row: Any = None  # frame row label (plan_from_records), else None
-    connection: Optional[str] = None  # the connection as written after ``via``
+    connection: str | None = None  # the connection as written after ``via``
 
     @property
     def filename(self) -> str:
@@ -81,11 +85,11 @@ class PlanItem:
         return tail.rstrip("/").rsplit("/", 1)[-1] if "/" in tail.rstrip("/") else ""
 
     @property
-    def blob_type(self) -> Optional[str]:
+    def blob_type(self) -> str | None:
         return blob_type_for(self.mime_type)
 
     @property
-    def path(self) -> Optional[Path]:
+    def path(self) -> Path | None:
         return Path(self.source) if self.kind == "file" else None
 
     def to_dict(self) -> dict:
@@ -157,7 +161,7 @@ class PlanProblem:
     """One problem found while planning; ``line`` (body) or ``row`` (frame) locates it."""
 
     message: str
-    line: Optional[int] = None
+    line: int | None = None
     row: Any = None
 
     def __str__(self) -> str:
@@ -195,6 +199,7 @@ def _human(n: int) -> str:
 
 # --------------------------------------------------------------------------- hashing
 
+
 def sha256_file(path: PathLike, chunk_size: int = 1 << 20) -> str:
     """Hex SHA-256 of a file, read in ``chunk_size`` pieces (constant memory)."""
     return read_digest(path, chunk_size, head_size=0)[1]
@@ -220,13 +225,14 @@ def read_digest(path: PathLike, chunk_size: int = 1 << 20, head_size: int = SNIF
             if not n:
                 break
             if size < head_size:
-                head += bytes(view[:min(n, head_size - size)])
+                head += bytes(view[: min(n, head_size - size)])
             h.update(view[:n])
             size += n
     return size, h.hexdigest(), head
 
 
 # --------------------------------------------------------------------------- file helpers
+
 
 def _has_magic(s: str) -> bool:
     return "*" in s or "?" in s
@@ -272,7 +278,7 @@ def _walk_dir(root: str) -> list[str]:
     return sorted(found)
 
 
-def _read_head(path: str) -> tuple[Optional[int], Optional[bytes], Optional[str]]:
+def _read_head(path: str) -> tuple[int | None, bytes | None, str | None]:
     """(size, first bytes, error) of a regular file; never blocks on FIFOs."""
     try:
         st = os.stat(path)
@@ -297,8 +303,9 @@ def _read_head(path: str) -> tuple[Optional[int], Optional[bytes], Optional[str]
 
 # --------------------------------------------------------------------------- builder
 
+
 class _Builder:
-    def __init__(self, default_metadata: Optional[Mapping[str, Any]], hash_files: bool):
+    def __init__(self, default_metadata: Mapping[str, Any] | None, hash_files: bool):
         if default_metadata is not None and not isinstance(default_metadata, Mapping):
             raise TypeError("default_metadata must be a mapping")
         self.default_metadata = dict(default_metadata or {})
@@ -308,7 +315,7 @@ class _Builder:
         self.duplicates: list[tuple[str, Any]] = []
         self.problems: list[PlanProblem] = []
 
-    def problem(self, message: str, line: Optional[int] = None, row: Any = None) -> None:
+    def problem(self, message: str, line: int | None = None, row: Any = None) -> None:
         self.problems.append(PlanProblem(message, line, row))
 
     def _add(self, key: tuple, item: PlanItem, extra_metadata: Mapping[str, Any]) -> None:
@@ -321,8 +328,14 @@ class _Builder:
         self.by_key[key] = item
         self.items.append(item)
 
-    def add_file(self, path: str, metadata: Mapping[str, Any], line: Optional[int] = None, row: Any = None,
-                 shown_as: Optional[str] = None) -> None:
+    def add_file(
+        self,
+        path: str,
+        metadata: Mapping[str, Any],
+        line: int | None = None,
+        row: Any = None,
+        shown_as: str | None = None,
+    ) -> None:
         where = dict(line=line, row=row)
         size, head, error = _read_head(path)
         if error:
@@ -342,13 +355,12 @@ class _Builder:
         item = PlanItem(path, "file", line, size=size, mime_type=guess_mime(path, head), sha256=digest, row=row)
         self._add(key, item, metadata)
 
-    def add_url(self, url: str, metadata: Mapping[str, Any], line: Optional[int] = None, row: Any = None) -> None:
+    def add_url(self, url: str, metadata: Mapping[str, Any], line: int | None = None, row: Any = None) -> None:
         item = PlanItem(url, "url", line, mime_type=guess_mime(url, default=None), row=row)
         self._add(("url", url), item, metadata)
 
-    def add_sync(self, line: SourceLine, connection_id: Optional[str]) -> None:
-        item = PlanItem(line.target, line.kind, line.line, connection_id=connection_id,
-                        connection=line.connection)
+    def add_sync(self, line: SourceLine, connection_id: str | None) -> None:
+        item = PlanItem(line.target, line.kind, line.line, connection_id=connection_id, connection=line.connection)
         self._add((line.kind, line.target, connection_id or line.connection), item, line.metadata)
 
     def plan(self) -> Plan:
@@ -357,7 +369,7 @@ class _Builder:
         return Plan(self.items, self.duplicates)
 
 
-def _resolve_connection(name: str, known: Mapping[str, str]) -> tuple[Optional[str], Optional[str]]:
+def _resolve_connection(name: str, known: Mapping[str, str]) -> tuple[str | None, str | None]:
     """(connection_id, error) for a name or id given after ``via``."""
     if name in known:
         return known[name], None
@@ -384,9 +396,9 @@ def _resolve_connection(name: str, known: Mapping[str, str]) -> tuple[Optional[s
 
 def build_plan(
     lines: Iterable[SourceLine],
-    cwd: Optional[PathLike] = None,
-    default_metadata: Optional[Mapping[str, Any]] = None,
-    known_connections: Optional[Mapping[str, str]] = None,
+    cwd: PathLike | None = None,
+    default_metadata: Mapping[str, Any] | None = None,
+    known_connections: Mapping[str, str] | None = None,
     hash_files: bool = False,
 ) -> Plan:
     """Expand parsed source lines into a :class:`Plan`, or raise :class:`PlanError` listing every problem.
@@ -400,7 +412,7 @@ def build_plan(
         if ln.kind == "url":
             b.add_url(ln.target, ln.metadata, line=ln.line)
         elif ln.kind in ("s3", "gdrive"):
-            conn_id: Optional[str] = ln.connection
+            conn_id: str | None = ln.connection
             if known_connections is not None and ln.connection is not None:
                 conn_id, error = _resolve_connection(ln.connection, known_connections)
                 if error:
@@ -424,8 +436,12 @@ def _plan_file_line(b: _Builder, ln: SourceLine, base: str) -> None:
             b.problem(f"cannot expand {target!r}: {exc}", line=ln.line)
             return
         if not matches:
-            b.problem(f"no files match {target!r} (relative to {base})" if not os.path.isabs(os.path.expanduser(target))
-                      else f"no files match {target!r}", line=ln.line)
+            b.problem(
+                f"no files match {target!r} (relative to {base})"
+                if not os.path.isabs(os.path.expanduser(target))
+                else f"no files match {target!r}",
+                line=ln.line,
+            )
             return
         for p in matches:
             b.add_file(p, ln.metadata, line=ln.line)
@@ -499,12 +515,12 @@ def _jsonable(value: Any) -> Any:
 def plan_from_records(
     records: Iterable[Mapping[str, Any]],
     path_col: str,
-    metadata_cols: Union[Sequence[str], str, None] = None,
-    cwd: Optional[PathLike] = None,
+    metadata_cols: Sequence[str] | str | None = None,
+    cwd: PathLike | None = None,
     *,
-    default_metadata: Optional[Mapping[str, Any]] = None,
+    default_metadata: Mapping[str, Any] | None = None,
     hash_files: bool = False,
-    index: Optional[Sequence[Any]] = None,
+    index: Sequence[Any] | None = None,
 ) -> Plan:
     """Plan one item per row (``--frame DF --path-col path --metadata-cols a,b``).
 
@@ -567,7 +583,9 @@ def plan_from_records(
         elif lower.startswith("file://"):
             b.add_file(_absolute(unquote(urlsplit(value).path), base), metadata, row=label, shown_as=value)
         elif _SCHEME_RE.match(value):
-            b.problem(f"unsupported {path_col!r} {value!r}: a frame row must hold a local path or an http(s) URL", row=label)
+            b.problem(
+                f"unsupported {path_col!r} {value!r}: a frame row must hold a local path or an http(s) URL", row=label
+            )
         else:
             path = _absolute(value, base)
             b.add_file(path, metadata, row=label, shown_as=value if value == path else f"{value!r} ({path})")

@@ -21,6 +21,7 @@ catches the rest.
 No IPython, widgets or pandas at import time (``failures`` / ``to_frame``
 build DataFrames lazily).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -29,19 +30,29 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from mixpeek_magics import _paths
 from mixpeek_magics.ingest.bulk import DEFAULT_CONCURRENCY
 
 __all__ = [
-    "IngestResult", "ItemOutcome", "IngestState", "IngestError", "IngestFailedError",
-    "SyncsNotSupportedError", "UploadStats", "run_plan", "resolve_bucket", "infer_schema",
-    "default_state_path", "CHUNK",
+    "IngestResult",
+    "ItemOutcome",
+    "IngestState",
+    "IngestError",
+    "IngestFailedError",
+    "SyncsNotSupportedError",
+    "UploadStats",
+    "run_plan",
+    "resolve_bucket",
+    "infer_schema",
+    "default_state_path",
+    "CHUNK",
 ]
 
 CHUNK = 100
@@ -59,7 +70,7 @@ class SyncsNotSupportedError(IngestError):
 class IngestFailedError(IngestError):
     """``--wait``: the ingestion's work FAILED (every item, or a task)."""
 
-    def __init__(self, message: str, result: "IngestResult | None" = None) -> None:
+    def __init__(self, message: str, result: IngestResult | None = None) -> None:
         super().__init__(message)
         self.result = result
 
@@ -73,6 +84,7 @@ def _now() -> str:
 
 
 # --------------------------------------------------------------------------- local state
+
 
 class IngestState:
     """What this machine already confirmed / submitted, keyed by server + namespace + bucket + content.
@@ -110,8 +122,13 @@ class IngestState:
             finally:
                 con.close()
 
-    def lookup(self, server: str, bucket_refs: Iterable[str | None], keys: Iterable[str],
-               namespace_refs: Iterable[str | None] = ()) -> dict[str, dict[str, Any]]:
+    def lookup(
+        self,
+        server: str,
+        bucket_refs: Iterable[str | None],
+        keys: Iterable[str],
+        namespace_refs: Iterable[str | None] = (),
+    ) -> dict[str, dict[str, Any]]:
         """key -> row for the keys known in this bucket (matched by bucket id or name)."""
         keys = [k for k in keys if k]
         refs = [r for r in bucket_refs if r]
@@ -122,13 +139,17 @@ class IngestState:
         with self._db() as con:
             con.row_factory = sqlite3.Row
             for i in range(0, len(keys), 500):
-                part = keys[i:i + 500]
-                q = (f"SELECT * FROM items WHERE server=? AND key IN ({','.join('?' * len(part))}) "
-                     f"AND (bucket_id IN ({','.join('?' * len(refs))}) OR bucket_name IN ({','.join('?' * len(refs))}))")
+                part = keys[i : i + 500]
+                q = (
+                    f"SELECT * FROM items WHERE server=? AND key IN ({','.join('?' * len(part))}) "
+                    f"AND (bucket_id IN ({','.join('?' * len(refs))}) OR bucket_name IN ({','.join('?' * len(refs))}))"
+                )
                 params: list[Any] = [server, *part, *refs, *refs]
                 if ns:
-                    q += (f" AND (namespace_id IN ({','.join('?' * len(ns))}) "
-                          f"OR namespace_name IN ({','.join('?' * len(ns))}))")
+                    q += (
+                        f" AND (namespace_id IN ({','.join('?' * len(ns))}) "
+                        f"OR namespace_name IN ({','.join('?' * len(ns))}))"
+                    )
                     params += [*ns, *ns]
                 for row in con.execute(q, params):
                     d = dict(row)
@@ -137,8 +158,14 @@ class IngestState:
                         out[d["key"]] = d
         return out
 
-    def record(self, server: str, namespace: tuple[str | None, str | None], bucket: tuple[str, str | None],
-               rows: Sequence[tuple[str, str, str | None]], status: str = "confirmed") -> None:
+    def record(
+        self,
+        server: str,
+        namespace: tuple[str | None, str | None],
+        bucket: tuple[str, str | None],
+        rows: Sequence[tuple[str, str, str | None]],
+        status: str = "confirmed",
+    ) -> None:
         """Upsert (key, source, object_id) rows; a submitted row is never downgraded."""
         if not rows:
             return
@@ -155,20 +182,24 @@ class IngestState:
                 [(server, ns_id or "", ns_name, b_id, b_name, k, src, oid, status, now) for k, src, oid in rows],
             )
 
-    def mark_submitted(self, server: str, bucket_id: str, keys: Sequence[str], batch_id: str | None,
-                       task_id: str | None) -> None:
+    def mark_submitted(
+        self, server: str, bucket_id: str, keys: Sequence[str], batch_id: str | None, task_id: str | None
+    ) -> None:
         if not keys:
             return
         now = _now()
         with self._db() as con:
-            con.executemany("UPDATE items SET status='submitted', batch_id=?, task_id=?, updated=? "
-                            "WHERE server=? AND bucket_id=? AND key=?",
-                            [(batch_id, task_id, now, server, bucket_id, k) for k in keys])
+            con.executemany(
+                "UPDATE items SET status='submitted', batch_id=?, task_id=?, updated=? "
+                "WHERE server=? AND bucket_id=? AND key=?",
+                [(batch_id, task_id, now, server, bucket_id, k) for k in keys],
+            )
 
     def forget(self, server: str, bucket_id: str, keys: Sequence[str]) -> None:
         with self._db() as con:
-            con.executemany("DELETE FROM items WHERE server=? AND bucket_id=? AND key=?",
-                            [(server, bucket_id, k) for k in keys])
+            con.executemany(
+                "DELETE FROM items WHERE server=? AND bucket_id=? AND key=?", [(server, bucket_id, k) for k in keys]
+            )
 
     def count(self, server: str | None = None) -> int:
         if not self.path.exists():
@@ -188,6 +219,7 @@ def item_key(item: Any) -> str | None:
 
 
 # --------------------------------------------------------------------------- result
+
 
 @dataclass
 class ItemOutcome:
@@ -243,8 +275,14 @@ class IngestResult:
     ``to_frame()``; rich HTML repr.
     """
 
-    def __init__(self, client: Any, bucket: str, bucket_id: str | None, namespace: str | None,
-                 provenance: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        bucket_id: str | None,
+        namespace: str | None,
+        provenance: Mapping[str, Any] | None = None,
+    ) -> None:
         self.client = client
         self.bucket = bucket
         self.bucket_id = bucket_id
@@ -284,8 +322,10 @@ class IngestResult:
         parts = []
         files = [i for i in self.items if i.kind in ("file", "url")]
         if files:
-            parts.append(f"{len(files)} item{'s' if len(files) != 1 else ''}: "
-                         f"{self.already_ingested} already ingested, {self.new} new")
+            parts.append(
+                f"{len(files)} item{'s' if len(files) != 1 else ''}: "
+                f"{self.already_ingested} already ingested, {self.new} new"
+            )
             rec = self.count("recovered")
             if rec:
                 parts.append(f"{rec} uploaded earlier but never processed, included now")
@@ -323,7 +363,7 @@ class IngestResult:
             return "completed" if not any(i.status == "failed" for i in self.items) else "failed"
         return "submitted"
 
-    def wait(self, timeout: float | None = None, raise_on_failure: bool = True) -> "IngestResult":
+    def wait(self, timeout: float | None = None, raise_on_failure: bool = True) -> IngestResult:
         """Block until every task of this run is terminal.
 
         Raises :class:`IngestFailedError` if a task FAILED or every item failed to
@@ -349,7 +389,9 @@ class IngestResult:
             if files and all(i.status == "failed" for i in files) and not self.syncs:
                 raise IngestFailedError(
                     f"ingest into {self.bucket!r} FAILED: all {len(files)} item(s) failed before processing; "
-                    f"first error: {files[0].error}", self)
+                    f"first error: {files[0].error}",
+                    self,
+                )
         return self
 
     def item_names(self) -> dict[str, str]:
@@ -408,21 +450,42 @@ class IngestResult:
         return source if rel.startswith("..") else rel
 
     def failure_records(self) -> list[dict[str, Any]]:
-        rows = [{"source": self.shown(i.source), "stage": "upload" if i.kind == "file" else "create",
-                 "object_id": i.object_id, "task_id": None, "error": i.error}
-                for i in self.items if i.status == "failed"]
+        rows = [
+            {
+                "source": self.shown(i.source),
+                "stage": "upload" if i.kind == "file" else "create",
+                "object_id": i.object_id,
+                "task_id": None,
+                "error": i.error,
+            }
+            for i in self.items
+            if i.status == "failed"
+        ]
         by_object = {i.object_id: self.shown(i.source) for i in self.items if i.object_id}
         for tid, task in self.final_tasks.items():
             batch = self.final_batches.get(tid)
             failed = list(getattr(batch, "failed_objects", None) or [])
             for f in failed:
-                rows.append({"source": by_object.get(f.object_id), "stage": "processing",
-                             "object_id": f.object_id, "task_id": tid, "error": f.error})
+                rows.append(
+                    {
+                        "source": by_object.get(f.object_id),
+                        "stage": "processing",
+                        "object_id": f.object_id,
+                        "task_id": tid,
+                        "error": f.error,
+                    }
+                )
             status = getattr(task, "status", None) or getattr(batch, "status", None)
             if status == "FAILED" and not failed:
-                rows.append({"source": None, "stage": "processing", "object_id": None, "task_id": tid,
-                             "error": getattr(task, "error", None) or getattr(batch, "error", None)
-                             or "task FAILED"})
+                rows.append(
+                    {
+                        "source": None,
+                        "stage": "processing",
+                        "object_id": None,
+                        "task_id": tid,
+                        "error": getattr(task, "error", None) or getattr(batch, "error", None) or "task FAILED",
+                    }
+                )
         return rows
 
     @property
@@ -464,13 +527,17 @@ class IngestResult:
             rows.append(("tasks", ", ".join(self.tasks)))
         if self.syncs:
             rows.append(("syncs", ", ".join(self.syncs)))
-        body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>"
-                       f"{html.escape(str(v))}</td></tr>" for k, v in rows)
+        body = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>"
+            f"{html.escape(str(v))}</td></tr>"
+            for k, v in rows
+        )
         fails = self.failure_records()
         extra = ""
         if fails:
-            items = "".join(f"<li>{html.escape(str(f['source']))}: {html.escape(str(f['error']))}</li>"
-                            for f in fails[:10])
+            items = "".join(
+                f"<li>{html.escape(str(f['source']))}: {html.escape(str(f['error']))}</li>" for f in fails[:10]
+            )
             more = f"<li>… and {len(fails) - 10} more</li>" if len(fails) > 10 else ""
             extra = f"<details><summary>{len(fails)} failure(s)</summary><ul>{items}{more}</ul></details>"
         tasks = ""
@@ -482,6 +549,7 @@ class IngestResult:
 
 
 # --------------------------------------------------------------------------- helpers
+
 
 def infer_schema(plan: Any) -> dict[str, Any]:
     """A bucket schema with one property per blob type found in the plan's sources."""
@@ -496,13 +564,16 @@ def infer_schema(plan: Any) -> dict[str, Any]:
                 if t not in types:
                     types.append(t)
     if not types:
-        raise IngestError("cannot infer a bucket schema: no source has a recognised file type "
-                          "(image, video, audio, text, pdf, excel); create the bucket yourself")
+        raise IngestError(
+            "cannot infer a bucket schema: no source has a recognised file type "
+            "(image, video, audio, text, pdf, excel); create the bucket yourself"
+        )
     return {"properties": {t: {"type": t} for t in types}}
 
 
-def resolve_bucket(client: Any, bucket: str, *, create: bool = False, plan: Any = None,
-                   namespace: str | None = None) -> Any:
+def resolve_bucket(
+    client: Any, bucket: str, *, create: bool = False, plan: Any = None, namespace: str | None = None
+) -> Any:
     """The bucket (by name or id); created with an inferred schema when ``create``."""
     from mixpeek_magics.client import errors
 
@@ -525,8 +596,10 @@ def resolve_bucket(client: Any, bucket: str, *, create: bool = False, plan: Any 
         names = []
     known = ", ".join(repr(n) for n in names[:20]) + (" …" if len(names) > 20 else "")
     hint = f"buckets in this namespace: {known}" if names else "this namespace has no buckets yet"
-    raise IngestError(f"bucket {bucket!r} not found ({hint}); add --create-bucket to create it "
-                      f"with a schema inferred from the sources")
+    raise IngestError(
+        f"bucket {bucket!r} not found ({hint}); add --create-bucket to create it "
+        f"with a schema inferred from the sources"
+    )
 
 
 def _property_for(schema: Mapping[str, Any] | None, blob_type: str | None) -> tuple[str, str]:
@@ -535,8 +608,11 @@ def _property_for(schema: Mapping[str, Any] | None, blob_type: str | None) -> tu
     for name, spec in props.items():
         if isinstance(spec, Mapping) and str(spec.get("type", "")).lower() == t and t:
             return name, t
-    files = [(n, str(s.get("type", "")).lower()) for n, s in props.items()
-             if isinstance(s, Mapping) and str(s.get("type", "")).lower() in (*_FILE_TYPES, "excel")]
+    files = [
+        (n, str(s.get("type", "")).lower())
+        for n, s in props.items()
+        if isinstance(s, Mapping) and str(s.get("type", "")).lower() in (*_FILE_TYPES, "excel")
+    ]
     if not t and len(files) == 1:
         return files[0]
     return (t or "file"), (t or "text")
@@ -544,7 +620,7 @@ def _property_for(schema: Mapping[str, Any] | None, blob_type: str | None) -> tu
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
     for i in range(0, len(items), size):
-        yield list(items[i:i + size])
+        yield list(items[i : i + size])
 
 
 def check_syncs_supported(client: Any, plan: Any) -> None:
@@ -552,7 +628,7 @@ def check_syncs_supported(client: Any, plan: Any) -> None:
     if not plan.syncs:
         return
     try:
-        syncs = getattr(client, "syncs")
+        syncs = client.syncs
     except AttributeError:
         syncs = None
     if syncs is None or not hasattr(syncs, "create"):
@@ -560,10 +636,12 @@ def check_syncs_supported(client: Any, plan: Any) -> None:
         raise SyncsNotSupportedError(
             f"s3:// and gdrive:// sources are not yet supported by this version of the client "
             f"(no client.syncs.create); nothing was sent ({lines}). Remove those lines or create the "
-            f"sync with %mixpeek_connect.")
+            f"sync with %mixpeek_connect."
+        )
 
 
 # --------------------------------------------------------------------------- execution
+
 
 def run_plan(
     client: Any,
@@ -601,9 +679,19 @@ def run_plan(
 
         try:
             async with AsyncMixpeek(config=client.config) as aclient:
-                await _execute(aclient, plan, bucket, result, state=state, server=server,
-                               namespace=(ns, namespace_name), concurrency=concurrency, force=force,
-                               use_state=use_state and not force, on_progress=on_progress)
+                await _execute(
+                    aclient,
+                    plan,
+                    bucket,
+                    result,
+                    state=state,
+                    server=server,
+                    namespace=(ns, namespace_name),
+                    concurrency=concurrency,
+                    force=force,
+                    use_state=use_state and not force,
+                    on_progress=on_progress,
+                )
         finally:
             result.upload.finished = time.monotonic()
             done.set()
@@ -620,9 +708,20 @@ def run_plan(
     return result
 
 
-async def _execute(aclient: Any, plan: Any, bucket: Any, result: IngestResult, *, state: IngestState,
-                   server: str, namespace: tuple[str | None, str | None], concurrency: int, force: bool,
-                   use_state: bool, on_progress: Callable[[UploadStats], None] | None) -> None:
+async def _execute(
+    aclient: Any,
+    plan: Any,
+    bucket: Any,
+    result: IngestResult,
+    *,
+    state: IngestState,
+    server: str,
+    namespace: tuple[str | None, str | None],
+    concurrency: int,
+    force: bool,
+    use_state: bool,
+    on_progress: Callable[[UploadStats], None] | None,
+) -> None:
     from mixpeek_magics.ingest.bulk import abulk_upload
 
     bucket_id = bucket.bucket_id
@@ -631,8 +730,13 @@ async def _execute(aclient: Any, plan: Any, bucket: Any, result: IngestResult, *
     stats = result.upload
     files = plan.files
     urls = plan.urls
-    known = {} if not use_state else state.lookup(server, refs, [item_key(i) for i in (*files, *urls)],
-                                          namespace_refs=[n for n in namespace if n])
+    known = (
+        {}
+        if not use_state
+        else state.lookup(
+            server, refs, [item_key(i) for i in (*files, *urls)], namespace_refs=[n for n in namespace if n]
+        )
+    )
     to_submit: list[tuple[str, str]] = []  # (key, object_id)
 
     def tell() -> None:
@@ -647,12 +751,34 @@ async def _execute(aclient: Any, plan: Any, bucket: Any, result: IngestResult, *
     for item in files:
         row = known.get(item.sha256 or "")
         if row and row["status"] == "submitted":
-            result.items.append(ItemOutcome(item.source, "file", "already_ingested", row["object_id"],
-                                            size=item.size, sha256=item.sha256, line=item.line, row=item.row, metadata=item.metadata))
+            result.items.append(
+                ItemOutcome(
+                    item.source,
+                    "file",
+                    "already_ingested",
+                    row["object_id"],
+                    size=item.size,
+                    sha256=item.sha256,
+                    line=item.line,
+                    row=item.row,
+                    metadata=item.metadata,
+                )
+            )
             stats.skipped += 1
         elif row and row.get("object_id"):
-            result.items.append(ItemOutcome(item.source, "file", "recovered", row["object_id"], size=item.size,
-                                            sha256=item.sha256, line=item.line, row=item.row, metadata=item.metadata))
+            result.items.append(
+                ItemOutcome(
+                    item.source,
+                    "file",
+                    "recovered",
+                    row["object_id"],
+                    size=item.size,
+                    sha256=item.sha256,
+                    line=item.line,
+                    row=item.row,
+                    metadata=item.metadata,
+                )
+            )
             to_submit.append((item.sha256, row["object_id"]))
             stats.skipped += 1
         else:
@@ -673,8 +799,13 @@ async def _execute(aclient: Any, plan: Any, bucket: Any, result: IngestResult, *
         for o in outcomes:
             item = by_path.get(os.path.normpath(o.path))
             sha = o.sha256 or (item.sha256 if item else None)
-            kw = dict(size=o.size, sha256=sha, line=item.line if item else None, row=item.row if item else None,
-                      metadata=dict(item.metadata) if item else {})
+            kw = dict(
+                size=o.size,
+                sha256=sha,
+                line=item.line if item else None,
+                row=item.row if item else None,
+                metadata=dict(item.metadata) if item else {},
+            )
             src = item.source if item else o.path
             if o.status == "uploaded":
                 result.items.append(ItemOutcome(src, "file", "new", o.object_id, **kw))
@@ -697,9 +828,17 @@ async def _execute(aclient: Any, plan: Any, bucket: Any, result: IngestResult, *
 
     if fresh:
         # One pipeline over every file: chunks overlap (hash, PUT, confirm) on one set of clients.
-        uploaded = await abulk_upload(aclient, bucket_id, fresh,
-                                      concurrency=concurrency, skip_duplicates=not force, submit=False,
-                                      namespace=ns_id, on_progress=progress, on_chunk=chunk_done)
+        uploaded = await abulk_upload(
+            aclient,
+            bucket_id,
+            fresh,
+            concurrency=concurrency,
+            skip_duplicates=not force,
+            submit=False,
+            namespace=ns_id,
+            on_progress=progress,
+            on_chunk=chunk_done,
+        )
         result.confirm_tasks.extend(uploaded.confirm_task_ids)
 
     # -- URLs ------------------------------------------------------------------------------
@@ -709,11 +848,29 @@ async def _execute(aclient: Any, plan: Any, bucket: Any, result: IngestResult, *
         key = item_key(item)
         row = known.get(key)
         if row and row["status"] == "submitted":
-            result.items.append(ItemOutcome(item.source, "url", "already_ingested", row["object_id"],
-                                            line=item.line, row=item.row, metadata=item.metadata))
+            result.items.append(
+                ItemOutcome(
+                    item.source,
+                    "url",
+                    "already_ingested",
+                    row["object_id"],
+                    line=item.line,
+                    row=item.row,
+                    metadata=item.metadata,
+                )
+            )
         elif row and row.get("object_id"):
-            result.items.append(ItemOutcome(item.source, "url", "recovered", row["object_id"],
-                                            line=item.line, row=item.row, metadata=item.metadata))
+            result.items.append(
+                ItemOutcome(
+                    item.source,
+                    "url",
+                    "recovered",
+                    row["object_id"],
+                    line=item.line,
+                    row=item.row,
+                    metadata=item.metadata,
+                )
+            )
             to_submit.append((key, row["object_id"]))
         else:
             fresh_urls.append(item)
@@ -733,12 +890,23 @@ async def _execute(aclient: Any, plan: Any, bucket: Any, result: IngestResult, *
         created: list[tuple[str, str, str | None]] = []
         for idx, item in enumerate(chunk):
             if idx in failed:
-                result.items.append(ItemOutcome(item.source, "url", "failed", error=failed[idx],
-                                                line=item.line, row=item.row, metadata=item.metadata))
+                result.items.append(
+                    ItemOutcome(
+                        item.source,
+                        "url",
+                        "failed",
+                        error=failed[idx],
+                        line=item.line,
+                        row=item.row,
+                        metadata=item.metadata,
+                    )
+                )
                 continue
             obj = next(ok, None)
             oid = getattr(obj, "object_id", None)
-            result.items.append(ItemOutcome(item.source, "url", "new", oid, line=item.line, row=item.row, metadata=item.metadata))
+            result.items.append(
+                ItemOutcome(item.source, "url", "new", oid, line=item.line, row=item.row, metadata=item.metadata)
+            )
             if oid:
                 created.append((item_key(item), item.source, oid))
                 to_submit.append((item_key(item), oid))
@@ -757,8 +925,9 @@ async def _execute(aclient: Any, plan: Any, bucket: Any, result: IngestResult, *
     # -- syncs -----------------------------------------------------------------------------
     for item in plan.syncs:
         source_path = item.source.split("://", 1)[1].strip("/") if "://" in item.source else item.source
-        kwargs: dict[str, Any] = dict(connection_id=item.connection_id, source_path=source_path,
-                                      sync_mode="initial_only", namespace=ns_id)
+        kwargs: dict[str, Any] = dict(
+            connection_id=item.connection_id, source_path=source_path, sync_mode="initial_only", namespace=ns_id
+        )
         meta = {**(item.metadata or {})}
         if result.provenance:
             meta["provenance"] = dict(result.provenance)
@@ -769,8 +938,9 @@ async def _execute(aclient: Any, plan: Any, bucket: Any, result: IngestResult, *
         except Exception as exc:  # one bad sync must not hide the others' outcome
             result.items.append(ItemOutcome(item.source, item.kind, "failed", error=str(exc), line=item.line))
             continue
-        sid = getattr(sync, "sync_config_id", None) or (sync.get("sync_config_id") if isinstance(sync, Mapping)
-                                                        else None)
+        sid = getattr(sync, "sync_config_id", None) or (
+            sync.get("sync_config_id") if isinstance(sync, Mapping) else None
+        )
         result.syncs.append(sid)
         result.items.append(ItemOutcome(item.source, item.kind, "sync", sync_id=sid, line=item.line))
         for tid in await _sync_tasks(aclient, bucket_id, sid, ns_id):
@@ -778,8 +948,9 @@ async def _execute(aclient: Any, plan: Any, bucket: Any, result: IngestResult, *
                 result.tasks.append(tid)
 
 
-async def _sync_tasks(aclient: Any, bucket_id: str, sync_id: str | None, ns_id: str | None,
-                      wait_seconds: float = 10.0) -> list[str]:
+async def _sync_tasks(
+    aclient: Any, bucket_id: str, sync_id: str | None, ns_id: str | None, wait_seconds: float = 10.0
+) -> list[str]:
     """The task ids a new sync started (they appear shortly after it is created)."""
     if not sync_id:
         return []

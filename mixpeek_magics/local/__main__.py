@@ -1,4 +1,5 @@
 """CLI: ``python -m mixpeek_magics.local serve|create-key|create-org`` (also ``mixpeek-local``)."""
+
 from __future__ import annotations
 
 import argparse
@@ -7,8 +8,8 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .settings import LocalSettings
 
@@ -17,6 +18,7 @@ def _data_dir(value: str | None) -> Path:
     if value:
         return Path(value).expanduser()
     from .._paths import local_server_dir
+
     return local_server_dir()
 
 
@@ -26,36 +28,70 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="run the server in the foreground")
     s.add_argument("--host", default=os.environ.get("MIXPEEK_LOCAL_HOST", "127.0.0.1"))
-    s.add_argument("--port", type=int, default=int(os.environ.get("MIXPEEK_LOCAL_PORT", "8765")),
-                   help="TCP port (0 picks a free one); default 8765")
-    s.add_argument("--upload-port", type=int,
-                   default=int(os.environ["MIXPEEK_LOCAL_UPLOAD_PORT"]) if os.environ.get(
-                       "MIXPEEK_LOCAL_UPLOAD_PORT", "").isdigit() else None,
-                   help="TCP port of the presigned-upload endpoint (default: the one this data dir used "
-                        "last time, else a free one)")
+    s.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("MIXPEEK_LOCAL_PORT", "8765")),
+        help="TCP port (0 picks a free one); default 8765",
+    )
+    s.add_argument(
+        "--upload-port",
+        type=int,
+        default=int(os.environ["MIXPEEK_LOCAL_UPLOAD_PORT"])
+        if os.environ.get("MIXPEEK_LOCAL_UPLOAD_PORT", "").isdigit()
+        else None,
+        help="TCP port of the presigned-upload endpoint (default: the one this data dir used "
+        "last time, else a free one)",
+    )
     s.add_argument("--data-dir", help="data directory (default: $MIXPEEK_LOCAL_DATA_DIR or the user data dir)")
     s.add_argument("--pace", dest="pace_seconds", type=float, help="seconds spent on each object")
     s.add_argument("--time-scale", dest="time_scale", type=float, help="multiplies all server-side waits")
-    s.add_argument("--progress-refresh", dest="progress_refresh_seconds", type=float,
-                   help="seconds between refreshes of a running batch's progress (default 1)")
-    s.add_argument("--task-ttl", dest="task_ttl_seconds", type=float,
-                   help="seconds a task record lives before GET /v1/tasks/{id} answers 404 (default: forever)")
-    s.add_argument("--fail-filenames", dest="fail_filenames",
-                   help="comma-separated fnmatch patterns: matching objects fail processing")
+    s.add_argument(
+        "--progress-refresh",
+        dest="progress_refresh_seconds",
+        type=float,
+        help="seconds between refreshes of a running batch's progress (default 1)",
+    )
+    s.add_argument(
+        "--task-ttl",
+        dest="task_ttl_seconds",
+        type=float,
+        help="seconds a task record lives before GET /v1/tasks/{id} answers 404 (default: forever)",
+    )
+    s.add_argument(
+        "--fail-filenames",
+        dest="fail_filenames",
+        help="comma-separated fnmatch patterns: matching objects fail processing",
+    )
     s.add_argument("--fault-rate-429", dest="fault_rate_429", type=float, help="share of answers replaced by 429")
     s.add_argument("--fault-rate-503", dest="fault_rate_503", type=float, help="share of answers replaced by 503")
     s.add_argument("--retry-after", dest="retry_after_seconds", type=float, help="Retry-After of injected faults")
     s.add_argument("--latency-ms", dest="latency_ms", type=float, help="latency added to each API request")
-    s.add_argument("--upload-latency-ms", dest="upload_latency_ms", type=float,
-                   help="latency added to each presigned PUT (an S3-like round trip)")
-    s.add_argument("--upload-tls", dest="upload_tls", action="store_true", default=None,
-                   help="serve presigned uploads over HTTPS with a self-signed test certificate")
+    s.add_argument(
+        "--upload-latency-ms",
+        dest="upload_latency_ms",
+        type=float,
+        help="latency added to each presigned PUT (an S3-like round trip)",
+    )
+    s.add_argument(
+        "--upload-tls",
+        dest="upload_tls",
+        action="store_true",
+        default=None,
+        help="serve presigned uploads over HTTPS with a self-signed test certificate",
+    )
     s.add_argument("--fault-seed", dest="fault_seed", type=int, help="seed of the fault injection")
     s.add_argument("--workers", type=int, help="worker threads")
-    s.add_argument("--google-drive-api-root", dest="google_drive_api_root",
-                   help="Drive v3 API root for google_drive connections (default: Google's)")
-    s.add_argument("--google-token-uri", dest="google_token_uri",
-                   help="OAuth token endpoint for google_drive oauth credentials (default: Google's)")
+    s.add_argument(
+        "--google-drive-api-root",
+        dest="google_drive_api_root",
+        help="Drive v3 API root for google_drive connections (default: Google's)",
+    )
+    s.add_argument(
+        "--google-token-uri",
+        dest="google_token_uri",
+        help="OAuth token endpoint for google_drive oauth credentials (default: Google's)",
+    )
     s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 
     k = sub.add_parser("create-key", help="create an API key and print it")
@@ -80,10 +116,17 @@ def _serve(args: argparse.Namespace) -> int:
     except (TypeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    srv = LocalServer(data_dir=_data_dir(args.data_dir), port=args.port, host=args.host, settings=settings,
-                      log_level=args.log_level, upload_port=args.upload_port)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    srv = LocalServer(
+        data_dir=_data_dir(args.data_dir),
+        port=args.port,
+        host=args.host,
+        settings=settings,
+        log_level=args.log_level,
+        upload_port=args.upload_port,
+    )
     try:
         srv.start()
     except OSError as exc:

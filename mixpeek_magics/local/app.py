@@ -1,4 +1,5 @@
 """The ASGI application: routes, error handlers, contract strictness, fault injection, request log."""
+
 from __future__ import annotations
 
 import asyncio
@@ -46,14 +47,25 @@ class FaultInjection:
 
     async def _reject(self, status: int, send) -> None:
         retry_after = format_retry_after(self.state.settings.retry_after_seconds)
-        msg = ("rate limit exceeded (injected by the local server)" if status == 429
-               else "service temporarily unavailable (injected by the local server)")
-        body = json.dumps(error_body(status, msg, None, {"injected": True,
-                                                          "retry_after_seconds": float(retry_after)})).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode()),
-                                (b"retry-after", retry_after.encode())]})
+        msg = (
+            "rate limit exceeded (injected by the local server)"
+            if status == 429
+            else "service temporarily unavailable (injected by the local server)"
+        )
+        body = json.dumps(
+            error_body(status, msg, None, {"injected": True, "retry_after_seconds": float(retry_after)})
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"retry-after", retry_after.encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -73,22 +85,26 @@ class BodyLimits:
         timeout = self.state.settings.body_read_timeout_seconds or None
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and value.isdigit() and int(value) > limit:
-                return await _refuse(send, 413, f"request body of {int(value)} bytes exceeds the "
-                                                f"{limit}-byte limit", {"max_bytes": limit})
+                return await _refuse(
+                    send,
+                    413,
+                    f"request body of {int(value)} bytes exceeds the {limit}-byte limit",
+                    {"max_bytes": limit},
+                )
         parts: list[bytes] = []
         size = 0
         while True:
             try:
                 message = await asyncio.wait_for(receive(), timeout)
             except asyncio.TimeoutError:
-                return await _refuse(send, 408, f"request body not received within {timeout:g} s",
-                                     {"timeout_seconds": timeout})
+                return await _refuse(
+                    send, 408, f"request body not received within {timeout:g} s", {"timeout_seconds": timeout}
+                )
             if message["type"] == "http.disconnect":
                 return None  # nobody to answer
             size += len(message.get("body", b""))
             if size > limit:
-                return await _refuse(send, 413, f"request body exceeds the {limit}-byte limit",
-                                     {"max_bytes": limit})
+                return await _refuse(send, 413, f"request body exceeds the {limit}-byte limit", {"max_bytes": limit})
             parts.append(message.get("body", b""))
             if not message.get("more_body", False):
                 break
@@ -105,11 +121,18 @@ class BodyLimits:
 
 
 async def _refuse(send, status: int, message: str, details: dict) -> None:
-    body = json.dumps(error_body(status, message, "RequestTimeoutError" if status == 408 else None,
-                                 details)).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+    body = json.dumps(error_body(status, message, "RequestTimeoutError" if status == 408 else None, details)).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -122,15 +145,22 @@ def format_retry_after(seconds: float) -> str:
 
 
 def create_app(state: State) -> FastAPI:
-    app = FastAPI(title="Mixpeek local server (mixpeek-magics)", version="0.81-local",
-                  docs_url="/docs", redoc_url=None, openapi_url="/openapi.json")
+    app = FastAPI(
+        title="Mixpeek local server (mixpeek-magics)",
+        version="0.81-local",
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
     app.state.local = state
     install_handlers(app)
     for module in (misc, namespaces, buckets, objects, uploads, batches, tasks):
         app.include_router(module.router)
     from .sync_runner import install as install_storage
+
     install_storage(app, state)  # storage connections + bucket syncs (routes, runner, blob readers)
     from .collections import install as install_search
+
     install_search(app, state)  # collections, documents, retrievers, thumbnails
     # Inside FaultInjection: every request is logged, an injected fault comes before validation.
     app.add_middleware(ContractMiddleware, state=state)

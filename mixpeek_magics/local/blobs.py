@@ -5,6 +5,7 @@ connections for ``s3://``) teach the worker new URL schemes. A reader is called
 as ``reader(url, ctx)`` with a :class:`ReadContext` and returns ``bytes``, a
 binary file object, an iterable of ``bytes`` chunks or a ``pathlib.Path``.
 """
+
 from __future__ import annotations
 
 import base64
@@ -15,13 +16,14 @@ import re
 import shutil
 import threading
 import urllib.parse
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterable, Union
+from typing import Any, BinaryIO
 
 from .errors import APIError
 
-ReaderResult = Union[bytes, BinaryIO, Iterable[bytes], Path]
+ReaderResult = bytes | BinaryIO | Iterable[bytes] | Path
 BlobReader = Callable[[str, "ReadContext"], ReaderResult]
 
 _READERS: dict[str, BlobReader] = {}
@@ -98,6 +100,7 @@ def _http_reader(url: str, ctx: ReadContext) -> Iterable[bytes]:
                         yield chunk
         except httpx.HTTPError as exc:
             raise BlobReadError(f"cannot download {_safe_url(url)}: {type(exc).__name__}: {exc}") from None
+
     return gen()
 
 
@@ -167,13 +170,14 @@ def materialize(url: str, ctx: ReadContext, tmp_dir: Path) -> tuple[Path, bool]:
 
 def _mkstemp(tmp_dir: Path) -> tuple[int, str]:
     import tempfile
+
     return tempfile.mkstemp(prefix="fetch-", dir=str(tmp_dir))
 
 
 def local_path(data_dir: Path | None, url: str) -> Path:
     """``local://blobs/<id>`` or ``local://uploads/<id>`` -> file under the data dir."""
     assert data_dir is not None
-    rest = url[len("local://"):]
+    rest = url[len("local://") :]
     kind, _, ident = rest.partition("/")
     if kind not in ("blobs", "uploads") or not re.fullmatch(r"[A-Za-z0-9_\-]+", ident):
         raise BlobReadError("invalid local blob reference")
@@ -181,8 +185,9 @@ def local_path(data_dir: Path | None, url: str) -> Path:
 
 
 # -- inline data parsing ---------------------------------------------------------
-_DATA_URI = re.compile(r"^data:(?P<mime>[\w.+\-]+/[\w.+\-]+)?(?P<params>(;[^;,]*)*?)(?P<b64>;base64)?,(?P<data>.*)$",
-                       re.DOTALL)
+_DATA_URI = re.compile(
+    r"^data:(?P<mime>[\w.+\-]+/[\w.+\-]+)?(?P<params>(;[^;,]*)*?)(?P<b64>;base64)?,(?P<data>.*)$", re.DOTALL
+)
 
 
 def decode_data_uri(uri: str) -> tuple[bytes, str | None]:

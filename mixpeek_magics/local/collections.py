@@ -13,6 +13,7 @@ Thumbnails are JPEG files under ``<data dir>/thumbnails/``, served by
 ``GET /_local/thumbnails/{document_id}`` with an expiring signature (like a
 presigned URL: no API key), which is what ``thumbnail_url`` holds.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,8 +21,9 @@ import hmac
 import logging
 import os
 import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from . import extractors as X
 from .blobs import BlobCanceled, BlobReadError, ReadContext, materialize, remove_quietly
@@ -31,8 +33,16 @@ from .util import new_id
 
 log = logging.getLogger("mixpeek_magics.local.collections")
 
-__all__ = ["SEARCH_SCHEMA", "ensure_schema", "install", "run_collections_for_object", "collection_ids_for_bucket",
-           "collection_response", "document_response", "thumbnail_url"]
+__all__ = [
+    "SEARCH_SCHEMA",
+    "ensure_schema",
+    "install",
+    "run_collections_for_object",
+    "collection_ids_for_bucket",
+    "collection_response",
+    "document_response",
+    "thumbnail_url",
+]
 
 SEARCH_SCHEMA = """
 CREATE TABLE IF NOT EXISTS collections (
@@ -102,8 +112,10 @@ def _sign(state: Any, document_id: str, expires: int) -> str:
 
 def thumbnail_url(state: Any, base_url: str, document_id: str) -> str:
     expires = int(state.now()) + THUMBNAIL_URL_SECONDS
-    return (f"{base_url.rstrip('/')}{THUMBNAIL_PREFIX}{document_id}"
-            f"?expires={expires}&signature={_sign(state, document_id, expires)}")
+    return (
+        f"{base_url.rstrip('/')}{THUMBNAIL_PREFIX}{document_id}"
+        f"?expires={expires}&signature={_sign(state, document_id, expires)}"
+    )
 
 
 def check_thumbnail_signature(state: Any, document_id: str, expires: str | None, signature: str | None) -> bool:
@@ -118,11 +130,15 @@ def check_thumbnail_signature(state: Any, document_id: str, expires: str | None,
 
 # -- collections ----------------------------------------------------------------------------
 def find_collection(state: Any, namespace_id: str, ident: str):
-    row = state.store.one("SELECT * FROM collections WHERE namespace_id=? AND (collection_id=? OR name=?) "
-                          "ORDER BY (collection_id=?) DESC LIMIT 1", (namespace_id, ident, ident, ident))
+    row = state.store.one(
+        "SELECT * FROM collections WHERE namespace_id=? AND (collection_id=? OR name=?) "
+        "ORDER BY (collection_id=?) DESC LIMIT 1",
+        (namespace_id, ident, ident, ident),
+    )
     if row is None:
-        raise APIError(404, f"collection '{ident}' not found", "NotFoundError",
-                       {"resource": "collection", "identifier": ident})
+        raise APIError(
+            404, f"collection '{ident}' not found", "NotFoundError", {"resource": "collection", "identifier": ident}
+        )
     return row
 
 
@@ -130,7 +146,9 @@ def collection_ids_for_bucket(state: Any, bucket_id: str) -> list[str]:
     """The ids of the (enabled) collections whose source is ``bucket_id``, oldest first."""
     rows = state.store.query(
         "SELECT c.collection_id, c.doc FROM collection_sources s JOIN collections c "
-        "ON c.collection_id = s.collection_id WHERE s.bucket_id=? ORDER BY c.rowid", (bucket_id,))
+        "ON c.collection_id = s.collection_id WHERE s.bucket_id=? ORDER BY c.rowid",
+        (bucket_id,),
+    )
     return [r["collection_id"] for r in rows if loads(r["doc"]).get("enabled", True) is not False]
 
 
@@ -149,14 +167,23 @@ def collection_response(state: Any, row) -> dict[str, Any]:
     d["vector_count"] = c["v"]
     d["retriever_count"] = state.store.one(
         "SELECT count(*) AS n FROM retrievers WHERE namespace_id=? AND EXISTS (SELECT 1 FROM "
-        "json_each(json_extract(doc, '$.collection_ids')) WHERE value=?)", (row["namespace_id"], cid))["n"]
+        "json_each(json_extract(doc, '$.collection_ids')) WHERE value=?)",
+        (row["namespace_id"], cid),
+    )["n"]
     d["taxonomy_count"] = 0
     return d
 
 
 # -- documents ------------------------------------------------------------------------------
-def document_response(state: Any, row, base_url: str, *, presigned: bool = False,
-                      vectors: bool = False, extractor: X.Extractor | None = None) -> dict[str, Any]:
+def document_response(
+    state: Any,
+    row,
+    base_url: str,
+    *,
+    presigned: bool = False,
+    vectors: bool = False,
+    extractor: X.Extractor | None = None,
+) -> dict[str, Any]:
     """A stored document as DocumentResponse: URLs signed for ``base_url``."""
     d = loads(row["doc"])
     if row["has_thumbnail"]:
@@ -178,8 +205,7 @@ def _delete_document_files(state: Any, rows: Iterable[Any]) -> None:
 
 
 def delete_collection_data(state: Any, collection_id: str) -> int:
-    rows = state.store.query("SELECT document_id, has_thumbnail FROM documents WHERE collection_id=?",
-                             (collection_id,))
+    rows = state.store.query("SELECT document_id, has_thumbnail FROM documents WHERE collection_id=?", (collection_id,))
     _delete_document_files(state, rows)
     with state.store.tx() as c:
         c.execute("DELETE FROM documents WHERE collection_id=?", (collection_id,))
@@ -207,9 +233,15 @@ class _Blobs:
         if not url:
             raise BlobReadError("blob has no data")
         obj = self.obj
-        ctx = ReadContext(org_id=obj.get("org_id") or "", namespace_id=obj.get("namespace_id"),
-                          bucket_id=obj.get("bucket_id"), object_id=obj.get("object_id"),
-                          data_dir=self.state.data_dir, state=self.state, cancel=self.cancel)
+        ctx = ReadContext(
+            org_id=obj.get("org_id") or "",
+            namespace_id=obj.get("namespace_id"),
+            bucket_id=obj.get("bucket_id"),
+            object_id=obj.get("object_id"),
+            data_dir=self.state.data_dir,
+            state=self.state,
+            cancel=self.cancel,
+        )
         ctx.extra["blob_properties"] = blob.get("properties") or {}
         path, is_tmp = materialize(url, ctx, Path(self.state.data_dir) / "tmp")
         try:
@@ -220,8 +252,9 @@ class _Blobs:
                 remove_quietly(path)
         if len(data) > limit:
             if not truncate:
-                raise X.ExtractionError(f"the file is larger than the local image extractor takes "
-                                        f"({limit // (1024 * 1024)} MB)")
+                raise X.ExtractionError(
+                    f"the file is larger than the local image extractor takes ({limit // (1024 * 1024)} MB)"
+                )
             data = data[:limit]
         self._cache[key] = data
         return data
@@ -280,8 +313,9 @@ def _passthrough(fe: dict[str, Any], object_doc: dict[str, Any]) -> dict[str, An
     return out
 
 
-def _extract(state: Any, row, object_doc: dict[str, Any], blobs: _Blobs, batch_id: str | None,
-             now: str) -> list[tuple[dict[str, Any], X.Vector, bytes | None]] | None:
+def _extract(
+    state: Any, row, object_doc: dict[str, Any], blobs: _Blobs, batch_id: str | None, now: str
+) -> list[tuple[dict[str, Any], X.Vector, bytes | None]] | None:
     """The documents a collection makes of an object; None when the object has no input for it."""
     doc = loads(row["doc"])
     ext = extractor_of(doc)
@@ -305,54 +339,103 @@ def _extract(state: Any, row, object_doc: dict[str, Any], blobs: _Blobs, batch_i
         thumb = feats.thumbnail or None
         pieces.append(({}, vec))
     else:
-        text = X.decode_text(data)[:X.MAX_TEXT_CHARS]
-        chunks = X.split_text(text, params.get("split_by"), params.get("chunk_size") or 1000,
-                              params.get("chunk_overlap") or 0)
+        text = X.decode_text(data)[: X.MAX_TEXT_CHARS]
+        chunks = X.split_text(
+            text, params.get("split_by"), params.get("chunk_size") or 1000, params.get("chunk_overlap") or 0
+        )
         for i, chunk in enumerate(chunks):
             extra: dict[str, Any] = {"text": chunk}
             if len(chunks) > 1:
                 extra.update(chunk_index=i, chunk_count=len(chunks))
             pieces.append((extra, X.embed_text(chunk)))
     passthrough = _passthrough(fe, object_doc)
-    source_blob = {"blob_id": blob.get("blob_id"), "property": blob.get("property"), "type": blob.get("type"),
-                   "filename": details.get("filename"), "mime_type": mime, "size_bytes": details.get("size_bytes"),
-                   "hash": details.get("hash")}
-    source_ref = {"field": blob.get("property") or "file",
-                  "url": (blob.get("properties") or {}).get("url") or f"local://objects/{object_doc['object_id']}",
-                  "role": "source", "type": modality, "filename": details.get("filename"),
-                  "content_type": mime, "size_bytes": details.get("size_bytes"), "checksum": details.get("hash"),
-                  "source_blob_id": blob.get("blob_id"), "created_at": now, "presigned_url": None}
+    source_blob = {
+        "blob_id": blob.get("blob_id"),
+        "property": blob.get("property"),
+        "type": blob.get("type"),
+        "filename": details.get("filename"),
+        "mime_type": mime,
+        "size_bytes": details.get("size_bytes"),
+        "hash": details.get("hash"),
+    }
+    source_ref = {
+        "field": blob.get("property") or "file",
+        "url": (blob.get("properties") or {}).get("url") or f"local://objects/{object_doc['object_id']}",
+        "role": "source",
+        "type": modality,
+        "filename": details.get("filename"),
+        "content_type": mime,
+        "size_bytes": details.get("size_bytes"),
+        "checksum": details.get("hash"),
+        "source_blob_id": blob.get("blob_id"),
+        "created_at": now,
+        "presigned_url": None,
+    }
     out = []
     for extra, vec in pieces:
         document_id = new_id("doc")
         blobs_out = [dict(source_ref)]
         if thumb:
-            blobs_out.append({"field": "thumbnail", "url": f"local://thumbnails/{document_id}.jpg",
-                              "role": "thumbnail", "type": "image", "filename": "thumbnail.jpg",
-                              "content_type": "image/jpeg", "size_bytes": len(thumb), "checksum": None,
-                              "source_blob_id": blob.get("blob_id"), "created_at": now, "presigned_url": None})
-        d = {"document_id": document_id, "collection_id": row["collection_id"], **root, **extra,
-             "metadata": dict(object_doc.get("metadata") or {}), **passthrough,
-             "document_blobs": blobs_out, "searchable_at": now,
-             "_internal": {
-                 "document_id": document_id, "collection_id": row["collection_id"],
-                 "namespace_id": row["namespace_id"], "modality": modality, "mime_type": mime,
-                 "size_bytes": details.get("size_bytes"), "content_hash": details.get("hash"),
-                 "created_at": now, "updated_at": now, "source_blobs": [source_blob],
-                 "lineage": {"root_object_id": object_doc["object_id"], "root_bucket_id": object_doc.get("bucket_id"),
-                             "source_object_id": object_doc["object_id"], "source_type": "bucket",
-                             "path": f"{object_doc.get('bucket_id')}/{object_doc['object_id']}"},
-                 "processing": {"detected_mime_type": mime,
-                                "history": [{"batch_id": batch_id, "feature_extractor": ext.extractor_id,
-                                             "completed_at": now}]},
-             }}
+            blobs_out.append(
+                {
+                    "field": "thumbnail",
+                    "url": f"local://thumbnails/{document_id}.jpg",
+                    "role": "thumbnail",
+                    "type": "image",
+                    "filename": "thumbnail.jpg",
+                    "content_type": "image/jpeg",
+                    "size_bytes": len(thumb),
+                    "checksum": None,
+                    "source_blob_id": blob.get("blob_id"),
+                    "created_at": now,
+                    "presigned_url": None,
+                }
+            )
+        d = {
+            "document_id": document_id,
+            "collection_id": row["collection_id"],
+            **root,
+            **extra,
+            "metadata": dict(object_doc.get("metadata") or {}),
+            **passthrough,
+            "document_blobs": blobs_out,
+            "searchable_at": now,
+            "_internal": {
+                "document_id": document_id,
+                "collection_id": row["collection_id"],
+                "namespace_id": row["namespace_id"],
+                "modality": modality,
+                "mime_type": mime,
+                "size_bytes": details.get("size_bytes"),
+                "content_hash": details.get("hash"),
+                "created_at": now,
+                "updated_at": now,
+                "source_blobs": [source_blob],
+                "lineage": {
+                    "root_object_id": object_doc["object_id"],
+                    "root_bucket_id": object_doc.get("bucket_id"),
+                    "source_object_id": object_doc["object_id"],
+                    "source_type": "bucket",
+                    "path": f"{object_doc.get('bucket_id')}/{object_doc['object_id']}",
+                },
+                "processing": {
+                    "detected_mime_type": mime,
+                    "history": [{"batch_id": batch_id, "feature_extractor": ext.extractor_id, "completed_at": now}],
+                },
+            },
+        }
         out.append((d, vec, thumb))
     return out
 
 
-def run_collections_for_object(state: Any, object_doc: dict[str, Any], batch_id: str | None = None, *,
-                               cancel: threading.Event | None = None,
-                               collection_ids: list[str] | None = None) -> list[dict[str, Any]]:
+def run_collections_for_object(
+    state: Any,
+    object_doc: dict[str, Any],
+    batch_id: str | None = None,
+    *,
+    cancel: threading.Event | None = None,
+    collection_ids: list[str] | None = None,
+) -> list[dict[str, Any]]:
     """Run every collection of the object's bucket (or only ``collection_ids``) on one processed
     object and write its documents (replacing what an earlier run wrote for it).
 
@@ -364,8 +447,10 @@ def run_collections_for_object(state: Any, object_doc: dict[str, Any], batch_id:
     ids = collection_ids if collection_ids is not None else collection_ids_for_bucket(state, str(bucket_id))
     if not ids:
         return []
-    rows = state.store.query("SELECT * FROM collections WHERE collection_id IN (SELECT value FROM json_each(?)) "
-                             "ORDER BY rowid", (dumps(ids),))
+    rows = state.store.query(
+        "SELECT * FROM collections WHERE collection_id IN (SELECT value FROM json_each(?)) ORDER BY rowid",
+        (dumps(ids),),
+    )
     obj = dict(object_doc)
     if "org_id" not in obj or "namespace_id" not in obj:
         o = state.store.one("SELECT org_id, namespace_id FROM objects WHERE object_id=?", (obj["object_id"],))
@@ -377,8 +462,13 @@ def run_collections_for_object(state: Any, object_doc: dict[str, Any], batch_id:
     results: list[dict[str, Any]] = []
     writes: list[tuple[str, list[tuple[dict[str, Any], X.Vector, bytes | None]]]] = []
     for row in rows:
-        res: dict[str, Any] = {"collection_id": row["collection_id"], "collection_name": row["name"],
-                               "status": "COMPLETED", "document_ids": [], "error": None}
+        res: dict[str, Any] = {
+            "collection_id": row["collection_id"],
+            "collection_name": row["name"],
+            "status": "COMPLETED",
+            "document_ids": [],
+            "error": None,
+        }
         try:
             made = _extract(state, row, obj, blobs, batch_id, now)
         except BlobCanceled:
@@ -415,28 +505,54 @@ def _write(state: Any, obj: dict[str, Any], writes: list[tuple[str, list]]) -> N
     old: list[Any] = []
     with state.store.tx() as c:
         for cid, made in writes:
-            old += c.execute("SELECT document_id, has_thumbnail FROM documents WHERE collection_id=? AND "
-                             "root_object_id=?", (cid, oid)).fetchall()
+            old += c.execute(
+                "SELECT document_id, has_thumbnail FROM documents WHERE collection_id=? AND root_object_id=?",
+                (cid, oid),
+            ).fetchall()
             c.execute("DELETE FROM documents WHERE collection_id=? AND root_object_id=?", (cid, oid))
             c.executemany(
                 "INSERT INTO documents(document_id, collection_id, namespace_id, root_object_id, chunk_index, "
                 "modality, has_thumbnail, vector, doc) VALUES (?,?,?,?,?,?,?,?,?)",
-                [(d["document_id"], cid, d["_internal"]["namespace_id"], oid, d.get("chunk_index") or 0,
-                  d["_internal"]["modality"], 1 if thumb else 0, X.pack(vec), dumps(d)) for d, vec, thumb in made])
+                [
+                    (
+                        d["document_id"],
+                        cid,
+                        d["_internal"]["namespace_id"],
+                        oid,
+                        d.get("chunk_index") or 0,
+                        d["_internal"]["modality"],
+                        1 if thumb else 0,
+                        X.pack(vec),
+                        dumps(d),
+                    )
+                    for d, vec, thumb in made
+                ],
+            )
     _delete_document_files(state, old)
 
 
 # -- trigger --------------------------------------------------------------------------------
-def start_trigger(state: Any, org_id: str, namespace_id: str, collection_row, object_ids: list[str],
-                  bucket_ids: list[str]) -> str:
+def start_trigger(
+    state: Any, org_id: str, namespace_id: str, collection_row, object_ids: list[str], bucket_ids: list[str]
+) -> str:
     """A task (``api_collections_trigger``) that runs one collection over existing objects."""
     cid = collection_row["collection_id"]
-    ad = {"collection_ids": [cid], "bucket_id": bucket_ids[0] if bucket_ids else None,
-          "namespace_id": namespace_id, "object_count": len(object_ids), "sample_object_ids": object_ids[:5],
-          "current_tier": 0, "total_tiers": 1}
+    ad = {
+        "collection_ids": [cid],
+        "bucket_id": bucket_ids[0] if bucket_ids else None,
+        "namespace_id": namespace_id,
+        "object_count": len(object_ids),
+        "sample_object_ids": object_ids[:5],
+        "current_tier": 0,
+        "total_tiers": 1,
+    }
     task_id = state.create_task(org_id, "api_collections_trigger", inputs=[cid], additional_data=ad, outputs=[])
-    t = threading.Thread(target=_run_trigger, args=(state, task_id, cid, object_ids, ad),
-                         name=f"mixpeek-local-trigger-{task_id}", daemon=True)
+    t = threading.Thread(
+        target=_run_trigger,
+        args=(state, task_id, cid, object_ids, ad),
+        name=f"mixpeek-local-trigger-{task_id}",
+        daemon=True,
+    )
     t.start()
     return task_id
 
@@ -463,8 +579,9 @@ def _run_trigger(state: Any, task_id: str, cid: str, object_ids: list[str], ad: 
             res = runs[0]
             if res["status"] == "FAILED":
                 failed += 1
-            outputs.append({"object_id": oid, "status": res["status"], "document_ids": res["document_ids"],
-                            "error": res["error"]})
+            outputs.append(
+                {"object_id": oid, "status": res["status"], "document_ids": res["document_ids"], "error": res["error"]}
+            )
         status = "COMPLETED"
         if failed and failed == len(outputs):
             status, ad["error"] = "FAILED", f"all {failed} object(s) failed; first: {outputs[0]['error']}"
@@ -488,8 +605,7 @@ def install(app: Any, state: Any) -> None:
     ensure_schema(state)
     if app is not None and not getattr(app.state, "search_installed", False):
         app.state.search_installed = True
-        from .routes import collections as col_routes
-        from .routes import retrievers as ret_routes
+        from .routes import collections as col_routes, retrievers as ret_routes
 
         app.include_router(col_routes.router)
         app.include_router(ret_routes.router)

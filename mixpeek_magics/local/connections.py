@@ -21,6 +21,7 @@ The worker reads synced files through :func:`read_connection_blob`
 (``s3://bucket/key`` and ``gdrive://<file id>`` URLs): the bytes go from the
 provider to the server, never through the client.
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,8 +29,9 @@ import re
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, Mapping
+from typing import Any
 
 from .blobs import BlobCanceled, BlobReadError, ReadContext, register_blob_reader
 from .db import dumps, loads
@@ -41,8 +43,14 @@ from .util import new_id
 log = logging.getLogger("mixpeek_magics.local.connections")
 
 __all__ = [
-    "AUTO_DISABLE_AFTER", "PROVIDER_TYPES", "SUPPORTED_PROVIDERS", "CONNECTION_STATUSES",
-    "ConnectionService", "ensure_schema", "normalize_provider_config", "read_connection_blob",
+    "AUTO_DISABLE_AFTER",
+    "PROVIDER_TYPES",
+    "SUPPORTED_PROVIDERS",
+    "CONNECTION_STATUSES",
+    "ConnectionService",
+    "ensure_schema",
+    "normalize_provider_config",
+    "read_connection_blob",
     "READ_RETRIES",
 ]
 
@@ -51,12 +59,25 @@ AUTO_DISABLE_AFTER = 5
 PROVIDER_TYPES = ("google_drive", "s3", "snowflake", "sharepoint", "tigris", "postgresql")
 SUPPORTED_PROVIDERS = ("s3", "tigris", "google_drive")
 #: the contract's ``TaskStatusEnum`` (what ``status`` of a connection may hold)
-TASK_STATUSES = ("PENDING", "IN_PROGRESS", "PROCESSING", "COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED",
-                 "CANCELED", "UNKNOWN", "SKIPPED", "DRAFT", "ACTIVE", "ARCHIVED", "SUSPENDED")
+TASK_STATUSES = (
+    "PENDING",
+    "IN_PROGRESS",
+    "PROCESSING",
+    "COMPLETED",
+    "COMPLETED_WITH_ERRORS",
+    "FAILED",
+    "CANCELED",
+    "UNKNOWN",
+    "SKIPPED",
+    "DRAFT",
+    "ACTIVE",
+    "ARCHIVED",
+    "SUSPENDED",
+)
 #: statuses a connection is given by the server or the user
 CONNECTION_STATUSES = ("ACTIVE", "SUSPENDED", "FAILED", "ARCHIVED")
-READ_RETRIES = 3          # a failed file read is retried this many times
-READ_BACKOFF = 0.2        # seconds before the first retry (doubles; scaled by time_scale)
+READ_RETRIES = 3  # a failed file read is retried this many times
+READ_BACKOFF = 0.2  # seconds before the first retry (doubles; scaled by time_scale)
 TIGRIS_ENDPOINT = "https://fly.storage.tigris.dev"
 _ROLE_ARN = re.compile(r"^arn:aws:iam::\d{12}:role/[\w+=,.@-]+$")
 
@@ -75,8 +96,16 @@ def _err(loc: list[Any], msg: str):
     return validation_422(["body", *loc], msg)
 
 
-def _str(cfg: Mapping[str, Any], key: str, loc: list[Any], *, required: bool, min_len: int = 0,
-         max_len: int | None = None, secret: bool = False) -> str | None:
+def _str(
+    cfg: Mapping[str, Any],
+    key: str,
+    loc: list[Any],
+    *,
+    required: bool,
+    min_len: int = 0,
+    max_len: int | None = None,
+    secret: bool = False,
+) -> str | None:
     v = cfg.get(key)
     if v is None or (isinstance(v, str) and not v.strip() and required):
         if required:
@@ -85,8 +114,11 @@ def _str(cfg: Mapping[str, Any], key: str, loc: list[Any], *, required: bool, mi
     if not isinstance(v, str):
         raise _err([*loc, key], "Input should be a valid string")
     if len(v) < min_len:
-        raise _err([*loc, key], f"String should have at least {min_len} characters"
-                   + (" (a secret access key is 40 characters)" if secret and min_len == 40 else ""))
+        raise _err(
+            [*loc, key],
+            f"String should have at least {min_len} characters"
+            + (" (a secret access key is 40 characters)" if secret and min_len == 40 else ""),
+        )
     if max_len is not None and len(v) > max_len:
         raise _err([*loc, key], f"String should have at most {max_len} characters")
     return v
@@ -111,8 +143,10 @@ def normalize_provider_config(provider_type: str, config: Any, loc: list[Any] | 
     cfg = dict(config)
     declared = cfg.get("provider_type")
     if declared is not None and declared != provider_type:
-        raise _err([*loc, "provider_type"], f"provider_config.provider_type {declared!r} does not match "
-                                             f"provider_type {provider_type!r}")
+        raise _err(
+            [*loc, "provider_type"],
+            f"provider_config.provider_type {declared!r} does not match provider_type {provider_type!r}",
+        )
     cfg["provider_type"] = provider_type
     creds = cfg.get("credentials")
     cloc = [*loc, "credentials"]
@@ -130,12 +164,16 @@ def normalize_provider_config(provider_type: str, config: Any, loc: list[Any] | 
         elif ctype == "iam_role":
             arn = _str(creds, "role_arn", cloc, required=True)
             if arn and not _ROLE_ARN.match(arn):
-                raise _err([*cloc, "role_arn"], "String should match pattern "
-                                                "'^arn:aws:iam::\\d{12}:role/[\\w+=,.@-]+$'")
+                raise _err(
+                    [*cloc, "role_arn"], "String should match pattern '^arn:aws:iam::\\d{12}:role/[\\w+=,.@-]+$'"
+                )
             _str(creds, "external_id", cloc, required=True, min_len=8, max_len=128)
         else:
-            raise _err([*cloc, "type"], f"Input tag {ctype!r} found using 'type' does not match any of the "
-                                       "expected tags: 'access_key', 'iam_role'")
+            raise _err(
+                [*cloc, "type"],
+                f"Input tag {ctype!r} found using 'type' does not match any of the "
+                "expected tags: 'access_key', 'iam_role'",
+            )
         creds["type"] = ctype
         cfg["region"] = _str(cfg, "region", loc, required=True, min_len=1)
         _str(cfg, "endpoint_url", loc, required=False)
@@ -159,15 +197,22 @@ def normalize_provider_config(provider_type: str, config: Any, loc: list[Any] | 
             for k in ("client_id", "client_secret", "refresh_token"):
                 _str(creds, k, cloc, required=True, min_len=1)
         else:
-            raise _err([*cloc, "type"], f"Input tag {ctype!r} found using 'type' does not match any of the "
-                                       "expected tags: 'oauth', 'service_account'")
+            raise _err(
+                [*cloc, "type"],
+                f"Input tag {ctype!r} found using 'type' does not match any of the "
+                "expected tags: 'oauth', 'service_account'",
+            )
         creds["type"] = ctype
         _str(cfg, "shared_drive_id", loc, required=False)
         _str(cfg, "impersonate_user", loc, required=False)
     else:
-        raise APIError(400, f"provider_type '{provider_type}' is not supported by the local server "
-                            f"(supported: {', '.join(SUPPORTED_PROVIDERS)})", "UnsupportedProviderError",
-                       {"provider_type": provider_type, "supported": list(SUPPORTED_PROVIDERS)})
+        raise APIError(
+            400,
+            f"provider_type '{provider_type}' is not supported by the local server "
+            f"(supported: {', '.join(SUPPORTED_PROVIDERS)})",
+            "UnsupportedProviderError",
+            {"provider_type": provider_type, "supported": list(SUPPORTED_PROVIDERS)},
+        )
     if "bucket" in cfg and cfg["bucket"] is not None and not isinstance(cfg["bucket"], str):
         raise _err([*loc, "bucket"], "Input should be a valid string")
     cfg["credentials"] = creds
@@ -178,8 +223,10 @@ def _merge_redacted(new: Any, old: Any) -> Any:
     """``new`` with every ``***REDACTED***`` placeholder replaced by the stored
     secret (a client may send back what it read)."""
     if isinstance(new, dict) and isinstance(old, dict):
-        return {k: (old.get(k) if v == REDACTED and is_secret_field(k) and k in old else _merge_redacted(v, old.get(k)))
-                for k, v in new.items()}
+        return {
+            k: (old.get(k) if v == REDACTED and is_secret_field(k) and k in old else _merge_redacted(v, old.get(k)))
+            for k, v in new.items()
+        }
     return new
 
 
@@ -191,8 +238,8 @@ def normalize_status(value: Any, loc: list[Any]) -> str:
 
 
 # -- read-ahead of synced files -------------------------------------------------------
-PREFETCH_THREADS = 10      # boto3's default connection pool holds 10
-PREFETCH_WINDOW = 24       # objects of a sync batch fetched ahead of the one being processed
+PREFETCH_THREADS = 10  # boto3's default connection pool holds 10
+PREFETCH_WINDOW = 24  # objects of a sync batch fetched ahead of the one being processed
 PREFETCH_MAX_ENTRIES = 512
 
 
@@ -201,14 +248,14 @@ class _Prefetcher:
     one (the worker handles a batch's objects one after the other; provider reads
     are I/O-bound). A prefetch is one read attempt: the reader retries what failed."""
 
-    def __init__(self, svc: "ConnectionService") -> None:
+    def __init__(self, svc: ConnectionService) -> None:
         from collections import OrderedDict
         from concurrent.futures import ThreadPoolExecutor
 
         self.svc = svc
         self.pool = ThreadPoolExecutor(PREFETCH_THREADS, thread_name_prefix="mixpeek-local-prefetch")
-        self.futures: "OrderedDict[tuple[str, str], Any]" = OrderedDict()
-        self.plans: "OrderedDict[str, list[tuple[str, str, str, dict]]]" = OrderedDict()  # task -> objects
+        self.futures: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self.plans: OrderedDict[str, list[tuple[str, str, str, dict]]] = OrderedDict()  # task -> objects
         self.lock = threading.Lock()
         self.closed = False
 
@@ -224,8 +271,12 @@ class _Prefetcher:
         store = self.svc.state.store
         row = store.one("SELECT job FROM tasks WHERE task_id=?", (task_id,))
         ids = (loads(row["job"]) or {}).get("object_ids", []) if row else []
-        docs = {r["object_id"]: loads(r["doc"]) for r in store.query(
-            "SELECT object_id, doc FROM objects WHERE object_id IN (SELECT value FROM json_each(?))", (dumps(ids),))}
+        docs = {
+            r["object_id"]: loads(r["doc"])
+            for r in store.query(
+                "SELECT object_id, doc FROM objects WHERE object_id IN (SELECT value FROM json_each(?))", (dumps(ids),)
+            )
+        }
         plan = []
         for oid in ids:
             d = docs.get(oid)
@@ -251,7 +302,7 @@ class _Prefetcher:
         idx = next((i for i, p in enumerate(plan) if p[0] == object_id), None)
         if idx is None:
             return
-        for oid, url, cid, props in plan[idx + 1: idx + 1 + PREFETCH_WINDOW]:
+        for _oid, url, cid, props in plan[idx + 1 : idx + 1 + PREFETCH_WINDOW]:
             key = (cid, url)
             with self.lock:
                 if key in self.futures or self.closed:
@@ -298,14 +349,28 @@ def _close_result(fut) -> None:
 
 def _source_for(url: str, props: dict, provider_type: str) -> SourceFile:
     if url.lower().startswith("gdrive://"):
-        file_id = url[len("gdrive://"):].split("/", 1)[0]
-        return SourceFile(key=props.get("source_key") or file_id, name=props.get("source_name") or file_id,
-                          size=None, etag_or_md5=None, modified=None, file_id=file_id, provider_type="google_drive")
-    bucket, _, key = url[len("s3://"):].partition("/")
+        file_id = url[len("gdrive://") :].split("/", 1)[0]
+        return SourceFile(
+            key=props.get("source_key") or file_id,
+            name=props.get("source_name") or file_id,
+            size=None,
+            etag_or_md5=None,
+            modified=None,
+            file_id=file_id,
+            provider_type="google_drive",
+        )
+    bucket, _, key = url[len("s3://") :].partition("/")
     if not bucket or not key:
         raise BlobReadError(f"invalid S3 URL {url!r}: expected s3://bucket/key")
-    return SourceFile(key=key, name=key.rsplit("/", 1)[-1], size=None, etag_or_md5=None, modified=None,
-                      bucket=bucket, provider_type=provider_type)
+    return SourceFile(
+        key=key,
+        name=key.rsplit("/", 1)[-1],
+        size=None,
+        etag_or_md5=None,
+        modified=None,
+        bucket=bucket,
+        provider_type=provider_type,
+    )
 
 
 # -- the service --------------------------------------------------------------------
@@ -387,40 +452,72 @@ class ConnectionService:
     def find(self, org_id: str, ident: str):
         row = self.state.store.one(
             "SELECT * FROM storage_connections WHERE org_id=? AND (connection_id=? OR name=?) "
-            "ORDER BY (connection_id=?) DESC LIMIT 1", (org_id, ident, ident, ident))
+            "ORDER BY (connection_id=?) DESC LIMIT 1",
+            (org_id, ident, ident, ident),
+        )
         if row is None:
-            raise APIError(404, f"storage connection '{ident}' not found", "NotFoundError",
-                           {"resource": "connection", "identifier": ident})
+            raise APIError(
+                404,
+                f"storage connection '{ident}' not found",
+                "NotFoundError",
+                {"resource": "connection", "identifier": ident},
+            )
         return row
 
     def get_row(self, connection_id: str):
         return self.state.store.one("SELECT * FROM storage_connections WHERE connection_id=?", (connection_id,))
 
-    def create(self, org_id: str, *, name: str, provider_type: str, provider_config: dict[str, Any],
-               description: str | None, metadata: dict[str, Any] | None, test_before_save: bool,
-               created_by: str) -> dict[str, Any]:
+    def create(
+        self,
+        org_id: str,
+        *,
+        name: str,
+        provider_type: str,
+        provider_config: dict[str, Any],
+        description: str | None,
+        metadata: dict[str, Any] | None,
+        test_before_save: bool,
+        created_by: str,
+    ) -> dict[str, Any]:
         state = self.state
         self._check_name_free(org_id, name)
         if test_before_save:
             result = self.test_config(provider_type, provider_config)
             if not result["success"]:
-                raise APIError(400, f"Connection test failed, nothing was saved: {result['message']}",
-                               "ConnectionTestFailedError", result["details"])
+                raise APIError(
+                    400,
+                    f"Connection test failed, nothing was saved: {result['message']}",
+                    "ConnectionTestFailedError",
+                    result["details"],
+                )
         now = state.iso_now()
         cid = new_id("conn")
-        doc = {"connection_id": cid, "internal_id": org_id, "provider_type": provider_type,
-               "provider_config": redact_credentials(provider_config), "name": name,
-               "description": description, "status": "ACTIVE", "is_active": True,
-               "last_used_at": None, "last_error": None, "consecutive_failures": 0,
-               "created_at": now, "updated_at": now, "created_by_user_id": created_by,
-               "metadata": metadata or {},
-               "last_tested_at": now if test_before_save else None}
+        doc = {
+            "connection_id": cid,
+            "internal_id": org_id,
+            "provider_type": provider_type,
+            "provider_config": redact_credentials(provider_config),
+            "name": name,
+            "description": description,
+            "status": "ACTIVE",
+            "is_active": True,
+            "last_used_at": None,
+            "last_error": None,
+            "consecutive_failures": 0,
+            "created_at": now,
+            "updated_at": now,
+            "created_by_user_id": created_by,
+            "metadata": metadata or {},
+            "last_tested_at": now if test_before_save else None,
+        }
         secret = self.box.encrypt(provider_config)
         try:
             with state.store.tx() as c:
-                c.execute("INSERT INTO storage_connections(connection_id, org_id, name, provider_type, status, "
-                          "is_active, secret, doc) VALUES (?,?,?,?,?,?,?,?)",
-                          (cid, org_id, name, provider_type, "ACTIVE", 1, secret, dumps(doc)))
+                c.execute(
+                    "INSERT INTO storage_connections(connection_id, org_id, name, provider_type, status, "
+                    "is_active, secret, doc) VALUES (?,?,?,?,?,?,?,?)",
+                    (cid, org_id, name, provider_type, "ACTIVE", 1, secret, dumps(doc)),
+                )
         except Exception as exc:  # unique index race
             if "UNIQUE" in str(exc):
                 raise self._name_taken(name) from None
@@ -428,23 +525,35 @@ class ConnectionService:
         return doc
 
     def _name_taken(self, name: str) -> APIError:
-        return APIError(409, f"a storage connection named '{name}' already exists in this organization; "
-                             "pick another name or update the existing connection", "ConflictError",
-                        {"name": name})
+        return APIError(
+            409,
+            f"a storage connection named '{name}' already exists in this organization; "
+            "pick another name or update the existing connection",
+            "ConflictError",
+            {"name": name},
+        )
 
     def _check_name_free(self, org_id: str, name: str, except_id: str | None = None) -> None:
-        row = self.state.store.one("SELECT connection_id FROM storage_connections WHERE org_id=? AND name=?",
-                                   (org_id, name))
+        row = self.state.store.one(
+            "SELECT connection_id FROM storage_connections WHERE org_id=? AND name=?", (org_id, name)
+        )
         if row is not None and row["connection_id"] != except_id:
             raise self._name_taken(name)
 
     def save(self, row, doc: dict[str, Any], secret: str | None = None) -> None:
         doc["is_active"] = doc["status"] == "ACTIVE"
         with self.state.store.tx() as c:
-            c.execute("UPDATE storage_connections SET name=?, status=?, is_active=?, secret=?, doc=? "
-                      "WHERE connection_id=?",
-                      (doc["name"], doc["status"], 1 if doc["is_active"] else 0,
-                       secret if secret is not None else row["secret"], dumps(doc), row["connection_id"]))
+            c.execute(
+                "UPDATE storage_connections SET name=?, status=?, is_active=?, secret=?, doc=? WHERE connection_id=?",
+                (
+                    doc["name"],
+                    doc["status"],
+                    1 if doc["is_active"] else 0,
+                    secret if secret is not None else row["secret"],
+                    dumps(doc),
+                    row["connection_id"],
+                ),
+            )
 
     def update(self, row, changes: dict[str, Any]) -> dict[str, Any]:
         state = self.state
@@ -466,11 +575,14 @@ class ConnectionService:
             if status not in CONNECTION_STATUSES:
                 raise _err(["status"], f"a connection's status is one of {', '.join(CONNECTION_STATUSES)}")
             if is_active is not None and bool(is_active) != (status == "ACTIVE"):
-                raise APIError(400, f"is_active={str(bool(is_active)).lower()} contradicts status {status}: "
-                                    "is_active is true exactly when the status is ACTIVE", "BadRequestError")
+                raise APIError(
+                    400,
+                    f"is_active={str(bool(is_active)).lower()} contradicts status {status}: "
+                    "is_active is true exactly when the status is ACTIVE",
+                    "BadRequestError",
+                )
             if doc["status"] == "ARCHIVED" and status != "ARCHIVED":
-                raise APIError(409, "an ARCHIVED connection cannot be reactivated; create a new one",
-                               "ConflictError")
+                raise APIError(409, "an ARCHIVED connection cannot be reactivated; create a new one", "ConflictError")
             if status == "ACTIVE" and doc["status"] != "ACTIVE":
                 doc["consecutive_failures"] = 0
             doc["status"] = status
@@ -480,8 +592,12 @@ class ConnectionService:
             cfg = normalize_provider_config(row["provider_type"], merged)
             result = self.test_config(row["provider_type"], cfg)
             if not result["success"]:
-                raise APIError(400, f"Connection test failed, the connection was not changed: {result['message']}",
-                               "ConnectionTestFailedError", result["details"])
+                raise APIError(
+                    400,
+                    f"Connection test failed, the connection was not changed: {result['message']}",
+                    "ConnectionTestFailedError",
+                    result["details"],
+                )
             secret = self.box.encrypt(cfg)
             doc["provider_config"] = redact_credentials(cfg)
             doc["last_error"] = None
@@ -495,18 +611,23 @@ class ConnectionService:
         return doc
 
     def delete(self, row) -> None:
-        n = self.state.store.one("SELECT count(*) AS n FROM sync_configs WHERE connection_id=?",
-                                 (row["connection_id"],))["n"]
+        n = self.state.store.one(
+            "SELECT count(*) AS n FROM sync_configs WHERE connection_id=?", (row["connection_id"],)
+        )["n"]
         if n:
-            raise APIError(409, f"storage connection '{row['name']}' is used by {n} bucket sync(s): "
-                                "delete those syncs first", "ConflictError",
-                           {"connection_id": row["connection_id"], "sync_count": n})
+            raise APIError(
+                409,
+                f"storage connection '{row['name']}' is used by {n} bucket sync(s): delete those syncs first",
+                "ConflictError",
+                {"connection_id": row["connection_id"], "sync_count": n},
+            )
         self.state.store.execute("DELETE FROM storage_connections WHERE connection_id=?", (row["connection_id"],))
         self.forget(row["connection_id"])
 
     # -- health -------------------------------------------------------------
-    def record(self, connection_id: str, ok: bool, error: str | None = None, *, used: bool = False,
-               tested: bool = False) -> dict[str, Any] | None:
+    def record(
+        self, connection_id: str, ok: bool, error: str | None = None, *, used: bool = False, tested: bool = False
+    ) -> dict[str, Any] | None:
         """Health bookkeeping after a test or a provider operation."""
         state = self.state
         with state.store.tx():
@@ -597,18 +718,25 @@ def _connection_for(ctx: ReadContext, url: str, scheme: str):
         raise BlobReadError(f"{scheme}:// blobs need the storage connection they come from")
     # an s3:// URL given by a user: the organization's S3 connection for that bucket
     bucket = url[5:].split("/", 1)[0]
-    rows = store.query("SELECT * FROM storage_connections WHERE org_id=? AND provider_type IN ('s3','tigris') "
-                       "AND status='ACTIVE' ORDER BY rowid DESC", (ctx.org_id,))
+    rows = store.query(
+        "SELECT * FROM storage_connections WHERE org_id=? AND provider_type IN ('s3','tigris') "
+        "AND status='ACTIVE' ORDER BY rowid DESC",
+        (ctx.org_id,),
+    )
     same = [r for r in rows if (loads(r["doc"]).get("provider_config") or {}).get("bucket") == bucket]
     if same:
         return svc, same[0], props
     if len(rows) == 1:
         return svc, rows[0], props
     if not rows:
-        raise BlobReadError(f"no active S3 storage connection can read s3://{bucket}/: create one "
-                            "(POST /v1/organizations/connections) or sync the bucket")
-    raise BlobReadError(f"{len(rows)} S3 storage connections could read s3://{bucket}/: set 'bucket' in the "
-                        "provider_config of the right one, or sync the files instead")
+        raise BlobReadError(
+            f"no active S3 storage connection can read s3://{bucket}/: create one "
+            "(POST /v1/organizations/connections) or sync the bucket"
+        )
+    raise BlobReadError(
+        f"{len(rows)} S3 storage connections could read s3://{bucket}/: set 'bucket' in the "
+        "provider_config of the right one, or sync the files instead"
+    )
 
 
 def read_connection_blob(url: str, ctx: ReadContext):

@@ -3,6 +3,7 @@
 Resources are stored as JSON documents (``doc``) next to the columns used for
 scoping, filtering and keyset pagination (``rowid``).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -11,8 +12,9 @@ import os
 import re
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 SCHEMA_VERSION = 1
 
@@ -201,8 +203,7 @@ class Store:
         # created 0600 first: SQLite gives its -wal/-shm files the database file's mode
         os.close(os.open(str(self.path), os.O_RDWR | os.O_CREAT, 0o600))
         os.chmod(self.path, 0o600)
-        self.conn = sqlite3.connect(str(self.path), check_same_thread=False,
-                                    isolation_level=None, timeout=30.0)
+        self.conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30.0)
         self.conn.row_factory = sqlite3.Row
         self.conn.create_function("REGEXP", 2, _regexp, deterministic=True)
         with self.lock:
@@ -212,8 +213,9 @@ class Store:
             self.conn.executescript(SCHEMA)
             self._migrate()
             self.conn.executescript(LATE_SCHEMA)
-            self.conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
-                              (str(SCHEMA_VERSION),))
+            self.conn.execute(
+                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
         self._depth = 0
 
     def _migrate(self) -> None:
@@ -290,8 +292,10 @@ class Store:
         return row["value"] if row else None
 
     def meta_set(self, key: str, value: str) -> None:
-        self.execute("INSERT INTO meta(key, value) VALUES (?, ?) "
-                     "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value))
+        self.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            (key, value),
+        )
 
     def close(self) -> None:
         with self._readers_lock:

@@ -3,6 +3,7 @@
 ``ErrorResponse``: ``{"success": false, "status": N, "error": {"message", "type", "details"}}``;
 a 422's details list the problems: ``{"errors": [{"loc", "msg", "type"}, ...]}``.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -13,16 +14,30 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 _DEFAULT_TYPES = {
-    400: "BadRequestError", 401: "AuthenticationError", 403: "PermissionDeniedError",
-    404: "NotFoundError", 405: "MethodNotAllowedError", 409: "ConflictError",
-    410: "GoneError", 413: "PayloadTooLargeError", 422: "ValidationError",
-    429: "TooManyRequestsError", 500: "InternalServerError", 503: "ServiceUnavailableError",
+    400: "BadRequestError",
+    401: "AuthenticationError",
+    403: "PermissionDeniedError",
+    404: "NotFoundError",
+    405: "MethodNotAllowedError",
+    409: "ConflictError",
+    410: "GoneError",
+    413: "PayloadTooLargeError",
+    422: "ValidationError",
+    429: "TooManyRequestsError",
+    500: "InternalServerError",
+    503: "ServiceUnavailableError",
 }
 
 
 class APIError(Exception):
-    def __init__(self, status: int, message: str, type: str | None = None,
-                 details: dict[str, Any] | None = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type: str | None = None,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.message = message
@@ -31,22 +46,28 @@ class APIError(Exception):
         self.headers = headers
 
 
-def error_body(status: int, message: str, type: str | None = None,
-               details: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"success": False, "status": status,
-            "error": {"message": message, "type": type or _DEFAULT_TYPES.get(status, "Error"),
-                      "details": details}}
+def error_body(
+    status: int, message: str, type: str | None = None, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    return {
+        "success": False,
+        "status": status,
+        "error": {"message": message, "type": type or _DEFAULT_TYPES.get(status, "Error"), "details": details},
+    }
 
 
-def error_response(status: int, message: str, type: str | None = None,
-                   details: dict[str, Any] | None = None,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int,
+    message: str,
+    type: str | None = None,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     return JSONResponse(error_body(status, message, type, details), status_code=status, headers=headers)
 
 
 def not_found(kind: str, ident: str) -> APIError:
-    return APIError(404, f"{kind} '{ident}' not found", "NotFoundError",
-                    {"resource": kind, "identifier": ident})
+    return APIError(404, f"{kind} '{ident}' not found", "NotFoundError", {"resource": kind, "identifier": ident})
 
 
 def bad_request(message: str, **details: Any) -> APIError:
@@ -76,8 +97,10 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         import logging
-        logging.getLogger("mixpeek_magics.local").exception("unhandled error on %s %s",
-                                                            request.method, request.url.path)
+
+        logging.getLogger("mixpeek_magics.local").exception(
+            "unhandled error on %s %s", request.method, request.url.path
+        )
         return error_response(500, f"internal error: {type(exc).__name__}", "InternalServerError")
 
 
@@ -85,8 +108,7 @@ def validation_error(raw: Any) -> tuple[str, str, dict[str, Any]]:
     """Message, type and details of a 422: ``details.errors`` lists ``{loc, msg, type}``."""
     errors = []
     for e in raw:
-        item = {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")),
-                "type": str(e.get("type", "value_error"))}
+        item = {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", "value_error"))}
         if "input" in e and _small(e["input"]):
             item["input"] = e["input"]
         errors.append(item)
@@ -98,6 +120,7 @@ def validation_error(raw: Any) -> tuple[str, str, dict[str, Any]]:
 def _small(value: Any) -> bool:
     try:
         import json
+
         return len(json.dumps(value)) < 500
     except (TypeError, ValueError):
         return False

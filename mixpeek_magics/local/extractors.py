@@ -12,6 +12,7 @@ other way round.
 Vectors are kept sparse (``{index: value}``): text vectors have a few dozen
 non-zero entries out of 1024, and a dot product only visits those.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,10 +32,57 @@ THUMBNAIL_QUALITY = 80
 Vector = dict[int, float]
 
 # Words too common to tell texts apart: without them a short query is about its content words.
-STOPWORDS = frozenset("""
-a an and are as at be but by for from has have he her his i in is it its of on or our she so
-that the their them there these they this to was we were what when which who will with you your
-""".split())
+STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "for",
+        "from",
+        "has",
+        "have",
+        "he",
+        "her",
+        "his",
+        "i",
+        "in",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "our",
+        "she",
+        "so",
+        "that",
+        "the",
+        "their",
+        "them",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "which",
+        "who",
+        "will",
+        "with",
+        "you",
+        "your",
+    ]
+)
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
@@ -89,9 +137,9 @@ def unpack(blob: bytes | None) -> Vector:
         return {}
     n = int.from_bytes(blob[:4], "little")
     idx = array("I")
-    idx.frombytes(blob[4:4 + 4 * n])
+    idx.frombytes(blob[4 : 4 + 4 * n])
     val = array("f")
-    val.frombytes(blob[4 + 4 * n:4 + 8 * n])
+    val.frombytes(blob[4 + 4 * n : 4 + 8 * n])
     return dict(zip(idx, val))
 
 
@@ -122,7 +170,7 @@ def decode_text(raw: bytes) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         if exc.start >= len(raw) - 3:  # a character cut in two by a size limit
-            return raw[:exc.start].decode("utf-8", errors="replace")
+            return raw[: exc.start].decode("utf-8", errors="replace")
         return raw.decode("latin-1")
 
 
@@ -139,14 +187,16 @@ def split_text(text: str, split_by: str | None, size: int, overlap: int) -> list
     elif split_by == "paragraphs":
         units, joiner = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()], "\n\n"
     else:
-        raise ExtractionError(f"split_by {split_by!r} is not available on the local server "
-                              "(none, characters, words, sentences, paragraphs)")
+        raise ExtractionError(
+            f"split_by {split_by!r} is not available on the local server "
+            "(none, characters, words, sentences, paragraphs)"
+        )
     # chunk_size and chunk_overlap count units: characters, words, sentences or paragraphs
     size = max(1, int(size))
     step = max(1, size - max(0, min(int(overlap), size - 1)))
     chunks = []
     for i in range(0, len(units), step):
-        chunks.append(joiner.join(units[i:i + size]))
+        chunks.append(joiner.join(units[i : i + size]))
         if i + size >= len(units):
             break
     return chunks or [text]
@@ -218,8 +268,9 @@ def image_vector_of(rgb: Any) -> Vector:
     grey = list(rgb.convert("L").resize((8, 8), Image.Resampling.BOX).tobytes())
     mean = sum(grey) / 64.0
     bits = [(1.0 if p >= mean else -1.0) / 8.0 for p in grey]
-    values = ([v * math.sqrt(0.4) for v in colour] + [v * math.sqrt(0.4) for v in layout]
-              + [v * math.sqrt(0.2) for v in bits])
+    values = (
+        [v * math.sqrt(0.4) for v in colour] + [v * math.sqrt(0.4) for v in layout] + [v * math.sqrt(0.2) for v in bits]
+    )
     return sparse(values)
 
 
@@ -238,7 +289,7 @@ def dominant_colors(rgb: Any, n: int = 5) -> list[dict[str, Any]]:
     total = float(sum(c for c, _ in counts)) or 1.0
     out = []
     for count, index in counts[:n]:
-        r, g, b = palette[index * 3:index * 3 + 3]
+        r, g, b = palette[index * 3 : index * 3 + 3]
         out.append({"hex": f"#{r:02x}{g:02x}{b:02x}", "share": round(count / total, 4)})
     return out
 
@@ -261,8 +312,15 @@ def image_features(data: bytes, thumbnails: bool = True) -> ImageFeatures:
         img.seek(0)  # animated: the first frame stands for the image
     rgb = _rgb(img)
     thumb, size = thumbnail_of(rgb) if thumbnails else (b"", (0, 0))
-    return ImageFeatures(width=width, height=height, format=fmt, dominant_colors=dominant_colors(rgb),
-                         vector=image_vector_of(rgb), thumbnail=thumb, thumbnail_size=size)
+    return ImageFeatures(
+        width=width,
+        height=height,
+        format=fmt,
+        dominant_colors=dominant_colors(rgb),
+        vector=image_vector_of(rgb),
+        thumbnail=thumb,
+        thumbnail_size=size,
+    )
 
 
 def embed_image(data: bytes) -> Vector:
@@ -274,11 +332,11 @@ def embed_image(data: bytes) -> Vector:
 class Extractor:
     name: str
     version: str
-    output: str          # the vector index's name (the last part of the feature URI)
+    output: str  # the vector index's name (the last part of the feature URI)
     dims: int
     modalities: tuple[str, ...]
     description: str
-    output_fields: dict[str, str]   # document field -> BucketSchemaFieldType
+    output_fields: dict[str, str]  # document field -> BucketSchemaFieldType
     parameter_names: tuple[str, ...]
     default_parameters: dict[str, Any]
 
@@ -292,55 +350,104 @@ class Extractor:
 
     def embed_query_text(self, text: str) -> Vector:
         if "text" not in self.modalities:
-            raise ExtractionError(f"{self.name}@{self.version} embeds images only on the local server: query it "
-                                  "with an image (input_mode 'content') or a document (input_mode 'document')")
+            raise ExtractionError(
+                f"{self.name}@{self.version} embeds images only on the local server: query it "
+                "with an image (input_mode 'content') or a document (input_mode 'document')"
+            )
         return embed_text(text)
 
     def embed_query_content(self, data: bytes, modality: str) -> Vector:
         if modality not in self.modalities:
-            raise ExtractionError(f"{self.name}@{self.version} does not take {modality} input "
-                                  f"(it takes {', '.join(self.modalities)})")
+            raise ExtractionError(
+                f"{self.name}@{self.version} does not take {modality} input (it takes {', '.join(self.modalities)})"
+            )
         if modality == "image":
             vec = embed_image(data)
             return shift(vec, TEXT_DIMS) if self.name == "multimodal_extractor" else vec
         return embed_text(decode_text(data))
 
 
-_TEXT_PARAMS = ("extractor_type", "split_by", "chunk_size", "chunk_overlap", "language", "embedding_model",
-                "embedding_task", "source_type", "extract_captions", "segment_length_seconds",
-                "response_shape", "llm_provider", "llm_model", "llm_api_key")
+_TEXT_PARAMS = (
+    "extractor_type",
+    "split_by",
+    "chunk_size",
+    "chunk_overlap",
+    "language",
+    "embedding_model",
+    "embedding_task",
+    "source_type",
+    "extract_captions",
+    "segment_length_seconds",
+    "response_shape",
+    "llm_provider",
+    "llm_model",
+    "llm_api_key",
+)
 _IMAGE_PARAMS = ("extractor_type", "enable_thumbnails", "use_cdn")
 
-EXTRACTORS: dict[str, Extractor] = {e.name: e for e in (
-    Extractor(
-        name="text_extractor", version="v1", output="multilingual_e5_large_instruct_v1", dims=TEXT_DIMS,
-        modalities=("text",),
-        description="Text embeddings for semantic search. Local stand-in (no model download): signed feature "
-                    "hashing of the lower-cased words into 1024 dimensions, L2-normalised; the document keeps "
-                    "the text.",
-        output_fields={"text": "text"}, parameter_names=_TEXT_PARAMS,
-        default_parameters={"split_by": "none", "chunk_size": 1000, "chunk_overlap": 0}),
-    Extractor(
-        name="image_extractor", version="v1", output="google_siglip_base_v1", dims=IMAGE_DIMS,
-        modalities=("image",),
-        description="Image features for visual search. Local stand-in (no model download): width, height, "
-                    "dominant colours, a 176-dimension vector (colour histogram, colour layout, average "
-                    "hash), and a JPEG thumbnail (at most 256 px).",
-        output_fields={"width": "integer", "height": "integer", "dominant_colors": "array",
-                       "thumbnail_url": "string"},
-        parameter_names=_IMAGE_PARAMS, default_parameters={"enable_thumbnails": True}),
-    Extractor(
-        name="multimodal_extractor", version="v1", output="vertex_multimodal_embedding",
-        dims=TEXT_DIMS + IMAGE_DIMS, modalities=("text", "image"),
-        description="Text and images in one collection. Local stand-in (no model download): texts get the "
-                    "text_extractor's hashed vector and images the image_extractor's vector, in two parts of "
-                    "one 1200-dimension space; text and images do not match each other offline.",
-        output_fields={"text": "text", "width": "integer", "height": "integer", "dominant_colors": "array",
-                       "thumbnail_url": "string"},
-        parameter_names=("extractor_type", "enable_thumbnails", "use_cdn", "run_multimodal_embedding",
-                         "embedding_task", "task_type", "output_dimensionality"),
-        default_parameters={"enable_thumbnails": True}),
-)}
+EXTRACTORS: dict[str, Extractor] = {
+    e.name: e
+    for e in (
+        Extractor(
+            name="text_extractor",
+            version="v1",
+            output="multilingual_e5_large_instruct_v1",
+            dims=TEXT_DIMS,
+            modalities=("text",),
+            description="Text embeddings for semantic search. Local stand-in (no model download): signed feature "
+            "hashing of the lower-cased words into 1024 dimensions, L2-normalised; the document keeps "
+            "the text.",
+            output_fields={"text": "text"},
+            parameter_names=_TEXT_PARAMS,
+            default_parameters={"split_by": "none", "chunk_size": 1000, "chunk_overlap": 0},
+        ),
+        Extractor(
+            name="image_extractor",
+            version="v1",
+            output="google_siglip_base_v1",
+            dims=IMAGE_DIMS,
+            modalities=("image",),
+            description="Image features for visual search. Local stand-in (no model download): width, height, "
+            "dominant colours, a 176-dimension vector (colour histogram, colour layout, average "
+            "hash), and a JPEG thumbnail (at most 256 px).",
+            output_fields={
+                "width": "integer",
+                "height": "integer",
+                "dominant_colors": "array",
+                "thumbnail_url": "string",
+            },
+            parameter_names=_IMAGE_PARAMS,
+            default_parameters={"enable_thumbnails": True},
+        ),
+        Extractor(
+            name="multimodal_extractor",
+            version="v1",
+            output="vertex_multimodal_embedding",
+            dims=TEXT_DIMS + IMAGE_DIMS,
+            modalities=("text", "image"),
+            description="Text and images in one collection. Local stand-in (no model download): texts get the "
+            "text_extractor's hashed vector and images the image_extractor's vector, in two parts of "
+            "one 1200-dimension space; text and images do not match each other offline.",
+            output_fields={
+                "text": "text",
+                "width": "integer",
+                "height": "integer",
+                "dominant_colors": "array",
+                "thumbnail_url": "string",
+            },
+            parameter_names=(
+                "extractor_type",
+                "enable_thumbnails",
+                "use_cdn",
+                "run_multimodal_embedding",
+                "embedding_task",
+                "task_type",
+                "output_dimensionality",
+            ),
+            default_parameters={"enable_thumbnails": True},
+        ),
+    )
+}
 
 
 def find_extractor(name: str, version: str | None = None) -> Extractor | None:

@@ -4,17 +4,34 @@
 item is a nested LogicalOperator or a ``FilterCondition`` ``{"field", "operator",
 "value"}``. Extra keys are shorthand equality (``{"metadata.title": "x"}``).
 """
+
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .errors import validation_422
 
-OPERATORS = {"eq", "ne", "gt", "lt", "gte", "lte", "in", "nin", "contains", "starts_with",
-             "ends_with", "regex", "exists", "is_null", "text"}
+OPERATORS = {
+    "eq",
+    "ne",
+    "gt",
+    "lt",
+    "gte",
+    "lte",
+    "in",
+    "nin",
+    "contains",
+    "starts_with",
+    "ends_with",
+    "regex",
+    "exists",
+    "is_null",
+    "text",
+}
 MAX_DEPTH = 10
 _FIELD_RE = re.compile(r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
 _LOGICAL = ("AND", "OR", "NOT")
@@ -28,6 +45,7 @@ class FieldRef:
     inside a JSON column. ``exact`` fields (ids, enums) ignore case folding;
     ``normalize`` rewrites compared values (e.g. upper-case statuses).
     """
+
     sql: str | None = None
     json_col: str | None = None
     path: str | None = None
@@ -161,11 +179,13 @@ def _condition(cond: dict, resolve: Resolver, loc: list[Any], cs: bool) -> tuple
         return (f"{expr} IS NULL" if want_null else f"{expr} IS NOT NULL"), eparams
     if op in ("contains", "text"):
         if ref.json_col is not None:
-            arr = (f"EXISTS (SELECT 1 FROM json_each({ref.json_col}, ?) WHERE "
-                   + ("lower(value) = ?" if fold and isinstance(value, str) else "value = ?") + ")")
+            arr = (
+                f"EXISTS (SELECT 1 FROM json_each({ref.json_col}, ?) WHERE "
+                + ("lower(value) = ?" if fold and isinstance(value, str) else "value = ?")
+                + ")"
+            )
             s_e, s_v = f(expr, str(value))
-            sql = (f"(CASE WHEN json_type({ref.json_col}, ?) = 'array' THEN {arr} "
-                   f"ELSE instr({s_e}, ?) > 0 END)")
+            sql = f"(CASE WHEN json_type({ref.json_col}, ?) = 'array' THEN {arr} ELSE instr({s_e}, ?) > 0 END)"
             av = value.lower() if (fold and isinstance(value, str)) else scalar(value)
             return sql, [ref.path, ref.path, av, *eparams, s_v]
         e, v = f(expr, str(value))
@@ -187,13 +207,14 @@ def _condition(cond: dict, resolve: Resolver, loc: list[Any], cs: bool) -> tuple
     raise _bad([*loc, "operator"], f"unsupported operator {op!r}")  # pragma: no cover
 
 
-def doc_resolver(columns: dict[str, FieldRef], json_col: str = "doc",
-                 allow_any: bool = True) -> Resolver:
+def doc_resolver(columns: dict[str, FieldRef], json_col: str = "doc", allow_any: bool = True) -> Resolver:
     """Fields listed in ``columns`` map to columns; others to ``json_col`` paths."""
+
     def resolve(field: str) -> FieldRef:
         if field in columns:
             return columns[field]
         if not allow_any:
             raise KeyError(field)
         return FieldRef(json_col=json_col, path=json_path(field))
+
     return resolve

@@ -1,31 +1,90 @@
 """Request bodies, written from the contract (OpenAPI v0.81)."""
+
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .util import check_filename
 
 #: TaskStatusEnum and TaskType of the contract: list filters take one value, exactly spelled
-TaskStatus = Literal["PENDING", "QUEUED", "IN_PROGRESS", "PROCESSING", "COMPLETED", "COMPLETED_WITH_ERRORS",
-                     "FAILED", "CANCELED", "INTERRUPTED", "UNKNOWN", "SKIPPED", "DRAFT", "ACTIVE", "ARCHIVED",
-                     "SUSPENDED", "DEACTIVATED"]
+TaskStatus = Literal[
+    "PENDING",
+    "QUEUED",
+    "IN_PROGRESS",
+    "PROCESSING",
+    "COMPLETED",
+    "COMPLETED_WITH_ERRORS",
+    "FAILED",
+    "CANCELED",
+    "INTERRUPTED",
+    "UNKNOWN",
+    "SKIPPED",
+    "DRAFT",
+    "ACTIVE",
+    "ARCHIVED",
+    "SUSPENDED",
+    "DEACTIVATED",
+]
 TaskType = Literal[
-    "api_namespaces_create", "api_namespaces_delete", "api_namespaces_snapshot_create",
-    "api_namespaces_snapshot_restore", "api_namespaces_migrations_run", "api_buckets_objects_create",
-    "api_buckets_delete", "api_buckets_batches_process", "api_buckets_batches_submit", "api_buckets_uploads_create",
-    "api_buckets_uploads_confirm", "api_buckets_uploads_batch_confirm", "api_collections_documents_create",
-    "api_collections_documents_bulk_update", "api_collections_documents_bulk_delete", "api_collections_reembed",
-    "api_collections_extraction_artifacts", "api_taxonomies_create", "api_taxonomies_execute",
-    "api_taxonomies_materialize", "api_evaluations_run", "api_evaluations_dataset_create",
-    "api_retrievers_publish", "api_manifest_apply", "api_retrievers_execute", "api_collections_export",
-    "api_collections_trigger", "engine_feature_extractor_run", "engine_inference_run", "engine_object_processing",
-    "engine_cluster_build", "thumbnail", "video_segment", "audio_segment", "converted_video", "materialize",
-    "plugin_custom", "model_custom"]
+    "api_namespaces_create",
+    "api_namespaces_delete",
+    "api_namespaces_snapshot_create",
+    "api_namespaces_snapshot_restore",
+    "api_namespaces_migrations_run",
+    "api_buckets_objects_create",
+    "api_buckets_delete",
+    "api_buckets_batches_process",
+    "api_buckets_batches_submit",
+    "api_buckets_uploads_create",
+    "api_buckets_uploads_confirm",
+    "api_buckets_uploads_batch_confirm",
+    "api_collections_documents_create",
+    "api_collections_documents_bulk_update",
+    "api_collections_documents_bulk_delete",
+    "api_collections_reembed",
+    "api_collections_extraction_artifacts",
+    "api_taxonomies_create",
+    "api_taxonomies_execute",
+    "api_taxonomies_materialize",
+    "api_evaluations_run",
+    "api_evaluations_dataset_create",
+    "api_retrievers_publish",
+    "api_manifest_apply",
+    "api_retrievers_execute",
+    "api_collections_export",
+    "api_collections_trigger",
+    "engine_feature_extractor_run",
+    "engine_inference_run",
+    "engine_object_processing",
+    "engine_cluster_build",
+    "thumbnail",
+    "video_segment",
+    "audio_segment",
+    "converted_video",
+    "materialize",
+    "plugin_custom",
+    "model_custom",
+]
 
-FIELD_TYPES = ("string", "number", "integer", "float", "boolean", "object", "array", "date",
-               "datetime", "text", "image", "audio", "video", "pdf", "excel")
+FIELD_TYPES = (
+    "string",
+    "number",
+    "integer",
+    "float",
+    "boolean",
+    "object",
+    "array",
+    "date",
+    "datetime",
+    "text",
+    "image",
+    "audio",
+    "video",
+    "pdf",
+    "excel",
+)
 FILE_TYPES = ("text", "image", "audio", "video", "pdf", "excel")
 
 
@@ -39,7 +98,7 @@ def _lower_type(v: Any) -> Any:
     return v
 
 
-def _check_key_prefix(v: Optional[str]) -> Optional[str]:
+def _check_key_prefix(v: str | None) -> str | None:
     """A storage prefix such as ``/campaigns/2025``: leading/trailing slashes allowed, no traversal."""
     if v is None or v.strip("/") == "":
         return v
@@ -57,46 +116,46 @@ class _Ignore(BaseModel):
 
 # -- organization ------------------------------------------------------------
 class OrganizationUpdateRequest(_Ignore):
-    organization_name: Optional[str] = None
-    logo_url: Optional[str] = None
-    billing_email: Optional[str] = None
-    metadata: Optional[dict[str, Any]] = None
-    rate_limits: Optional[dict[str, int]] = None
+    organization_name: str | None = None
+    logo_url: str | None = None
+    billing_email: str | None = None
+    metadata: dict[str, Any] | None = None
+    rate_limits: dict[str, int] | None = None
 
 
 # -- namespaces --------------------------------------------------------------
 class FeatureExtractor(_Allow):
     feature_extractor_name: str
     version: str
-    params: Optional[dict[str, Any]] = None
+    params: dict[str, Any] | None = None
 
 
 class CreateNamespaceRequest(_Ignore):
     namespace_name: str = Field(min_length=1, max_length=255)
-    description: Optional[str] = None
+    description: str | None = None
     feature_extractors: list[FeatureExtractor] = Field(default_factory=list)  # v0.82: only the name is required
-    payload_indexes: Optional[list[dict[str, Any]]] = None
-    auto_create_indexes: Optional[bool] = False
-    infrastructure: Optional[dict[str, Any]] = None
+    payload_indexes: list[dict[str, Any]] | None = None
+    auto_create_indexes: bool | None = False
+    infrastructure: dict[str, Any] | None = None
 
 
 class UpdateNamespaceRequest(_Ignore):
-    namespace_name: Optional[str] = Field(None, min_length=1, max_length=255)
-    payload_indexes: Optional[list[dict[str, Any]]] = None
+    namespace_name: str | None = Field(None, min_length=1, max_length=255)
+    payload_indexes: list[dict[str, Any]] | None = None
 
 
 class PatchNamespaceRequest(_Ignore):
-    namespace_name: Optional[str] = Field(None, min_length=1, max_length=255)
-    description: Optional[str] = None
-    payload_indexes: Optional[list[dict[str, Any]]] = None
-    auto_create_indexes: Optional[bool] = None
-    infrastructure: Optional[dict[str, Any]] = None
+    namespace_name: str | None = Field(None, min_length=1, max_length=255)
+    description: str | None = None
+    payload_indexes: list[dict[str, Any]] | None = None
+    auto_create_indexes: bool | None = None
+    infrastructure: dict[str, Any] | None = None
 
 
 class ListNamespacesRequest(_Ignore):
-    filters: Optional[dict[str, Any]] = None
-    sort: Optional[dict[str, Any]] = None
-    search: Optional[str] = None
+    filters: dict[str, Any] | None = None
+    sort: dict[str, Any] | None = None
+    search: str | None = None
     case_sensitive: bool = False
 
 
@@ -104,12 +163,12 @@ class ListNamespacesRequest(_Ignore):
 class BucketSchemaField(_Allow):
     type: str
     default: Any = None
-    items: Optional["BucketSchemaField"] = None
-    properties: Optional[dict[str, "BucketSchemaField"]] = None
-    examples: Optional[list[Any]] = None
-    description: Optional[str] = None
-    enum: Optional[list[Any]] = None
-    required: Optional[bool] = False
+    items: BucketSchemaField | None = None
+    properties: dict[str, BucketSchemaField] | None = None
+    examples: list[Any] | None = None
+    description: str | None = None
+    enum: list[Any] | None = None
+    required: bool | None = False
 
     _t = field_validator("type", mode="before")(_lower_type)
 
@@ -120,27 +179,27 @@ class BucketSchema(_Allow):
 
 class UniqueKeyConfig(_Ignore):
     fields: list[str] = Field(min_length=1)
-    default_policy: Optional[Literal["insert", "update", "upsert"]] = None
+    default_policy: Literal["insert", "update", "upsert"] | None = None
 
 
 class BucketCreateRequest(_Ignore):
     bucket_name: str = Field(min_length=1, max_length=255)
-    description: Optional[str] = None
+    description: str | None = None
     bucket_schema: BucketSchema
-    unique_key: Optional[UniqueKeyConfig] = None
+    unique_key: UniqueKeyConfig | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
 class BucketUpdateRequest(_Ignore):
-    bucket_name: Optional[str] = Field(None, min_length=1, max_length=255)
-    description: Optional[str] = None
-    metadata: Optional[dict[str, Any]] = None
+    bucket_name: str | None = Field(None, min_length=1, max_length=255)
+    description: str | None = None
+    metadata: dict[str, Any] | None = None
 
 
 class ListBucketsRequest(_Ignore):
-    search: Optional[str] = None
-    filters: Optional[dict[str, Any]] = None
-    sort: Optional[dict[str, Any]] = None
+    search: str | None = None
+    filters: dict[str, Any] | None = None
+    sort: dict[str, Any] | None = None
     case_sensitive: bool = False
     limit: int = Field(10, ge=1, le=1000)
     offset: int = Field(0, ge=0)
@@ -149,24 +208,24 @@ class ListBucketsRequest(_Ignore):
 # -- objects -----------------------------------------------------------------
 class CreateBlobRequest(_Ignore):
     property: str = Field(min_length=1, max_length=100)
-    key_prefix: Optional[str] = None
+    key_prefix: str | None = None
     type: str
     data: Any = None
-    upload_id: Optional[str] = Field(None, pattern=r"^upl_[a-zA-Z0-9_-]+$")
-    metadata: Optional[dict[str, Any]] = None
-    canonicalize_source: Optional[bool] = None
-    force_remirror: Optional[bool] = None
+    upload_id: str | None = Field(None, pattern=r"^upl_[a-zA-Z0-9_-]+$")
+    metadata: dict[str, Any] | None = None
+    canonicalize_source: bool | None = None
+    force_remirror: bool | None = None
 
     _t = field_validator("type", mode="before")(_lower_type)
 
     @field_validator("key_prefix")
     @classmethod
-    def _kp(cls, v: Optional[str]) -> Optional[str]:
+    def _kp(cls, v: str | None) -> str | None:
         return _check_key_prefix(v)
 
 
 class CreateObjectRequest(_Allow):
-    key_prefix: Optional[str] = None
+    key_prefix: str | None = None
     blobs: list[CreateBlobRequest] = Field(default_factory=list)
     skip_duplicates: bool = False
     canonicalize_source: bool = True
@@ -174,7 +233,7 @@ class CreateObjectRequest(_Allow):
 
     @field_validator("key_prefix")
     @classmethod
-    def _kp(cls, v: Optional[str]) -> Optional[str]:
+    def _kp(cls, v: str | None) -> str | None:
         return _check_key_prefix(v)
 
 
@@ -183,31 +242,31 @@ class CreateObjectsBatchRequest(_Ignore):
 
 
 class UpdateObjectRequest(_Ignore):
-    key_prefix: Optional[str] = None
-    blobs: Optional[list[CreateBlobRequest]] = None
-    metadata: Optional[dict[str, Any]] = None
-    skip_duplicates: Optional[bool] = None
+    key_prefix: str | None = None
+    blobs: list[CreateBlobRequest] | None = None
+    metadata: dict[str, Any] | None = None
+    skip_duplicates: bool | None = None
 
 
 class ListObjectsRequest(_Ignore):
-    filters: Optional[dict[str, Any]] = None
-    sort: Optional[dict[str, Any]] = None
-    search: Optional[str] = None
-    select: Optional[list[str]] = None
+    filters: dict[str, Any] | None = None
+    sort: dict[str, Any] | None = None
+    search: str | None = None
+    select: list[str] | None = None
 
 
 # -- uploads -----------------------------------------------------------------
 class CreateUploadRequest(_Ignore):
     filename: str = Field(min_length=1, max_length=255)
     content_type: str = Field(min_length=3, max_length=255)
-    file_size_bytes: Optional[int] = Field(None, ge=1)
+    file_size_bytes: int | None = Field(None, ge=1)
     presigned_url_expiration: int = Field(3600, ge=60, le=86400)
     metadata: dict[str, Any] = Field(default_factory=dict)
     create_object_on_confirm: bool = True
-    object_metadata: Optional[dict[str, Any]] = None
-    blob_property: Optional[str] = Field(None, pattern=r"^[a-zA-Z0-9_]+$")
-    blob_type: Optional[str] = None
-    file_hash: Optional[str] = Field(None, min_length=64, max_length=64, pattern=r"^[a-f0-9]{64}$")
+    object_metadata: dict[str, Any] | None = None
+    blob_property: str | None = Field(None, pattern=r"^[a-zA-Z0-9_]+$")
+    blob_type: str | None = None
+    file_hash: str | None = Field(None, min_length=64, max_length=64, pattern=r"^[a-f0-9]{64}$")
     skip_duplicates: bool = True
 
     @field_validator("filename")
@@ -231,14 +290,14 @@ class CreateUploadRequest(_Ignore):
 
 class BatchUploadRequest(_Ignore):
     uploads: list[CreateUploadRequest] = Field(min_length=1, max_length=100)
-    shared_metadata: Optional[dict[str, Any]] = None
-    shared_object_metadata: Optional[dict[str, Any]] = None
+    shared_metadata: dict[str, Any] | None = None
+    shared_object_metadata: dict[str, Any] | None = None
 
 
 class ConfirmUploadRequest(_Ignore):
-    etag: Optional[str] = None
-    file_size_bytes: Optional[int] = Field(None, ge=1)
-    file_hash: Optional[str] = Field(None, min_length=64, max_length=64, pattern=r"^[a-f0-9]{64}$")
+    etag: str | None = None
+    file_size_bytes: int | None = Field(None, ge=1)
+    file_hash: str | None = Field(None, min_length=64, max_length=64, pattern=r"^[a-f0-9]{64}$")
 
 
 class BatchConfirmRequest(_Ignore):
@@ -246,18 +305,18 @@ class BatchConfirmRequest(_Ignore):
 
 
 class ListUploadsRequest(_Ignore):
-    filters: Optional[dict[str, Any]] = None
-    sort: Optional[dict[str, Any]] = None
-    search: Optional[str] = None
+    filters: dict[str, Any] | None = None
+    sort: dict[str, Any] | None = None
+    search: str | None = None
     return_presigned_urls: bool = False
-    limit: Optional[int] = Field(None, ge=1, le=1000)
-    offset: Optional[int] = Field(None, ge=0)
+    limit: int | None = Field(None, ge=1, le=1000)
+    offset: int | None = Field(None, ge=0)
 
 
 # -- batches -----------------------------------------------------------------
 class CreateBatchRequest(_Ignore):
     object_ids: list[str] = Field(min_length=1)
-    metadata: Optional[dict[str, Any]] = None
+    metadata: dict[str, Any] | None = None
 
 
 class AddObjectsToBatchRequest(_Ignore):
@@ -265,13 +324,13 @@ class AddObjectsToBatchRequest(_Ignore):
 
 
 class ListBatchesRequest(_Ignore):
-    bucket_id: Optional[str] = None
-    collection_id: Optional[str] = None
-    namespace_id: Optional[str] = None
-    status: Optional[TaskStatus] = None
-    offset: Optional[int] = Field(0, ge=0)
-    limit: Optional[int] = Field(100, ge=1, le=1000)
-    cursor: Optional[str] = None
+    bucket_id: str | None = None
+    collection_id: str | None = None
+    namespace_id: str | None = None
+    status: TaskStatus | None = None
+    offset: int | None = Field(0, ge=0)
+    limit: int | None = Field(100, ge=1, le=1000)
+    cursor: str | None = None
 
 
 class SubmitBatchRequest(_Ignore):
@@ -280,18 +339,18 @@ class SubmitBatchRequest(_Ignore):
 
 class RetryBatchRequest(_Ignore):
     retry_mode: Literal["transient_only", "all"] = "transient_only"
-    tier_nums: Optional[list[int]] = None
+    tier_nums: list[int] | None = None
     max_retry_count: int = Field(3, ge=1, le=10)
 
 
 class PatchBatchRequest(_Ignore):
-    metadata: Optional[dict[str, Any]] = None
+    metadata: dict[str, Any] | None = None
 
 
 # -- tasks -------------------------------------------------------------------
 class ListTasksRequest(_Ignore):
-    status: Optional[TaskStatus] = None
-    task_type: Optional[TaskType] = None
-    filters: Optional[dict[str, Any]] = None
-    sort: Optional[dict[str, Any]] = None
-    search: Optional[str] = None
+    status: TaskStatus | None = None
+    task_type: TaskType | None = None
+    filters: dict[str, Any] | None = None
+    sort: dict[str, Any] | None = None
+    search: str | None = None

@@ -1,4 +1,5 @@
 """Keyset (rowid) cursor pagination shared by the list routes."""
+
 from __future__ import annotations
 
 import base64
@@ -26,8 +27,9 @@ def decode_cursor(cursor: str) -> dict[str, Any]:
             raise ValueError
         return data
     except Exception:
-        raise APIError(400, f"invalid cursor {cursor[:40]!r}: pass the next_cursor of a previous page",
-                       "InvalidCursorError") from None
+        raise APIError(
+            400, f"invalid cursor {cursor[:40]!r}: pass the next_cursor of a previous page", "InvalidCursorError"
+        ) from None
 
 
 @dataclass
@@ -39,17 +41,29 @@ class Page:
     offset: int
 
 
-def paginate(store, *, table: str, select: str, where: str, params: list[Any],
-             limit: int, offset: int | None, cursor: str | None, include_total: bool,
-             descending: bool, moving: tuple[str, list[Any]] | None = None) -> Page:
+def paginate(
+    store,
+    *,
+    table: str,
+    select: str,
+    where: str,
+    params: list[Any],
+    limit: int,
+    offset: int | None,
+    cursor: str | None,
+    include_total: bool,
+    descending: bool,
+    moving: tuple[str, list[Any]] | None = None,
+) -> Page:
     """Run a keyset-paginated query on ``table`` (ordered by rowid).
 
     A cursor remembers the query it came from (table + filters); a cursor
     from another query is rejected. ``moving`` is one more condition that is
     not part of that identity (an expiry cutoff, which moves between pages).
     """
-    scope = hashlib.sha1((table + "|" + where + "|" + json.dumps(params, default=str)
-                          + ("|d" if descending else "|a")).encode()).hexdigest()[:12]
+    scope = hashlib.sha1(
+        (table + "|" + where + "|" + json.dumps(params, default=str) + ("|d" if descending else "|a")).encode()
+    ).hexdigest()[:12]
     order = "DESC" if descending else "ASC"
     cmp = "<" if descending else ">"
     key_params: list[Any] = []
@@ -58,8 +72,9 @@ def paginate(store, *, table: str, select: str, where: str, params: list[Any],
     if cursor:
         data = decode_cursor(cursor)
         if data.get("s") != scope:
-            raise APIError(400, "cursor does not belong to this listing (filters or resource changed)",
-                           "InvalidCursorError")
+            raise APIError(
+                400, "cursor does not belong to this listing (filters or resource changed)", "InvalidCursorError"
+            )
         key_sql = f" AND rowid {cmp} ?"
         key_params = [int(data["k"])]
         off = 0
@@ -69,15 +84,16 @@ def paginate(store, *, table: str, select: str, where: str, params: list[Any],
     if moving is not None:
         where = f"({where}) AND {moving[0]}"
         params = [*params, *moving[1]]
-    sql = (f"SELECT rowid AS _rowid, {select} FROM {table} WHERE ({where}){key_sql} "
-           f"ORDER BY rowid {order} LIMIT ? OFFSET ?")
+    sql = (
+        f"SELECT rowid AS _rowid, {select} FROM {table} WHERE ({where}){key_sql} "
+        f"ORDER BY rowid {order} LIMIT ? OFFSET ?"
+    )
     rows = store.query(sql, [*params, *key_params, limit + 1, off])
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = None
     if more and rows:
-        next_cursor = encode_cursor({"k": rows[-1]["_rowid"], "s": scope,
-                                     "o": page_offset + len(rows)})
+        next_cursor = encode_cursor({"k": rows[-1]["_rowid"], "s": scope, "o": page_offset + len(rows)})
     total = None
     if include_total:
         total = store.one(f"SELECT count(*) AS n FROM {table} WHERE ({where})", params)["n"]
@@ -85,9 +101,15 @@ def paginate(store, *, table: str, select: str, where: str, params: list[Any],
 
 
 def pagination_body(page: Page) -> dict[str, Any]:
-    body: dict[str, Any] = {"total": None, "page": None, "page_size": page.limit,
-                            "total_pages": None, "next_page": None, "previous_page": None,
-                            "next_cursor": page.next_cursor}
+    body: dict[str, Any] = {
+        "total": None,
+        "page": None,
+        "page_size": page.limit,
+        "total_pages": None,
+        "next_page": None,
+        "previous_page": None,
+        "next_cursor": page.next_cursor,
+    }
     if page.total is not None:
         body["total"] = page.total
         body["page"] = page.offset // page.limit + 1 if page.limit else 1

@@ -10,13 +10,15 @@ left out); several searches are fused (``rrf`` by default, ``weighted``,
 first stage it reads the collections' documents, up to 1000 each).
 ``{{INPUT.name}}`` in a stage's parameters is replaced by ``inputs["name"]``.
 """
+
 from __future__ import annotations
 
 import re
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from . import extractors as X
 from .collections import document_response, extractor_of, find_collection
@@ -29,8 +31,24 @@ DEFAULT_FINAL_TOP_K = 25
 DEFAULT_TOP_K = 100
 RRF_K = 60
 _TEMPLATE = re.compile(r"\{\{\s*INPUT\.([A-Za-z0-9_\-]+)\s*\}\}")
-_FILTER_OPS = {"eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "contains", "starts_with", "ends_with",
-               "regex", "words", "exists", "is_null", "text"}
+_FILTER_OPS = {
+    "eq",
+    "ne",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "in",
+    "nin",
+    "contains",
+    "starts_with",
+    "ends_with",
+    "regex",
+    "words",
+    "exists",
+    "is_null",
+    "text",
+}
 
 
 def bad(message: str, **details: Any) -> APIError:
@@ -61,8 +79,11 @@ def check_stages(stages: list[dict[str, Any]]) -> None:
     for i, st in enumerate(stages):
         sid = stage_id(st)
         if sid not in STAGES:
-            raise bad(f"stages[{i}]: stage '{sid}' is not available on the local server "
-                      f"(it runs {', '.join(STAGES)}); set config.stage_id", stage=i)
+            raise bad(
+                f"stages[{i}]: stage '{sid}' is not available on the local server "
+                f"(it runs {', '.join(STAGES)}); set config.stage_id",
+                stage=i,
+            )
         params = stage_parameters(st)
         if sid == "feature_search":
             searches = params.get("searches")
@@ -73,15 +94,22 @@ def check_stages(stages: list[dict[str, Any]]) -> None:
                 if not isinstance(uri, str) or not uri:
                     raise bad(f"stages[{i}].searches[{j}]: feature_uri is required", stage=i)
                 if not _TEMPLATE.search(uri) and X.by_feature_uri(uri) is None:
-                    raise bad(f"stages[{i}].searches[{j}]: unknown feature_uri {uri!r}; the local server has "
-                              + ", ".join(e.feature_uri for e in X.EXTRACTORS.values()), stage=i)
+                    raise bad(
+                        f"stages[{i}].searches[{j}]: unknown feature_uri {uri!r}; the local server has "
+                        + ", ".join(e.feature_uri for e in X.EXTRACTORS.values()),
+                        stage=i,
+                    )
                 if not isinstance(s.get("query"), dict):
-                    raise bad(f"stages[{i}].searches[{j}]: query must be an object "
-                              "({'input_mode': 'text', 'value': ...})", stage=i)
+                    raise bad(
+                        f"stages[{i}].searches[{j}]: query must be an object ({{'input_mode': 'text', 'value': ...}})",
+                        stage=i,
+                    )
         else:
             if "conditions" not in params and "field" not in params:
-                raise bad(f"stages[{i}] attribute_filter: give parameters.field/operator/value or "
-                          "parameters.conditions", stage=i)
+                raise bad(
+                    f"stages[{i}] attribute_filter: give parameters.field/operator/value or parameters.conditions",
+                    stage=i,
+                )
 
 
 def feature_dependencies(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -125,7 +153,7 @@ class Context:
     state: Any
     namespace_id: str
     base_url: str
-    collections: list[Any]               # collection rows
+    collections: list[Any]  # collection rows
     prefilter: Callable[[dict], bool] | None = None
 
 
@@ -143,8 +171,10 @@ def _content_bytes(value: str, state: Any) -> bytes:
             with httpx.Client(timeout=float(state.settings.fetch_timeout_seconds), follow_redirects=True) as c:
                 r = c.get(v)
         except httpx.HTTPError as exc:
-            raise bad(f"cannot fetch the query content {urllib.parse.urlsplit(v)._replace(query='').geturl()}: "
-                      f"{type(exc).__name__}") from None
+            raise bad(
+                f"cannot fetch the query content {urllib.parse.urlsplit(v)._replace(query='').geturl()}: "
+                f"{type(exc).__name__}"
+            ) from None
         if r.status_code >= 400:
             raise bad(f"cannot fetch the query content: HTTP {r.status_code}")
         return r.content
@@ -180,12 +210,18 @@ def _query_vector(ctx: Context, ext: X.Extractor, query: dict[str, Any], where: 
         if mode == "document":
             ref = query.get("document_ref") or {}
             did = ref.get("document_id")
-            row = ctx.state.store.one("SELECT d.vector, c.doc AS cdoc FROM documents d JOIN collections c ON "
-                                      "c.collection_id = d.collection_id WHERE d.document_id=? AND d.namespace_id=?",
-                                      (did, ctx.namespace_id))
+            row = ctx.state.store.one(
+                "SELECT d.vector, c.doc AS cdoc FROM documents d JOIN collections c ON "
+                "c.collection_id = d.collection_id WHERE d.document_id=? AND d.namespace_id=?",
+                (did, ctx.namespace_id),
+            )
             if row is None:
-                raise APIError(404, f"{where}: document '{did}' not found", "NotFoundError",
-                               {"resource": "document", "identifier": did})
+                raise APIError(
+                    404,
+                    f"{where}: document '{did}' not found",
+                    "NotFoundError",
+                    {"resource": "document", "identifier": did},
+                )
             if extractor_of(loads(row["cdoc"])).name != ext.name:
                 raise bad(f"{where}: document '{did}' has no {ext.feature_uri} vector")
             return X.unpack(row["vector"])
@@ -407,9 +443,18 @@ def _attribute_filter(ctx: Context, params: dict[str, Any], hits: list[Hit], whe
     return [h for h in hits if condition(h.doc, cond, ci, where)]
 
 
-def execute(ctx: Context, stages: list[dict[str, Any]], inputs: dict[str, Any], *, limit: int | None = None,
-            offset: int = 0, presigned: bool = False, vectors: bool = False, retriever_id: str | None = None,
-            execution_id: str) -> dict[str, Any]:
+def execute(
+    ctx: Context,
+    stages: list[dict[str, Any]],
+    inputs: dict[str, Any],
+    *,
+    limit: int | None = None,
+    offset: int = 0,
+    presigned: bool = False,
+    vectors: bool = False,
+    retriever_id: str | None = None,
+    execution_id: str,
+) -> dict[str, Any]:
     """Run the stages; an ExecuteRetrieverResponse."""
     check_stages(stages)
     started = time.perf_counter()
@@ -438,11 +483,15 @@ def execute(ctx: Context, stages: list[dict[str, Any]], inputs: dict[str, Any], 
                 before = len(hits)
             hits = _attribute_filter(ctx, params, hits, where)
         ms = (time.perf_counter() - t0) * 1000.0
-        stats[name] = {"input_count": before, "output_count": len(hits), "duration_ms": round(ms, 3),
-                       "efficiency": round(len(hits) / before, 4) if before else 1.0}
+        stats[name] = {
+            "input_count": before,
+            "output_count": len(hits),
+            "duration_ms": round(ms, 3),
+            "efficiency": round(len(hits) / before, 4) if before else 1.0,
+        }
     hits = hits or []
     total = len(hits)
-    page = hits[offset:offset + limit] if limit is not None else hits[offset:]
+    page = hits[offset : offset + limit] if limit is not None else hits[offset:]
     extractors = {c["collection_id"]: extractor_of(loads(c["doc"])) for c in ctx.collections}
     documents = []
     for h in page:
@@ -454,10 +503,20 @@ def execute(ctx: Context, stages: list[dict[str, Any]], inputs: dict[str, Any], 
         d["score"] = h.score
         documents.append(d)
     total_ms = (time.perf_counter() - started) * 1000.0
-    return {"execution_id": execution_id, "retriever_id": retriever_id or "", "status": "completed",
-            "documents": documents,
-            "pagination": {"method": "offset", "offset": offset, "limit": limit, "total": total,
-                           "has_more": offset + len(page) < total},
-            "stage_statistics": {"stages": stats, "total_time_ms": round(total_ms, 3), "credits_used": 0.0},
-            "cache_hit": False, "warnings": None, "error": None}
-
+    return {
+        "execution_id": execution_id,
+        "retriever_id": retriever_id or "",
+        "status": "completed",
+        "documents": documents,
+        "pagination": {
+            "method": "offset",
+            "offset": offset,
+            "limit": limit,
+            "total": total,
+            "has_more": offset + len(page) < total,
+        },
+        "stage_statistics": {"stages": stats, "total_time_ms": round(total_ms, 3), "credits_used": 0.0},
+        "cache_hit": False,
+        "warnings": None,
+        "error": None,
+    }

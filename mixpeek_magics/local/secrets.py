@@ -8,6 +8,7 @@ credentials dict into an opaque token and back.
 response: every secret field is replaced by ``REDACTED`` (the contract shows
 redacted credentials as ``"secret_access_key": "***REDACTED***"``).
 """
+
 from __future__ import annotations
 
 import copy

@@ -1,4 +1,5 @@
 """``LocalServer``: the local Mixpeek-compatible server, in-process or as a CLI."""
+
 from __future__ import annotations
 
 import atexit
@@ -7,11 +8,11 @@ import socket
 import threading
 import time
 import weakref
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from .contract.stats import TOTALS as CONTRACT_TOTALS
-from .contract.stats import ContractStats
+from .contract.stats import TOTALS as CONTRACT_TOTALS, ContractStats
 from .settings import LocalSettings
 from .state import State
 from .util import mask_key
@@ -89,11 +90,18 @@ class LocalServer:
     the database. A stopped server can be started again (same data_dir).
     """
 
-    def __init__(self, data_dir: str | Path | None = None, port: int = 0, host: str = "127.0.0.1",
-                 settings: LocalSettings | None = None, log_level: str = "warning",
-                 upload_port: int | None = None):
+    def __init__(
+        self,
+        data_dir: str | Path | None = None,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        settings: LocalSettings | None = None,
+        log_level: str = "warning",
+        upload_port: int | None = None,
+    ):
         if data_dir is None:
             from .._paths import local_server_dir
+
             data_dir = local_server_dir()
         self.data_dir = Path(data_dir).expanduser().resolve()
         self.host = host
@@ -176,7 +184,7 @@ class LocalServer:
         return self._thread is not None and self._thread.is_alive()
 
     # -- lifecycle -------------------------------------------------------------
-    def start(self, timeout: float = 15.0) -> "LocalServer":
+    def start(self, timeout: float = 15.0) -> LocalServer:
         import uvicorn
 
         if self.running:
@@ -187,9 +195,13 @@ class LocalServer:
         sock.bind((self.host, self.requested_port))
         sock.listen(2048)
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level=self.log_level, access_log=self.log_level in ("debug", "info"),
-                                lifespan="off",
-                                timeout_keep_alive=30)
+        config = uvicorn.Config(
+            app,
+            log_level=self.log_level,
+            access_log=self.log_level in ("debug", "info"),
+            lifespan="off",
+            timeout_keep_alive=30,
+        )
         server = _QuickStopServer(config)
         self._server = server
         self._sock = sock
@@ -246,8 +258,14 @@ class LocalServer:
         """Run in the foreground (CLI); returns on Ctrl-C / SIGTERM."""
         import uvicorn
 
-        config = uvicorn.Config(self.app, host=self.host, port=self.requested_port, log_level=self.log_level,
-                                access_log=self.log_level in ("debug", "info"), lifespan="off")
+        config = uvicorn.Config(
+            self.app,
+            host=self.host,
+            port=self.requested_port,
+            log_level=self.log_level,
+            access_log=self.log_level in ("debug", "info"),
+            lifespan="off",
+        )
         server = uvicorn.Server(config)
         self._server = server
         self._start_uploads()
@@ -301,7 +319,7 @@ class LocalServer:
         ``$MIXPEEK_LOCAL_CONTRACT_REPORT`` (one JSON line), if it names one."""
         self._contract_stats.report()
 
-    def __enter__(self) -> "LocalServer":
+    def __enter__(self) -> LocalServer:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -333,6 +351,7 @@ class LocalServer:
             self._settings = new
             if "fault_seed" in fields:
                 import random
+
                 state.fault_rng = random.Random(new.fault_seed)
         return new
 
@@ -343,12 +362,14 @@ class LocalServer:
     def clear_request_log(self) -> None:
         self.state.request_log.clear()
 
-    def seed_tasks(self, n: int, statuses: Iterable[str] | None = None, task_type: str | None = None,
-                   org: str | None = None) -> list[str]:
+    def seed_tasks(
+        self, n: int, statuses: Iterable[str] | None = None, task_type: str | None = None, org: str | None = None
+    ) -> list[str]:
         """Insert ``n`` synthetic tasks quickly (pagination tests, benchmarks); returns their ids."""
         state = self.state
-        return state.seed_tasks(n, statuses=statuses, task_type=task_type,
-                                org_id=state.resolve_org(org) if org else None)
+        return state.seed_tasks(
+            n, statuses=statuses, task_type=task_type, org_id=state.resolve_org(org) if org else None
+        )
 
     def advance_clock(self, seconds: float) -> None:
         """Move the server's clock forward (e.g. to expire presigned URLs in tests)."""

@@ -4,12 +4,14 @@ Every field can come from the environment as ``MIXPEEK_LOCAL_<FIELD>`` (upper
 case), from CLI flags of ``python -m mixpeek_magics.local serve`` and from
 ``LocalServer.update_settings(**fields)`` at runtime.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any
 
 ENV_PREFIX = "MIXPEEK_LOCAL_"
 
@@ -75,8 +77,16 @@ class LocalSettings:
             setattr(self, name, v)
         if self.fault_rate_429 + self.fault_rate_503 > 1.0:
             raise ValueError("fault_rate_429 + fault_rate_503 must not exceed 1")
-        for name in ("pace_seconds", "time_scale", "retry_after_seconds", "latency_ms", "upload_latency_ms",
-                     "fetch_timeout_seconds", "progress_refresh_seconds", "body_read_timeout_seconds"):
+        for name in (
+            "pace_seconds",
+            "time_scale",
+            "retry_after_seconds",
+            "latency_ms",
+            "upload_latency_ms",
+            "fetch_timeout_seconds",
+            "progress_refresh_seconds",
+            "body_read_timeout_seconds",
+        ):
             v = float(getattr(self, name))
             if v < 0:
                 raise ValueError(f"{name} must be >= 0, got {v}")
@@ -97,7 +107,7 @@ class LocalSettings:
             self.fault_seed = int(self.fault_seed)
 
     # -- helpers -------------------------------------------------------
-    def replace(self, **changes: Any) -> "LocalSettings":
+    def replace(self, **changes: Any) -> LocalSettings:
         unknown = set(changes) - {f.name for f in fields(self)}
         if unknown:
             raise TypeError(f"unknown LocalSettings field(s): {', '.join(sorted(unknown))}")
@@ -111,7 +121,7 @@ class LocalSettings:
         return [f.name for f in fields(cls)]
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "LocalSettings":
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> LocalSettings:
         """Settings from ``MIXPEEK_LOCAL_*`` variables, then ``overrides``."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {}

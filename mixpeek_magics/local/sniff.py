@@ -1,4 +1,5 @@
 """Content sniffing (magic bytes, text heuristics) and simple features."""
+
 from __future__ import annotations
 
 import codecs
@@ -11,8 +12,14 @@ from .._mime import DEFAULT_MIME, guess_mime
 SNIFF_BYTES = 8192
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".ico"}
-TEXT_MIMES = {"application/json", "application/xml", "application/javascript",
-              "application/x-ndjson", "application/csv", "application/yaml"}
+TEXT_MIMES = {
+    "application/json",
+    "application/xml",
+    "application/javascript",
+    "application/x-ndjson",
+    "application/csv",
+    "application/yaml",
+}
 
 
 def sniff_mime(head: bytes, filename: str | None = None) -> str:
@@ -34,7 +41,7 @@ def is_text(head: bytes) -> bool:
         return False
     for enc_bom in (codecs.BOM_UTF8,):
         if head.startswith(enc_bom):
-            head = head[len(enc_bom):]
+            head = head[len(enc_bom) :]
     try:
         text = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
     except UnicodeDecodeError:

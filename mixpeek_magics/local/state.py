@@ -1,4 +1,5 @@
 """The server's state: data directory, database, secret, organizations, tasks."""
+
 from __future__ import annotations
 
 import collections
@@ -8,12 +9,12 @@ import random
 import secrets
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from .contract.stats import TOTALS as CONTRACT_TOTALS
-from .contract.stats import ContractStats
+from .contract.stats import TOTALS as CONTRACT_TOTALS, ContractStats
 from .db import Store, dumps, loads
 from .errors import APIError
 from .settings import LocalSettings
@@ -109,15 +110,24 @@ class State:
     def _insert_org(self, name: str, is_default: bool = False) -> str:
         org_id = new_id("org")
         now = self.iso_now()
-        doc = {"organization_id": org_id, "organization_name": name, "logo_url": None,
-               "account_type": "enterprise", "credit_count": 1_000_000,
-               "metadata": {"local": True}, "billing_email": None,
-               "rate_limits": {"metadata": 1000, "data": 1000, "search": 1000,
-                               "upload": 1000, "compute": 1000},
-               "created_at": now, "updated_at": now, "users": []}
+        doc = {
+            "organization_id": org_id,
+            "organization_name": name,
+            "logo_url": None,
+            "account_type": "enterprise",
+            "credit_count": 1_000_000,
+            "metadata": {"local": True},
+            "billing_email": None,
+            "rate_limits": {"metadata": 1000, "data": 1000, "search": 1000, "upload": 1000, "compute": 1000},
+            "created_at": now,
+            "updated_at": now,
+            "users": [],
+        }
         with self.store.tx() as c:
-            c.execute("INSERT INTO organizations(org_id, name, is_default, doc) VALUES (?,?,?,?)",
-                      (org_id, name, 1 if is_default else 0, dumps(doc)))
+            c.execute(
+                "INSERT INTO organizations(org_id, name, is_default, doc) VALUES (?,?,?,?)",
+                (org_id, name, 1 if is_default else 0, dumps(doc)),
+            )
         return org_id
 
     def create_organization(self, name: str) -> tuple[str, str]:
@@ -127,8 +137,10 @@ class State:
     def resolve_org(self, org: str | None) -> str:
         if org is None:
             return self.default_org_id
-        row = self.store.one("SELECT org_id FROM organizations WHERE org_id=? OR name=? "
-                             "ORDER BY is_default DESC, rowid LIMIT 1", (org, org))
+        row = self.store.one(
+            "SELECT org_id FROM organizations WHERE org_id=? OR name=? ORDER BY is_default DESC, rowid LIMIT 1",
+            (org, org),
+        )
         if row is None:
             raise KeyError(f"unknown organization {org!r}")
         return row["org_id"]
@@ -137,39 +149,56 @@ class State:
         org_id = org_id or self.default_org_id
         key = new_api_key()
         with self.store.tx() as c:
-            c.execute("INSERT INTO api_keys(key_hash, org_id, read_only, masked, created_at) "
-                      "VALUES (?,?,?,?,?)", (hash_key(key), org_id, 1 if read_only else 0,
-                                            mask_key(key), self.iso_now()))
+            c.execute(
+                "INSERT INTO api_keys(key_hash, org_id, read_only, masked, created_at) VALUES (?,?,?,?,?)",
+                (hash_key(key), org_id, 1 if read_only else 0, mask_key(key), self.iso_now()),
+            )
         return key
 
     def authenticate(self, authorization: str | None) -> Caller:
         if not authorization:
-            raise APIError(401, "missing API key: send 'Authorization: Bearer <key>'",
-                           "AuthenticationError")
+            raise APIError(401, "missing API key: send 'Authorization: Bearer <key>'", "AuthenticationError")
         scheme, _, token = authorization.strip().partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            raise APIError(401, "malformed Authorization header: expected 'Bearer <key>'",
-                           "AuthenticationError")
-        row = self.store.one("SELECT org_id, read_only FROM api_keys WHERE key_hash=?",
-                             (hash_key(token),))
+            raise APIError(401, "malformed Authorization header: expected 'Bearer <key>'", "AuthenticationError")
+        row = self.store.one("SELECT org_id, read_only FROM api_keys WHERE key_hash=?", (hash_key(token),))
         if row is None:
             log.debug("rejected invalid API key %s", mask_key(token))
             raise APIError(401, f"invalid API key {mask_key(token)}", "AuthenticationError")
         return Caller(row["org_id"], bool(row["read_only"]), mask_key(token))
 
     # -- tasks -------------------------------------------------------------
-    def create_task(self, org_id: str, task_type: str, *, inputs: list | None = None,
-                    additional_data: dict | None = None, job: dict | None = None,
-                    status: str = "PENDING", outputs: list | None = None,
-                    error: str | None = None) -> str:
+    def create_task(
+        self,
+        org_id: str,
+        task_type: str,
+        *,
+        inputs: list | None = None,
+        additional_data: dict | None = None,
+        job: dict | None = None,
+        status: str = "PENDING",
+        outputs: list | None = None,
+        error: str | None = None,
+    ) -> str:
         task_id = new_id("task")
         with self.store.tx() as c:
-            c.execute("INSERT INTO tasks(task_id, org_id, task_type, status, inputs, outputs, "
-                      "additional_data, error, job, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                      (task_id, org_id, task_type, status, dumps(inputs or []),
-                       dumps(outputs) if outputs is not None else None,
-                       dumps(additional_data or {}), error, dumps(job) if job else None, self.now()))
+            c.execute(
+                "INSERT INTO tasks(task_id, org_id, task_type, status, inputs, outputs, "
+                "additional_data, error, job, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    task_id,
+                    org_id,
+                    task_type,
+                    status,
+                    dumps(inputs or []),
+                    dumps(outputs) if outputs is not None else None,
+                    dumps(additional_data or {}),
+                    error,
+                    dumps(job) if job else None,
+                    self.now(),
+                ),
+            )
         return task_id
 
     def get_task_row(self, task_id: str, org_id: str | None = None):
@@ -194,25 +223,38 @@ class State:
         return self.store.one(sql, params)
 
     def task_dict(self, task_id: str, org_id: str | None = None) -> dict[str, Any]:
-        row = self.store.one(f"SELECT {task_columns(self)} FROM tasks WHERE task_id=?"
-                             + (" AND org_id=?" if org_id is not None else ""),
-                             (task_id,) if org_id is None else (task_id, org_id))
+        row = self.store.one(
+            f"SELECT {task_columns(self)} FROM tasks WHERE task_id=?" + (" AND org_id=?" if org_id is not None else ""),
+            (task_id,) if org_id is None else (task_id, org_id),
+        )
         if row is None:
             raise APIError(404, f"task '{task_id}' not found", "NotFoundError")
         return task_row_dict(row)
 
-    def update_task(self, task_id: str, *, status: str | None = None, outputs: list | None = None,
-                    additional_data: dict | None = None, error: str | None = None,
-                    only_if_active: bool = True, clear_error: bool = False) -> bool:
+    def update_task(
+        self,
+        task_id: str,
+        *,
+        status: str | None = None,
+        outputs: list | None = None,
+        additional_data: dict | None = None,
+        error: str | None = None,
+        only_if_active: bool = True,
+        clear_error: bool = False,
+    ) -> bool:
         sets, params = [], []
         if status is not None:
-            sets.append("status=?"); params.append(status)
+            sets.append("status=?")
+            params.append(status)
         if outputs is not None:
-            sets.append("outputs=?"); params.append(dumps(outputs))
+            sets.append("outputs=?")
+            params.append(dumps(outputs))
         if additional_data is not None:
-            sets.append("additional_data=?"); params.append(dumps(additional_data))
+            sets.append("additional_data=?")
+            params.append(dumps(additional_data))
         if error is not None or clear_error:
-            sets.append("error=?"); params.append(error)
+            sets.append("error=?")
+            params.append(error)
         if not sets:
             return False
         where = "task_id=?"
@@ -223,10 +265,12 @@ class State:
             cur = c.execute(f"UPDATE tasks SET {', '.join(sets)} WHERE {where}", params)
             return cur.rowcount > 0
 
-    def seed_tasks(self, n: int, statuses: Iterable[str] | None = None,
-                   task_type: str | None = None, org_id: str | None = None) -> list[str]:
-        statuses = list(statuses or ["COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELED",
-                                     "PENDING", "PROCESSING"])
+    def seed_tasks(
+        self, n: int, statuses: Iterable[str] | None = None, task_type: str | None = None, org_id: str | None = None
+    ) -> list[str]:
+        statuses = list(
+            statuses or ["COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELED", "PENDING", "PROCESSING"]
+        )
         task_type = task_type or "api_buckets_batches_process"
         org_id = org_id or self.default_org_id
         prefix = f"task_{secrets.token_hex(4)}"
@@ -237,24 +281,34 @@ class State:
         # Only the documented keys (no batch behind a seeded task); ``object_count`` is
         # the task's index so filters have something to compare. Written as text
         # directly: seeding 100,000 tasks takes ~1 s.
-        tmpl = ('{"batch_id":null,"bucket_id":null,"namespace_id":null,"current_tier":%s,"total_tiers":1,'
-                '"collection_ids":[],"object_count":%d,"sample_object_ids":[]%s}')
+        tmpl = (
+            '{"batch_id":null,"bucket_id":null,"namespace_id":null,"current_tier":%s,"total_tiers":1,'
+            '"collection_ids":[],"object_count":%d,"sample_object_ids":[]%s}'
+        )
         now = self.now()
         for i, task_id in enumerate(ids):
             st = norm[i % len(norm)]
             failed = st == "FAILED"
-            ad = tmpl % ("null" if st in ("PENDING", "QUEUED") else "0", i,
-                         ',"error":"synthetic failure"' if failed else "")
+            ad = tmpl % (
+                "null" if st in ("PENDING", "QUEUED") else "0",
+                i,
+                ',"error":"synthetic failure"' if failed else "",
+            )
             rows.append((task_id, org_id, task_type, st, "[]", "[]", ad, "synthetic failure" if failed else None, now))
         with self.store.tx() as c:
-            c.executemany("INSERT INTO tasks(task_id, org_id, task_type, status, inputs, outputs, "
-                          "additional_data, error, created_at) VALUES (?,?,?,?,?,?,?,?,?)", rows)
+            c.executemany(
+                "INSERT INTO tasks(task_id, org_id, task_type, status, inputs, outputs, "
+                "additional_data, error, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
         return ids
 
     def recover_tasks(self) -> list[str]:
         """Tasks left PENDING/PROCESSING by a previous run: re-queue or fail them."""
-        rows = self.store.query("SELECT task_id, job, additional_data, status FROM tasks "
-                                "WHERE status IN ('PENDING','QUEUED','IN_PROGRESS','PROCESSING')")
+        rows = self.store.query(
+            "SELECT task_id, job, additional_data, status FROM tasks "
+            "WHERE status IN ('PENDING','QUEUED','IN_PROGRESS','PROCESSING')"
+        )
         requeue: list[str] = []
         for row in rows:
             job = loads(row["job"])
@@ -265,12 +319,12 @@ class State:
                 self.update_task(row["task_id"], status="PENDING", outputs=[], additional_data=ad)
                 if job.get("kind") == "batch":
                     from .services import requeue_batch
+
                     requeue_batch(self, job["batch_id"], row["task_id"])
                 requeue.append(row["task_id"])
             else:
                 ad["error"] = RESTART_REASON
-                self.update_task(row["task_id"], status="FAILED", additional_data=ad,
-                                 error=RESTART_REASON)
+                self.update_task(row["task_id"], status="FAILED", additional_data=ad, error=RESTART_REASON)
         if requeue:
             log.info("re-queued %d task(s) interrupted by the previous run", len(requeue))
         return requeue
@@ -290,18 +344,20 @@ class State:
         self.store.close()
 
 
-def task_columns(state: "State") -> str:
+def task_columns(state: State) -> str:
     """The columns of a TaskResponse, for ``SELECT``: ``queue_position`` is the
     1-based place of a waiting worker task among those waiting (null when a worker
     is free for it, or when it is not waiting)."""
     workers = int(state.settings.workers)
-    return ("task_id, task_type, status, inputs, outputs, additional_data, error, "
-            "CASE WHEN job IS NOT NULL AND status IN ('PENDING','QUEUED') THEN "
-            "(SELECT CASE WHEN w.ahead = 0 AND w.busy < " + str(workers) + " THEN NULL ELSE w.ahead + 1 END FROM "
-            "(SELECT (SELECT count(*) FROM tasks q WHERE q.job IS NOT NULL AND q.status IN ('PENDING','QUEUED') "
-            "AND q.rowid < tasks.rowid) AS ahead, "
-            "(SELECT count(*) FROM tasks q WHERE q.job IS NOT NULL AND q.status IN ('IN_PROGRESS','PROCESSING')) "
-            "AS busy) w) END AS queue_position")
+    return (
+        "task_id, task_type, status, inputs, outputs, additional_data, error, "
+        "CASE WHEN job IS NOT NULL AND status IN ('PENDING','QUEUED') THEN "
+        "(SELECT CASE WHEN w.ahead = 0 AND w.busy < " + str(workers) + " THEN NULL ELSE w.ahead + 1 END FROM "
+        "(SELECT (SELECT count(*) FROM tasks q WHERE q.job IS NOT NULL AND q.status IN ('PENDING','QUEUED') "
+        "AND q.rowid < tasks.rowid) AS ahead, "
+        "(SELECT count(*) FROM tasks q WHERE q.job IS NOT NULL AND q.status IN ('IN_PROGRESS','PROCESSING')) "
+        "AS busy) w) END AS queue_position"
+    )
 
 
 def _queue_position(row) -> Any:
@@ -312,18 +368,39 @@ def _queue_position(row) -> Any:
 
 
 def task_row_dict(row) -> dict[str, Any]:
-    return {"task_id": row["task_id"], "task_type": row["task_type"], "status": row["status"],
-            "inputs": loads(row["inputs"]), "outputs": loads(row["outputs"]),
-            "additional_data": loads(row["additional_data"]), "error": row["error"],
-            "queue_position": _queue_position(row)}
+    return {
+        "task_id": row["task_id"],
+        "task_type": row["task_type"],
+        "status": row["status"],
+        "inputs": loads(row["inputs"]),
+        "outputs": loads(row["outputs"]),
+        "additional_data": loads(row["additional_data"]),
+        "error": row["error"],
+        "queue_position": _queue_position(row),
+    }
 
 
 def task_row_json(row) -> str:
     """A TaskResponse as JSON text built from the stored JSON fragments (fast)."""
     import json
+
     qp = _queue_position(row)
-    return ('{"task_id":' + json.dumps(row["task_id"]) + ',"task_type":' + json.dumps(row["task_type"])
-            + ',"status":' + json.dumps(row["status"]) + ',"inputs":' + (row["inputs"] or "null")
-            + ',"outputs":' + (row["outputs"] or "null") + ',"additional_data":'
-            + (row["additional_data"] or "null") + ',"error":' + json.dumps(row["error"])
-            + ',"queue_position":' + ("null" if qp is None else str(int(qp))) + "}")
+    return (
+        '{"task_id":'
+        + json.dumps(row["task_id"])
+        + ',"task_type":'
+        + json.dumps(row["task_type"])
+        + ',"status":'
+        + json.dumps(row["status"])
+        + ',"inputs":'
+        + (row["inputs"] or "null")
+        + ',"outputs":'
+        + (row["outputs"] or "null")
+        + ',"additional_data":'
+        + (row["additional_data"] or "null")
+        + ',"error":'
+        + json.dumps(row["error"])
+        + ',"queue_position":'
+        + ("null" if qp is None else str(int(qp)))
+        + "}"
+    )

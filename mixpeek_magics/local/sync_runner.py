@@ -29,14 +29,16 @@ every ``polling_interval_seconds`` x the server's ``time_scale``. Everything
 is in SQLite: after a restart, interrupted runs start again (a new job,
 trigger ``resume``) and continuous syncs keep polling.
 """
+
 from __future__ import annotations
 
 import logging
 import os
 import posixpath
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 from .connections import ConnectionService, ensure_schema
 from .db import dumps, loads
@@ -85,11 +87,18 @@ def _percent(job: dict[str, Any]) -> float:
 def _summary(job: dict[str, Any]) -> dict[str, Any]:
     """The run in a few numbers: the job's ``progress`` and its sync's ``sync_progress``."""
     meta = job.get("metadata") or {}
-    return {"sync_job_id": job["sync_job_id"], "status": job.get("status"), "phase": job.get("phase"),
-            "total_files": job.get("total_files"), "files_synced": job.get("files_synced"),
-            "files_failed": job.get("files_failed"), "files_verified": job.get("files_verified"),
-            "progress_percent": job.get("progress_percent"), "batch_ids": list(meta.get("batch_ids") or []),
-            "task_ids": list(meta.get("task_ids") or [])}
+    return {
+        "sync_job_id": job["sync_job_id"],
+        "status": job.get("status"),
+        "phase": job.get("phase"),
+        "total_files": job.get("total_files"),
+        "files_synced": job.get("files_synced"),
+        "files_failed": job.get("files_failed"),
+        "files_verified": job.get("files_verified"),
+        "progress_percent": job.get("progress_percent"),
+        "batch_ids": list(meta.get("batch_ids") or []),
+        "task_ids": list(meta.get("task_ids") or []),
+    }
 
 
 def _blob_type(mime: str | None, name: str) -> str:
@@ -103,8 +112,11 @@ def _blob_type(mime: str | None, name: str) -> str:
 def _pick_property(schema: dict[str, Any] | None, btype: str) -> str:
     """The bucket-schema property a file of type ``btype`` goes into."""
     props = (schema or {}).get("properties") or {}
-    file_props = [(n, (p or {}).get("type")) for n, p in props.items()
-                  if (p or {}).get("type") in ("text", "image", "audio", "video", "pdf", "excel")]
+    file_props = [
+        (n, (p or {}).get("type"))
+        for n, p in props.items()
+        if (p or {}).get("type") in ("text", "image", "audio", "video", "pdf", "excel")
+    ]
     for name, t in file_props:
         if t == btype:
             return name
@@ -132,15 +144,15 @@ class SyncRunner:
         self.wake = threading.Event()
         self._lock = threading.Lock()
         self._running: dict[str, _Run] = {}
-        self._rerun: dict[str, str] = {}          # sync id -> trigger reason of a requested re-run
-        self._pending_ids: dict[str, str] = {}    # sync id -> id of the queued job a trigger created
+        self._rerun: dict[str, str] = {}  # sync id -> trigger reason of a requested re-run
+        self._pending_ids: dict[str, str] = {}  # sync id -> id of the queued job a trigger created
         self._deleted: set[str] = set()
         self._pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="mixpeek-local-sync")
         self._thread: threading.Thread | None = None
-        self.worker_id = f"local-{os.getpid()}-{id(self) & 0xffff:04x}"
+        self.worker_id = f"local-{os.getpid()}-{id(self) & 0xFFFF:04x}"
 
     # -- lifecycle -----------------------------------------------------------
-    def start(self) -> "SyncRunner":
+    def start(self) -> SyncRunner:
         self.recover()
         self._thread = threading.Thread(target=self._loop, name="mixpeek-local-sync-scheduler", daemon=True)
         self._thread.start()
@@ -168,8 +180,8 @@ class SyncRunner:
                 continue
 
             def interrupted(j: dict[str, Any]) -> None:
-                j.update(status="interrupted", phase=None, completed_at=finished,
-                         error="interrupted by server restart")
+                j.update(status="interrupted", phase=None, completed_at=finished, error="interrupted by server restart")
+
             self._job(row["sync_job_id"], interrupted)
         for row in store.query("SELECT sync_config_id, doc, is_active FROM sync_configs"):
             doc = loads(row["doc"])
@@ -185,12 +197,23 @@ class SyncRunner:
                     job = self._job_doc(d["current_sync_run_id"])
                     if job is not None:
                         d["sync_progress"] = _summary(job)
-            self._update(row["sync_config_id"], fix, next_run_at=now if row["is_active"] else None,
-                         keep_next=not row["is_active"])
+
+            self._update(
+                row["sync_config_id"],
+                fix,
+                next_run_at=now if row["is_active"] else None,
+                keep_next=not row["is_active"],
+            )
 
     # -- persistence -------------------------------------------------------------
-    def _update(self, sync_id: str, fn: Callable[[dict[str, Any]], Any], *, next_run_at: float | None = None,
-                keep_next: bool = True) -> dict[str, Any] | None:
+    def _update(
+        self,
+        sync_id: str,
+        fn: Callable[[dict[str, Any]], Any],
+        *,
+        next_run_at: float | None = None,
+        keep_next: bool = True,
+    ) -> dict[str, Any] | None:
         """Reload the sync, apply ``fn(doc)``, save (one transaction). ``next_run_at``
         replaces the schedule unless ``keep_next``."""
         state = self.state
@@ -200,13 +223,15 @@ class SyncRunner:
                 return None
             doc = loads(row["doc"])
             fn(doc)
-            doc["is_active"] = not doc.get("paused") and doc.get("status") != "SUSPENDED" \
-                and bool(doc.get("is_active", True))
+            doc["is_active"] = (
+                not doc.get("paused") and doc.get("status") != "SUSPENDED" and bool(doc.get("is_active", True))
+            )
             nra = row["next_run_at"] if keep_next else next_run_at
             doc["next_sync_at"] = iso(nra) if nra is not None else None
-            state.store.execute("UPDATE sync_configs SET doc=?, status=?, is_active=?, next_run_at=? "
-                                "WHERE sync_config_id=?",
-                                (dumps(doc), doc["status"], 1 if doc["is_active"] else 0, nra, sync_id))
+            state.store.execute(
+                "UPDATE sync_configs SET doc=?, status=?, is_active=?, next_run_at=? WHERE sync_config_id=?",
+                (dumps(doc), doc["status"], 1 if doc["is_active"] else 0, nra, sync_id),
+            )
         return doc
 
     def schedule(self, sync_id: str, at: float | None) -> None:
@@ -217,18 +242,44 @@ class SyncRunner:
         """A queued job of ``sync`` (its doc); returns the job's id."""
         job_id = new_id("sjob")
         now = self.state.iso_now()
-        doc = {"sync_job_id": job_id, "sync_config_id": sync["sync_config_id"], "internal_id": sync["internal_id"],
-               "namespace_id": sync["namespace_id"], "status": "running", "trigger": JOB_TRIGGERS.get(trigger, trigger),
-               "phase": "queued", "total_files": None, "files_synced": 0, "files_failed": 0, "files_verified": 0,
-               "started_at": None, "completed_at": None, "updated_at": now, "error": None, "resumed_via": None,
-               "current_cursor": None, "throughput_files_per_min": None, "progress_percent": 0.0,
-               "metadata": {"triggered_by": triggered_by, "files_discovered": 0, "files_new": 0,
-                            "files_changed": 0, "files_unchanged": 0, "objects_created": 0, "batch_ids": [],
-                            "task_ids": []},
-               "progress": None, "_created_at": now}
+        doc = {
+            "sync_job_id": job_id,
+            "sync_config_id": sync["sync_config_id"],
+            "internal_id": sync["internal_id"],
+            "namespace_id": sync["namespace_id"],
+            "status": "running",
+            "trigger": JOB_TRIGGERS.get(trigger, trigger),
+            "phase": "queued",
+            "total_files": None,
+            "files_synced": 0,
+            "files_failed": 0,
+            "files_verified": 0,
+            "started_at": None,
+            "completed_at": None,
+            "updated_at": now,
+            "error": None,
+            "resumed_via": None,
+            "current_cursor": None,
+            "throughput_files_per_min": None,
+            "progress_percent": 0.0,
+            "metadata": {
+                "triggered_by": triggered_by,
+                "files_discovered": 0,
+                "files_new": 0,
+                "files_changed": 0,
+                "files_unchanged": 0,
+                "objects_created": 0,
+                "batch_ids": [],
+                "task_ids": [],
+            },
+            "progress": None,
+            "_created_at": now,
+        }
         doc["progress"] = _summary(doc)
-        self.state.store.execute("INSERT INTO sync_jobs(sync_job_id, sync_config_id, status, doc) VALUES (?,?,?,?)",
-                                 (job_id, sync["sync_config_id"], "running", dumps(doc)))
+        self.state.store.execute(
+            "INSERT INTO sync_jobs(sync_job_id, sync_config_id, status, doc) VALUES (?,?,?,?)",
+            (job_id, sync["sync_config_id"], "running", dumps(doc)),
+        )
         return job_id
 
     def _job_doc(self, job_id: str) -> dict[str, Any] | None:
@@ -247,8 +298,9 @@ class SyncRunner:
             job["updated_at"] = self.state.iso_now()
             job["progress_percent"] = _percent(job)
             job["progress"] = _summary(job)
-            self.state.store.execute("UPDATE sync_jobs SET doc=?, status=? WHERE sync_job_id=?",
-                                     (dumps(job), job["status"], job_id))
+            self.state.store.execute(
+                "UPDATE sync_jobs SET doc=?, status=? WHERE sync_job_id=?", (dumps(job), job["status"], job_id)
+            )
         return job
 
     # -- API hooks -----------------------------------------------------------------
@@ -277,6 +329,7 @@ class SyncRunner:
         def skipped(j: dict[str, Any]) -> None:
             if j.get("phase") == "queued":
                 j.update(status="skipped", phase=None, completed_at=now, error=reason)
+
         self._job(job_id, skipped)
 
     def forget(self, sync_id: str) -> None:
@@ -304,8 +357,11 @@ class SyncRunner:
     def _tick(self) -> None:
         state = self.state
         now = state.now()
-        due = state.store.query("SELECT sync_config_id FROM sync_configs WHERE is_active=1 AND next_run_at IS NOT "
-                                "NULL AND next_run_at <= ? ORDER BY next_run_at", (now,))
+        due = state.store.query(
+            "SELECT sync_config_id FROM sync_configs WHERE is_active=1 AND next_run_at IS NOT "
+            "NULL AND next_run_at <= ? ORDER BY next_run_at",
+            (now,),
+        )
         for row in due:
             sid = row["sync_config_id"]
             with self._lock:
@@ -345,13 +401,20 @@ class SyncRunner:
             trig = "restart" if d.pop("_restart", False) and run.trigger == "schedule" else run.trigger
             if run.run_id is None:
                 run.run_id = self._new_job(d, trig, trig)
-            d.update(locked_by_worker_id=self.worker_id, locked_at=started,
-                     lock_expires_at=iso(state.now() + LOCK_SECONDS), current_sync_run_id=run.run_id,
-                     sync_run_counter=int(d.get("sync_run_counter") or 0) + 1, resume_objects_processed=0,
-                     status="ACTIVE" if not d.get("paused") else d.get("status"), updated_at=started)
+            d.update(
+                locked_by_worker_id=self.worker_id,
+                locked_at=started,
+                lock_expires_at=iso(state.now() + LOCK_SECONDS),
+                current_sync_run_id=run.run_id,
+                sync_run_counter=int(d.get("sync_run_counter") or 0) + 1,
+                resume_objects_processed=0,
+                status="ACTIVE" if not d.get("paused") else d.get("status"),
+                updated_at=started,
+            )
             job = self._job(run.run_id, lambda j: j.update(phase="discovering", started_at=started))
             if job is not None:
                 d["sync_progress"] = _summary(job)
+
         doc = self._update(sid, begin)
         if doc is None:
             return
@@ -361,8 +424,11 @@ class SyncRunner:
         if conn is None:
             return self._finish(run, error=f"storage connection {doc['connection_id']} no longer exists")
         if conn["status"] in ("SUSPENDED", "ARCHIVED"):
-            return self._finish(run, error=f"storage connection '{loads(conn['doc'])['name']}' is {conn['status']}: "
-                                           "reactivate it (PATCH status ACTIVE) to sync")
+            return self._finish(
+                run,
+                error=f"storage connection '{loads(conn['doc'])['name']}' is {conn['status']}: "
+                "reactivate it (PATCH status ACTIVE) to sync",
+            )
         bucket = state.store.one("SELECT doc FROM buckets WHERE bucket_id=?", (row["bucket_id"],))
         if bucket is None:
             return self._finish(run, error=f"bucket {row['bucket_id']} no longer exists", deactivate=True)
@@ -373,9 +439,12 @@ class SyncRunner:
         except ProviderError as err:
             svc.record(conn["connection_id"], False, err.full_message)
             return self._finish(run, error=err.full_message)
-        known = {r["source_key"]: (r["version"], r["status"], r["object_id"])
-                 for r in state.store.query("SELECT source_key, version, status, object_id FROM sync_files "
-                                            "WHERE sync_config_id=?", (sid,))}
+        known = {
+            r["source_key"]: (r["version"], r["status"], r["object_id"])
+            for r in state.store.query(
+                "SELECT source_key, version, status, object_id FROM sync_files WHERE sync_config_id=?", (sid,)
+            )
+        }
         batch_size = int(doc.get("batch_size") or 50)
         limit = int(doc.get("max_objects_per_run") or 100000)
         counts = {"files_discovered": 0, "files_new": 0, "files_changed": 0, "files_unchanged": 0}
@@ -423,9 +492,18 @@ class SyncRunner:
             self._create_objects(doc, ns, schema, conn, chunk, created, failures)
             batch_id = task_id = None
             if created:
-                batch_id = new_batch(state, ns, doc["bucket_id"], [oid for _, oid in created],
-                                     {"source": "bucket_sync", "sync_config_id": sid, "sync_job_id": run.run_id,
-                                      "connection_id": conn["connection_id"]})
+                batch_id = new_batch(
+                    state,
+                    ns,
+                    doc["bucket_id"],
+                    [oid for _, oid in created],
+                    {
+                        "source": "bucket_sync",
+                        "sync_config_id": sid,
+                        "sync_job_id": run.run_id,
+                        "connection_id": conn["connection_id"],
+                    },
+                )
                 if not skip:
                     task_id = submit_batch(state, ns.org_id, ns.namespace_id, doc["bucket_id"], batch_id)
             self._record_chunk(run, chunk, created, failures, batch_id, task_id, skip, counts)
@@ -433,8 +511,10 @@ class SyncRunner:
     def _record_chunk(self, run: _Run, chunk, created, failures, batch_id, task_id, skip, counts) -> None:
         state = self.state
         sid = run.sync_id
-        rows = [(sid, f.key, f.version_token, oid, task_id, "SYNCED" if skip else "SUBMITTED", f.size, None)
-                for f, oid in created]
+        rows = [
+            (sid, f.key, f.version_token, oid, task_id, "SYNCED" if skip else "SUBMITTED", f.size, None)
+            for f, oid in created
+        ]
         rows += [(sid, f.key, f.version_token, None, None, "FAILED", f.size, err) for f, err in failures]
         synced_bytes = sum(int(f.size or 0) for f, _ in created) if skip else 0
 
@@ -468,8 +548,11 @@ class SyncRunner:
             d["updated_at"] = state.iso_now()
 
         with state.store.tx() as c:
-            c.executemany("INSERT OR REPLACE INTO sync_files(sync_config_id, source_key, version, object_id, task_id, "
-                          "status, size_bytes, error) VALUES (?,?,?,?,?,?,?,?)", rows)
+            c.executemany(
+                "INSERT OR REPLACE INTO sync_files(sync_config_id, source_key, version, object_id, task_id, "
+                "status, size_bytes, error) VALUES (?,?,?,?,?,?,?,?)",
+                rows,
+            )
             job = self._job(run.run_id, job_progress)
             self._update(sid, progress)
 
@@ -494,21 +577,45 @@ class SyncRunner:
                 rel_dir = posixpath.dirname(f.relative_path.strip("/")) or None
                 if rel_dir is not None:
                     check_filename(rel_dir, "key_prefix")
-                meta = {"sync_config_id": sid, "connection_id": conn["connection_id"],
-                        "source_provider": provider_type, "source_path": f.key, "source_uri": f.uri,
-                        "source_etag": f.etag_or_md5, "source_size_bytes": f.size,
-                        "source_modified_at": f.modified.isoformat() if f.modified else None}
-                blob = {"blob_id": new_id("blob"), "property": _pick_property(schema, btype), "key_prefix": None,
-                        "type": btype,
-                        "properties": {"connection_id": conn["connection_id"], "sync_config_id": sid,
-                                       "source_key": f.key, "source_name": f.name, "url": url, "source": "url"},
-                        "details": {"filename": f.name, "size_bytes": f.size, "mime_type": f.mime_type,
-                                    "hash": None}}
+                meta = {
+                    "sync_config_id": sid,
+                    "connection_id": conn["connection_id"],
+                    "source_provider": provider_type,
+                    "source_path": f.key,
+                    "source_uri": f.uri,
+                    "source_etag": f.etag_or_md5,
+                    "source_size_bytes": f.size,
+                    "source_modified_at": f.modified.isoformat() if f.modified else None,
+                }
+                blob = {
+                    "blob_id": new_id("blob"),
+                    "property": _pick_property(schema, btype),
+                    "key_prefix": None,
+                    "type": btype,
+                    "properties": {
+                        "connection_id": conn["connection_id"],
+                        "sync_config_id": sid,
+                        "source_key": f.key,
+                        "source_name": f.name,
+                        "url": url,
+                        "source": "url",
+                    },
+                    "details": {"filename": f.name, "size_bytes": f.size, "mime_type": f.mime_type, "hash": None},
+                }
                 oid = new_id("obj")
-                d = {"object_id": oid, "bucket_id": bucket_id, "key_prefix": rel_dir, "blobs": [blob],
-                     "source_details": [{"type": "bucket", "source_id": bucket_id}], "status": "DRAFT",
-                     "error": None, "created_at": now, "updated_at": now, "metadata": meta,
-                     "skip_duplicates": False}
+                d = {
+                    "object_id": oid,
+                    "bucket_id": bucket_id,
+                    "key_prefix": rel_dir,
+                    "blobs": [blob],
+                    "source_details": [{"type": "bucket", "source_id": bucket_id}],
+                    "status": "DRAFT",
+                    "error": None,
+                    "created_at": now,
+                    "updated_at": now,
+                    "metadata": meta,
+                    "skip_duplicates": False,
+                }
             except ValueError as exc:
                 failures.append((f, str(exc)))
                 continue
@@ -517,7 +624,9 @@ class SyncRunner:
         if rows:
             state.store.conn.executemany(
                 "INSERT INTO objects(object_id, org_id, namespace_id, bucket_id, status, sha256, size_bytes, doc) "
-                "VALUES (?,?,?,?,?,?,?,?)", rows)
+                "VALUES (?,?,?,?,?,?,?,?)",
+                rows,
+            )
             touch_bucket(state, bucket_id)
 
     def _drop_object(self, object_id: str) -> None:
@@ -530,8 +639,9 @@ class SyncRunner:
         delete_object_files(self.state, loads(row["doc"]))
         self.state.store.execute("DELETE FROM objects WHERE object_id=?", (object_id,))
 
-    def _finish(self, run: _Run, *, error: str | None = None, counts: dict[str, int] | None = None,
-                deactivate: bool = False) -> None:
+    def _finish(
+        self, run: _Run, *, error: str | None = None, counts: dict[str, int] | None = None, deactivate: bool = False
+    ) -> None:
         state = self.state
         now = state.now()
         finished = iso(now)
@@ -545,8 +655,12 @@ class SyncRunner:
                 j["files_verified"] = counts["files_unchanged"]
             elif j.get("total_files") is None:
                 j["total_files"] = 0
-            j.update(status="failed" if error else "completed", phase=None, completed_at=finished,
-                     error=error[:1000] if error else None)
+            j.update(
+                status="failed" if error else "completed",
+                phase=None,
+                completed_at=finished,
+                error=error[:1000] if error else None,
+            )
             minutes = max(now - run.started, 1e-6) / 60.0 if run.started else None
             j["throughput_files_per_min"] = round(int(j.get("files_synced") or 0) / minutes, 2) if minutes else None
 
@@ -554,7 +668,9 @@ class SyncRunner:
             job = self._job(run.run_id, end_job)
             meta = (job or {}).get("metadata") or {}
             d.update(locked_by_worker_id=None, locked_at=None, lock_expires_at=None, updated_at=finished)
-            d["total_files_discovered"] = int(d.get("total_files_discovered") or 0) + int(meta.get("files_discovered") or 0)
+            d["total_files_discovered"] = int(d.get("total_files_discovered") or 0) + int(
+                meta.get("files_discovered") or 0
+            )
             if job is not None:
                 d["sync_progress"] = _summary(job)
                 d["_last_job_status"] = job["status"]
@@ -574,8 +690,11 @@ class SyncRunner:
                 box["next"] = None
             elif error:
                 d["status"] = "FAILED"
-                box["next"] = (now + state.scaled(int(d.get("polling_interval_seconds") or 300))
-                               if d.get("sync_mode") == "continuous" and not deactivate else None)
+                box["next"] = (
+                    now + state.scaled(int(d.get("polling_interval_seconds") or 300))
+                    if d.get("sync_mode") == "continuous" and not deactivate
+                    else None
+                )
             elif d.get("sync_mode") == "continuous":
                 d["status"] = "ACTIVE"
                 box["next"] = now + state.scaled(int(d.get("polling_interval_seconds") or 300))
@@ -598,7 +717,8 @@ class SyncRunner:
         rows = state.store.query(
             "SELECT DISTINCT f.task_id AS tid FROM sync_files f JOIN tasks t "
             "ON t.task_id = f.task_id WHERE f.status='SUBMITTED' AND t.status IN "
-            "('COMPLETED','COMPLETED_WITH_ERRORS','FAILED','CANCELED')")
+            "('COMPLETED','COMPLETED_WITH_ERRORS','FAILED','CANCELED')"
+        )
         for r in rows:
             self.fold_task(r["tid"])
         return len(rows)
@@ -611,14 +731,22 @@ class SyncRunner:
             task = state.get_task_row(task_id)
             if task is None or task["status"] not in TERMINAL_TASK:
                 return
-            files = state.store.query("SELECT sync_config_id, source_key, object_id, size_bytes FROM sync_files "
-                                      "WHERE task_id=? AND status='SUBMITTED'", (task_id,))
+            files = state.store.query(
+                "SELECT sync_config_id, source_key, object_id, size_bytes FROM sync_files "
+                "WHERE task_id=? AND status='SUBMITTED'",
+                (task_id,),
+            )
             if not files:
                 return
             sid = files[0]["sync_config_id"]
-            objects = {r["object_id"]: r for r in state.store.query(
-                "SELECT object_id, status, size_bytes, json_extract(doc, '$.error') AS error FROM objects "
-                "WHERE object_id IN (SELECT value FROM json_each(?))", (dumps([f["object_id"] for f in files]),))}
+            objects = {
+                r["object_id"]: r
+                for r in state.store.query(
+                    "SELECT object_id, status, size_bytes, json_extract(doc, '$.error') AS error FROM objects "
+                    "WHERE object_id IN (SELECT value FROM json_each(?))",
+                    (dumps([f["object_id"] for f in files]),),
+                )
+            }
             canceled = task["status"] == "CANCELED"
             ok = failed = retry = nbytes = 0
             updates = []
@@ -631,22 +759,28 @@ class SyncRunner:
                     updates.append(("SYNCED", None, size, f["source_key"]))
                 elif canceled and (o is None or o["status"] not in ("FAILED",)):
                     retry += 1
-                    updates.append(("RETRY", "task canceled before the file was processed", f["size_bytes"],
-                                    f["source_key"]))
+                    updates.append(
+                        ("RETRY", "task canceled before the file was processed", f["size_bytes"], f["source_key"])
+                    )
                 else:
                     err = (o["error"] if o is not None else None) or task["error"] or "processing failed"
                     failed += 1
                     updates.append(("FAILED", err, f["size_bytes"], f["source_key"]))
-            c.executemany("UPDATE sync_files SET status=?, error=?, size_bytes=? WHERE sync_config_id=? AND "
-                          "source_key=?", [(st, e, b, sid, k) for st, e, b, k in updates])
-            jrow = state.store.one("SELECT sync_job_id FROM sync_jobs WHERE sync_config_id=? AND EXISTS "
-                                   "(SELECT 1 FROM json_each(doc, '$.metadata.task_ids') WHERE value=?)",
-                                   (sid, task_id))
+            c.executemany(
+                "UPDATE sync_files SET status=?, error=?, size_bytes=? WHERE sync_config_id=? AND source_key=?",
+                [(st, e, b, sid, k) for st, e, b, k in updates],
+            )
+            jrow = state.store.one(
+                "SELECT sync_job_id FROM sync_jobs WHERE sync_config_id=? AND EXISTS "
+                "(SELECT 1 FROM json_each(doc, '$.metadata.task_ids') WHERE value=?)",
+                (sid, task_id),
+            )
 
             def job_fold(j: dict[str, Any]) -> None:
                 # a file whose bytes could not be read was not synced after all
                 j["files_synced"] = max(0, int(j.get("files_synced") or 0) - failed - retry)
                 j["files_failed"] = int(j.get("files_failed") or 0) + failed
+
             job = self._job(jrow["sync_job_id"], job_fold) if jrow is not None and (failed or retry) else None
 
             def fold(d: dict[str, Any]) -> None:
@@ -656,6 +790,7 @@ class SyncRunner:
                 if job is not None and d.get("current_sync_run_id") == job["sync_job_id"]:
                     d["sync_progress"] = _summary(job)
                 d["updated_at"] = state.iso_now()
+
             self._update(sid, fold)
 
 
@@ -667,15 +802,25 @@ def _stats(old: dict[str, Any] | None, job: dict[str, Any], seconds: float) -> d
     synced = int(meta.get("objects_created") or 0)
     per_min = round(synced * 60.0 / seconds, 2) if seconds > 0 else 0.0
     completed = job["status"] == "completed"
-    st.update(last_run_at=job.get("completed_at"), last_run_duration_seconds=round(seconds, 3),
-              last_run_objects_discovered=int(meta.get("files_discovered") or 0),
-              last_run_objects_synced=synced, last_run_objects_failed=int(job.get("files_failed") or 0),
-              last_run_objects_skipped=0, last_run_objects_verified=int(meta.get("files_unchanged") or 0),
-              last_run_throughput_objects_per_min=per_min, updated_at=job.get("completed_at"))
-    for key, add in (("total_objects_discovered", st["last_run_objects_discovered"]),
-                     ("total_objects_synced", synced), ("total_objects_failed", st["last_run_objects_failed"]),
-                     ("total_objects_verified", st["last_run_objects_verified"]),
-                     ("total_runs_completed", 1 if completed else 0), ("total_runs_failed", 0 if completed else 1)):
+    st.update(
+        last_run_at=job.get("completed_at"),
+        last_run_duration_seconds=round(seconds, 3),
+        last_run_objects_discovered=int(meta.get("files_discovered") or 0),
+        last_run_objects_synced=synced,
+        last_run_objects_failed=int(job.get("files_failed") or 0),
+        last_run_objects_skipped=0,
+        last_run_objects_verified=int(meta.get("files_unchanged") or 0),
+        last_run_throughput_objects_per_min=per_min,
+        updated_at=job.get("completed_at"),
+    )
+    for key, add in (
+        ("total_objects_discovered", st["last_run_objects_discovered"]),
+        ("total_objects_synced", synced),
+        ("total_objects_failed", st["last_run_objects_failed"]),
+        ("total_objects_verified", st["last_run_objects_verified"]),
+        ("total_runs_completed", 1 if completed else 0),
+        ("total_runs_failed", 0 if completed else 1),
+    ):
         st[key] = int(st.get(key) or 0) + add
     st["total_duration_seconds"] = round(float(st.get("total_duration_seconds") or 0.0) + seconds, 3)
     st["peak_objects_per_min"] = max(float(st.get("peak_objects_per_min") or 0.0), per_min)
@@ -684,8 +829,7 @@ def _stats(old: dict[str, Any] | None, job: dict[str, Any], seconds: float) -> d
 
 def install(app, state) -> SyncRunner:
     """Enable storage connections and bucket syncs on a server state and its app."""
-    from .routes import connections as conn_routes
-    from .routes import syncs as sync_routes
+    from .routes import connections as conn_routes, syncs as sync_routes
 
     svc = getattr(state, "storage_connections", None)
     if svc is None:

@@ -7,6 +7,7 @@ are https) answering ``PUT /_local/uploads/{upload_id}`` through
 :class:`UploadSink` (anything else: 404 or 405). It can add a round trip's
 latency to each PUT, like the API's ``latency_ms``.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -52,21 +53,28 @@ class UploadApp:
             return
         state = self.state
         path = scope["path"]
-        upload_id = path[len(UPLOAD_PUT_PREFIX):] if path.startswith(UPLOAD_PUT_PREFIX) else ""
+        upload_id = path[len(UPLOAD_PUT_PREFIX) :] if path.startswith(UPLOAD_PUT_PREFIX) else ""
         if not upload_id or "/" in upload_id:
             return await _reply(send, 404, _json(404, f"no such resource: {path}"))
         if scope["method"] != "PUT":
-            return await _reply(send, 405, _json(405, "presigned upload URLs take PUT only"),
-                                [(b"allow", b"PUT")])
+            return await _reply(send, 405, _json(405, "presigned upload URLs take PUT only"), [(b"allow", b"PUT")])
         state.request_log.append(("PUT", path))
         latency = state.settings.upload_latency_ms
         if latency > 0:  # an S3-like round trip
             await asyncio.sleep(state.scaled(latency / 1000.0))
         query = parse_query(scope.get("query_string", b"").decode("latin-1"))
-        headers = {k: v.decode("latin-1") for k, v in scope.get("headers", ())
-                   if k in (b"content-type", b"content-length")}
-        sink = UploadSink.begin(state, upload_id, query.get("expires", ""), query.get("signature", ""),
-                                headers.get(b"content-type"), headers.get(b"content-length"), str(id(scope)))
+        headers = {
+            k: v.decode("latin-1") for k, v in scope.get("headers", ()) if k in (b"content-type", b"content-length")
+        }
+        sink = UploadSink.begin(
+            state,
+            upload_id,
+            query.get("expires", ""),
+            query.get("signature", ""),
+            headers.get(b"content-type"),
+            headers.get(b"content-length"),
+            str(id(scope)),
+        )
         if isinstance(sink, Refusal):
             return await _refuse(send, sink)
         try:
@@ -138,27 +146,52 @@ def tls_files(directory: str | os.PathLike[str]) -> tuple[str, str, str]:
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mixpeek-magics local test CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-          .not_valid_after(now + datetime.timedelta(days=3650))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                       content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                       key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-          .sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     key = ec.generate_private_key(ec.SECP256R1())
-    names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-             x509.IPAddress(ipaddress.ip_address("::1"))]
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=825))
-            .add_extension(x509.SubjectAlternativeName(names), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    names = [
+        x509.DNSName("localhost"),
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        x509.IPAddress(ipaddress.ip_address("::1")),
+    ]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=825))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     folder.mkdir(parents=True, exist_ok=True)
     pem = serialization.Encoding.PEM
     key_pem = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
@@ -176,8 +209,13 @@ class UploadEndpoint:
     It takes the port it had last time in this data directory when that port
     is free, so presigned URLs issued before a restart keep working."""
 
-    def __init__(self, state: Any, host: str = "127.0.0.1", port: int | None = None,
-                 tls_dir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        state: Any,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        tls_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
         self.state = state
         self.host = host
         self.requested_port = port
@@ -198,7 +236,7 @@ class UploadEndpoint:
         if wanted is None:
             saved = self.state.store.meta_get(PORT_META_KEY)
             wanted = int(saved) if saved and saved.isdigit() else 0
-        for port in ([wanted, 0] if wanted else [0]):
+        for port in [wanted, 0] if wanted else [0]:
             sock = socket.socket(family, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
@@ -212,7 +250,7 @@ class UploadEndpoint:
             return sock
         raise OSError(errno.EADDRINUSE, "no free port for the upload endpoint")  # pragma: no cover
 
-    def start(self, timeout: float = 15.0) -> "UploadEndpoint":
+    def start(self, timeout: float = 15.0) -> UploadEndpoint:
         import uvicorn
 
         from .server import _QuickStopServer
@@ -228,8 +266,15 @@ class UploadEndpoint:
         self.state.store.meta_set(PORT_META_KEY, str(self.port))
         # log_config=None, access_log=True: the API server configured uvicorn's loggers and
         # their levels; this one must not reset them (access_log=False empties a shared logger)
-        config = uvicorn.Config(UploadApp(self.state), log_config=None, access_log=True, lifespan="off",
-                                timeout_keep_alive=30, timeout_graceful_shutdown=1, **ssl)
+        config = uvicorn.Config(
+            UploadApp(self.state),
+            log_config=None,
+            access_log=True,
+            lifespan="off",
+            timeout_keep_alive=30,
+            timeout_graceful_shutdown=1,
+            **ssl,
+        )
         server = _QuickStopServer(config)
 
         def run() -> None:

@@ -6,6 +6,7 @@ it arrives (``add``), then put the file in place and record its size, SHA-256
 and MD5 (``finish``: the MD5 is the S3-like ETag). The upload endpoint's own
 HTTP server drives it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -101,8 +102,16 @@ class UploadSink:
         self._fh: Any = None
 
     @classmethod
-    def begin(cls, state: Any, upload_id: str, expires_s: str, signature: str, content_type: str | None,
-              content_length: str | None, token: str) -> "UploadSink | Refusal":
+    def begin(
+        cls,
+        state: Any,
+        upload_id: str,
+        expires_s: str,
+        signature: str,
+        content_type: str | None,
+        content_length: str | None,
+        token: str,
+    ) -> UploadSink | Refusal:
         """Everything checked before a byte of the body is read."""
         try:
             expires = int(expires_s)
@@ -121,13 +130,23 @@ class UploadSink:
             return Refusal(409, f"upload is {d['status']}: it no longer accepts data", "ConflictError")
         sent_type = (content_type or "").strip()
         if sent_type.lower() != d["content_type"].lower():
-            return _denied(f"Content-Type {sent_type or '(none)'!r} does not match the declared content_type "
-                           f"{d['content_type']!r}", "SignatureDoesNotMatch")
+            return _denied(
+                f"Content-Type {sent_type or '(none)'!r} does not match the declared content_type "
+                f"{d['content_type']!r}",
+                "SignatureDoesNotMatch",
+            )
         declared = d.get("file_size_bytes")
-        if declared is not None and content_length is not None and content_length.isdigit() \
-                and int(content_length) != declared:
-            return Refusal(400, f"Content-Length {content_length} does not match the declared file_size_bytes "
-                                f"{declared}", "SizeMismatch")
+        if (
+            declared is not None
+            and content_length is not None
+            and content_length.isdigit()
+            and int(content_length) != declared
+        ):
+            return Refusal(
+                400,
+                f"Content-Length {content_length} does not match the declared file_size_bytes {declared}",
+                "SizeMismatch",
+            )
         return cls(state, upload_id, declared, token)
 
     def add(self, chunk: bytes) -> bool:
@@ -147,10 +166,7 @@ class UploadSink:
         return True
 
     def add_all(self, chunks: list[bytes]) -> bool:
-        for chunk in chunks:
-            if not self.add(chunk):
-                return False
-        return True
+        return all(self.add(chunk) for chunk in chunks)
 
     def finish(self) -> tuple[str, None] | tuple[None, Refusal]:
         """The whole body arrived: ``(etag, None)``, or ``(None, refusal)`` when its
@@ -158,8 +174,12 @@ class UploadSink:
         declared = self.declared
         if self.too_big or (declared is not None and self.size != declared):
             self.abort()
-            return None, Refusal(400, f"received {'more than ' if self.too_big else ''}{self.size} bytes but the "
-                                      f"upload declared file_size_bytes {declared}", "SizeMismatch")
+            return None, Refusal(
+                400,
+                f"received {'more than ' if self.too_big else ''}{self.size} bytes but the "
+                f"upload declared file_size_bytes {declared}",
+                "SizeMismatch",
+            )
         if self._fh is None:
             self._fh = open(self.part, "wb")  # an empty body is an empty file
         self._fh.close()

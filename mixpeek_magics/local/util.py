@@ -1,4 +1,5 @@
 """Small helpers: ids, clock, filename checks, key masking."""
+
 from __future__ import annotations
 
 import hashlib
@@ -7,6 +8,7 @@ import secrets
 import time
 from datetime import datetime, timezone
 from typing import Any
+
 
 def iso(ts: float | None = None) -> str:
     ts = time.time() if ts is None else ts

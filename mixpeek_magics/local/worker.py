@@ -8,6 +8,7 @@ the batch's ``progress`` (refreshed every ``progress_refresh_seconds`` while it
 runs), ``failed_objects`` and ``failed_object_count``; the task keeps only its
 status, the documented ``additional_data`` keys and the processed object ids.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -42,8 +43,10 @@ CONFIRM_GROUP = 20
 def error_type(message: str) -> str:
     """FailedObjectRecord.error_type: transient (worth retrying) or permanent (bad data)."""
     m = message.lower()
-    if any(w in m for w in ("timed out", "timeout", "connection", "temporar", "http 5", "http 429",
-                            "unavailable", "throttl")):
+    if any(
+        w in m
+        for w in ("timed out", "timeout", "connection", "temporar", "http 5", "http 429", "unavailable", "throttl")
+    ):
         return "transient"
     return "permanent"
 
@@ -78,8 +81,14 @@ class _BatchRun:
         if error is None:
             self.done.append(object_id)
         else:
-            self.failures.append({"object_id": object_id, "error": error, "error_type": error_type(error),
-                                  "timestamp": self.state.iso_now()})
+            self.failures.append(
+                {
+                    "object_id": object_id,
+                    "error": error,
+                    "error_type": error_type(error),
+                    "timestamp": self.state.iso_now(),
+                }
+            )
             self.filenames[object_id] = filename
         now = time.monotonic()
         if self.every_item or now - self.last_flush >= self.state.settings.progress_refresh_seconds:
@@ -90,8 +99,7 @@ class _BatchRun:
         from .services import progress_dict
 
         first = self.failures[0]["error"] if self.failures else None
-        return progress_dict(self.processed, self.total, len(self.failures), first,
-                             time.monotonic() - self.started)
+        return progress_dict(self.processed, self.total, len(self.failures), first, time.monotonic() - self.started)
 
     def flush(self) -> None:
         from .services import batch_progress
@@ -229,18 +237,27 @@ class Worker:
         for oid in object_ids:
             if not self._next_item(cancel):
                 return
-            orow = state.store.one("SELECT doc, org_id, namespace_id, bucket_id FROM objects WHERE object_id=?",
-                                   (oid,))
+            orow = state.store.one("SELECT doc, org_id, namespace_id, bucket_id FROM objects WHERE object_id=?", (oid,))
             if orow is None:
-                result = {"object_id": oid, "filename": None, "status": "FAILED",
-                          "error": "object not found (deleted before processing)"}
+                result = {
+                    "object_id": oid,
+                    "filename": None,
+                    "status": "FAILED",
+                    "error": "object not found (deleted before processing)",
+                }
             else:
                 d = loads(orow["doc"])
                 d["status"] = "PROCESSING"
                 save_object(state, d)
-                ctx = ReadContext(org_id=orow["org_id"], namespace_id=orow["namespace_id"],
-                                  bucket_id=orow["bucket_id"], object_id=oid, data_dir=state.data_dir,
-                                  state=state, cancel=cancel)
+                ctx = ReadContext(
+                    org_id=orow["org_id"],
+                    namespace_id=orow["namespace_id"],
+                    bucket_id=orow["bucket_id"],
+                    object_id=oid,
+                    data_dir=state.data_dir,
+                    state=state,
+                    cancel=cancel,
+                )
                 try:
                     result = self.process_object(d, ctx)
                     if result["status"] == "COMPLETED":
@@ -257,8 +274,11 @@ class Worker:
                 if cancel.is_set():
                     return
                 save_object(state, d)
-            run.add(oid, None if result["status"] == "COMPLETED" else (result.get("error") or "processing failed"),
-                    result.get("filename"))
+            run.add(
+                oid,
+                None if result["status"] == "COMPLETED" else (result.get("error") or "processing failed"),
+                result.get("filename"),
+            )
         if self._check(cancel):
             return
         failed = len(run.failures)
@@ -273,26 +293,40 @@ class Worker:
             status = "COMPLETED_WITH_ERRORS"
         else:
             status = "COMPLETED"
-        errors = [{"error_type": "runtime", "message": f["error"], "component": "local-worker",
-                   "stage": "object_processing", "traceback": None, "timestamp": f["timestamp"],
-                   "affected_document_ids": [f["object_id"]], "affected_count": 1,
-                   "recovery_suggestion": None, "metadata": {"filename": run.filenames.get(f["object_id"])}}
-                  for f in run.failures]
+        errors = [
+            {
+                "error_type": "runtime",
+                "message": f["error"],
+                "component": "local-worker",
+                "stage": "object_processing",
+                "traceback": None,
+                "timestamp": f["timestamp"],
+                "affected_document_ids": [f["object_id"]],
+                "affected_count": 1,
+                "recovery_suggestion": None,
+                "metadata": {"filename": run.filenames.get(f["object_id"])},
+            }
+            for f in run.failures
+        ]
         with state.store.tx():
             if state.update_task(task_id, status=status, additional_data=ad, outputs=run.done, error=error):
                 finish_batch(state, batch_id, task_id, status, run.failures, errors, error)
                 after_batch_task(state, task_id)
 
-    def _run_collections(self, d: dict[str, Any], orow: Any, batch_id: str, cancel: threading.Event,
-                         result: dict[str, Any]) -> dict[str, Any]:
+    def _run_collections(
+        self, d: dict[str, Any], orow: Any, batch_id: str, cancel: threading.Event, result: dict[str, Any]
+    ) -> dict[str, Any]:
         """Tier 0: every collection whose source is the object's bucket writes its documents."""
         obj = {**d, "org_id": orow["org_id"], "namespace_id": orow["namespace_id"]}
         runs = run_collections_for_object(self.state, obj, batch_id, cancel=cancel)
         failed = [r for r in runs if r["status"] == "FAILED"]
         if not failed:
             return result
-        return {**result, "status": "FAILED",
-                "error": "; ".join(f"collection {r['collection_name']}: {r['error']}" for r in failed)}
+        return {
+            **result,
+            "status": "FAILED",
+            "error": "; ".join(f"collection {r['collection_name']}: {r['error']}" for r in failed),
+        }
 
     def process_object(self, d: dict[str, Any], ctx: ReadContext) -> dict[str, Any]:
         """Process every blob of an object; the first blob gives the top-level fields."""
@@ -305,21 +339,32 @@ class Worker:
                 error = res["error"]
         first = blob_results[0] if blob_results else {}
         filename = first.get("filename")
-        return {"object_id": d["object_id"], "filename": filename,
-                "status": "FAILED" if error else "COMPLETED",
-                "mime_type": first.get("mime_type"), "size_bytes": first.get("size_bytes"),
-                "sha256": first.get("sha256"), "features": first.get("features", {}),
-                **({"error": error} if error else {}),
-                **({"blobs": blob_results} if len(blob_results) > 1 else {})}
+        return {
+            "object_id": d["object_id"],
+            "filename": filename,
+            "status": "FAILED" if error else "COMPLETED",
+            "mime_type": first.get("mime_type"),
+            "size_bytes": first.get("size_bytes"),
+            "sha256": first.get("sha256"),
+            "features": first.get("features", {}),
+            **({"error": error} if error else {}),
+            **({"blobs": blob_results} if len(blob_results) > 1 else {}),
+        }
 
     def process_blob(self, blob: dict[str, Any], ctx: ReadContext) -> dict[str, Any]:
         state = self.state
         details = blob.setdefault("details", {})
         props = blob.setdefault("properties", {})
         filename = details.get("filename") or blob.get("property")
-        res: dict[str, Any] = {"blob_id": blob.get("blob_id"), "property": blob.get("property"),
-                               "filename": filename, "mime_type": None, "size_bytes": None,
-                               "sha256": None, "features": {}}
+        res: dict[str, Any] = {
+            "blob_id": blob.get("blob_id"),
+            "property": blob.get("property"),
+            "filename": filename,
+            "mime_type": None,
+            "size_bytes": None,
+            "sha256": None,
+            "features": {},
+        }
         for pattern in state.settings.fail_filenames:
             base = posixpath.basename(filename or "")
             if fnmatch.fnmatch(filename or "", pattern) or fnmatch.fnmatch(base, pattern):
@@ -400,9 +445,10 @@ class Worker:
         for at in range(0, total, CONFIRM_GROUP):
             if not self._next_item(cancel, paced=False):
                 return
-            group = confirmations[at:at + CONFIRM_GROUP]
-            results = confirm_uploads(state, row["org_id"], job["namespace_id"], job["bucket_id"], group,
-                                      task_id=task_id)
+            group = confirmations[at : at + CONFIRM_GROUP]
+            results = confirm_uploads(
+                state, row["org_id"], job["namespace_id"], job["bucket_id"], group, task_id=task_id
+            )
             for conf, (r, _up) in zip(group, results):
                 if isinstance(r, APIError):
                     failures.append(f"{conf.get('upload_id')}: {r.message}")

@@ -12,6 +12,7 @@ All side effects are injectable for UI tests without a kernel or server:
 ``submit(body) -> connection``, ``list_folders(connection_id, path) -> folders``,
 ``list_buckets() -> buckets``, ``create_sync(bucket, body) -> sync``.
 """
+
 from __future__ import annotations
 
 import html
@@ -47,6 +48,8 @@ _CREDENTIAL_TYPES: dict[str, tuple[tuple[str, str], ...]] = {
 _DEFAULT_REGION = {"s3": "us-east-1", "s3_compatible": "us-east-1", "tigris": "auto"}
 
 _STYLE = {"description_width": "170px"}
+
+
 def _wide() -> widgets.Layout:
     return widgets.Layout(width="560px")
 
@@ -75,7 +78,9 @@ class _Field:
 
     __slots__ = ("name", "input", "error", "box", "secret")
 
-    def __init__(self, name: str, input_widget: widgets.Widget, *, secret: bool = False, extra: Iterable[widgets.Widget] = ()):
+    def __init__(
+        self, name: str, input_widget: widgets.Widget, *, secret: bool = False, extra: Iterable[widgets.Widget] = ()
+    ):
         self.name = name
         self.input = input_widget
         self.secret = secret
@@ -107,7 +112,9 @@ class _FormBase(widgets.VBox):
         self.status = widgets.HTML(value="")
         self._status_text = ""
 
-    def _add(self, name: str, w: widgets.Widget, *, secret: bool = False, extra: Iterable[widgets.Widget] = ()) -> _Field:
+    def _add(
+        self, name: str, w: widgets.Widget, *, secret: bool = False, extra: Iterable[widgets.Widget] = ()
+    ) -> _Field:
         f = _Field(name, w, secret=secret, extra=extra)
         self._fields[name] = f
         return f
@@ -204,14 +211,22 @@ class ConnectionForm(_FormBase):
         T = lambda d, ph="": widgets.Text(description=d, placeholder=ph, style=_STYLE, layout=_wide())  # noqa: E731
         P = lambda d, ph="": widgets.Password(description=d, placeholder=ph, style=_STYLE, layout=_wide())  # noqa: E731
 
-        self._add("provider", widgets.Dropdown(options=list(PROVIDERS), value="s3", description="Provider", style=_STYLE, layout=_wide()))
-        self._add("credential_type", widgets.ToggleButtons(options=list(_CREDENTIAL_TYPES["s3"]), description="Authentication", style=_STYLE))
+        self._add(
+            "provider",
+            widgets.Dropdown(options=list(PROVIDERS), value="s3", description="Provider", style=_STYLE, layout=_wide()),
+        )
+        self._add(
+            "credential_type",
+            widgets.ToggleButtons(options=list(_CREDENTIAL_TYPES["s3"]), description="Authentication", style=_STYLE),
+        )
         self._add("name", T("Name", "e.g. Production S3 bucket"))
         self._add("description", T("Description", "optional"))
         # S3 / S3-compatible / Tigris
         self._add("endpoint_url", T("Endpoint URL", "https://minio.example.com"))
         self._add("use_ssl", widgets.Checkbox(value=True, description="Use SSL (https)", style=_STYLE, indent=True))
-        self._add("verify_ssl", widgets.Checkbox(value=True, description="Verify SSL certificates", style=_STYLE, indent=True))
+        self._add(
+            "verify_ssl", widgets.Checkbox(value=True, description="Verify SSL certificates", style=_STYLE, indent=True)
+        )
         self._add("access_key_id", T("Access key ID", "AKIA…"))
         self._add("secret_access_key", P("Secret access key"), secret=True)
         self._add("session_token", P("Session token", "only for temporary (ASIA…) keys"), secret=True)
@@ -222,18 +237,42 @@ class ConnectionForm(_FormBase):
         self._add("bucket", T("Bucket", "optional: bucket to sync from later"))
         # Google Drive
         upload = widgets.FileUpload(accept=".json,application/json", multiple=False, description="Key file (.json)")
-        self._add("service_account_file", upload, secret=True,
-                  extra=[widgets.HTML('<span style="margin-left:8px;color:#555">upload the service account\'s JSON key, or paste it below</span>')])
-        self._add("service_account_json", widgets.Textarea(description="…or paste JSON", placeholder='{"type": "service_account", …}',
-                                                            style=_STYLE, layout=widgets.Layout(width="560px", height="90px")), secret=True)
+        self._add(
+            "service_account_file",
+            upload,
+            secret=True,
+            extra=[
+                widgets.HTML(
+                    '<span style="margin-left:8px;color:#555">'
+                    "upload the service account's JSON key, or paste it below</span>"
+                )
+            ],
+        )
+        self._add(
+            "service_account_json",
+            widgets.Textarea(
+                description="…or paste JSON",
+                placeholder='{"type": "service_account", …}',
+                style=_STYLE,
+                layout=widgets.Layout(width="560px", height="90px"),
+            ),
+            secret=True,
+        )
         self._add("impersonate_user", T("Impersonate user", "optional: user@your-domain.com (domain-wide delegation)"))
         self._add("client_id", T("OAuth client ID", "….apps.googleusercontent.com"))
         self._add("client_secret", P("OAuth client secret"), secret=True)
         self._add("refresh_token", P("Refresh token"), secret=True)
         self._add("shared_drive_id", T("Shared drive ID", "optional: 0A…"))
         # common
-        self._add("metadata", widgets.Textarea(description="Metadata (JSON)", placeholder='{"team": "ml"}', style=_STYLE,
-                                               layout=widgets.Layout(width="560px", height="60px")))
+        self._add(
+            "metadata",
+            widgets.Textarea(
+                description="Metadata (JSON)",
+                placeholder='{"team": "ml"}',
+                style=_STYLE,
+                layout=widgets.Layout(width="560px", height="60px"),
+            ),
+        )
 
         self.save_button = widgets.Button(description="Test & save", button_style="primary", icon="plug")
         self.save_button.on_click(lambda _b: self.test_and_save())
@@ -360,35 +399,68 @@ class ConnectionForm(_FormBase):
         ``.fields`` are keyed by form field name."""
         errors: dict[str, str] = {}
         metadata = self._read_metadata(errors)
-        common = dict(name=self._v("name"), description=self._opt("description"), metadata=metadata, test_before_save=True)
+        common = dict(
+            name=self._v("name"), description=self._opt("description"), metadata=metadata, test_before_save=True
+        )
         provider, cred = self.provider, self.credential_type
         sa_field = "service_account_json"
         try:
             if provider == "s3" and cred == "iam_role":
-                body = cr.s3_iam_role(role_arn=self._v("role_arn"), external_id=self._v("external_id"),
-                                      region=self._v("region"), bucket=self._opt("bucket"), **common)
+                body = cr.s3_iam_role(
+                    role_arn=self._v("role_arn"),
+                    external_id=self._v("external_id"),
+                    region=self._v("region"),
+                    bucket=self._opt("bucket"),
+                    **common,
+                )
             elif provider == "s3":
-                body = cr.s3_access_key(access_key_id=self._v("access_key_id"), secret_access_key=self._v("secret_access_key"),
-                                        region=self._v("region"), bucket=self._opt("bucket"),
-                                        session_token=self._opt("session_token"), **common)
+                body = cr.s3_access_key(
+                    access_key_id=self._v("access_key_id"),
+                    secret_access_key=self._v("secret_access_key"),
+                    region=self._v("region"),
+                    bucket=self._opt("bucket"),
+                    session_token=self._opt("session_token"),
+                    **common,
+                )
             elif provider == "s3_compatible":
-                body = cr.s3_compatible(endpoint_url=self._v("endpoint_url"), access_key_id=self._v("access_key_id"),
-                                        secret_access_key=self._v("secret_access_key"), region=self._v("region"),
-                                        bucket=self._opt("bucket"), session_token=self._opt("session_token"),
-                                        use_ssl=self._v("use_ssl"), verify_ssl=self._v("verify_ssl"), **common)
+                body = cr.s3_compatible(
+                    endpoint_url=self._v("endpoint_url"),
+                    access_key_id=self._v("access_key_id"),
+                    secret_access_key=self._v("secret_access_key"),
+                    region=self._v("region"),
+                    bucket=self._opt("bucket"),
+                    session_token=self._opt("session_token"),
+                    use_ssl=self._v("use_ssl"),
+                    verify_ssl=self._v("verify_ssl"),
+                    **common,
+                )
             elif provider == "tigris":
-                body = cr.tigris(access_key_id=self._v("access_key_id"), secret_access_key=self._v("secret_access_key"),
-                                 region=self._v("region") or "auto", endpoint_url=self._v("endpoint_url") or cr.TIGRIS_DEFAULT_ENDPOINT,
-                                 bucket=self._opt("bucket"), **common)
+                body = cr.tigris(
+                    access_key_id=self._v("access_key_id"),
+                    secret_access_key=self._v("secret_access_key"),
+                    region=self._v("region") or "auto",
+                    endpoint_url=self._v("endpoint_url") or cr.TIGRIS_DEFAULT_ENDPOINT,
+                    bucket=self._opt("bucket"),
+                    **common,
+                )
             elif cred == "oauth":
-                body = cr.gdrive_oauth(client_id=self._v("client_id"), client_secret=self._v("client_secret"),
-                                       refresh_token=self._v("refresh_token"), shared_drive_id=self._opt("shared_drive_id"), **common)
+                body = cr.gdrive_oauth(
+                    client_id=self._v("client_id"),
+                    client_secret=self._v("client_secret"),
+                    refresh_token=self._v("refresh_token"),
+                    shared_drive_id=self._opt("shared_drive_id"),
+                    **common,
+                )
             else:
                 sa, sa_field = self._read_service_account(errors)
                 if sa is None:
                     raise cr.CredentialError({})
-                body = cr.gdrive_service_account(service_account_json=sa, shared_drive_id=self._opt("shared_drive_id"),
-                                                 impersonate_user=self._opt("impersonate_user"), **common)
+                body = cr.gdrive_service_account(
+                    service_account_json=sa,
+                    shared_drive_id=self._opt("shared_drive_id"),
+                    impersonate_user=self._opt("impersonate_user"),
+                    **common,
+                )
         except cr.CredentialError as exc:
             for key, msg in exc.fields.items():
                 if key == "service_account" or key.startswith("service_account."):
@@ -432,7 +504,7 @@ class ConnectionForm(_FormBase):
             try:
                 from mixpeek_magics.notebook import session  # type: ignore[attr-defined]
 
-                self._client = session.client()
+                self._client = session.signed_in_client()
             except Exception:  # noqa: BLE001 - reported as "no client" by the caller
                 return None
         return self._client
@@ -467,11 +539,17 @@ class ConnectionForm(_FormBase):
             except Exception as exc:  # noqa: BLE001 - any provider/API failure is shown, nothing saved
                 message = cr.scrub(_text_of(exc), body)
                 self._show_errors(self._api_field_errors(getattr(exc, "fields", None), body))
-                self._set_status(f"Connection failed, nothing was saved: {message}\nSecrets were cleared; re-enter them to retry.", "error")
+                self._set_status(
+                    f"Connection failed, nothing was saved: {message}\nSecrets were cleared; re-enter them to retry.",
+                    "error",
+                )
                 return None
             self.connection = cr.redact(result) if isinstance(result, Mapping) else result
             self.connection_id = _get(result, "connection_id", "internal_id", "id")
-            self._set_status(f"Saved connection {body['name']!r}" + (f" ({self.connection_id})" if self.connection_id else "") + ".", "ok")
+            self._set_status(
+                f"Saved connection {body['name']!r}" + (f" ({self.connection_id})" if self.connection_id else "") + ".",
+                "ok",
+            )
             self._after_save(body)
             return self.connection
         finally:
@@ -601,28 +679,64 @@ class SyncForm(_FormBase):
             except Exception as exc:  # noqa: BLE001
                 self._set_status(f"Could not list buckets ({_text_of(exc)}); type the bucket id.", "error")
         if bucket_opts:
-            bucket_w: widgets.Widget = widgets.Dropdown(options=bucket_opts, description="Target bucket", style=_STYLE, layout=_wide())
+            bucket_w: widgets.Widget = widgets.Dropdown(
+                options=bucket_opts, description="Target bucket", style=_STYLE, layout=_wide()
+            )
         else:
-            bucket_w = widgets.Text(description="Target bucket", placeholder="bucket id or name", style=_STYLE, layout=_wide())
+            bucket_w = widgets.Text(
+                description="Target bucket", placeholder="bucket id or name", style=_STYLE, layout=_wide()
+            )
         self._add("bucket", bucket_w)
 
         is_drive = provider_type == "google_drive"
-        self._add("source_path", widgets.Text(value=default_source, description="Source path",
-                                              placeholder="bucket-name/prefix", style=_STYLE, layout=_wide()))
+        self._add(
+            "source_path",
+            widgets.Text(
+                value=default_source,
+                description="Source path",
+                placeholder="bucket-name/prefix",
+                style=_STYLE,
+                layout=_wide(),
+            ),
+        )
         self.folder_label = widgets.HTML("")
-        self.open_button = widgets.Button(description="Open folder", icon="folder-open", layout=widgets.Layout(width="130px"))
+        self.open_button = widgets.Button(
+            description="Open folder", icon="folder-open", layout=widgets.Layout(width="130px")
+        )
         self.up_button = widgets.Button(description="Up", icon="arrow-up", layout=widgets.Layout(width="80px"))
         self.open_button.on_click(lambda _b: self.open_selected_folder())
         self.up_button.on_click(lambda _b: self.folder_up())
-        self._add("folder", widgets.Dropdown(options=[("/ (root)", "/")], value="/", description="Source folder", style=_STYLE, layout=_wide()),
-                  extra=[widgets.HBox([self.open_button, self.up_button, self.folder_label])])
-        self._add("sync_mode", widgets.ToggleButtons(options=[("Initial only", "initial_only"), ("Continuous", "continuous")],
-                                                     value="continuous", description="Mode", style=_STYLE))
+        self._add(
+            "folder",
+            widgets.Dropdown(
+                options=[("/ (root)", "/")], value="/", description="Source folder", style=_STYLE, layout=_wide()
+            ),
+            extra=[widgets.HBox([self.open_button, self.up_button, self.folder_label])],
+        )
+        self._add(
+            "sync_mode",
+            widgets.ToggleButtons(
+                options=[("Initial only", "initial_only"), ("Continuous", "continuous")],
+                value="continuous",
+                description="Mode",
+                style=_STYLE,
+            ),
+        )
         self._add("polling_interval_seconds", widgets.IntText(value=300, description="Poll every (s)", style=_STYLE))
-        self._add("include_patterns", widgets.Text(description="Include", placeholder="*.mp4, *.mov", style=_STYLE, layout=_wide()))
-        self._add("exclude_patterns", widgets.Text(description="Exclude", placeholder="*/drafts/*, *_temp.*", style=_STYLE, layout=_wide()))
-        self._add("min_size_bytes", widgets.Text(description="Min size", placeholder="e.g. 1KB (optional)", style=_STYLE))
-        self._add("max_size_bytes", widgets.Text(description="Max size", placeholder="e.g. 2GB (optional)", style=_STYLE))
+        self._add(
+            "include_patterns",
+            widgets.Text(description="Include", placeholder="*.mp4, *.mov", style=_STYLE, layout=_wide()),
+        )
+        self._add(
+            "exclude_patterns",
+            widgets.Text(description="Exclude", placeholder="*/drafts/*, *_temp.*", style=_STYLE, layout=_wide()),
+        )
+        self._add(
+            "min_size_bytes", widgets.Text(description="Min size", placeholder="e.g. 1KB (optional)", style=_STYLE)
+        )
+        self._add(
+            "max_size_bytes", widgets.Text(description="Max size", placeholder="e.g. 2GB (optional)", style=_STYLE)
+        )
         self.create_button = widgets.Button(description="Create sync", button_style="primary", icon="sync")
         self.create_button.on_click(lambda _b: self.create())
         self._fields["sync_mode"].input.observe(lambda _c: self._update_visibility(), names="value")
@@ -720,7 +834,9 @@ class SyncForm(_FormBase):
                 self.connection_id,
                 source,
                 sync_mode=mode,
-                polling_interval_seconds=self._fields["polling_interval_seconds"].input.value if mode == "continuous" else None,
+                polling_interval_seconds=self._fields["polling_interval_seconds"].input.value
+                if mode == "continuous"
+                else None,
                 include_patterns=self._fields["include_patterns"].input.value,
                 exclude_patterns=self._fields["exclude_patterns"].input.value,
                 min_size_bytes=self._fields["min_size_bytes"].input.value,
@@ -741,11 +857,16 @@ class SyncForm(_FormBase):
     def _resolve_create(self) -> Callable[[str, dict], Any]:
         if self._create_sync is not None:
             return self._create_sync
-        for holder in (getattr(self._client, "syncs", None), getattr(getattr(self._client, "buckets", None), "syncs", None)):
+        for holder in (
+            getattr(self._client, "syncs", None),
+            getattr(getattr(self._client, "buckets", None), "syncs", None),
+        ):
             create = getattr(holder, "create", None)
             if create is not None:
                 return lambda bucket, body: create(bucket, **body)
-        raise RuntimeError("no way to create the sync: pass create_sync=callable(bucket, body) or a client with .syncs.create()")
+        raise RuntimeError(
+            "no way to create the sync: pass create_sync=callable(bucket, body) or a client with .syncs.create()"
+        )
 
     def create(self) -> Any:
         """Validate and create the sync; returns it or None (problems shown in the form)."""
@@ -761,7 +882,9 @@ class SyncForm(_FormBase):
                 errs = dict(exc.fields)
                 general = errs.pop("_form", None)
                 self._show_errors(errs)
-                self._set_status("Nothing was sent: fix the highlighted fields" + (f" ({general})" if general else "") + ".", "error")
+                self._set_status(
+                    "Nothing was sent: fix the highlighted fields" + (f" ({general})" if general else "") + ".", "error"
+                )
                 return None
             self._set_status("Creating the sync…")
             try:

@@ -11,15 +11,28 @@ progress repr and leaves a static HTML summary when the watch finishes.
 
 This module does not import ipywidgets (nor IPython) until a widget is needed.
 """
+
 from __future__ import annotations
 
 import importlib.util
 import os
 import sys
-from typing import Any, Callable, TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
-__all__ = ["ENV_VAR", "widgets_disabled_by_env", "in_widget_kernel", "choose_mode", "make_display", "show",
-           "kernel_shell", "current_parent", "headless_kernel", "same_cell", "print_in_cell"]
+__all__ = [
+    "ENV_VAR",
+    "widgets_disabled_by_env",
+    "in_widget_kernel",
+    "choose_mode",
+    "make_display",
+    "show",
+    "kernel_shell",
+    "current_parent",
+    "headless_kernel",
+    "same_cell",
+    "print_in_cell",
+]
 
 ENV_VAR = "MIXPEEK_MAGICS_WIDGETS"
 _FALSE = {"0", "false", "no", "off"}

@@ -2,6 +2,7 @@
 
 Plain text, importable without ipywidgets (a terminal may not have it).
 """
+
 from __future__ import annotations
 
 __all__ = ["CONNECT_WITHOUT_WIDGETS", "SYNC_WITHOUT_WIDGETS", "key_prompt_without_widgets"]
@@ -30,8 +31,10 @@ The sync form needs widgets, which this front end does not show. The same from P
 
 def key_prompt_without_widgets(env_var: str) -> str:
     """The sign-in prompt, without widgets: the other ways to give the key."""
-    return (f"Mixpeek sign-in: this front end does not show the key field. Instead:\n"
-            f"  - set {env_var} in the kernel's environment and run %mixpeek_auth again, or\n"
-            f"  - run %config MixpeekMagics.widgets = False, then %mixpeek_auth asks with getpass, or\n"
-            f"  - in Python: import getpass; from mixpeek_magics.notebook.session import sign_in;\n"
-            f"    sign_in(getpass.getpass(\"Mixpeek API key: \"))")
+    return (
+        f"Mixpeek sign-in: this front end does not show the key field. Instead:\n"
+        f"  - set {env_var} in the kernel's environment and run %mixpeek_auth again, or\n"
+        f"  - run %config MixpeekMagics.widgets = False, then %mixpeek_auth asks with getpass, or\n"
+        f"  - in Python: import getpass; from mixpeek_magics.notebook.session import sign_in;\n"
+        f'    sign_in(getpass.getpass("Mixpeek API key: "))'
+    )

@@ -6,6 +6,7 @@ it without the server) and as a ranked text table (terminals, ``print``).
 documents frame); its ``attrs`` give the title (query, collection) and the stage
 timings shown under the cards.
 """
+
 from __future__ import annotations
 
 import html
@@ -16,7 +17,7 @@ CARD_PX = 168
 IMAGE_PX = 120
 TEXT_WIDTH = 60  # snippet width of the text table
 
-_STYLE = (
+_STYLE = (  # a CSS template: %-format leaves its braces alone
     ".mixpeek-gallery{font-family:var(--jp-ui-font-family,system-ui,sans-serif);font-size:12px;color:inherit}"
     ".mixpeek-gallery .mg-grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(%(card)dpx,1fr));"
     "gap:10px;margin:6px 0}"
@@ -94,7 +95,7 @@ class Gallery:
         out = []
         for k, v in row.items():
             if k.startswith("metadata.") and not _missing(v):
-                out.append(f"{k[len('metadata.'):]}={v}")
+                out.append(f"{k[len('metadata.') :]}={v}")
         if not out and isinstance(row.get("metadata"), dict):
             out = [f"{k}={v}" for k, v in row["metadata"].items()]
         return out
@@ -120,13 +121,15 @@ class Gallery:
         if width is not None and height is not None and not _missing(width) and not _missing(height):
             size = f"{int(width)}×{int(height)}"
         details = " · ".join(x for x in [str(row.get("modality") or ""), size, *self._meta(row)] if x)
-        return (f'<div class="mg-card" data-rank="{html.escape(str(rank if not _missing(rank) else index + 1))}" '
-                f'data-document-id="{html.escape(str(row.get("document_id") or ""))}">'
-                f'<div class="mg-media">{media}</div>'
-                f'<div class="mg-top"><span>{rank_txt}</span>'
-                f'<span class="mg-score">{_fmt_score(row.get("score"))}</span></div>'
-                f'<div class="mg-name" title="{html.escape(str(name))}">{html.escape(str(name))}</div>'
-                f'<div class="mg-meta" title="{html.escape(details)}">{html.escape(details)}</div></div>')
+        return (
+            f'<div class="mg-card" data-rank="{html.escape(str(rank if not _missing(rank) else index + 1))}" '
+            f'data-document-id="{html.escape(str(row.get("document_id") or ""))}">'
+            f'<div class="mg-media">{media}</div>'
+            f'<div class="mg-top"><span>{rank_txt}</span>'
+            f'<span class="mg-score">{_fmt_score(row.get("score"))}</span></div>'
+            f'<div class="mg-name" title="{html.escape(str(name))}">{html.escape(str(name))}</div>'
+            f'<div class="mg-meta" title="{html.escape(details)}">{html.escape(details)}</div></div>'
+        )
 
     def _repr_html_(self) -> str:
         rows = self._rows()
@@ -139,15 +142,21 @@ class Gallery:
         stages = self._stages()
         table = ""
         if stages:
-            body = "".join(f"<tr><td>{html.escape(str(n))}</td><td>{'' if _missing(i) else i} → "
-                           f"{'' if _missing(o) else o}</td><td>{_fmt_ms(ms)}</td></tr>" for n, i, o, ms in stages)
+            body = "".join(
+                f"<tr><td>{html.escape(str(n))}</td><td>{'' if _missing(i) else i} → "
+                f"{'' if _missing(o) else o}</td><td>{_fmt_ms(ms)}</td></tr>"
+                for n, i, o, ms in stages
+            )
             total = (getattr(self.frame, "attrs", {}) or {}).get("total_time_ms")
             foot = f"<tr><td>total</td><td></td><td>{_fmt_ms(total)}</td></tr>" if not _missing(total) else ""
-            table = (f'<table class="mg-stages"><tr><th>stage</th><th>documents</th><th>time</th></tr>'
-                     f"{body}{foot}</table>")
-        return (f'<div class="mixpeek-gallery"><style>{_STYLE}</style>'
-                f"<div><b>{html.escape(self.title)}</b></div>"
-                f'<div class="mg-grid">{cards}</div>{more}{table}</div>')
+            table = (
+                f'<table class="mg-stages"><tr><th>stage</th><th>documents</th><th>time</th></tr>{body}{foot}</table>'
+            )
+        return (
+            f'<div class="mixpeek-gallery"><style>{_STYLE}</style>'
+            f"<div><b>{html.escape(self.title)}</b></div>"
+            f'<div class="mg-grid">{cards}</div>{more}{table}</div>'
+        )
 
     # -- text ------------------------------------------------------------------------------------
     def to_text(self) -> str:
@@ -161,18 +170,28 @@ class Gallery:
                 text = r.get("snippet") if "snippet" in r else r.get("text")
                 if _missing(text) or not text:
                     w, h = r.get("width"), r.get("height")
-                    size = f"{int(w)}x{int(h)}" if w is not None and h is not None and not (
-                        _missing(w) or _missing(h)) else ""
+                    size = (
+                        f"{int(w)}x{int(h)}"
+                        if w is not None and h is not None and not (_missing(w) or _missing(h))
+                        else ""
+                    )
                     text = " ".join(x for x in [size, *self._meta(r)] if x)
                 text = " ".join(str(text).split())
                 if len(text) > TEXT_WIDTH:
-                    text = text[:TEXT_WIDTH - 1] + "…"
-                table.append([str(int(rank)) if not _missing(rank) else str(i + 1), _fmt_score(r.get("score")),
-                              str(r.get("filename") or r.get("document_id") or ""), str(r.get("modality") or ""),
-                              text])
+                    text = text[: TEXT_WIDTH - 1] + "…"
+                table.append(
+                    [
+                        str(int(rank)) if not _missing(rank) else str(i + 1),
+                        _fmt_score(r.get("score")),
+                        str(r.get("filename") or r.get("document_id") or ""),
+                        str(r.get("modality") or ""),
+                        text,
+                    ]
+                )
             widths = [max(len(h), *(len(row[c]) for row in table)) for c, h in enumerate(header)]
             fmt = lambda cells: "  ".join(  # noqa: E731
-                (cell.rjust(w) if c < 2 else cell.ljust(w)) for c, (cell, w) in enumerate(zip(cells, widths))).rstrip()
+                (cell.rjust(w) if c < 2 else cell.ljust(w)) for c, (cell, w) in enumerate(zip(cells, widths))
+            ).rstrip()
             lines += [fmt(header), *(fmt(row) for row in table)]
         else:
             lines.append("(no hits)")
@@ -180,9 +199,13 @@ class Gallery:
             lines.append(f"... {len(self.frame) - len(rows)} more in the DataFrame")
         stages = self._stages()
         if stages:
-            lines.append("stages: " + "; ".join(
-                f"{n} {'' if _missing(i) else i} -> {'' if _missing(o) else o} in {_fmt_ms(ms)}"
-                for n, i, o, ms in stages))
+            lines.append(
+                "stages: "
+                + "; ".join(
+                    f"{n} {'' if _missing(i) else i} -> {'' if _missing(o) else o} in {_fmt_ms(ms)}"
+                    for n, i, o, ms in stages
+                )
+            )
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -197,8 +220,14 @@ class Gallery:
 
 # -- failure triage ----------------------------------------------------------------------------------
 MAX_EMBEDDED_FILE = 512 * 1024
-_IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
-                ".webp": "image/webp", ".bmp": "image/bmp"}
+_IMAGE_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+    ".bmp": "image/bmp",
+}
 
 
 class FailureGallery:
@@ -237,10 +266,14 @@ class FailureGallery:
             cards = "".join(
                 f'<div class="mg-card mg-failed"><div class="mg-media">{self._picture(r.get("source"))}</div>'
                 f'<div class="mg-name" title="{html.escape(str(r.get("source") or ""))}">'
-                f'{html.escape(str(r.get("source") or r.get("object_id") or "?"))}</div>'
-                f'<div class="mg-meta">{html.escape(str(r.get("stage") or ""))}</div></div>' for r in items)
-            parts.append(f'<div><b>{html.escape(error)}</b> ({len(items)} item{"s" if len(items) != 1 else ""})</div>'
-                         f'<div class="mg-grid">{cards}</div>')
+                f"{html.escape(str(r.get('source') or r.get('object_id') or '?'))}</div>"
+                f'<div class="mg-meta">{html.escape(str(r.get("stage") or ""))}</div></div>'
+                for r in items
+            )
+            parts.append(
+                f"<div><b>{html.escape(error)}</b> ({len(items)} item{'s' if len(items) != 1 else ''})</div>"
+                f'<div class="mg-grid">{cards}</div>'
+            )
         parts.append("</div>")
         return "".join(parts)
 

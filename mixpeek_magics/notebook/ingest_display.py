@@ -8,6 +8,7 @@ refreshed every ``text_refresh`` seconds, and when the upload ends the output
 becomes the final line (the bar's static final state: the line is said once).
 Elsewhere it prints a start line, a line every few seconds and the final line.
 """
+
 from __future__ import annotations
 
 import sys
@@ -35,19 +36,24 @@ def upload_text(stats: Any, final: bool = False) -> str:
             return f"Upload: nothing new to upload{skipped}"
         dup = f" · {stats.duplicates} already on the server" if stats.duplicates else ""
         failed = f" · {stats.failed} failed" if stats.failed else ""
-        return (f"Uploaded {stats.files_done}/{stats.files_total} files "
-                f"({human_bytes(stats.bytes_done)}) in {stats.elapsed:.1f}s · "
-                f"{human_bytes(stats.rate_bytes)}/s{dup}{failed}{skipped}")
-    return (f"Uploading {stats.files_done}/{stats.files_total} files · "
-            f"{human_bytes(stats.bytes_done)} of {human_bytes(stats.bytes_total)} · "
-            f"{human_bytes(stats.rate_bytes)}/s{skipped}")
+        return (
+            f"Uploaded {stats.files_done}/{stats.files_total} files "
+            f"({human_bytes(stats.bytes_done)}) in {stats.elapsed:.1f}s · "
+            f"{human_bytes(stats.rate_bytes)}/s{dup}{failed}{skipped}"
+        )
+    return (
+        f"Uploading {stats.files_done}/{stats.files_total} files · "
+        f"{human_bytes(stats.bytes_done)} of {human_bytes(stats.bytes_total)} · "
+        f"{human_bytes(stats.rate_bytes)}/s{skipped}"
+    )
 
 
 class UploadDisplay:
     """Progress of the upload phase (thread-safe; at most ~10 updates a second)."""
 
-    def __init__(self, mode: str = "auto", stream: TextIO | None = None, text_interval: float = 5.0,
-                 text_refresh: float = 2.0) -> None:
+    def __init__(
+        self, mode: str = "auto", stream: TextIO | None = None, text_interval: float = 5.0, text_refresh: float = 2.0
+    ) -> None:
         from mixpeek_magics.notebook.display import choose_mode
 
         self.mode = choose_mode(mode)
@@ -79,16 +85,18 @@ class UploadDisplay:
             import ipywidgets as W
             from IPython.display import display
 
-            self.bar = W.FloatProgress(value=0.0, min=0.0, max=max(1.0, float(stats.bytes_total or 1)),
-                                       layout=W.Layout(width="320px"))
+            self.bar = W.FloatProgress(
+                value=0.0, min=0.0, max=max(1.0, float(stats.bytes_total or 1)), layout=W.Layout(width="320px")
+            )
             self.label = W.Label(value=self.text)
             self.box = W.HBox([self.bar, self.label])
             self._display_id = uuid.uuid4().hex
             display(self._bundle(), raw=True, display_id=self._display_id)
             self._last_text = time.monotonic()
         elif stats.files_total:
-            print(f"Uploading {stats.files_total} files ({human_bytes(stats.bytes_total)})…",
-                  file=self._out(), flush=True)
+            print(
+                f"Uploading {stats.files_total} files ({human_bytes(stats.bytes_total)})…", file=self._out(), flush=True
+            )
             self._last_text = time.monotonic()
 
     def update(self, stats: Any) -> None:

@@ -12,6 +12,7 @@ show (refreshed every ``LIVE_TEXT_INTERVAL`` seconds), and when the watch
 finishes its output becomes the static final state: the HTML summary and the
 final text (see ``_DisplayMixin``), so the outcome survives without widget state.
 """
+
 from __future__ import annotations
 
 import html
@@ -19,7 +20,8 @@ import logging
 import threading
 import time
 import uuid
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from mixpeek_magics._extras import require
 
@@ -29,7 +31,6 @@ import ipywidgets as W
 
 from mixpeek_magics.client import statuses
 from mixpeek_magics.notebook import display
-from mixpeek_magics.tracking import summary
 from mixpeek_magics.notebook.textprogress import (
     RateEstimator,
     Throttle,
@@ -37,6 +38,7 @@ from mixpeek_magics.notebook.textprogress import (
     observed_time,
     task_progress_units,
 )
+from mixpeek_magics.tracking import summary
 from mixpeek_magics.tracking.snapshot import TaskSnapshot
 
 __all__ = ["TaskProgress", "TaskBoard"]
@@ -249,28 +251,36 @@ class TaskProgress(_DisplayMixin, W.VBox):
 
         # In a narrow row the flexbox shrinks children: badge, detail and buttons keep
         # their natural width (flex 0 0 auto); only the name and the bar give way.
-        self.badge = W.HTML(value="", layout=W.Layout(padding="0 8px", margin="2px 4px", min_width="80px",
-                                                      flex="0 0 auto"))
+        self.badge = W.HTML(
+            value="", layout=W.Layout(padding="0 8px", margin="2px 4px", min_width="80px", flex="0 0 auto")
+        )
         self.badge.style.background = self.status_color
         self.badge.style.text_color = "#ffffff"
-        self.name = W.HTML(value="", layout=W.Layout(min_width="120px", flex="1 1 auto",
-                                                     display=None if show_name else "none"))
+        self.name = W.HTML(
+            value="", layout=W.Layout(min_width="120px", flex="1 1 auto", display=None if show_name else "none")
+        )
         self.bar = W.FloatProgress(value=0.0, min=0.0, max=100.0, layout=W.Layout(width="240px", flex="0 1 240px"))
         self.detail = W.Label(value="", layout=W.Layout(flex="0 0 auto"))
-        self.cancel_button = W.Button(description="Cancel", icon="stop", tooltip="Cancel this task",
-                                      layout=W.Layout(width="auto", flex="0 0 auto",
-                                                      display=None if on_cancel else "none"))
+        self.cancel_button = W.Button(
+            description="Cancel",
+            icon="stop",
+            tooltip="Cancel this task",
+            layout=W.Layout(width="auto", flex="0 0 auto", display=None if on_cancel else "none"),
+        )
         self.confirm_label = W.Label(value="")
         self.confirm_yes = W.Button(description="Yes", button_style="danger", layout=W.Layout(width="auto"))
         self.confirm_no = W.Button(description="No", layout=W.Layout(width="auto"))
-        self.confirm_box = W.HBox([self.confirm_label, self.confirm_yes, self.confirm_no],
-                                  layout=W.Layout(display="none"))
+        self.confirm_box = W.HBox(
+            [self.confirm_label, self.confirm_yes, self.confirm_no], layout=W.Layout(display="none")
+        )
         self.error = W.HTML(value="", layout=W.Layout(display="none", margin="0 0 0 8px"))
         self.cancel_button.on_click(lambda _b: self.request_cancel())
         self.confirm_yes.on_click(lambda _b: self.confirm_cancel())
         self.confirm_no.on_click(lambda _b: self.dismiss_cancel())
-        top = W.HBox([self.badge, self.name, self.bar, self.detail, self.cancel_button, self.confirm_box],
-                     layout=W.Layout(align_items="center"))
+        top = W.HBox(
+            [self.badge, self.name, self.bar, self.detail, self.cancel_button, self.confirm_box],
+            layout=W.Layout(align_items="center"),
+        )
         super().__init__(children=[top, self.error], **kwargs)
         self._init_display()
         self._throttle = Throttle(self._flush, interval=min_interval)
@@ -525,21 +535,25 @@ class TaskBoard(_DisplayMixin, W.VBox):
         self._ui_lock = threading.RLock()
         self.cancel_all_requested = False
 
-        self.title_html = W.HTML(value=f"<b>{html.escape(title)}</b>" if title else "",
-                                 layout=W.Layout(display=None if title else "none"))
+        self.title_html = W.HTML(
+            value=f"<b>{html.escape(title)}</b>" if title else "", layout=W.Layout(display=None if title else "none")
+        )
         self.counts_html = W.HTML(value="")
         self.connection_label = W.HTML(
-            value='<span style="color:#fb8c00">⟳ reconnecting…</span>', layout=W.Layout(display="none"))
+            value='<span style="color:#fb8c00">⟳ reconnecting…</span>', layout=W.Layout(display="none")
+        )
         self.bar = W.FloatProgress(value=0.0, min=0.0, max=100.0, layout=W.Layout(width="320px"))
         self.bar.style.bar_color = statuses.FAMILY_COLORS["pending"]
         self.detail = W.Label(value="")
-        self.cancel_all_button = W.Button(description="Cancel all", icon="stop", layout=W.Layout(
-            width="auto", display="none"))
+        self.cancel_all_button = W.Button(
+            description="Cancel all", icon="stop", layout=W.Layout(width="auto", display="none")
+        )
         self.cancel_all_label = W.Label(value="")
         self.cancel_all_yes = W.Button(description="Yes", button_style="danger", layout=W.Layout(width="auto"))
         self.cancel_all_no = W.Button(description="No", layout=W.Layout(width="auto"))
-        self.cancel_all_box = W.HBox([self.cancel_all_label, self.cancel_all_yes, self.cancel_all_no],
-                                     layout=W.Layout(display="none"))
+        self.cancel_all_box = W.HBox(
+            [self.cancel_all_label, self.cancel_all_yes, self.cancel_all_no], layout=W.Layout(display="none")
+        )
         self.message = W.HTML(value="", layout=W.Layout(display="none"))
         self.cancel_all_button.on_click(lambda _b: self.request_cancel_all())
         self.cancel_all_yes.on_click(lambda _b: self.confirm_cancel_all())
@@ -549,8 +563,9 @@ class TaskBoard(_DisplayMixin, W.VBox):
         self.accordion = W.Accordion(children=[self.rows_box], titles=("Tasks (0)",), selected_index=0)
         self.accordion.observe(self._on_toggle, names="selected_index")
         header = W.HBox([self.counts_html, self.connection_label], layout=W.Layout(align_items="center"))
-        overall = W.HBox([self.bar, self.detail, self.cancel_all_button, self.cancel_all_box],
-                         layout=W.Layout(align_items="center"))
+        overall = W.HBox(
+            [self.bar, self.detail, self.cancel_all_button, self.cancel_all_box], layout=W.Layout(align_items="center")
+        )
         super().__init__(children=[self.title_html, header, overall, self.message, self.accordion], **kwargs)
         self._init_display(live_interval)
         self._throttle = Throttle(self._flush, interval=min_interval)
@@ -629,7 +644,12 @@ class TaskBoard(_DisplayMixin, W.VBox):
             # at once when a status changes, and always for the final state
             now = time.monotonic()
             signature = tuple((s.task_id, s.status) for s in self._select(snaps))
-            if final or self._rows_dirty or signature != self._rows_signature or now - self._rows_at >= self.row_interval:
+            if (
+                final
+                or self._rows_dirty
+                or signature != self._rows_signature
+                or now - self._rows_at >= self.row_interval
+            ):
                 self._render_rows(final)
                 self._rows_signature, self._rows_at = signature, now
             else:
@@ -673,8 +693,9 @@ class TaskBoard(_DisplayMixin, W.VBox):
 
     def _counts_html(self, n: int) -> str:
         head = f"<b>{n} task{'s' if n != 1 else ''}</b> "
-        chips = "".join(summary._chip(f"{count} {status}", statuses.color(status))
-                        for status, count in self.counts.items())
+        chips = "".join(
+            summary._chip(f"{count} {status}", statuses.color(status)) for status, count in self.counts.items()
+        )
         return head + chips
 
     def _detail_text(self, ov: summary.Overall, connection: str, all_done: bool) -> str:
@@ -719,8 +740,10 @@ class TaskBoard(_DisplayMixin, W.VBox):
                 if self._pool:
                     row = self._pool.pop()
                 else:
-                    row = TaskProgress(on_cancel=self._cancel_one if self.on_cancel else None,
-                                       layout=W.Layout(border_bottom="1px solid #eee"))
+                    row = TaskProgress(
+                        on_cancel=self._cancel_one if self.on_cancel else None,
+                        layout=W.Layout(border_bottom="1px solid #eee"),
+                    )
                 row.bind(snap.task_id)
                 self.rows[snap.task_id] = row
             with row._ui_lock:
@@ -782,8 +805,13 @@ class TaskBoard(_DisplayMixin, W.VBox):
             if errors:
                 self.cancel_all_requested = False
                 _set(self.cancel_all_button, disabled=False, description="Cancel all")
-                _set(self.message, value='<span style="color:#e53935">Cancel failed for '
-                     + html.escape("; ".join(errors[:5])) + ("…" if len(errors) > 5 else "") + "</span>")
+                _set(
+                    self.message,
+                    value='<span style="color:#e53935">Cancel failed for '
+                    + html.escape("; ".join(errors[:5]))
+                    + ("…" if len(errors) > 5 else "")
+                    + "</span>",
+                )
                 _show(self.message, True)
 
     # -- text ----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ terminal). Headless runs (nbconvert, papermill, CI, no TTY) never prompt.
 The key is never printed, logged, put into an exception or a widget's saved
 state: it is shown as ``sk_...abcd`` at most.
 """
+
 from __future__ import annotations
 
 import html
@@ -18,17 +19,33 @@ import json
 import os
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from mixpeek_magics import _defaults, _paths
 
 __all__ = [
-    "MagicError", "NotSignedInError", "AuthError", "HeadlessError",
-    "Session", "client", "current", "sign_in", "sign_out", "sign_in_local",
-    "resolve_key", "saved_credentials_path", "save_key", "load_saved_key", "forget_saved_key",
-    "prompt_mode", "is_headless", "KeyPrompt", "pending_prompt",
+    "MagicError",
+    "NotSignedInError",
+    "AuthError",
+    "HeadlessError",
+    "Session",
+    "signed_in_client",
+    "current",
+    "sign_in",
+    "sign_out",
+    "sign_in_local",
+    "resolve_key",
+    "saved_credentials_path",
+    "save_key",
+    "load_saved_key",
+    "forget_saved_key",
+    "prompt_mode",
+    "is_headless",
+    "KeyPrompt",
+    "pending_prompt",
 ]
 
 ENV_API_KEY = "MIXPEEK_API_KEY"
@@ -39,6 +56,7 @@ _TRUE = {"1", "true", "yes", "on"}
 
 
 # --------------------------------------------------------------------------- errors
+
 
 class MagicError(Exception):
     """An error a magic reports as one short block, without a Python traceback.
@@ -58,8 +76,11 @@ class NotSignedInError(MagicError, RuntimeError):
     label = "NotSignedIn"
 
     def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or "not signed in to Mixpeek: run %mixpeek_auth first "
-                                    "(or %mixpeek_auth --local for the embedded local server)")
+        super().__init__(
+            message
+            or "not signed in to Mixpeek: run %mixpeek_auth first "
+            "(or %mixpeek_auth --local for the embedded local server)"
+        )
 
 
 class AuthError(MagicError):
@@ -71,6 +92,7 @@ class HeadlessError(AuthError):
 
 
 # --------------------------------------------------------------------------- session
+
 
 def key_kind(api_key: str, local: bool = False) -> str:
     if local:
@@ -114,8 +136,9 @@ class Session:
             ns = f"namespace {self.namespace}"
         else:
             ns = "no namespace (use --namespace)"
-        return (f"Signed in to Mixpeek: organization {org} · {self.key_kind} key {self.masked_key} · "
-                f"{self.base_url} · {ns}")
+        return (
+            f"Signed in to Mixpeek: organization {org} · {self.key_kind} key {self.masked_key} · {self.base_url} · {ns}"
+        )
 
     def _repr_html_(self) -> str:
         return f'<span style="color:#2e7d32">✓</span> {html.escape(self.status_line())}'
@@ -127,14 +150,14 @@ class Session:
 _lock = threading.RLock()
 _session: Session | None = None
 _local_server: Any = None
-pending_prompt: "KeyPrompt | None" = None
+pending_prompt: KeyPrompt | None = None
 
 
 def current() -> Session | None:
     return _session
 
 
-def client() -> Any:
+def signed_in_client() -> Any:
     """The signed-in :class:`~mixpeek_magics.client.Mixpeek` client (``mixpeek_magics.signed_in_client()``)."""
     s = _session
     if s is None:
@@ -157,6 +180,7 @@ def sign_out() -> bool:
 
 
 # --------------------------------------------------------------------------- saved key
+
 
 def saved_credentials_path() -> Path:
     return _paths.config_dir() / "credentials.json"
@@ -219,6 +243,7 @@ def resolve_key(explicit: str | None = None) -> tuple[str | None, str | None, st
 
 # --------------------------------------------------------------------------- prompting
 
+
 def is_headless() -> bool:
     """True when nobody can answer a prompt (env says so, or no TTY / no stdin)."""
     return prompt_mode() is None
@@ -264,8 +289,10 @@ def prompt_mode(widgets: bool = True) -> str | None:
 
 
 def headless_message() -> str:
-    return (f"no Mixpeek API key and no way to ask for one in this headless run: set {ENV_API_KEY} "
-            f"(or run %mixpeek_auth --save once interactively, or use %mixpeek_auth --local)")
+    return (
+        f"no Mixpeek API key and no way to ask for one in this headless run: set {ENV_API_KEY} "
+        f"(or run %mixpeek_auth --save once interactively, or use %mixpeek_auth --local)"
+    )
 
 
 class KeyPrompt:
@@ -283,8 +310,9 @@ class KeyPrompt:
         self.button = W.Button(description="Sign in", button_style="primary", icon="sign-in")
         self.status = W.HTML(value="")
         self.inputs = W.HBox([self.password, self.button])
-        intro = intro or (f"Paste your Mixpeek API key (it is not stored in the notebook; set "
-                          f"{ENV_API_KEY} to skip this prompt).")
+        intro = intro or (
+            f"Paste your Mixpeek API key (it is not stored in the notebook; set {ENV_API_KEY} to skip this prompt)."
+        )
         self.intro = W.HTML(value=html.escape(intro))
         self.box = _PromptBox([self.intro, self.inputs, self.status])
         self.button.on_click(lambda _b: self.submit())
@@ -359,6 +387,7 @@ def ask_with_getpass() -> str:
 
 # --------------------------------------------------------------------------- sign-in
 
+
 def _validate(api_key: str, base_url: str | None, timeout: float) -> tuple[Any, Any]:
     """A short-timeout client and the organization, or an AuthError with one clear line."""
     from mixpeek_magics.client import Mixpeek, errors
@@ -373,19 +402,25 @@ def _validate(api_key: str, base_url: str | None, timeout: float) -> tuple[Any, 
         org = probe.organization.get()
     except errors.AuthenticationError:
         probe.close()
-        raise AuthError(f"API key {masked} was rejected by {where} (401 Unauthorized): check the key, "
-                        f"or create a new one in the Mixpeek dashboard") from None
+        raise AuthError(
+            f"API key {masked} was rejected by {where} (401 Unauthorized): check the key, "
+            f"or create a new one in the Mixpeek dashboard"
+        ) from None
     except errors.PermissionDeniedError:
         probe.close()
         raise AuthError(f"API key {masked} may not read the organization at {where} (403 Forbidden)") from None
     except errors.NotFoundError:
         probe.close()
-        raise AuthError(f"{where} is not a Mixpeek API (GET /v1/organizations answered 404 Not Found): "
-                        f"check --base-url / {ENV_BASE_URL}") from None
+        raise AuthError(
+            f"{where} is not a Mixpeek API (GET /v1/organizations answered 404 Not Found): "
+            f"check --base-url / {ENV_BASE_URL}"
+        ) from None
     except errors.ResponseFormatError:
         probe.close()
-        raise AuthError(f"{where} is not a Mixpeek API (GET /v1/organizations did not answer JSON, "
-                        f"e.g. an HTML page): check --base-url / {ENV_BASE_URL}") from None
+        raise AuthError(
+            f"{where} is not a Mixpeek API (GET /v1/organizations did not answer JSON, "
+            f"e.g. an HTML page): check --base-url / {ENV_BASE_URL}"
+        ) from None
     except errors.APITimeoutError:
         probe.close()
         raise AuthError(f"{where} did not answer within {timeout:g} s: check --base-url and your network") from None
@@ -395,8 +430,9 @@ def _validate(api_key: str, base_url: str | None, timeout: float) -> tuple[Any, 
         raise AuthError(f"cannot reach {where}: {errors.scrub(reason, api_key)}") from None
     except errors.APIStatusError as exc:
         probe.close()
-        raise AuthError(f"{where} answered HTTP {exc.status_code} to GET /v1/organizations: "
-                        f"{errors.scrub(str(exc), api_key)}") from None
+        raise AuthError(
+            f"{where} answered HTTP {exc.status_code} to GET /v1/organizations: {errors.scrub(str(exc), api_key)}"
+        ) from None
     except errors.MixpeekError as exc:
         probe.close()
         raise AuthError(errors.scrub(str(exc), api_key)) from None
@@ -439,9 +475,16 @@ def _resolve_namespace(probe: Any, namespace: str, create: bool) -> tuple[str | 
     raise AuthError(f"namespace {namespace!r} not found ({hint}); add --create-namespace to create it")
 
 
-def sign_in(api_key: str, base_url: str | None = None, namespace: str | None = None, *,
-            create_namespace: bool = False, save: bool = False, local: bool = False,
-            timeout: float = 10.0) -> Session:
+def sign_in(
+    api_key: str,
+    base_url: str | None = None,
+    namespace: str | None = None,
+    *,
+    create_namespace: bool = False,
+    save: bool = False,
+    local: bool = False,
+    timeout: float = 10.0,
+) -> Session:
     """Validate ``api_key`` against the server, resolve the namespace, and make it the session.
 
     On any failure the previous session (if any) is kept and an :class:`AuthError`
@@ -463,9 +506,15 @@ def sign_in(api_key: str, base_url: str | None = None, namespace: str | None = N
     finally:
         probe.close()
     session = Session(
-        client=new_client, organization_id=org.organization_id, organization_name=org.organization_name,
-        key_kind=key_kind(api_key, local), masked_key=mask(api_key), base_url=new_client.config.base_url,
-        namespace_id=ns_id, namespace_name=ns_name, local=local,
+        client=new_client,
+        organization_id=org.organization_id,
+        organization_name=org.organization_name,
+        key_kind=key_kind(api_key, local),
+        masked_key=mask(api_key),
+        base_url=new_client.config.base_url,
+        namespace_id=ns_id,
+        namespace_name=ns_name,
+        local=local,
     )
     if save:
         save_key(api_key, None if local else new_client.config.base_url)
@@ -498,12 +547,10 @@ def stop_local_server() -> None:
         srv.stop()
 
 
-def sign_in_local(namespace: str | None = None, *, create_namespace: bool = False,
-                  timeout: float = 10.0) -> Session:
+def sign_in_local(namespace: str | None = None, *, create_namespace: bool = False, timeout: float = 10.0) -> Session:
     srv = local_server()
-    return sign_in(srv.api_key, srv.base_url, namespace, create_namespace=create_namespace, local=True,
-                   timeout=timeout)
+    return sign_in(srv.api_key, srv.base_url, namespace, create_namespace=create_namespace, local=True, timeout=timeout)
 
 
 # Frames and other lower layers reach the signed-in client through layer 0.
-_defaults.set_client_provider(client)
+_defaults.set_client_provider(signed_in_client)

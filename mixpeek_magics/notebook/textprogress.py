@@ -9,6 +9,7 @@ Also home of the two helpers the widgets share: ``Throttle`` (coalesce fast
 updates into at most one flush per interval) and ``RateEstimator`` (ETA from
 the observed rate of progress).
 """
+
 from __future__ import annotations
 
 import logging
@@ -16,7 +17,8 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Sequence, TextIO
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
 
 from mixpeek_magics.notebook import display
 from mixpeek_magics.tracking import summary
@@ -40,8 +42,9 @@ class Throttle:
     ``flush_count`` counts the flushes actually done (the front-end updates).
     """
 
-    def __init__(self, flush: Callable[[Any], None], interval: float = 0.1,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, flush: Callable[[Any], None], interval: float = 0.1, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._flush_fn = flush
         self.interval = float(interval)
         self._clock = clock
@@ -301,8 +304,9 @@ class TextProgress:
     def text(self) -> str:
         """The stable summary of the latest state (same as the widgets' text/plain)."""
         with self._lock:
-            return summary.render_summary_text(self._snapshots, self._connection,
-                                               hint=self.failure_hint if self.finished else None)
+            return summary.render_summary_text(
+                self._snapshots, self._connection, hint=self.failure_hint if self.finished else None
+            )
 
     def __repr__(self) -> str:
         return self.text()

@@ -5,6 +5,7 @@ The engine (layer 2) knows nothing about widgets; this glue picks the display
 current cell, names the tasks' buckets, and records which cell started the
 watch in the journal.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -24,7 +25,7 @@ WARNING_HINT = "listed in the warning below"
 def _signed_in_client() -> Any:
     from mixpeek_magics.notebook import session
 
-    return session.client()
+    return session.signed_in_client()
 
 
 def cell_context(source: str | None = None) -> dict[str, Any]:
@@ -57,8 +58,10 @@ def task_refs(tasks: Any) -> tuple[list[Any], dict[str, str] | None]:
                 ids = getattr(item, "tasks", None)
             if isinstance(ids, (list, tuple)):
                 if not ids:
-                    raise ValueError(f"nothing to watch: this {type(item).__name__} started no task"
-                                     + (" (nothing new to process)" if hasattr(item, "item_names") else ""))
+                    raise ValueError(
+                        f"nothing to watch: this {type(item).__name__} started no task"
+                        + (" (nothing new to process)" if hasattr(item, "item_names") else "")
+                    )
                 refs.extend(ids)
             else:
                 refs.append(item)  # tracking.task_ids_of says what is wrong with it
@@ -107,8 +110,9 @@ class BucketNames:
             if start:
                 self._pending[snap.bucket_id] = threading.Event()
         if start:
-            threading.Thread(target=self._lookup, args=(snap.bucket_id,), daemon=True,
-                             name="mixpeek-magics-bucket-name").start()
+            threading.Thread(
+                target=self._lookup, args=(snap.bucket_id,), daemon=True, name="mixpeek-magics-bucket-name"
+            ).start()
         return replace(snap, label=f"bucket {name}") if name else snap
 
     def _lookup(self, bucket_id: str) -> None:
@@ -150,8 +154,16 @@ class BucketNames:
         self.observer.on_finish(labelled)
 
 
-def _start(start: Callable[..., Any], client: Any, mode: str, title: str | None, show: bool,
-           source: str, kwargs: dict[str, Any], failure_hint: str | None = None) -> Any:
+def _start(
+    start: Callable[..., Any],
+    client: Any,
+    mode: str,
+    title: str | None,
+    show: bool,
+    source: str,
+    kwargs: dict[str, Any],
+    failure_hint: str | None = None,
+) -> Any:
     handle_box: list[Any] = []
 
     def cancel(task_id: str) -> None:
@@ -174,8 +186,17 @@ def _start(start: Callable[..., Any], client: Any, mode: str, title: str | None,
     return handle
 
 
-def watch(tasks: Any, client: Any = None, *, block: bool = True, mode: str = "auto", title: str | None = None,
-          raise_on_failure: bool = True, show: bool = True, **kwargs: Any) -> tracking.WatchHandle:
+def watch(
+    tasks: Any,
+    client: Any = None,
+    *,
+    block: bool = True,
+    mode: str = "auto",
+    title: str | None = None,
+    raise_on_failure: bool = True,
+    show: bool = True,
+    **kwargs: Any,
+) -> tracking.WatchHandle:
     """Watch tasks with a live board: task ids, Task objects, results with ``.task_id``
     (``bulk_upload``'s), an ``IngestResult`` (``%%ingest -o result``) or anything with
     ``.task_ids``.
@@ -193,22 +214,39 @@ def watch(tasks: Any, client: Any = None, *, block: bool = True, mode: str = "au
     def start(c: Any, **kw: Any) -> tracking.WatchHandle:
         return tracking.watch(c, refs, block=False, **kw)
 
-    handle = _start(start, client, mode, title, show, "mixpeek_magics.watch()", kwargs,
-                    failure_hint=WARNING_HINT if block else None)
+    handle = _start(
+        start, client, mode, title, show, "mixpeek_magics.watch()", kwargs, failure_hint=WARNING_HINT if block else None
+    )
     if block:
         handle.wait(raise_on_failure=raise_on_failure)
     return handle
 
 
-def attach_unfinished(client: Any = None, *, block: bool = False, mode: str = "auto", title: str | None = None,
-                      show: bool = True, **kwargs: Any) -> tracking.WatchHandle | None:
+def attach_unfinished(
+    client: Any = None,
+    *,
+    block: bool = False,
+    mode: str = "auto",
+    title: str | None = None,
+    show: bool = True,
+    **kwargs: Any,
+) -> tracking.WatchHandle | None:
     """Re-attach a board to the tasks the journal saw unfinished (e.g. after a
     kernel restart); ``None`` when there are none."""
+
     def start(c: Any, **kw: Any) -> tracking.WatchHandle | None:
         return tracking.attach_unfinished(c, block=False, **kw)
 
-    handle = _start(start, client, mode, title or "Re-attached tasks", show, "attach_unfinished()", kwargs,
-                    failure_hint=WARNING_HINT if block else None)
+    handle = _start(
+        start,
+        client,
+        mode,
+        title or "Re-attached tasks",
+        show,
+        "attach_unfinished()",
+        kwargs,
+        failure_hint=WARNING_HINT if block else None,
+    )
     if handle is not None and block:
         handle.wait()
     return handle

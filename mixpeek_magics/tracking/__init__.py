@@ -7,6 +7,7 @@ h.snapshots; h.status; h.progress; h.wait(); h.cancel(); h.detach()
 ```
 No IPython, ipywidgets or pandas here.
 """
+
 from __future__ import annotations
 
 from mixpeek_magics.tracking.engine import (
@@ -36,10 +37,25 @@ from mixpeek_magics.tracking.policy import (
 from mixpeek_magics.tracking.snapshot import TaskSnapshot, WatchObserver
 
 __all__ = [
-    "watch", "awatch", "attach_unfinished", "aattach_unfinished",
-    "WatchHandle", "AsyncWatchHandle", "Engine",
-    "WatchTimeout", "TaskFailedError", "PartialFailureWarning",
-    "Journal", "default_journal",
-    "PollPolicy", "Backoff", "Scheduler", "Clock", "MonotonicClock", "ManualClock",
-    "TaskSnapshot", "WatchObserver", "task_ids_of",
+    "watch",
+    "awatch",
+    "attach_unfinished",
+    "aattach_unfinished",
+    "WatchHandle",
+    "AsyncWatchHandle",
+    "Engine",
+    "WatchTimeout",
+    "TaskFailedError",
+    "PartialFailureWarning",
+    "Journal",
+    "default_journal",
+    "PollPolicy",
+    "Backoff",
+    "Scheduler",
+    "Clock",
+    "MonotonicClock",
+    "ManualClock",
+    "TaskSnapshot",
+    "WatchObserver",
+    "task_ids_of",
 ]

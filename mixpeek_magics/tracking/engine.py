@@ -29,15 +29,17 @@ One engine watches many tasks of one server:
 The engine runs on whatever event loop awaits :meth:`Engine.run`: the
 caller's (``awatch``) or ``_runtime``'s background loop (``watch``).
 """
+
 from __future__ import annotations
 
 import asyncio
 import logging
 import random
 import threading
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from mixpeek_magics.client import errors, statuses
 from mixpeek_magics.tracking.policy import Backoff, Clock, MonotonicClock, PollPolicy, Scheduler
@@ -133,12 +135,12 @@ class _Tracked:
     journal_label: str | None = None
     done: bool = False
     gone: bool = False
-    task: Any = None            # the last Task read
-    batch: Any = None           # the last Batch read (running list or GET)
-    via_batch: bool = False     # the task record expired: its batch stands for it
-    final: bool = False         # the batch was read after the task ended
-    missed: bool = False        # not in the last running-batches list
-    lost: str | None = None     # why neither the task nor its batch can be read any more
+    task: Any = None  # the last Task read
+    batch: Any = None  # the last Batch read (running list or GET)
+    via_batch: bool = False  # the task record expired: its batch stands for it
+    final: bool = False  # the batch was read after the task ended
+    missed: bool = False  # not in the last running-batches list
+    lost: str | None = None  # why neither the task nor its batch can be read any more
     odd_since: float | None = None  # since when it reports a status neither running nor terminal
 
     @property
@@ -155,8 +157,17 @@ class _Tracked:
 def _key(s: TaskSnapshot | None) -> tuple[Any, ...] | None:
     if s is None:
         return None
-    return (s.status, s.processed, s.total, s.percentage, s.error, s.failed_items, s.failed, s.current_tier,
-            s.total_tiers)
+    return (
+        s.status,
+        s.processed,
+        s.total,
+        s.percentage,
+        s.error,
+        s.failed_items,
+        s.failed,
+        s.current_tier,
+        s.total_tiers,
+    )
 
 
 def _int(value: Any) -> int | None:
@@ -316,9 +327,13 @@ class Engine:
                 now = self.clock.now()
                 if deadline is not None and now >= deadline:
                     self.state = "timeout"
-                    self.error = WatchTimeout(self.reattach_message(
-                        f"Gave up watching after {self.max_wait:g}s with "
-                        f"{len(self.scheduler.active)} task(s) unfinished"), self.snapshots)
+                    self.error = WatchTimeout(
+                        self.reattach_message(
+                            f"Gave up watching after {self.max_wait:g}s with "
+                            f"{len(self.scheduler.active)} task(s) unfinished"
+                        ),
+                        self.snapshots,
+                    )
                     break
                 at = self.scheduler.next_tick_at()
                 assert at is not None
@@ -422,9 +437,13 @@ class Engine:
                 self._failing_since = now
             limit = self.policy.unreachable_timeout
             if limit is not None and now - self._failing_since >= limit:
-                self._give_up = WatchTimeout(self.reattach_message(
-                    f"Gave up: the server has been unreachable or failing for {now - self._failing_since:.0f}s "
-                    f"(limit {limit:g}s; last error: {exc})"), self.snapshots)
+                self._give_up = WatchTimeout(
+                    self.reattach_message(
+                        f"Gave up: the server has been unreachable or failing for {now - self._failing_since:.0f}s "
+                        f"(limit {limit:g}s; last error: {exc})"
+                    ),
+                    self.snapshots,
+                )
                 return
             wait = self._error_backoff.next()
             if limit is not None:  # the last retry lands at the limit, not a backoff after it
@@ -440,9 +459,11 @@ class Engine:
         """``head`` + that the tasks may still run on the server and how to pick them up again."""
         left = [tid for tid, tr in self._tracked.items() if not tr.done]
         shown = " ".join(left[:5]) + (f" ... ({len(left) - 5} more)" if len(left) > 5 else "")
-        return (f"{head}. {len(left)} task(s) may still be running on the server; nothing was cancelled. "
-                f"Re-attach when it is back: %mixpeek_watch --unfinished (or %mixpeek_watch {shown}), "
-                f"or attach_unfinished(client) / watch(client, ids) in Python.")
+        return (
+            f"{head}. {len(left)} task(s) may still be running on the server; nothing was cancelled. "
+            f"Re-attach when it is back: %mixpeek_watch --unfinished (or %mixpeek_watch {shown}), "
+            f"or attach_unfinished(client) / watch(client, ids) in Python."
+        )
 
     def _check_odd_statuses(self, ids: Sequence[str], now: float) -> None:
         """A task whose status is neither running nor terminal counts toward a limit, not forever."""
@@ -458,8 +479,7 @@ class Engine:
             if tr.odd_since is None:
                 tr.odd_since = now
             elif limit is not None and now - tr.odd_since >= limit:
-                tr.lost = (f"reported status {status!r} (neither running nor finished) for "
-                           f"{now - tr.odd_since:.0f}s")
+                tr.lost = f"reported status {status!r} (neither running nor finished) for {now - tr.odd_since:.0f}s"
 
     def _set_connection(self, value: str) -> bool:
         if self.connection == value:
@@ -483,7 +503,7 @@ class Engine:
         missing: list[str] = []
         size = self.policy.batch_size
         for i in range(0, len(ids), size):
-            chunk = ids[i:i + size]
+            chunk = ids[i : i + size]
             wanted = set(chunk)
             filters = {"AND": [{"field": "task_id", "operator": "in", "value": chunk}]}
             self.requests += 1
@@ -577,8 +597,11 @@ class Engine:
         return count
 
     def _running_batches(self) -> list[_Tracked]:
-        return [tr for tr in self._tracked.values() if not tr.done and tr.batch_ref is not None
-                and (tr.via_batch or tr.status in RUNNING_BATCH)]
+        return [
+            tr
+            for tr in self._tracked.values()
+            if not tr.done and tr.batch_ref is not None and (tr.via_batch or tr.status in RUNNING_BATCH)
+        ]
 
     def _progress_due_at(self) -> float | None:
         """When the running batches' progress is next due to be read (None: nothing to read)."""
@@ -591,8 +614,11 @@ class Engine:
         every ``progress_interval``) and the final state of batches whose task
         just ended. Returns a failure that should slow the engine down, if any."""
         wanted = self._running_batches()
-        reread: list[_Tracked] = [tr for tr in self._tracked.values() if not tr.done and (
-            self._wants_final(tr) or (tr.via_batch and tr.batch is None))]
+        reread: list[_Tracked] = [
+            tr
+            for tr in self._tracked.values()
+            if not tr.done and (self._wants_final(tr) or (tr.via_batch and tr.batch is None))
+        ]
         due = self._last_progress is None or now - self._last_progress >= self.policy.progress_interval
         if wanted and due:
             self._last_progress = now
@@ -618,8 +644,9 @@ class Engine:
                         if code in (408, 429) or code >= 500:
                             return exc
                         self._list_batches = False
-                        self.note(f"the server does not list batches (HTTP {code}); progress is shown "
-                                  f"when each batch ends")
+                        self.note(
+                            f"the server does not list batches (HTTP {code}); progress is shown when each batch ends"
+                        )
                         break
                     except errors.MixpeekError as exc:
                         return exc
@@ -670,7 +697,9 @@ class Engine:
         return None
 
     # ------------------------------------------------------------ applying
-    def _apply(self, results: Mapping[str, Any]) -> tuple[dict[str, bool], list[tuple[TaskSnapshot, dict[str, Any], bool]]]:
+    def _apply(
+        self, results: Mapping[str, Any]
+    ) -> tuple[dict[str, bool], list[tuple[TaskSnapshot, dict[str, Any], bool]]]:
         """Turn fetched tasks (``None``: a task followed through its batch) into
         snapshots; ``({task_id: changed}, journal rows)``."""
         changes: dict[str, bool] = {}
@@ -754,8 +783,11 @@ class Engine:
             total_tiers = _int(getattr(batch, "total_tiers", None))
         error = _text(getattr(task, "error", None)) if not tr.via_batch else None
         if error is None and status == "FAILED":
-            error = _text(data.get("error")) or _text(getattr(batch, "error", None)) \
+            error = (
+                _text(data.get("error"))
+                or _text(getattr(batch, "error", None))
                 or _text(getattr(batch, "failure_reason", None))
+            )
         prev = tr.snapshot
         first_seen = tr.first_seen or when
         tr.first_seen = first_seen

@@ -12,17 +12,18 @@ Both handles drive the one :class:`~mixpeek_magics.tracking.engine.Engine`:
 * :func:`awatch` (async code): the engine runs on the caller's loop, with the
   caller's ``AsyncMixpeek`` (and its transport).
 """
+
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
 import sys
 import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
-from mixpeek_magics.client import statuses
 from mixpeek_magics.tracking.engine import (
     ENGINE_RETRY_SECONDS,
     GONE_STATUS,
@@ -162,12 +163,12 @@ def _outcome(engine: Engine, raise_on_failure: bool, handle: Any) -> list[TaskSn
         if s.status == "COMPLETED_WITH_ERRORS":
             items = ", ".join(s.failed_items[:10]) or (
                 f"see its batch's failed_objects (client.batches.get({s.bucket_id!r}, {s.batch_id!r}))"
-                if s.batch_id else "the server listed none")
+                if s.batch_id
+                else "the server listed none"
+            )
             more = f" and {len(s.failed_items) - 10} more" if len(s.failed_items) > 10 else ""
             warnings.warn(
-                PartialFailureWarning(
-                    f"task {s.task_id} COMPLETED_WITH_ERRORS; failed item(s): {items}{more}"
-                ),
+                PartialFailureWarning(f"task {s.task_id} COMPLETED_WITH_ERRORS; failed item(s): {items}{more}"),
                 stacklevel=_caller_stacklevel(),
             )
     if raise_on_failure:
@@ -188,8 +189,11 @@ def _caller_stacklevel() -> int:
     level = 1
     while frame is not None:
         module = frame.f_globals.get("__name__") or ""
-        internal = module == "mixpeek_magics" or module.startswith(_INTERNAL_MODULES) \
+        internal = (
+            module == "mixpeek_magics"
+            or module.startswith(_INTERNAL_MODULES)
             or frame.f_code.co_filename.startswith("<decorator-gen")
+        )
         if not internal:
             return level
         frame = frame.f_back
@@ -208,7 +212,9 @@ def _interrupt_message(engine: Engine, detached: bool) -> str:
     )
     lines = [head]
     if detached:
-        lines.append(f"  re-attach: h = watch(client, [{shown}{more}], block=False)   or   h = attach_unfinished(client)")
+        lines.append(
+            f"  re-attach: h = watch(client, [{shown}{more}], block=False)   or   h = attach_unfinished(client)"
+        )
         lines.append("  cancel them on the server: h.cancel()")
     else:
         lines.append("  wait again: handle.wait()   stop polling: handle.detach()   cancel the tasks: handle.cancel()")
@@ -302,7 +308,7 @@ class _HandleBase:
 class WatchHandle(_HandleBase):
     """A watch running on the background loop; every method is synchronous."""
 
-    def __init__(self, engine: Engine, future: "concurrent.futures.Future[Any]", client: Any) -> None:
+    def __init__(self, engine: Engine, future: concurrent.futures.Future[Any], client: Any) -> None:
         self._engine = engine
         self._future = future
         self._client = client
@@ -322,7 +328,8 @@ class WatchHandle(_HandleBase):
             raise WatchTimeout(
                 f"still running after waiting {timeout:g}s; the watch continues "
                 f"(handle.wait() again, handle.detach() or handle.cancel())",
-                self.snapshots, self,
+                self.snapshots,
+                self,
             ) from None
         except concurrent.futures.CancelledError:
             pass
@@ -360,7 +367,7 @@ class WatchHandle(_HandleBase):
 class AsyncWatchHandle(_HandleBase):
     """A watch running as a task on the caller's event loop."""
 
-    def __init__(self, engine: Engine, task: "asyncio.Task[Any]", client: Any) -> None:
+    def __init__(self, engine: Engine, task: asyncio.Task[Any], client: Any) -> None:
         self._engine = engine
         self._task = task
         self._client = client
@@ -371,7 +378,8 @@ class AsyncWatchHandle(_HandleBase):
         except asyncio.TimeoutError:
             raise WatchTimeout(
                 f"still running after waiting {timeout:g}s; the watch continues",
-                self.snapshots, self,
+                self.snapshots,
+                self,
             ) from None
         return _outcome(self._engine, raise_on_failure, self)
 
@@ -408,16 +416,31 @@ def _names_of(tasks: Any, given: Mapping[str, str] | None) -> dict[str, str] | N
     return names or None
 
 
-def _make_engine(engine_client: Any, user_client: Any, tasks: Any, observers: Iterable[WatchObserver],
-                 policy: PollPolicy | None, journal: Any, context: Mapping[str, Any] | None,
-                 timeout: float | None, clock: Clock | None,
-                 item_names: Mapping[str, str] | None = None) -> Engine:
+def _make_engine(
+    engine_client: Any,
+    user_client: Any,
+    tasks: Any,
+    observers: Iterable[WatchObserver],
+    policy: PollPolicy | None,
+    journal: Any,
+    context: Mapping[str, Any] | None,
+    timeout: float | None,
+    clock: Clock | None,
+    item_names: Mapping[str, str] | None = None,
+) -> Engine:
     ids = task_ids_of(tasks)
     if not ids:
         raise ValueError("nothing to watch: pass one or more task ids or Task objects")
     engine = Engine(
-        engine_client, ids, policy=policy, observers=observers, journal=_resolve_journal(journal),
-        context=context, timeout=timeout, clock=clock, item_names=_names_of(tasks, item_names),
+        engine_client,
+        ids,
+        policy=policy,
+        observers=observers,
+        journal=_resolve_journal(journal),
+        context=context,
+        timeout=timeout,
+        clock=clock,
+        item_names=_names_of(tasks, item_names),
     )
     cfg = getattr(user_client, "config", None)
     engine.base_url = getattr(cfg, "base_url", engine.base_url)
@@ -456,8 +479,7 @@ def watch(
 
     # Sync or async client: never reuse a pool across event loops; same config, own client.
     engine_client = _engine_client_for_sync_api(client)
-    engine = _make_engine(engine_client, client, tasks, observers, policy, journal, context, timeout, clock,
-                          item_names)
+    engine = _make_engine(engine_client, client, tasks, observers, policy, journal, context, timeout, clock, item_names)
 
     async def main() -> list[TaskSnapshot]:
         try:
@@ -499,8 +521,7 @@ async def awatch(
     if not _is_async_client(client):
         raise TypeError("awatch() needs an AsyncMixpeek; use watch() with a Mixpeek client")
     engine_client = _engine_client_for_async_api(client)
-    engine = _make_engine(engine_client, client, tasks, observers, policy, journal, context, timeout, clock,
-                          item_names)
+    engine = _make_engine(engine_client, client, tasks, observers, policy, journal, context, timeout, clock, item_names)
     task = asyncio.ensure_future(engine.run())
     return AsyncWatchHandle(engine, task, client)
 

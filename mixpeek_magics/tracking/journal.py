@@ -10,15 +10,17 @@ tasks. Several kernels may write at once: WAL mode, a busy timeout and short
 A row is written only when something changed (status, processed, total,
 percentage, error), not on every poll.
 """
+
 from __future__ import annotations
 
 import json
 import sqlite3
 import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from mixpeek_magics.client import statuses
 from mixpeek_magics.tracking.snapshot import TaskSnapshot
@@ -71,9 +73,28 @@ CREATE INDEX IF NOT EXISTS tasks_unfinished ON tasks (terminal, gone, base_url);
 """
 
 _TASK_COLUMNS = (
-    "task_id", "base_url", "organization", "namespace", "task_type", "bucket_id", "batch_id",
-    "sync_config_id", "label", "first_seen", "started", "finished", "last_seen", "last_status",
-    "processed", "total", "percentage", "error", "failed_items", "terminal", "gone", "context_json",
+    "task_id",
+    "base_url",
+    "organization",
+    "namespace",
+    "task_type",
+    "bucket_id",
+    "batch_id",
+    "sync_config_id",
+    "label",
+    "first_seen",
+    "started",
+    "finished",
+    "last_seen",
+    "last_status",
+    "processed",
+    "total",
+    "percentage",
+    "error",
+    "failed_items",
+    "terminal",
+    "gone",
+    "context_json",
 )
 
 
@@ -173,10 +194,16 @@ class Journal:
         gone: bool = False,
     ) -> bool:
         """Record one observation; returns whether a transition was written."""
-        return self.record_many(
-            [(snapshot, meta or {}, gone)], context,
-            base_url=base_url, organization=organization, namespace=namespace,
-        ) == 1
+        return (
+            self.record_many(
+                [(snapshot, meta or {}, gone)],
+                context,
+                base_url=base_url,
+                organization=organization,
+                namespace=namespace,
+            )
+            == 1
+        )
 
     def record_many(
         self,
@@ -201,8 +228,9 @@ class Journal:
         written = 0
         with self._write() as conn:
             for snap, meta, gone in items:
-                written += self._record_one(conn, snap, dict(meta or {}), bool(gone), base,
-                                            organization, namespace, ctx_json)
+                written += self._record_one(
+                    conn, snap, dict(meta or {}), bool(gone), base, organization, namespace, ctx_json
+                )
         return written
 
     def _record_one(
@@ -234,10 +262,30 @@ class Journal:
                 " sync_config_id, label, first_seen, started, finished, last_seen, last_status, processed, total,"
                 " percentage, error, failed_items, terminal, gone, context_json)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (snap.task_id, base, organization, namespace, snap.task_type, meta.get("bucket_id"),
-                 meta.get("batch_id"), meta.get("sync_config_id"), snap.label,
-                 _iso(snap.first_seen) or observed, started, finished, observed, status, snap.processed,
-                 snap.total, snap.percentage, snap.error, failed_items, terminal, 1 if gone else 0, ctx_json),
+                (
+                    snap.task_id,
+                    base,
+                    organization,
+                    namespace,
+                    snap.task_type,
+                    meta.get("bucket_id"),
+                    meta.get("batch_id"),
+                    meta.get("sync_config_id"),
+                    snap.label,
+                    _iso(snap.first_seen) or observed,
+                    started,
+                    finished,
+                    observed,
+                    status,
+                    snap.processed,
+                    snap.total,
+                    snap.percentage,
+                    snap.error,
+                    failed_items,
+                    terminal,
+                    1 if gone else 0,
+                    ctx_json,
+                ),
             )
         else:
             same = (
@@ -259,10 +307,29 @@ class Journal:
                 " batch_id=COALESCE(batch_id, ?), sync_config_id=COALESCE(sync_config_id, ?),"
                 " label=COALESCE(label, ?), context_json=COALESCE(context_json, ?)"
                 " WHERE task_id=? AND base_url=?",
-                (observed, status, snap.processed, snap.total, snap.percentage, snap.error, failed_items,
-                 terminal, 1 if gone else 0, started, finished, snap.task_type, organization, namespace,
-                 meta.get("bucket_id"), meta.get("batch_id"), meta.get("sync_config_id"), snap.label, ctx_json,
-                 snap.task_id, base),
+                (
+                    observed,
+                    status,
+                    snap.processed,
+                    snap.total,
+                    snap.percentage,
+                    snap.error,
+                    failed_items,
+                    terminal,
+                    1 if gone else 0,
+                    started,
+                    finished,
+                    snap.task_type,
+                    organization,
+                    namespace,
+                    meta.get("bucket_id"),
+                    meta.get("batch_id"),
+                    meta.get("sync_config_id"),
+                    snap.label,
+                    ctx_json,
+                    snap.task_id,
+                    base,
+                ),
             )
         conn.execute(
             "INSERT INTO transitions (task_id, base_url, observed_at, status, processed, total, percentage, error)"
@@ -298,8 +365,10 @@ class Journal:
 
     def timeline(self, task_id: str, base_url: str | None = None) -> list[dict[str, Any]]:
         """Every recorded transition of ``task_id``, oldest first."""
-        sql = ("SELECT task_id, base_url, observed_at, status, processed, total, percentage, error "
-               "FROM transitions WHERE task_id=?")
+        sql = (
+            "SELECT task_id, base_url, observed_at, status, processed, total, percentage, error "
+            "FROM transitions WHERE task_id=?"
+        )
         args: list[Any] = [task_id]
         if base_url is not None:
             sql += " AND base_url=?"

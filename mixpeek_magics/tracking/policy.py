@@ -22,14 +22,16 @@ the request rate is bounded however many tasks are watched.
 * ``shared=False`` (fallback, one ``GET`` per task): a tick observes only the
   tasks that are due (or due within ``initial``), each on its own schedule.
 """
+
 from __future__ import annotations
 
 import asyncio
 import math
 import random
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Protocol
+from typing import Protocol
 
 DEFAULT_MAX_WAIT = 24 * 3600.0
 
@@ -115,7 +117,7 @@ class PollPolicy:
             raise ValueError(f"PollPolicy.jitter must be in [0, 1) (got {self.jitter!r})")
         if self.max_wait is not None and not self.max_wait > 0:
             raise ValueError(f"PollPolicy.max_wait must be positive seconds or None (got {self.max_wait!r})")
-        if not 1 <= int(self.concurrency):
+        if not int(self.concurrency) >= 1:
             raise ValueError(f"PollPolicy.concurrency must be >= 1 (got {self.concurrency!r})")
         if not (self.progress_interval >= 0 and math.isfinite(self.progress_interval)):
             raise ValueError(f"PollPolicy.progress_interval must be >= 0 seconds (got {self.progress_interval!r})")
@@ -133,7 +135,7 @@ class PollPolicy:
         # Avoid float overflow for very long watches.
         exponent = min(attempt, 1000)
         try:
-            value = self.initial * (self.factor ** exponent)
+            value = self.initial * (self.factor**exponent)
         except OverflowError:
             value = self.maximum
         return min(self.maximum, value)

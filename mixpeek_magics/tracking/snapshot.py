@@ -3,11 +3,13 @@
 Displays (widgets, text lines, tests) only ever see ``TaskSnapshot`` objects
 through the ``WatchObserver`` protocol, so they never talk to the API.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from mixpeek_magics.client import statuses
 

@@ -10,6 +10,7 @@ The "stable" renderings (``render_summary_text``, ``summary_html``, ``final_line
 contain no timestamps or durations, so saved notebooks compare cleanly under
 nbval; task ids do appear and are covered by the project's nbval sanitizer.
 """
+
 from __future__ import annotations
 
 import html
@@ -210,8 +211,12 @@ def task_line(
 
     Without ``timing`` the line has no durations (stable for saved notebooks).
     """
-    line = _join(bar_text(snap.fraction, width), task_counts_text(snap), percent_text(snap.fraction),
-                 statuses.normalize(snap.status))
+    line = _join(
+        bar_text(snap.fraction, width),
+        task_counts_text(snap),
+        percent_text(snap.fraction),
+        statuses.normalize(snap.status),
+    )
     if snap.label:
         line = f"{snap.label}: {line}"
     if timing:
@@ -234,7 +239,9 @@ def board_line(
         line = "No tasks yet"
     else:
         ov = overall_progress(snapshots)
-        line = _join(bar_text(ov.fraction, width), ov.counts, percent_text(ov.fraction)) + " | " + counts_text(snapshots)
+        line = (
+            _join(bar_text(ov.fraction, width), ov.counts, percent_text(ov.fraction)) + " | " + counts_text(snapshots)
+        )
         if timing:
             t = _timing(board_elapsed_seconds(snapshots), eta, all(s.terminal for s in snapshots))
             if t:
@@ -270,8 +277,9 @@ def failed_items_text(snap: TaskSnapshot, hint: str | None = None) -> str:
     return f"{text}, {hint}" if hint else text
 
 
-def error_lines(snapshots: Sequence[TaskSnapshot], *, limit: int = MAX_ERROR_LINES,
-                hint: str | None = None) -> list[str]:
+def error_lines(
+    snapshots: Sequence[TaskSnapshot], *, limit: int = MAX_ERROR_LINES, hint: str | None = None
+) -> list[str]:
     """One line per failed / partly failed task (error text and failed items;
     with ``hint``, the number of failed items and where they are listed)."""
     bad = [s for s in snapshots if s.family in ("failed", "partial") or s.error or failed_count(s)]
@@ -289,8 +297,7 @@ def error_lines(snapshots: Sequence[TaskSnapshot], *, limit: int = MAX_ERROR_LIN
     return lines
 
 
-def render_summary_text(snapshots: Sequence[TaskSnapshot], connection: str = "ok", *,
-                        hint: str | None = None) -> str:
+def render_summary_text(snapshots: Sequence[TaskSnapshot], connection: str = "ok", *, hint: str | None = None) -> str:
     """The stable text form of a set of tasks (what a front end without widgets shows).
 
     ::
@@ -318,7 +325,7 @@ def render_summary_text(snapshots: Sequence[TaskSnapshot], connection: str = "ok
 def final_line(snapshots: Sequence[TaskSnapshot], title: str | None = None) -> str:
     """The outcome in one plain line (a log's last word on a watch), without durations::
 
-        %%ingest photos: [####################] 8/8 100% | 1 COMPLETED_WITH_ERRORS (1 of 8 items failed)
+    %%ingest photos: [####################] 8/8 100% | 1 COMPLETED_WITH_ERRORS (1 of 8 items failed)
     """
     line = board_line(snapshots)
     failed = sum(failed_count(s) for s in snapshots)
@@ -344,8 +351,9 @@ def _row_order(snapshots: Sequence[TaskSnapshot]) -> list[TaskSnapshot]:
     return sorted(snapshots, key=lambda s: rank.get(s.family, 2))
 
 
-def summary_html(snapshots: Sequence[TaskSnapshot], title: str | None = None, *, max_rows: int = 200,
-                 hint: str | None = None) -> str:
+def summary_html(
+    snapshots: Sequence[TaskSnapshot], title: str | None = None, *, max_rows: int = 200, hint: str | None = None
+) -> str:
     """A small self-contained HTML table: status counts with colours, one row per task.
 
     Failed tasks come first; at most ``max_rows`` rows, then "… and N more".
@@ -363,15 +371,21 @@ def summary_html(snapshots: Sequence[TaskSnapshot], title: str | None = None, *,
         + (f" &middot; {esc(ov.counts)} {esc(percent_text(ov.fraction))}" if n else "")
         + "</div>"
     )
-    out.append("<div>" + "".join(
-        _chip(f"{count} {status}", statuses.color(status)) for status, count in status_counts(snapshots).items()
-    ) + "</div>")
+    out.append(
+        "<div>"
+        + "".join(
+            _chip(f"{count} {status}", statuses.color(status)) for status, count in status_counts(snapshots).items()
+        )
+        + "</div>"
+    )
     if n:
         cell = 'style="padding:2px 8px;text-align:left;border-bottom:1px solid #ddd;vertical-align:top"'
         out.append('<table style="border-collapse:collapse;margin-top:4px">')
-        out.append("<thead><tr>" + "".join(
-            f"<th {cell}>{h}</th>" for h in ("task", "type", "status", "processed", "error")
-        ) + "</tr></thead><tbody>")
+        out.append(
+            "<thead><tr>"
+            + "".join(f"<th {cell}>{h}</th>" for h in ("task", "type", "status", "processed", "error"))
+            + "</tr></thead><tbody>"
+        )
         rows = _row_order(snapshots)
         for s in rows[:max_rows]:
             status = statuses.normalize(s.status)

@@ -18,13 +18,14 @@
   support shows); ``paced_quickstart(pace)``: a copy of notebooks/quickstart.ipynb
   beside a link to its data, with its ``parameters`` cell set as papermill would.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -75,8 +76,11 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="package")
 def browser():
     if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (scripts/test.sh does); "
-                    "the browser tests cannot run without it", pytrace=False)
+        pytest.fail(
+            f"{CHROMIUM} is missing: install Debian's chromium (scripts/test.sh does); "
+            "the browser tests cannot run without it",
+            pytrace=False,
+        )
     from playwright.sync_api import sync_playwright
 
     pw = sync_playwright().start()

@@ -7,6 +7,7 @@ kernel is connected and idle (read through ``window.jupyterapp``, exposed by
 ``--LabApp.expose_app_in_browser=True``). Selectors are scoped to the visible
 notebook panel.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "browser"
 CHROMIUM = os.environ.get("MIXPEEK_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 #: "ValueError: ...", "MixpeekError: ..." at the start of a line: an exception's last line
@@ -74,7 +80,7 @@ class LabServer:
         q = "&".join(["token=" + self.token] + [f"{k}={v}" if v else k for k, v in query.items()])
         return f"{self.base_url}/{path.lstrip('/')}?{q}"
 
-    def start(self, timeout: float = 60.0) -> "LabServer":
+    def start(self, timeout: float = 60.0) -> LabServer:
         jupyter = Path(sys.executable).parent / "jupyter"
         if not jupyter.exists():
             raise RuntimeError(f"{jupyter} not found: run the tests with the project's venv (scripts/test.sh)")
@@ -95,8 +101,8 @@ class LabServer:
         env.update(
             JUPYTERLAB_WORKSPACES_DIR=str(w / "workspaces"),
             JUPYTERLAB_SETTINGS_DIR=str(settings_dir),
-            JUPYTER_CONFIG_DIR=str(w / "config"),   # no user config
-            JUPYTER_DATA_DIR=str(w / "data"),       # no user kernelspecs: the venv's python3 is used
+            JUPYTER_CONFIG_DIR=str(w / "config"),  # no user config
+            JUPYTER_DATA_DIR=str(w / "data"),  # no user kernelspecs: the venv's python3 is used
             JUPYTER_RUNTIME_DIR=str(w / "runtime"),
             MIXPEEK_MAGICS_DATA_DIR=str(w / "mixpeek-data"),
             MIXPEEK_MAGICS_CONFIG_DIR=str(w / "mixpeek-config"),
@@ -110,7 +116,8 @@ class LabServer:
         self.log_path = w / "jupyter-lab.log"
         app = "LabApp" if self.app == "lab" else "JupyterNotebookApp"
         cmd = [
-            str(jupyter), self.app,
+            str(jupyter),
+            self.app,
             "--no-browser",
             "--ip=127.0.0.1",
             f"--port={self.port}",
@@ -127,8 +134,9 @@ class LabServer:
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             cmd.append("--allow-root")
         log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(cmd, cwd=self.root_dir, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, cwd=self.root_dir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         log.close()
         deadline = time.monotonic() + timeout
         while True:
@@ -149,8 +157,11 @@ class LabServer:
         spec = Path(sys.prefix) / "share" / "jupyter" / "kernels" / "python3" / "kernel.json"
         if spec.exists() and sys.executable in spec.read_text():
             return
-        subprocess.run([sys.executable, "-m", "ipykernel", "install", "--sys-prefix", "--name", "python3"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "ipykernel", "install", "--sys-prefix", "--name", "python3"],
+            check=True,
+            capture_output=True,
+        )
 
     def log_tail(self, n: int = 60) -> str:
         if self.log_path is None or not self.log_path.exists():
@@ -342,15 +353,18 @@ class LabPage:
         """Index (among all cells) of the first cell whose source starts with ``source_prefix``."""
         index = self.page.evaluate(
             """(prefix) => window.jupyterapp.shell.currentWidget.content.widgets
-                 .findIndex(c => c.model.sharedModel.getSource().startsWith(prefix))""", source_prefix)
+                 .findIndex(c => c.model.sharedModel.getSource().startsWith(prefix))""",
+            source_prefix,
+        )
         assert index >= 0, f"no cell starts with {source_prefix!r}"
         return index
 
     def cell(self, index: int) -> Any:
         return self.panel().locator(".jp-Notebook .jp-Cell").nth(index)
 
-    def run_all_following(self, index: int, timeout: float = 150.0, every: float = 0.2,
-                          on_sample: Any = None) -> list[str]:
+    def run_all_following(
+        self, index: int, timeout: float = 150.0, every: float = 0.2, on_sample: Any = None
+    ) -> list[str]:
         """Run all cells from the Run menu and, while cell ``index`` runs, sample the text its
         outputs show (what the user sees) until it finished; then wait for the rest.
         ``on_sample(text)`` is called with each new text (e.g. to take a screenshot)."""
@@ -361,8 +375,8 @@ class LabPage:
         deadline = time.monotonic() + timeout
         while True:
             done = self.page.evaluate(
-                "(i) => window.jupyterapp.shell.currentWidget.content.widgets[i].model.executionCount !== null",
-                index)
+                "(i) => window.jupyterapp.shell.currentWidget.content.widgets[i].model.executionCount !== null", index
+            )
             try:
                 cell.scroll_into_view_if_needed(timeout=2_000)
                 text = cell.locator(".jp-OutputArea").inner_text(timeout=2_000)
@@ -391,7 +405,8 @@ class LabPage:
         cell = self.panel().locator(".jp-Notebook .jp-Cell").nth(index)
         cell.locator(".jp-InputPrompt").click()
         before = self.page.evaluate(
-            "(i) => window.jupyterapp.shell.currentWidget.content.widgets[i].model.executionCount", index)
+            "(i) => window.jupyterapp.shell.currentWidget.content.widgets[i].model.executionCount", index
+        )
         self.page.keyboard.press("Escape")  # command mode: Ctrl+Enter runs the selected cell
         self.page.keyboard.press("Control+Enter")
         self.page.wait_for_function(
@@ -401,7 +416,9 @@ class LabPage:
                  const k = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
                  return n !== null && n !== before && k.status === 'idle';
                }""",
-            arg=[index, before], timeout=timeout * 1000, polling=100,
+            arg=[index, before],
+            timeout=timeout * 1000,
+            polling=100,
         )
         state = self.page.evaluate(_EXEC_STATE_JS)
         if state["errors"]:
@@ -413,8 +430,7 @@ class LabPage:
     def error_outputs(self) -> list[str]:
         """Texts of outputs that look like errors: stderr with a traceback, rendered errors."""
         found = []
-        for loc in self.panel().locator(
-                '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]').all():
+        for loc in self.panel().locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]').all():
             text = loc.inner_text()
             if "Traceback" in text or "Error" in text:
                 found.append(text)

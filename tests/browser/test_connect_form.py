@@ -1,6 +1,7 @@
 """The storage-connection form in JupyterLab, used like a user does: pick a provider in
 the dropdown, watch the fields switch, choose IAM role, type a bad role ARN, click
 "Test & save" and read the message under the field; then fix it and save."""
+
 from __future__ import annotations
 
 import re
@@ -22,7 +23,9 @@ FORM = textwrap.dedent(
     form
     """
 )
-STATE = 'print("provider:", form.provider, "| visible:", ",".join(sorted(form.visible_fields())), "| calls:", len(calls))'
+STATE = (
+    'print("provider:", form.provider, "| visible:", ",".join(sorted(form.visible_fields())), "| calls:", len(calls))'
+)
 
 
 def _text(form, label: str):

@@ -12,6 +12,7 @@ are sampled:
 
 Screenshots of the board in both are saved under test-artifacts/browser/.
 """
+
 from __future__ import annotations
 
 import re

@@ -2,6 +2,7 @@
 server, watched from a notebook run with Run All; the board renders as ipywidgets while
 the batch runs, its output becomes the static summary (100 % / COMPLETED) when it ends,
 and its Cancel button round-trips to the kernel."""
+
 from __future__ import annotations
 
 import re

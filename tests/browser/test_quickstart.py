@@ -10,6 +10,7 @@ show (see ``mixpeek_magics/notebook/progress.py``): the ``"<n> task(s)"`` header
 one chip per status, the overall bar and its ``"done / total · pct%"`` detail line, and
 the summary's ``mixpeek-task-summary`` block.
 """
+
 from __future__ import annotations
 
 import re
@@ -38,9 +39,11 @@ def test_quickstart_runs_all_cells_with_a_live_board(lab, paced_quickstart):
 
     def on_sample(text: str) -> None:
         # the board: a top-level widget view with an overall progress bar and the "<n> task(s)" header
-        boards = (cell.locator(".jp-OutputArea-output > .widget-vbox")
-                  .filter(has=lab.page.locator(".jupyter-widgets.widget-hprogress"))
-                  .filter(has_text=re.compile(r"\b\d+ tasks?\b")))
+        boards = (
+            cell.locator(".jp-OutputArea-output > .widget-vbox")
+            .filter(has=lab.page.locator(".jupyter-widgets.widget-hprogress"))
+            .filter(has_text=re.compile(r"\b\d+ tasks?\b"))
+        )
         if not live and boards.count() and re.search(r"\b[1-7] / 8 · \d+%", text):
             live.append(text)
             lab.screenshot("board", boards.first)

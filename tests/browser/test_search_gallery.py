@@ -7,6 +7,7 @@ Relies only on the gallery's markup (``mixpeek_magics/notebook/gallery.py``): a
 ``.mixpeek-gallery`` block of ``.mg-card`` cards (``data-rank``), a ``.mg-stages``
 table (failure triage: ``.mg-failed`` cards); and on the documents frame's
 ``table.mixpeek-media``."""
+
 from __future__ import annotations
 
 import pytest

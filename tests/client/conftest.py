@@ -1,4 +1,5 @@
 """Fixtures for client tests: real local servers, real clients (sync and async)."""
+
 from __future__ import annotations
 
 import inspect
@@ -27,8 +28,7 @@ async def collect(iterator: Any) -> list[Any]:
 def _start(tmp_path_factory, **settings):
     from mixpeek_magics.local import LocalServer, LocalSettings
 
-    srv = LocalServer(data_dir=tmp_path_factory.mktemp("mixpeek-local"), port=0,
-                      settings=LocalSettings(**settings))
+    srv = LocalServer(data_dir=tmp_path_factory.mktemp("mixpeek-local"), port=0, settings=LocalSettings(**settings))
     srv.start()
     return srv
 
@@ -53,8 +53,9 @@ def fresh_srv(tmp_path_factory):
 def _reset_faults(request):
     yield
     if "srv" in request.fixturenames:
-        request.getfixturevalue("srv").update_settings(fault_rate_429=0.0, fault_rate_503=0.0, latency_ms=0.0,
-                                                     pace_seconds=0.0)
+        request.getfixturevalue("srv").update_settings(
+            fault_rate_429=0.0, fault_rate_503=0.0, latency_ms=0.0, pace_seconds=0.0
+        )
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
 """Storage-connection builders: bodies match the contract, bad input is explained, secrets never leak."""
+
 from __future__ import annotations
 
 import json
@@ -99,9 +100,7 @@ def sa_info(rsa_pem) -> dict:
 
 
 def test_s3_access_key_body_matches_contract():
-    body = s3_access_key(
-        "Prod S3", AWS_KEY, AWS_SECRET, "us-east-1", description="videos", metadata={"team": "ml"}
-    )
+    body = s3_access_key("Prod S3", AWS_KEY, AWS_SECRET, "us-east-1", description="videos", metadata={"team": "ml"})
     check_connection_body(body, "S3Config", "S3AccessKeyCredentials")
     assert body == {
         "name": "Prod S3",
@@ -143,9 +142,7 @@ def test_s3_iam_role_body_matches_contract():
 
 
 def test_s3_compatible_body_matches_contract():
-    body = s3_compatible(
-        "MinIO", "http://127.0.0.1:9000/", "minio-access-key-0001", "m" * 40, region="us-east-1"
-    )
+    body = s3_compatible("MinIO", "http://127.0.0.1:9000/", "minio-access-key-0001", "m" * 40, region="us-east-1")
     check_connection_body(body, "S3Config", "S3AccessKeyCredentials")
     cfg = body["provider_config"]
     assert cfg["endpoint_url"] == "http://127.0.0.1:9000"  # no trailing slash
@@ -177,7 +174,13 @@ def test_gdrive_service_account_body_matches_contract(sa_info):
             body,
             "GoogleDriveConfig",
             "GoogleDriveServiceAccountCredentials",
-            creds_extra={"auth_uri", "token_uri", "auth_provider_x509_cert_url", "client_x509_cert_url", "universe_domain"},
+            creds_extra={
+                "auth_uri",
+                "token_uri",
+                "auth_provider_x509_cert_url",
+                "client_x509_cert_url",
+                "universe_domain",
+            },
         )
         creds = body["provider_config"]["credentials"]
         assert creds["private_key"] == sa_info["private_key"]
@@ -454,17 +457,23 @@ def test_sa_bad_private_key(sa_info):
 
 
 def test_sa_private_key_must_be_rsa_and_unencrypted(sa_info):
-    ec_pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
+    ec_pem = (
+        ec.generate_private_key(ec.SECP256R1())
+        .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        .decode()
+    )
     with pytest.raises(CredentialError) as ei:
         parse_service_account_json(dict(sa_info, private_key=ec_pem))
     assert "RSA" in ei.value.fields["service_account.private_key"]
-    enc = rsa.generate_private_key(public_exponent=65537, key_size=1024).private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(b"pw"),
-    ).decode()
+    enc = (
+        rsa.generate_private_key(public_exponent=65537, key_size=1024)
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"pw"),
+        )
+        .decode()
+    )
     with pytest.raises(CredentialError) as ei:
         parse_service_account_json(dict(sa_info, private_key=enc))
     assert "encrypted" in ei.value.fields["service_account.private_key"]
@@ -508,8 +517,9 @@ def test_redact_replaces_every_secret(sa_info):
 
 def test_contract_secret_fields_are_all_redacted():
     # the sensitive fields are properties of the contract's credentials schemas
-    credential_fields = {p for name, schema in SCHEMAS.items() if name.endswith("Credentials")
-                         for p in schema.get("properties", {})}
+    credential_fields = {
+        p for name, schema in SCHEMAS.items() if name.endswith("Credentials") for p in schema.get("properties", {})
+    }
     for name in ("private_key", "secret_access_key", "client_secret", "refresh_token", "session_token"):
         assert name in credential_fields
         assert name in cr.SECRET_FIELDS
@@ -546,17 +556,24 @@ def test_sa_private_key_with_literal_backslash_n_is_repaired(sa_info):
 
 # ------------------------------------------------------------------ properties
 
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import (  # noqa: E402
+    given,
+    settings,
+    strategies as st,  # noqa: E402
+)
 
-_secret_text = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",)), min_size=0, max_size=60
-).map(lambda s: "ZQX" + s)
+_secret_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=0, max_size=60).map(
+    lambda s: "ZQX" + s
+)
 
 
 @settings(max_examples=200, deadline=None)
-@given(secret=_secret_text, token=_secret_text, region=st.sampled_from(["us-east-1", "bad region", ""]),
-       key_id=st.sampled_from([AWS_KEY, "nope", ""]))
+@given(
+    secret=_secret_text,
+    token=_secret_text,
+    region=st.sampled_from(["us-east-1", "bad region", ""]),
+    key_id=st.sampled_from([AWS_KEY, "nope", ""]),
+)
 def test_property_errors_and_redaction_never_show_secrets(secret, token, region, key_id):
     try:
         body = s3_access_key("n", key_id, secret, region, session_token=token)
@@ -574,8 +591,13 @@ def test_property_errors_and_redaction_never_show_secrets(secret, token, region,
 
 
 @settings(max_examples=100, deadline=None)
-@given(value=st.one_of(st.none(), st.integers(min_value=0, max_value=10**15),
-                       st.tuples(st.integers(0, 10**6), st.sampled_from(["", "B", "KB", "kib", "MB", "GiB"]))))
+@given(
+    value=st.one_of(
+        st.none(),
+        st.integers(min_value=0, max_value=10**15),
+        st.tuples(st.integers(0, 10**6), st.sampled_from(["", "B", "KB", "kib", "MB", "GiB"])),
+    )
+)
 def test_property_parse_size(value):
     if isinstance(value, tuple):
         n, unit = value

@@ -1,4 +1,5 @@
 """Error mapping, retries and timeouts against a real local server."""
+
 from __future__ import annotations
 
 import socket
@@ -53,8 +54,8 @@ async def test_403_read_only_key_writing(kind, srv, namespace):
     ro = srv.create_api_key(read_only=True)
     c = _make(kind, srv, api_key=ro, namespace=namespace)
     try:
-        assert (await resolve(c.organization.get())).organization_id       # reads are fine
-        await resolve(c.tasks.list(limit=1))                                # list is a read
+        assert (await resolve(c.organization.get())).organization_id  # reads are fine
+        await resolve(c.tasks.list(limit=1))  # list is a read
         with pytest.raises(errors.PermissionDeniedError) as info:
             await resolve(c.buckets.create(uid("bkt"), SCHEMA))
     finally:
@@ -92,13 +93,22 @@ async def test_422_undeclared_key_names_it_and_the_accepted_keys(kind, srv):
     """The contract's 422: ErrorResponse whose details carry the errors and the accepted keys."""
     c = _make(kind, srv)
     try:
-        ns = (await resolve(c.namespaces.create(uid("ns"), [{"feature_extractor_name": "text_extractor",
-                                                               "version": "v1"}]))).namespace_id
-        bucket = await resolve(c.buckets.create(uid("bkt"), {"properties": {"content": {"type": "text"}}},
-                                                namespace=ns))
+        ns = (
+            await resolve(
+                c.namespaces.create(uid("ns"), [{"feature_extractor_name": "text_extractor", "version": "v1"}])
+            )
+        ).namespace_id
+        bucket = await resolve(
+            c.buckets.create(uid("bkt"), {"properties": {"content": {"type": "text"}}}, namespace=ns)
+        )
         with pytest.raises(errors.ValidationError) as info:
-            await resolve(c.uploads.create_batch(bucket.bucket_id, [
-                {"filename": "a.txt", "content_type": "text/plain", "colour": "blue"}], namespace=ns))
+            await resolve(
+                c.uploads.create_batch(
+                    bucket.bucket_id,
+                    [{"filename": "a.txt", "content_type": "text/plain", "colour": "blue"}],
+                    namespace=ns,
+                )
+            )
     finally:
         await _close(c)
     err = info.value
@@ -180,8 +190,9 @@ def _closed_port() -> int:
 async def test_connection_refused(kind):
     port = _closed_port()
     key = "sk_test_connection_refused_KEY1"
-    c = (Mixpeek if kind == "sync" else AsyncMixpeek)(api_key=key, base_url=f"http://127.0.0.1:{port}",
-                                                      max_retry_seconds=1)
+    c = (Mixpeek if kind == "sync" else AsyncMixpeek)(
+        api_key=key, base_url=f"http://127.0.0.1:{port}", max_retry_seconds=1
+    )
     started = time.monotonic()
     try:
         with pytest.raises(errors.APIConnectionError) as info:
@@ -190,8 +201,9 @@ async def test_connection_refused(kind):
         await _close(c)
     elapsed = time.monotonic() - started
     assert not isinstance(info.value, errors.APITimeoutError)
-    assert str(info.value) == (f"Cannot reach http://127.0.0.1:{port}: is the server running? "
-                               "(%mixpeek_auth --local starts one)")
+    assert str(info.value) == (
+        f"Cannot reach http://127.0.0.1:{port}: is the server running? (%mixpeek_auth --local starts one)"
+    )
     assert elapsed < 3  # retried within the 1 s budget, then gave up
     assert key not in "".join(traceback.format_exception(info.value))
 
@@ -254,7 +266,7 @@ async def test_retry_honours_retry_after(kind, fresh_srv, fault):
         await _close(c)
     elapsed = time.monotonic() - started
     assert org.organization_id
-    assert elapsed >= 1.0                       # waited the advised Retry-After
+    assert elapsed >= 1.0  # waited the advised Retry-After
     assert log_count(fresh_srv, "GET", "/v1/organizations") >= 2
 
 
@@ -306,7 +318,7 @@ async def test_creates_retried_on_503_only_when_safe(kind, fresh_srv):
     finally:
         await _close(c)
     assert time.monotonic() - started < 5
-    assert log_count(fresh_srv, "POST", "/v1/buckets") >= 1 + 3   # the setup create + retries
+    assert log_count(fresh_srv, "POST", "/v1/buckets") >= 1 + 3  # the setup create + retries
     assert log_count(fresh_srv, "POST", f"/v1/buckets/{bucket}/uploads") == 1
 
 
@@ -328,14 +340,12 @@ async def test_errors_and_reprs_never_contain_the_key(kind, srv, namespace, capl
             try:
                 await resolve(call())
             except errors.MixpeekError as exc:
-                texts += [str(exc), repr(exc), "".join(traceback.format_exception(exc)),
-                          _locals_dump(exc)]
+                texts += [str(exc), repr(exc), "".join(traceback.format_exception(exc)), _locals_dump(exc)]
         bad = c.with_options(api_key=key + "x")
         try:
             await resolve(bad.organization.get())
         except errors.AuthenticationError as exc:
-            texts += [str(exc), repr(exc), "".join(traceback.format_exception(exc)),
-                      _locals_dump(exc)]
+            texts += [str(exc), repr(exc), "".join(traceback.format_exception(exc)), _locals_dump(exc)]
     finally:
         await _close(c)
     texts.append(caplog.text)

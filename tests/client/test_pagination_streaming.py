@@ -1,4 +1,5 @@
 """Auto-pagination over thousands of tasks, unknown values from the server, streaming uploads."""
+
 from __future__ import annotations
 
 import json
@@ -57,9 +58,9 @@ def test_iteration_is_lazy(seeded):
     with Mixpeek(api_key=srv.api_key, base_url=srv.base_url) as c:
         before = list_requests(srv)
         it = c.tasks.iter(limit=100)
-        assert list_requests(srv) == before           # nothing fetched yet
+        assert list_requests(srv) == before  # nothing fetched yet
         first = [next(it) for _ in range(150)]
-        assert list_requests(srv) - before == 2       # two pages for 150 items
+        assert list_requests(srv) - before == 2  # two pages for 150 items
         it.close()
         assert len({t.task_id for t in first}) == 150
 
@@ -88,17 +89,18 @@ def test_unknown_status_and_type_through_the_server(tmp_path):
     srv = LocalServer(data_dir=tmp_path, port=0).start()
     try:
         ids = srv.seed_tasks(4, statuses=["QUEUED", "INTERRUPTED", "SKIPPED", "COMPLETED"])
-        front = NewerServer(srv.app, {b'"SKIPPED"': b'"SOMETHING_NEWER"',
-                                      b'"api_buckets_batches_process"': b'"api_future_kind_of_task"'})
-        with Mixpeek(api_key=srv.api_key, base_url="http://local.test",
-                     transport=httpx.ASGITransport(app=front)) as c:
+        front = NewerServer(
+            srv.app,
+            {b'"SKIPPED"': b'"SOMETHING_NEWER"', b'"api_buckets_batches_process"': b'"api_future_kind_of_task"'},
+        )
+        with Mixpeek(api_key=srv.api_key, base_url="http://local.test", transport=httpx.ASGITransport(app=front)) as c:
             tasks = {t.task_id: t for t in c.tasks.iter()}
             got = [tasks[i] for i in ids]
             assert [t.status for t in got] == ["QUEUED", "INTERRUPTED", "SOMETHING_NEWER", "COMPLETED"]
             assert got[0].status is TaskStatus.QUEUED and type(got[2].status) is str
             assert all(t.task_type == "api_future_kind_of_task" for t in got)
             assert [t.is_terminal for t in got] == [False, False, False, True]
-            assert got[0].object_count == 0 and got[1].object_count == 1   # a documented key (seeded: the index)
+            assert got[0].object_count == 0 and got[1].object_count == 1  # a documented key (seeded: the index)
             assert c.tasks.get(ids[2]).status == "SOMETHING_NEWER"
     finally:
         srv.stop()
@@ -147,7 +149,10 @@ def test_put_file_streams_without_loading_the_file(kind, srv, namespace, tmp_pat
     # The client runs in its own process so tracemalloc sees only the client's allocations.
     out = subprocess.run(
         [sys.executable, "-c", _STREAM_SCRIPT, srv.base_url, srv.api_key, namespace, bucket, str(path), kind],
-        capture_output=True, text=True, cwd=ROOT, timeout=240,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=240,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])

@@ -1,4 +1,5 @@
 """Every resource call, through both drivers, against the local server over HTTP."""
+
 from __future__ import annotations
 
 import hashlib
@@ -7,8 +8,18 @@ import pytest
 
 from mixpeek_magics.client import AsyncMixpeek, Mixpeek, Page, errors
 from mixpeek_magics.client.models import (
-    Batch, BatchConfirmResult, BatchUploadResult, Bucket, BucketObject, ConfirmUploadResult,
-    CreateObjectsBatchResult, Health, Namespace, Organization, Task, Upload,
+    Batch,
+    BatchConfirmResult,
+    BatchUploadResult,
+    Bucket,
+    BucketObject,
+    ConfirmUploadResult,
+    CreateObjectsBatchResult,
+    Health,
+    Namespace,
+    Organization,
+    Task,
+    Upload,
 )
 from mixpeek_magics.client.resources.uploads import upload_body
 from mixpeek_magics.client.statuses import TaskStatus
@@ -80,8 +91,9 @@ async def test_objects(client):
     bucket = await make_bucket(client)
     obj = await resolve(client.objects.create(bucket.bucket_id, [text_blob("hello")], key_prefix="/docs"))
     assert isinstance(obj, BucketObject) and obj.object_id and obj.blobs[0].property == "content"
-    many = await resolve(client.objects.create_many(
-        bucket.bucket_name, [{"blobs": [text_blob(f"t{i}")]} for i in range(5)]))
+    many = await resolve(
+        client.objects.create_many(bucket.bucket_name, [{"blobs": [text_blob(f"t{i}")]} for i in range(5)])
+    )
     assert isinstance(many, CreateObjectsBatchResult) and many.succeeded_count == 5 and not many.failed
     got = await resolve(client.objects.get(bucket.bucket_id, obj.object_id))
     assert got.object_id == obj.object_id and got.bucket_id == bucket.bucket_id
@@ -102,13 +114,17 @@ async def test_upload_flow(client, tmp_path):
     path = tmp_path / "note.txt"
     data = b"some text to upload\n" * 1000
     path.write_bytes(data)
-    up = await resolve(client.uploads.create(bucket.bucket_id, "note.txt", "text/plain",
-                                             file_size_bytes=len(data), metadata={"origin": "test"}))
+    up = await resolve(
+        client.uploads.create(
+            bucket.bucket_id, "note.txt", "text/plain", file_size_bytes=len(data), metadata={"origin": "test"}
+        )
+    )
     assert isinstance(up, Upload) and up.presigned_url and up.upload_id
     etag = await resolve(client.uploads.put_file(up.presigned_url, path, "text/plain"))
     assert etag and '"' not in etag
-    confirmed = await resolve(client.uploads.confirm(bucket.bucket_id, up.upload_id, etag=etag,
-                                                     file_size_bytes=len(data)))
+    confirmed = await resolve(
+        client.uploads.confirm(bucket.bucket_id, up.upload_id, etag=etag, file_size_bytes=len(data))
+    )
     assert isinstance(confirmed, ConfirmUploadResult) and confirmed.status == TaskStatus.COMPLETED
     assert confirmed.object_id
     again = await resolve(client.uploads.get(bucket.bucket_id, up.upload_id))
@@ -122,8 +138,11 @@ async def test_upload_flow(client, tmp_path):
         p = tmp_path / f"b{i}.txt"
         p.write_bytes(f"file {i}".encode())
         files.append(p)
-    batch = await resolve(client.uploads.create_batch(
-        bucket.bucket_id, [upload_body(p.name, "text/plain", file_size_bytes=p.stat().st_size) for p in files]))
+    batch = await resolve(
+        client.uploads.create_batch(
+            bucket.bucket_id, [upload_body(p.name, "text/plain", file_size_bytes=p.stat().st_size) for p in files]
+        )
+    )
     assert isinstance(batch, BatchUploadResult) and len(batch.uploads) == 3
     confirmations = []
     for u, p in zip(batch.uploads, files):
@@ -135,8 +154,11 @@ async def test_upload_flow(client, tmp_path):
     assert task.status == "COMPLETED", task
     # what became of each upload is on the uploads (UploadResponse.object_id), one filtered list
     wanted = [u.upload_id for u in batch.uploads]
-    done = await resolve(client.uploads.list(bucket.bucket_id, {"AND": [
-        {"field": "upload_id", "operator": "in", "value": wanted}]}, limit=100))
+    done = await resolve(
+        client.uploads.list(
+            bucket.bucket_id, {"AND": [{"field": "upload_id", "operator": "in", "value": wanted}]}, limit=100
+        )
+    )
     assert sorted(u.upload_id for u in done.items) == sorted(wanted)
     assert all(u.status == "COMPLETED" and u.object_id for u in done.items)
     page = await resolve(client.uploads.list(bucket.bucket_id, limit=2))
@@ -147,8 +169,11 @@ async def test_upload_flow(client, tmp_path):
 
 async def test_batches_and_tasks(client, srv):
     bucket = await make_bucket(client)
-    objs = (await resolve(client.objects.create_many(
-        bucket.bucket_id, [{"blobs": [text_blob(f"doc {i}")]} for i in range(4)]))).succeeded
+    objs = (
+        await resolve(
+            client.objects.create_many(bucket.bucket_id, [{"blobs": [text_blob(f"doc {i}")]} for i in range(4)])
+        )
+    ).succeeded
     ids = [o.object_id for o in objs]
     batch = await resolve(client.batches.create(bucket.bucket_id, ids[:2], metadata={"provenance": "test"}))
     assert isinstance(batch, Batch) and batch.batch_id and batch.status == "DRAFT"
@@ -208,7 +233,7 @@ async def test_namespace_override_per_call(client, srv):
     await resolve(client.namespaces.create(other, EXTRACTORS))
     b = await resolve(client.buckets.create(uid("bkt"), SCHEMA, namespace=other))
     with pytest.raises(errors.NotFoundError):
-        await resolve(client.buckets.get(b.bucket_id))           # default namespace
+        await resolve(client.buckets.get(b.bucket_id))  # default namespace
     assert (await resolve(client.buckets.get(b.bucket_id, namespace=other))).bucket_id == b.bucket_id
     scoped = client.with_options(namespace=other)
     assert (await resolve(scoped.buckets.get(b.bucket_id))).bucket_id == b.bucket_id
@@ -226,8 +251,12 @@ async def test_missing_namespace_is_a_clear_error_and_sends_nothing(srv):
 async def test_async_client_over_asgi_transport(srv, namespace):
     import httpx
 
-    async with AsyncMixpeek(api_key=srv.api_key, base_url="http://local.test", namespace=namespace,
-                            transport=httpx.ASGITransport(app=srv.app)) as c:
+    async with AsyncMixpeek(
+        api_key=srv.api_key,
+        base_url="http://local.test",
+        namespace=namespace,
+        transport=httpx.ASGITransport(app=srv.app),
+    ) as c:
         org = await c.organization.get()
         assert org.organization_id
         b = await c.buckets.create(uid("bkt"), SCHEMA)
@@ -237,8 +266,12 @@ async def test_async_client_over_asgi_transport(srv, namespace):
 def test_sync_client_over_asgi_transport(srv, namespace):
     import httpx
 
-    with Mixpeek(api_key=srv.api_key, base_url="http://local.test", namespace=namespace,
-                 transport=httpx.ASGITransport(app=srv.app)) as c:
+    with Mixpeek(
+        api_key=srv.api_key,
+        base_url="http://local.test",
+        namespace=namespace,
+        transport=httpx.ASGITransport(app=srv.app),
+    ) as c:
         assert c.organization.get().organization_id
         b = c.buckets.create(uid("bkt"), SCHEMA)
         assert c.buckets.get(b.bucket_id).bucket_id == b.bucket_id
@@ -250,10 +283,10 @@ def test_with_options_copy_shares_and_does_not_close_the_pool(srv, namespace):
     assert copy.config.timeout == 5 and copy.config.max_retry_seconds == 0 and c.config.timeout == 30
     assert copy.config.api_key == c.config.api_key and copy.namespace == namespace
     copy.close()
-    assert c.organization.get().organization_id      # the shared pool is still open
+    assert c.organization.get().organization_id  # the shared pool is still open
     c.close()
     with pytest.raises(RuntimeError):
-        c._http.get(srv.base_url + "/v1/health")       # the original owned and closed it
+        c._http.get(srv.base_url + "/v1/health")  # the original owned and closed it
 
 
 async def test_async_context_manager(srv):

@@ -3,6 +3,7 @@
 These drive the real flow generators with hand-made outcomes; no client is
 mocked (the drivers are exercised against the local server elsewhere).
 """
+
 from __future__ import annotations
 
 import json
@@ -12,7 +13,15 @@ import pytest
 
 from mixpeek_magics.client import errors
 from mixpeek_magics.client._core import (
-    IDEMPOTENT, UNSAFE, Context, Emit, Outcome, RequestSpec, Send, Sleep, call,
+    IDEMPOTENT,
+    UNSAFE,
+    Context,
+    Emit,
+    Outcome,
+    RequestSpec,
+    Send,
+    Sleep,
+    call,
 )
 from mixpeek_magics.client.models import Task
 from mixpeek_magics.client.pagination import page_parser, paginate
@@ -30,14 +39,24 @@ class FakeClock:
 
 
 def ctx(budget: float = 60.0, clock: FakeClock | None = None, rand=None) -> Context:
-    return Context(base_url="http://127.0.0.1:1", api_key=KEY, max_retry_seconds=budget,
-                   clock=clock or FakeClock(), rand=rand or (lambda a, b: b))
+    return Context(
+        base_url="http://127.0.0.1:1",
+        api_key=KEY,
+        max_retry_seconds=budget,
+        clock=clock or FakeClock(),
+        rand=rand or (lambda a, b: b),
+    )
 
 
 def resp(status: int, body=None, headers=None) -> Outcome:
     content = json.dumps(body).encode() if body is not None else b""
-    return Outcome(status_code=status, headers=httpx.Headers(headers or {}), content=content,
-                   method="POST", url="http://127.0.0.1:1/v1/x")
+    return Outcome(
+        status_code=status,
+        headers=httpx.Headers(headers or {}),
+        content=content,
+        method="POST",
+        url="http://127.0.0.1:1/v1/x",
+    )
 
 
 def transport_error(exc_type) -> Outcome:
@@ -81,8 +100,9 @@ def test_create_is_not_retried_on_503():
 
 def test_create_is_retried_on_429_honouring_retry_after():
     clock = FakeClock()
-    result, effects = drive(call(spec(UNSAFE), ctx(clock=clock)),
-                            [resp(429, None, {"Retry-After": "7"}), resp(200, {"ok": 1})], clock)
+    result, effects = drive(
+        call(spec(UNSAFE), ctx(clock=clock)), [resp(429, None, {"Retry-After": "7"}), resp(200, {"ok": 1})], clock
+    )
     assert result == {"ok": 1}
     sleeps = [e.seconds for e in effects if isinstance(e, Sleep)]
     assert sleeps and sleeps[0] >= 7
@@ -142,8 +162,10 @@ def _pages(total: int, limit: int, cursor_mode: bool):
     for start in range(0, total, limit):
         ids = list(range(start, min(total, start + limit)))
         more = start + limit < total
-        body = {"results": [{"task_id": str(i), "task_type": "t", "status": "PENDING"} for i in ids],
-                "pagination": {"next_cursor": f"c{start + limit}" if (more and cursor_mode) else None}}
+        body = {
+            "results": [{"task_id": str(i), "task_type": "t", "status": "PENDING"} for i in ids],
+            "pagination": {"next_cursor": f"c{start + limit}" if (more and cursor_mode) else None},
+        }
         if not cursor_mode:
             body["total_count"] = total
         pages.append(resp(200, body))
@@ -176,8 +198,13 @@ def test_wait_polls_with_backoff_until_terminal():
     outs = [resp(200, {"task_id": "t", "task_type": "x", "status": s}) for s in statuses]
     get = RequestSpec("GET", "/v1/tasks/t", parse=Task.model_validate)
     seen = []
-    task, effects = drive(wait_flow(get, ctx(clock=clock, rand=lambda a, b: 1.0), timeout=None, poll=1.0,
-                                    poll_max=30.0, on_update=seen.append), outs, clock)
+    task, effects = drive(
+        wait_flow(
+            get, ctx(clock=clock, rand=lambda a, b: 1.0), timeout=None, poll=1.0, poll_max=30.0, on_update=seen.append
+        ),
+        outs,
+        clock,
+    )
     assert task.status == "COMPLETED" and len(seen) == 6
     assert [e.seconds for e in effects if isinstance(e, Sleep)] == [1, 2, 4, 8, 16]
     d = poll_delays(1.0, 30.0)
@@ -186,11 +213,13 @@ def test_wait_polls_with_backoff_until_terminal():
 
 def test_wait_jitter_stays_within_twenty_percent():
     clock = FakeClock()
-    outs = [resp(200, {"task_id": "t", "task_type": "x", "status": "PENDING"})] * 3 + \
-           [resp(200, {"task_id": "t", "task_type": "x", "status": "FAILED"})]
+    outs = [resp(200, {"task_id": "t", "task_type": "x", "status": "PENDING"})] * 3 + [
+        resp(200, {"task_id": "t", "task_type": "x", "status": "FAILED"})
+    ]
     get = RequestSpec("GET", "/v1/tasks/t", parse=Task.model_validate)
-    _, effects = drive(wait_flow(get, ctx(clock=clock, rand=lambda a, b: a), timeout=None, poll=1.0,
-                                 poll_max=30.0), outs, clock)
+    _, effects = drive(
+        wait_flow(get, ctx(clock=clock, rand=lambda a, b: a), timeout=None, poll=1.0, poll_max=30.0), outs, clock
+    )
     assert [round(e.seconds, 6) for e in effects if isinstance(e, Sleep)] == [0.8, 1.6, 3.2]
 
 
@@ -199,8 +228,7 @@ def test_wait_timeout_carries_last_task():
     outs = [resp(200, {"task_id": "t", "task_type": "x", "status": "IN_PROGRESS"})] * 50
     get = RequestSpec("GET", "/v1/tasks/t", parse=Task.model_validate)
     with pytest.raises(errors.WaitTimeout) as info:
-        drive(wait_flow(get, ctx(clock=clock, rand=lambda a, b: 1.0), timeout=10, poll=1.0, poll_max=30.0),
-              outs, clock)
+        drive(wait_flow(get, ctx(clock=clock, rand=lambda a, b: 1.0), timeout=10, poll=1.0, poll_max=30.0), outs, clock)
     assert isinstance(info.value, TimeoutError)
     assert info.value.task.status == "IN_PROGRESS"
     assert clock.t == pytest.approx(10)

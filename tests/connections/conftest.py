@@ -1,12 +1,14 @@
 """Fixtures for storage connections and bucket syncs: a local server (fast
 time scale), real clients over HTTP that record every response body, moto's
 S3 server and the Drive-v3 fixture."""
+
 from __future__ import annotations
 
 import io
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -29,8 +31,13 @@ class RecordingTransport(httpx.BaseTransport):
         response = self.inner.handle_request(request)
         content = response.read()
         self.bodies.append(content.decode("utf-8", "replace"))
-        return httpx.Response(response.status_code, headers=response.headers, content=content,
-                              request=request, extensions=response.extensions)
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            content=content,
+            request=request,
+            extensions=response.extensions,
+        )
 
     def close(self) -> None:
         self.inner.close()
@@ -70,8 +77,7 @@ def recorder() -> RecordingTransport:
 @pytest.fixture
 def client(server, recorder):
     ns = f"ns-{uuid.uuid4().hex[:6]}"
-    c = Mixpeek(api_key=server.api_key, base_url=server.base_url, namespace=ns, transport=recorder,
-                max_retry_seconds=5)
+    c = Mixpeek(api_key=server.api_key, base_url=server.base_url, namespace=ns, transport=recorder, max_retry_seconds=5)
     c.namespaces.create(ns, [{"feature_extractor_name": "text_extractor", "version": "v1"}])
     yield c
     c.close()

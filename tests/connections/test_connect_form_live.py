@@ -1,5 +1,6 @@
 """The connection and sync forms driven through their widgets against the REAL
 local server and moto's S3 (with signature checks) and the Drive fixture."""
+
 from __future__ import annotations
 
 import json
@@ -41,13 +42,20 @@ def test_form_bad_secret_then_good_then_sync(server, client, recorder, moto_auth
     form = connect(client)
     form.fields["provider"].value = "s3_compatible"
     bad_secret = "B" * 40
-    _fill(form, name="moto via form", endpoint_url=moto_auth.endpoint_url, access_key_id=moto_auth.access_key_id,
-          secret_access_key=bad_secret, region="us-east-1", bucket=src)
+    _fill(
+        form,
+        name="moto via form",
+        endpoint_url=moto_auth.endpoint_url,
+        access_key_id=moto_auth.access_key_id,
+        secret_access_key=bad_secret,
+        region="us-east-1",
+        bucket=src,
+    )
     assert form.fields["use_ssl"].value is False  # follows the http:// endpoint
     assert form.test_and_save() is None
     status = form.status_text()
     assert "nothing was saved" in status and "Authentication failed" in status, status
-    assert form.fields["secret_access_key"].value == ""          # secrets cleared
+    assert form.fields["secret_access_key"].value == ""  # secrets cleared
     assert form.fields["access_key_id"].value == moto_auth.access_key_id  # the rest kept
     assert client.connections.list(include_total=True).total == 0
     assert bad_secret not in _widget_text(form) and bad_secret not in status
@@ -65,8 +73,11 @@ def test_form_bad_secret_then_good_then_sync(server, client, recorder, moto_auth
     sync_form = form.sync_form
     assert sync_form is not None
     assert sync_form.fields["source_path"].value == f"{src}/"
-    sync_form.fields["bucket"].value = bkt if isinstance(sync_form.fields["bucket"], widgets.Text) else \
-        next(v for label, v in sync_form.fields["bucket"].options if bkt in label or v == bkt)
+    sync_form.fields["bucket"].value = (
+        bkt
+        if isinstance(sync_form.fields["bucket"], widgets.Text)
+        else next(v for label, v in sync_form.fields["bucket"].options if bkt in label or v == bkt)
+    )
     sync_form.fields["source_path"].value = f"{src}/in"
     sync_form.fields["sync_mode"].value = "initial_only"
     sync_form.fields["include_patterns"].value = "*.txt"
@@ -98,8 +109,11 @@ def test_form_drive_folder_picker_against_the_server(server, client, drive):
     sf.open_selected_folder()
     assert any("Reports" in label for label, _ in sf.fields["folder"].options)
     sf.fields["folder"].value = team  # "this folder"
-    sf.fields["bucket"].value = bkt if isinstance(sf.fields["bucket"], widgets.Text) else \
-        next(v for label, v in sf.fields["bucket"].options if bkt in label or v == bkt)
+    sf.fields["bucket"].value = (
+        bkt
+        if isinstance(sf.fields["bucket"], widgets.Text)
+        else next(v for label, v in sf.fields["bucket"].options if bkt in label or v == bkt)
+    )
     sf.fields["sync_mode"].value = "initial_only"
     sync = sf.create()
     assert sync is not None, sf.status_text()

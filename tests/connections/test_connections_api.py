@@ -1,6 +1,7 @@
 """Storage connections against the local server over HTTP, with moto's S3 server
 and the Drive-v3 fixture: credentials tests, health bookkeeping, list filters,
 org isolation, secrets never in answers or in the SQLite file."""
+
 from __future__ import annotations
 
 import itertools
@@ -11,7 +12,11 @@ import pytest
 from mixpeek_magics.client import Mixpeek, errors
 from mixpeek_magics.client.credentials import CredentialError
 from mixpeek_magics.client.models.connections import (
-    GoogleDriveConfig, S3AccessKeyCredentials, S3Config, StorageConnection, TigrisConfig,
+    GoogleDriveConfig,
+    S3AccessKeyCredentials,
+    S3Config,
+    StorageConnection,
+    TigrisConfig,
 )
 from tests.connections.conftest import RecordingTransport, set_drive
 from tests.fixtures.moto_s3 import closed_port
@@ -63,11 +68,18 @@ def test_bad_credentials_fail_with_the_reason_and_save_nothing(server, client, r
     if case == "wrong_secret":
         cfg["credentials"]["secret_access_key"] = secret
     elif case == "unknown_key":
-        cfg["credentials"] = {"type": "access_key", "access_key_id": "AKIAUNKNOWNKEY000000", "secret_access_key": secret}
+        cfg["credentials"] = {
+            "type": "access_key",
+            "access_key_id": "AKIAUNKNOWNKEY000000",
+            "secret_access_key": secret,
+        }
     elif case == "denied":
         secret = moto_auth.denied_secret_access_key
-        cfg["credentials"] = {"type": "access_key", "access_key_id": moto_auth.denied_access_key_id,
-                              "secret_access_key": secret}
+        cfg["credentials"] = {
+            "type": "access_key",
+            "access_key_id": moto_auth.denied_access_key_id,
+            "secret_access_key": secret,
+        }
     elif case == "no_bucket":
         secret = moto_auth.secret_access_key
         cfg["bucket"] = "no-such-bucket"
@@ -117,8 +129,7 @@ def test_untested_bad_connection_health_bookkeeping(server, client, moto_auth):
         assert c.status == ("FAILED" if i >= 5 else "ACTIVE")
         assert c.is_active is (i < 5)
     # new credentials (tested by the server) bring it back
-    fixed = client.connections.update(conn.connection_id,
-                                      provider_config=moto_auth.provider_config())
+    fixed = client.connections.update(conn.connection_id, provider_config=moto_auth.provider_config())
     assert fixed.status == "ACTIVE" and fixed.is_active and fixed.consecutive_failures == 0 and fixed.last_error is None
     assert client.connections.test(conn.connection_id).success
     # bad replacement credentials are refused and change nothing
@@ -175,8 +186,18 @@ def test_org_isolation(server, client, moto):
 def test_validation_errors_never_echo_secrets(server, client, recorder, moto):
     secret = "short-secret-value"
     with pytest.raises(CredentialError) as ei:  # checked before sending
-        client.connections.create("x", "s3", {"credentials": {"type": "access_key", "access_key_id": "AKIA1234567890ABCDEF",
-                                                              "secret_access_key": secret}, "region": "us-east-1"})
+        client.connections.create(
+            "x",
+            "s3",
+            {
+                "credentials": {
+                    "type": "access_key",
+                    "access_key_id": "AKIA1234567890ABCDEF",
+                    "secret_access_key": secret,
+                },
+                "region": "us-east-1",
+            },
+        )
     assert "provider_config.credentials.secret_access_key" in ei.value.fields
     assert secret not in str(ei.value) and secret not in repr(ei.value)
     with pytest.raises(Exception) as ei2:
@@ -185,23 +206,44 @@ def test_validation_errors_never_echo_secrets(server, client, recorder, moto):
     # sent anyway (raw HTTP): the server's 422 does not echo it either
     import httpx
 
-    r = httpx.post(server.base_url + "/v1/organizations/connections",
-                   headers={"Authorization": f"Bearer {server.api_key}"},
-                   json={"name": "x", "provider_type": "s3",
-                         "provider_config": {"credentials": {"type": "access_key", "access_key_id": "AKIA1234567890ABCDEF",
-                                                             "secret_access_key": secret}, "region": "us-east-1"}})
+    r = httpx.post(
+        server.base_url + "/v1/organizations/connections",
+        headers={"Authorization": f"Bearer {server.api_key}"},
+        json={
+            "name": "x",
+            "provider_type": "s3",
+            "provider_config": {
+                "credentials": {
+                    "type": "access_key",
+                    "access_key_id": "AKIA1234567890ABCDEF",
+                    "secret_access_key": secret,
+                },
+                "region": "us-east-1",
+            },
+        },
+    )
     assert r.status_code == 422
-    assert r.json()["error"]["details"]["errors"][0]["loc"] == ["body", "provider_config", "credentials", "secret_access_key"]
+    assert r.json()["error"]["details"]["errors"][0]["loc"] == [
+        "body",
+        "provider_config",
+        "credentials",
+        "secret_access_key",
+    ]
     assert secret not in r.text
-    r = httpx.post(server.base_url + "/v1/organizations/connections",
-                   headers={"Authorization": f"Bearer {server.api_key}"},
-                   json={"name": "x", "provider_type": "snowflake", "provider_config": {"credentials": {}}})
+    r = httpx.post(
+        server.base_url + "/v1/organizations/connections",
+        headers={"Authorization": f"Bearer {server.api_key}"},
+        json={"name": "x", "provider_type": "snowflake", "provider_config": {"credentials": {}}},
+    )
     assert r.status_code == 400 and "not supported by the local server" in r.text
     assert client.connections.list().items == []
     # request models never show secrets in their repr
-    cfg = S3Config(credentials=S3AccessKeyCredentials(access_key_id="AKIA1234567890ABCDEF",
-                                                      secret_access_key="S" * 40, session_token="T" * 20),
-                   region="us-east-1")
+    cfg = S3Config(
+        credentials=S3AccessKeyCredentials(
+            access_key_id="AKIA1234567890ABCDEF", secret_access_key="S" * 40, session_token="T" * 20
+        ),
+        region="us-east-1",
+    )
     assert "S" * 40 not in repr(cfg) and "T" * 20 not in repr(cfg) and "S" * 40 not in str(cfg)
     assert cfg.model_dump(mode="json")["credentials"]["secret_access_key"] == "S" * 40  # what is sent
 
@@ -220,8 +262,9 @@ def test_drive_service_account_and_folders(server, client, recorder, drive):
     assert sorted(f.name for f in folders) == ["Marketing", "Sales"]
     assert folders.parent_path == "/"
     sub = client.connections.folders(conn.connection_id, path="/Marketing")
-    assert [(f.name, f.path, f.mime_type) for f in sub] == [("Assets", "/Marketing/Assets",
-                                                              "application/vnd.google-apps.folder")]
+    assert [(f.name, f.path, f.mime_type) for f in sub] == [
+        ("Assets", "/Marketing/Assets", "application/vnd.google-apps.folder")
+    ]
     files = client.connections.list_files("drive", path="/Marketing")
     assert [f.name for f in files] == ["brief.txt"] and files.files[0].size_bytes == 5
     assert client.connections.get("drive").last_used_at is not None
@@ -254,16 +297,20 @@ def test_list_filters_every_combination(server, client, recorder, moto, drive):
     set_drive(server, drive)
     sa = drive.add_service_account()
     dead = f"http://127.0.0.1:{closed_port()}"
-    tigris_cfg = {"credentials": {"type": "access_key", "access_key_id": "tid", "secret_access_key": "tsecret-value"},
-                  "endpoint_url": dead}
+    tigris_cfg = {
+        "credentials": {"type": "access_key", "access_key_id": "tid", "secret_access_key": "tsecret-value"},
+        "endpoint_url": dead,
+    }
     made = {}
     made["s3-active"] = client.connections.create("s3-active", "s3", moto.provider_config())
     made["s3-suspended"] = client.connections.create("s3-suspended", "s3", moto.provider_config())
     client.connections.suspend("s3-suspended")
-    made["s3-failed"] = client.connections.create("s3-failed", "s3", moto.provider_config(endpoint_url=dead),
-                                                  test_before_save=False)
-    made["tigris-active"] = client.connections.create("tigris-active", "tigris", TigrisConfig.model_validate(tigris_cfg),
-                                                      test_before_save=False)
+    made["s3-failed"] = client.connections.create(
+        "s3-failed", "s3", moto.provider_config(endpoint_url=dead), test_before_save=False
+    )
+    made["tigris-active"] = client.connections.create(
+        "tigris-active", "tigris", TigrisConfig.model_validate(tigris_cfg), test_before_save=False
+    )
     made["tigris-failed"] = client.connections.create("tigris-failed", "tigris", tigris_cfg, test_before_save=False)
     for name in ("s3-failed", "tigris-failed"):
         for _ in range(5):
@@ -273,22 +320,29 @@ def test_list_filters_every_combination(server, client, recorder, moto, drive):
     client.connections.update("drive-archived", status="ARCHIVED")
     state = {c.name: (c.provider_type, str(c.status), c.is_active) for c in client.connections.iter(limit=2)}
     assert state == {
-        "s3-active": ("s3", "ACTIVE", True), "s3-suspended": ("s3", "SUSPENDED", False),
-        "s3-failed": ("s3", "FAILED", False), "tigris-active": ("tigris", "ACTIVE", True),
-        "tigris-failed": ("tigris", "FAILED", False), "drive-active": ("google_drive", "ACTIVE", True),
+        "s3-active": ("s3", "ACTIVE", True),
+        "s3-suspended": ("s3", "SUSPENDED", False),
+        "s3-failed": ("s3", "FAILED", False),
+        "tigris-active": ("tigris", "ACTIVE", True),
+        "tigris-failed": ("tigris", "FAILED", False),
+        "drive-active": ("google_drive", "ACTIVE", True),
         "drive-archived": ("google_drive", "ARCHIVED", False),
     }
     providers = [None, "s3", "tigris", "google_drive", "snowflake"]
     statuses = [None, "ACTIVE", "SUSPENDED", "FAILED", "ARCHIVED", "PENDING"]
     checked = 0
     for ptype, status, active in itertools.product(providers, statuses, [None, True, False]):
-        expected = sorted(n for n, (p, s, a) in state.items()
-                          if (ptype is None or p == ptype) and (status is None or s == status)
-                          and (active is None or a is active))
-        page = client.connections.list(provider_type=ptype, status=status, is_active=active, limit=3,
-                                       include_total=True)
-        got = sorted(c.name for c in client.connections.iter(provider_type=ptype, status=status,
-                                                             is_active=active, limit=2))
+        expected = sorted(
+            n
+            for n, (p, s, a) in state.items()
+            if (ptype is None or p == ptype) and (status is None or s == status) and (active is None or a is active)
+        )
+        page = client.connections.list(
+            provider_type=ptype, status=status, is_active=active, limit=3, include_total=True
+        )
+        got = sorted(
+            c.name for c in client.connections.iter(provider_type=ptype, status=status, is_active=active, limit=2)
+        )
         assert got == expected, (ptype, status, active)
         assert page.total == len(expected) and len(page.items) == min(3, len(expected))
         checked += 1
@@ -304,15 +358,26 @@ def test_list_filters_every_combination(server, client, recorder, moto, drive):
 
 
 def test_response_models_are_lenient_about_redaction():
-    c = StorageConnection.from_response({
-        "connection_id": "conn_x", "internal_id": "int_1", "name": "n", "created_by_user_id": "u",
-        "provider_type": "s3", "status": "active",
-        "provider_config": {"credentials": {"access_key_id": "AKIA..."}, "provider_type": "s3", "region": "us-east-1"},
-    })
+    c = StorageConnection.from_response(
+        {
+            "connection_id": "conn_x",
+            "internal_id": "int_1",
+            "name": "n",
+            "created_by_user_id": "u",
+            "provider_type": "s3",
+            "status": "active",
+            "provider_config": {
+                "credentials": {"access_key_id": "AKIA..."},
+                "provider_type": "s3",
+                "region": "us-east-1",
+            },
+        }
+    )
     assert isinstance(c.provider_config, S3Config) and c.provider_config.credentials.secret_access_key is None
     assert c.status == "ACTIVE"
-    odd = StorageConnection.from_response({"name": "n", "provider_type": "snowflake", "provider_config": {"a": 1},
-                                           "status": "QUEUED"})
+    odd = StorageConnection.from_response(
+        {"name": "n", "provider_type": "snowflake", "provider_config": {"a": 1}, "status": "QUEUED"}
+    )
     assert odd.provider_config == {"a": 1} and odd.status == "QUEUED"
 
 

@@ -4,6 +4,7 @@ attempt whose traceback is saved), shows the connection, its repr and the
 connections frame; the saved .ipynb (outputs, tracebacks, widget state) is then
 searched for every secret. The secrets reach the kernel through environment
 variables, so the cell sources do not contain them either."""
+
 from __future__ import annotations
 
 import secrets
@@ -28,10 +29,15 @@ def test_no_storage_secret_in_the_saved_notebook(local_server, tmp_path, monkeyp
         api_secret = "A" + secrets.token_hex(24)
         bad_secret = "B" + secrets.token_hex(24)
         session_token = "S" + secrets.token_hex(24)
-        for name, value in {"FORM_SECRET": form_secret, "API_SECRET": api_secret, "BAD_SECRET": bad_secret,
-                            "SESSION_TOKEN": session_token, "MOTO_URL": moto.endpoint_url,
-                            "MIXPEEK_API_KEY": local_server.api_key,
-                            "MIXPEEK_BASE_URL": local_server.base_url}.items():
+        for name, value in {
+            "FORM_SECRET": form_secret,
+            "API_SECRET": api_secret,
+            "BAD_SECRET": bad_secret,
+            "SESSION_TOKEN": session_token,
+            "MOTO_URL": moto.endpoint_url,
+            "MIXPEEK_API_KEY": local_server.api_key,
+            "MIXPEEK_BASE_URL": local_server.base_url,
+        }.items():
             monkeypatch.setenv(name, value)
         cells = [
             textwrap.dedent("""
@@ -73,8 +79,14 @@ def test_no_storage_secret_in_the_saved_notebook(local_server, tmp_path, monkeyp
         nb = nbformat.v4.new_notebook()
         nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-        NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True, store_widget_state=True,
-                       resources={"metadata": {"path": str(REPO_ROOT)}}).execute()
+        NotebookClient(
+            nb,
+            timeout=120,
+            kernel_name="python3",
+            allow_errors=True,
+            store_widget_state=True,
+            resources={"metadata": {"path": str(REPO_ROOT)}},
+        ).execute()
         saved = tmp_path / "connections.ipynb"
         nbformat.write(nb, saved)
 

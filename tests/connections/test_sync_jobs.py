@@ -4,6 +4,7 @@ sync points at it (``current_sync_run_id``, ``sync_run_counter``, ``sync_progres
 ``batch_ids``, ``task_ids``, ``locked``), and nothing else (no ``last_run``,
 no ``failed_files``). A job ends when its batches are submitted; its tasks run on.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -23,16 +24,30 @@ class Api:
 
     def __init__(self, srv, moto):
         self.srv = srv
-        self.c = httpx.Client(base_url=srv.base_url, timeout=30.0,
-                              headers={"Authorization": f"Bearer {srv.api_key}", "X-Namespace": "jobs-ns"})
+        self.c = httpx.Client(
+            base_url=srv.base_url,
+            timeout=30.0,
+            headers={"Authorization": f"Bearer {srv.api_key}", "X-Namespace": "jobs-ns"},
+        )
         r = self.c.post("/v1/namespaces", json={"namespace_name": "jobs-ns"})
         assert r.status_code == 200, r.text
-        r = self.c.post("/v1/buckets", json={"bucket_name": "media", "bucket_schema": {"properties": {
-            "text": {"type": "text"}, "image": {"type": "image"}}}})
+        r = self.c.post(
+            "/v1/buckets",
+            json={
+                "bucket_name": "media",
+                "bucket_schema": {"properties": {"text": {"type": "text"}, "image": {"type": "image"}}},
+            },
+        )
         assert r.status_code == 200, r.text
         self.bucket = r.json()["bucket_id"]
-        r = self.c.post("/v1/organizations/connections", json={
-            "name": f"s3-{uuid.uuid4().hex[:6]}", "provider_type": "s3", "provider_config": moto.provider_config()})
+        r = self.c.post(
+            "/v1/organizations/connections",
+            json={
+                "name": f"s3-{uuid.uuid4().hex[:6]}",
+                "provider_type": "s3",
+                "provider_config": moto.provider_config(),
+            },
+        )
         assert r.status_code == 200, r.text
         self.connection_id = r.json()["connection_id"]
 
@@ -53,8 +68,11 @@ class Api:
         return self.ok(self.c.get(f"/v1/buckets/{self.bucket}/syncs/{sid}/jobs/{job_id}"), "SyncJobModel")
 
     def wait_job(self, sid: str, job_id: str, timeout: float = 30.0) -> dict:
-        return wait_until(lambda: (lambda j: j if j["status"] != "running" else None)(self.job(sid, job_id)),
-                          timeout=timeout, what=f"job {job_id} to end")
+        return wait_until(
+            lambda: (lambda j: j if j["status"] != "running" else None)(self.job(sid, job_id)),
+            timeout=timeout,
+            what=f"job {job_id} to end",
+        )
 
     def tasks(self, ids: list[str]) -> list[dict]:
         body = {"filters": {"AND": [{"field": "task_id", "operator": "in", "value": ids}]}}
@@ -81,9 +99,15 @@ def _source(moto, n: int, prefix: str = "in/") -> tuple[str, dict[str, bytes]]:
 def test_a_run_is_a_job_and_its_tasks_outlive_it(paced, moto):
     api = Api(paced, moto)
     src, bodies = _source(moto, 6)
-    r = api.c.post(f"/v1/buckets/{api.bucket}/syncs", json={
-        "connection_id": api.connection_id, "source_path": f"{src}/in", "sync_mode": "initial_only",
-        "batch_size": 2})
+    r = api.c.post(
+        f"/v1/buckets/{api.bucket}/syncs",
+        json={
+            "connection_id": api.connection_id,
+            "source_path": f"{src}/in",
+            "sync_mode": "initial_only",
+            "batch_size": 2,
+        },
+    )
     created = api.ok(r, "SyncConfigurationModel")
     sid = created["sync_config_id"]
     assert created["locked"] is False and created["sync_run_counter"] == 0
@@ -109,8 +133,11 @@ def test_a_run_is_a_job_and_its_tasks_outlive_it(paced, moto):
     assert sync["status"] == "COMPLETED" and sync["last_sync_at"] and sync["next_sync_at"] is None
     assert sync["stats"]["last_run_objects_discovered"] == 6 and sync["stats"]["total_runs_completed"] == 1
     # a client that sees every task end sees the sync's final totals in the same read
-    done = wait_until(lambda: (lambda ts: ts if all(t["status"] in TERMINAL for t in ts) else None)(
-        api.tasks(sync["task_ids"])), timeout=30, what="the run's tasks")
+    done = wait_until(
+        lambda: (lambda ts: ts if all(t["status"] in TERMINAL for t in ts) else None)(api.tasks(sync["task_ids"])),
+        timeout=30,
+        what="the run's tasks",
+    )
     assert {t["status"] for t in done} == {"COMPLETED"}
     final = api.sync(sid)
     assert final["total_files_synced"] == 6 and final["total_files_failed"] == 0
@@ -126,8 +153,12 @@ def test_a_run_is_a_job_and_its_tasks_outlive_it(paced, moto):
 def test_trigger_answers_the_job_and_a_rerun_verifies_unchanged_files(server, moto):
     api = Api(server, moto)
     src, _ = _source(moto, 3)
-    sid = api.ok(api.c.post(f"/v1/buckets/{api.bucket}/syncs", json={
-        "connection_id": api.connection_id, "source_path": f"{src}/in", "sync_mode": "initial_only"}))["sync_config_id"]
+    sid = api.ok(
+        api.c.post(
+            f"/v1/buckets/{api.bucket}/syncs",
+            json={"connection_id": api.connection_id, "source_path": f"{src}/in", "sync_mode": "initial_only"},
+        )
+    )["sync_config_id"]
     first = api.jobs(sid)["results"][0]
     api.wait_job(sid, first["sync_job_id"])
     r = api.c.post(f"/v1/buckets/{api.bucket}/syncs/{sid}/trigger")
@@ -158,14 +189,25 @@ def test_files_that_fail_processing_are_failed_in_their_job_and_batch(server, mo
     server.update_settings(fail_filenames=["f1.txt"])
     api = Api(server, moto)
     src, _ = _source(moto, 4)
-    sid = api.ok(api.c.post(f"/v1/buckets/{api.bucket}/syncs", json={
-        "connection_id": api.connection_id, "source_path": f"{src}/in", "sync_mode": "initial_only",
-        "batch_size": 10}))["sync_config_id"]
+    sid = api.ok(
+        api.c.post(
+            f"/v1/buckets/{api.bucket}/syncs",
+            json={
+                "connection_id": api.connection_id,
+                "source_path": f"{src}/in",
+                "sync_mode": "initial_only",
+                "batch_size": 10,
+            },
+        )
+    )["sync_config_id"]
     job_id = api.jobs(sid)["results"][0]["sync_job_id"]
     api.wait_job(sid, job_id)
     sync = api.sync(sid)
-    [task] = wait_until(lambda: (lambda ts: ts if all(t["status"] in TERMINAL for t in ts) else None)(
-        api.tasks(sync["task_ids"])), timeout=30, what="the run's task")
+    [task] = wait_until(
+        lambda: (lambda ts: ts if all(t["status"] in TERMINAL for t in ts) else None)(api.tasks(sync["task_ids"])),
+        timeout=30,
+        what="the run's task",
+    )
     assert task["status"] == "COMPLETED_WITH_ERRORS"
     sync = api.sync(sid)
     assert (sync["total_files_synced"], sync["total_files_failed"]) == (3, 1)
@@ -184,9 +226,12 @@ def test_a_restart_interrupts_the_running_job_and_runs_again(local_server_factor
     srv = enable_storage(local_server_factory(data_dir=data_dir, time_scale=0.01))
     api = Api(srv, moto)
     src, _ = _source(moto, 2)
-    sid = api.ok(api.c.post(f"/v1/buckets/{api.bucket}/syncs", json={
-        "connection_id": api.connection_id, "source_path": f"{src}/in", "polling_interval_seconds": 30}))[
-        "sync_config_id"]
+    sid = api.ok(
+        api.c.post(
+            f"/v1/buckets/{api.bucket}/syncs",
+            json={"connection_id": api.connection_id, "source_path": f"{src}/in", "polling_interval_seconds": 30},
+        )
+    )["sync_config_id"]
     first = api.jobs(sid)["results"][-1]["sync_job_id"]
     api.wait_job(sid, first)
     bucket = api.bucket
@@ -205,13 +250,25 @@ def test_a_restart_interrupts_the_running_job_and_runs_again(local_server_factor
     store.execute("UPDATE sync_configs SET doc=? WHERE sync_config_id=?", (dumps(doc), sid))
     srv.stop()
     srv2 = enable_storage(local_server_factory(data_dir=data_dir, time_scale=0.01))
-    c = httpx.Client(base_url=srv2.base_url, timeout=30.0,
-                     headers={"Authorization": f"Bearer {srv2.api_key}", "X-Namespace": "jobs-ns"})
+    c = httpx.Client(
+        base_url=srv2.base_url,
+        timeout=30.0,
+        headers={"Authorization": f"Bearer {srv2.api_key}", "X-Namespace": "jobs-ns"},
+    )
     got = c.get(f"/v1/buckets/{bucket}/syncs/{sid}/jobs/{first}").json()
     assert got["status"] == "interrupted" and got["error"] == "interrupted by server restart"
-    resumed = wait_until(lambda: next((j for j in c.post(f"/v1/buckets/{bucket}/syncs/{sid}/jobs", json={}).json()[
-        "results"] if j["trigger"] == "resume" and j["status"] == "completed"), None), timeout=30,
-        what="a resumed run")
+    resumed = wait_until(
+        lambda: next(
+            (
+                j
+                for j in c.post(f"/v1/buckets/{bucket}/syncs/{sid}/jobs", json={}).json()["results"]
+                if j["trigger"] == "resume" and j["status"] == "completed"
+            ),
+            None,
+        ),
+        timeout=30,
+        what="a resumed run",
+    )
     sync = c.get(f"/v1/buckets/{bucket}/syncs/{sid}").json()
     assert sync["locked"] is False and problems("SyncConfigurationModel", sync) == []
     assert resumed["files_verified"] == 2  # the files the interrupted run had synced are not synced again
@@ -221,10 +278,15 @@ def test_a_restart_interrupts_the_running_job_and_runs_again(local_server_factor
 def test_official_sdk_reads_syncs_jobs_batches_and_tasks(paced, moto):
     """The official SDK (v0.82 models) reads these answers with its own models."""
     from mixpeek import models
+
     api = Api(paced, moto)
     src, _ = _source(moto, 3)
-    sync = api.ok(api.c.post(f"/v1/buckets/{api.bucket}/syncs", json={
-        "connection_id": api.connection_id, "source_path": f"{src}/in", "sync_mode": "initial_only"}))
+    sync = api.ok(
+        api.c.post(
+            f"/v1/buckets/{api.bucket}/syncs",
+            json={"connection_id": api.connection_id, "source_path": f"{src}/in", "sync_mode": "initial_only"},
+        )
+    )
     sid = sync["sync_config_id"]
     assert models.SyncConfigurationModel.from_dict(sync).locked is False
     job = api.jobs(sid)["results"][0]
@@ -232,8 +294,13 @@ def test_official_sdk_reads_syncs_jobs_batches_and_tasks(paced, moto):
     # a batch while it runs (progress) and after (failed objects, none here)
     sync = wait_until(lambda: (lambda s: s if s["batch_ids"] else None)(api.sync(sid)), what="a batch")
     batch_id = sync["batch_ids"][0]
-    running = wait_until(lambda: (lambda b: b if b["progress"] else None)(
-        api.ok(api.c.get(f"/v1/buckets/{api.bucket}/batches/{batch_id}"))), timeout=30, what="batch progress")
+    running = wait_until(
+        lambda: (lambda b: b if b["progress"] else None)(
+            api.ok(api.c.get(f"/v1/buckets/{api.bucket}/batches/{batch_id}"))
+        ),
+        timeout=30,
+        what="batch progress",
+    )
     m = models.BatchModel.from_dict(running)
     assert m.progress is not None and m.progress.total == 3 and m.max_node_death_resubmits == 3
     [task] = api.tasks(sync["task_ids"])
@@ -243,8 +310,13 @@ def test_official_sdk_reads_syncs_jobs_batches_and_tasks(paced, moto):
     api.wait_job(sid, job["sync_job_id"])
     models.SyncJobListResponse.from_dict(api.jobs(sid))
     models.SyncConfigurationModel.from_dict(api.sync(sid))
-    done = wait_until(lambda: (lambda b: b if b["status"] in TERMINAL else None)(
-        api.ok(api.c.get(f"/v1/buckets/{api.bucket}/batches/{batch_id}"))), timeout=30, what="batch end")
+    done = wait_until(
+        lambda: (lambda b: b if b["status"] in TERMINAL else None)(
+            api.ok(api.c.get(f"/v1/buckets/{api.bucket}/batches/{batch_id}"))
+        ),
+        timeout=30,
+        what="batch end",
+    )
     m = models.BatchModel.from_dict(done)
     assert m.progress is None and m.failed_object_count == 0 and m.status_message
     models.ListBatchesResponse.from_dict(api.ok(api.c.post("/v1/batches/list", json={})))

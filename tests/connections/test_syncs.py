@@ -1,4 +1,5 @@
 """Bucket syncs end to end: moto S3 / Drive fixture -> local server -> objects and tasks."""
+
 from __future__ import annotations
 
 import math
@@ -9,8 +10,15 @@ import uuid
 import pytest
 
 from mixpeek_magics.client import Mixpeek, errors
-from tests.connections.conftest import (TIME_SCALE, body_for, bucket, enable_storage, s3_connection, set_drive,
-                                        wait_until)
+from tests.connections.conftest import (
+    TIME_SCALE,
+    body_for,
+    bucket,
+    enable_storage,
+    s3_connection,
+    set_drive,
+    wait_until,
+)
 from tests.fixtures.moto_s3 import nested_keys
 
 
@@ -37,14 +45,21 @@ def test_sync_300_nested_objects_with_filters(server, client, recorder, moto):
     conn = s3_connection(client, moto)
     bkt = bucket(client)
     filters = {"include_patterns": ["*.png", "*.txt"], "exclude_patterns": ["d1/*"]}
-    sync = client.syncs.create(bkt, connection_id=conn.connection_id, source_path=f"{src}/photos",
-                               sync_mode="initial_only", file_filters=filters, batch_size=25)
+    sync = client.syncs.create(
+        bkt,
+        connection_id=conn.connection_id,
+        source_path=f"{src}/photos",
+        sync_mode="initial_only",
+        file_filters=filters,
+        batch_size=25,
+    )
     assert sync.status == "PENDING" and sync.sync_mode == "initial_only"
     assert sync.file_filters.include_patterns == ["*.png", "*.txt"]
     done = client.syncs.wait(bkt, sync.sync_config_id, timeout=60, include_tasks=True, poll=0.05)
     # independent expectation: extension, then the path below photos/ must not start with d1/
-    expected = sorted(k for k in keys if k.rsplit(".", 1)[1] in ("png", "txt")
-                      and not k[len("photos/"):].startswith("d1/"))
+    expected = sorted(
+        k for k in keys if k.rsplit(".", 1)[1] in ("png", "txt") and not k[len("photos/") :].startswith("d1/")
+    )
     assert 100 < len(expected) < 150
     assert _source_paths(client, bkt) == expected
     assert client.buckets.get(bkt).object_count == len(expected)
@@ -64,7 +79,7 @@ def test_sync_300_nested_objects_with_filters(server, client, recorder, moto):
     blob = obj.blobs[0]
     assert blob.properties["url"].startswith(f"s3://{src}/photos/")
     assert blob.details["size_bytes"] == len(bodies[obj.metadata["source_path"]])
-    assert obj.key_prefix == (posixpath.dirname(obj.metadata["source_path"][len("photos/"):]) or None)
+    assert obj.key_prefix == (posixpath.dirname(obj.metadata["source_path"][len("photos/") :]) or None)
     assert client.connections.get(conn.connection_id).last_used_at is not None
     assert moto.secret_access_key not in recorder.text()
 
@@ -76,8 +91,14 @@ def test_continuous_sync_picks_up_new_and_changed_files_only(server, client, mot
     _put(moto, src, first)
     conn = s3_connection(client, moto)
     bkt = bucket(client)
-    sync = client.syncs.create(bkt, connection_id=conn.connection_id, source_path=f"{src}/in",
-                               sync_mode="continuous", polling_interval_seconds=30, batch_size=4)
+    sync = client.syncs.create(
+        bkt,
+        connection_id=conn.connection_id,
+        source_path=f"{src}/in",
+        sync_mode="continuous",
+        polling_interval_seconds=30,
+        batch_size=4,
+    )
     sid = sync.sync_config_id
     s = client.syncs.wait(bkt, sid, timeout=30, include_tasks=True, poll=0.05)
     assert s.status == "ACTIVE" and s.total_files_synced == 6 and s.next_sync_at is not None
@@ -91,8 +112,11 @@ def test_continuous_sync_picks_up_new_and_changed_files_only(server, client, mot
     # new files and one changed file
     _put(moto, src, [f"in/new{i}.txt" for i in range(3)], start=100)
     moto.put_object(src, "in/a0.txt", b"changed content")
-    s = wait_until(lambda: (lambda x: x if x.total_files_synced >= 10 else None)(client.syncs.get(bkt, sid)),
-                   timeout=30, what="new files synced")
+    s = wait_until(
+        lambda: (lambda x: x if x.total_files_synced >= 10 else None)(client.syncs.get(bkt, sid)),
+        timeout=30,
+        what="new files synced",
+    )
     objs = _objects(client, bkt)
     assert len(objs) == 9  # the changed file replaced its object
     changed = [o for o in objs if o.metadata["source_path"] == "in/a0.txt"]
@@ -107,8 +131,9 @@ def test_pause_resume_and_trigger(server, client, moto):
     _put(moto, src, ["x/1.txt", "x/2.txt"])
     conn = s3_connection(client, moto)
     bkt = bucket(client)
-    sid = client.syncs.create(bkt, connection_id=conn.connection_id, source_path=f"{src}/x",
-                              polling_interval_seconds=30).sync_config_id
+    sid = client.syncs.create(
+        bkt, connection_id=conn.connection_id, source_path=f"{src}/x", polling_interval_seconds=30
+    ).sync_config_id
     client.syncs.wait(bkt, sid, timeout=30, include_tasks=True, poll=0.05)
     paused = client.syncs.pause(bkt, sid)
     assert paused.paused is True and paused.status == "SUSPENDED" and paused.is_active is False
@@ -129,15 +154,15 @@ def test_pause_resume_and_trigger(server, client, moto):
     assert client.syncs.update(bkt, sid, is_active=False).paused is True
     assert client.syncs.update(bkt, sid, is_active=True, batch_size=10).batch_size == 10
     # trigger on an initial_only sync: an immediate extra run
-    once = client.syncs.create(bkt, connection_id=conn.connection_id, source_path=f"{src}/y",
-                               sync_mode="initial_only")
+    once = client.syncs.create(bkt, connection_id=conn.connection_id, source_path=f"{src}/y", sync_mode="initial_only")
     done = client.syncs.wait(bkt, once.sync_config_id, timeout=30, poll=0.05)
     assert done.status == "COMPLETED" and done.total_files_discovered == 0
     _put(moto, src, ["y/a.txt", "y/b.txt"])
     trig = client.syncs.trigger(bkt, once.sync_config_id)
     assert trig.sync_job_id and trig.status == "QUEUED"
-    after = client.syncs.wait(bkt, once.sync_config_id, run_id=trig.sync_job_id, timeout=30,
-                              include_tasks=True, poll=0.05)
+    after = client.syncs.wait(
+        bkt, once.sync_config_id, run_id=trig.sync_job_id, timeout=30, include_tasks=True, poll=0.05
+    )
     assert after.run.sync_job_id == trig.sync_job_id and after.run.trigger == "manual"
     assert client.syncs.job(bkt, once.sync_config_id, trig.sync_job_id).files_synced == 2
     assert after.status == "COMPLETED" and after.total_files_synced == 2 and after.sync_run_counter == 2
@@ -164,8 +189,9 @@ def test_wait_follows_the_run_then_with_include_tasks_its_tasks(server, client, 
     _put(moto, src, [f"w/{i}.txt" for i in range(6)])
     conn = s3_connection(client, moto)
     bkt = bucket(client)
-    sid = client.syncs.create(bkt, connection_id=conn.connection_id, source_path=f"{src}/w",
-                              sync_mode="initial_only", batch_size=2).sync_config_id
+    sid = client.syncs.create(
+        bkt, connection_id=conn.connection_id, source_path=f"{src}/w", sync_mode="initial_only", batch_size=2
+    ).sync_config_id
     ran = client.syncs.wait(bkt, sid, timeout=60, poll=0.05)
     assert ran.run is not None and ran.run.status == "completed" and ran.run.files_synced == 6
     assert ran.run.sync_job_id == client.syncs.jobs(bkt, sid).items[0].sync_job_id
@@ -184,8 +210,9 @@ def test_bad_sync_requests_create_nothing(server, client, moto):
         client.syncs.create(bkt, connection_id=conn.connection_id, source_path="no-such-bucket-xyz/p")
     assert "Bucket not found" in str(ei.value)
     with pytest.raises(errors.ValidationError) as ei:
-        client.syncs.create(bkt, connection_id=conn.connection_id, source_path="x/y",
-                            file_filters={"include_pattern": ["*.png"]})  # typo must not sync everything
+        client.syncs.create(
+            bkt, connection_id=conn.connection_id, source_path="x/y", file_filters={"include_pattern": ["*.png"]}
+        )  # typo must not sync everything
     assert "include_pattern" in str(ei.value)
     with pytest.raises(errors.NotFoundError):
         client.syncs.create(bkt, connection_id="conn_doesnotexist", source_path="x")
@@ -204,8 +231,9 @@ def test_skip_batch_submission_creates_objects_without_tasks(server, client, mot
     bodies = _put(moto, src, ["a.txt", "b.txt", "c.txt"])
     conn = s3_connection(client, moto)
     bkt = bucket(client)
-    s = client.syncs.create(bkt, connection_id=conn.connection_id, source_path=src, sync_mode="initial_only",
-                            skip_batch_submission=True)
+    s = client.syncs.create(
+        bkt, connection_id=conn.connection_id, source_path=src, sync_mode="initial_only", skip_batch_submission=True
+    )
     s = client.syncs.wait(bkt, s.sync_config_id, timeout=30, poll=0.05)
     assert s.task_ids == [] and len(s.batch_ids) == 1
     assert s.total_files_synced == 3 and s.total_bytes_synced == sum(len(b) for b in bodies.values())
@@ -223,16 +251,20 @@ def test_syncs_survive_a_restart(local_server_factory, tmp_path, moto):
         c.namespaces.create(ns, [{"feature_extractor_name": "text_extractor", "version": "v1"}])
         conn = s3_connection(c, moto)
         bkt = bucket(c)
-        sid = c.syncs.create(bkt, connection_id=conn.connection_id, source_path=f"{src}/p",
-                             polling_interval_seconds=30).sync_config_id
+        sid = c.syncs.create(
+            bkt, connection_id=conn.connection_id, source_path=f"{src}/p", polling_interval_seconds=30
+        ).sync_config_id
         c.syncs.wait(bkt, sid, timeout=30, include_tasks=True, poll=0.05)
     srv.stop()
     _put(moto, src, ["p/3.txt", "p/4.txt"], start=10)
     srv2 = enable_storage(local_server_factory(data_dir=data_dir, time_scale=TIME_SCALE))
     with Mixpeek(api_key=srv2.api_key, base_url=srv2.base_url, namespace=ns) as c:
         assert c.connections.test(conn.connection_id).success  # credentials decrypt after the restart
-        s = wait_until(lambda: (lambda x: x if x.total_files_synced == 4 else None)(c.syncs.get(bkt, sid)),
-                       timeout=30, what="sync resumed after restart")
+        s = wait_until(
+            lambda: (lambda x: x if x.total_files_synced == 4 else None)(c.syncs.get(bkt, sid)),
+            timeout=30,
+            what="sync resumed after restart",
+        )
         assert s.status == "ACTIVE" and s.sync_mode == "continuous"
         assert sorted(o.metadata["source_path"] for o in c.objects.iter(bkt)) == [f"p/{i}.txt" for i in range(1, 5)]
 
@@ -257,8 +289,14 @@ def test_drive_folder_with_subfolders_and_read_retries(server, client, recorder,
     drive.fail_next(404, count=50, path_contains=files["broken.txt"])
     conn = client.connections.create("team drive", "google_drive", {"credentials": sa})
     bkt = bucket(client)
-    s = client.syncs.create(bkt, connection_id=conn.connection_id, source_path="/Team", sync_mode="initial_only",
-                            file_filters={"exclude_patterns": ["*.tmp"]}, batch_size=2)
+    s = client.syncs.create(
+        bkt,
+        connection_id=conn.connection_id,
+        source_path="/Team",
+        sync_mode="initial_only",
+        file_filters={"exclude_patterns": ["*.tmp"]},
+        batch_size=2,
+    )
     s = client.syncs.wait(bkt, s.sync_config_id, timeout=60, include_tasks=True, poll=0.05)
     assert s.total_files_discovered == 5
     assert s.total_files_synced == 4 and s.total_files_failed == 1
@@ -266,8 +304,13 @@ def test_drive_folder_with_subfolders_and_read_retries(server, client, recorder,
     downloads = [p for m, p, q in drive.requests if p.endswith(files["broken.txt"]) and q.get("alt") == "media"]
     assert len(downloads) == 4
     objs = {o.metadata["source_path"]: o for o in _objects(client, bkt)}
-    assert sorted(objs) == ["/Team/Sub/Deeper/broken.txt", "/Team/Sub/Deeper/c.png", "/Team/Sub/b.txt",
-                            "/Team/Sub/flaky.txt", "/Team/a.txt"]
+    assert sorted(objs) == [
+        "/Team/Sub/Deeper/broken.txt",
+        "/Team/Sub/Deeper/c.png",
+        "/Team/Sub/b.txt",
+        "/Team/Sub/flaky.txt",
+        "/Team/a.txt",
+    ]
     assert objs["/Team/Sub/flaky.txt"].status == "COMPLETED"
     assert objs["/Team/Sub/Deeper/broken.txt"].status == "FAILED"
     assert objs["/Team/Sub/Deeper/c.png"].blobs[0].properties["features"]["width"] == 7
@@ -288,8 +331,9 @@ async def test_async_client_connections_and_syncs(server, moto):
         await c.buckets.create("ab", {"text": {"type": "text"}})
         conn = await c.connections.create("async-s3", "s3", moto.provider_config())
         assert [x.name async for x in c.connections.iter(provider_type="s3")] == ["async-s3"]
-        s = await c.syncs.create("ab", connection_id=conn.connection_id, source_path=f"{src}/q",
-                                 sync_mode="initial_only", batch_size=2)
+        s = await c.syncs.create(
+            "ab", connection_id=conn.connection_id, source_path=f"{src}/q", sync_mode="initial_only", batch_size=2
+        )
         s = await c.syncs.wait("ab", s.sync_config_id, timeout=30, include_tasks=True, poll=0.05)
         assert s.total_files_synced == 3 and len(s.task_ids) == 2
         assert sorted([t.task_id async for t in c.syncs.tasks("ab", s.sync_config_id)]) == sorted(s.task_ids)

@@ -1,4 +1,5 @@
 """Fixtures of the contract tests: a server with storage peers, and clients that record every exchange."""
+
 from __future__ import annotations
 
 import base64
@@ -40,10 +41,23 @@ class Recorder(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         response = self.inner.handle_request(request)
         content = response.read()
-        self.exchanges.append(Exchange(request.method, request.url.path, response.status_code,
-                                       response.headers.get("content-type", ""), content, request.content))
-        return httpx.Response(response.status_code, headers=response.headers, content=content,
-                              request=request, extensions=response.extensions)
+        self.exchanges.append(
+            Exchange(
+                request.method,
+                request.url.path,
+                response.status_code,
+                response.headers.get("content-type", ""),
+                content,
+                request.content,
+            )
+        )
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            content=content,
+            request=request,
+            extensions=response.extensions,
+        )
 
     def close(self) -> None:
         self.inner.close()
@@ -59,8 +73,7 @@ class Api:
         self.srv = srv
         self.http = httpx.Client(base_url=srv.base_url, headers=headers, transport=recorder, timeout=30.0)
 
-    def call(self, method: str, path: str, json: Any = None, expect: int | tuple[int, ...] = 200,
-             **kw: Any) -> Any:
+    def call(self, method: str, path: str, json: Any = None, expect: int | tuple[int, ...] = 200, **kw: Any) -> Any:
         r = self.http.request(method, path, json=json, **kw)
         wanted = (expect,) if isinstance(expect, int) else expect
         assert r.status_code in wanted, f"{method} {path}: {r.status_code} {r.text[:800]}"
@@ -126,8 +139,11 @@ def driven(tmp_path_factory) -> Driven:
     from tests.contract.drive import drive_everything, served_routes
 
     with moto_s3_server() as moto, DriveFixture() as drive:
-        srv = LocalServer(data_dir=tmp_path_factory.mktemp("contract-server"), port=0,
-                          settings=LocalSettings(time_scale=0.01, google_drive_api_root=drive.api_root)).start()
+        srv = LocalServer(
+            data_dir=tmp_path_factory.mktemp("contract-server"),
+            port=0,
+            settings=LocalSettings(time_scale=0.01, google_drive_api_root=drive.api_root),
+        ).start()
         recorder = Recorder()
         try:
             drive_everything(srv, recorder, moto, drive)

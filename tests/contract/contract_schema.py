@@ -8,6 +8,7 @@ free-form object with ``x-documented-keys`` takes only those keys.
 ``operation(method, path)`` finds the contract operation of a concrete or
 templated path.
 """
+
 from __future__ import annotations
 
 import functools
@@ -20,8 +21,7 @@ import jsonschema
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
-CONTRACT_PATH = (Path(__file__).resolve().parents[2] / "mixpeek_magics" / "local" / "contract"
-                 / "mixpeek-v0.82.json")
+CONTRACT_PATH = Path(__file__).resolve().parents[2] / "mixpeek_magics" / "local" / "contract" / "mixpeek-v0.82.json"
 CONTRACT: dict[str, Any] = json.loads(CONTRACT_PATH.read_text())
 SCHEMAS: dict[str, Any] = CONTRACT["schemas"]
 URI = "urn:tests-contract"
@@ -41,10 +41,14 @@ def _close(node: Any) -> Any:
         else:
             out[k] = v
     if "x-documented-keys" in node:
-        closed = {"type": "object", "properties": {k: {} for k in node["x-documented-keys"]},
-                  "additionalProperties": False}
-        out["anyOf"] = [closed if b.get("type") == "object" and "properties" not in b else b
-                        for b in out.get("anyOf", [])]
+        closed = {
+            "type": "object",
+            "properties": {k: {} for k in node["x-documented-keys"]},
+            "additionalProperties": False,
+        }
+        out["anyOf"] = [
+            closed if b.get("type") == "object" and "properties" not in b else b for b in out.get("anyOf", [])
+        ]
     if "properties" in out and "additionalProperties" not in out and "additional_properties" not in out["properties"]:
         out["additionalProperties"] = False
     return out
@@ -57,8 +61,9 @@ _REGISTRY = Registry().with_resource(URI, DRAFT202012.create_resource({"componen
 @functools.cache
 def validator(name: str) -> jsonschema.Draft202012Validator:
     schema = {"type": "object"} if name in ("object", "Dict") else {"$ref": f"{URI}#/components/schemas/{name}"}
-    return jsonschema.Draft202012Validator(schema, registry=_REGISTRY,
-                                           format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    return jsonschema.Draft202012Validator(
+        schema, registry=_REGISTRY, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
 
 
 def problems(name: str, instance: Any) -> list[str]:
@@ -76,8 +81,10 @@ def _pattern(path: str) -> re.Pattern:
     return re.compile("^/" + "/".join(parts) + "$")
 
 
-_OPS = [(op["method"], _pattern(op["path"]), sum(1 for s in op["path"].split("/") if s.startswith("{")), op)
-        for op in CONTRACT["operations"]]
+_OPS = [
+    (op["method"], _pattern(op["path"]), sum(1 for s in op["path"].split("/") if s.startswith("{")), op)
+    for op in CONTRACT["operations"]
+]
 
 
 def operation(method: str, path: str) -> dict[str, Any] | None:

@@ -4,6 +4,7 @@ valid against that operation's schema in the vendored contract, with undeclared 
 The answers are validated here, by the test's own reading of the contract
 (tests/contract/contract_schema.py), not by the server's middleware.
 """
+
 from __future__ import annotations
 
 from tests.contract.contract_schema import operation, problems, response_schema
@@ -55,19 +56,21 @@ def test_every_route_was_driven_to_a_success(driven):
         route = route_of(driven.routes, ex.method, ex.path)
         if route is not None:
             exercised.setdefault(route, set()).add(ex.status)
-    missed = sorted(f"{m} {p}" for m, p in driven.routes if not not_contract((m, p))
-                    and not any(200 <= s < 300 for s in exercised.get((m, p), ())))
+    missed = sorted(
+        f"{m} {p}"
+        for m, p in driven.routes
+        if not not_contract((m, p)) and not any(200 <= s < 300 for s in exercised.get((m, p), ()))
+    )
     assert not missed, f"routes never answered with a success: {missed}"
     assert any(ex.status == 404 for ex in driven.exchanges)  # errors were seen (and checked) too
 
 
 def test_the_servers_own_check_saw_no_undeclared_field(driven):
     stats = driven.stats
-    json_answers = sum(1 for ex in driven.exchanges if ex.content_type.startswith("application/json")
-                       and ex.path.startswith("/v1/"))
+    json_answers = sum(
+        1 for ex in driven.exchanges if ex.content_type.startswith("application/json") and ex.path.startswith("/v1/")
+    )
     undeclared = sum(stats["responses_undeclared"].values())  # operations the contract gives no schema
     assert stats["responses_checked"] + undeclared == json_answers > 60
     assert stats["undeclared_on_wire"] == 0
     assert stats["requests_refused_total"] == 0  # every request the driver sent is one the contract accepts
-
-

@@ -1,6 +1,7 @@
 """The contract middleware on its own: answers are cut to their schema (counted), checked
 (violations recorded), bodies re-sent with the right length; other answers untouched; and the
 stats reach ``LocalServer.contract_stats`` and the ``$MIXPEEK_LOCAL_CONTRACT_REPORT`` file."""
+
 from __future__ import annotations
 
 import asyncio
@@ -18,25 +19,57 @@ from mixpeek_magics.local import LocalSettings
 from mixpeek_magics.local.contract import ContractMiddleware, ContractStats
 from tests.contract.contract_schema import problems
 
-TASK = {"task_id": "task_1", "task_type": "api_buckets_batches_process", "status": "PROCESSING",
-        "inputs": ["obj_1"], "outputs": [], "error": None,
-        "progress": 0.5,  # undeclared
-        "additional_data": {"batch_id": "btch_1", "bucket_id": "bkt_1", "processed": 3, "failed_objects": []}}
-BATCH = {"batch_id": "btch_1", "bucket_id": "bkt_1", "status": "COMPLETED_WITH_ERRORS", "max_node_death_resubmits": 3,
-         "max_deploy_resubmits": 3, "lifecycle": None, "lifecycle_reason": None,
-         "failed_objects": [{"object_id": "obj_2", "error": "bad", "error_type": "permanent",
-                             "timestamp": "2026-01-01T00:00:00Z", "filename": "b.png"}],
-         "tier_tasks": [{"tier_num": 0, "source_type": "bucket", "task_id": "task_1", "status": "COMPLETED",
-                         "collection_ids": ["col_1"],
-                         "local_only": True}]}
+TASK = {
+    "task_id": "task_1",
+    "task_type": "api_buckets_batches_process",
+    "status": "PROCESSING",
+    "inputs": ["obj_1"],
+    "outputs": [],
+    "error": None,
+    "progress": 0.5,  # undeclared
+    "additional_data": {"batch_id": "btch_1", "bucket_id": "bkt_1", "processed": 3, "failed_objects": []},
+}
+BATCH = {
+    "batch_id": "btch_1",
+    "bucket_id": "bkt_1",
+    "status": "COMPLETED_WITH_ERRORS",
+    "max_node_death_resubmits": 3,
+    "max_deploy_resubmits": 3,
+    "lifecycle": None,
+    "lifecycle_reason": None,
+    "failed_objects": [
+        {
+            "object_id": "obj_2",
+            "error": "bad",
+            "error_type": "permanent",
+            "timestamp": "2026-01-01T00:00:00Z",
+            "filename": "b.png",
+        }
+    ],
+    "tier_tasks": [
+        {
+            "tier_num": 0,
+            "source_type": "bucket",
+            "task_id": "task_1",
+            "status": "COMPLETED",
+            "collection_ids": ["col_1"],
+            "local_only": True,
+        }
+    ],
+}
 
 
 def inner_app(answers: dict[str, tuple[int, str, Any]]):
     async def app(scope, receive, send):
         status, ctype, payload = answers[scope["path"]]
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode())],
+            }
+        )
         # in two chunks: the middleware must gather them
         await send({"type": "http.response.body", "body": body[:5], "more_body": True})
         await send({"type": "http.response.body", "body": body[5:]})
@@ -64,8 +97,11 @@ def test_answers_are_cut_to_their_schema_and_the_cuts_counted():
     assert body["inputs"] == ["obj_1"] and body["status"] == "PROCESSING"
     assert problems("TaskResponse", body) == []
     d = stats.as_dict()
-    assert d["fields_dropped"] == {"TaskResponse.progress": 1, "TaskResponse.additional_data.processed": 1,
-                                   "TaskResponse.additional_data.failed_objects": 1}
+    assert d["fields_dropped"] == {
+        "TaskResponse.progress": 1,
+        "TaskResponse.additional_data.processed": 1,
+        "TaskResponse.additional_data.failed_objects": 1,
+    }
     assert d["responses_checked"] == 1 and d["violations_total"] == 0 and d["undeclared_on_wire"] == 0
 
 
@@ -79,12 +115,19 @@ def test_nested_objects_are_cut_through_anyof_and_items():
 
 
 def test_error_answers_are_cut_to_error_response():
-    err = {"success": False, "status": 404, "error": {"message": "no such task", "type": "NotFoundError",
-                                                      "details": {"anything": 1}}, "detail": "legacy"}
+    err = {
+        "success": False,
+        "status": 404,
+        "error": {"message": "no such task", "type": "NotFoundError", "details": {"anything": 1}},
+        "detail": "legacy",
+    }
     r, stats = call({"/v1/tasks/x": (404, "application/json", err)}, "/v1/tasks/x")
     assert r.status_code == 404
-    assert r.json() == {"success": False, "status": 404, "error": {"message": "no such task", "type": "NotFoundError",
-                                                                   "details": {"anything": 1}}}
+    assert r.json() == {
+        "success": False,
+        "status": 404,
+        "error": {"message": "no such task", "type": "NotFoundError", "details": {"anything": 1}},
+    }
     assert stats.as_dict()["fields_dropped"] == {"ErrorResponse.detail": 1}
 
 
@@ -94,8 +137,10 @@ def test_violations_are_recorded_with_operation_and_path():
     assert r.json() == bad  # sent as it is: the check reports, it does not rewrite
     d = stats.as_dict()
     found = {(v["operation"], v["path"], v["type"]) for v in d["violations"]}
-    assert found == {("GET /v1/tasks/{task_id}", "$.status", "enum"),
-                     ("GET /v1/tasks/{task_id}", "$.task_type", "missing")}
+    assert found == {
+        ("GET /v1/tasks/{task_id}", "$.status", "enum"),
+        ("GET /v1/tasks/{task_id}", "$.task_type", "missing"),
+    }
     assert d["violations_total"] == 2
 
 
@@ -108,9 +153,11 @@ def test_the_check_can_be_turned_off_but_not_the_projection():
 
 def test_other_answers_pass_untouched():
     blob = b"\x89PNG not json at all"
-    answers = {"/v1/tasks/t": (200, "application/octet-stream", blob),
-               "/_local/uploads/upl_1": (200, "application/json", {"anything": 1}),
-               "/v1/not/a/contract/path": (200, "application/json", {"anything": 1})}
+    answers = {
+        "/v1/tasks/t": (200, "application/octet-stream", blob),
+        "/_local/uploads/upl_1": (200, "application/json", {"anything": 1}),
+        "/v1/not/a/contract/path": (200, "application/json", {"anything": 1}),
+    }
     r, stats = call(answers, "/v1/tasks/t")
     assert r.content == blob
     r, _ = call(answers, "/_local/uploads/upl_1", method="PUT", content=b'{"x": 1}')
@@ -154,7 +201,7 @@ def test_a_process_that_exits_with_its_server_running_reports_too(tmp_path):
     code = textwrap.dedent(f"""
         import httpx
         from mixpeek_magics.local import LocalServer
-        srv = LocalServer(data_dir={str(tmp_path / 'data')!r}, port=0).start()
+        srv = LocalServer(data_dir={str(tmp_path / "data")!r}, port=0).start()
         r = httpx.get(srv.base_url + "/v1/organizations", headers={{"Authorization": "Bearer " + srv.api_key}})
         assert r.status_code == 200, r.text
         import os
@@ -174,16 +221,34 @@ def test_a_union_is_cut_by_the_branch_the_object_is():
 
     from mixpeek_magics.local.contract import strict
 
-    drive = {"provider_type": "google_drive", "shared_drive_id": None, "local_note": 1,
-             "credentials": {"type": "service_account", "client_email": "a@b.iam", "project_id": "p",
-                             "private_key_id": "k1", "private_key": "***", "client_id": "1"}}
-    s3 = {"provider_type": "s3", "region": "us-east-1", "endpoint_url": "http://127.0.0.1:9",
-          "credentials": {"type": "iam_role", "role_arn": "arn:aws:iam::123456789012:role/r", "external_id": "x" * 8}}
-    for config, kept, dropped_name in ((drive, "client_email", "GoogleDriveConfig.local_note"),
-                                       (s3, "role_arn", None)):
+    drive = {
+        "provider_type": "google_drive",
+        "shared_drive_id": None,
+        "local_note": 1,
+        "credentials": {
+            "type": "service_account",
+            "client_email": "a@b.iam",
+            "project_id": "p",
+            "private_key_id": "k1",
+            "private_key": "***",
+            "client_id": "1",
+        },
+    }
+    s3 = {
+        "provider_type": "s3",
+        "region": "us-east-1",
+        "endpoint_url": "http://127.0.0.1:9",
+        "credentials": {"type": "iam_role", "role_arn": "arn:aws:iam::123456789012:role/r", "external_id": "x" * 8},
+    }
+    for config, kept, dropped_name in ((drive, "client_email", "GoogleDriveConfig.local_note"), (s3, "role_arn", None)):
         dropped: Counter = Counter()
-        body = {"name": "c", "internal_id": "org", "created_by_user_id": "u", "provider_type": config["provider_type"],
-                "provider_config": json.loads(json.dumps(config))}
+        body = {
+            "name": "c",
+            "internal_id": "org",
+            "created_by_user_id": "u",
+            "provider_type": config["provider_type"],
+            "provider_config": json.loads(json.dumps(config)),
+        }
         out = strict().project("StorageConnectionModel", body, dropped)
         assert kept in out["provider_config"]["credentials"]
         assert dict(dropped) == ({dropped_name: 1} if dropped_name else {})

@@ -1,6 +1,7 @@
 """The local server refuses what the real service refuses: undeclared keys, bad enum values,
 missing required fields, wrong types, out-of-bounds values, bodies that are not JSON; with a
 422 in the contract's ErrorResponse shape that says what to change."""
+
 from __future__ import annotations
 
 import httpx
@@ -59,8 +60,10 @@ def test_undeclared_nested_key_is_refused(api):
     assert errors[0]["loc"] == ["body", "sort", "order"] and errors[0]["type"] == "extra_forbidden"
     assert errors[0]["accepted_keys"] == ["direction", "field"]
     assert "direction" in body["error"]["message"]
-    r = api.post(f"/v1/buckets/{api.bucket_id}/uploads/batch",
-                 json={"uploads": [{"filename": "a.txt", "content_type": "text/plain", "sha256": "x"}]})
+    r = api.post(
+        f"/v1/buckets/{api.bucket_id}/uploads/batch",
+        json={"uploads": [{"filename": "a.txt", "content_type": "text/plain", "sha256": "x"}]},
+    )
     _, errors = refused(r)
     assert errors[0]["loc"] == ["body", "uploads", 0, "sha256"] and errors[0]["type"] == "extra_forbidden"
     assert "file_hash" in errors[0]["accepted_keys"]
@@ -102,8 +105,10 @@ def test_missing_required_fields(api):
 def test_types_and_bounds(api):
     _, errors = refused(api.post(f"/v1/buckets/{api.bucket_id}/batches/list", json={"limit": "ten"}))
     assert errors[0]["loc"] == ["body", "limit"] and errors[0]["type"] == "int_type"
-    r = api.post(f"/v1/buckets/{api.bucket_id}/uploads",
-                 json={"filename": "a.txt", "content_type": "text/plain", "presigned_url_expiration": 10})
+    r = api.post(
+        f"/v1/buckets/{api.bucket_id}/uploads",
+        json={"filename": "a.txt", "content_type": "text/plain", "presigned_url_expiration": 10},
+    )
     _, errors = refused(r)
     assert errors[0]["loc"] == ["body", "presigned_url_expiration"] and errors[0]["type"] == "greater_than_equal"
     _, errors = refused(api.post("/v1/namespaces", json={"namespace_name": "ab"}))
@@ -123,7 +128,9 @@ def test_the_servers_other_422s_have_the_same_shape(api):
 
 
 def test_paths_outside_the_contract_are_not_checked(api, local_server):
-    r = api.post(f"/v1/buckets/{api.bucket_id}/uploads", json={"filename": "x.json", "content_type": "application/json"})
+    r = api.post(
+        f"/v1/buckets/{api.bucket_id}/uploads", json={"filename": "x.json", "content_type": "application/json"}
+    )
     assert r.status_code == 200, r.text
     data = b'{"anything": ["goes", 1]}'
     put = httpx.put(r.json()["presigned_url"], content=data, headers={"Content-Type": "application/json"})
@@ -136,5 +143,7 @@ def test_refusals_and_acceptances_are_counted(api, local_server):
     assert api.post("/v1/tasks/list", json={}).status_code == 200
     after = local_server.contract_stats
     assert after["requests_refused"].get("enum", 0) == before["requests_refused"].get("enum", 0) + 1
-    assert after["requests_refused"].get("extra_forbidden", 0) == before["requests_refused"].get("extra_forbidden", 0) + 1
+    assert (
+        after["requests_refused"].get("extra_forbidden", 0) == before["requests_refused"].get("extra_forbidden", 0) + 1
+    )
     assert after["requests_accepted"] == before["requests_accepted"] + 1

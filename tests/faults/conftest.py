@@ -1,4 +1,5 @@
 """The fault suite: what it tried and whether it held, printed as one table at the end."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -12,10 +13,12 @@ TABLE: list[tuple[str, str, str]] = []  # (fault tried, what must hold, outcome)
 @pytest.fixture
 def held():
     """``held(tried, expectation, ok, detail="")``: one row of the table; a row that did not hold fails."""
+
     def record(tried: str, expectation: str, ok: bool, detail: str = "", measured_only: bool = False) -> None:
-        verdict = ("held" if ok else ("NOT MET (measured)" if measured_only else "BROKE"))
+        verdict = "held" if ok else ("NOT MET (measured)" if measured_only else "BROKE")
         TABLE.append((tried, expectation, verdict + (f" ({detail})" if detail else "")))
         assert ok or measured_only, f"{tried}: {expectation} did not hold {detail}"
+
     return record
 
 

@@ -1,5 +1,6 @@
 """Fixtures of the frames tests: a local server with a namespace and a bucket,
 a client for it, and a private journal."""
+
 from __future__ import annotations
 
 import base64
@@ -23,12 +24,20 @@ class FramesEnv:
         return self.bucket.bucket_id
 
     def text_object(self, text: str, filename: str, bucket: str | None = None) -> Any:
-        blob = {"property": "content", "type": "text",
-                "data": {"base64": base64.b64encode(text.encode()).decode(), "filename": filename,
-                         "mime_type": "text/plain"}}
+        blob = {
+            "property": "content",
+            "type": "text",
+            "data": {
+                "base64": base64.b64encode(text.encode()).decode(),
+                "filename": filename,
+                "mime_type": "text/plain",
+            },
+        }
         return self.client.objects.create(bucket or self.bucket_id, blobs=[blob])
 
-    def run_batch(self, filenames: list[str], metadata: dict | None = None, bucket: str | None = None) -> tuple[Any, Any]:
+    def run_batch(
+        self, filenames: list[str], metadata: dict | None = None, bucket: str | None = None
+    ) -> tuple[Any, Any]:
         """Objects named ``filenames`` in one batch, submitted and waited for; returns (batch, final task)."""
         bucket = bucket or self.bucket_id
         ids = [self.text_object(f"content of {name}", name, bucket).object_id for name in filenames]

@@ -6,6 +6,7 @@ build gives, whatever the chunk size and wherever an odd value first shows up.
 Records are shaped like the contract's TaskResponse: a batch task's
 ``additional_data`` holds only documented keys; progress counts, the sync and
 the source cell come from the journal."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -15,8 +16,7 @@ import pandas as pd
 import pytest
 
 from mixpeek_magics.client import statuses
-from mixpeek_magics.frames import TASK_COLUMNS, build_task_frame, history
-from mixpeek_magics.frames import _schema
+from mixpeek_magics.frames import TASK_COLUMNS, _schema, build_task_frame, history
 from mixpeek_magics.frames._journal import JournalIndex, format_provenance
 
 T0 = pd.Timestamp("2024-05-01T12:00:00", tz="UTC")
@@ -34,10 +34,20 @@ def chunk(request, monkeypatch):
 def task(i: int, **over) -> dict:
     """A record shaped like the API's (all keys present)."""
     rec = {
-        "task_id": f"task_{i:04d}", "task_type": "api_buckets_batches_process", "status": "COMPLETED",
-        "inputs": [f"obj_{i}"], "outputs": [], "error": None,
-        "additional_data": {"batch_id": f"btch_{i}", "bucket_id": "bkt_1", "namespace_id": None,
-                            "current_tier": 0, "total_tiers": 1, "object_count": 10},
+        "task_id": f"task_{i:04d}",
+        "task_type": "api_buckets_batches_process",
+        "status": "COMPLETED",
+        "inputs": [f"obj_{i}"],
+        "outputs": [],
+        "error": None,
+        "additional_data": {
+            "batch_id": f"btch_{i}",
+            "bucket_id": "bkt_1",
+            "namespace_id": None,
+            "current_tier": 0,
+            "total_tiers": 1,
+            "object_count": 10,
+        },
     }
     data = over.pop("data", None)
     if data:
@@ -47,6 +57,7 @@ def task(i: int, **over) -> dict:
 
 
 # --- a plain per-record build, written out as directly as possible -----------
+
 
 def _ts(value):
     if value is None:
@@ -105,6 +116,7 @@ def check(records, journal_rows=None):
 
 # --- the tests -----------------------------------------------------------------
 
+
 def test_plain_records_match_the_reference(chunk):
     frame = check([task(i) for i in range(20)])
     assert frame["batch_id"].tolist() == [f"btch_{i}" for i in range(20)]
@@ -128,10 +140,24 @@ def test_progress_counts_and_sync_come_from_the_journal(chunk):
     """What a watcher last observed: processed / total (Int64), percentage (Float64),
     the sync; NA for tasks it never saw or numbers it never had."""
     recs = [task(i) for i in range(9)]
-    rows = [{"task_id": f"task_{i:04d}", "first_seen": T0.isoformat(), "started": None, "finished": None,
-             "processed": p, "total": t, "percentage": q, "sync_config_id": y}
-            for i, p, t, q, y in [(0, 3, 10, 30.0, None), (2, None, None, None, "sync_a"), (5, 10, 10, 100.0, None),
-                                  (8, 0, 4, 0.0, "sync_b")]]
+    rows = [
+        {
+            "task_id": f"task_{i:04d}",
+            "first_seen": T0.isoformat(),
+            "started": None,
+            "finished": None,
+            "processed": p,
+            "total": t,
+            "percentage": q,
+            "sync_config_id": y,
+        }
+        for i, p, t, q, y in [
+            (0, 3, 10, 30.0, None),
+            (2, None, None, None, "sync_a"),
+            (5, 10, 10, 100.0, None),
+            (8, 0, 4, 0.0, "sync_b"),
+        ]
+    ]
     frame = check(recs, rows)
     assert frame["processed"].tolist() == [3, pd.NA, pd.NA, pd.NA, pd.NA, 10, pd.NA, pd.NA, 0]
     assert frame["total"].tolist() == [10, pd.NA, pd.NA, pd.NA, pd.NA, 10, pd.NA, pd.NA, 4]
@@ -154,7 +180,15 @@ def test_statuses_unknown_lowercase_none_and_unhashable(chunk):
     cat = frame["status"].cat
     assert list(cat.categories) == list(statuses.LIFECYCLE_ORDER) + ["BRAND_NEW", "['X']"]
     assert frame["status"].astype(str).tolist() == [
-        "COMPLETED", "FAILED", "UNKNOWN", "BRAND_NEW", "['X']", "BRAND_NEW", "PROCESSING", "QUEUED"]
+        "COMPLETED",
+        "FAILED",
+        "UNKNOWN",
+        "BRAND_NEW",
+        "['X']",
+        "BRAND_NEW",
+        "PROCESSING",
+        "QUEUED",
+    ]
     assert frame["is_terminal"].tolist() == [True, True, False, False, False, False, False, False]
 
 
@@ -164,7 +198,7 @@ def test_status_chunks_give_the_one_pass_codes():
     for size in (1, 2, 4):
         col = _schema.StatusColumn(len(values))
         for lo in range(0, len(values), size):
-            col.add(lo, values[lo:lo + size])
+            col.add(lo, values[lo : lo + size])
         chunked = col.categorical()
         assert list(chunked.categories) == list(whole.categories)
         assert chunked.codes.tolist() == whole.codes.tolist()
@@ -183,11 +217,25 @@ def test_odd_records_take_the_completing_path(chunk):
 def test_source_cell_from_the_journal(chunk):
     prov = {"notebook": "a.ipynb", "cell": 4, "source": "%%ingest --bucket b\nmore"}
     recs = [task(i) for i in range(8)]
-    rows = [{"task_id": f"task_{i:04d}", "first_seen": (T0 + timedelta(seconds=i)).isoformat(),
-             "started": None, "finished": None,
-             "context": {"notebook": "j.ipynb", "cell": 9, "source": "%ingest"}} for i in (1, 6, 7)]
-    rows.append({"task_id": "task_0005", "first_seen": T0.isoformat(), "started": None, "finished": None,
-                 "context": {"provenance": prov}})
+    rows = [
+        {
+            "task_id": f"task_{i:04d}",
+            "first_seen": (T0 + timedelta(seconds=i)).isoformat(),
+            "started": None,
+            "finished": None,
+            "context": {"notebook": "j.ipynb", "cell": 9, "source": "%ingest"},
+        }
+        for i in (1, 6, 7)
+    ]
+    rows.append(
+        {
+            "task_id": "task_0005",
+            "first_seen": T0.isoformat(),
+            "started": None,
+            "finished": None,
+            "context": {"provenance": prov},
+        }
+    )
     frame = check(recs, rows)
     assert frame.loc[5, "source_cell"] == "a.ipynb [4] %%ingest --bucket b ..."
     assert frame.loc[1, "source_cell"] == "j.ipynb [9] %ingest" == frame.loc[7, "source_cell"]
@@ -201,16 +249,36 @@ def test_journal_join_partial_hits_durations_and_timestamps(chunk):
     malformed timestamp is NaT for its row only."""
     recs = [task(i) for i in range(9)]
     rows = [
-        {"task_id": "task_0000", "first_seen": "2024-05-01T12:00:00Z", "started": "2024-05-01T12:00:01.5Z",
-         "finished": "2024-05-01T12:00:04.25Z"},
-        {"task_id": "task_0002", "first_seen": "2024-05-01T14:00:00+02:00", "started": None,
-         "finished": "2024-05-01T14:00:42+02:00"},
-        {"task_id": "task_0003", "first_seen": "2024-05-01T12:00:00.123456789+00:00", "started": "not a time",
-         "finished": "2024-05-01T12:00:00.2+00:00"},
-        {"task_id": "task_0006", "first_seen": "2024-05-01T12:00:00.123Z", "started": "2024-05-01T12:00:00.123Z",
-         "finished": None},
-        {"task_id": "task_0008", "first_seen": "2024-05-01T12:00:00Z", "started": "2024-05-01T12:00:09Z",
-         "finished": "2024-05-01T12:00:09Z"},  # first non-pending observation was the terminal one
+        {
+            "task_id": "task_0000",
+            "first_seen": "2024-05-01T12:00:00Z",
+            "started": "2024-05-01T12:00:01.5Z",
+            "finished": "2024-05-01T12:00:04.25Z",
+        },
+        {
+            "task_id": "task_0002",
+            "first_seen": "2024-05-01T14:00:00+02:00",
+            "started": None,
+            "finished": "2024-05-01T14:00:42+02:00",
+        },
+        {
+            "task_id": "task_0003",
+            "first_seen": "2024-05-01T12:00:00.123456789+00:00",
+            "started": "not a time",
+            "finished": "2024-05-01T12:00:00.2+00:00",
+        },
+        {
+            "task_id": "task_0006",
+            "first_seen": "2024-05-01T12:00:00.123Z",
+            "started": "2024-05-01T12:00:00.123Z",
+            "finished": None,
+        },
+        {
+            "task_id": "task_0008",
+            "first_seen": "2024-05-01T12:00:00Z",
+            "started": "2024-05-01T12:00:09Z",
+            "finished": "2024-05-01T12:00:09Z",
+        },  # first non-pending observation was the terminal one
         {"task_id": "task_not_listed", "first_seen": "2024-05-01T12:00:00Z", "started": None, "finished": None},
     ]
     frame = check(recs, rows)
@@ -228,10 +296,16 @@ def test_journal_join_partial_hits_durations_and_timestamps(chunk):
 
 def test_every_task_journaled(chunk):
     recs = [task(i) for i in range(10)]
-    rows = [{"task_id": f"task_{i:04d}", "first_seen": (T0 + timedelta(seconds=i)).isoformat(),
-             "started": (T0 + timedelta(seconds=i + 1)).isoformat(),
-             "finished": (T0 + timedelta(seconds=i + 4)).isoformat(),
-             "context": {"notebook": "n.ipynb", "cell": i % 2, "source": "%ingest"}} for i in reversed(range(10))]
+    rows = [
+        {
+            "task_id": f"task_{i:04d}",
+            "first_seen": (T0 + timedelta(seconds=i)).isoformat(),
+            "started": (T0 + timedelta(seconds=i + 1)).isoformat(),
+            "finished": (T0 + timedelta(seconds=i + 4)).isoformat(),
+            "context": {"notebook": "n.ipynb", "cell": i % 2, "source": "%ingest"},
+        }
+        for i in reversed(range(10))
+    ]
     frame = check(recs, rows)
     assert frame["duration"].eq(pd.Timedelta(seconds=3)).all()
 
@@ -276,15 +350,28 @@ def test_array_helpers_copy_unless_told():
     assert out.tolist() == ["a", "b"]
 
 
-@pytest.mark.parametrize("values", [
-    ["a", "b"], ["a", None, "b"], [None, "a"], [None, None], [], ["", "x"], ["x", 5, 1.5, True], [["l"], ("t",)],
-    ["x", float("nan")], ["x", pd.NA, None],
-])
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["a", "b"],
+        ["a", None, "b"],
+        [None, "a"],
+        [None, None],
+        [],
+        ["", "x"],
+        ["x", 5, 1.5, True],
+        [["l"], ("t",)],
+        ["x", float("nan")],
+        ["x", pd.NA, None],
+    ],
+)
 def test_str_array_same_as_plain_pandas(values):
     """None (and NaN / NA) missing, everything else as its text."""
-    expected = pd.array([None if v is None else v for v in values], dtype="str") if values else pd.array([], dtype="str")
+    expected = (
+        pd.array([None if v is None else v for v in values], dtype="str") if values else pd.array([], dtype="str")
+    )
     pd.testing.assert_extension_array_equal(_schema.str_array(list(values)), expected)
     col = _schema.TextColumn(len(values))
     for lo in range(len(values)):
-        col.add(lo, values[lo:lo + 1])
+        col.add(lo, values[lo : lo + 1])
     pd.testing.assert_extension_array_equal(col.array(), expected)

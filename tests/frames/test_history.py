@@ -1,9 +1,9 @@
 """task_history / task_timeline against the local server and a real journal."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -14,11 +14,25 @@ from mixpeek_magics.tracking.snapshot import TaskSnapshot
 from .conftest import T0, at
 
 EXPECTED_DTYPES = {
-    "task_id": "str", "task_type": "str", "status": "category", "is_terminal": "bool",
-    "first_seen": "datetime64[ns, UTC]", "started": "datetime64[ns, UTC]", "finished": "datetime64[ns, UTC]",
-    "duration": "timedelta64[ns]", "processed": "Int64", "total": "Int64", "percentage": "Float64",
-    "error": "str", "batch_id": "str", "bucket_id": "str", "namespace_id": "str", "sync_config_id": "str",
-    "source_cell": "str", "inputs_count": "Int64", "outputs_count": "Int64",
+    "task_id": "str",
+    "task_type": "str",
+    "status": "category",
+    "is_terminal": "bool",
+    "first_seen": "datetime64[ns, UTC]",
+    "started": "datetime64[ns, UTC]",
+    "finished": "datetime64[ns, UTC]",
+    "duration": "timedelta64[ns]",
+    "processed": "Int64",
+    "total": "Int64",
+    "percentage": "Float64",
+    "error": "str",
+    "batch_id": "str",
+    "bucket_id": "str",
+    "namespace_id": "str",
+    "sync_config_id": "str",
+    "source_cell": "str",
+    "inputs_count": "Int64",
+    "outputs_count": "Int64",
 }
 
 
@@ -30,9 +44,13 @@ def record(journal, task_id, steps, context=None, base_url=None, task_type="api_
     """``steps``: [(seconds after T0, status), ...] observed in that order."""
     first = at(T0, steps[0][0])
     for secs, status in steps:
-        journal.record(TaskSnapshot(task_id=task_id, status=status, task_type=task_type,
-                                    first_seen=first, observed_at=at(T0, secs)),
-                       context, base_url=base_url)
+        journal.record(
+            TaskSnapshot(
+                task_id=task_id, status=status, task_type=task_type, first_seen=first, observed_at=at(T0, secs)
+            ),
+            context,
+            base_url=base_url,
+        )
 
 
 def test_columns_and_dtypes_with_rows_and_empty(frames_env, tmp_path):
@@ -73,9 +91,10 @@ def test_status_categorical_lifecycle_order_keeps_unknown(frames_env):
     cat = frame["status"].cat
     assert cat.ordered
     assert list(cat.categories[: len(statuses.LIFECYCLE_ORDER)]) == list(statuses.LIFECYCLE_ORDER)
-    assert list(cat.categories[len(statuses.LIFECYCLE_ORDER):]) == ["BRAND_NEW_STATUS"]
+    assert list(cat.categories[len(statuses.LIFECYCLE_ORDER) :]) == ["BRAND_NEW_STATUS"]
     assert sorted(frame["status"].astype(str)) == sorted(
-        ["COMPLETED", "QUEUED", "BRAND_NEW_STATUS", "PENDING", "FAILED", "PROCESSING"])
+        ["COMPLETED", "QUEUED", "BRAND_NEW_STATUS", "PENDING", "FAILED", "PROCESSING"]
+    )
     # sorting follows the lifecycle, unknown last
     ordered = frame.sort_values("status")["status"].astype(str).tolist()
     assert ordered == ["PENDING", "QUEUED", "PROCESSING", "COMPLETED", "FAILED", "BRAND_NEW_STATUS"]
@@ -86,10 +105,14 @@ def test_status_categorical_lifecycle_order_keeps_unknown(frames_env):
 def test_journal_join_times_durations_and_source_cell(frames_env):
     srv, c, journal = frames_env.server, frames_env.client, frames_env.journal
     ran, instant, running, unseen = srv.seed_tasks(4, statuses=["COMPLETED", "FAILED", "PROCESSING", "COMPLETED"])
-    record(journal, ran, [(0, "PENDING"), (3, "PENDING"), (4, "PROCESSING"), (9.5, "PROCESSING"), (10, "COMPLETED")],
-           context={"notebook": "analysis.ipynb", "cell": 7, "source": "%ingest --bucket photos"},
-           base_url=srv.base_url)
-    record(journal, instant, [(20, "PENDING"), (22.25, "FAILED")])   # never seen running
+    record(
+        journal,
+        ran,
+        [(0, "PENDING"), (3, "PENDING"), (4, "PROCESSING"), (9.5, "PROCESSING"), (10, "COMPLETED")],
+        context={"notebook": "analysis.ipynb", "cell": 7, "source": "%ingest --bucket photos"},
+        base_url=srv.base_url,
+    )
+    record(journal, instant, [(20, "PENDING"), (22.25, "FAILED")])  # never seen running
     record(journal, running, [(30, "QUEUED"), (31, "PROCESSING")])
     frame = task_history(c, journal=journal).set_index("task_id")
     ts = lambda s: pd.Timestamp(at(T0, s))  # noqa: E731
@@ -121,8 +144,7 @@ def test_duration_falls_back_to_first_seen_when_never_seen_running(frames_env):
 
     srv, c = frames_env.server, frames_env.client
     (tid,) = srv.seed_tasks(1, statuses=["COMPLETED"])
-    rows = [{"task_id": tid, "first_seen": at(T0, 0).isoformat(), "started": None,
-             "finished": at(T0, 42).isoformat()}]
+    rows = [{"task_id": tid, "first_seen": at(T0, 0).isoformat(), "started": None, "finished": at(T0, 42).isoformat()}]
     frame = build_task_frame(list(c.tasks.iter()), JournalIndex.from_rows(rows))
     assert pd.isna(frame.loc[0, "started"])
     assert frame.loc[0, "duration"] == pd.Timedelta(seconds=42)
@@ -255,8 +277,10 @@ def test_models_and_dicts_build_the_same_frame(frames_env):
     b = build_task_frame([m.model_dump(mode="json") for m in models])
     pd.testing.assert_frame_equal(a, b)
     # odd records (missing keys, null additional_data) take the slow path but still work
-    odd = [{"task_id": "task_x", "status": "COMPLETED"}, {"task_id": "task_y", "status": "FAILED",
-                                                          "additional_data": None, "inputs": None}]
+    odd = [
+        {"task_id": "task_x", "status": "COMPLETED"},
+        {"task_id": "task_y", "status": "FAILED", "additional_data": None, "inputs": None},
+    ]
     f = build_task_frame(odd)
     assert f.task_id.tolist() == ["task_x", "task_y"] and f.processed.isna().all()
 

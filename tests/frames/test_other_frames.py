@@ -1,4 +1,5 @@
 """objects / batches / failures / connections / syncs frames against the local server."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -89,10 +90,14 @@ def test_connections_frame_never_shows_secrets(frames_env):
         pytest.fail("client.connections is not available yet (written by another helper)")
     secret, key_id = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "AKIAIOSFODNN7EXAMPLE"
     c.connections.create(
-        "s3-test", "s3", test_before_save=False,
-        provider_config={"credentials": {"type": "access_key", "access_key_id": key_id,
-                                         "secret_access_key": secret},
-                         "region": "us-east-1", "endpoint_url": "http://127.0.0.1:9"},
+        "s3-test",
+        "s3",
+        test_before_save=False,
+        provider_config={
+            "credentials": {"type": "access_key", "access_key_id": key_id, "secret_access_key": secret},
+            "region": "us-east-1",
+            "endpoint_url": "http://127.0.0.1:9",
+        },
     )
     f = connections_frame(client=c)
     assert len(f) == 1 and f.loc[0, "name"] == "s3-test" and f.loc[0, "provider_type"] == "s3"
@@ -108,10 +113,18 @@ def test_connections_frame_never_shows_secrets(frames_env):
 def test_connection_rows_drop_credentials_whatever_the_server_sends():
     from mixpeek_magics.frames.resources import connection_row
 
-    leaky = {"connection_id": "conn_1", "name": "drive", "provider_type": "google_drive", "status": "ACTIVE",
-             "provider_config": {"credentials": {"type": "service_account", "private_key": "-----BEGIN KEY",
-                                                 "client_email": "x@y"},
-                                 "shared_drive_id": "0AB", "client_secret": "shh", "oauth_token": "tok"}}
+    leaky = {
+        "connection_id": "conn_1",
+        "name": "drive",
+        "provider_type": "google_drive",
+        "status": "ACTIVE",
+        "provider_config": {
+            "credentials": {"type": "service_account", "private_key": "-----BEGIN KEY", "client_email": "x@y"},
+            "shared_drive_id": "0AB",
+            "client_secret": "shh",
+            "oauth_token": "tok",
+        },
+    }
     row = connection_row(leaky)
     assert row["credential_type"] == "service_account" and row["shared_drive_id"] == "0AB"
     assert "BEGIN KEY" not in repr(row) and "shh" not in repr(row) and "tok" not in repr(row)
@@ -136,8 +149,9 @@ def test_syncs_frame_lists_a_bucket_sync(frames_env):
         config = s3.provider_config()
         secret = config["credentials"]["secret_access_key"]
         conn = c.connections.create("s3-sync", "s3", config)
-        created = c.syncs.create(frames_env.bucket_id, connection_id=conn.connection_id, source_path="media/in/",
-                                 sync_mode="initial_only")
+        created = c.syncs.create(
+            frames_env.bucket_id, connection_id=conn.connection_id, source_path="media/in/", sync_mode="initial_only"
+        )
         f = syncs_frame("frames-bucket", client=c)
         assert len(f) == 1 and f.loc[0, "sync_config_id"] == created.sync_config_id
         assert f.loc[0, "connection_id"] == conn.connection_id and f.loc[0, "source_path"] == "media/in/"

@@ -1,11 +1,10 @@
 """summarize() numbers on a known set of tasks, the plots, and the lazy import."""
+
 from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import timedelta
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -24,14 +23,14 @@ from .conftest import T0, at
 TYPE_A, TYPE_B = "api_buckets_batches_process", "api_buckets_uploads_batch_confirm"
 # (status, task_type, seen at, started at, finished at) in seconds after T0; None: not observed
 PLAN = [
-    ("COMPLETED", TYPE_A, 0, 1, 11),            # 10 s
-    ("COMPLETED", TYPE_A, 5, 6, 26),            # 20 s
-    ("COMPLETED", TYPE_B, 10, 12, 42),          # 30 s
-    ("FAILED", TYPE_B, 20, 21, 61),             # 40 s
+    ("COMPLETED", TYPE_A, 0, 1, 11),  # 10 s
+    ("COMPLETED", TYPE_A, 5, 6, 26),  # 20 s
+    ("COMPLETED", TYPE_B, 10, 12, 42),  # 30 s
+    ("FAILED", TYPE_B, 20, 21, 61),  # 40 s
     ("COMPLETED_WITH_ERRORS", TYPE_A, 30, 31, 81),  # 50 s
-    ("CANCELED", TYPE_B, 40, 41, 3601),         # 3560 s
-    ("PROCESSING", TYPE_A, 50, 52, None),       # running
-    ("PENDING", TYPE_B, 60, None, None),        # waiting
+    ("CANCELED", TYPE_B, 40, 41, 3601),  # 3560 s
+    ("PROCESSING", TYPE_A, 50, 52, None),  # running
+    ("PENDING", TYPE_B, 60, None, None),  # waiting
 ]
 
 
@@ -69,8 +68,14 @@ def test_summarize_numbers(known):
     counts = s.by_status["count"].to_dict()
     assert counts == {st: sum(p[0] == st for p in PLAN) for st in {p[0] for p in PLAN}}
     # lifecycle order
-    assert list(s.by_status.index) == ["PENDING", "PROCESSING", "COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED",
-                                       "CANCELED"]
+    assert list(s.by_status.index) == [
+        "PENDING",
+        "PROCESSING",
+        "COMPLETED",
+        "COMPLETED_WITH_ERRORS",
+        "FAILED",
+        "CANCELED",
+    ]
     assert s.by_type.loc[TYPE_A, "count"] == sum(p[1] == TYPE_A for p in PLAN)
     assert s.by_type.loc[TYPE_B, "failed"] == 1 and s.by_type.loc[TYPE_A, "completed"] == 2
 
@@ -105,7 +110,9 @@ def test_plots_return_figures_with_one_bar_per_task(known):
     assert len(bars) == len(PLAN)  # every task was seen, so every task has a bar
     # colours follow the status family; the canceled one spans 41 s .. 3601 s
     from matplotlib.colors import to_hex
+
     from mixpeek_magics.client import statuses
+
     by_id = frame.set_index("task_id")
     drawn = by_id.loc[frame.assign(b=frame.started.fillna(frame.first_seen)).sort_values("b").task_id]
     assert [to_hex(p.get_facecolor()) for p in bars] == [statuses.color(s) for s in drawn.status.astype(str)]
@@ -168,6 +175,7 @@ def test_plots_without_matplotlib_say_how_to_install(tmp_path):
         "    print(e)\n"
     )
     import os
+
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
     assert 'pip install "mixpeek-magics[plot]"' in out

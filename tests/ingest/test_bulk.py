@@ -1,4 +1,5 @@
 """Bulk upload against the local server: real uploads, hashes, duplicates, interrupts."""
+
 from __future__ import annotations
 
 import asyncio
@@ -50,8 +51,15 @@ def object_count(client) -> int:
 def test_bulk_upload_processes_every_file_and_names_the_broken_one(client, tmp_path):
     files = make_files(tmp_path / "in")
     seen = []
-    result = bulk_upload(client, "files", files, concurrency=4, metadata={"source": "test"},
-                         batch_metadata={"provenance": {"cell": 1}}, on_progress=lambda p: seen.append(p.files_done))
+    result = bulk_upload(
+        client,
+        "files",
+        files,
+        concurrency=4,
+        metadata={"source": "test"},
+        batch_metadata={"provenance": {"cell": 1}},
+        on_progress=lambda p: seen.append(p.files_done),
+    )
     assert len(result.object_ids) == len(files) and not result.failures and not result.duplicates
     assert seen[-1] == len(files) and seen == sorted(seen)
     task = client.tasks.wait(result.task_id, timeout=60, poll=0.1, poll_max=0.5)
@@ -66,6 +74,7 @@ def test_bulk_upload_processes_every_file_and_names_the_broken_one(client, tmp_p
     assert object_count(client) == len(files)
     # sha256 computed client-side matches what the server measured
     import hashlib
+
     note = next(o for o in result.outcomes if o.path.endswith("note-000.txt"))
     assert note.sha256 == hashlib.sha256(files[0].read_bytes()).hexdigest()
     assert client.objects.get("files", note.object_id).blobs[0].details["hash"] == note.sha256
@@ -134,15 +143,18 @@ def test_a_confirmation_the_server_refuses_is_reported_from_the_upload(client, t
 
         def put_files(self, jobs, concurrency=16, cancel=None):
             tags = self.real.uploads.put_files(jobs, concurrency=concurrency, cancel=cancel)
-            return ["0" * 32 if str(path).endswith("note-001.txt") else tag
-                    for (_url, path, _type), tag in zip(jobs, tags)]
+            return [
+                "0" * 32 if str(path).endswith("note-001.txt") else tag for (_url, path, _type), tag in zip(jobs, tags)
+            ]
 
     local_server.clear_request_log()
     result = bulk_upload(client, "files", files, submit=False, put_client=WrongEtag(client))
     by_name = {Path(o.path).name: o for o in result.outcomes}
     assert by_name["note-001.txt"].status == "failed" and "etag" in by_name["note-001.txt"].error.lower()
     assert {n: o.status for n, o in by_name.items() if n != "note-001.txt"} == {
-        "note-000.txt": "uploaded", "note-002.txt": "uploaded"}
+        "note-000.txt": "uploaded",
+        "note-002.txt": "uploaded",
+    }
     assert all(o.object_id for o in result.outcomes if o.status == "uploaded")
     lists = [p for m, p in local_server.request_log if m == "POST" and p.endswith("/uploads/list")]
     assert len(lists) == 1  # one filtered list for the chunk, no GET per upload
@@ -154,7 +166,7 @@ def test_chunks_start_small_then_use_the_api_limit():
 
     items = list(range(500))
     sizes = [len(c) for c in _chunks(items, CHUNK)]
-    assert sizes[:len(RAMP)] == list(RAMP) and max(sizes) == CHUNK
+    assert sizes[: len(RAMP)] == list(RAMP) and max(sizes) == CHUNK
     assert [x for c in _chunks(items, CHUNK) for x in c] == items  # each once, in order
     assert [len(c) for c in _chunks(list(range(10)), CHUNK)] == [10]
     assert [len(c) for c in _chunks(list(range(20)), CHUNK)] == [RAMP[0], 20 - RAMP[0]]

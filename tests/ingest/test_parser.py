@@ -1,4 +1,5 @@
 """The %%ingest body parser: line forms, comments, metadata, interpolation, errors."""
+
 from __future__ import annotations
 
 import json
@@ -6,8 +7,7 @@ import string
 from types import SimpleNamespace
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from mixpeek_magics.ingest.parser import (
     IngestSyntaxError,
@@ -31,6 +31,7 @@ def errors_of(body: str, ns=None) -> list[ParseError]:
 
 
 # --------------------------------------------------------------------------- line forms
+
 
 def test_issue_example_body():
     body = (
@@ -72,7 +73,7 @@ def test_source_kinds(text, kind, target):
 
 def test_s3_and_gdrive_connections():
     lines = parse_body(
-        's3://bucket via conn_1\n'
+        "s3://bucket via conn_1\n"
         's3://bucket/deep/prefix/ via "My \\"quoted\\" conn"\n'
         'gdrive://abc_DEF-123/ via "Drive \\\\ share"\n'
     )
@@ -103,6 +104,7 @@ def test_crlf_line_endings():
 
 # --------------------------------------------------------------------------- comments
 
+
 def test_hash_after_non_space_is_part_of_token():
     assert one("https://x.io/a#frag").target == "https://x.io/a#frag"
     assert one("shots/take#2.jpg   # comment").target == "shots/take#2.jpg"
@@ -122,13 +124,14 @@ def test_hash_inside_metadata_and_connection_name_is_not_a_comment():
 
 # --------------------------------------------------------------------------- metadata
 
+
 @pytest.mark.parametrize(
     "meta",
     [
         {},
         {"title": "Intro"},
         {"nested": {"a": {"b": [1, {"c": "}"}]}}},
-        {"s": "has } and { and # and \\\" quote"},
+        {"s": 'has } and { and # and \\" quote'},
         {"unicode": "café ☕", "n": 1.5, "t": True, "z": None},
     ],
 )
@@ -175,6 +178,7 @@ def test_metadata_is_not_interpolated():
 
 
 # --------------------------------------------------------------------------- interpolation
+
 
 def test_interpolation_forms():
     ns = {
@@ -270,6 +274,7 @@ def test_str_failure_is_reported():
 
 # --------------------------------------------------------------------------- via / kinds errors
 
+
 @pytest.mark.parametrize(
     "body,fragment,col",
     [
@@ -337,6 +342,7 @@ def test_several_errors_on_one_line_are_all_reported():
 
 # --------------------------------------------------------------------------- properties
 
+
 def _check_result(body: str, ns=None) -> None:
     n = len(split_lines(body))
     try:
@@ -369,16 +375,23 @@ def test_arbitrary_grammar_characters_never_crash(body):
 
 
 _word = st.text(alphabet=string.ascii_letters + string.digits + "_-.", min_size=1, max_size=8)
-_path = st.lists(st.one_of(_word, st.sampled_from(["*", "**", "*.jpg", "{x}", "{{lit}}", "a#b", "{undefined}"])),
-                 min_size=1, max_size=4).map("/".join)
+_path = st.lists(
+    st.one_of(_word, st.sampled_from(["*", "**", "*.jpg", "{x}", "{{lit}}", "a#b", "{undefined}"])),
+    min_size=1,
+    max_size=4,
+).map("/".join)
 _meta_value = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=6)),
     lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=4), inner, max_size=3)),
     max_leaves=6,
 )
 _meta = st.dictionaries(st.text(max_size=5), _meta_value, max_size=3).map(lambda d: json.dumps(d))
-_conn = st.one_of(_word, st.text(alphabet=string.ascii_letters + ' "\\#', max_size=8).map(
-    lambda s: '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'))
+_conn = st.one_of(
+    _word,
+    st.text(alphabet=string.ascii_letters + ' "\\#', max_size=8).map(
+        lambda s: '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    ),
+)
 _source = st.one_of(
     _path,
     _word.map(lambda w: f"https://example.com/{w}"),
@@ -389,8 +402,11 @@ _source = st.one_of(
 _line = st.one_of(
     st.just(""),
     st.just("# comment"),
-    st.tuples(_source, st.one_of(st.just(""), _meta.map(lambda m: "  " + m), st.sampled_from([' {"a": 1', " {'a': 1}", " {x}"])),
-              st.one_of(st.just(""), st.just("  # trailing"))).map("".join),
+    st.tuples(
+        _source,
+        st.one_of(st.just(""), _meta.map(lambda m: "  " + m), st.sampled_from([' {"a": 1', " {'a': 1}", " {x}"])),
+        st.one_of(st.just(""), st.just("  # trailing")),
+    ).map("".join),
 )
 
 

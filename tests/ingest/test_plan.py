@@ -1,4 +1,5 @@
 """Ingestion planning: expansion, stats, MIME, metadata, connections, frames, hashing."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -7,8 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 import mixpeek_magics.ingest.plan as plan_mod
 from mixpeek_magics._mime import blob_type_for, guess_mime, sniff_mime
@@ -60,6 +60,7 @@ def tree(tmp_path: Path) -> Path:
 
 
 # --------------------------------------------------------------------------- files
+
 
 def test_glob_sorted_and_not_recursive(tree):
     plan = plan_of("shots/*.jpg", tree)
@@ -186,6 +187,7 @@ def test_symlink_to_same_file_deduplicated(tmp_path):
 
 # --------------------------------------------------------------------------- metadata, dedupe
 
+
 def test_metadata_merge_default_then_line(tree):
     body = 'shots/a.jpg {"label": "cat", "source": "line"}\nshots/b.jpg'
     plan = plan_of(body, tree, default_metadata={"source": "default", "batch": 7})
@@ -274,7 +276,11 @@ def test_connections_resolved_by_name_or_id(tmp_path):
     )
     plan = build_plan(parse_body(body), cwd=tmp_path, known_connections=KNOWN)
     assert [(i.kind, i.connection_id) for i in plan] == [
-        ("s3", "conn_prod"), ("s3", "conn_prod"), ("s3", "conn_prod"), ("gdrive", "conn_drive"), ("gdrive", "conn_drive"),
+        ("s3", "conn_prod"),
+        ("s3", "conn_prod"),
+        ("s3", "conn_prod"),
+        ("gdrive", "conn_drive"),
+        ("gdrive", "conn_drive"),
     ]
     assert plan.items[0].connection == "Production S3"
 
@@ -301,18 +307,26 @@ def test_connections_unchecked_when_not_given(tmp_path):
 
 
 def test_same_sync_twice_once(tmp_path):
-    plan = build_plan(parse_body("s3://a/b via conn_prod\ns3://a/b via \"Production S3\""),
-                      cwd=tmp_path, known_connections=KNOWN)
+    plan = build_plan(
+        parse_body('s3://a/b via conn_prod\ns3://a/b via "Production S3"'), cwd=tmp_path, known_connections=KNOWN
+    )
     assert len(plan) == 1
 
 
 # --------------------------------------------------------------------------- frames
 
+
 def test_plan_from_records(tree):
     records = [
         {"path": "shots/a.jpg", "label": "cat", "score": 0.5, "when": dt.date(2026, 1, 2), "extra": "x"},
         {"path": "https://x.io/v.mp4", "label": "dog", "score": float("nan"), "when": None, "extra": "y"},
-        {"path": tree / "docs/report.pdf", "label": None, "score": 1, "when": dt.datetime(2026, 1, 2, 3, 4), "extra": "z"},
+        {
+            "path": tree / "docs/report.pdf",
+            "label": None,
+            "score": 1,
+            "when": dt.datetime(2026, 1, 2, 3, 4),
+            "extra": "z",
+        },
     ]
     plan = plan_from_records(records, "path", ["label", "score", "when"], cwd=tree, default_metadata={"src": "df"})
     assert [(i.kind, i.row, i.line) for i in plan] == [("file", 0, None), ("url", 1, None), ("file", 2, None)]
@@ -351,8 +365,17 @@ def test_plan_from_records_bad_rows_all_named(tree):
     probs = info.value.problems
     assert [p.row for p in probs] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
     assert all(p.line is None for p in probs)
-    expected = ["no column 'path'", "empty 'path'", "empty 'path'", "file not found", "unsupported",
-                "no metadata column 'label'", "not JSON-serialisable", "must be a path or URL", "expected a mapping"]
+    expected = [
+        "no column 'path'",
+        "empty 'path'",
+        "empty 'path'",
+        "file not found",
+        "unsupported",
+        "no metadata column 'label'",
+        "not JSON-serialisable",
+        "must be a path or URL",
+        "expected a mapping",
+    ]
     for p, frag in zip(probs, expected):
         assert frag in p.message, (p, frag)
     assert "row 4: file not found" in str(info.value)
@@ -382,6 +405,7 @@ def test_plan_from_records_numpy_like_values(tree):
 
 # --------------------------------------------------------------------------- hashing
 
+
 @pytest.mark.parametrize("size", [0, 1, 7, 64, 65, 1000])
 @pytest.mark.parametrize("chunk", [1, 8, 64, 1 << 20])
 def test_sha256_streaming_matches_hashlib(tmp_path, size, chunk):
@@ -410,8 +434,9 @@ def test_read_digest_reads_what_is_there_when_the_file_grew(tmp_path, monkeypatc
     """The size is what was hashed: a file that grows after its stat is read to its end."""
     p = write(tmp_path, "g.bin", b"x" * 100)
     real_fstat = os.fstat
-    monkeypatch.setattr(os, "fstat", lambda fd: os.stat_result((0,) * 6 + (10,) + (0,) * 3)
-                        if fd == opened[0] else real_fstat(fd))
+    monkeypatch.setattr(
+        os, "fstat", lambda fd: os.stat_result((0,) * 6 + (10,) + (0,) * 3) if fd == opened[0] else real_fstat(fd)
+    )
     opened = [None]
     real_open = open
 
@@ -431,6 +456,7 @@ def test_sha256_rejects_bad_chunk(tmp_path):
 
 
 # --------------------------------------------------------------------------- mime
+
 
 @pytest.mark.parametrize(
     "name,head,expected",
@@ -472,11 +498,20 @@ def test_guess_mime(name, head, expected):
 @pytest.mark.parametrize(
     "mime,blob",
     [
-        ("image/jpeg", "image"), ("image/gif", "image"), ("video/mp4", "video"), ("audio/mpeg", "audio"),
-        ("application/pdf", "pdf"), ("text/csv", "excel"), ("application/vnd.ms-excel", "excel"),
+        ("image/jpeg", "image"),
+        ("image/gif", "image"),
+        ("video/mp4", "video"),
+        ("audio/mpeg", "audio"),
+        ("application/pdf", "pdf"),
+        ("text/csv", "excel"),
+        ("application/vnd.ms-excel", "excel"),
         ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "excel"),
-        ("text/plain; charset=utf-8", "text"), ("text/markdown", "text"), ("application/json", "text"),
-        ("application/zip", None), ("application/octet-stream", None), (None, None),
+        ("text/plain; charset=utf-8", "text"),
+        ("text/markdown", "text"),
+        ("application/json", "text"),
+        ("application/zip", None),
+        ("application/octet-stream", None),
+        (None, None),
     ],
 )
 def test_blob_type_for(mime, blob):
@@ -492,6 +527,7 @@ def test_mime_never_crashes(name, head):
 
 
 # --------------------------------------------------------------------------- end to end
+
 
 def test_interpolated_body_to_plan(tree):
     ns = {"extra_dir": tree / "clips"}

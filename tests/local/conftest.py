@@ -1,4 +1,5 @@
 """Fixtures of the local server tests (helpers live in localhelpers.py)."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Helpers for the local server tests: plain httpx clients, namespace + bucket setup."""
+
 from __future__ import annotations
 
 import io
@@ -15,8 +16,12 @@ def client_for(srv, key: str | None = None, namespace: str | None = None, **kw: 
     return httpx.Client(base_url=srv.base_url, headers=headers, timeout=30.0, **kw)
 
 
-def wait_task(client: httpx.Client, task_id: str, timeout: float = 15.0,
-              until: frozenset[str] = frozenset({"COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELED"})):
+def wait_task(
+    client: httpx.Client,
+    task_id: str,
+    timeout: float = 15.0,
+    until: frozenset[str] = frozenset({"COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELED"}),
+):
     deadline = time.monotonic() + timeout
     while True:
         r = client.get(f"/v1/tasks/{task_id}")
@@ -32,8 +37,9 @@ def wait_task(client: httpx.Client, task_id: str, timeout: float = 15.0,
 TERMINAL = frozenset({"COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELED"})
 
 
-def wait_batch(client: httpx.Client, bucket_id: str, batch_id: str, timeout: float = 15.0,
-               until: frozenset[str] = TERMINAL) -> dict:
+def wait_batch(
+    client: httpx.Client, bucket_id: str, batch_id: str, timeout: float = 15.0, until: frozenset[str] = TERMINAL
+) -> dict:
     """Poll GET batch (BatchModel) until its status is in ``until``; returns it."""
     deadline = time.monotonic() + timeout
     while True:
@@ -57,6 +63,7 @@ def validation_errors(resp: httpx.Response) -> list[dict]:
 
 def png_bytes(size=(7, 5), color=(200, 30, 30)) -> bytes:
     from PIL import Image
+
     buf = io.BytesIO()
     Image.new("RGB", size, color).save(buf, format="PNG")
     return buf.getvalue()
@@ -64,6 +71,7 @@ def png_bytes(size=(7, 5), color=(200, 30, 30)) -> bytes:
 
 def b64(data: bytes) -> str:
     import base64
+
     return base64.b64encode(data).decode()
 
 
@@ -92,8 +100,15 @@ class Env:
         assert r.status_code == 200, r.text
         self.namespace_id = r.json()["namespace_id"]
         self.c = client_for(srv, namespace=self.namespace_id)
-        r = self.c.post("/v1/buckets", json={"bucket_name": "files", "bucket_schema": {"properties": {
-            "content": {"type": "text"}, "image": {"type": "image"}, "file": {"type": "text"}}}})
+        r = self.c.post(
+            "/v1/buckets",
+            json={
+                "bucket_name": "files",
+                "bucket_schema": {
+                    "properties": {"content": {"type": "text"}, "image": {"type": "image"}, "file": {"type": "text"}}
+                },
+            },
+        )
         assert r.status_code == 200, r.text
         self.bucket_id = r.json()["bucket_id"]
 
@@ -127,5 +142,3 @@ class Env:
     def close(self) -> None:
         self.root.close()
         self.c.close()
-
-

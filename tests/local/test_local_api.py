@@ -1,10 +1,10 @@
 """Happy paths of every local-server route, over real HTTP."""
+
 from __future__ import annotations
 
 import httpx
 
-from tests.local.localhelpers import (assert_error, b64, client_for, png_bytes, validation_errors, wait_batch,
-                                      wait_task)
+from tests.local.localhelpers import assert_error, b64, client_for, png_bytes, validation_errors, wait_batch, wait_task
 
 
 def test_health_needs_no_key(local_server):
@@ -32,9 +32,14 @@ def test_namespace_crud_and_list(local_server):
     c = client_for(local_server)
     created = []
     for i in range(5):
-        r = c.post("/v1/namespaces", json={"namespace_name": f"ns{i}", "description": f"description number {i}",
-                                            "feature_extractors": [{"feature_extractor_name": "text_extractor",
-                                                                    "version": "v1"}]})
+        r = c.post(
+            "/v1/namespaces",
+            json={
+                "namespace_name": f"ns{i}",
+                "description": f"description number {i}",
+                "feature_extractors": [{"feature_extractor_name": "text_extractor", "version": "v1"}],
+            },
+        )
         assert r.status_code == 200, r.text
         ns = r.json()
         assert ns["namespace_id"].startswith("ns_")
@@ -95,9 +100,13 @@ def test_bucket_crud_counts(env):
     assert r.json()["bucket_name"] == "renamed"
     # a second bucket with its own schema; list with body pagination
     # the contract's type enum is lower case: the real service refuses other spellings
-    r = c.post("/v1/buckets", json={"bucket_name": "second", "bucket_schema": {"properties": {"video": {"type": "VIDEO"}}}})
+    r = c.post(
+        "/v1/buckets", json={"bucket_name": "second", "bucket_schema": {"properties": {"video": {"type": "VIDEO"}}}}
+    )
     assert validation_errors(r)[0]["loc"][-1] == "type"
-    r = c.post("/v1/buckets", json={"bucket_name": "second", "bucket_schema": {"properties": {"video": {"type": "video"}}}})
+    r = c.post(
+        "/v1/buckets", json={"bucket_name": "second", "bucket_schema": {"properties": {"video": {"type": "video"}}}}
+    )
     assert r.status_code == 200 and r.json()["bucket_schema"]["properties"]["video"]["type"] == "video"
     assert "namespace_id" not in r.json()  # not a BucketResponse field
     page = c.post("/v1/buckets/list", json={"limit": 1}).json()
@@ -120,7 +129,11 @@ def test_object_create_formats_and_list(env, local_server):
     png = png_bytes()
     forms = [
         {"property": "image", "type": "image", "data": "data:image/png;base64," + b64(png)},
-        {"property": "image", "type": "image", "data": {"base64": b64(png), "mime_type": "image/png", "filename": "a.png"}},
+        {
+            "property": "image",
+            "type": "image",
+            "data": {"base64": b64(png), "mime_type": "image/png", "filename": "a.png"},
+        },
         {"property": "content", "type": "text", "data": "plain inline text"},
         {"property": "file", "type": "text", "data": "https://example.invalid/docs/readme.txt"},
         {"property": "file", "type": "pdf", "data": "s3://bucket/key/report.pdf"},
@@ -128,31 +141,48 @@ def test_object_create_formats_and_list(env, local_server):
     ]
     ids = []
     for i, blob in enumerate(forms):
-        r = c.post(f"/v1/buckets/{bid}/objects", json={"blobs": [blob], "metadata": {"i": i, "kind": "k%d" % (i % 2)}})
+        r = c.post(f"/v1/buckets/{bid}/objects", json={"blobs": [blob], "metadata": {"i": i, "kind": f"k{i % 2}"}})
         assert r.status_code == 200, r.text
         o = r.json()
         assert o["object_id"].startswith("obj_") and o["bucket_id"] == bid and o["status"] == "DRAFT"
         assert o["blobs"][0]["blob_id"].startswith("blob_")
         ids.append(o["object_id"])
     o = c.get(f"/v1/buckets/{bid}/objects/{ids[1]}").json()
-    assert o["blobs"][0]["details"] == {"filename": "a.png", "size_bytes": len(png), "mime_type": "image/png",
-                                        "hash": __import__("hashlib").sha256(png).hexdigest()}
+    assert o["blobs"][0]["details"] == {
+        "filename": "a.png",
+        "size_bytes": len(png),
+        "mime_type": "image/png",
+        "hash": __import__("hashlib").sha256(png).hexdigest(),
+    }
     assert c.get(f"/v1/buckets/{bid}/objects/{ids[3]}").json()["blobs"][0]["details"]["filename"] == "readme.txt"
     # invalid data forms
     for bad in ("not a url", {"nothing": 1}, "ftp://host/file"):
         r = c.post(f"/v1/buckets/{bid}/objects", json={"blobs": [{"property": "image", "type": "image", "data": bad}]})
         assert_error(r, 400)
-    r = c.post(f"/v1/buckets/{bid}/objects", json={"blobs": [{"property": "image", "type": "image",
-                                                                "data": {"base64": "!!!notbase64"}}]})
+    r = c.post(
+        f"/v1/buckets/{bid}/objects",
+        json={"blobs": [{"property": "image", "type": "image", "data": {"base64": "!!!notbase64"}}]},
+    )
     assert_error(r, 400, "base64")
     # list: filters, pagination, select
     page = c.post(f"/v1/buckets/{bid}/objects/list", params={"limit": 4, "include_total": True}, json={}).json()
     assert page["pagination"]["total"] == 6 and len(page["results"]) == 4
-    rest = c.post(f"/v1/buckets/{bid}/objects/list", params={"cursor": page["pagination"]["next_cursor"]}, json={}).json()
+    rest = c.post(
+        f"/v1/buckets/{bid}/objects/list", params={"cursor": page["pagination"]["next_cursor"]}, json={}
+    ).json()
     assert [x["object_id"] for x in page["results"] + rest["results"]] == ids
     assert rest["pagination"]["next_cursor"] is None
-    r = c.post(f"/v1/buckets/{bid}/objects/list", json={"filters": {"AND": [
-        {"field": "metadata.kind", "operator": "eq", "value": "k1"}, {"field": "metadata.i", "operator": "gte", "value": 3}]}})
+    r = c.post(
+        f"/v1/buckets/{bid}/objects/list",
+        json={
+            "filters": {
+                "AND": [
+                    {"field": "metadata.kind", "operator": "eq", "value": "k1"},
+                    {"field": "metadata.i", "operator": "gte", "value": 3},
+                ]
+            }
+        },
+    )
     assert [x["object_id"] for x in r.json()["results"]] == [ids[3], ids[5]]
     r = c.post(f"/v1/buckets/{bid}/objects/list", json={"filters": {"metadata.i": 2}, "select": ["metadata.i"]})
     assert r.json()["results"] == [{"object_id": ids[2], "bucket_id": bid, "metadata": {"i": 2}}]
@@ -180,10 +210,12 @@ def test_object_skip_duplicates(env):
 
 def test_objects_batch_partial_success(env):
     c, bid = env.c, env.bucket_id
-    objs = [{"blobs": [{"property": "content", "type": "text", "data": "one"}]},
-            {"blobs": [{"property": "content", "type": "text", "data": {"base64": b64(b"x"), "filename": "../evil"}}]},
-            {"blobs": [{"property": "content", "type": "text"}]},  # no data
-            {"blobs": [{"property": "content", "type": "text", "data": "two"}]}]
+    objs = [
+        {"blobs": [{"property": "content", "type": "text", "data": "one"}]},
+        {"blobs": [{"property": "content", "type": "text", "data": {"base64": b64(b"x"), "filename": "../evil"}}]},
+        {"blobs": [{"property": "content", "type": "text"}]},  # no data
+        {"blobs": [{"property": "content", "type": "text", "data": "two"}]},
+    ]
     r = c.post(f"/v1/buckets/{bid}/objects/batch", json={"objects": objs})
     assert r.status_code == 200, r.text
     body = r.json()
@@ -221,14 +253,25 @@ def test_batch_routes(env):
     assert r.json()["metadata"] == {"provenance": {"source": "test"}, "note": "n"}
     r = c.post(f"/v1/buckets/{bid}/batches/{b['batch_id']}/submit")
     task = r.json()
-    assert task["task_type"] == "api_buckets_batches_process" and task["status"] in ("PENDING", "PROCESSING", "COMPLETED")
+    assert task["task_type"] == "api_buckets_batches_process" and task["status"] in (
+        "PENDING",
+        "PROCESSING",
+        "COMPLETED",
+    )
     task = wait_task(c, task["task_id"])
     assert task["status"] == "COMPLETED"
     # a batch task's additional_data holds the documented keys only; the rest is on the batch
     ad = task["additional_data"]
-    assert ad == {"batch_id": b["batch_id"], "bucket_id": bid, "namespace_id": env.namespace_id, "current_tier": 0,
-                  "total_tiers": 1, "collection_ids": [], "object_count": 2,
-                  "sample_object_ids": [o1["object_id"], o2["object_id"]]}
+    assert ad == {
+        "batch_id": b["batch_id"],
+        "bucket_id": bid,
+        "namespace_id": env.namespace_id,
+        "current_tier": 0,
+        "total_tiers": 1,
+        "collection_ids": [],
+        "object_count": 2,
+        "sample_object_ids": [o1["object_id"], o2["object_id"]],
+    }
     assert task["outputs"] == [o1["object_id"], o2["object_id"]] and task["queue_position"] is None
     got = c.get(f"/v1/buckets/{bid}/batches/{b['batch_id']}").json()
     assert got["status"] == "COMPLETED" and got["task_id"] == task["task_id"]
@@ -240,11 +283,15 @@ def test_batch_routes(env):
     assert (got["max_node_death_resubmits"], got["max_deploy_resubmits"]) == (3, 3)
     # the same batch by id alone, and across buckets
     assert c.get(f"/v1/batches/{b['batch_id']}").json() == got
-    assert [x["batch_id"] for x in c.post("/v1/batches/list", json={"status": "COMPLETED"}).json()["results"]] \
-        == [b["batch_id"]]
+    assert [x["batch_id"] for x in c.post("/v1/batches/list", json={"status": "COMPLETED"}).json()["results"]] == [
+        b["batch_id"]
+    ]
     assert_error(c.post(f"/v1/buckets/{bid}/batches/{b['batch_id']}/submit"), 409, "already submitted")
-    assert_error(c.post(f"/v1/buckets/{bid}/batches/{b['batch_id']}/objects", json={"object_ids": [o1["object_id"]]}),
-                 409, "DRAFT")
+    assert_error(
+        c.post(f"/v1/buckets/{bid}/batches/{b['batch_id']}/objects", json={"object_ids": [o1["object_id"]]}),
+        409,
+        "DRAFT",
+    )
     env.batch([o2["object_id"]])
     lst = c.post(f"/v1/buckets/{bid}/batches/list", json={"limit": 1}).json()
     assert lst["total_count"] == 2 and len(lst["results"]) == 1

@@ -1,4 +1,5 @@
 """Authentication, read-only keys, namespace header and organization isolation."""
+
 from __future__ import annotations
 
 import httpx
@@ -7,8 +8,16 @@ import pytest
 from tests.local.localhelpers import Env, assert_error, client_for, wait_task
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer sk_test_wrong"}, {"Authorization": "sk_test_x"},
-                                     {"Authorization": "Basic abc"}, {"Authorization": "Bearer"}])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer sk_test_wrong"},
+        {"Authorization": "sk_test_x"},
+        {"Authorization": "Basic abc"},
+        {"Authorization": "Bearer"},
+    ],
+)
 def test_401_shapes(local_server, headers):
     r = httpx.post(local_server.base_url + "/v1/namespaces/list", headers=headers, json={})
     body = assert_error(r, 401, type="AuthenticationError")
@@ -40,8 +49,12 @@ def test_read_only_key(env, local_server):
     assert c.post("/v1/tasks/list", json={}).status_code == 200
     assert c.get(f"/v1/buckets/{env.bucket_id}").status_code == 200
     # writes are refused with 403 and do nothing
-    assert_error(c.post("/v1/namespaces", json={"namespace_name": "xyz", "feature_extractors": []}), 403,
-                 "read-only", "PermissionDeniedError")
+    assert_error(
+        c.post("/v1/namespaces", json={"namespace_name": "xyz", "feature_extractors": []}),
+        403,
+        "read-only",
+        "PermissionDeniedError",
+    )
     assert_error(c.delete(f"/v1/buckets/{env.bucket_id}"), 403)
     assert_error(c.post(f"/v1/buckets/{env.bucket_id}/objects", json={"blobs": []}), 403)
     assert_error(c.delete("/v1/tasks/task_whatever"), 403)
@@ -66,15 +79,19 @@ def test_organization_isolation(env, local_server):
     obj = env.text_obj("private text")
     _, task = env.submit([obj["object_id"]])
     wait_task(env.c, task["task_id"])
-    up = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads",
-                    json={"filename": "a.txt", "content_type": "text/plain"}).json()
+    up = env.c.post(
+        f"/v1/buckets/{env.bucket_id}/uploads", json={"filename": "a.txt", "content_type": "text/plain"}
+    ).json()
     batch = env.batch([obj["object_id"]])
 
     other_key = local_server.create_organization("other-org")
     assert other_key.startswith("sk_test_")
     o = client_for(local_server, other_key)
     assert o.get("/v1/organizations").json()["organization_name"] == "other-org"
-    assert o.get("/v1/organizations").json()["organization_id"] != env.root.get("/v1/organizations").json()["organization_id"]
+    assert (
+        o.get("/v1/organizations").json()["organization_id"]
+        != env.root.get("/v1/organizations").json()["organization_id"]
+    )
     # namespaces: not listed, not gettable by id or name, not usable as X-Namespace
     assert o.post("/v1/namespaces/list", json={}, params={"include_total": True}).json()["total_count"] == 0
     assert_error(o.get(f"/v1/namespaces/{env.namespace_id}"), 404)
@@ -94,8 +111,11 @@ def test_organization_isolation(env, local_server):
     assert_error(o.get(f"/v1/buckets/{env.bucket_id}/batches/{batch['batch_id']}", headers=h), 404)
     # tasks: not gettable, not listed (not even by id), kill has no effect
     assert_error(o.get(f"/v1/tasks/{task['task_id']}"), 404)
-    lst = o.post("/v1/tasks/list", params={"include_total": True},
-                 json={"filters": {"AND": [{"field": "task_id", "operator": "in", "value": [task["task_id"]]}]}}).json()
+    lst = o.post(
+        "/v1/tasks/list",
+        params={"include_total": True},
+        json={"filters": {"AND": [{"field": "task_id", "operator": "in", "value": [task["task_id"]]}]}},
+    ).json()
     assert lst["results"] == [] and lst["pagination"]["total"] == 0
     assert o.post("/v1/tasks/list", json={}).json()["results"] == []
     # the owner still sees everything
@@ -112,8 +132,10 @@ def test_kill_of_other_orgs_task_is_404_and_has_no_effect(env, local_server):
     assert_error(other.delete(f"/v1/tasks/{task['task_id']}"), 404, task["task_id"], "NotFoundError")
     assert_error(other.delete("/v1/tasks/task_never_existed"), 404)
     assert env.root.get(f"/v1/tasks/{task['task_id']}").json()["status"] in ("PENDING", "PROCESSING")
-    assert env.c.get(f"/v1/buckets/{env.bucket_id}/batches/{b['batch_id']}").json()["status"] in ("PENDING",
-                                                                                              "PROCESSING")
+    assert env.c.get(f"/v1/buckets/{env.bucket_id}/batches/{b['batch_id']}").json()["status"] in (
+        "PENDING",
+        "PROCESSING",
+    )
     r = env.root.delete(f"/v1/tasks/{task['task_id']}")
     assert r.status_code == 200 and r.json() == {"message": "Successfully deleted", "success": True}
     assert wait_task(env.root, task["task_id"], timeout=3)["status"] == "CANCELED"

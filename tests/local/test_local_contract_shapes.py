@@ -2,6 +2,7 @@
 build them: every state of a batch (draft, queued, running, each end) validates
 against its vendored schema, the official SDK reads it with its own models, and
 the contract middleware had nothing to cut from them."""
+
 from __future__ import annotations
 
 import time
@@ -13,9 +14,22 @@ from tests.contract.contract_schema import problems
 from tests.local.localhelpers import Env, wait_batch, wait_task
 
 # the schemas these handlers answer with: the middleware must drop none of their fields
-OWN = ("BatchModel", "BatchProgress", "FailedObjectRecord", "TierTaskInfo", "BatchErrorDetail", "TaskResponse",
-       "ListBatchesResponse", "ListTasksResponse", "UploadResponse", "ListUploadsResponse", "BatchConfirmResponse",
-       "ConfirmUploadResponse", "BlobDetails", "ObjectResponse")
+OWN = (
+    "BatchModel",
+    "BatchProgress",
+    "FailedObjectRecord",
+    "TierTaskInfo",
+    "BatchErrorDetail",
+    "TaskResponse",
+    "ListBatchesResponse",
+    "ListTasksResponse",
+    "UploadResponse",
+    "ListUploadsResponse",
+    "BatchConfirmResponse",
+    "ConfirmUploadResponse",
+    "BlobDetails",
+    "ObjectResponse",
+)
 
 
 def _shaped(schema: str, body: dict) -> dict:
@@ -40,7 +54,9 @@ def one_worker(local_server_factory):
 def test_every_state_of_a_batch_is_a_batch_model(one_worker):
     srv, env = one_worker
     c, bid = env.c, env.bucket_id
-    ids = [env.text_obj(f"t{i}", f"t{i}.txt")["object_id"] for i in range(3)] + [env.text_obj("x", "bad.txt")["object_id"]]
+    ids = [env.text_obj(f"t{i}", f"t{i}.txt")["object_id"] for i in range(3)] + [
+        env.text_obj("x", "bad.txt")["object_id"]
+    ]
     draft = _shaped("BatchModel", env.batch(ids))
     assert draft["status"] == "DRAFT" and draft["lifecycle"] == "accepted" and draft["progress"] is None
     models.BatchModel.from_dict(draft)
@@ -69,8 +85,10 @@ def test_every_state_of_a_batch_is_a_batch_model(one_worker):
     _shaped("TaskResponse", wait_task(c, task["task_id"]))
     _shaped("TaskResponse", wait_task(c, first_task["task_id"]))
     listed = _shaped("ListBatchesResponse", c.post("/v1/batches/list", json={"bucket_id": bid}).json())
-    assert listed["total_count"] == 2 and {b["batch_id"] for b in listed["results"]} == {first["batch_id"],
-                                                                                         draft["batch_id"]}
+    assert listed["total_count"] == 2 and {b["batch_id"] for b in listed["results"]} == {
+        first["batch_id"],
+        draft["batch_id"],
+    }
     models.ListBatchesResponse.from_dict(listed)
     _shaped("ListBatchesResponse", c.post(f"/v1/buckets/{bid}/batches/list", json={"status": "PENDING"}).json())
     models.ListTasksResponse.from_dict(_shaped("ListTasksResponse", c.post("/v1/tasks/list", json={}).json()))
@@ -92,7 +110,10 @@ def test_failed_and_canceled_batches_and_their_tasks(one_worker):
     wait_batch(c, bid, b2["batch_id"], until=frozenset({"PROCESSING"}))
     canceled = _shaped("TaskResponse", c.post(f"/v1/batches/{b2['batch_id']}/cancel").json())
     assert canceled["status"] == "CANCELED" and canceled["cancellation"] == {
-        "ray_jobs_requested": 0, "ray_jobs_accepted": 0, "ray_jobs_refused": 0}
+        "ray_jobs_requested": 0,
+        "ray_jobs_accepted": 0,
+        "ray_jobs_refused": 0,
+    }
     batch = _shaped("BatchModel", c.get(f"/v1/batches/{b2['batch_id']}").json())
     assert batch["status"] == "CANCELED" and batch["progress"] is None and batch["status_message"] == "Canceled"
     models.BatchModel.from_dict(batch)
@@ -104,19 +125,34 @@ def test_uploads_after_a_batch_confirm(local_server):
 
     env = Env(local_server)
     c = env.c
-    r = c.post(f"/v1/buckets/{env.bucket_id}/uploads/batch", json={"uploads": [
-        {"filename": f"u{i}.txt", "content_type": "text/plain"} for i in range(3)]})
+    r = c.post(
+        f"/v1/buckets/{env.bucket_id}/uploads/batch",
+        json={"uploads": [{"filename": f"u{i}.txt", "content_type": "text/plain"} for i in range(3)]},
+    )
     ups = r.json()["uploads"]
     for up in ups[:2]:  # the third is never PUT: its confirmation fails
-        assert httpx.put(up["presigned_url"], content=up["filename"].encode() * 3,
-                         headers={"Content-Type": "text/plain"}).status_code == 200
-    r = c.post(f"/v1/buckets/{env.bucket_id}/uploads/confirm/batch",
-               json={"confirmations": [{"upload_id": u["upload_id"]} for u in ups]})
+        assert (
+            httpx.put(
+                up["presigned_url"], content=up["filename"].encode() * 3, headers={"Content-Type": "text/plain"}
+            ).status_code
+            == 200
+        )
+    r = c.post(
+        f"/v1/buckets/{env.bucket_id}/uploads/confirm/batch",
+        json={"confirmations": [{"upload_id": u["upload_id"]} for u in ups]},
+    )
     confirm = _shaped("BatchConfirmResponse", r.json())
     task = _shaped("TaskResponse", wait_task(c, confirm["task_id"]))
     assert task["status"] == "COMPLETED_WITH_ERRORS" and all(isinstance(o, str) for o in task["outputs"])
-    page = _shaped("ListUploadsResponse", c.post(f"/v1/buckets/{env.bucket_id}/uploads/list", json={
-        "filters": {"AND": [{"field": "upload_id", "operator": "in", "value": [u["upload_id"] for u in ups]}]}}).json())
+    page = _shaped(
+        "ListUploadsResponse",
+        c.post(
+            f"/v1/buckets/{env.bucket_id}/uploads/list",
+            json={
+                "filters": {"AND": [{"field": "upload_id", "operator": "in", "value": [u["upload_id"] for u in ups]}]}
+            },
+        ).json(),
+    )
     by_id = {u["upload_id"]: u for u in page["results"]}
     assert [by_id[u["upload_id"]]["status"] for u in ups] == ["COMPLETED", "COMPLETED", "FAILED"]
     assert task["outputs"] == [by_id[u["upload_id"]]["object_id"] for u in ups[:2]]

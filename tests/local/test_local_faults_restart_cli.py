@@ -1,4 +1,5 @@
 """Fault injection, restart safety and the command line."""
+
 from __future__ import annotations
 
 import os
@@ -59,8 +60,14 @@ def test_settings_validation_and_env():
         LocalSettings(fault_rate_429=1.5)
     with pytest.raises(ValueError):
         LocalSettings(fault_rate_429=0.6, fault_rate_503=0.6)
-    s = LocalSettings.from_env({"MIXPEEK_LOCAL_PACE_SECONDS": "0.5", "MIXPEEK_LOCAL_FAIL_FILENAMES": "*.bad, x.png",
-                                "MIXPEEK_LOCAL_WORKERS": "3"}, latency_ms=5)
+    s = LocalSettings.from_env(
+        {
+            "MIXPEEK_LOCAL_PACE_SECONDS": "0.5",
+            "MIXPEEK_LOCAL_FAIL_FILENAMES": "*.bad, x.png",
+            "MIXPEEK_LOCAL_WORKERS": "3",
+        },
+        latency_ms=5,
+    )
     assert (s.pace_seconds, s.fail_filenames, s.workers, s.latency_ms) == (0.5, ["*.bad", "x.png"], 3, 5.0)
     with pytest.raises(TypeError):
         LocalSettings().replace(nope=1)
@@ -134,14 +141,16 @@ def test_asgi_app_without_http(tmp_path):
         transport = httpx.ASGITransport(app=srv.app)
 
         async def go():
-            async with httpx.AsyncClient(transport=transport, base_url="http://local",
-                                         headers={"Authorization": f"Bearer {srv.api_key}"}) as c:
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://local", headers={"Authorization": f"Bearer {srv.api_key}"}
+            ) as c:
                 r = await c.post("/v1/namespaces", json={"namespace_name": "asgi", "feature_extractors": []})
                 assert r.status_code == 200
                 r = await c.post("/v1/namespaces/list", json={})
                 return r.json()["total_count"]
 
         import asyncio
+
         assert asyncio.run(go()) == 1
         assert ("POST", "/v1/namespaces") in srv.request_log
     finally:
@@ -162,16 +171,34 @@ def _read_until(proc, pattern: str, timeout: float = 20.0) -> tuple[str, re.Matc
         m = rx.search(out)
         if m:
             return out, m
-    raise AssertionError(f"pattern {pattern!r} not seen; output so far:\n{out}\nstderr: "
-                         f"{proc.stderr.read() if proc.poll() is not None else ''}")
+    raise AssertionError(
+        f"pattern {pattern!r} not seen; output so far:\n{out}\nstderr: "
+        f"{proc.stderr.read() if proc.poll() is not None else ''}"
+    )
 
 
 def _serve(data_dir: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "mixpeek_magics.local", "serve", "--port", "0",
-                             "--data-dir", str(data_dir), "--log-level", "warning", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            cwd=str(Path(__file__).resolve().parents[2]))
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mixpeek_magics.local",
+            "serve",
+            "--port",
+            "0",
+            "--data-dir",
+            str(data_dir),
+            "--log-level",
+            "warning",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=str(Path(__file__).resolve().parents[2]),
+    )
 
 
 def _stop(proc: subprocess.Popen) -> tuple[str, str]:
@@ -201,8 +228,9 @@ def test_cli_serve_prints_url_and_key(tmp_path):
         rest, err = _stop(proc)
     assert proc.returncode == 0, err
     assert "stopped" in rest
-    logs = "\n".join(line for line in (rest + err).splitlines()
-                     if "API key (" not in line and "MIXPEEK_API_KEY=" not in line)  # minus the banner
+    logs = "\n".join(
+        line for line in (rest + err).splitlines() if "API key (" not in line and "MIXPEEK_API_KEY=" not in line
+    )  # minus the banner
     assert "GET /v1/organizations" in logs and "rejected invalid API key" in logs  # debug logging was on ...
     assert key[8:] not in logs  # ... and never shows the key after the banner
     # the key persists and is printed again on the next start
@@ -229,8 +257,12 @@ def test_cli_serve_prints_url_and_key(tmp_path):
 
 def test_cli_create_key_and_org(tmp_path):
     data_dir = tmp_path / "cli2"
-    run = lambda *a: subprocess.run([sys.executable, "-m", "mixpeek_magics.local", *a, "--data-dir", str(data_dir)],
-                                    capture_output=True, text=True, timeout=60)
+    run = lambda *a: subprocess.run(
+        [sys.executable, "-m", "mixpeek_magics.local", *a, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     r = run("create-org", "acme")
     assert r.returncode == 0, r.stderr
     acme_key = r.stdout.strip().splitlines()[-1]

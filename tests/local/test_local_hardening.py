@@ -1,4 +1,5 @@
 """The local server's own hardening: private files, capped request bodies, bounded body reads."""
+
 from __future__ import annotations
 
 import hashlib
@@ -10,7 +11,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from tests.local.localhelpers import Env, assert_error, b64, wait_batch
+from tests.local.localhelpers import Env, wait_batch
 
 
 def test_data_dir_is_private(local_server_factory, tmp_path):
@@ -22,9 +23,15 @@ def test_data_dir_is_private(local_server_factory, tmp_path):
     try:
         env.text_obj("inline blob")  # a blob written by the API
         data = b"uploaded bytes\n"
-        up = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads", json={
-            "filename": "u.txt", "content_type": "text/plain", "file_size_bytes": len(data),
-            "file_hash": hashlib.sha256(data).hexdigest()}).json()
+        up = env.c.post(
+            f"/v1/buckets/{env.bucket_id}/uploads",
+            json={
+                "filename": "u.txt",
+                "content_type": "text/plain",
+                "file_size_bytes": len(data),
+                "file_hash": hashlib.sha256(data).hexdigest(),
+            },
+        ).json()
         assert httpx.put(up["presigned_url"], content=data, headers={"Content-Type": "text/plain"}).status_code == 200
         conf = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/{up['upload_id']}/confirm", json={}).json()
         r = env.c.post(f"/v1/buckets/{env.bucket_id}/batches", json={"object_ids": [conf["object_id"]]})
@@ -59,8 +66,15 @@ def _raw_post(server, path: str, head: bytes, chunks) -> tuple[int, dict]:
 
     parts = urlsplit(server.base_url)
     with socket.create_connection((parts.hostname, parts.port), timeout=15) as s:
-        s.sendall(b"POST " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
-                  + server.api_key.encode() + b"\r\nContent-Type: application/json\r\n" + head + b"\r\n")
+        s.sendall(
+            b"POST "
+            + path.encode()
+            + b" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            + server.api_key.encode()
+            + b"\r\nContent-Type: application/json\r\n"
+            + head
+            + b"\r\n"
+        )
         for chunk in chunks:
             if select.select([s], [], [], 0.02)[0]:
                 break
@@ -72,8 +86,11 @@ def _raw_post(server, path: str, head: bytes, chunks) -> tuple[int, dict]:
                 break
             answer += got
             header, _, body = answer.partition(b"\r\n\r\n")
-            length = [int(v) for k, _, v in (ln.partition(b":") for ln in header.split(b"\r\n"))
-                      if k.strip().lower() == b"content-length"]
+            length = [
+                int(v)
+                for k, _, v in (ln.partition(b":") for ln in header.split(b"\r\n"))
+                if k.strip().lower() == b"content-length"
+            ]
             if length and len(body) >= length[0]:
                 break
     status = int(answer.split(b" ", 2)[1])
@@ -107,8 +124,11 @@ def test_a_stalled_body_is_cut_off(local_server):
     parts = urlsplit(local_server.base_url)
     started = time.monotonic()
     with socket.create_connection((parts.hostname, parts.port), timeout=15) as s:
-        s.sendall(b"POST /v1/namespaces HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + local_server.api_key.encode()
-                  + b"\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"namespace_name\"")
+        s.sendall(
+            b"POST /v1/namespaces HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            + local_server.api_key.encode()
+            + b'\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"namespace_name"'
+        )
         answer = b""
         while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
             chunk = s.recv(65536)
@@ -118,6 +138,9 @@ def test_a_stalled_body_is_cut_off(local_server):
     took = time.monotonic() - started
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
     assert b'"RequestTimeoutError"' in answer and took < 5, (took, answer)
-    names = httpx.post(local_server.base_url + "/v1/namespaces/list", json={},
-                       headers={"Authorization": f"Bearer {local_server.api_key}"}).json()["results"]
+    names = httpx.post(
+        local_server.base_url + "/v1/namespaces/list",
+        json={},
+        headers={"Authorization": f"Bearer {local_server.api_key}"},
+    ).json()["results"]
     assert names == []

@@ -1,4 +1,5 @@
 """The worker really processes objects: hashes, MIME sniffing, features, failures, cancel."""
+
 from __future__ import annotations
 
 import hashlib
@@ -31,15 +32,24 @@ def test_text_png_and_broken_png(env):
     o_text = env.text_obj(text, "readme.txt")
     o_png = env.file_obj(png, "photo.png")
     o_bad = env.file_obj(b"\x89PNG\r\n\x1a\n" + b"garbage, not an image" * 5, "broken.png")
-    b, task = env.submit([o_text["object_id"], o_png["object_id"], o_bad["object_id"]],
-                         metadata={"provenance": {"notebook": "t.ipynb"}})
+    b, task = env.submit(
+        [o_text["object_id"], o_png["object_id"], o_bad["object_id"]], metadata={"provenance": {"notebook": "t.ipynb"}}
+    )
     assert task["status"] in ("PENDING", "PROCESSING")
     task = wait_task(env.c, task["task_id"])
     assert task["status"] == "COMPLETED_WITH_ERRORS"
     assert task["error"] is None
     # the task: the documented additional_data keys, the processed object ids; nothing per file
-    assert set(task["additional_data"]) == {"batch_id", "bucket_id", "namespace_id", "current_tier", "total_tiers",
-                                            "collection_ids", "object_count", "sample_object_ids"}
+    assert set(task["additional_data"]) == {
+        "batch_id",
+        "bucket_id",
+        "namespace_id",
+        "current_tier",
+        "total_tiers",
+        "collection_ids",
+        "object_count",
+        "sample_object_ids",
+    }
     assert task["additional_data"]["object_count"] == 3
     assert task["outputs"] == [o_text["object_id"], o_png["object_id"]]
     # the batch: final state, failures as FailedObjectRecords, no progress once it ended
@@ -70,17 +80,32 @@ def test_text_png_and_broken_png(env):
 
 
 def test_mime_sniffing(env):
-    samples = {"a.pdf": b"%PDF-1.4\n%binary", "b.zip": b"PK\x03\x04" + b"\x00" * 30,
-               "c.mp4": b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 16, "d.gif": b"GIF89a" + b"\x00" * 10,
-               "e.json": b'{"k": [1, 2]}', "noext": b"just words here", "f.bin": bytes(range(256))}
-    ids = {env.obj(property="file", type="text", data={"base64": b64(v), "filename": k})["object_id"]: k
-           for k, v in samples.items() if k != "d.gif"}
+    samples = {
+        "a.pdf": b"%PDF-1.4\n%binary",
+        "b.zip": b"PK\x03\x04" + b"\x00" * 30,
+        "c.mp4": b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 16,
+        "d.gif": b"GIF89a" + b"\x00" * 10,
+        "e.json": b'{"k": [1, 2]}',
+        "noext": b"just words here",
+        "f.bin": bytes(range(256)),
+    }
+    ids = {
+        env.obj(property="file", type="text", data={"base64": b64(v), "filename": k})["object_id"]: k
+        for k, v in samples.items()
+        if k != "d.gif"
+    }
     task = wait_task(env.c, env.submit(list(ids))[1]["task_id"])
     assert sorted(task["outputs"]) == sorted(ids)
     found = {ids[oid]: _object(env, oid)["blobs"][0] for oid in ids}
     mimes = {name: blob["details"]["mime_type"] for name, blob in found.items()}
-    assert mimes == {"a.pdf": "application/pdf", "b.zip": "application/zip", "c.mp4": "video/mp4",
-                     "e.json": "application/json", "noext": "text/plain", "f.bin": "application/octet-stream"}
+    assert mimes == {
+        "a.pdf": "application/pdf",
+        "b.zip": "application/zip",
+        "c.mp4": "video/mp4",
+        "e.json": "application/json",
+        "noext": "text/plain",
+        "f.bin": "application/octet-stream",
+    }
     words = {name: blob["properties"]["features"] for name, blob in found.items()}
     assert words["noext"] == {"lines": 1, "words": 3, "chars": 15}
     assert words["f.bin"] == {}
@@ -247,7 +272,9 @@ def test_http_url_blobs(env, file_server):
     assert "HTTP 404" in errs[o3["object_id"]]
     # s3:// blobs are read through the organization's S3 storage connection; there is none here
     assert "no active S3 storage connection can read s3://some-bucket/" in errs[o4["object_id"]]
-    size = env.c.get(f"/v1/buckets/{env.bucket_id}/objects/{o1['object_id']}").json()["blobs"][0]["details"]["size_bytes"]
+    size = env.c.get(f"/v1/buckets/{env.bucket_id}/objects/{o1['object_id']}").json()["blobs"][0]["details"][
+        "size_bytes"
+    ]
     assert size == len(png)
 
 
@@ -268,8 +295,10 @@ def test_registered_blob_reader(env):
     details = _details(env, o["object_id"])
     assert details["size_bytes"] == len(b"bytes from memtest://box/item.txt") and details["filename"] == "item.txt"
     assert calls and calls[0][0] == "memtest://box/item.txt" and calls[0][1] == env.bucket_id
-    r = env.c.post(f"/v1/buckets/{env.bucket_id}/objects",
-                   json={"blobs": [{"property": "file", "type": "text", "data": "memtest://again"}]})
+    r = env.c.post(
+        f"/v1/buckets/{env.bucket_id}/objects",
+        json={"blobs": [{"property": "file", "type": "text", "data": "memtest://again"}]},
+    )
     assert r.status_code == 400 and "memtest" in r.json()["error"]["message"]
 
 

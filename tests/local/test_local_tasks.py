@@ -1,4 +1,5 @@
 """Task listing: filters (LogicalOperator), keyset pagination, validation, speed."""
+
 from __future__ import annotations
 
 import time
@@ -58,8 +59,7 @@ def test_pagination_with_status_filter_is_consistent(local_server):
         assert err["loc"] == ["body", "status"] and err["type"] == "enum"
 
 
-@pytest.mark.parametrize("params", [{"limit": 5000}, {"limit": 0}, {"offset": 10001}, {"offset": -1},
-                                    {"limit": "abc"}])
+@pytest.mark.parametrize("params", [{"limit": 5000}, {"limit": 0}, {"offset": 10001}, {"offset": -1}, {"limit": "abc"}])
 def test_invalid_list_params_are_422(local_server, params):
     r = client_for(local_server).post("/v1/tasks/list", params=params, json={})
     assert r.status_code == 422
@@ -80,7 +80,9 @@ def test_invalid_filters_are_422(local_server):
 
 def test_task_filters(env, local_server):
     c = env.root
-    seeded = local_server.seed_tasks(30, statuses=["COMPLETED", "FAILED", "CANCELED"], task_type="api_buckets_uploads_batch_confirm")
+    seeded = local_server.seed_tasks(
+        30, statuses=["COMPLETED", "FAILED", "CANCELED"], task_type="api_buckets_uploads_batch_confirm"
+    )
     o = env.text_obj("x")
     b, task = env.submit([o["object_id"]], metadata={"provenance": {"cell": 7, "user": "Ada"}})
     wait_task(c, task["task_id"])
@@ -95,44 +97,107 @@ def test_task_filters(env, local_server):
     assert set(ids({"filters": {"AND": [{"field": "task_id", "operator": "in", "value": pick}]}})) == set(pick[:3])
     assert len(ids({"filters": {"AND": [{"field": "task_id", "operator": "nin", "value": pick}]}})) == 28
     assert set(ids({"status": "FAILED"})) == set(seeded[1::3])
-    assert set(ids({"filters": {"AND": [{"field": "status", "operator": "in", "value": ["FAILED", "CANCELED"]}]}})) \
-        == set(seeded[1::3]) | set(seeded[2::3])
+    assert set(
+        ids({"filters": {"AND": [{"field": "status", "operator": "in", "value": ["FAILED", "CANCELED"]}]}})
+    ) == set(seeded[1::3]) | set(seeded[2::3])
     assert ids({"task_type": "api_buckets_batches_process"}) == [task["task_id"]]
     assert len(ids({"task_type": "api_buckets_uploads_batch_confirm"})) == 30
-    assert ids({"filters": {"AND": [{"field": "additional_data.batch_id", "operator": "eq", "value": b["batch_id"]}]}}) \
-        == [task["task_id"]]
+    assert ids(
+        {"filters": {"AND": [{"field": "additional_data.batch_id", "operator": "eq", "value": b["batch_id"]}]}}
+    ) == [task["task_id"]]
     assert ids({"filters": {"additional_data.object_count": 7}}) == [seeded[7]]
-    assert ids({"filters": {"AND": [{"field": "additional_data.bucket_id", "operator": "eq",
-                                     "value": env.bucket_id.upper()}]}}) == [task["task_id"]]
-    assert ids({"filters": {"case_sensitive": True, "AND": [{"field": "additional_data.bucket_id",
-                                                             "operator": "eq", "value": env.bucket_id.upper()}]}}) == []
-    assert ids({"filters": {"AND": [{"field": "additional_data.batch_id", "operator": "exists", "value": True}]}}) \
-        == [task["task_id"]]
-    assert len(ids({"filters": {"AND": [{"field": "additional_data.batch_id", "operator": "exists", "value": False}]}})) == 30
-    assert ids({"filters": {"OR": [{"field": "task_id", "operator": "eq", "value": seeded[0]},
-                                   {"field": "task_id", "operator": "eq", "value": seeded[1]}]}}) == [seeded[1], seeded[0]]
+    assert ids(
+        {"filters": {"AND": [{"field": "additional_data.bucket_id", "operator": "eq", "value": env.bucket_id.upper()}]}}
+    ) == [task["task_id"]]
+    assert (
+        ids(
+            {
+                "filters": {
+                    "case_sensitive": True,
+                    "AND": [{"field": "additional_data.bucket_id", "operator": "eq", "value": env.bucket_id.upper()}],
+                }
+            }
+        )
+        == []
+    )
+    assert ids({"filters": {"AND": [{"field": "additional_data.batch_id", "operator": "exists", "value": True}]}}) == [
+        task["task_id"]
+    ]
+    assert (
+        len(ids({"filters": {"AND": [{"field": "additional_data.batch_id", "operator": "exists", "value": False}]}}))
+        == 30
+    )
+    assert ids(
+        {
+            "filters": {
+                "OR": [
+                    {"field": "task_id", "operator": "eq", "value": seeded[0]},
+                    {"field": "task_id", "operator": "eq", "value": seeded[1]},
+                ]
+            }
+        }
+    ) == [seeded[1], seeded[0]]
     not_completed = ids({"filters": {"NOT": [{"field": "status", "operator": "eq", "value": "COMPLETED"}]}})
     assert set(not_completed) == set(seeded[1::3]) | set(seeded[2::3])
-    assert set(ids({"filters": {"AND": [{"field": "task_id", "operator": "starts_with", "value": seeded[5][:12]}]}})) >= {seeded[5]}
-    assert ids({"filters": {"AND": [{"field": "additional_data.sample_object_ids", "operator": "contains",
-                                     "value": o["object_id"]}]}}) == [task["task_id"]]
-    assert len(ids({"filters": {"AND": [{"field": "additional_data.object_count", "operator": "gte", "value": 25}]}})) == 5
-    assert len(ids({"filters": {"AND": [{"field": "additional_data.object_count", "operator": "lt", "value": 3},
-                                        {"field": "status", "operator": "ne", "value": "COMPLETED"}]}})) == 2
-    nested = {"OR": [{"AND": [{"field": "status", "operator": "eq", "value": "FAILED"},
-                              {"field": "additional_data.object_count", "operator": "lte", "value": 4}]},
-                     {"field": "task_id", "operator": "eq", "value": task["task_id"]}]}
+    assert set(
+        ids({"filters": {"AND": [{"field": "task_id", "operator": "starts_with", "value": seeded[5][:12]}]}})
+    ) >= {seeded[5]}
+    assert ids(
+        {
+            "filters": {
+                "AND": [{"field": "additional_data.sample_object_ids", "operator": "contains", "value": o["object_id"]}]
+            }
+        }
+    ) == [task["task_id"]]
+    assert (
+        len(ids({"filters": {"AND": [{"field": "additional_data.object_count", "operator": "gte", "value": 25}]}})) == 5
+    )
+    assert (
+        len(
+            ids(
+                {
+                    "filters": {
+                        "AND": [
+                            {"field": "additional_data.object_count", "operator": "lt", "value": 3},
+                            {"field": "status", "operator": "ne", "value": "COMPLETED"},
+                        ]
+                    }
+                }
+            )
+        )
+        == 2
+    )
+    nested = {
+        "OR": [
+            {
+                "AND": [
+                    {"field": "status", "operator": "eq", "value": "FAILED"},
+                    {"field": "additional_data.object_count", "operator": "lte", "value": 4},
+                ]
+            },
+            {"field": "task_id", "operator": "eq", "value": task["task_id"]},
+        ]
+    }
     assert set(ids({"filters": nested})) == {seeded[1], seeded[4], task["task_id"]}
-    assert ids({"filters": {"AND": [{"field": "task_type", "operator": "regex", "value": "^api_buckets_b"}]}}) \
-        == [task["task_id"]]
+    assert ids({"filters": {"AND": [{"field": "task_type", "operator": "regex", "value": "^api_buckets_b"}]}}) == [
+        task["task_id"]
+    ]
 
 
 def test_get_task_and_404(local_server):
     c = client_for(local_server)
     tid = local_server.seed_tasks(1, statuses=["FAILED"])[0]
     t = c.get(f"/v1/tasks/{tid}").json()
-    assert set(t) == {"task_id", "task_type", "status", "inputs", "outputs", "additional_data", "error",
-                      "queue_position"}
+    assert set(t) == {
+        "task_id",
+        "task_type",
+        "status",
+        "inputs",
+        "outputs",
+        "additional_data",
+        "error",
+        "queue_position",
+    }
     assert t["status"] == "FAILED" and t["error"]
     assert_error(c.get("/v1/tasks/task_nope"), 404, "not found")
 
@@ -158,8 +223,11 @@ def test_page_of_1000_is_fast_with_100k_tasks(local_server):
     assert min(timings) < 0.1, timings
     # deep into the table the keyset query stays fast too
     t0 = time.perf_counter()
-    r = c.post("/v1/tasks/list", params={"limit": 1000}, json={"filters": {"AND": [
-        {"field": "status", "operator": "eq", "value": "FAILED"}]}})
+    r = c.post(
+        "/v1/tasks/list",
+        params={"limit": 1000},
+        json={"filters": {"AND": [{"field": "status", "operator": "eq", "value": "FAILED"}]}},
+    )
     assert r.status_code == 200 and len(r.json()["results"]) == 1000
     assert time.perf_counter() - t0 < 0.5
 
@@ -177,8 +245,13 @@ def test_task_ttl_expires_task_records_and_the_batch_keeps_everything(env, local
     assert_error(c.get(f"/v1/tasks/{task['task_id']}"), 404, task["task_id"], "NotFoundError")
     listed = c.post("/v1/tasks/list", params={"include_total": True}, json={}).json()
     assert task["task_id"] not in [t["task_id"] for t in listed["results"]] and listed["pagination"]["total"] == 0
-    assert c.post("/v1/tasks/list", json={"filters": {"AND": [
-        {"field": "task_id", "operator": "in", "value": [task["task_id"]]}]}}).json()["results"] == []
+    assert (
+        c.post(
+            "/v1/tasks/list",
+            json={"filters": {"AND": [{"field": "task_id", "operator": "in", "value": [task["task_id"]]}]}},
+        ).json()["results"]
+        == []
+    )
     assert_error(c.delete(f"/v1/tasks/{task['task_id']}"), 404)
     # the batch keeps what its task did
     batch = c.get(f"/v1/buckets/{env.bucket_id}/batches/{b['batch_id']}").json()

@@ -1,4 +1,5 @@
 """Presigned uploads: PUT served by the local server, confirm, duplicates, traversal."""
+
 from __future__ import annotations
 
 import hashlib
@@ -25,23 +26,42 @@ def put(url: str, data, content_type: str = "text/plain", **headers) -> httpx.Re
 def test_upload_flow_creates_object(env, local_server):
     data = b"line one\nline two\n"
     sha = hashlib.sha256(data).hexdigest()
-    up = create_upload(env, file_size_bytes=len(data), file_hash=sha, metadata={"campaign": "c1"},
-                       object_metadata={"title": "Notes"}, blob_property="file")
+    up = create_upload(
+        env,
+        file_size_bytes=len(data),
+        file_hash=sha,
+        metadata={"campaign": "c1"},
+        object_metadata={"title": "Notes"},
+        blob_property="file",
+    )
     assert up["upload_id"].startswith("upl_") and up["status"] == "PENDING"
     assert up["presigned_url"].startswith(local_server.upload_url + "/_local/uploads/" + up["upload_id"])
     assert local_server.upload_url != local_server.base_url  # an S3-like target of its own
-    for f in ("bucket_id", "filename", "content_type", "presigned_url_expiration", "s3_key", "created_at",
-              "expires_at", "create_object_on_confirm"):
+    for f in (
+        "bucket_id",
+        "filename",
+        "content_type",
+        "presigned_url_expiration",
+        "s3_key",
+        "created_at",
+        "expires_at",
+        "create_object_on_confirm",
+    ):
         assert up[f] is not None
     assert up["is_duplicate"] is False
     # nothing uploaded yet -> confirm refuses, upload stays pending
-    assert_error(env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/{up['upload_id']}/confirm", json={}),
-                 400, "no file has been uploaded")
+    assert_error(
+        env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/{up['upload_id']}/confirm", json={}),
+        400,
+        "no file has been uploaded",
+    )
     r = put(up["presigned_url"], data)
     assert r.status_code == 200, r.text
-    assert r.headers["ETag"] == '"%s"' % hashlib.md5(data).hexdigest()
-    r = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/{up['upload_id']}/confirm",
-                   json={"etag": r.headers["ETag"], "file_size_bytes": len(data)})
+    assert r.headers["ETag"] == f'"{hashlib.md5(data).hexdigest()}"'
+    r = env.c.post(
+        f"/v1/buckets/{env.bucket_id}/uploads/{up['upload_id']}/confirm",
+        json={"etag": r.headers["ETag"], "file_size_bytes": len(data)},
+    )
     assert r.status_code == 200, r.text
     conf = r.json()
     assert conf["status"] == "COMPLETED" and conf["file_hash"] == sha and conf["file_size_bytes"] == len(data)
@@ -72,8 +92,10 @@ def test_upload_without_object_then_reference(env):
     assert put(up["presigned_url"], png, "image/png").status_code == 200
     conf = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/{up['upload_id']}/confirm", json={}).json()
     assert conf["object_id"] is None
-    r = env.c.post(f"/v1/buckets/{env.bucket_id}/objects",
-                   json={"blobs": [{"property": "image", "type": "image", "upload_id": up["upload_id"]}]})
+    r = env.c.post(
+        f"/v1/buckets/{env.bucket_id}/objects",
+        json={"blobs": [{"property": "image", "type": "image", "upload_id": up["upload_id"]}]},
+    )
     assert r.status_code == 200, r.text
     _, task = env.submit([r.json()["object_id"]])
     task = wait_task(env.c, task["task_id"])
@@ -83,8 +105,10 @@ def test_upload_without_object_then_reference(env):
     assert (blob["properties"]["features"]["width"], blob["properties"]["features"]["height"]) == (3, 4)
     # an unconfirmed upload cannot be referenced
     up2 = create_upload(env, filename="b.txt")
-    r = env.c.post(f"/v1/buckets/{env.bucket_id}/objects",
-                   json={"blobs": [{"property": "file", "type": "text", "upload_id": up2["upload_id"]}]})
+    r = env.c.post(
+        f"/v1/buckets/{env.bucket_id}/objects",
+        json={"blobs": [{"property": "file", "type": "text", "upload_id": up2["upload_id"]}]},
+    )
     assert_error(r, 400, "confirm")
 
 
@@ -103,8 +127,7 @@ def test_presigned_url_tampering_and_expiry(env, local_server):
     assert_error(put(_tamper(url, signature=bad_sig), b"x"), 403, "signature")
     exp = int(dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))["expires"])
     assert_error(put(_tamper(url, expires=str(exp + 3600)), b"x"), 403, "signature")
-    assert_error(put(url.replace("?", "x?", 1).replace(up["upload_id"] + "x", up["upload_id"][:-1] + "z"), b"x"),
-                 403)
+    assert_error(put(url.replace("?", "x?", 1).replace(up["upload_id"] + "x", up["upload_id"][:-1] + "z"), b"x"), 403)
     other = create_upload(env, filename="other.txt")
     assert_error(put(url.replace(up["upload_id"], other["upload_id"]), b"x"), 403, "signature")
     assert_error(put(url.split("?")[0], b"x"), 403)
@@ -128,6 +151,7 @@ def test_presigned_put_content_type_and_size(env):
     def chunks():  # no Content-Length: size is checked while streaming
         yield b"0123456789"
         yield b"extra"
+
     assert_error(put(url, chunks(), "application/octet-stream"), 400, "file_size_bytes")
     r = put(url, b"0123456789", "application/octet-stream")
     assert r.status_code == 200
@@ -180,13 +204,19 @@ def test_batch_create_finds_every_kind_of_duplicate_at_once(env):
     inline = b"an inline object"
     obj = env.obj(property="file", data={"base64": b64(inline), "filename": "i.txt"})
     fresh = hashlib.sha256(b"never seen").hexdigest()
-    uploads = [{"filename": "a.txt", "content_type": "text/plain", "file_hash": hashlib.sha256(known).hexdigest()},
-               {"filename": "b.txt", "content_type": "text/plain", "file_hash": hashlib.sha256(inline).hexdigest()},
-               {"filename": "c.txt", "content_type": "text/plain", "file_hash": fresh},
-               {"filename": "d.txt", "content_type": "text/plain", "file_hash": fresh},  # same new content twice
-               {"filename": "e.txt", "content_type": "text/plain", "file_hash": hashlib.sha256(known).hexdigest(),
-                "skip_duplicates": False},
-               {"filename": "f.txt", "content_type": "text/plain"}]
+    uploads = [
+        {"filename": "a.txt", "content_type": "text/plain", "file_hash": hashlib.sha256(known).hexdigest()},
+        {"filename": "b.txt", "content_type": "text/plain", "file_hash": hashlib.sha256(inline).hexdigest()},
+        {"filename": "c.txt", "content_type": "text/plain", "file_hash": fresh},
+        {"filename": "d.txt", "content_type": "text/plain", "file_hash": fresh},  # same new content twice
+        {
+            "filename": "e.txt",
+            "content_type": "text/plain",
+            "file_hash": hashlib.sha256(known).hexdigest(),
+            "skip_duplicates": False,
+        },
+        {"filename": "f.txt", "content_type": "text/plain"},
+    ]
     r = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/batch", json={"uploads": uploads})
     assert r.status_code == 200, r.text
     a, b, c, d, e, f = r.json()["uploads"]
@@ -198,35 +228,60 @@ def test_batch_create_finds_every_kind_of_duplicate_at_once(env):
     assert len({c["upload_id"], d["upload_id"], e["upload_id"], f["upload_id"]}) == 4
 
 
-@pytest.mark.parametrize("name", ["../etc/passwd", "a/../../b.txt", "/etc/passwd", "..\\..\\win.ini",
-                                  "dir\\file.txt", "nul\x00byte.txt", "C:\\x.txt", ".."])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../etc/passwd",
+        "a/../../b.txt",
+        "/etc/passwd",
+        "..\\..\\win.ini",
+        "dir\\file.txt",
+        "nul\x00byte.txt",
+        "C:\\x.txt",
+        "..",
+    ],
+)
 def test_traversal_filenames_rejected(env, name):
     r = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads", json={"filename": name, "content_type": "text/plain"})
     assert r.status_code == 422, r.text
     detail = r.json()["error"]["details"]["errors"][0]
     assert detail["loc"][-1] == "filename"
     assert any(word in detail["msg"] for word in ("..", "absolute", "backslash", "NUL"))
-    r = env.c.post(f"/v1/buckets/{env.bucket_id}/objects",
-                   json={"blobs": [{"property": "file", "type": "text", "data": {"base64": b64(b"x"), "filename": name}}]})
+    r = env.c.post(
+        f"/v1/buckets/{env.bucket_id}/objects",
+        json={"blobs": [{"property": "file", "type": "text", "data": {"base64": b64(b"x"), "filename": name}}]},
+    )
     assert r.status_code == 400 and "filename" in r.json()["error"]["message"]
-    r = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/batch",
-                   json={"uploads": [{"filename": "ok.txt", "content_type": "text/plain"},
-                                     {"filename": name, "content_type": "text/plain"}]})
+    r = env.c.post(
+        f"/v1/buckets/{env.bucket_id}/uploads/batch",
+        json={
+            "uploads": [
+                {"filename": "ok.txt", "content_type": "text/plain"},
+                {"filename": name, "content_type": "text/plain"},
+            ]
+        },
+    )
     assert r.status_code == 422 and r.json()["error"]["details"]["errors"][0]["loc"][:3] == ["body", "uploads", 1]
     assert env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/list", json={}).json()["results"] == []
 
 
 def test_key_prefix_traversal_rejected(env):
-    r = env.c.post(f"/v1/buckets/{env.bucket_id}/objects",
-                   json={"key_prefix": "a/../../etc", "blobs": [{"property": "file", "type": "text", "data": "x"}]})
+    r = env.c.post(
+        f"/v1/buckets/{env.bucket_id}/objects",
+        json={"key_prefix": "a/../../etc", "blobs": [{"property": "file", "type": "text", "data": "x"}]},
+    )
     assert r.status_code == 422 and ".." in r.json()["error"]["details"]["errors"][0]["msg"]
 
 
 def test_batch_create_and_batch_confirm(env):
     files = {"a.txt": b"alpha", "b.txt": b"beta beta", "c.txt": b"gamma"}
-    r = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/batch",
-                   json={"uploads": [{"filename": n, "content_type": "text/plain", "metadata": {"n": n}}
-                                     for n in files], "shared_metadata": {"run": "r1", "n": "shared"}})
+    r = env.c.post(
+        f"/v1/buckets/{env.bucket_id}/uploads/batch",
+        json={
+            "uploads": [{"filename": n, "content_type": "text/plain", "metadata": {"n": n}} for n in files],
+            "shared_metadata": {"run": "r1", "n": "shared"},
+        },
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["total"] == 3
@@ -249,8 +304,10 @@ def test_batch_create_and_batch_confirm(env):
     assert task["additional_data"] == {"namespace_id": env.namespace_id, "bucket_id": env.bucket_id}
     # each upload's outcome is on the upload, read the contract's way: uploads/list filtered by upload_id
     ids = [u["upload_id"] for u in ups]
-    r = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/list",
-                   json={"filters": {"AND": [{"field": "upload_id", "operator": "in", "value": ids}]}})
+    r = env.c.post(
+        f"/v1/buckets/{env.bucket_id}/uploads/list",
+        json={"filters": {"AND": [{"field": "upload_id", "operator": "in", "value": ids}]}},
+    )
     assert r.status_code == 200, r.text
     got = {u["upload_id"]: u for u in r.json()["results"]}
     assert set(got) == set(ids)
@@ -273,9 +330,20 @@ def test_batch_confirm_spanning_transaction_groups(env):
 
     n = CONFIRM_GROUP * 2 + 3
     bodies = [(f"f{i:02d}.txt", b"same bytes" if i in (4, 5) else f"file number {i}".encode()) for i in range(n)]
-    r = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/batch", json={"uploads": [
-        {"filename": name, "content_type": "text/plain", "file_size_bytes": len(data),
-         "object_metadata": {"i": i}} for i, (name, data) in enumerate(bodies)]})
+    r = env.c.post(
+        f"/v1/buckets/{env.bucket_id}/uploads/batch",
+        json={
+            "uploads": [
+                {
+                    "filename": name,
+                    "content_type": "text/plain",
+                    "file_size_bytes": len(data),
+                    "object_metadata": {"i": i},
+                }
+                for i, (name, data) in enumerate(bodies)
+            ]
+        },
+    )
     assert r.status_code == 200, r.text
     ups = r.json()["uploads"]
     confirmations = []
@@ -291,8 +359,10 @@ def test_batch_confirm_spanning_transaction_groups(env):
     assert task["status"] == "COMPLETED_WITH_ERRORS", task
     # the outcomes, per upload, from the uploads themselves (pages of at most 100, ListUploadsRequest's limit)
     upload_ids = [u["upload_id"] for u in ups]
-    r = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/list", json={"limit": 100, "filters": {"AND": [
-        {"field": "upload_id", "operator": "in", "value": upload_ids}]}})
+    r = env.c.post(
+        f"/v1/buckets/{env.bucket_id}/uploads/list",
+        json={"limit": 100, "filters": {"AND": [{"field": "upload_id", "operator": "in", "value": upload_ids}]}},
+    )
     assert r.status_code == 200, r.text
     got = {u["upload_id"]: u for u in r.json()["results"]}
     outcomes = [got[i] for i in upload_ids]
@@ -306,32 +376,40 @@ def test_batch_confirm_spanning_transaction_groups(env):
     assert task["outputs"] == [u["object_id"] for u in outcomes if u["object_id"]] + [outcomes[0]["object_id"]]
     assert env.c.get(f"/v1/buckets/{env.bucket_id}").json()["object_count"] == n - 2
     # the bad one can be confirmed again, with the right size
-    good = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/{ups[bad]['upload_id']}/confirm",
-                      json={"file_size_bytes": len(bodies[bad][1])}).json()
+    good = env.c.post(
+        f"/v1/buckets/{env.bucket_id}/uploads/{ups[bad]['upload_id']}/confirm",
+        json={"file_size_bytes": len(bodies[bad][1])},
+    ).json()
     assert good["status"] == "COMPLETED" and good["object_id"]
     batch_obj = env.c.get(f"/v1/buckets/{env.bucket_id}/objects/{outcomes[7]['object_id']}").json()
     single_obj = env.c.get(f"/v1/buckets/{env.bucket_id}/objects/{good['object_id']}").json()
     assert sorted(batch_obj) == sorted(single_obj)
     assert batch_obj["metadata"] == {"i": 7} and single_obj["metadata"] == {"i": bad}
     assert sorted(batch_obj["blobs"][0]) == sorted(single_obj["blobs"][0])
-    assert batch_obj["blobs"][0]["details"] == {"filename": "f07.txt", "size_bytes": len(bodies[7][1]),
-                                                "mime_type": "text/plain",
-                                                "hash": hashlib.sha256(bodies[7][1]).hexdigest()}
+    assert batch_obj["blobs"][0]["details"] == {
+        "filename": "f07.txt",
+        "size_bytes": len(bodies[7][1]),
+        "mime_type": "text/plain",
+        "hash": hashlib.sha256(bodies[7][1]).hexdigest(),
+    }
     upload = env.c.get(f"/v1/buckets/{env.bucket_id}/uploads/{ups[7]['upload_id']}").json()
     assert upload["status"] == "COMPLETED" and upload["object_id"] == outcomes[7]["object_id"]
 
 
 def test_list_get_delete_uploads(env):
     ids = [create_upload(env, filename=f"f{i}.txt", metadata={"i": i})["upload_id"] for i in range(5)]
-    page = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/list", params={"limit": 2, "include_total": True},
-                      json={}).json()
+    page = env.c.post(
+        f"/v1/buckets/{env.bucket_id}/uploads/list", params={"limit": 2, "include_total": True}, json={}
+    ).json()
     assert page["pagination"]["total"] == 5 and len(page["results"]) == 2
     assert page["results"][0]["upload_id"] == ids[-1]  # newest first
     assert page["stats"]["uploads_by_status"] == {"PENDING": 2}
     seen = [u["upload_id"] for u in page["results"]]
     cursor = page["pagination"]["next_cursor"]
     while cursor:
-        p = env.c.post(f"/v1/buckets/{env.bucket_id}/uploads/list", params={"limit": 2, "cursor": cursor}, json={}).json()
+        p = env.c.post(
+            f"/v1/buckets/{env.bucket_id}/uploads/list", params={"limit": 2, "cursor": cursor}, json={}
+        ).json()
         seen += [u["upload_id"] for u in p["results"]]
         cursor = p["pagination"]["next_cursor"]
     assert sorted(seen) == sorted(ids) and len(seen) == 5
@@ -352,12 +430,12 @@ def test_large_upload_is_streamed(env, tmp_path):
     for _ in range(n):
         md5.update(chunk)
         sha.update(chunk)
-    up = create_upload(env, filename="big.bin", content_type="application/octet-stream",
-                       file_size_bytes=len(chunk) * n)
+    up = create_upload(env, filename="big.bin", content_type="application/octet-stream", file_size_bytes=len(chunk) * n)
 
     def gen():
         for _ in range(n):
             yield chunk
+
     r = put(up["presigned_url"], gen(), "application/octet-stream", **{"Content-Length": str(len(chunk) * n)})
     assert r.status_code == 200, r.text
     assert r.headers["ETag"] == f'"{md5.hexdigest()}"'
@@ -373,11 +451,15 @@ def test_presigned_put_refusals_and_query_reading(env, local_server):
     url = up["presigned_url"]
     assert url.startswith(local_server.upload_url)
     bad = url.replace("signature=", "signature=x")
-    answers = [(r.status_code, r.headers.get("ETag"), r.json() if r.content else None)
-               for r in (put(bad, data), put(url, data, "image/png"), put(url, data + b"!"), put(url, data))]
+    answers = [
+        (r.status_code, r.headers.get("ETag"), r.json() if r.content else None)
+        for r in (put(bad, data), put(url, data, "image/png"), put(url, data + b"!"), put(url, data))
+    ]
     assert [a[0] for a in answers] == [403, 403, 400, 200]
-    assert answers[0][2]["error"]["type"] == "SignatureDoesNotMatch" and answers[2][2]["error"]["type"] == "SizeMismatch"
-    assert answers[3][1] == '"%s"' % hashlib.md5(data).hexdigest()
+    assert (
+        answers[0][2]["error"]["type"] == "SignatureDoesNotMatch" and answers[2][2]["error"]["type"] == "SizeMismatch"
+    )
+    assert answers[3][1] == f'"{hashlib.md5(data).hexdigest()}"'
     up = create_upload(env, file_size_bytes=len(data))
     url = up["presigned_url"]
     sig = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["signature"][0]

@@ -1,7 +1,7 @@
 """Storage providers: FileFilters, S3 against moto's server, Drive against the fixture server."""
+
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import math
 import socket
@@ -29,11 +29,19 @@ from tests.fixtures.moto_s3 import closed_port, moto_s3_server, nested_keys
 UTC = timezone.utc
 
 
-def sf(key: str, size: int | None = 10, modified: datetime | None = None, mime: str | None = None,
-       rel: str | None = None) -> SourceFile:
+def sf(
+    key: str, size: int | None = 10, modified: datetime | None = None, mime: str | None = None, rel: str | None = None
+) -> SourceFile:
     name = key.rsplit("/", 1)[-1]
-    return SourceFile(key=key, name=name, size=size, etag_or_md5="e", modified=modified, mime_type=mime,
-                      relative_path=rel if rel is not None else key)
+    return SourceFile(
+        key=key,
+        name=name,
+        size=size,
+        etag_or_md5="e",
+        modified=modified,
+        mime_type=mime,
+        relative_path=rel if rel is not None else key,
+    )
 
 
 # ---------------------------------------------------------------- filters
@@ -166,15 +174,24 @@ def _s3(server, settings=None, **overrides):
 class TestS3:
     def test_good_credentials_pass(self, s3):
         p = _s3(s3)
-        p.test("media")                     # bucket from the path
-        p.test()                            # no bucket: ListBuckets
-        _s3(s3, bucket="media").test()      # bucket from the config
+        p.test("media")  # bucket from the path
+        p.test()  # no bucket: ListBuckets
+        _s3(s3, bucket="media").test()  # bucket from the config
         assert test_connection(p, "media/data") == {
-            "success": True, "message": "Connection test succeeded", "details": {"result": "success"}}
+            "success": True,
+            "message": "Connection test succeeded",
+            "details": {"result": "success"},
+        }
 
     def test_unknown_access_key_is_bad_credentials(self, s3):
-        p = _s3(s3, credentials={"type": "access_key", "access_key_id": "AKIAUNKNOWNKEY000000",
-                                 "secret_access_key": s3.secret_access_key})
+        p = _s3(
+            s3,
+            credentials={
+                "type": "access_key",
+                "access_key_id": "AKIAUNKNOWNKEY000000",
+                "secret_access_key": s3.secret_access_key,
+            },
+        )
         with pytest.raises(ProviderError) as ei:
             p.test("media")
         err = ei.value
@@ -183,8 +200,9 @@ class TestS3:
         assert s3.secret_access_key not in str(err) + repr(err.to_dict())
 
     def test_wrong_secret_is_bad_credentials(self, s3):
-        p = _s3(s3, credentials={"type": "access_key", "access_key_id": s3.access_key_id,
-                                 "secret_access_key": "x" * 40})
+        p = _s3(
+            s3, credentials={"type": "access_key", "access_key_id": s3.access_key_id, "secret_access_key": "x" * 40}
+        )
         res = test_connection(p, "media")
         assert res["success"] is False
         assert res["details"]["kind"] == "bad_credentials"
@@ -193,8 +211,14 @@ class TestS3:
         assert res["message"].startswith("Authentication failed:")
 
     def test_valid_key_without_permission_is_access_denied(self, s3):
-        p = _s3(s3, credentials={"type": "access_key", "access_key_id": s3.denied_access_key_id,
-                                 "secret_access_key": s3.denied_secret_access_key})
+        p = _s3(
+            s3,
+            credentials={
+                "type": "access_key",
+                "access_key_id": s3.denied_access_key_id,
+                "secret_access_key": s3.denied_secret_access_key,
+            },
+        )
         with pytest.raises(ProviderError) as ei:
             p.test("media")
         assert ei.value.kind == "access_denied" and "media" in str(ei.value)
@@ -220,8 +244,10 @@ class TestS3:
     def test_connect_timeout_is_unreachable_quickly(self, s3):
         with blackhole_port() as port:
             t0 = time.monotonic()
-            res = test_connection(_s3(s3, ProviderSettings(connect_timeout=0.5, max_attempts=2),
-                                      endpoint_url=f"http://127.0.0.1:{port}"), "media")
+            res = test_connection(
+                _s3(s3, ProviderSettings(connect_timeout=0.5, max_attempts=2), endpoint_url=f"http://127.0.0.1:{port}"),
+                "media",
+            )
             elapsed = time.monotonic() - t0
         assert res["success"] is False and res["details"]["kind"] == "unreachable", res
         assert elapsed < 4
@@ -247,7 +273,7 @@ class TestS3:
         files = first + rest
         assert len(calls) == math.ceil(300 / 25)
         assert sorted(f.key for f in files) == sorted(nested_keys(300, prefix="data/"))
-        assert all(f.bucket == "media" and f.relative_path == f.key[len("data/"):] for f in files)
+        assert all(f.bucket == "media" and f.relative_path == f.key[len("data/") :] for f in files)
         assert all(f.modified is not None and f.modified.tzinfo is not None for f in files)
         assert not any(f.key.startswith("data2/") for f in files)  # prefix behaves like a folder
         by_key = {f.key: f for f in files}
@@ -261,8 +287,9 @@ class TestS3:
         # a sync's first batch starts before a full page of 1,000 keys is listed
         p = _s3(s3)
         sizes = []
-        p.client.meta.events.register("after-call.s3.ListObjectsV2",
-                                      lambda parsed, **kw: sizes.append(len(parsed.get("Contents", []))))
+        p.client.meta.events.register(
+            "after-call.s3.ListObjectsV2", lambda parsed, **kw: sizes.append(len(parsed.get("Contents", [])))
+        )
         files = list(p.iter_files("media/data"))
         assert len(files) == 300 and sizes == [100, 200]
 
@@ -271,9 +298,10 @@ class TestS3:
         filters = {"include_patterns": ["*.png", "*.jpg"], "exclude_patterns": ["d1/*"], "min_size_bytes": 30}
         got = sorted(f.key for f in p.iter_files("media/data", filters))
         expected = sorted(
-            k for k in nested_keys(300, prefix="data/")
+            k
+            for k in nested_keys(300, prefix="data/")
             if (k.endswith(".png") or k.endswith(".jpg"))
-            and not k[len("data/"):].startswith("d1/")
+            and not k[len("data/") :].startswith("d1/")
             and len(s3.bodies[k]) >= 30
         )
         assert got == expected and 0 < len(got) < 300
@@ -294,8 +322,9 @@ class TestS3:
             rest = fh.read()
         assert head + rest == big
         assert p.read_bytes(f) == big
-        ghost = SourceFile(key="blobs/ghost.bin", name="ghost.bin", size=1, etag_or_md5=None, modified=None,
-                           bucket="media")
+        ghost = SourceFile(
+            key="blobs/ghost.bin", name="ghost.bin", size=1, etag_or_md5=None, modified=None, bucket="media"
+        )
         with pytest.raises(ProviderError) as ei:
             p.read_bytes(ghost)
         assert ei.value.kind == "not_found"
@@ -312,7 +341,9 @@ class TestS3:
         assert {"id": "media", "name": "media", "path": "/media", "mime_type": "application/x-directory"} in buckets
         names = sorted(f["name"] for f in p.list_folders("media/data"))
         assert names == ["d0", "d1", "d2", "d3", "d4"]
-        assert all(f["id"].startswith("media/data/") and f["path"] == "/" + f["id"] for f in p.list_folders("media/data"))
+        assert all(
+            f["id"].startswith("media/data/") and f["path"] == "/" + f["id"] for f in p.list_folders("media/data")
+        )
 
     def test_iam_role_assumes_role_via_sts(self, s3):
         role = {"type": "iam_role", "role_arn": s3.role_arn, "external_id": s3.external_id}
@@ -332,22 +363,52 @@ class TestS3:
         p = make_provider("tigris", cfg)
         assert p.region == "auto" and p.provider_type == "tigris"
         p.test("media")
-        assert make_provider("tigris", {"credentials": s3.credentials()}).endpoint_url == "https://fly.storage.tigris.dev"
+        assert (
+            make_provider("tigris", {"credentials": s3.credentials()}).endpoint_url == "https://fly.storage.tigris.dev"
+        )
         with pytest.raises(ProviderError) as ei:
-            make_provider("tigris", {"credentials": {"type": "iam_role", "role_arn": "arn:aws:iam::123456789012:role/x",
-                                                     "external_id": "mixpeek-x1"}})
+            make_provider(
+                "tigris",
+                {
+                    "credentials": {
+                        "type": "iam_role",
+                        "role_arn": "arn:aws:iam::123456789012:role/x",
+                        "external_id": "mixpeek-x1",
+                    }
+                },
+            )
         assert ei.value.kind == "invalid_config"
 
-    @pytest.mark.parametrize("cfg,needle", [
-        ({}, "credentials is required"),
-        ({"credentials": {"type": "access_key", "access_key_id": "AKIAX"}, "region": "us-east-1"}, "secret_access_key"),
-        ({"credentials": {"type": "iam_role", "role_arn": "arn:aws:iam::123456789012:role/r"}, "region": "us-east-1"},
-         "external_id"),
-        ({"credentials": {"type": "password"}, "region": "us-east-1"}, "not supported"),
-        ({"credentials": {"type": "access_key", "access_key_id": "A" * 20, "secret_access_key": "s" * 40}}, "region"),
-        ({"credentials": {"type": "access_key", "access_key_id": "A" * 20, "secret_access_key": "s" * 40},
-          "region": "us-east-1", "endpoint_url": "ftp://x"}, "endpoint_url"),
-    ])
+    @pytest.mark.parametrize(
+        "cfg,needle",
+        [
+            ({}, "credentials is required"),
+            (
+                {"credentials": {"type": "access_key", "access_key_id": "AKIAX"}, "region": "us-east-1"},
+                "secret_access_key",
+            ),
+            (
+                {
+                    "credentials": {"type": "iam_role", "role_arn": "arn:aws:iam::123456789012:role/r"},
+                    "region": "us-east-1",
+                },
+                "external_id",
+            ),
+            ({"credentials": {"type": "password"}, "region": "us-east-1"}, "not supported"),
+            (
+                {"credentials": {"type": "access_key", "access_key_id": "A" * 20, "secret_access_key": "s" * 40}},
+                "region",
+            ),
+            (
+                {
+                    "credentials": {"type": "access_key", "access_key_id": "A" * 20, "secret_access_key": "s" * 40},
+                    "region": "us-east-1",
+                    "endpoint_url": "ftp://x",
+                },
+                "endpoint_url",
+            ),
+        ],
+    )
     def test_invalid_config(self, cfg, needle):
         with pytest.raises(ProviderError) as ei:
             make_provider("s3", cfg)
@@ -380,7 +441,8 @@ def drive():
             fx.expected[f"/Marketing/2024 Campaigns/c{i}.mp4"] = fx.add_file(c, f"c{i}.mp4", b"c" * 50, "video/mp4")
         for i in range(5):
             fx.expected[f"/Marketing/2024 Campaigns/Assets/a{i}.txt"] = fx.add_file(
-                a, f"a{i}.txt", f"asset {i}".encode(), "text/plain")
+                a, f"a{i}.txt", f"asset {i}".encode(), "text/plain"
+            )
         fx.trash(fx.add_file(a, "deleted.txt", b"gone", "text/plain"))
         fx.add_file(c, "Plan", b"", "application/vnd.google-apps.document")
         fx.marketing, fx.campaigns, fx.assets = m, c, a
@@ -388,8 +450,9 @@ def drive():
 
 
 def _gd(drive, creds=None, page_size=4, **cfg):
-    settings = ProviderSettings(google_drive_api_root=drive.api_root, drive_page_size=page_size,
-                                connect_timeout=2, overall_test_timeout=5)
+    settings = ProviderSettings(
+        google_drive_api_root=drive.api_root, drive_page_size=page_size, connect_timeout=2, overall_test_timeout=5
+    )
     return make_provider("google_drive", {"credentials": creds or drive.sa, **cfg}, settings=settings)
 
 
@@ -466,8 +529,10 @@ class TestDrive:
         by_id = sorted(f.relative_path for f in p.iter_files(drive.campaigns))
         by_path = sorted(f.relative_path for f in p.iter_files("/Marketing/2024 Campaigns"))
         assert by_id == by_path and len(by_id) == 11
-        only = sorted(f.name for f in p.iter_files("/Marketing", {"include_patterns": ["*/Assets/*"],
-                                                                  "exclude_patterns": ["a0.*"]}))
+        only = sorted(
+            f.name
+            for f in p.iter_files("/Marketing", {"include_patterns": ["*/Assets/*"], "exclude_patterns": ["a0.*"]})
+        )
         assert only == ["a1.txt", "a2.txt", "a3.txt", "a4.txt"]
         videos = list(p.iter_files("/", {"mime_types": ["video/*"], "min_size_bytes": 50}))
         assert sorted(f.name for f in videos) == [f"c{i}.mp4" for i in range(6)]
@@ -515,8 +580,9 @@ class TestDrive:
         assert {"id": drive.marketing, "name": "Marketing", "path": "/Marketing", "mime_type": FOLDER_MIME} in root
         assert sorted(f["name"] for f in root) == ["Empty", "Marketing"]
         sub = p.list_folders("/Marketing/2024 Campaigns")
-        assert sub == [{"id": drive.assets, "name": "Assets", "path": "/Marketing/2024 Campaigns/Assets",
-                        "mime_type": FOLDER_MIME}]
+        assert sub == [
+            {"id": drive.assets, "name": "Assets", "path": "/Marketing/2024 Campaigns/Assets", "mime_type": FOLDER_MIME}
+        ]
         assert p.list_folders("/Empty") == []
 
     def test_shared_drive(self, drive):
@@ -615,7 +681,9 @@ class TestDrive:
         assert time.monotonic() - t0 < 3
         assert res["success"] is False and res["details"]["kind"] == "unreachable"
         assert res["message"] == "Network error: cannot reach Google (oauth2.googleapis.com): check the network"
-        oauth = make_provider("google_drive", {"credentials": {k: v for k, v in drive.oauth.items() if k != "token_uri"}})
+        oauth = make_provider(
+            "google_drive", {"credentials": {k: v for k, v in drive.oauth.items() if k != "token_uri"}}
+        )
         with pytest.raises(ProviderError, match="oauth2.googleapis.com") as ei:
             oauth.test()
         assert ei.value.kind == "unreachable"
@@ -641,17 +709,23 @@ class TestDrive:
     def test_token_endpoint_connect_timeout(self, drive):
         with blackhole_port() as port:
             sa = make_service_account_info(f"http://127.0.0.1:{port}/token")
-            p = make_provider("google_drive", {"credentials": sa},
-                              settings={"connect_timeout": 0.5, "google_drive_api_root": drive.api_root})
+            p = make_provider(
+                "google_drive",
+                {"credentials": sa},
+                settings={"connect_timeout": 0.5, "google_drive_api_root": drive.api_root},
+            )
             t0 = time.monotonic()
             with pytest.raises(ProviderError) as ei:
                 p.test()
             assert time.monotonic() - t0 < 3
-        assert ei.value.kind == "unreachable" and f"127.0.0.1" in str(ei.value)
+        assert ei.value.kind == "unreachable" and "127.0.0.1" in str(ei.value)
 
     def test_api_root_unreachable(self, drive):
-        p = make_provider("google_drive", {"credentials": drive.sa},
-                          settings={"google_drive_api_root": f"http://127.0.0.1:{closed_port()}/drive/v3"})
+        p = make_provider(
+            "google_drive",
+            {"credentials": drive.sa},
+            settings={"google_drive_api_root": f"http://127.0.0.1:{closed_port()}/drive/v3"},
+        )
         with pytest.raises(ProviderError) as ei:
             p.test()
         assert ei.value.kind == "unreachable"

@@ -3,6 +3,7 @@
 A moto server without IAM auth, in its own module: moto's auth switch is
 process-wide, and test_providers.py runs one with auth on.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,8 +18,9 @@ from tests.fixtures.moto_s3 import moto_s3_server
 def s3():
     with moto_s3_server(auth=False) as server:
         server.create_bucket("media")
-        server.bodies = server.put_objects("media", {f"data/f{i}.txt": f"file {i}\n".encode() * (i + 1)
-                                                     for i in range(5)})
+        server.bodies = server.put_objects(
+            "media", {f"data/f{i}.txt": f"file {i}\n".encode() * (i + 1) for i in range(5)}
+        )
         server.put_object("media", "data/big.bin", bytes(range(256)) * 8_000)
         yield server
 
@@ -31,8 +33,7 @@ def counted(provider):
 
 
 def ghost(key="data/ghost.bin"):
-    return SourceFile(key=key, name=key.rsplit("/", 1)[-1], size=1, etag_or_md5=None, modified=None,
-                      bucket="media")
+    return SourceFile(key=key, name=key.rsplit("/", 1)[-1], size=1, etag_or_md5=None, modified=None, bucket="media")
 
 
 def test_a_missing_object_is_reported_by_get_object(s3):

@@ -1,4 +1,5 @@
 """SecretBox (Fernet key file, 0600) and credential redaction."""
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,11 @@ S3_ACCESS = {
 }
 S3_ROLE = {
     "region": "us-east-1",
-    "credentials": {"type": "iam_role", "role_arn": "arn:aws:iam::123456789012:role/r",
-                    "external_id": "mixpeek-org_abc123"},
+    "credentials": {
+        "type": "iam_role",
+        "role_arn": "arn:aws:iam::123456789012:role/r",
+        "external_id": "mixpeek-org_abc123",
+    },
 }
 TIGRIS = {
     "provider_type": "tigris",
@@ -55,18 +59,33 @@ GDRIVE_SA = {
     },
 }
 GDRIVE_OAUTH = {
-    "credentials": {"type": "oauth", "client_id": "123-abc.apps.googleusercontent.com",
-                    "client_secret": "GOCSPX-abc123def456", "refresh_token": "1//0abc123def456xyz"},
+    "credentials": {
+        "type": "oauth",
+        "client_id": "123-abc.apps.googleusercontent.com",
+        "client_secret": "GOCSPX-abc123def456",
+        "refresh_token": "1//0abc123def456xyz",
+    },
 }
 # (config, secret values that must vanish, identifying values that must stay)
 CASES = [
-    (S3_ACCESS, ["wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "FwoGZXIvYXdzEXAMPLESESSIONTOKEN"],
-     ["AKIAIOSFODNN7EXAMPLE", "http://localhost:9000", "media", "us-east-1"]),
+    (
+        S3_ACCESS,
+        ["wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "FwoGZXIvYXdzEXAMPLESESSIONTOKEN"],
+        ["AKIAIOSFODNN7EXAMPLE", "http://localhost:9000", "media", "us-east-1"],
+    ),
     (S3_ROLE, [], ["arn:aws:iam::123456789012:role/r", "mixpeek-org_abc123"]),
     (TIGRIS, ["tsec_hunter2xyz"], ["tid_AzureDiamond"]),
-    (GDRIVE_SA, [PEM, "a1b2c3d4e5f6a1b2c3d4e5f6a1b2c3d4e5f6a1b2"],
-     ["sync@mixpeek-prod-456.iam.gserviceaccount.com", "123456789012345678901", "mixpeek-prod-456",
-      "https://oauth2.googleapis.com/token", "0AH-Xabc123"]),
+    (
+        GDRIVE_SA,
+        [PEM, "a1b2c3d4e5f6a1b2c3d4e5f6a1b2c3d4e5f6a1b2"],
+        [
+            "sync@mixpeek-prod-456.iam.gserviceaccount.com",
+            "123456789012345678901",
+            "mixpeek-prod-456",
+            "https://oauth2.googleapis.com/token",
+            "0AH-Xabc123",
+        ],
+    ),
     (GDRIVE_OAUTH, ["GOCSPX-abc123def456", "1//0abc123def456xyz"], ["123-abc.apps.googleusercontent.com"]),
 ]
 
@@ -154,7 +173,9 @@ def test_encrypt_rejects_non_dict(tmp_path):
         SecretBox(tmp_path).encrypt("AKIA...")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("config,secrets,kept", CASES, ids=["s3-access", "s3-role", "tigris", "gdrive-sa", "gdrive-oauth"])
+@pytest.mark.parametrize(
+    "config,secrets,kept", CASES, ids=["s3-access", "s3-role", "tigris", "gdrive-sa", "gdrive-oauth"]
+)
 def test_redaction_covers_every_credential_type(config, secrets, kept):
     original = json.dumps(config, sort_keys=True)
     red = redact_credentials(config)
@@ -165,8 +186,14 @@ def test_redaction_covers_every_credential_type(config, secrets, kept):
         assert k in dumped, k
     assert json.dumps(config, sort_keys=True) == original  # input untouched
     # every secret field shows the marker, the structure is kept
-    for field in ("secret_access_key", "session_token", "private_key", "private_key_id", "client_secret",
-                  "refresh_token"):
+    for field in (
+        "secret_access_key",
+        "session_token",
+        "private_key",
+        "private_key_id",
+        "client_secret",
+        "refresh_token",
+    ):
         if field in config["credentials"]:
             assert red["credentials"][field] == REDACTED
     assert red["credentials"]["type"] == config["credentials"]["type"]
@@ -174,10 +201,19 @@ def test_redaction_covers_every_credential_type(config, secrets, kept):
 
 
 def test_redaction_catches_unknown_secret_fields_and_pem_values():
-    cfg = {"credentials": {"type": "password", "username": "bob", "password": "pw-123456",
-                           "client_secret": "cs", "api_key": "k-1", "sas_token": "sv=2020",
-                           "note": PEM},
-           "nested": [{"db_password": "dbpw"}], "token_uri": "https://x/token"}
+    cfg = {
+        "credentials": {
+            "type": "password",
+            "username": "bob",
+            "password": "pw-123456",
+            "client_secret": "cs",
+            "api_key": "k-1",
+            "sas_token": "sv=2020",
+            "note": PEM,
+        },
+        "nested": [{"db_password": "dbpw"}],
+        "token_uri": "https://x/token",
+    }
     red = redact_credentials(cfg)
     dumped = json.dumps(red)
     for s in ("pw-123456", "k-1", "sv=2020", "dbpw", "BEGIN PRIVATE KEY"):
@@ -192,8 +228,14 @@ def test_raw_json_credentials_string_is_redacted_whole():
 
 
 def test_none_secret_fields_stay_none():
-    cfg = {"credentials": {"type": "access_key", "access_key_id": "AKIAX", "secret_access_key": "s" * 40,
-                           "session_token": None}}
+    cfg = {
+        "credentials": {
+            "type": "access_key",
+            "access_key_id": "AKIAX",
+            "secret_access_key": "s" * 40,
+            "session_token": None,
+        }
+    }
     red = redact_credentials(cfg)
     assert red["credentials"]["session_token"] is None
     assert red["credentials"]["secret_access_key"] == REDACTED

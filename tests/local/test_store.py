@@ -1,5 +1,6 @@
 """The local server's SQLite store: one writing connection under a lock, a
 reading connection per thread (WAL readers never wait for a writer)."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -59,12 +60,19 @@ def test_readers_are_read_only_and_closed_with_the_store(tmp_path):
             reader.execute("SELECT 1")
 
 
-@pytest.mark.parametrize("value", [
-    {"big": 2**70, "negative": -(2**63), "edge": 2**63 - 1},  # orjson writes no int beyond 64 bits, reads one as float
-    {"id": "task_1234567890123456789", "float": 0.1, "huge": 1e300, "none": None, "flag": True},
-    {"text": "café ü 東京", "list": [1, [2, 3]], "empty": {}},
-    {"lone_surrogate": "caf\udce9"},  # a filename decoded with surrogateescape: not UTF-8
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        {
+            "big": 2**70,
+            "negative": -(2**63),
+            "edge": 2**63 - 1,
+        },  # orjson writes no int beyond 64 bits, reads one as float
+        {"id": "task_1234567890123456789", "float": 0.1, "huge": 1e300, "none": None, "flag": True},
+        {"text": "café ü 東京", "list": [1, [2, 3]], "empty": {}},
+        {"lone_surrogate": "caf\udce9"},  # a filename decoded with surrogateescape: not UTF-8
+    ],
+)
 def test_documents_round_trip_exactly(value):
     from mixpeek_magics.local.db import dumps, loads
 
@@ -90,8 +98,11 @@ def test_documents_follow_the_standard_librarys_rules_for_keys_dates_and_the_res
     when = datetime.datetime(2026, 11, 30, 1, 2, 3, tzinfo=datetime.timezone.utc)
     value = {1: "int key", "when": when, "point": Point(1), "tuple": (1, 2)}
     expected = json.loads(json.dumps(value, default=str))  # what the server wrote before orjson
-    assert loads(dumps(value)) == expected == {"1": "int key", "when": "2026-11-30 01:02:03+00:00",
-                                               "point": str(Point(1)), "tuple": [1, 2]}
+    assert (
+        loads(dumps(value))
+        == expected
+        == {"1": "int key", "when": "2026-11-30 01:02:03+00:00", "point": str(Point(1)), "tuple": [1, 2]}
+    )
     assert json.loads(dumps_bytes(value)) == expected
     response = json_response({"uploads": [{"filename": "é.txt"}]}, 201)
     assert response.status_code == 201 and json.loads(response.body) == {"uploads": [{"filename": "é.txt"}]}

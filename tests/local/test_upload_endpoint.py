@@ -1,5 +1,6 @@
 """The upload endpoint: the S3-like PUT target on a port of its own (HTTP details,
 keep-alive, interrupted bodies, restarts, shutdown)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -33,7 +34,7 @@ def raw_exchange(url: str, request: bytes, read_until_close: bool = True, timeou
         while True:
             try:
                 data = sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 break
             if not data:
                 break
@@ -59,10 +60,11 @@ def test_keep_alive_requests_on_one_connection_and_http_details(env, local_serve
     ups = [create_upload(env, b) for b in bodies]
     assert all(u["presigned_url"].startswith(local_server.upload_url + "/_local/uploads/") for u in ups)
     with httpx.Client(timeout=10) as http:
-        answers = [http.put(u["presigned_url"], content=b, headers={"Content-Type": "text/plain"})
-                   for u, b in zip(ups, bodies)]
+        answers = [
+            http.put(u["presigned_url"], content=b, headers={"Content-Type": "text/plain"}) for u, b in zip(ups, bodies)
+        ]
         assert [a.status_code for a in answers] == [200, 200, 200]
-        assert [a.headers["ETag"] for a in answers] == ['"%s"' % hashlib.md5(b).hexdigest() for b in bodies]
+        assert [a.headers["ETag"] for a in answers] == [f'"{hashlib.md5(b).hexdigest()}"' for b in bodies]
         other = http.get(ups[0]["presigned_url"])
         assert other.status_code == 405 and other.headers["Allow"] == "PUT"
         assert other.json()["success"] is False
@@ -72,8 +74,12 @@ def test_keep_alive_requests_on_one_connection_and_http_details(env, local_serve
         assert confirm(env, u["upload_id"])["file_size_bytes"] == len(b)
     # the same socket carried two PUTs: one exchange, two answers
     a, b = create_upload(env, b"one"), create_upload(env, b"two")
-    req = b"".join(f"PUT {target(u['presigned_url'])} HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
-                   f"Content-Length: 3\r\n\r\n".encode() + body for u, body in ((a, b"one"), (b, b"two")))
+    req = b"".join(
+        f"PUT {target(u['presigned_url'])} HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+        f"Content-Length: 3\r\n\r\n".encode()
+        + body
+        for u, body in ((a, b"one"), (b, b"two"))
+    )
     got = raw_exchange(local_server.upload_url, req + b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert got.count(b"HTTP/1.1 200 OK") == 2 and got.count(b"HTTP/1.1 404") == 1
     assert got.rstrip().endswith(b"}") and b"connection: close" in got.lower()
@@ -85,16 +91,18 @@ def test_chunked_bodies_and_expect_continue(env, local_server):
 
     def pieces():
         for i in range(0, len(data), 70_001):
-            yield data[i:i + 70_001]
+            yield data[i : i + 70_001]
 
     r = httpx.put(up["presigned_url"], content=pieces(), headers={"Content-Type": "application/octet-stream"})
-    assert r.status_code == 200 and r.headers["ETag"] == '"%s"' % hashlib.md5(data).hexdigest()
+    assert r.status_code == 200 and r.headers["ETag"] == f'"{hashlib.md5(data).hexdigest()}"'
     assert confirm(env, up["upload_id"])["file_hash"] == hashlib.sha256(data).hexdigest()
 
     # Expect: 100-continue: accepted -> "100 Continue" first; refused -> the refusal at once, and close
     up = create_upload(env, b"12345")
-    head = (f"PUT {target(up['presigned_url'])} HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
-            "Content-Length: 5\r\nExpect: 100-continue\r\n\r\n").encode()
+    head = (
+        f"PUT {target(up['presigned_url'])} HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+        "Content-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+    ).encode()
     parts = urllib.parse.urlsplit(up["presigned_url"])
     with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
         sock.sendall(head)
@@ -117,8 +125,11 @@ def test_malformed_requests_are_refused_and_the_endpoint_stays_up(env, local_ser
     assert r.status_code == 200
     # HTTP/1.0 without keep-alive: answered, then closed
     up = create_upload(env, b"ten")
-    got = raw_exchange(up["presigned_url"], f"PUT {target(up['presigned_url'])} HTTP/1.0\r\n"
-                       "Content-Type: text/plain\r\nContent-Length: 3\r\n\r\nten".encode())
+    got = raw_exchange(
+        up["presigned_url"],
+        f"PUT {target(up['presigned_url'])} HTTP/1.0\r\n"
+        "Content-Type: text/plain\r\nContent-Length: 3\r\n\r\nten".encode(),
+    )
     assert got.startswith(b"HTTP/1.1 200") and b"connection: close" in got.lower()
 
 
@@ -127,8 +138,11 @@ def test_a_body_cut_short_keeps_nothing_and_the_upload_stays_pending(env, local_
     up = create_upload(env, data, "application/octet-stream", "cut.bin")
     parts = urllib.parse.urlsplit(up["presigned_url"])
     with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
-        sock.sendall(f"PUT {target(up['presigned_url'])} HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                     f"application/octet-stream\r\nContent-Length: {len(data)}\r\n\r\n".encode() + data[:90_000])
+        sock.sendall(
+            f"PUT {target(up['presigned_url'])} HTTP/1.1\r\nHost: x\r\nContent-Type: "
+            f"application/octet-stream\r\nContent-Length: {len(data)}\r\n\r\n".encode()
+            + data[:90_000]
+        )
         time.sleep(0.2)
     uploads = local_server.state.uploads_dir
     deadline = time.monotonic() + 5
@@ -174,8 +188,10 @@ def test_the_port_survives_a_restart_and_stop_closes_every_connection(tmp_path):
             env.c = client_for(again, namespace=env.namespace_id)  # same data dir: same namespace and bucket
             up = create_upload(env, b"moved")
             assert up["presigned_url"].startswith(again.upload_url)
-            assert httpx.put(up["presigned_url"], content=b"moved",
-                             headers={"Content-Type": "text/plain"}).status_code == 200
+            assert (
+                httpx.put(up["presigned_url"], content=b"moved", headers={"Content-Type": "text/plain"}).status_code
+                == 200
+            )
             env.c.close()
     finally:
         blocker.close()
@@ -185,8 +201,10 @@ def test_urls_name_the_host_the_client_used(env, local_server):
     """A client that reached the API as localhost gets upload URLs on localhost."""
     c = client_for(local_server, namespace=env.namespace_id)
     c.base_url = local_server.base_url.replace("127.0.0.1", "localhost")
-    r = c.post(f"/v1/buckets/{env.bucket_id}/uploads",
-               json={"filename": "h.txt", "content_type": "text/plain", "file_size_bytes": 1})
+    r = c.post(
+        f"/v1/buckets/{env.bucket_id}/uploads",
+        json={"filename": "h.txt", "content_type": "text/plain", "file_size_bytes": 1},
+    )
     port = urllib.parse.urlsplit(local_server.upload_url).port
     assert r.json()["presigned_url"].startswith(f"http://localhost:{port}/_local/uploads/")
     c.close()
@@ -199,6 +217,7 @@ def test_concurrent_puts_all_land_and_a_failed_record_is_a_500(env, local_server
 
     datas = [os.urandom(20_000 + i) for i in range(12)]
     ups = [create_upload(env, d, "application/octet-stream", f"t{i}.bin") for i, d in enumerate(datas)]
+
     def send(pair):
         up, data = pair
         return httpx.put(up["presigned_url"], content=data, headers={"Content-Type": "application/octet-stream"})
@@ -206,7 +225,7 @@ def test_concurrent_puts_all_land_and_a_failed_record_is_a_500(env, local_server
     with concurrent.futures.ThreadPoolExecutor(12) as pool:
         answers = list(pool.map(send, zip(ups, datas)))
     assert [a.status_code for a in answers] == [200] * 12
-    assert [a.headers["ETag"] for a in answers] == ['"%s"' % hashlib.md5(d).hexdigest() for d in datas]
+    assert [a.headers["ETag"] for a in answers] == [f'"{hashlib.md5(d).hexdigest()}"' for d in datas]
     for up, data in zip(ups, datas):
         assert confirm(env, up["upload_id"])["file_hash"] == hashlib.sha256(data).hexdigest()
 
@@ -241,8 +260,9 @@ def test_part_files_of_a_dead_server_process_are_swept_at_start(tmp_path):
         assert r.status_code == 200
         uploads = srv.state.uploads_dir
         env.close()
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
-                          check=True)
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     dead_pid = int(gone.stdout)  # that process has exited
     final = os.path.join(uploads, up["upload_id"])
     orphan = part_path(final, "1-1", pid=dead_pid)
@@ -279,8 +299,12 @@ def test_https_endpoint_with_a_test_certificate_and_put_latency(tmp_path, monkey
         with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
             httpx.put(up["presigned_url"], content=b"secure", headers={"Content-Type": "text/plain"})
         started = time.monotonic()
-        r = httpx.put(up["presigned_url"], content=b"secure", headers={"Content-Type": "text/plain"},
-                      verify=ssl.create_default_context(cafile=srv.upload_ca_file))
+        r = httpx.put(
+            up["presigned_url"],
+            content=b"secure",
+            headers={"Content-Type": "text/plain"},
+            verify=ssl.create_default_context(cafile=srv.upload_ca_file),
+        )
         assert r.status_code == 200 and time.monotonic() - started >= 0.06
         assert confirm(env, up["upload_id"])["file_size_bytes"] == 6
         # the product's client trusts it through SSL_CERT_FILE, verification on

@@ -1,10 +1,12 @@
 """Fixtures for the magics: a real IPython shell with the extension loaded, signed in to a local server."""
+
 from __future__ import annotations
 
 import http.server
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 

@@ -1,4 +1,5 @@
 """%mixpeek_auth through a real IPython shell against local servers."""
+
 from __future__ import annotations
 
 import http.server
@@ -37,14 +38,14 @@ def test_env_key_signs_in_and_shows_one_status_line(ip, local_server, monkeypatc
     assert f"sk_...{local_server.api_key[-4:]}" in line
     assert local_server.base_url in line and "namespace demo (ns_" in line
     assert local_server.api_key not in out.out + out.err
-    c = session.client()
+    c = session.signed_in_client()
     assert c.config.namespace.startswith("ns_")
     assert c.organization.get().organization_id == session.current().organization_id
 
 
 def test_client_before_sign_in_is_a_clear_error(ip):
     with pytest.raises(session.NotSignedInError, match="run %mixpeek_auth first"):
-        session.client()
+        session.signed_in_client()
 
 
 def test_package_level_signed_in_client_returns_the_session_client(ip, signed_in):
@@ -52,8 +53,8 @@ def test_package_level_signed_in_client_returns_the_session_client(ip, signed_in
     from mixpeek_magics import _defaults
 
     assert not callable(subpackage), "the client subpackage is a plain module (layer 1)"
-    assert mixpeek_magics.signed_in_client() is session.client()
-    assert _defaults.default_client() is session.client()  # what the frames ask
+    assert mixpeek_magics.signed_in_client() is session.signed_in_client()
+    assert _defaults.default_client() is session.signed_in_client()  # what the frames ask
 
 
 def test_inline_key_works_but_warns(ip, local_server, capsys):
@@ -86,7 +87,7 @@ def test_status_and_logout(ip, signed_in, capsys):
     ip.run_line_magic("mixpeek_auth", "--status")
     assert "Not signed in" in capsys.readouterr().out
     with pytest.raises(session.NotSignedInError):
-        session.client()
+        session.signed_in_client()
 
 
 def test_save_stores_key_0600_and_is_used_later(ip, local_server, monkeypatch, capsys):
@@ -161,7 +162,8 @@ def test_wrong_url_is_a_clear_error(ip, capsys, status, expected):
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
         err, _ = _one_line_error(
-            ip, f"%mixpeek_auth sk_test_{'b' * 30} --base-url http://127.0.0.1:{srv.server_address[1]}", capsys)
+            ip, f"%mixpeek_auth sk_test_{'b' * 30} --base-url http://127.0.0.1:{srv.server_address[1]}", capsys
+        )
     finally:
         srv.shutdown()
         srv.server_close()
@@ -228,9 +230,14 @@ def test_bad_arguments_are_usage_errors_without_the_key(ip, capsys):
 
 
 def test_help_has_examples_for_every_magic(ip):
-    for kind, name, must in [("line", "mixpeek_auth", "--local"), ("cell", "ingest", "--dry-run"),
-                             ("line", "mixpeek_watch", "--unfinished"), ("line", "mixpeek_tasks", "--since"),
-                             ("line", "mixpeek_connect", "Example"), ("line", "mixpeek_connections", "--provider")]:
+    for kind, name, must in [
+        ("line", "mixpeek_auth", "--local"),
+        ("cell", "ingest", "--dry-run"),
+        ("line", "mixpeek_watch", "--unfinished"),
+        ("line", "mixpeek_tasks", "--since"),
+        ("line", "mixpeek_connect", "Example"),
+        ("line", "mixpeek_connections", "--provider"),
+    ]:
         fn = ip.find_magic(name, kind)
         assert fn is not None, name
         doc = fn.__doc__

@@ -3,6 +3,7 @@ a terminal-like IPython, not a widget kernel), against the local server: every f
 said once, forms that say what to do instead, ``watch()`` of an ingest result, task
 labels with bucket names, warnings that point at the caller, and ``%mixpeek_tasks``
 examples that use task types the ingest really produces."""
+
 from __future__ import annotations
 
 import re
@@ -52,7 +53,7 @@ def test_upload_confirm_tasks_are_labelled_with_their_ingest(ip, signed_in, tmp_
 def test_tasks_help_uses_task_types_the_ingest_produces(ip, signed_in, tmp_path):
     make_files(tmp_path / "data", 1)
     ip.run_cell_magic("ingest", "--bucket docs --create-bucket", "data/\n")
-    produced = {t.task_type for t in session.client().tasks.iter()}
+    produced = {t.task_type for t in session.signed_in_client().tasks.iter()}
     doc = ip.find_magic("mixpeek_tasks", "line").__doc__
     examples = re.findall(r"--type ([a-z][a-z_]+)", doc)  # not the usage line's TASK_TYPE
     assert examples and set(examples) <= produced, (examples, produced)
@@ -82,7 +83,7 @@ def test_watch_takes_an_ingest_result(ip, signed_in, tmp_path):
 def test_watch_labels_tasks_with_the_bucket_name(signed_in, tmp_path):
     from mixpeek_magics.ingest import bulk_upload
 
-    client = session.client()
+    client = session.signed_in_client()
     client.buckets.create("named-bucket", bucket_schema={"properties": {"file": {"type": "text"}}})
     files = make_files(tmp_path / "named", 2)
     result = bulk_upload(client, "named-bucket", files)
@@ -95,14 +96,15 @@ def test_watch_labels_tasks_with_the_bucket_name(signed_in, tmp_path):
 def test_partial_failure_warning_points_at_the_caller(signed_in, tmp_path):
     from mixpeek_magics.ingest import bulk_upload
 
-    client = session.client()
+    client = session.signed_in_client()
     client.buckets.create("warned", bucket_schema={"properties": {"file": {"type": "text"}}})
     signed_in.update_settings(fail_filenames=["bad*"])
     files = make_files(tmp_path / "w", 2) + make_files(tmp_path / "w", 1, prefix="bad")
     result = bulk_upload(client, "warned", files)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        mixpeek_magics.watch(result, client=client, mode="text"); line = _line()
+        mixpeek_magics.watch(result, client=client, mode="text")
+        line = _line()
     partial = [w for w in caught if issubclass(w.category, PartialFailureWarning)]
     assert len(partial) == 1 and "bad0.txt" in str(partial[0].message)
     assert (partial[0].filename, partial[0].lineno) == (__file__, line)

@@ -1,11 +1,10 @@
 """%%ingest through a real IPython shell against the local server."""
+
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -14,18 +13,21 @@ from IPython.core.error import UsageError
 from mixpeek_magics.ingest import bulk, runner
 from mixpeek_magics.notebook import session
 from mixpeek_magics.notebook.magics.ingest import IngestRunError, IngestValidationError
-from tests.magics.conftest import make_files, posts
+from tests.magics.conftest import make_files
 
 WRITES = ("/uploads", "/objects", "/batches", "/syncs", "/buckets", "/_local/")
 
 
 def writes(server, since):
-    return [(m, p) for m, p in server.request_log[since:] if m in ("POST", "PUT", "PATCH", "DELETE")
-            and any(w in p for w in WRITES) and not p.endswith("/list")]
+    return [
+        (m, p)
+        for m, p in server.request_log[since:]
+        if m in ("POST", "PUT", "PATCH", "DELETE") and any(w in p for w in WRITES) and not p.endswith("/list")
+    ]
 
 
 def objects_of(bucket):
-    c = session.client()
+    c = session.signed_in_client()
     return list(c.objects.iter(bucket))
 
 
@@ -35,8 +37,9 @@ def sha_of(obj):
 
 def test_ingest_files_end_to_end(ip, signed_in, tmp_path, capsys):
     make_files(tmp_path / "data", 4)
-    ip.run_cell_magic("ingest", "--bucket docs --create-bucket -o res --metadata '{\"campaign\": \"q3\"}'",
-                      "data/*.txt\n")
+    ip.run_cell_magic(
+        "ingest", '--bucket docs --create-bucket -o res --metadata \'{"campaign": "q3"}\'', "data/*.txt\n"
+    )
     res = ip.user_ns["res"]
     assert isinstance(res, runner.IngestResult)
     assert len(res.objects) == 4 and len(res.batches) == 1 and len(res.tasks) == 1
@@ -51,7 +54,7 @@ def test_ingest_files_end_to_end(ip, signed_in, tmp_path, capsys):
     assert res.failures.empty and list(res.failures.columns) == ["source", "stage", "object_id", "task_id", "error"]
     assert "<table>" in res._repr_html_() and "docs" in res._repr_html_()
     # provenance travels with the batch, and the journal recorded the cell
-    batch = session.client().batches.get("docs", res.batches[0])
+    batch = session.signed_in_client().batches.get("docs", res.batches[0])
     prov = batch.metadata["provenance"]
     assert prov["source"].startswith("%%ingest --bucket docs") and "cell" in prov
     from mixpeek_magics.tracking import default_journal
@@ -87,8 +90,9 @@ def test_dry_run_sends_nothing_and_knows_what_was_ingested(ip, signed_in, tmp_pa
     make_files(tmp_path / "data", 2)
     (tmp_path / "data" / "pic.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 30)
     mark = len(signed_in.request_log)
-    frame = ip.run_cell_magic("ingest", "--bucket docs --dry-run",
-                              "data/*.txt  {\"k\": 1}\ndata/pic.png\nhttps://example.com/a.mp4\n")
+    frame = ip.run_cell_magic(
+        "ingest", "--bucket docs --dry-run", 'data/*.txt  {"k": 1}\ndata/pic.png\nhttps://example.com/a.mp4\n'
+    )
     assert signed_in.request_log[mark:] == []
     assert isinstance(frame, pd.DataFrame)
     assert list(frame.columns)[:5] == ["source", "kind", "size", "mime_type", "state"]
@@ -105,18 +109,21 @@ def test_dry_run_sends_nothing_and_knows_what_was_ingested(ip, signed_in, tmp_pa
 
 def test_validation_collects_every_error_and_sends_nothing(ip, signed_in, tmp_path):
     make_files(tmp_path / "data", 1)
-    body = ("data/f0.txt\n"
-            "missing/*.jpg\n"
-            "https://example.com/x.png {\"a\": }\n"
-            "{undefined_var}/x.png\n"
-            "data/nope.txt\n")
+    body = 'data/f0.txt\nmissing/*.jpg\nhttps://example.com/x.png {"a": }\n{undefined_var}/x.png\ndata/nope.txt\n'
     mark = len(signed_in.request_log)
     with pytest.raises(IngestValidationError) as ei:
         ip.run_cell_magic("ingest", "--bucket docs --create-bucket", body)
     text = str(ei.value)
     assert "nothing was sent" in text
-    for needle in ("line 2", "no files match 'missing/*.jpg'", "line 3, col", "line 4, col",
-                   "undefined_var", "line 5", "file not found"):
+    for needle in (
+        "line 2",
+        "no files match 'missing/*.jpg'",
+        "line 3, col",
+        "line 4, col",
+        "undefined_var",
+        "line 5",
+        "file not found",
+    ):
         assert needle in text, needle
     assert len(ei.value.problems) == 4
     assert writes(signed_in, mark) == []
@@ -127,7 +134,7 @@ def test_validation_collects_every_error_and_sends_nothing(ip, signed_in, tmp_pa
 
 
 def test_unknown_connection_is_reported_with_other_errors(ip, signed_in, tmp_path):
-    c = session.client()
+    c = session.signed_in_client()
     from tests.fixtures.moto_s3 import moto_s3_server
 
     with moto_s3_server() as s3:
@@ -135,8 +142,11 @@ def test_unknown_connection_is_reported_with_other_errors(ip, signed_in, tmp_pat
         c.connections.create("Production S3", "s3", s3.provider_config())
         mark = len(signed_in.request_log)
         with pytest.raises(IngestValidationError) as ei:
-            ip.run_cell_magic("ingest", "--bucket docs --create-bucket",
-                              'gone.txt\ns3://raw/x/ via "Production S4"\ns3://raw/ via "Production S3"\n')
+            ip.run_cell_magic(
+                "ingest",
+                "--bucket docs --create-bucket",
+                'gone.txt\ns3://raw/x/ via "Production S4"\ns3://raw/ via "Production S3"\n',
+            )
         text = str(ei.value)
         assert "line 1" in text and "line 2: unknown connection 'Production S4'; did you mean 'Production S3'?" in text
         assert "line 3" not in text
@@ -176,7 +186,7 @@ def test_create_bucket_infers_schema(ip, signed_in, tmp_path):
     make_files(tmp_path / "data", 1)
     (tmp_path / "data" / "pic.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 30)
     ip.run_cell_magic("ingest", "--bucket mixed --create-bucket --no-wait", "data/\n")
-    schema = session.client().buckets.get("mixed").bucket_schema["properties"]
+    schema = session.signed_in_client().buckets.get("mixed").bucket_schema["properties"]
     assert {v["type"] for v in schema.values()} == {"text", "image"}
 
 
@@ -185,28 +195,36 @@ def test_urls_with_metadata_and_interpolation(ip, signed_in, http_files, tmp_pat
     (root / "a.txt").write_text("hello from a url\n")
     (root / "b.txt").write_text("and another one\n")
     ip.user_ns["srv_url"] = base
-    ip.run_cell_magic("ingest", "--bucket web --create-bucket -o res",
-                      '{srv_url}/a.txt  {"title": "A"}\n{srv_url}/b.txt\n')
+    ip.run_cell_magic(
+        "ingest", "--bucket web --create-bucket -o res", '{srv_url}/a.txt  {"title": "A"}\n{srv_url}/b.txt\n'
+    )
     res = ip.user_ns["res"]
     assert [i.kind for i in res.items] == ["url", "url"] and len(res.objects) == 2
     assert res.status == "completed"
     objs = {o.object_id: o for o in objects_of("web")}
     assert objs[res.items[0].object_id].metadata == {"title": "A"}
-    task = session.client().tasks.get(res.tasks[0])
+    task = session.signed_in_client().tasks.get(res.tasks[0])
     assert task.status == "COMPLETED" and task.object_count == 2 and task.batch_id == res.batches[0]
     (snap,) = res.handle.snapshots  # the watch read the counts from the batch
     assert snap.processed == snap.total == 2
     # re-running does not create the URL objects again
-    ip.run_cell_magic("ingest", "--bucket web -o res", '{srv_url}/a.txt\n{srv_url}/b.txt\n')
+    ip.run_cell_magic("ingest", "--bucket web -o res", "{srv_url}/a.txt\n{srv_url}/b.txt\n")
     assert ip.user_ns["res"].already_ingested == 2 and len(objects_of("web")) == 2
 
 
 def test_frame_rows_with_metadata_columns(ip, signed_in, tmp_path):
     files = make_files(tmp_path / "data", 3)
-    ip.user_ns["df"] = pd.DataFrame({"path": [str(p) for p in files], "label": ["a", "b", "c"],
-                                     "split": ["train", "train", "test"], "junk": [1, 2, 3]})
-    ip.run_line_magic("ingest", "--bucket frames --create-bucket --frame df --path-col path "
-                                "--metadata-cols label,split -o res")
+    ip.user_ns["df"] = pd.DataFrame(
+        {
+            "path": [str(p) for p in files],
+            "label": ["a", "b", "c"],
+            "split": ["train", "train", "test"],
+            "junk": [1, 2, 3],
+        }
+    )
+    ip.run_line_magic(
+        "ingest", "--bucket frames --create-bucket --frame df --path-col path --metadata-cols label,split -o res"
+    )
     res = ip.user_ns["res"]
     assert len(res.objects) == 3
     meta = sorted((o.metadata["label"], o.metadata["split"]) for o in objects_of("frames"))
@@ -265,7 +283,7 @@ def test_cancel(ip, signed_in, tmp_path):
     assert res.cancel() == res.tasks
     res.wait(timeout=15)
     assert res.status == "canceled"
-    assert session.client().tasks.get(res.tasks[0]).status == "CANCELED"
+    assert session.signed_in_client().tasks.get(res.tasks[0]).status == "CANCELED"
 
 
 def test_interrupt_mid_upload_then_resume(ip, signed_in, tmp_path, monkeypatch, capsys):
@@ -283,6 +301,7 @@ def test_interrupt_mid_upload_then_resume(ip, signed_in, tmp_path, monkeypatch, 
             if stats.files_done >= 3 and not fired:
                 fired.append(stats.files_done)
                 os.kill(os.getpid(), signal.SIGINT)  # the stop button
+
         kw["on_progress"] = on_progress
         return real(*a, **kw)
 
@@ -292,7 +311,7 @@ def test_interrupt_mid_upload_then_resume(ip, signed_in, tmp_path, monkeypatch, 
     assert fired
     assert "Re-run the cell to resume" in capsys.readouterr().err
     time.sleep(0.5)
-    c = session.client()
+    c = session.signed_in_client()
     uploads = list(c.uploads.iter("docs"))
     assert all(u.status != "PENDING" for u in uploads), [u.status for u in uploads]  # nothing half-done
     confirmed = objects_of("docs")
@@ -316,17 +335,22 @@ def test_syncs_start_initial_only_syncs(ip, signed_in, tmp_path):
     with moto_s3_server() as s3:
         s3.create_bucket("raw-media")
         s3.put_objects("raw-media", {"2026/a.txt": b"alpha\n", "2026/b.txt": b"beta\n", "other/c.txt": b"c\n"})
-        c = session.client()
+        c = session.signed_in_client()
         conn = c.connections.create("Production S3", "s3", s3.provider_config())
         make_files(tmp_path / "data", 1)
-        ip.run_cell_magic("ingest", "--bucket synced --create-bucket -o res",
-                          'data/f0.txt\ns3://raw-media/2026/ via "Production S3"\n')
+        ip.run_cell_magic(
+            "ingest",
+            "--bucket synced --create-bucket -o res",
+            'data/f0.txt\ns3://raw-media/2026/ via "Production S3"\n',
+        )
         res = ip.user_ns["res"]
         assert len(res.syncs) == 1
         sync = c.syncs.get("synced", res.syncs[0])
         assert sync.sync_mode == "initial_only" and sync.connection_id == conn.connection_id
         assert len(res.tasks) >= 2
         assert res.status in ("completed", "completed_with_errors")
-        names = sorted(os.path.basename(sha) for sha in
-                       [(o.blobs[0].details or {}).get("filename") or "" for o in objects_of("synced")])
+        names = sorted(
+            os.path.basename(sha)
+            for sha in [(o.blobs[0].details or {}).get("filename") or "" for o in objects_of("synced")]
+        )
         assert names == ["a.txt", "b.txt", "f0.txt"]

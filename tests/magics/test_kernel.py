@@ -7,6 +7,7 @@
   widget, 401, unreachable), saves them, and the saved JSON, widget state, the
   kernel's captured stdout/stderr and DEBUG logs are searched for the key.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,6 @@ import socket
 import textwrap
 import time
 from pathlib import Path
-from typing import Any
 
 import nbformat
 import pytest
@@ -30,9 +30,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def kernel_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MIXPEEK_") and k != "CI"}
-    env.update(MIXPEEK_MAGICS_DATA_DIR=str(tmp_path / "data"), MIXPEEK_MAGICS_CONFIG_DIR=str(tmp_path / "config"),
-               MIXPEEK_JOURNAL_PATH=str(tmp_path / "data" / "journal.sqlite3"),
-               MIXPEEK_LOCAL_DATA_DIR=str(tmp_path / "local"), PYTHONPATH=str(REPO_ROOT))
+    env.update(
+        MIXPEEK_MAGICS_DATA_DIR=str(tmp_path / "data"),
+        MIXPEEK_MAGICS_CONFIG_DIR=str(tmp_path / "config"),
+        MIXPEEK_JOURNAL_PATH=str(tmp_path / "data" / "journal.sqlite3"),
+        MIXPEEK_LOCAL_DATA_DIR=str(tmp_path / "local"),
+        PYTHONPATH=str(REPO_ROOT),
+    )
     env.update(extra)
     return env
 
@@ -100,23 +104,29 @@ def closed_port() -> int:
 
 
 def test_password_widget_signs_in_clears_and_closes(local_server, tmp_path):
-    k = Kernel(kernel_env(tmp_path, TYPED_KEY=local_server.api_key,
-                           TYPED_WRONG="sk_test_wrong_key_typed_0000000000"), tmp_path / "kernel.log")
+    k = Kernel(
+        kernel_env(tmp_path, TYPED_KEY=local_server.api_key, TYPED_WRONG="sk_test_wrong_key_typed_0000000000"),
+        tmp_path / "kernel.log",
+    )
     key = local_server.api_key
     try:
         reply, msgs = k.execute("%load_ext mixpeek_magics")
         assert reply["status"] == "ok"
         reply, msgs = k.execute(f"%mixpeek_auth --base-url {local_server.base_url}")
         assert reply["status"] == "ok", reply
-        views = [m for m in msgs if m["msg_type"] == "display_data"
-                 and "application/vnd.jupyter.widget-view+json" in m["content"]["data"]]
+        views = [
+            m
+            for m in msgs
+            if m["msg_type"] == "display_data" and "application/vnd.jupyter.widget-view+json" in m["content"]["data"]
+        ]
         assert views, [m["msg_type"] for m in msgs]
         # what a front end without widgets shows instead of the field: the other ways to sign in
         fallback = views[0]["content"]["data"]["text/plain"]
         assert "does not show the key field" in fallback and "MIXPEEK_API_KEY" in fallback
         assert "getpass" in fallback and "sign_in(" in fallback
         # the front end types the key (a comm update of the Password model), then clicks
-        reply, msgs = k.execute(textwrap.dedent("""
+        reply, msgs = k.execute(
+            textwrap.dedent("""
             import os
             from mixpeek_magics.notebook import session
             p = session.pending_prompt
@@ -125,20 +135,23 @@ def test_password_widget_signs_in_clears_and_closes(local_server, tmp_path):
             print("done", p.done, repr(p.password.value), p.password.comm is None, p.button.comm is None)
             print(session.current().status_line())
             print(p.box.children == (p.status,))
-        """))
+        """)
+        )
         assert reply["status"] == "ok", reply
         out = text_of(msgs)
         assert "done True '' True True" in out
         assert "Signed in to Mixpeek: organization default" in out and "True" in out.splitlines()[-1]
         # a wrong key typed into a new prompt: error in the widget, key cleared, still open
         reply, msgs = k.execute(f"%mixpeek_auth --base-url {local_server.base_url}")
-        reply, msgs = k.execute(textwrap.dedent("""
+        reply, msgs = k.execute(
+            textwrap.dedent("""
             p2 = session.pending_prompt
             p2.password.set_state({"value": os.environ["TYPED_WRONG"]})
             p2.button.click()
             print(p2.done, repr(p2.password.value), p2.password.comm is not None, "rejected" in p2.status.value)
             print(session.current() is not None)
-        """))
+        """)
+        )
         assert "False '' True True\nTrue" in text_of(msgs)
         # nothing the kernel published (outputs, errors, widget comm traffic) holds a key in clear
         # except the front end's own typing messages, which never go through iopub
@@ -172,11 +185,13 @@ def test_several_queued_cells_all_run(tmp_path):
         (data / f"q{i}.txt").write_text(f"queued {i}\n")
     k = Kernel(kernel_env(tmp_path, MIXPEEK_MAGICS_WIDGETS="0"), tmp_path / "kernel.log")
     try:
-        cells = ["%load_ext mixpeek_magics",
-                 "%mixpeek_auth --local --namespace queued --create-namespace",
-                 f"%%ingest --bucket queued --create-bucket -o res\n{data}/\n",
-                 "%mixpeek_watch {res.tasks[0]} --wait",
-                 "print(res.status, len(res.objects))"]
+        cells = [
+            "%load_ext mixpeek_magics",
+            "%mixpeek_auth --local --namespace queued --create-namespace",
+            f"%%ingest --bucket queued --create-bucket -o res\n{data}/\n",
+            "%mixpeek_watch {res.tasks[0]} --wait",
+            "print(res.status, len(res.objects))",
+        ]
         ids = [k.kc.execute(c) for c in cells]
         outputs = []
         for msg_id in ids:
@@ -189,6 +204,7 @@ def test_several_queued_cells_all_run(tmp_path):
 
 
 # ------------------------------------------------------------------ key leaks in saved notebooks
+
 
 def run_notebook(cells: list[str], env: dict[str, str], tmp_path: Path, name: str) -> tuple[str, str]:
     nb = nbformat.v4.new_notebook()
@@ -208,16 +224,20 @@ def run_notebook(cells: list[str], env: dict[str, str], tmp_path: Path, name: st
     return path.read_text(), log.read_text(errors="replace")
 
 
-PREAMBLE = ["import logging, sys\nlogging.basicConfig(level=logging.DEBUG, stream=sys.stderr)\n"
-            "logging.getLogger('httpx').setLevel(logging.DEBUG)",
-            "%load_ext mixpeek_magics"]
-PROBE = ["%mixpeek_auth --status",
-         "from mixpeek_magics.notebook import session\nc = session.client()\nc",
-         "print(repr(c.config), c.config)",
-         "session.current()",
-         "import traceback\ntry:\n    c.with_options(base_url='http://127.0.0.1:1', timeout=1, max_retry_seconds=0)"
-         ".organization.get()\nexcept Exception:\n    traceback.print_exc()\n"
-         "1/0"]
+PREAMBLE = [
+    "import logging, sys\nlogging.basicConfig(level=logging.DEBUG, stream=sys.stderr)\n"
+    "logging.getLogger('httpx').setLevel(logging.DEBUG)",
+    "%load_ext mixpeek_magics",
+]
+PROBE = [
+    "%mixpeek_auth --status",
+    "from mixpeek_magics.notebook import session\nc = session.signed_in_client()\nc",
+    "print(repr(c.config), c.config)",
+    "session.current()",
+    "import traceback\ntry:\n    c.with_options(base_url='http://127.0.0.1:1', timeout=1, max_retry_seconds=0)"
+    ".organization.get()\nexcept Exception:\n    traceback.print_exc()\n"
+    "1/0",
+]
 
 
 def _assert_no_key(key: str, saved: str, log: str, allowed_sources: int = 0) -> None:
@@ -246,10 +266,14 @@ def test_key_never_leaks_into_saved_notebooks(local_server, tmp_path, path):
     elif path == "save":
         env["MIXPEEK_API_KEY"] = key
         # sign in from the env and save; drop the env var and sign in again from the saved key
-        cells = [*PREAMBLE, f"%mixpeek_auth --base-url {url} --save",
-                 "import os\ndel os.environ['MIXPEEK_API_KEY']",
-                 "from mixpeek_magics.notebook import session as _s\n_s.sign_out()\n%mixpeek_auth",
-                 "print(open(_s.saved_credentials_path()).read().count('sk_'))", *PROBE]
+        cells = [
+            *PREAMBLE,
+            f"%mixpeek_auth --base-url {url} --save",
+            "import os\ndel os.environ['MIXPEEK_API_KEY']",
+            "from mixpeek_magics.notebook import session as _s\n_s.sign_out()\n%mixpeek_auth",
+            "print(open(_s.saved_credentials_path()).read().count('sk_'))",
+            *PROBE,
+        ]
     elif path == "rejected":
         key = "sk_test_" + "r" * 40
         env["MIXPEEK_API_KEY"] = key

@@ -1,4 +1,5 @@
 """%mixpeek_watch, %mixpeek_tasks, %mixpeek_connections through a real IPython shell."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -63,7 +64,8 @@ def test_magics_need_sign_in(ip):
         assert isinstance(res.error_in_exec, session.NotSignedInError)
         assert res.error_in_exec._render_traceback_() == [
             "NotSignedIn: not signed in to Mixpeek: run %mixpeek_auth first "
-            "(or %mixpeek_auth --local for the embedded local server)"]
+            "(or %mixpeek_auth --local for the embedded local server)"
+        ]
 
 
 def test_task_history_frame(ip, signed_in, tmp_path):
@@ -81,13 +83,12 @@ def test_task_history_frame(ip, signed_in, tmp_path):
 
 
 def test_connections_frame_and_panel_actions(ip, signed_in):
-    from tests.fixtures.moto_s3 import moto_s3_server
-
     from mixpeek_magics.notebook.magics import connections as M
+    from tests.fixtures.moto_s3 import moto_s3_server
 
     with moto_s3_server() as s3:
         s3.create_bucket("media")
-        c = session.client()
+        c = session.signed_in_client()
         conn = c.connections.create("Media S3", "s3", s3.provider_config())
         frame = ip.run_line_magic("mixpeek_connections", "--provider s3")
         assert list(frame["name"]) == ["Media S3"]

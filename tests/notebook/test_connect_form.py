@@ -1,4 +1,5 @@
 """The storage-connection form, driven through its widgets (no kernel, no server)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -33,9 +34,11 @@ def validate(instance: dict, schema_name: str) -> None:
 
 @pytest.fixture(scope="module")
 def sa_info() -> dict:
-    pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
+    pem = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        .decode()
+    )
     return {
         "type": "service_account",
         "project_id": "proj-1",
@@ -135,29 +138,53 @@ def test_fields_switch_with_provider_and_credential_type():
     common = {"provider", "name", "description", "metadata"}
 
     assert set(form.visible_fields()) == common | {
-        "credential_type", "access_key_id", "secret_access_key", "session_token", "region", "bucket",
+        "credential_type",
+        "access_key_id",
+        "secret_access_key",
+        "session_token",
+        "region",
+        "bucket",
     }
     form.fields["credential_type"].value = "iam_role"
     assert set(form.visible_fields()) == common | {"credential_type", "role_arn", "external_id", "region", "bucket"}
 
     form.fields["provider"].value = "s3_compatible"
     assert set(form.visible_fields()) == common | {
-        "access_key_id", "secret_access_key", "session_token", "region", "bucket", "endpoint_url", "use_ssl", "verify_ssl",
+        "access_key_id",
+        "secret_access_key",
+        "session_token",
+        "region",
+        "bucket",
+        "endpoint_url",
+        "use_ssl",
+        "verify_ssl",
     }
     form.fields["provider"].value = "tigris"
     assert set(form.visible_fields()) == common | {
-        "access_key_id", "secret_access_key", "region", "bucket", "endpoint_url",
+        "access_key_id",
+        "secret_access_key",
+        "region",
+        "bucket",
+        "endpoint_url",
     }
     assert form.fields["region"].value == "auto"
     assert form.fields["endpoint_url"].value == "https://fly.storage.tigris.dev"
 
     form.fields["provider"].value = "google_drive"
     assert set(form.visible_fields()) == common | {
-        "credential_type", "service_account_file", "service_account_json", "impersonate_user", "shared_drive_id",
+        "credential_type",
+        "service_account_file",
+        "service_account_json",
+        "impersonate_user",
+        "shared_drive_id",
     }
     form.fields["credential_type"].value = "oauth"
     assert set(form.visible_fields()) == common | {
-        "credential_type", "client_id", "client_secret", "refresh_token", "shared_drive_id",
+        "credential_type",
+        "client_id",
+        "client_secret",
+        "refresh_token",
+        "shared_drive_id",
     }
     form.fields["provider"].value = "s3"
     assert form.credential_type == "access_key"
@@ -289,8 +316,15 @@ def test_successful_s3_submit_sends_contract_body_and_clears_secrets():
 
 def test_successful_s3_compatible_and_tigris_submits():
     form, rec = make_form()
-    fill(form, provider="s3_compatible", name="MinIO", endpoint_url="http://127.0.0.1:9000",
-         access_key_id="minio-access-key-01", secret_access_key="m" * 40, region="us-east-1")
+    fill(
+        form,
+        provider="s3_compatible",
+        name="MinIO",
+        endpoint_url="http://127.0.0.1:9000",
+        access_key_id="minio-access-key-01",
+        secret_access_key="m" * 40,
+        region="us-east-1",
+    )
     form.save_button.click()
     body = rec.calls[-1]
     validate(body["provider_config"], "S3Config")
@@ -305,7 +339,11 @@ def test_successful_s3_compatible_and_tigris_submits():
     validate(body["provider_config"], "TigrisConfig")
     assert body["provider_type"] == "tigris"
     assert body["provider_config"]["region"] == "auto"
-    assert body["provider_config"]["credentials"] == {"type": "access_key", "access_key_id": "tid_1", "secret_access_key": "tsec_1"}
+    assert body["provider_config"]["credentials"] == {
+        "type": "access_key",
+        "access_key_id": "tid_1",
+        "secret_access_key": "tsec_1",
+    }
 
 
 def test_drive_service_account_upload_submit(sa_info):
@@ -331,7 +369,13 @@ def test_drive_oauth_pasted_submit_and_no_secrets_left():
     form, rec = make_form()
     fill(form, provider="google_drive")
     form.fields["credential_type"].value = "oauth"
-    fill(form, name="Mine", client_id="1-abc.apps.googleusercontent.com", client_secret=CLIENT_SECRET, refresh_token=REFRESH)
+    fill(
+        form,
+        name="Mine",
+        client_id="1-abc.apps.googleusercontent.com",
+        client_secret=CLIENT_SECRET,
+        refresh_token=REFRESH,
+    )
     form.save_button.click()
     body = rec.calls[-1]
     validate(body["provider_config"], "GoogleDriveConfig")
@@ -397,8 +441,10 @@ def test_api_validation_fields_are_mapped_to_form_fields():
     exc = errors.ValidationError(
         422,
         "request validation failed",
-        fields=[("body.provider_config.region", "bad region for this account"),
-                ("body.provider_config.credentials.secret_access_key", "String should have at least 40 characters")],
+        fields=[
+            ("body.provider_config.region", "bad region for this account"),
+            ("body.provider_config.credentials.secret_access_key", "String should have at least 40 characters"),
+        ],
     )
     form, rec = make_form(recorder=Recorder(error=exc))
     fill(form, name="n", access_key_id=AWS_KEY, secret_access_key=AWS_SECRET)
@@ -457,8 +503,14 @@ def test_sync_form_builds_sync_create_request():
         calls.append((bucket, body))
         return {"sync_config_id": "sync_1", **body}
 
-    form = saved_form(create_sync=create_sync, on_sync_created=created.append, list_buckets=lambda: [
-        {"bucket_id": "bkt_1", "bucket_name": "videos"}, {"bucket_id": "bkt_2", "bucket_name": "images"}])
+    form = saved_form(
+        create_sync=create_sync,
+        on_sync_created=created.append,
+        list_buckets=lambda: [
+            {"bucket_id": "bkt_1", "bucket_name": "videos"},
+            {"bucket_id": "bkt_2", "bucket_name": "images"},
+        ],
+    )
     sf = form.sync_form
     assert isinstance(sf.fields["bucket"], widgets.Dropdown)
     assert sf.fields["bucket"].options == (("videos (bkt_1)", "bkt_1"), ("images (bkt_2)", "bkt_2"))
@@ -538,9 +590,23 @@ def test_sync_create_failure_is_shown():
 
 def test_drive_folder_picker_is_fed_by_list_folders():
     tree = {
-        "/": [{"id": "f_mkt", "name": "Marketing", "path": "/Marketing", "mime_type": "application/vnd.google-apps.folder"},
-              {"id": "f_sales", "name": "Sales", "path": "/Sales", "mime_type": "application/vnd.google-apps.folder"}],
-        "/Marketing": [{"id": "f_assets", "name": "Assets", "path": "/Marketing/Assets", "mime_type": "application/vnd.google-apps.folder"}],
+        "/": [
+            {
+                "id": "f_mkt",
+                "name": "Marketing",
+                "path": "/Marketing",
+                "mime_type": "application/vnd.google-apps.folder",
+            },
+            {"id": "f_sales", "name": "Sales", "path": "/Sales", "mime_type": "application/vnd.google-apps.folder"},
+        ],
+        "/Marketing": [
+            {
+                "id": "f_assets",
+                "name": "Assets",
+                "path": "/Marketing/Assets",
+                "mime_type": "application/vnd.google-apps.folder",
+            }
+        ],
         "/Marketing/Assets": [],
     }
     asked, calls = [], []
@@ -551,8 +617,11 @@ def test_drive_folder_picker_is_fed_by_list_folders():
         validate(resp, "ListFoldersResponse")
         return resp
 
-    form = saved_form("google_drive", list_folders=list_folders,
-                      create_sync=lambda b, body: calls.append((b, body)) or {"sync_config_id": "s"})
+    form = saved_form(
+        "google_drive",
+        list_folders=list_folders,
+        create_sync=lambda b, body: calls.append((b, body)) or {"sync_config_id": "s"},
+    )
     sf = form.sync_form
     assert asked == [("conn_123", "/")]
     assert "folder" in sf.visible_fields() and "source_path" not in sf.visible_fields()
@@ -567,7 +636,9 @@ def test_drive_folder_picker_is_fed_by_list_folders():
     sf.fields["bucket"].value = "bkt_docs"
     sf.fields["sync_mode"].value = "initial_only"
     sf.create_button.click()
-    assert calls == [("bkt_docs", {"connection_id": "conn_123", "source_path": "f_assets", "sync_mode": "initial_only"})]
+    assert calls == [
+        ("bkt_docs", {"connection_id": "conn_123", "source_path": "f_assets", "sync_mode": "initial_only"})
+    ]
     sf.up_button.click()
     assert asked[-1] == ("conn_123", "/") and picker.value == "/"
 

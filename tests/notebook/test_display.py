@@ -1,4 +1,5 @@
 """make_display / show: environment detection; summary_html / render_summary_text."""
+
 from __future__ import annotations
 
 import io
@@ -11,9 +12,9 @@ import pytest
 
 from mixpeek_magics.client.statuses import FAMILY_COLORS
 from mixpeek_magics.notebook import display as D
-from mixpeek_magics.notebook.summary import render_summary_text, summary_html
 from mixpeek_magics.notebook.textprogress import TextProgress
 from mixpeek_magics.tracking.snapshot import TaskSnapshot
+from mixpeek_magics.tracking.summary import render_summary_text, summary_html
 
 T0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
 
@@ -23,8 +24,13 @@ def snap(task_id, status, processed=None, total=None, **kw):
 
 
 def run_python(code: str) -> str:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          check=True, cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2])).stdout
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]),
+    ).stdout
 
 
 # --------------------------------------------------------------------------- detection
@@ -139,12 +145,15 @@ def test_summary_html_empty():
 
 
 def test_render_summary_text():
-    assert render_summary_text(SNAPS) == "\n".join([
-        "4 tasks: 1 PROCESSING, 1 COMPLETED, 1 COMPLETED_WITH_ERRORS, 1 FAILED",
-        "[#############-------] 26/40 65%",
-        "  FAILED tsk_bad (photos): <script>alert(1)</script> & more",
-        "  COMPLETED_WITH_ERRORS tsk_part (failed items: a.png, b<1>.png)",
-    ])
+    assert render_summary_text(SNAPS) == "\n".join(
+        [
+            "4 tasks: 1 PROCESSING, 1 COMPLETED, 1 COMPLETED_WITH_ERRORS, 1 FAILED",
+            "[#############-------] 26/40 65%",
+            "  FAILED tsk_bad (photos): <script>alert(1)</script> & more",
+            "  COMPLETED_WITH_ERRORS tsk_part (failed items: a.png, b<1>.png)",
+        ]
+    )
     assert render_summary_text([]) == "0 tasks: waiting for tasks"
     assert render_summary_text([snap("tsk_x", "PENDING")], "reconnecting") == (
-        "1 task: 1 PENDING  (reconnecting…)\n[--------------------] 0/1 tasks done 0%")
+        "1 task: 1 PENDING  (reconnecting…)\n[--------------------] 0/1 tasks done 0%"
+    )

@@ -2,6 +2,7 @@
 background thread while the next cell runs, leaves in the saved notebook its
 static final state (the HTML summary and the final text) in the widget's own
 output, an emptied live-text output, and no second copy of the board."""
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,7 @@ CELL_SETUP = textwrap.dedent(
 )
 
 CELL_WAIT = "time.sleep(2)\nprint('waited')"
-CELL_CHECK = ("feeder.join(10)\n"
-              "print(board.finished, board.flush_count <= fed_seconds * 10 + 3, board.counts)")
+CELL_CHECK = "feeder.join(10)\nprint(board.finished, board.flush_count <= fed_seconds * 10 + 3, board.counts)"
 
 # a watch that runs to the end inside the cell that displays it (a blocking watch)
 CELL_SAME = textwrap.dedent(
@@ -86,9 +86,14 @@ def executed_notebook(tmp_path_factory):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(c) for c in (CELL_SETUP, CELL_WAIT, CELL_CHECK, CELL_SAME, CELL_ENV_TEXT)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    client = NotebookClient(nb, timeout=60, kernel_name="python3", store_widget_state=True,
-                            # the kernel runs in the repo root so it imports this checkout
-                            resources={"metadata": {"path": str(REPO_ROOT)}})
+    client = NotebookClient(
+        nb,
+        timeout=60,
+        kernel_name="python3",
+        store_widget_state=True,
+        # the kernel runs in the repo root so it imports this checkout
+        resources={"metadata": {"path": str(REPO_ROOT)}},
+    )
     client.execute()
     # what a saved notebook holds: write and read back
     path = tmp_path_factory.mktemp("saved") / "board.ipynb"
@@ -152,8 +157,7 @@ def test_watch_finishing_inside_its_own_cell(executed_notebook):
     kinds = [(o.output_type, sorted(o.get("data", {}))) for o in cell.outputs]
     # the board's output (now its final state), the emptied live text, and, nbclient being
     # headless, the outcome as one plain line for a log
-    assert kinds == [("display_data", ["text/html", "text/plain"]), ("display_data", ["text/plain"]),
-                     ("stream", [])]
+    assert kinds == [("display_data", ["text/html", "text/plain"]), ("display_data", ["text/plain"]), ("stream", [])]
     assert cell.outputs[0].data["text/plain"].startswith("2 tasks: 1 COMPLETED, 1 FAILED")
     assert "tsk_beta" in cell.outputs[0].data["text/html"]
     assert cell.outputs[1].data["text/plain"] == ""

@@ -9,6 +9,7 @@ processing takes seconds):
 * no line is printed twice, the failed file is named once (in the warning), and a
   headless run (papermill: ``allow_stdin=False``) gets the outcome as one plain line.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -37,9 +38,14 @@ def kernel(tmp_path_factory):
         (data / f"note-{i}.txt").write_text(f"note {i}\n")
     (data / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"junk" * 8)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MIXPEEK_")}
-    env.update(MIXPEEK_MAGICS_DATA_DIR=str(home / "mm"), MIXPEEK_MAGICS_CONFIG_DIR=str(home / "cfg"),
-               MIXPEEK_LOCAL_DATA_DIR=str(home / "server"), MIXPEEK_JOURNAL_PATH=str(home / "journal.sqlite3"),
-               MIXPEEK_LOCAL_PACE_SECONDS="0.6", PYTHONPATH=str(REPO_ROOT))
+    env.update(
+        MIXPEEK_MAGICS_DATA_DIR=str(home / "mm"),
+        MIXPEEK_MAGICS_CONFIG_DIR=str(home / "cfg"),
+        MIXPEEK_LOCAL_DATA_DIR=str(home / "server"),
+        MIXPEEK_JOURNAL_PATH=str(home / "journal.sqlite3"),
+        MIXPEEK_LOCAL_PACE_SECONDS="0.6",
+        PYTHONPATH=str(REPO_ROOT),
+    )
     km, kc = start_new_kernel(kernel_name="python3", cwd=str(home), env=env)
     try:
         for code in ("%load_ext mixpeek_magics", "%mixpeek_auth --local --namespace live --create-namespace"):
@@ -126,7 +132,9 @@ def test_no_line_is_said_twice(headless):
     lines = stream_lines(headless)
     assert len(lines) == len(set(lines)), lines
     by_id = displays(headless)
-    finals = [b[-1].get("text/plain", "") for b in by_id.values()] + [b[-1].get("text/html", "") for b in by_id.values()]
+    finals = [b[-1].get("text/plain", "") for b in by_id.values()] + [
+        b[-1].get("text/html", "") for b in by_id.values()
+    ]
     # the failed file: named once, in the warning; the board points there
     assert sum("broken.png" in ln for ln in lines) == 1 and any(ln.startswith("  data/broken.png") for ln in lines)
     assert not any("broken.png" in f for f in finals)
@@ -154,8 +162,12 @@ def test_interactive_run_leaves_the_outcome_to_the_board(kernel):
 
 def test_watch_of_the_result_in_a_later_cell(kernel, headless):
     # watch() takes the IngestResult itself; its handle's HTML repr is the static summary
-    msgs = execute(kernel, "import mixpeek_magics\nh = mixpeek_magics.watch(res_a, mode='text')\n"
-                           "print(h.task_ids == res_a.tasks, h.status)\nh", allow_stdin=True)
+    msgs = execute(
+        kernel,
+        "import mixpeek_magics\nh = mixpeek_magics.watch(res_a, mode='text')\n"
+        "print(h.task_ids == res_a.tasks, h.status)\nh",
+        allow_stdin=True,
+    )
     assert errors(msgs) == []
     assert "True completed_with_errors" in "".join(stream_lines(msgs))
     result = [m for m in msgs if m["msg_type"] == "execute_result"]

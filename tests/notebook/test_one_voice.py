@@ -1,6 +1,7 @@
 """Each fact once per output: the text display's final line, failed items listed in one
 place (the board points at the warning), the forms' text where widgets cannot show,
 and the live text twin of a displayed board (no kernel: the parts that need none)."""
+
 from __future__ import annotations
 
 import io
@@ -18,13 +19,27 @@ T0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
 
 def snap(task_id="tsk_1", status="PROCESSING", processed=None, total=None, at=0.0, **kw):
     terminal = status in ("COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELED")
-    return TaskSnapshot(task_id, status, processed=processed, total=total, first_seen=T0,
-                        observed_at=T0 + timedelta(seconds=at),
-                        finished_at=T0 + timedelta(seconds=at) if terminal else None, **kw)
+    return TaskSnapshot(
+        task_id,
+        status,
+        processed=processed,
+        total=total,
+        first_seen=T0,
+        observed_at=T0 + timedelta(seconds=at),
+        finished_at=T0 + timedelta(seconds=at) if terminal else None,
+        **kw,
+    )
 
 
-PARTIAL = snap(status="COMPLETED_WITH_ERRORS", processed=8, total=8, at=3, failed=1,
-               failed_items=("images/corrupt.png",), label="%%ingest photos")
+PARTIAL = snap(
+    status="COMPLETED_WITH_ERRORS",
+    processed=8,
+    total=8,
+    at=3,
+    failed=1,
+    failed_items=("images/corrupt.png",),
+    label="%%ingest photos",
+)
 
 
 def test_non_tty_final_line_is_written_once():
@@ -33,10 +48,12 @@ def test_non_tty_final_line_is_written_once():
     tp.on_update([snap(processed=2, total=8, at=1)], "ok")
     done = snap(status="COMPLETED", processed=8, total=8, at=3)
     tp.on_update([done], "ok")  # the status change writes the final state's line...
-    tp.on_finish([done])        # ...so the end does not write it again
+    tp.on_finish([done])  # ...so the end does not write it again
     lines = out.getvalue().splitlines()
-    assert lines == ["[#####---------------] 2/8 25% PROCESSING  elapsed 0:01",
-                     "[####################] 8/8 100% COMPLETED  elapsed 0:03"]
+    assert lines == [
+        "[#####---------------] 2/8 25% PROCESSING  elapsed 0:01",
+        "[####################] 8/8 100% COMPLETED  elapsed 0:03",
+    ]
 
 
 def test_failed_items_are_named_once_where_the_warning_names_them():
@@ -64,9 +81,11 @@ def test_a_failed_task_keeps_its_items_whatever_the_hint():
 
 def test_final_line_is_plain_and_stable():
     assert summary.final_line([PARTIAL], "%%ingest photos") == (
-        "%%ingest photos: [####################] 8/8 100% | 1 COMPLETED_WITH_ERRORS (1 of 8 items failed)")
+        "%%ingest photos: [####################] 8/8 100% | 1 COMPLETED_WITH_ERRORS (1 of 8 items failed)"
+    )
     assert summary.final_line([snap(status="COMPLETED", processed=2, total=2, at=9)]) == (
-        "[####################] 2/2 100% | 1 COMPLETED")
+        "[####################] 2/2 100% | 1 COMPLETED"
+    )
 
 
 def test_board_final_state_points_at_the_warning():

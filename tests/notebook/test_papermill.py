@@ -2,6 +2,7 @@
 ``parameters`` cell takes ``-p pace_seconds``, and ``--log-output`` (which never logs
 display updates) shows the ingest's outcome as one plain line, with the failed file
 in the warning below it."""
+
 from __future__ import annotations
 
 import json
@@ -24,9 +25,27 @@ def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("papermill") / "quickstart-out.ipynb"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MIXPEEK_")}
     proc = subprocess.run(
-        [sys.executable, "-m", "papermill", str(QUICKSTART), str(out), "-p", "pace_seconds", "0.4",
-         "--log-output", "--cwd", str(QUICKSTART.parent), "-k", "python3"],
-        capture_output=True, text=True, env=env, timeout=280, check=False)
+        [
+            sys.executable,
+            "-m",
+            "papermill",
+            str(QUICKSTART),
+            str(out),
+            "-p",
+            "pace_seconds",
+            "0.4",
+            "--log-output",
+            "--cwd",
+            str(QUICKSTART.parent),
+            "-k",
+            "python3",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=280,
+        check=False,
+    )
     return proc, out
 
 
@@ -43,7 +62,7 @@ def test_papermill_log_shows_the_outcome(run):
     lines = log.splitlines()
     assert lines.count(OUTCOME) == 1, [ln for ln in lines if "100%" in ln]
     # the ingest cell's log: the outcome, then the detail once, in the warning under it
-    start = max(i for i, ln in enumerate(lines[:lines.index(OUTCOME)]) if ln.startswith("Executing Cell"))
+    start = max(i for i, ln in enumerate(lines[: lines.index(OUTCOME)]) if ln.startswith("Executing Cell"))
     end = next(i for i, ln in enumerate(lines) if i > start and ln.startswith("Ending Cell"))
     cell = lines[start:end]
     detail = "  data/sample/images/corrupt.png: cannot decode image: cannot identify image file"

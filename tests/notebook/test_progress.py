@@ -1,23 +1,34 @@
 """TaskProgress and TaskBoard through the widget API (no front end needed)."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from ipywidgets.widgets import widget as _widget_module
 import pytest
+from ipywidgets.widgets import widget as _widget_module
 
 from mixpeek_magics.client.statuses import FAMILY_COLORS
 from mixpeek_magics.notebook.progress import TaskBoard, TaskProgress
-from mixpeek_magics.notebook.summary import render_summary_text
 from mixpeek_magics.tracking.snapshot import TaskSnapshot
+from mixpeek_magics.tracking.summary import render_summary_text
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
 
 
 def snap(task_id="tsk_1", status="PROCESSING", processed=None, total=None, at=0.0, **kw):
-    finished = T0 + timedelta(seconds=at) if status in ("COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELED") else None
-    return TaskSnapshot(task_id, status, processed=processed, total=total, first_seen=T0,
-                        observed_at=T0 + timedelta(seconds=at), finished_at=finished, **kw)
+    finished = (
+        T0 + timedelta(seconds=at) if status in ("COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELED") else None
+    )
+    return TaskSnapshot(
+        task_id,
+        status,
+        processed=processed,
+        total=total,
+        first_seen=T0,
+        observed_at=T0 + timedelta(seconds=at),
+        finished_at=finished,
+        **kw,
+    )
 
 
 def live_widgets() -> int:
@@ -34,9 +45,17 @@ def visible(w) -> bool:
 
 @pytest.mark.parametrize(
     "status,family",
-    [("PENDING", "pending"), ("QUEUED", "pending"), ("PROCESSING", "running"), ("IN_PROGRESS", "running"),
-     ("COMPLETED", "success"), ("COMPLETED_WITH_ERRORS", "partial"), ("FAILED", "failed"),
-     ("CANCELED", "canceled"), ("SOMETHING_NEW", "unknown")],
+    [
+        ("PENDING", "pending"),
+        ("QUEUED", "pending"),
+        ("PROCESSING", "running"),
+        ("IN_PROGRESS", "running"),
+        ("COMPLETED", "success"),
+        ("COMPLETED_WITH_ERRORS", "partial"),
+        ("FAILED", "failed"),
+        ("CANCELED", "canceled"),
+        ("SOMETHING_NEW", "unknown"),
+    ],
 )
 def test_badge_text_and_colour_by_family(status, family):
     p = TaskProgress(min_interval=0)
@@ -189,8 +208,11 @@ def many(n, done=0, at=0.0):
 
 def test_board_counts_overall_and_rows():
     b = TaskBoard(min_interval=0, on_cancel=lambda _id: None)
-    snaps = [snap("tsk_a", "COMPLETED", 10, 10), snap("tsk_b", "PROCESSING", 5, 10),
-             snap("tsk_c", "FAILED", 0, 10, error="x")]
+    snaps = [
+        snap("tsk_a", "COMPLETED", 10, 10),
+        snap("tsk_b", "PROCESSING", 5, 10),
+        snap("tsk_c", "FAILED", 0, 10, error="x"),
+    ]
     b.on_update(snaps, "ok")
     assert b.counts == {"PROCESSING": 1, "COMPLETED": 1, "FAILED": 1}
     assert "1 PROCESSING" in b.counts_html.value and FAMILY_COLORS["failed"] in b.counts_html.value
@@ -205,8 +227,10 @@ def test_board_counts_overall_and_rows():
 
 def test_board_overall_is_share_of_finished_when_totals_unknown():
     b = TaskBoard(min_interval=0)
-    b.on_update([snap("tsk_a", "COMPLETED"), snap("tsk_b", "PROCESSING"), snap("tsk_c", "PENDING"),
-                 snap("tsk_d", "FAILED")], "ok")
+    b.on_update(
+        [snap("tsk_a", "COMPLETED"), snap("tsk_b", "PROCESSING"), snap("tsk_c", "PENDING"), snap("tsk_d", "FAILED")],
+        "ok",
+    )
     assert b.bar.value == 50.0
     assert "2 / 4 tasks done" in b.detail.value
 
@@ -267,8 +291,9 @@ def test_board_shows_failed_rows_first_when_finished():
 def test_board_cancel_row_and_cancel_all():
     calls = []
     b = TaskBoard(min_interval=0, on_cancel=calls.append)
-    b.on_update([snap("tsk_a", "PROCESSING", 1, 10), snap("tsk_b", "PENDING"),
-                 snap("tsk_c", "COMPLETED", 10, 10)], "ok")
+    b.on_update(
+        [snap("tsk_a", "PROCESSING", 1, 10), snap("tsk_b", "PENDING"), snap("tsk_c", "COMPLETED", 10, 10)], "ok"
+    )
     row = b.rows["tsk_a"]
     row.cancel_button.click()
     row.confirm_yes.click()

@@ -1,5 +1,6 @@
 """Throttling and threads: however fast on_update is called, the front end gets
 at most ~10 updates a second, and the final state is always exact."""
+
 from __future__ import annotations
 
 import threading
@@ -15,10 +16,18 @@ T0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
 
 def board_snaps(step: int, n: int = 200, final: bool = False) -> list[TaskSnapshot]:
     status = "COMPLETED" if final else "PROCESSING"
-    return [TaskSnapshot(f"tsk_{i}", status, processed=100 if final else step % 100, total=100,
-                         first_seen=T0, observed_at=T0 + timedelta(milliseconds=step),
-                         finished_at=T0 + timedelta(milliseconds=step) if final else None)
-            for i in range(n)]
+    return [
+        TaskSnapshot(
+            f"tsk_{i}",
+            status,
+            processed=100 if final else step % 100,
+            total=100,
+            first_seen=T0,
+            observed_at=T0 + timedelta(milliseconds=step),
+            finished_at=T0 + timedelta(milliseconds=step) if final else None,
+        )
+        for i in range(n)
+    ]
 
 
 def count_sends(widget) -> list[float]:
@@ -65,12 +74,34 @@ def test_board_thousand_updates_in_a_second_from_a_thread():
 def test_single_task_throttled_and_final_exact():
     p = TaskProgress()
     for i in range(1000):
-        p.on_update([TaskSnapshot("tsk_1", "PROCESSING", processed=i, total=1000, first_seen=T0,
-                                  observed_at=T0 + timedelta(milliseconds=i))], "ok")
+        p.on_update(
+            [
+                TaskSnapshot(
+                    "tsk_1",
+                    "PROCESSING",
+                    processed=i,
+                    total=1000,
+                    first_seen=T0,
+                    observed_at=T0 + timedelta(milliseconds=i),
+                )
+            ],
+            "ok",
+        )
     # a tight loop: one immediate flush, the rest coalesced into a pending timer
     assert p.flush_count <= 2
-    p.on_finish([TaskSnapshot("tsk_1", "COMPLETED", processed=1000, total=1000, first_seen=T0,
-                              observed_at=T0 + timedelta(seconds=1), finished_at=T0 + timedelta(seconds=1))])
+    p.on_finish(
+        [
+            TaskSnapshot(
+                "tsk_1",
+                "COMPLETED",
+                processed=1000,
+                total=1000,
+                first_seen=T0,
+                observed_at=T0 + timedelta(seconds=1),
+                finished_at=T0 + timedelta(seconds=1),
+            )
+        ]
+    )
     assert p.badge.value == "COMPLETED" and p.bar.value == 100.0
     assert p.flush_count <= 3
 
@@ -100,8 +131,9 @@ def test_rows_refresh_at_most_every_row_interval_unless_status_changes():
     assert board.bar.value == 2.0  # header follows every flush
     assert board.rows["tsk_0"].snapshot.processed == 1  # rows wait
     changed = board_snaps(3, n=3)
-    changed[1] = TaskSnapshot("tsk_1", "FAILED", processed=3, total=100, error="x", first_seen=T0,
-                              observed_at=T0, finished_at=T0)
+    changed[1] = TaskSnapshot(
+        "tsk_1", "FAILED", processed=3, total=100, error="x", first_seen=T0, observed_at=T0, finished_at=T0
+    )
     board.on_update(changed, "ok")
     assert board.rows["tsk_0"].snapshot.processed == 3 and board.rows["tsk_1"].frozen
     board.on_finish(board_snaps(4, n=3, final=True))

@@ -1,23 +1,30 @@
 """TextProgress: periodic plain lines off a TTY, one rewritten line on a TTY."""
+
 from __future__ import annotations
 
 import io
-import time
 from datetime import datetime, timedelta, timezone
 
 from mixpeek_magics.notebook.progress import TaskBoard
-from mixpeek_magics.notebook.summary import render_summary_text
 from mixpeek_magics.notebook.textprogress import RateEstimator, TextProgress
 from mixpeek_magics.tracking.snapshot import TaskSnapshot
+from mixpeek_magics.tracking.summary import render_summary_text
 
 T0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
 
 
 def snap(task_id="tsk_1", status="PROCESSING", processed=None, total=None, at=0.0, **kw):
     terminal = status in ("COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELED")
-    return TaskSnapshot(task_id, status, processed=processed, total=total, first_seen=T0,
-                        observed_at=T0 + timedelta(seconds=at),
-                        finished_at=T0 + timedelta(seconds=at) if terminal else None, **kw)
+    return TaskSnapshot(
+        task_id,
+        status,
+        processed=processed,
+        total=total,
+        first_seen=T0,
+        observed_at=T0 + timedelta(seconds=at),
+        finished_at=T0 + timedelta(seconds=at) if terminal else None,
+        **kw,
+    )
 
 
 class FakeClock:

@@ -2,6 +2,7 @@
 local server while the next cell sleeps; the saved notebook then holds the final
 widget state and, in the board's own output, the static HTML summary, and the
 journal knows the cell."""
+
 from __future__ import annotations
 
 import textwrap
@@ -56,8 +57,13 @@ def test_non_blocking_watch_in_a_kernel(local_server, tmp_path, monkeypatch):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(c) for c in _cells(local_server, folder)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    NotebookClient(nb, timeout=120, kernel_name="python3", store_widget_state=True,
-                   resources={"metadata": {"path": str(REPO_ROOT)}}).execute()
+    NotebookClient(
+        nb,
+        timeout=120,
+        kernel_name="python3",
+        store_widget_state=True,
+        resources={"metadata": {"path": str(REPO_ROOT)}},
+    ).execute()
     saved = tmp_path / "saved.ipynb"
     nbformat.write(nb, saved)
     nb = nbformat.read(saved, as_version=4)

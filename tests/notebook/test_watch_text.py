@@ -1,5 +1,6 @@
 """Outside a kernel (a script, CI logs) ``mixpeek_magics.watch`` drives the text
 display: periodic plain lines on a pipe, no carriage returns, a final summary."""
+
 from __future__ import annotations
 
 import subprocess
@@ -28,13 +29,18 @@ def test_watch_in_a_plain_script_prints_plain_lines(local_server, tmp_path):
         handle = mixpeek_magics.watch(r.task_id, client=c, title="script ingest")
         print("status:", handle.status)
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                         cwd=REPO_ROOT, )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO_ROOT,
+    )
     assert out.returncode == 0, out.stderr
     text = out.stdout
-    assert "\r" not in text and "\x1b" not in text          # no TTY tricks on a pipe
+    assert "\r" not in text and "\x1b" not in text  # no TTY tricks on a pipe
     lines = text.splitlines()
     progress = [ln for ln in lines if "%" in ln]
-    assert len(progress) >= 2                               # a first line and the final one at least
+    assert len(progress) >= 2  # a first line and the final one at least
     assert any("6/6 100%" in ln and "COMPLETED" in ln for ln in progress)
     assert lines[-1] == "status: completed"

@@ -1,4 +1,5 @@
 """Fixtures of the search tests: a local server with a namespace, a folder of texts and images."""
+
 from __future__ import annotations
 
 import io
@@ -29,10 +30,10 @@ def _png(draw: Any, size: tuple[int, int] = (96, 72), background: tuple[int, int
 IMAGES = {
     "red-circle.png": lambda: _png(lambda d: d.ellipse((18, 10, 78, 62), fill=(210, 30, 40))),
     "blue-square.png": lambda: _png(lambda d: d.rectangle((20, 12, 76, 60), fill=(30, 70, 200))),
-    "green-stripes.png": lambda: _png(lambda d: [d.rectangle((0, y, 95, y + 5), fill=(40, 160, 70))
-                                                 for y in range(0, 72, 12)]),
-    "night-sky.png": lambda: _png(lambda d: d.ellipse((60, 8, 80, 28), fill=(250, 240, 200)),
-                                  background=(15, 20, 60)),
+    "green-stripes.png": lambda: _png(
+        lambda d: [d.rectangle((0, y, 95, y + 5), fill=(40, 160, 70)) for y in range(0, 72, 12)]
+    ),
+    "night-sky.png": lambda: _png(lambda d: d.ellipse((60, 8, 80, 28), fill=(250, 240, 200)), background=(15, 20, 60)),
 }
 
 
@@ -67,11 +68,23 @@ def assert_contract_clean(server: Any) -> None:
     stats = server.contract_stats
     mine = [v for v in stats["violations"] if "/collections" in v["operation"] or "/retrievers" in v["operation"]]
     assert mine == [], mine
-    dropped = {k: n for k, n in stats["fields_dropped"].items()
-               if k.split(".")[0] in ("CollectionResponse", "ListCollectionsResponse", "DocumentResponse",
-                                      "ListDocumentsResponse", "RetrieverConfig", "RetrieverModelOutput",
-                                      "ListRetrieversResponse", "ExecuteRetrieverResponse",
-                                      "TriggerCollectionResponse", "FeatureExtractorResponseModel")}
+    dropped = {
+        k: n
+        for k, n in stats["fields_dropped"].items()
+        if k.split(".")[0]
+        in (
+            "CollectionResponse",
+            "ListCollectionsResponse",
+            "DocumentResponse",
+            "ListDocumentsResponse",
+            "RetrieverConfig",
+            "RetrieverModelOutput",
+            "ListRetrieversResponse",
+            "ExecuteRetrieverResponse",
+            "TriggerCollectionResponse",
+            "FeatureExtractorResponseModel",
+        )
+    }
     assert dropped == {}, dropped
 
 

@@ -1,4 +1,5 @@
 """Collections, documents and retrievers: the client against the local server over HTTP."""
+
 from __future__ import annotations
 
 import io
@@ -64,10 +65,16 @@ def test_create_collection_is_checked(client, local_server):
     with pytest.raises(errors.BadRequestError, match="image"):
         client.collections.create("x4", bucket.bucket_id, "image_extractor", input_mappings={"text": "text"})
     # the contract's strictness: an undeclared key is refused, and nothing is created
-    raw = httpx.post(f"{local_server.base_url}/v1/collections", json={
-        "collection_name": "x5", "source": {"type": "bucket", "bucket_ids": [bucket.bucket_id]},
-        "feature_extractor": {"feature_extractor_name": "text_extractor", "version": "v1"}, "colour": "red"},
-        headers={"Authorization": f"Bearer {local_server.api_key}", "X-Namespace": "search"})
+    raw = httpx.post(
+        f"{local_server.base_url}/v1/collections",
+        json={
+            "collection_name": "x5",
+            "source": {"type": "bucket", "bucket_ids": [bucket.bucket_id]},
+            "feature_extractor": {"feature_extractor_name": "text_extractor", "version": "v1"},
+            "colour": "red",
+        },
+        headers={"Authorization": f"Bearer {local_server.api_key}", "X-Namespace": "search"},
+    )
     assert raw.status_code == 422 and "colour" in raw.text, raw.text
     names = [c.collection_name for c in client.collections.iter()]
     assert names == ["notes"]
@@ -138,8 +145,9 @@ def test_documents_lineage_thumbnails_and_pages(client, local_server, media_fold
     assert img.format == "JPEG" and max(img.size) <= 256 and img.size == (96, 72)
     assert httpx.get(got.thumbnail_url[:-4] + "0000").status_code == 403
     # filters on the documents' fields, and vectors on request
-    page = client.documents.list("media", {"AND": [{"field": "_internal.modality", "operator": "eq",
-                                                    "value": "image"}]}, include_total=True)
+    page = client.documents.list(
+        "media", {"AND": [{"field": "_internal.modality", "operator": "eq", "value": "image"}]}, include_total=True
+    )
     assert page.total == 4 and {d.modality for d in page} == {"image"}
     with_vec = client.documents.get("media", texts[0].document_id, return_vectors=True)
     vec = with_vec.fields["vertex_multimodal_embedding"]
@@ -156,15 +164,21 @@ def test_retrievers_stages_and_statistics(client, local_server, media_folder):
     # metadata rides along: "kind" tells notes from pictures
     result = bulk_upload(client, "media", [p for p in paths if p.parent.name == "notes"], metadata={"kind": "note"})
     client.tasks.wait(result.task_id, timeout=60)
-    result = bulk_upload(client, "media", [p for p in paths if p.parent.name == "pictures"],
-                         metadata={"kind": "picture"})
+    result = bulk_upload(
+        client, "media", [p for p in paths if p.parent.name == "pictures"], metadata={"kind": "picture"}
+    )
     client.tasks.wait(result.task_id, timeout=60)
     uri = col.feature_uris[0]
     ret = client.retrievers.create(
-        "finder", [feature_search_stage(uri, text="{{INPUT.query}}", final_top_k=10),
-                   attribute_filter_stage("metadata.kind", "{{INPUT.kind}}")],
-        ["media"], description="notes by words", input_schema={"query": {"type": "text", "required": True},
-                                                               "kind": {"type": "string", "default": "note"}})
+        "finder",
+        [
+            feature_search_stage(uri, text="{{INPUT.query}}", final_top_k=10),
+            attribute_filter_stage("metadata.kind", "{{INPUT.kind}}"),
+        ],
+        ["media"],
+        description="notes by words",
+        input_schema={"query": {"type": "text", "required": True}, "kind": {"type": "string", "default": "note"}},
+    )
     assert ret.retriever_id.startswith("ret_") and ret.collection_ids == [col.collection_id]
     assert [s.stage_name for s in ret.stages] == ["feature_search", "attribute_filter"]
     out = client.retrievers.execute("finder", {"query": "boats lighthouse harbour"})
@@ -185,11 +199,17 @@ def test_retrievers_stages_and_statistics(client, local_server, media_folder):
     with pytest.raises(errors.ConflictError):
         client.retrievers.create("finder", [feature_search_stage(uri, text="x")], ["media"])
     with pytest.raises(errors.BadRequestError, match="not available on the local server"):
-        client.retrievers.create("llm", [{"stage_name": "llm", "stage_type": "apply",
-                                          "config": {"stage_id": "llm_enrich", "parameters": {}}}], ["media"])
+        client.retrievers.create(
+            "llm",
+            [{"stage_name": "llm", "stage_type": "apply", "config": {"stage_id": "llm_enrich", "parameters": {}}}],
+            ["media"],
+        )
     with pytest.raises(errors.BadRequestError, match="not a vector index"):
-        client.retrievers.create("wrong", [feature_search_stage(
-            "mixpeek://text_extractor@v1/multilingual_e5_large_instruct_v1", text="x")], ["media"])
+        client.retrievers.create(
+            "wrong",
+            [feature_search_stage("mixpeek://text_extractor@v1/multilingual_e5_large_instruct_v1", text="x")],
+            ["media"],
+        )
     # ad hoc: attribute_filter alone reads the collection's documents
     adhoc = client.retrievers.execute_adhoc([attribute_filter_stage("metadata.kind", "picture")], ["media"])
     assert sorted(h.filename for h in adhoc.hits) == sorted(IMAGES)
@@ -197,7 +217,8 @@ def test_retrievers_stages_and_statistics(client, local_server, media_folder):
     # by an existing document: the same document first
     doc = next(d for d in client.documents.iter("media") if d.filename == "zebra.md")
     similar = client.retrievers.execute_adhoc(
-        [feature_search_stage(uri, document=(col.collection_id, doc.document_id))], ["media"])
+        [feature_search_stage(uri, document=(col.collection_id, doc.document_id))], ["media"]
+    )
     assert similar.hits[0].document_id == doc.document_id
     client.retrievers.delete("finder")
     with pytest.raises(errors.NotFoundError):
@@ -251,8 +272,7 @@ async def test_async_client_searches_too(local_server, media_folder):
     bucket = _bucket(c)
     c.collections.create("media", bucket.bucket_id, "multimodal_extractor")
     _ingest(c, "media", _files(media_folder))
-    async with AsyncMixpeek(api_key=local_server.api_key, base_url=local_server.base_url,
-                            namespace="search") as ac:
+    async with AsyncMixpeek(api_key=local_server.api_key, base_url=local_server.base_url, namespace="search") as ac:
         col = await ac.collections.get("media")
         assert col.document_count == 8
         hits = (await ac.retrievers.search("media", "zebra")).hits

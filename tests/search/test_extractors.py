@@ -1,4 +1,5 @@
 """The local stand-in extractors: deterministic, normalised, and telling things apart."""
+
 from __future__ import annotations
 
 import math
@@ -18,8 +19,10 @@ def _norm(vec: dict[int, float]) -> float:
 def test_text_vectors_are_deterministic_across_processes():
     text = "The zebra crossed the savanna road"
     here = X.embed_text(text)
-    code = ("from mixpeek_magics.local import extractors as X; "
-            f"print(sorted((i, round(v, 9)) for i, v in X.embed_text({text!r}).items()))")
+    code = (
+        "from mixpeek_magics.local import extractors as X; "
+        f"print(sorted((i, round(v, 9)) for i, v in X.embed_text({text!r}).items()))"
+    )
     there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert there.strip() == str(sorted((i, round(v, 9)) for i, v in here.items()))
 

@@ -1,4 +1,5 @@
 """The gallery as HTML with embedded images (also in an nbconvert export with no server) and as text."""
+
 from __future__ import annotations
 
 import base64
@@ -17,8 +18,9 @@ _IMG = re.compile(r'<img [^>]*src="data:(image/[a-z]+);base64,([A-Za-z0-9+/=]+)"
 def searchable(client, media_folder):
     bucket = client.buckets.create("media", {"text": {"type": "text"}, "image": {"type": "image"}})
     client.collections.create("media", bucket.bucket_id, "multimodal_extractor")
-    result = bulk_upload(client, "media", sorted(p for p in media_folder.rglob("*") if p.is_file()),
-                         metadata={"campaign": "q3"})
+    result = bulk_upload(
+        client, "media", sorted(p for p in media_folder.rglob("*") if p.is_file()), metadata={"campaign": "q3"}
+    )
     client.tasks.wait(result.task_id, timeout=60)
     return client
 
@@ -43,12 +45,12 @@ def test_gallery_html_embeds_the_thumbnails_and_text_ranks(searchable, media_fol
     gallery = Gallery(frame)
     markup = gallery._repr_html_()
     cards = re.findall(r'<div class="mg-card" data-rank="(\d+)"', markup)
-    assert cards == ["1", "2", "3", "4"][:len(frame)] and len(cards) >= 2
+    assert cards == ["1", "2", "3", "4"][: len(frame)] and len(cards) >= 2
     images = _decoded_images(markup)
     assert len(images) == len(frame)  # every image hit has its picture in the page itself
     assert all(mime == "image/jpeg" and img.format == "JPEG" and img.size == (96, 72) for mime, img in images)
     assert local_server.base_url not in markup and "thumbnails/" not in markup  # nothing to fetch later
-    first_card = markup[markup.index('data-rank="1"'):markup.index('data-rank="2"')]
+    first_card = markup[markup.index('data-rank="1"') : markup.index('data-rank="2"')]
     assert "blue-square.png" in first_card and "1.000" in first_card and "campaign=q3" in first_card
     assert "feature_search" in markup and "ms</td>" in markup  # the stage timings under the cards
     text = gallery.to_text()
@@ -79,8 +81,14 @@ def test_documents_frame_html_shows_images(searchable):
 
     frame = documents_frame("media", searchable)
     assert len(frame) == len(TEXTS) + len(IMAGES)
-    assert list(frame.columns[:6]) == ["document_id", "collection_id", "root_object_id", "filename", "modality",
-                                       "mime_type"]
+    assert list(frame.columns[:6]) == [
+        "document_id",
+        "collection_id",
+        "root_object_id",
+        "filename",
+        "modality",
+        "mime_type",
+    ]
     markup = frame._repr_html_()
     assert len(_decoded_images(markup)) == len(IMAGES)
     plain = repr(frame[["filename", "thumbnail"]])
@@ -99,12 +107,19 @@ def test_gallery_in_an_html_export_without_the_server(searchable, media_folder, 
     from mixpeek_magics.frames import hits_frame
     from mixpeek_magics.notebook.gallery import Gallery
 
-    frame = hits_frame(searchable.retrievers.search("media", image=media_folder / "pictures" / "red-circle.png"),
-                       searchable, query="<image red-circle.png>")
+    frame = hits_frame(
+        searchable.retrievers.search("media", image=media_folder / "pictures" / "red-circle.png"),
+        searchable,
+        query="<image red-circle.png>",
+    )
     bundle = Gallery(frame)._repr_mimebundle_()
     nb = nbformat.v4.new_notebook()
-    nb.cells.append(nbformat.v4.new_code_cell("%mixpeek_search --image red-circle.png -c media", outputs=[
-        nbformat.v4.new_output("display_data", data=bundle)]))
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            "%mixpeek_search --image red-circle.png -c media",
+            outputs=[nbformat.v4.new_output("display_data", data=bundle)],
+        )
+    )
     path = tmp_path / "saved.ipynb"
     nbformat.write(nb, path)
     base_url = local_server.base_url

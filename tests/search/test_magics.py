@@ -1,4 +1,5 @@
 """%%ingest --collection, %mixpeek_search and %mixpeek_documents in a real IPython shell."""
+
 from __future__ import annotations
 
 import re
@@ -11,8 +12,11 @@ from tests.search.conftest import IMAGES, TEXTS
 
 def _ingest_cell(ip, folder, *extra: str) -> None:
     ip.user_ns["folder"] = str(folder)
-    ip.run_cell_magic("ingest", " ".join(["--bucket media --create-bucket --collection media -o res", *extra]),
-                      "{folder}/notes/  {\"kind\": \"note\"}\n{folder}/pictures/*.png  {\"kind\": \"picture\"}\n")
+    ip.run_cell_magic(
+        "ingest",
+        " ".join(["--bucket media --create-bucket --collection media -o res", *extra]),
+        '{folder}/notes/  {"kind": "note"}\n{folder}/pictures/*.png  {"kind": "picture"}\n',
+    )
 
 
 def test_a_folder_becomes_searchable_in_two_cells(ip, media_folder, capsys):
@@ -48,8 +52,9 @@ def test_search_filters_and_documents(ip, media_folder):
     _ingest_cell(ip, media_folder)
     ip.run_line_magic("mixpeek_search", "lighthouse gulls eggs sugar --collection media -k 10 -o hits")
     assert set(ip.user_ns["hits"]["filename"]) == {"harbour.txt", "recipe.txt"}
-    ip.run_line_magic("mixpeek_search", f"--image {media_folder}/pictures/red-circle.png -c media "
-                                        "--filter kind=note -o hits")
+    ip.run_line_magic(
+        "mixpeek_search", f"--image {media_folder}/pictures/red-circle.png -c media --filter kind=note -o hits"
+    )
     assert len(ip.user_ns["hits"]) == 0  # an image matches no note
     stats = ip.user_ns["hits"].attrs["stage_statistics"]
     assert list(stats) == ["feature_search", "attribute_filter"] and stats["attribute_filter"]["output_count"] == 0
@@ -71,8 +76,9 @@ def test_collection_reused_and_late_collection_processes_earlier_files(ip, media
     assert "Using collection 'media' (multimodal_extractor)" in out
     assert "Collection 'media': 0 documents written (8 in total)" in out
     # a new text collection on the same bucket: the files already there are processed for it
-    ip.run_cell_magic("ingest", "--bucket media --collection notes-only --extractor text_extractor -o res",
-                      f"{media_folder}/notes/\n")
+    ip.run_cell_magic(
+        "ingest", "--bucket media --collection notes-only --extractor text_extractor -o res", f"{media_folder}/notes/\n"
+    )
     out = capsys.readouterr().out
     assert "Created collection 'notes-only' (text_extractor)" in out
     assert "Collection 'notes-only': 4 documents written (4 in total)" in out
@@ -94,8 +100,9 @@ def test_usage_errors(ip, media_folder):
     with pytest.raises(SearchError, match="not found"):
         ip.run_line_magic("mixpeek_search", "zebra --collection nowhere")
     with pytest.raises(UsageError, match="--extractor goes with --collection"):
-        ip.run_cell_magic("ingest", "--bucket media --create-bucket --extractor text_extractor",
-                          f"{media_folder}/notes/\n")
+        ip.run_cell_magic(
+            "ingest", "--bucket media --create-bucket --extractor text_extractor", f"{media_folder}/notes/\n"
+        )
 
 
 def test_failures_grouped_by_error_with_their_pictures(ip, media_folder, local_server):
@@ -113,7 +120,9 @@ def test_failures_grouped_by_error_with_their_pictures(ip, media_folder, local_s
     assert res.collections["media"]["documents_written"] == 7  # 9 files, 2 failed
     gallery = failure_gallery(res)
     assert sorted((len(v), k.split(":")[0]) for k, v in gallery.groups.items()) == [
-        (1, "cannot decode image"), (1, "injected failure")]
+        (1, "cannot decode image"),
+        (1, "injected failure"),
+    ]
     markup = gallery._repr_html_()
     pictures = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', markup)
     assert len(pictures) == 2
@@ -133,13 +142,20 @@ def test_search_through_a_saved_retriever(ip, media_folder):
     from mixpeek_magics.notebook import session
 
     _ingest_cell(ip, media_folder)
-    client = session.client()
+    client = session.signed_in_client()
     uri = client.collections.get("media").feature_uris[0]
-    client.retrievers.create("by-image", [feature_search_stage(uri, content="{{INPUT.picture}}", final_top_k=3)],
-                             ["media"], input_schema={"picture": {"type": "image", "required": True}})
-    client.retrievers.create("notes", [feature_search_stage(uri, text="{{INPUT.q}}"),
-                                       attribute_filter_stage("metadata.kind", "note")],
-                             ["media"], input_schema={"q": {"type": "text", "required": True}})
+    client.retrievers.create(
+        "by-image",
+        [feature_search_stage(uri, content="{{INPUT.picture}}", final_top_k=3)],
+        ["media"],
+        input_schema={"picture": {"type": "image", "required": True}},
+    )
+    client.retrievers.create(
+        "notes",
+        [feature_search_stage(uri, text="{{INPUT.q}}"), attribute_filter_stage("metadata.kind", "note")],
+        ["media"],
+        input_schema={"q": {"type": "text", "required": True}},
+    )
     ip.run_line_magic("mixpeek_search", f"--image {media_folder}/pictures/night-sky.png --retriever by-image -o hits")
     assert ip.user_ns["hits"].iloc[0]["filename"] == "night-sky.png"
     gallery = ip.run_line_magic("mixpeek_search", "lighthouse --retriever notes")

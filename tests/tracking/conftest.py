@@ -1,4 +1,5 @@
 """Fixtures for the tracking tests: a real local server per test, a throw-away journal."""
+
 from __future__ import annotations
 
 import base64
@@ -70,8 +71,10 @@ class Batches:
             assert r.status_code == 200, r.text
             self.namespace_id = r.json()["namespace_id"]
             c.headers["X-Namespace"] = self.namespace_id
-            r = c.post("/v1/buckets", json={"bucket_name": "files", "bucket_schema": {"properties": {
-                "content": {"type": "text"}}}})
+            r = c.post(
+                "/v1/buckets",
+                json={"bucket_name": "files", "bucket_schema": {"properties": {"content": {"type": "text"}}}},
+            )
             assert r.status_code == 200, r.text
             self.bucket_id = r.json()["bucket_id"]
         self.objects: dict[str, str] = {}
@@ -85,10 +88,15 @@ class Batches:
         with httpx.Client(base_url=self.srv.base_url, headers=h, timeout=10) as c:
             ids = []
             for i, name in enumerate(names):
-                data = {"base64": base64.b64encode(f"text {i}".encode()).decode(),
-                        "filename": name, "mime_type": "text/plain"}
-                r = c.post(f"/v1/buckets/{self.bucket_id}/objects",
-                           json={"blobs": [{"property": "content", "type": "text", "data": data}]})
+                data = {
+                    "base64": base64.b64encode(f"text {i}".encode()).decode(),
+                    "filename": name,
+                    "mime_type": "text/plain",
+                }
+                r = c.post(
+                    f"/v1/buckets/{self.bucket_id}/objects",
+                    json={"blobs": [{"property": "content", "type": "text", "data": data}]},
+                )
                 assert r.status_code == 200, r.text
                 ids.append(r.json()["object_id"])
                 self.objects[ids[-1]] = name

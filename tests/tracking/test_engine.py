@@ -1,4 +1,5 @@
 """The polling engine against a real local server (over HTTP, or ASGI through a wrapper)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -6,7 +7,6 @@ import json
 import signal
 import threading
 import time
-import warnings
 
 import httpx
 import pytest
@@ -19,7 +19,6 @@ from mixpeek_magics.tracking import (
     PollPolicy,
     TaskFailedError,
     WatchTimeout,
-    attach_unfinished,
     awatch,
     watch,
 )
@@ -36,6 +35,7 @@ def _gets(log):
 
 
 # --------------------------------------------------------------------------- statuses
+
 
 def test_terminal_and_unknown_statuses_shown_as_is_and_polled(server, client):
     # INTERRUPTED: a status of the contract the engine has no rule for (values beyond the contract
@@ -57,8 +57,11 @@ def test_terminal_and_unknown_statuses_shown_as_is_and_polled(server, client):
     set_status(server, queued, "CANCELED")
     with pytest.warns(PartialFailureWarning, match="COMPLETED_WITH_ERRORS"):
         final = h.wait(timeout=20)
-    assert {s.task_id: s.status for s in final} == {frob: "COMPLETED_WITH_ERRORS", queued: "CANCELED",
-                                                    done: "COMPLETED"}
+    assert {s.task_id: s.status for s in final} == {
+        frob: "COMPLETED_WITH_ERRORS",
+        queued: "CANCELED",
+        done: "COMPLETED",
+    }
     # no batch behind these tasks: no progress, no failed items, and no batch request
     assert by[frob].failed_items == () and h.snapshots[0].failed_items == ()
     assert by[frob].indeterminate and by[frob].processed is None
@@ -98,8 +101,13 @@ class Snaps:
 def _kinds(log):
     out: dict[str, int] = {}
     for m, p in log:
-        key = f"{m} " + ("/v1/buckets/{b}/batches/{id}" if "/batches/btch" in p else
-                         "/v1/tasks/{id}" if p.startswith("/v1/tasks/task") else p)
+        key = f"{m} " + (
+            "/v1/buckets/{b}/batches/{id}"
+            if "/batches/btch" in p
+            else "/v1/tasks/{id}"
+            if p.startswith("/v1/tasks/task")
+            else p
+        )
         out[key] = out.get(key, 0) + 1
     return out
 
@@ -139,7 +147,7 @@ def test_failed_items_come_from_the_batch_named_by_the_caller(server, client):
         (s,) = h.wait(timeout=20)
     assert s.status == "COMPLETED_WITH_ERRORS"
     assert sorted(s.failed_items) == ["bad_1.txt", "bad_3.txt"] and s.failed == 2
-    assert s.processed == s.total == 4                  # every object was processed; two failed
+    assert s.processed == s.total == 4  # every object was processed; two failed
     # one GET of the batch once its task ended: the failed objects are the batch's
     assert _kinds(server.request_log).get("GET /v1/buckets/{b}/batches/{id}") == 1
     # without names, the API's object ids
@@ -169,7 +177,7 @@ def test_snapshot_fraction_is_progress_else_tiers_else_indeterminate():
     tiers = TaskSnapshot("t", "PROCESSING", current_tier=1, total_tiers=3)
     assert not tiers.indeterminate and tiers.fraction == pytest.approx(1 / 3) and tiers.tier_text == "tier 2/3"
     finer = TaskSnapshot("t", "PROCESSING", processed=2, total=4, current_tier=1, total_tiers=3)
-    assert finer.fraction == 0.5                     # item counts win over tiers
+    assert finer.fraction == 0.5  # item counts win over tiers
     assert not TaskSnapshot("t", "COMPLETED").indeterminate and TaskSnapshot("t", "COMPLETED").fraction == 1.0
     assert not TaskSnapshot("t", "FAILED").indeterminate  # ended: no bar to animate
 
@@ -197,8 +205,9 @@ async def test_without_batch_progress_the_bar_shows_tiers_or_nothing(server, tie
 
     snaps = Snaps()
     front = NewerServer(server.app, transform=not_refreshed_yet)
-    async with AsyncMixpeek(api_key=server.api_key, base_url="http://local.test",
-                            transport=httpx.ASGITransport(app=front)) as c:
+    async with AsyncMixpeek(
+        api_key=server.api_key, base_url="http://local.test", transport=httpx.ASGITransport(app=front)
+    ) as c:
         h = await awatch(c, tid, observers=[snaps], policy=FAST, journal=None)
         (final,) = await h.wait(timeout=30)
     running = [x for x in snaps.seen if x.status == "PROCESSING"]
@@ -208,7 +217,7 @@ async def test_without_batch_progress_the_bar_shows_tiers_or_nothing(server, tie
         assert not any(x.indeterminate for x in running)
     else:
         assert all(x.indeterminate and x.fraction is None for x in running)
-    assert final.status == "COMPLETED" and final.processed == final.total == 6   # the task's object_count
+    assert final.status == "COMPLETED" and final.processed == final.total == 6  # the task's object_count
 
 
 def test_requests_per_tick_stay_bounded_however_many_batches(server, client):
@@ -236,7 +245,7 @@ def test_expired_task_falls_back_to_its_batch(server, client, journal_path):
     tid = batches.submit(6)
     h = watch(client, tid, block=False, policy=FAST, journal=Journal(journal_path))
     wait_until(lambda: h.snapshots and h.snapshots[0].batch_id, what="the task seen with its batch")
-    server.update_settings(task_ttl_seconds=0.0)            # from now on the task answers 404
+    server.update_settings(task_ttl_seconds=0.0)  # from now on the task answers 404
     with pytest.raises(NotFoundError):
         client.tasks.get(tid)
     (s,) = h.wait(timeout=30)
@@ -253,6 +262,7 @@ def test_expired_task_falls_back_to_its_batch(server, client, journal_path):
 
 # --------------------------------------------------------------------------- multiplexing
 
+
 def test_fifty_tasks_one_list_request_per_tick(server, client):
     ids = server.seed_tasks(50, statuses=["PROCESSING"])
     server.clear_request_log()
@@ -267,9 +277,10 @@ def test_fifty_tasks_one_list_request_per_tick(server, client):
     # one request per tick (a tick whose request never reached the server, e.g. a
     # dropped keep-alive connection, is not in the server's log)
     assert eng.failed_ticks <= 1, eng.last_failure
-    assert len(log) == eng.ticks - (1 if eng.failed_ticks and isinstance(
-        eng.last_failure, APIConnectionError) else 0), (len(log), eng.ticks, eng.last_failure)
-    assert len(_list_calls(log)) == len(log)              # and it is the list call
+    assert len(log) == eng.ticks - (
+        1 if eng.failed_ticks and isinstance(eng.last_failure, APIConnectionError) else 0
+    ), (len(log), eng.ticks, eng.last_failure)
+    assert len(_list_calls(log)) == len(log)  # and it is the list call
     assert not _gets(log)
     assert h.engine.ticks >= max(ticks_before, 6) and all(s.status == "COMPLETED" for s in h.snapshots)
 
@@ -302,6 +313,7 @@ def test_deleted_task_is_fetched_once_then_reported_gone(server, client):
 
 # --------------------------------------------------------------------------- fallback
 
+
 class FilterRejecting:
     """A server in front of the local server's app whose tasks/list rejects (or ignores) filters."""
 
@@ -329,10 +341,20 @@ class FilterRejecting:
             data = json.loads(body or b"{}")
             if data.get("filters") and self.mode == "reject":
                 self.log.append(("POST", "/v1/tasks/list", 400))
-                payload = json.dumps({"success": False, "status": 400, "error": {
-                    "message": "unsupported filter field task_id", "type": "BadRequestError", "details": None}}).encode()
-                await send({"type": "http.response.start", "status": 400,
-                            "headers": [(b"content-type", b"application/json")]})
+                payload = json.dumps(
+                    {
+                        "success": False,
+                        "status": 400,
+                        "error": {
+                            "message": "unsupported filter field task_id",
+                            "type": "BadRequestError",
+                            "details": None,
+                        },
+                    }
+                ).encode()
+                await send(
+                    {"type": "http.response.start", "status": 400, "headers": [(b"content-type", b"application/json")]}
+                )
                 await send({"type": "http.response.body", "body": payload})
                 return
             if self.mode == "ignore":
@@ -382,14 +404,15 @@ async def test_fallback_to_bounded_gets_when_the_filter_is_unusable(server, mode
     assert [s.status for s in final] == ["COMPLETED"] * 20
     lists = [e for e in front.log if e[1] == "/v1/tasks/list"]
     gets = [e for e in front.log if e[0] == "GET"]
-    assert len(lists) == 1, lists                     # tried once, then never again
-    assert len(gets) >= 40                            # each task GET at least twice
-    assert in_flight["max"] <= 4                      # bounded concurrency
+    assert len(lists) == 1, lists  # tried once, then never again
+    assert len(gets) >= 40  # each task GET at least twice
+    assert in_flight["max"] <= 4  # bounded concurrency
     assert h.engine.mode == "get"
     assert any("polling with GETs" in n for n in h.notes)
 
 
 # --------------------------------------------------------------------------- resilience
+
 
 async def test_retry_after_is_honoured(server):
     ids = server.seed_tasks(3, statuses=["PROCESSING"])
@@ -404,19 +427,20 @@ async def test_retry_after_is_honoured(server):
 
     server.update_settings(fault_rate_429=1.0, retry_after_seconds=1.0)
     policy = PollPolicy(initial=0.05, maximum=0.2)
-    async with AsyncMixpeek(api_key=server.api_key, base_url="http://local.test", transport=Timing(),
-                            max_retry_seconds=60) as c:
+    async with AsyncMixpeek(
+        api_key=server.api_key, base_url="http://local.test", transport=Timing(), max_retry_seconds=60
+    ) as c:
         h = await awatch(c, ids, policy=policy, journal=None)
         while not times:
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.3)
-        assert len(times) == 1 and times[0][1] == 429   # neither retried nor polled before Retry-After
+        assert len(times) == 1 and times[0][1] == 429  # neither retried nor polled before Retry-After
         server.update_settings(fault_rate_429=0.0)
         for tid in ids:
             set_status(server, tid, "COMPLETED")
         await h.wait(timeout=20)
-    assert times[1][0] - times[0][0] >= 0.95, times[:3]   # waited Retry-After, not policy.initial
-    assert times[1][1] == 200   # the client's own retry (the engine's budget absorbs short storms) or the next tick
+    assert times[1][0] - times[0][0] >= 0.95, times[:3]  # waited Retry-After, not policy.initial
+    assert times[1][1] == 200  # the client's own retry (the engine's budget absorbs short storms) or the next tick
 
 
 def test_server_restart_mid_watch_reconnects_and_reports_resumed_and_failed(tmp_path, client, server):
@@ -424,18 +448,25 @@ def test_server_restart_mid_watch_reconnects_and_reports_resumed_and_failed(tmp_
 
     batches = Batches(server)
     server.update_settings(pace_seconds=0.3, progress_refresh_seconds=0.1)
-    resumable = batches.submit(6)                                      # a batch: re-queued on restart
-    (orphan,) = server.seed_tasks(1, statuses=["PROCESSING"])         # no job: failed on restart
+    resumable = batches.submit(6)  # a batch: re-queued on restart
+    (orphan,) = server.seed_tasks(1, statuses=["PROCESSING"])  # no job: failed on restart
     rec = Recorder()
-    h = watch(client, [resumable, orphan], block=False, observers=[rec], journal=None,
-              policy=PollPolicy(initial=0.05, maximum=0.5, progress_interval=0.05))
-    wait_until(lambda: any(s.task_id == resumable and (s.processed or 0) >= 1 for s in h.snapshots),
-               what="batch in progress")
+    h = watch(
+        client,
+        [resumable, orphan],
+        block=False,
+        observers=[rec],
+        journal=None,
+        policy=PollPolicy(initial=0.05, maximum=0.5, progress_interval=0.05),
+    )
+    wait_until(
+        lambda: any(s.task_id == resumable and (s.processed or 0) >= 1 for s in h.snapshots), what="batch in progress"
+    )
     port, data_dir = server.port, server.data_dir
     server.stop()
     wait_until(lambda: h.connection == "reconnecting", what="reconnecting")
     before = {s.task_id: s.status for s in h.snapshots}
-    assert before[orphan] == "PROCESSING"          # last known state kept
+    assert before[orphan] == "PROCESSING"  # last known state kept
     assert not h.done
     time.sleep(1.0)
     srv2 = LocalServer(data_dir=data_dir, port=port, settings=LocalSettings(pace_seconds=0.05)).start()
@@ -467,6 +498,7 @@ def test_503_faults_report_reconnecting_and_recover(server, client):
 
 # --------------------------------------------------------------------------- control
 
+
 def test_cancel_kills_server_side_and_watches_until_canceled(server, client):
     batches = Batches(server)
     server.update_settings(pace_seconds=0.5)
@@ -476,12 +508,12 @@ def test_cancel_kills_server_side_and_watches_until_canceled(server, client):
     wait_until(lambda: len(h.snapshots) == 2, what="observed")
     assert h.cancel(tid) == [tid]
     wait_until(lambda: any(s.task_id == tid and s.status == "CANCELED" for s in h.snapshots), what="canceled")
-    assert not h.done                                # still watching the other one
+    assert not h.done  # still watching the other one
     assert ("DELETE", f"/v1/tasks/{tid}") in server.request_log
     assert client.tasks.get(tid).status == "CANCELED"
     assert client.tasks.get(other).status == "PROCESSING"
-    h.cancel()                                       # the rest
-    final = h.wait(timeout=10)                       # CANCELED does not raise
+    h.cancel()  # the rest
+    final = h.wait(timeout=10)  # CANCELED does not raise
     assert {s.status for s in final} == {"CANCELED"}
     assert h.status == "canceled"
 
@@ -526,8 +558,8 @@ def test_keyboard_interrupt_detaches_and_says_how_to_reattach(server, client, ca
     time.sleep(0.3)
     n = len(server.request_log)
     time.sleep(0.4)
-    assert len(server.request_log) == n                # polling stopped
-    assert [client.tasks.get(t).status for t in ids] == ["PROCESSING"] * 2   # tasks untouched
+    assert len(server.request_log) == n  # polling stopped
+    assert [client.tasks.get(t).status for t in ids] == ["PROCESSING"] * 2  # tasks untouched
 
 
 def test_observer_errors_are_logged_not_fatal(server, client, caplog):
@@ -547,7 +579,7 @@ def test_observer_errors_are_logged_not_fatal(server, client, caplog):
     assert [s.status for s in h.wait(timeout=10)] == ["COMPLETED"]
     assert rec.finished and "display broke" in caplog.text
     late = Recorder()
-    h.add_observer(late)                                 # late observers get the final state
+    h.add_observer(late)  # late observers get the final state
     assert late.updates and late.finished
 
 
@@ -570,8 +602,7 @@ async def test_awatch_with_async_client_over_http(server):
 
 def test_sync_watch_accepts_asgi_transport_client(server):
     ids = server.seed_tasks(2, statuses=["COMPLETED", "PROCESSING"])
-    c = Mixpeek(api_key=server.api_key, base_url="http://local.test",
-                transport=httpx.ASGITransport(app=server.app))
+    c = Mixpeek(api_key=server.api_key, base_url="http://local.test", transport=httpx.ASGITransport(app=server.app))
     try:
         h = watch(c, ids, block=False, policy=FAST, journal=None)
         wait_until(lambda: len(h.snapshots) == 2, what="observed")
@@ -602,6 +633,6 @@ async def test_engine_schedule_on_a_manual_clock_then_max_wait(server):
         with pytest.raises(WatchTimeout, match="100s"):
             await h.wait(timeout=20)
     assert clock.sleeps == [1, 2, 4, 8, 16, 30, 30, 9]
-    assert len(server.request_log) == 8 == h.engine.ticks   # polls at 0,1,3,7,15,31,61,91
+    assert len(server.request_log) == 8 == h.engine.ticks  # polls at 0,1,3,7,15,31,61,91
     assert h.status == "timeout"
     assert [s.status for s in h.snapshots] == ["PROCESSING"] * 3

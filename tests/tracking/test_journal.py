@@ -1,4 +1,5 @@
 """The SQLite timeline journal: contents, change-only rows, concurrency."""
+
 from __future__ import annotations
 
 import multiprocessing
@@ -13,16 +14,29 @@ T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
 
 def snap(tid, status, t, processed=None, total=None, error=None, **kw):
     pct = None if processed is None or not total else 100.0 * processed / total
-    return TaskSnapshot(task_id=tid, status=status, processed=processed, total=total, percentage=pct,
-                        error=error, first_seen=T0, observed_at=T0 + timedelta(seconds=t), **kw)
+    return TaskSnapshot(
+        task_id=tid,
+        status=status,
+        processed=processed,
+        total=total,
+        percentage=pct,
+        error=error,
+        first_seen=T0,
+        observed_at=T0 + timedelta(seconds=t),
+        **kw,
+    )
 
 
 def test_records_transitions_only_when_something_changed(tmp_path):
     j = Journal(tmp_path / "j.sqlite3")
     ctx = {"cell": 7, "notebook": "demo.ipynb", "source": "%mixpeek_ingest ./data"}
     meta = {"bucket_id": "bkt_1", "batch_id": "btch_1", "namespace_id": "ns_1"}
-    assert j.record(snap("t1", "PENDING", 0, task_type="api_buckets_batches_process"), ctx,
-                    base_url="http://127.0.0.1:9/", meta=meta)
+    assert j.record(
+        snap("t1", "PENDING", 0, task_type="api_buckets_batches_process"),
+        ctx,
+        base_url="http://127.0.0.1:9/",
+        meta=meta,
+    )
     assert not j.record(snap("t1", "PENDING", 1), ctx, base_url="http://127.0.0.1:9")  # unchanged poll
     assert j.record(snap("t1", "PROCESSING", 2, 1, 4), ctx, base_url="http://127.0.0.1:9")
     assert j.record(snap("t1", "PROCESSING", 3, 3, 4), ctx, base_url="http://127.0.0.1:9")
@@ -37,7 +51,7 @@ def test_records_transitions_only_when_something_changed(tmp_path):
     assert row["bucket_id"] == "bkt_1" and row["batch_id"] == "btch_1" and row["namespace"] == "ns_1"
     assert row["task_type"] == "api_buckets_batches_process"
     assert row["first_seen"] == "2024-05-01T12:00:00.000000+00:00"
-    assert row["started"] == "2024-05-01T12:00:02.000000+00:00"   # first non-PENDING observation
+    assert row["started"] == "2024-05-01T12:00:02.000000+00:00"  # first non-PENDING observation
     assert row["finished"] == "2024-05-01T12:00:05.000000+00:00"  # first terminal observation
     assert row["last_status"] == "COMPLETED" and row["terminal"] is True
     assert row["context"] == ctx

@@ -1,4 +1,5 @@
 """Backoff schedule, jitter bounds and resets, on a manual clock (no sleeping)."""
+
 from __future__ import annotations
 
 import random
@@ -33,10 +34,18 @@ def test_jitter_stays_within_bounds_and_below_maximum():
     assert len({round(d, 6) for d in delays[10:]}) > 10
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(initial=0), dict(initial=2, maximum=1), dict(factor=0.5), dict(jitter=1.5),
-    dict(max_wait=0), dict(concurrency=0), dict(batch_size=1001),
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(initial=0),
+        dict(initial=2, maximum=1),
+        dict(factor=0.5),
+        dict(jitter=1.5),
+        dict(max_wait=0),
+        dict(concurrency=0),
+        dict(batch_size=1001),
+    ],
+)
 def test_bad_policies_are_rejected(kwargs):
     with pytest.raises(ValueError):
         PollPolicy(**kwargs)
@@ -86,7 +95,6 @@ def test_shared_ticks_are_bounded_by_initial_whatever_the_number_of_tasks():
 
 
 def test_shared_change_of_one_task_resets_the_watch():
-    clock = ManualClock()
     sched = Scheduler(PollPolicy(jitter=0.0), shared=True)
     sched.add("a", 0.0)
     sched.add("b", 0.0)
@@ -104,15 +112,15 @@ def test_per_task_mode_polls_only_due_tasks_on_their_own_schedule():
     clock = ManualClock()
     sched = Scheduler(PollPolicy(jitter=0.0), shared=False)
     sched.add("a", 0.0)
-    sched.observed({"a": True}, 0.0)          # a: next at 1
+    sched.observed({"a": True}, 0.0)  # a: next at 1
     clock.advance(0.5)
-    sched.add("b", 0.5)                       # b: due now, but ticks are >= 1 s apart
+    sched.add("b", 0.5)  # b: due now, but ticks are >= 1 s apart
     assert sched.next_tick_at() == 1.0
-    assert sched.due_ids(1.0) == ["b", "a"]   # both due by the tick (window = initial)
+    assert sched.due_ids(1.0) == ["b", "a"]  # both due by the tick (window = initial)
     sched.observed({"a": False, "b": True}, 1.0)  # a -> 2 s, b reset -> 1 s
     assert sched.due_at("a") == 3.0 and sched.due_at("b") == 2.0
     assert sched.next_tick_at() == 2.0
-    assert sched.due_ids(2.0) == ["b", "a"]   # a is due within the next second: same tick
+    assert sched.due_ids(2.0) == ["b", "a"]  # a is due within the next second: same tick
     sched.observed({"b": False, "a": False}, 2.0)
     assert sched.due_at("a") == 6.0 and sched.due_at("b") == 4.0
     assert sched.due_ids(4.0) == ["b"]
@@ -123,10 +131,10 @@ def test_defer_and_poke():
     sched.add("a", 0.0)
     sched.observed({"a": True}, 0.0)
     sched.observed({"a": False}, 1.0)
-    sched.observed({"a": False}, 3.0)          # next: 3 + 4
-    sched.defer(20.0)                          # Retry-After / reconnect backoff
+    sched.observed({"a": False}, 3.0)  # next: 3 + 4
+    sched.defer(20.0)  # Retry-After / reconnect backoff
     assert sched.next_tick_at() == 20.0
-    sched.poke(["a"], 21.0)                    # after a cancel: due at once, short interval
+    sched.poke(["a"], 21.0)  # after a cancel: due at once, short interval
     assert sched.next_tick_at() == 21.0
     assert sched.backoff("a").attempt == 0
     sched.remove("a")

@@ -1,5 +1,6 @@
 """Across processes: re-attach from the journal after a "kernel" exits, and a real
 kernel running several queued cells at once (as Run All does)."""
+
 from __future__ import annotations
 
 import os
@@ -40,8 +41,13 @@ def test_reattach_after_a_new_process_starts(server, client, tmp_path):
     running = server.seed_tasks(2, statuses=["PROCESSING"])
     (done,) = server.seed_tasks(1, statuses=["COMPLETED"])
     jpath = tmp_path / "kernels.sqlite3"
-    out = subprocess.run([sys.executable, "-c", CHILD, server.base_url, server.api_key, str(jpath),
-                          *running, done], capture_output=True, text=True, timeout=60, cwd=REPO_ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, server.base_url, server.api_key, str(jpath), *running, done],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO_ROOT,
+    )
     assert out.returncode == 0, out.stderr
     assert "observed 3" in out.stdout
     j = Journal(jpath)
@@ -69,6 +75,7 @@ def test_reattach_after_a_new_process_starts(server, client, tmp_path):
 @pytest.mark.slow
 def test_kernel_runs_queued_watch_cells(server, tmp_path):
     import jupyter_client
+
     ids = server.seed_tasks(3, statuses=["PROCESSING"])
     cells = [
         textwrap.dedent(f"""
@@ -83,8 +90,7 @@ def test_kernel_runs_queued_watch_cells(server, tmp_path):
         "h1 = watch(c, ids[:1], block=True, policy=policy)\nprint('first', h1.snapshots[0].status)",
         "final = h.wait(timeout=30)\nprint('final', sorted(s.status for s in final))",
     ]
-    env = dict(os.environ, MIXPEEK_JOURNAL_PATH=str(tmp_path / "kernel-journal.sqlite3"),
-               PYTHONPATH=str(REPO_ROOT))
+    env = dict(os.environ, MIXPEEK_JOURNAL_PATH=str(tmp_path / "kernel-journal.sqlite3"), PYTHONPATH=str(REPO_ROOT))
     km = jupyter_client.KernelManager(kernel_name="python3")
     km.start_kernel(env=env, cwd=str(REPO_ROOT))
     kc = km.client()
@@ -94,7 +100,7 @@ def test_kernel_runs_queued_watch_cells(server, tmp_path):
         # the tasks finish while the cells are queued / running
         timer = threading.Timer(1.5, lambda: [set_status(server, t, "COMPLETED") for t in ids])
         timer.start()
-        msg_ids = [kc.execute(code) for code in cells]   # all at once, like Run All
+        msg_ids = [kc.execute(code) for code in cells]  # all at once, like Run All
         replies = {}
         outputs: dict[str, str] = {m: "" for m in msg_ids}
         while len(replies) < len(msg_ids):
@@ -110,8 +116,7 @@ def test_kernel_runs_queued_watch_cells(server, tmp_path):
             parent = msg["parent_header"].get("msg_id")
             if msg["msg_type"] == "stream" and parent in outputs:
                 outputs[parent] += msg["content"]["text"]
-            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle" \
-                    and parent == msg_ids[-1]:
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle" and parent == msg_ids[-1]:
                 break
         timer.join()
     finally:

@@ -3,6 +3,7 @@
 Every model keeps unknown fields (``extra="allow"``) and keeps unknown
 status / type values as plain strings.
 """
+
 from mixpeek_magics.client.models._base import DeleteResponse, MixpeekModel, Status
 from mixpeek_magics.client.models.batches import Batch, BatchProgress, FailedObjectRecord
 from mixpeek_magics.client.models.buckets import Bucket
@@ -40,16 +41,56 @@ from mixpeek_magics.client.models.uploads import (
 )
 
 __all__ = [
-    "Batch", "BatchProgress", "FailedObjectRecord", "BatchConfirmResult", "BatchUploadResult", "Blob", "Bucket", "BucketObject",
-    "ConfirmUploadResult", "CreateObjectsBatchResult", "DeleteResponse", "FailedObject",
-    "FeatureExtractor", "Health", "MixpeekModel", "Namespace", "Organization", "Pagination",
-    "RateLimits", "Status", "Task", "Tier", "Upload",
+    "Batch",
+    "BatchProgress",
+    "FailedObjectRecord",
+    "BatchConfirmResult",
+    "BatchUploadResult",
+    "Blob",
+    "Bucket",
+    "BucketObject",
+    "ConfirmUploadResult",
+    "CreateObjectsBatchResult",
+    "DeleteResponse",
+    "FailedObject",
+    "FeatureExtractor",
+    "Health",
+    "MixpeekModel",
+    "Namespace",
+    "Organization",
+    "Pagination",
+    "RateLimits",
+    "Status",
+    "Task",
+    "Tier",
+    "Upload",
     # storage connections and bucket syncs
-    "ConnectionTestResult", "DriveFile", "DriveFileList", "FileFilters", "FolderItem", "FolderList",
-    "GoogleDriveConfig", "GoogleDriveOAuthCredentials", "GoogleDriveServiceAccountCredentials",
-    "S3AccessKeyCredentials", "S3Config", "S3RoleCredentials", "StorageConnection", "SyncConfiguration", "SyncJob",
-    "SyncTriggerResult", "TigrisAccessKeyCredentials", "TigrisConfig",
+    "ConnectionTestResult",
+    "DriveFile",
+    "DriveFileList",
+    "FileFilters",
+    "FolderItem",
+    "FolderList",
+    "GoogleDriveConfig",
+    "GoogleDriveOAuthCredentials",
+    "GoogleDriveServiceAccountCredentials",
+    "S3AccessKeyCredentials",
+    "S3Config",
+    "S3RoleCredentials",
+    "StorageConnection",
+    "SyncConfiguration",
+    "SyncJob",
+    "SyncTriggerResult",
+    "TigrisAccessKeyCredentials",
+    "TigrisConfig",
     # collections, documents and retrievers
-    "BlobRef", "Collection", "Document", "FeatureExtractorInfo", "Retriever", "RetrieverResults", "Stage",
-    "StageStatistics", "TriggerResult",
+    "BlobRef",
+    "Collection",
+    "Document",
+    "FeatureExtractorInfo",
+    "Retriever",
+    "RetrieverResults",
+    "Stage",
+    "StageStatistics",
+    "TriggerResult",
 ]

@@ -1,4 +1,5 @@
 """Base of every response model: forward compatible by construction."""
+
 from __future__ import annotations
 
 from typing import Annotated, Any

@@ -55,7 +55,7 @@ class Batch(MixpeekModel):
     error: str | None = None
     error_summary: dict[str, int] | None = None
     failure_reason: str | None = None
-    type: str | None = None                  # BUCKET / COLLECTION / ...
+    type: str | None = None  # BUCKET / COLLECTION / ...
     manifest_key: str | None = None
     task_id: str | None = None
     loaded_object_ids: list[str] | None = None

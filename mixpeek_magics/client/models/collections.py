@@ -1,5 +1,6 @@
 """Collections (``CollectionResponse``), the extractor catalogue (``FeatureExtractorResponseModel``)
 and collection triggers (``TriggerCollectionResponse``), from the v0.82 contract."""
+
 from __future__ import annotations
 
 from typing import Any

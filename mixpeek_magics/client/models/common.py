@@ -1,4 +1,5 @@
 """Models shared by several resources."""
+
 from __future__ import annotations
 
 from mixpeek_magics.client.models._base import DeleteResponse, MixpeekModel

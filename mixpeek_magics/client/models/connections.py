@@ -15,21 +15,38 @@ Built by you (a request), a model checks the contract's constraints
 server never returns secrets; it redacts or omits them), the same models are
 lenient: parse them with ``context={"response": True}`` (the resources do).
 """
+
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, ClassVar, Literal, Optional, Union
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import (ConfigDict, Field, PlainSerializer, SecretStr, ValidationInfo, field_validator, model_validator)
+from pydantic import ConfigDict, Field, PlainSerializer, SecretStr, ValidationInfo, field_validator, model_validator
 
 from mixpeek_magics.client.models._base import MixpeekModel, Status
 
 __all__ = [
-    "Secret", "S3AccessKeyCredentials", "S3RoleCredentials", "S3Credentials", "S3Config",
-    "TigrisAccessKeyCredentials", "TigrisConfig", "GoogleDriveServiceAccountCredentials",
-    "GoogleDriveOAuthCredentials", "GoogleDriveCredentials", "GoogleDriveConfig", "ProviderConfig",
-    "StorageConnection", "ConnectionTestResult", "FolderItem", "FolderList", "DriveFile", "DriveFileList",
-    "PROVIDER_TYPES", "parse_provider_config", "RESPONSE",
+    "Secret",
+    "S3AccessKeyCredentials",
+    "S3RoleCredentials",
+    "S3Credentials",
+    "S3Config",
+    "TigrisAccessKeyCredentials",
+    "TigrisConfig",
+    "GoogleDriveServiceAccountCredentials",
+    "GoogleDriveOAuthCredentials",
+    "GoogleDriveCredentials",
+    "GoogleDriveConfig",
+    "ProviderConfig",
+    "StorageConnection",
+    "ConnectionTestResult",
+    "FolderItem",
+    "FolderList",
+    "DriveFile",
+    "DriveFileList",
+    "PROVIDER_TYPES",
+    "parse_provider_config",
+    "RESPONSE",
 ]
 
 PROVIDER_TYPES = ("google_drive", "s3", "snowflake", "sharepoint", "tigris", "postgresql")
@@ -55,8 +72,7 @@ class _Checked(MixpeekModel):
     """Contract constraints, checked on models built for a request only."""
 
     # pydantic's messages quote the input otherwise, and the input holds secrets
-    model_config = ConfigDict(extra="allow", populate_by_name=True, protected_namespaces=(),
-                              hide_input_in_errors=True)
+    model_config = ConfigDict(extra="allow", populate_by_name=True, protected_namespaces=(), hide_input_in_errors=True)
 
     _required: ClassVar[tuple[str, ...]] = ()
     _lengths: ClassVar[dict[str, tuple[int, int | None]]] = {}
@@ -91,9 +107,9 @@ class _Checked(MixpeekModel):
 # -- S3 ---------------------------------------------------------------------------
 class S3AccessKeyCredentials(_Checked):
     type: Literal["access_key"] = "access_key"
-    access_key_id: Optional[str] = None
-    secret_access_key: Optional[Secret] = None
-    session_token: Optional[Secret] = None
+    access_key_id: str | None = None
+    secret_access_key: Secret | None = None
+    session_token: Secret | None = None
 
     _required = ("access_key_id", "secret_access_key")
     _lengths = {"access_key_id": (16, 128), "secret_access_key": (40, None)}
@@ -101,21 +117,21 @@ class S3AccessKeyCredentials(_Checked):
 
 class S3RoleCredentials(_Checked):
     type: Literal["iam_role"] = "iam_role"
-    role_arn: Optional[str] = None
-    external_id: Optional[str] = None
+    role_arn: str | None = None
+    external_id: str | None = None
 
     _required = ("role_arn", "external_id")
     _lengths = {"external_id": (8, 128)}
 
     @field_validator("role_arn")
     @classmethod
-    def _arn(cls, v: Optional[str], info: ValidationInfo) -> Optional[str]:
+    def _arn(cls, v: str | None, info: ValidationInfo) -> str | None:
         if v is not None and not _lenient(info) and not _ROLE_ARN.match(v):
             raise ValueError("must look like arn:aws:iam::<12-digit account id>:role/<role name>")
         return v
 
 
-S3Credentials = Annotated[Union[S3AccessKeyCredentials, S3RoleCredentials], Field(discriminator="type")]
+S3Credentials = Annotated[S3AccessKeyCredentials | S3RoleCredentials, Field(discriminator="type")]
 
 
 class S3Config(_Checked):
@@ -124,11 +140,11 @@ class S3Config(_Checked):
 
     provider_type: Literal["s3"] = "s3"
     credentials: S3Credentials
-    region: Optional[str] = None
-    endpoint_url: Optional[str] = None
+    region: str | None = None
+    endpoint_url: str | None = None
     use_ssl: bool = True
     verify_ssl: bool = True
-    bucket: Optional[str] = None
+    bucket: str | None = None
 
     _required = ("region",)
 
@@ -136,8 +152,8 @@ class S3Config(_Checked):
 # -- Tigris -----------------------------------------------------------------------
 class TigrisAccessKeyCredentials(_Checked):
     type: Literal["access_key"] = "access_key"
-    access_key_id: Optional[str] = None
-    secret_access_key: Optional[Secret] = None
+    access_key_id: str | None = None
+    secret_access_key: Secret | None = None
 
     _required = ("access_key_id", "secret_access_key")
     _lengths = {"access_key_id": (1, None), "secret_access_key": (1, None)}
@@ -148,7 +164,7 @@ class TigrisConfig(_Checked):
     credentials: TigrisAccessKeyCredentials
     region: str = "auto"
     endpoint_url: str = "https://fly.storage.tigris.dev"
-    bucket: Optional[str] = None
+    bucket: str | None = None
 
 
 # -- Google Drive -----------------------------------------------------------------
@@ -156,36 +172,37 @@ class GoogleDriveServiceAccountCredentials(_Checked):
     """The JSON key file's fields (extra fields such as ``token_uri`` are kept)."""
 
     type: Literal["service_account"] = "service_account"
-    project_id: Optional[str] = None
-    private_key_id: Optional[Secret] = None
-    private_key: Optional[Secret] = None
-    client_email: Optional[str] = None
-    client_id: Optional[str] = None
+    project_id: str | None = None
+    private_key_id: Secret | None = None
+    private_key: Secret | None = None
+    client_email: str | None = None
+    client_id: str | None = None
 
     _required = ("project_id", "private_key_id", "private_key", "client_email", "client_id")
 
 
 class GoogleDriveOAuthCredentials(_Checked):
     type: Literal["oauth"] = "oauth"
-    client_id: Optional[str] = None
-    client_secret: Optional[Secret] = None
-    refresh_token: Optional[Secret] = None
+    client_id: str | None = None
+    client_secret: Secret | None = None
+    refresh_token: Secret | None = None
 
     _required = ("client_id", "client_secret", "refresh_token")
 
 
-GoogleDriveCredentials = Annotated[Union[GoogleDriveServiceAccountCredentials, GoogleDriveOAuthCredentials],
-                                   Field(discriminator="type")]
+GoogleDriveCredentials = Annotated[
+    GoogleDriveServiceAccountCredentials | GoogleDriveOAuthCredentials, Field(discriminator="type")
+]
 
 
 class GoogleDriveConfig(_Checked):
     provider_type: Literal["google_drive"] = "google_drive"
     credentials: GoogleDriveCredentials
-    shared_drive_id: Optional[str] = None
-    impersonate_user: Optional[str] = None
+    shared_drive_id: str | None = None
+    impersonate_user: str | None = None
 
 
-ProviderConfig = Annotated[Union[S3Config, TigrisConfig, GoogleDriveConfig], Field(discriminator="provider_type")]
+ProviderConfig = Annotated[S3Config | TigrisConfig | GoogleDriveConfig, Field(discriminator="provider_type")]
 _CONFIGS = {"s3": S3Config, "tigris": TigrisConfig, "google_drive": GoogleDriveConfig}
 
 
@@ -219,21 +236,21 @@ class StorageConnection(MixpeekModel):
     """``StorageConnectionModel``. ``provider_config`` is the typed config with the
     secrets redacted by the server (or a dict for providers without a model here)."""
 
-    connection_id: Optional[str] = None
-    internal_id: Optional[str] = None
+    connection_id: str | None = None
+    internal_id: str | None = None
     provider_type: str
     provider_config: Any = None
     name: str
-    description: Optional[str] = None
+    description: str | None = None
     status: Status = None
-    is_active: Optional[bool] = None
-    last_used_at: Optional[str] = None
-    last_error: Optional[str] = None
-    consecutive_failures: Optional[int] = None
-    created_at: Optional[str] = None
-    updated_at: Optional[str] = None
-    created_by_user_id: Optional[str] = None
-    metadata: Optional[dict[str, Any]] = None
+    is_active: bool | None = None
+    last_used_at: str | None = None
+    last_error: str | None = None
+    consecutive_failures: int | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    created_by_user_id: str | None = None
+    metadata: dict[str, Any] | None = None
 
     @field_validator("provider_config", mode="before")
     @classmethod
@@ -247,11 +264,11 @@ class StorageConnection(MixpeekModel):
         return v
 
     @classmethod
-    def from_response(cls, data: Any) -> "StorageConnection":
+    def from_response(cls, data: Any) -> StorageConnection:
         return cls.model_validate(data, context=RESPONSE)
 
     @property
-    def credentials_type(self) -> Optional[str]:
+    def credentials_type(self) -> str | None:
         creds = getattr(self.provider_config, "credentials", None)
         if creds is None and isinstance(self.provider_config, dict):
             creds = self.provider_config.get("credentials")
@@ -263,7 +280,7 @@ class ConnectionTestResult(MixpeekModel):
 
     success: bool
     message: str
-    details: Optional[dict[str, Any]] = None
+    details: dict[str, Any] | None = None
 
     def __bool__(self) -> bool:
         return bool(self.success)
@@ -273,7 +290,7 @@ class FolderItem(MixpeekModel):
     id: str
     name: str
     path: str
-    mime_type: Optional[str] = None
+    mime_type: str | None = None
 
 
 class FolderList(MixpeekModel):
@@ -290,21 +307,21 @@ class FolderList(MixpeekModel):
 
 
 class DriveFile(MixpeekModel):
-    id: Optional[str] = None
-    name: Optional[str] = None
-    path: Optional[str] = None
-    mime_type: Optional[str] = None
-    size_bytes: Optional[int] = None
-    md5_checksum: Optional[str] = None
-    modified_time: Optional[str] = None
+    id: str | None = None
+    name: str | None = None
+    path: str | None = None
+    mime_type: str | None = None
+    size_bytes: int | None = None
+    md5_checksum: str | None = None
+    modified_time: str | None = None
 
 
 class DriveFileList(MixpeekModel):
     """Answer of ``GET .../files`` (a free-form object in the contract)."""
 
     files: list[DriveFile] = Field(default_factory=list)
-    path: Optional[str] = None
-    has_more: Optional[bool] = None
+    path: str | None = None
+    has_more: bool | None = None
 
     def __iter__(self):  # type: ignore[override]
         return iter(self.files)

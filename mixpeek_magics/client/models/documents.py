@@ -7,6 +7,7 @@ collection's extractor wrote (``text``, ``thumbnail_url``, ``width``, ...) and
 passed-through fields. Those are in :attr:`Document.fields`; the helpers below
 read the common ones.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -48,8 +49,12 @@ class Document(MixpeekModel):
 
     def get(self, name: str, default: Any = None) -> Any:
         """A field by dotted path (``metadata.kind``, ``_internal.lineage.root_object_id``)."""
-        cur: Any = {**self.fields, "_internal": self.internal or {}, "document_id": self.document_id,
-                    "collection_id": self.collection_id}
+        cur: Any = {
+            **self.fields,
+            "_internal": self.internal or {},
+            "document_id": self.document_id,
+            "collection_id": self.collection_id,
+        }
         for part in name.split("."):
             if not isinstance(cur, dict) or part not in cur:
                 return default

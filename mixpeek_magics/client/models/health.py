@@ -9,7 +9,7 @@ class Health(MixpeekModel):
     """``HealthCheckResponse``: ``status`` is ``OK`` or ``DEGRADED`` (or a newer value)."""
 
     status: str
-    data: dict[str, Any] | None = None       # service name -> bool
+    data: dict[str, Any] | None = None  # service name -> bool
     errors: dict[str, Any] | None = None
     meta: dict[str, Any] | None = None
 

@@ -11,7 +11,7 @@ class Blob(MixpeekModel):
     blob_id: str | None = None
     property: str
     key_prefix: str | None = None
-    type: str                                # image / video / text / ... (kept as a string)
+    type: str  # image / video / text / ... (kept as a string)
     properties: dict[str, Any] | None = None
     details: dict[str, Any] | None = None
 

@@ -19,7 +19,7 @@ class Organization(MixpeekModel):
     organization_id: str
     organization_name: str | None = None
     logo_url: str | None = None
-    account_type: str | None = None          # free / pro / team / enterprise / future tiers
+    account_type: str | None = None  # free / pro / team / enterprise / future tiers
     credit_count: int | None = None
     metadata: dict[str, Any] | None = None
     billing_email: str | None = None

@@ -1,5 +1,6 @@
 """Retrievers (``RetrieverConfig`` / ``RetrieverModelOutput``) and their executions
 (``ExecuteRetrieverResponse``), from the v0.82 contract."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,14 +1,22 @@
 """Bucket syncs (``/v1/buckets/{bucket}/syncs``), from the v0.82 contract."""
+
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, PrivateAttr
 
 from mixpeek_magics.client.models._base import MixpeekModel, Status
 
-__all__ = ["SyncMode", "FileFilters", "SyncConfiguration", "SyncJob", "SyncTriggerResult", "SYNC_MODES",
-           "SYNC_JOB_TERMINAL"]
+__all__ = [
+    "SyncMode",
+    "FileFilters",
+    "SyncConfiguration",
+    "SyncJob",
+    "SyncTriggerResult",
+    "SYNC_MODES",
+    "SYNC_JOB_TERMINAL",
+]
 
 SYNC_MODES = ("initial_only", "continuous")
 #: A list of ids the server may send as null: read as an empty list.
@@ -19,13 +27,13 @@ SyncMode = Literal["initial_only", "continuous"]
 class FileFilters(MixpeekModel):
     """``FileFilters``: all optional, combined with AND; glob patterns."""
 
-    include_patterns: Optional[list[str]] = None
-    exclude_patterns: Optional[list[str]] = None
-    min_size_bytes: Optional[int] = Field(None, ge=0)
-    max_size_bytes: Optional[int] = Field(None, ge=0)
-    modified_after: Optional[str] = None
-    modified_before: Optional[str] = None
-    mime_types: Optional[list[str]] = None
+    include_patterns: list[str] | None = None
+    exclude_patterns: list[str] | None = None
+    min_size_bytes: int | None = Field(None, ge=0)
+    max_size_bytes: int | None = Field(None, ge=0)
+    modified_after: str | None = None
+    modified_before: str | None = None
+    mime_types: list[str] | None = None
 
 
 class SyncConfiguration(MixpeekModel):
@@ -37,47 +45,47 @@ class SyncConfiguration(MixpeekModel):
     batches this sync submitted.
     """
 
-    sync_config_id: Optional[str] = None
-    bucket_id: Optional[str] = None
-    connection_id: Optional[str] = None
-    internal_id: Optional[str] = None
-    namespace_id: Optional[str] = None
-    description: Optional[str] = None
-    source_path: Optional[str] = None
-    source_type: Optional[str] = None
-    file_filters: Optional[FileFilters] = None
-    schema_mapping: Optional[dict[str, Any]] = None
-    sync_mode: Optional[str] = None
-    polling_interval_seconds: Optional[int] = None
-    batch_size: Optional[int] = None
-    skip_batch_submission: Optional[bool] = None
-    skip_duplicates: Optional[bool] = None
+    sync_config_id: str | None = None
+    bucket_id: str | None = None
+    connection_id: str | None = None
+    internal_id: str | None = None
+    namespace_id: str | None = None
+    description: str | None = None
+    source_path: str | None = None
+    source_type: str | None = None
+    file_filters: FileFilters | None = None
+    schema_mapping: dict[str, Any] | None = None
+    sync_mode: str | None = None
+    polling_interval_seconds: int | None = None
+    batch_size: int | None = None
+    skip_batch_submission: bool | None = None
+    skip_duplicates: bool | None = None
     status: Status = None
-    is_active: Optional[bool] = None
+    is_active: bool | None = None
     total_files_discovered: int = 0
     total_files_synced: int = 0
     total_files_failed: int = 0
     total_bytes_synced: int = 0
-    created_at: Optional[str] = None
-    updated_at: Optional[str] = None
-    last_sync_at: Optional[str] = None
-    next_sync_at: Optional[str] = None
-    last_error: Optional[str] = None
-    consecutive_failures: Optional[int] = None
-    metadata: Optional[dict[str, Any]] = None
-    locked: Optional[bool] = None
-    locked_at: Optional[str] = None
-    locked_by_worker_id: Optional[str] = None
-    lock_expires_at: Optional[str] = None
-    paused: Optional[bool] = None
-    pause_reason: Optional[str] = None
-    paused_at: Optional[str] = None
-    current_sync_run_id: Optional[str] = None
-    sync_run_counter: Optional[int] = None
-    sync_progress: Optional[dict[str, Any]] = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    last_sync_at: str | None = None
+    next_sync_at: str | None = None
+    last_error: str | None = None
+    consecutive_failures: int | None = None
+    metadata: dict[str, Any] | None = None
+    locked: bool | None = None
+    locked_at: str | None = None
+    locked_by_worker_id: str | None = None
+    lock_expires_at: str | None = None
+    paused: bool | None = None
+    pause_reason: str | None = None
+    paused_at: str | None = None
+    current_sync_run_id: str | None = None
+    sync_run_counter: int | None = None
+    sync_progress: dict[str, Any] | None = None
     batch_ids: IdList = Field(default_factory=list)
     task_ids: IdList = Field(default_factory=list)
-    batches_created: Optional[int] = None
+    batches_created: int | None = None
 
     _run: Any = PrivateAttr(default=None)
 
@@ -87,7 +95,7 @@ class SyncConfiguration(MixpeekModel):
         return bool(self.locked) or bool(self.locked_by_worker_id)
 
     @property
-    def run(self) -> "SyncJob | None":
+    def run(self) -> SyncJob | None:
         """The run (job) ``client.syncs.wait`` followed to its end; None otherwise."""
         return self._run
 
@@ -100,25 +108,25 @@ class SyncJob(MixpeekModel):
     """``SyncJobModel``: one run of a sync (``status`` running / completed /
     failed / interrupted / skipped)."""
 
-    sync_job_id: Optional[str] = None
-    sync_config_id: Optional[str] = None
-    internal_id: Optional[str] = None
-    namespace_id: Optional[str] = None
-    status: Optional[str] = None
-    trigger: Optional[str] = None
-    phase: Optional[str] = None
-    files_synced: Optional[int] = None
-    files_failed: Optional[int] = None
-    files_verified: Optional[int] = None
-    total_files: Optional[int] = None
-    progress_percent: Optional[float] = None
-    progress: Optional[dict[str, Any]] = None
-    throughput_files_per_min: Optional[float] = None
-    error: Optional[str] = None
-    started_at: Optional[str] = None
-    completed_at: Optional[str] = None
-    updated_at: Optional[str] = None
-    metadata: Optional[dict[str, Any]] = None
+    sync_job_id: str | None = None
+    sync_config_id: str | None = None
+    internal_id: str | None = None
+    namespace_id: str | None = None
+    status: str | None = None
+    trigger: str | None = None
+    phase: str | None = None
+    files_synced: int | None = None
+    files_failed: int | None = None
+    files_verified: int | None = None
+    total_files: int | None = None
+    progress_percent: float | None = None
+    progress: dict[str, Any] | None = None
+    throughput_files_per_min: float | None = None
+    error: str | None = None
+    started_at: str | None = None
+    completed_at: str | None = None
+    updated_at: str | None = None
+    metadata: dict[str, Any] | None = None
 
     @property
     def finished(self) -> bool:
@@ -128,7 +136,7 @@ class SyncJob(MixpeekModel):
 class SyncTriggerResult(MixpeekModel):
     """Answer of ``POST .../trigger``: ``sync_job_id`` identifies the run."""
 
-    sync_config_id: Optional[str] = None
-    sync_job_id: Optional[str] = None
-    status: Optional[str] = None
-    message: Optional[str] = None
+    sync_config_id: str | None = None
+    sync_job_id: str | None = None
+    status: str | None = None
+    message: str | None = None

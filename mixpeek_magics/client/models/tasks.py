@@ -7,8 +7,19 @@ from mixpeek_magics.client.models._base import MixpeekModel, Status
 
 #: The keys the contract documents in a batch task's ``additional_data``
 #: (``TaskResponse.additional_data["x-documented-keys"]``); nothing else is read.
-DOCUMENTED_KEYS = ("error", "job_id", "from_mongodb", "batch_id", "bucket_id", "namespace_id", "current_tier",
-                   "total_tiers", "collection_ids", "object_count", "sample_object_ids")
+DOCUMENTED_KEYS = (
+    "error",
+    "job_id",
+    "from_mongodb",
+    "batch_id",
+    "bucket_id",
+    "namespace_id",
+    "current_tier",
+    "total_tiers",
+    "collection_ids",
+    "object_count",
+    "sample_object_ids",
+)
 
 
 class Tier(NamedTuple):

@@ -1,8 +1,10 @@
 """Collections: ``/v1/collections`` (namespace-scoped), the extractor catalogue
 (``/v1/collections/features/extractors``) and triggers."""
+
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from mixpeek_magics.client.models.collections import (
     Collection,
@@ -63,31 +65,66 @@ class Collections(QueryListResource):
         if not buckets:
             raise ValueError("a collection needs at least one source bucket")
         if isinstance(feature_extractor, str):
-            fe = feature_extractor_config(feature_extractor, version, parameters=parameters,
-                                          input_mappings=input_mappings, field_passthrough=field_passthrough)
+            fe = feature_extractor_config(
+                feature_extractor,
+                version,
+                parameters=parameters,
+                input_mappings=input_mappings,
+                field_passthrough=field_passthrough,
+            )
         else:
             fe = dict(feature_extractor)
-        body: dict[str, Any] = {"collection_name": collection_name,
-                                "source": {"type": "bucket", "bucket_ids": buckets}, "feature_extractor": fe}
+        body: dict[str, Any] = {
+            "collection_name": collection_name,
+            "source": {"type": "bucket", "bucket_ids": buckets},
+            "feature_extractor": fe,
+        }
         if description is not None:
             body["description"] = description
         if metadata is not None:
             body["metadata"] = dict(metadata)
-        return self._request(self._spec("POST", "/v1/collections", json=body, parse=model(Collection),
-                                        namespaced=True, namespace=namespace, timeout=timeout))
+        return self._request(
+            self._spec(
+                "POST",
+                "/v1/collections",
+                json=body,
+                parse=model(Collection),
+                namespaced=True,
+                namespace=namespace,
+                timeout=timeout,
+            )
+        )
 
     def get(self, collection: str, *, namespace: str | None = None, timeout: float | None = None) -> Collection:
         """By id (``col_...``) or name."""
-        return self._request(self._spec("GET", f"/v1/collections/{seg(collection)}", parse=model(Collection),
-                                        namespaced=True, namespace=namespace, timeout=timeout))
+        return self._request(
+            self._spec(
+                "GET",
+                f"/v1/collections/{seg(collection)}",
+                parse=model(Collection),
+                namespaced=True,
+                namespace=namespace,
+                timeout=timeout,
+            )
+        )
 
     def delete(self, collection: str, *, namespace: str | None = None, timeout: float | None = None) -> Any:
-        return self._request(self._spec("DELETE", f"/v1/collections/{seg(collection)}", namespaced=True,
-                                        namespace=namespace, timeout=timeout))
+        return self._request(
+            self._spec(
+                "DELETE", f"/v1/collections/{seg(collection)}", namespaced=True, namespace=namespace, timeout=timeout
+            )
+        )
 
-    def trigger(self, collection: str, *, object_ids: Sequence[str] | None = None,
-                include_buckets: Sequence[str] | None = None, source_filters: Any = None,
-                namespace: str | None = None, timeout: float | None = None) -> TriggerResult:
+    def trigger(
+        self,
+        collection: str,
+        *,
+        object_ids: Sequence[str] | None = None,
+        include_buckets: Sequence[str] | None = None,
+        source_filters: Any = None,
+        namespace: str | None = None,
+        timeout: float | None = None,
+    ) -> TriggerResult:
         """``POST /v1/collections/{id}/trigger``: (re)process the source objects through this
         collection; wait for ``result.task_id`` with ``client.tasks.wait``."""
         body: dict[str, Any] = {}
@@ -97,24 +134,49 @@ class Collections(QueryListResource):
             body["include_buckets"] = list(include_buckets)
         if source_filters is not None:
             body["source_filters"] = source_filters
-        return self._request(self._spec("POST", f"/v1/collections/{seg(collection)}/trigger", json=body,
-                                        parse=model(TriggerResult), namespaced=True, namespace=namespace,
-                                        timeout=timeout))
+        return self._request(
+            self._spec(
+                "POST",
+                f"/v1/collections/{seg(collection)}/trigger",
+                json=body,
+                parse=model(TriggerResult),
+                namespaced=True,
+                namespace=namespace,
+                timeout=timeout,
+            )
+        )
 
     def extractors(self, *, namespace: str | None = None, timeout: float | None = None) -> list[FeatureExtractorInfo]:
         """``GET /v1/collections/features/extractors``: the feature extractors collections can use."""
+
         def parse(data: Any) -> list[FeatureExtractorInfo]:
             items = data.get("results", data) if isinstance(data, dict) else data
             return [FeatureExtractorInfo.model_validate(x) for x in items or []]
 
-        return self._request(self._spec("GET", "/v1/collections/features/extractors", parse=parse,
-                                        namespaced=True, namespace=namespace, timeout=timeout))
+        return self._request(
+            self._spec(
+                "GET",
+                "/v1/collections/features/extractors",
+                parse=parse,
+                namespaced=True,
+                namespace=namespace,
+                timeout=timeout,
+            )
+        )
 
-    def extractor(self, feature_extractor_id: str, *, namespace: str | None = None,
-                  timeout: float | None = None) -> FeatureExtractorInfo:
-        return self._request(self._spec(
-            "GET", f"/v1/collections/features/extractors/{seg(feature_extractor_id)}",
-            parse=model(FeatureExtractorInfo), namespaced=True, namespace=namespace, timeout=timeout))
+    def extractor(
+        self, feature_extractor_id: str, *, namespace: str | None = None, timeout: float | None = None
+    ) -> FeatureExtractorInfo:
+        return self._request(
+            self._spec(
+                "GET",
+                f"/v1/collections/features/extractors/{seg(feature_extractor_id)}",
+                parse=model(FeatureExtractorInfo),
+                namespaced=True,
+                namespace=namespace,
+                timeout=timeout,
+            )
+        )
 
 
 RESOURCE = Collections

@@ -1,7 +1,6 @@
 """``GET /v1/organizations``: the organization the API key belongs to."""
-from __future__ import annotations
 
-from typing import Any
+from __future__ import annotations
 
 from mixpeek_magics.client.models.organization import Organization
 from mixpeek_magics.client.resources._base import Resource, model

@@ -4,12 +4,14 @@
 Stages are plain mappings (``StageConfigInput``); :func:`feature_search_stage` and
 :func:`attribute_filter_stage` build the two most common ones.
 """
+
 from __future__ import annotations
 
 import base64
 import mimetypes
 import os
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from mixpeek_magics.client._core import Context, Flow, call
 from mixpeek_magics.client.models.collections import Collection
@@ -53,20 +55,31 @@ def feature_search_stage(
     search: dict[str, Any] = {"feature_uri": feature_uri, "query": query, "top_k": int(top_k)}
     if collection_identifiers is not None:
         search["collection_identifiers"] = list(collection_identifiers)
-    return {"stage_name": stage_name, "stage_type": "filter",
-            "config": {"stage_id": "feature_search",
-                       "parameters": {"searches": [search], "final_top_k": int(final_top_k)}}}
+    return {
+        "stage_name": stage_name,
+        "stage_type": "filter",
+        "config": {"stage_id": "feature_search", "parameters": {"searches": [search], "final_top_k": int(final_top_k)}},
+    }
 
 
-def attribute_filter_stage(field: str, value: Any, operator: str = "eq", *, stage_name: str = "attribute_filter",
-                           case_insensitive: bool | None = None) -> dict[str, Any]:
+def attribute_filter_stage(
+    field: str,
+    value: Any,
+    operator: str = "eq",
+    *,
+    stage_name: str = "attribute_filter",
+    case_insensitive: bool | None = None,
+) -> dict[str, Any]:
     """An ``attribute_filter`` stage keeping the documents whose ``field`` (a dotted path such as
     ``metadata.kind``) matches ``value``."""
     params: dict[str, Any] = {"field": field, "operator": operator, "value": value}
     if case_insensitive is not None:
         params["case_insensitive"] = bool(case_insensitive)
-    return {"stage_name": stage_name, "stage_type": "filter",
-            "config": {"stage_id": "attribute_filter", "parameters": params}}
+    return {
+        "stage_name": stage_name,
+        "stage_type": "filter",
+        "config": {"stage_id": "attribute_filter", "parameters": params},
+    }
 
 
 def data_uri(source: str | os.PathLike | bytes, mime_type: str | None = None) -> str:
@@ -89,8 +102,14 @@ def _filter_stages(filters: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     stages = []
     for i, (name, value) in enumerate((filters or {}).items()):
         op = "in" if isinstance(value, (list, tuple)) else "eq"
-        stages.append(attribute_filter_stage(name, list(value) if op == "in" else value, op,
-                                             stage_name="attribute_filter" if i == 0 else f"attribute_filter_{i}"))
+        stages.append(
+            attribute_filter_stage(
+                name,
+                list(value) if op == "in" else value,
+                op,
+                stage_name="attribute_filter" if i == 0 else f"attribute_filter_{i}",
+            )
+        )
     return stages
 
 
@@ -119,61 +138,154 @@ class Retrievers(QueryListResource):
         """``POST /v1/retrievers``. ``input_schema`` declares the ``{{INPUT.*}}`` values an execution
         takes, e.g. ``{"query": {"type": "text", "required": True}}``."""
         body: dict[str, Any] = {"retriever_name": retriever_name, "stages": [dict(s) for s in stages]}
-        optional = {"collection_identifiers": list(collection_identifiers) if collection_identifiers else None,
-                    "description": description, "input_schema": dict(input_schema) if input_schema else None,
-                    "metadata": dict(metadata) if metadata is not None else None,
-                    "tags": list(tags) if tags is not None else None}
+        optional = {
+            "collection_identifiers": list(collection_identifiers) if collection_identifiers else None,
+            "description": description,
+            "input_schema": dict(input_schema) if input_schema else None,
+            "metadata": dict(metadata) if metadata is not None else None,
+            "tags": list(tags) if tags is not None else None,
+        }
         body.update({k: v for k, v in optional.items() if v is not None})
-        return self._request(self._spec("POST", "/v1/retrievers", json=body, parse=model(Retriever),
-                                        namespaced=True, namespace=namespace, timeout=timeout))
+        return self._request(
+            self._spec(
+                "POST",
+                "/v1/retrievers",
+                json=body,
+                parse=model(Retriever),
+                namespaced=True,
+                namespace=namespace,
+                timeout=timeout,
+            )
+        )
 
     def get(self, retriever: str, *, namespace: str | None = None, timeout: float | None = None) -> Retriever:
-        return self._request(self._spec("GET", f"/v1/retrievers/{seg(retriever)}", parse=model(Retriever),
-                                        namespaced=True, namespace=namespace, timeout=timeout))
+        return self._request(
+            self._spec(
+                "GET",
+                f"/v1/retrievers/{seg(retriever)}",
+                parse=model(Retriever),
+                namespaced=True,
+                namespace=namespace,
+                timeout=timeout,
+            )
+        )
 
     def delete(self, retriever: str, *, namespace: str | None = None, timeout: float | None = None) -> Any:
-        return self._request(self._spec("DELETE", f"/v1/retrievers/{seg(retriever)}", namespaced=True,
-                                        namespace=namespace, timeout=timeout))
+        return self._request(
+            self._spec(
+                "DELETE", f"/v1/retrievers/{seg(retriever)}", namespaced=True, namespace=namespace, timeout=timeout
+            )
+        )
 
-    def execute(self, retriever: str, inputs: Mapping[str, Any] | None = None, *, filters: Any = None,
-                limit: int | None = None, return_presigned_urls: bool | None = None,
-                return_vectors: bool | None = None, namespace: str | None = None,
-                timeout: float | None = None) -> RetrieverResults:
+    def execute(
+        self,
+        retriever: str,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        filters: Any = None,
+        limit: int | None = None,
+        return_presigned_urls: bool | None = None,
+        return_vectors: bool | None = None,
+        namespace: str | None = None,
+        timeout: float | None = None,
+    ) -> RetrieverResults:
         """``POST /v1/retrievers/{retriever}/execute`` with the values of its ``{{INPUT.*}}``."""
         body: dict[str, Any] = {"inputs": dict(inputs or {})}
-        optional = {"filters": filters, "limit": limit, "return_presigned_urls": return_presigned_urls,
-                    "return_vectors": return_vectors}
+        optional = {
+            "filters": filters,
+            "limit": limit,
+            "return_presigned_urls": return_presigned_urls,
+            "return_vectors": return_vectors,
+        }
         body.update({k: v for k, v in optional.items() if v is not None})
         # Executing reads only: safe to retry like a GET.
-        return self._request(self._spec("POST", f"/v1/retrievers/{seg(retriever)}/execute", json=body,
-                                        parse=model(RetrieverResults), retry=IDEMPOTENT, namespaced=True,
-                                        namespace=namespace, timeout=timeout))
+        return self._request(
+            self._spec(
+                "POST",
+                f"/v1/retrievers/{seg(retriever)}/execute",
+                json=body,
+                parse=model(RetrieverResults),
+                retry=IDEMPOTENT,
+                namespaced=True,
+                namespace=namespace,
+                timeout=timeout,
+            )
+        )
 
-    def _adhoc_spec(self, stages: Sequence[Mapping[str, Any]], collection_identifiers: Sequence[str] | None,
-                    inputs: Mapping[str, Any] | None, filters: Any, limit: int | None,
-                    return_presigned_urls: bool | None, return_vectors: bool | None, namespace: str | None,
-                    timeout: float | None):
+    def _adhoc_spec(
+        self,
+        stages: Sequence[Mapping[str, Any]],
+        collection_identifiers: Sequence[str] | None,
+        inputs: Mapping[str, Any] | None,
+        filters: Any,
+        limit: int | None,
+        return_presigned_urls: bool | None,
+        return_vectors: bool | None,
+        namespace: str | None,
+        timeout: float | None,
+    ):
         body: dict[str, Any] = {"stages": [dict(s) for s in stages]}
-        optional = {"collection_identifiers": list(collection_identifiers) if collection_identifiers else None,
-                    "inputs": dict(inputs) if inputs is not None else None, "filters": filters, "limit": limit}
+        optional = {
+            "collection_identifiers": list(collection_identifiers) if collection_identifiers else None,
+            "inputs": dict(inputs) if inputs is not None else None,
+            "filters": filters,
+            "limit": limit,
+        }
         body.update({k: v for k, v in optional.items() if v is not None})
-        return self._spec("POST", "/v1/retrievers/execute", json=body,
-                          params={"return_presigned_urls": return_presigned_urls, "return_vectors": return_vectors},
-                          parse=model(RetrieverResults), retry=IDEMPOTENT, namespaced=True, namespace=namespace,
-                          timeout=timeout)
+        return self._spec(
+            "POST",
+            "/v1/retrievers/execute",
+            json=body,
+            params={"return_presigned_urls": return_presigned_urls, "return_vectors": return_vectors},
+            parse=model(RetrieverResults),
+            retry=IDEMPOTENT,
+            namespaced=True,
+            namespace=namespace,
+            timeout=timeout,
+        )
 
-    def execute_adhoc(self, stages: Sequence[Mapping[str, Any]], collection_identifiers: Sequence[str] | None = None,
-                      inputs: Mapping[str, Any] | None = None, *, filters: Any = None, limit: int | None = None,
-                      return_presigned_urls: bool | None = None, return_vectors: bool | None = None,
-                      namespace: str | None = None, timeout: float | None = None) -> RetrieverResults:
+    def execute_adhoc(
+        self,
+        stages: Sequence[Mapping[str, Any]],
+        collection_identifiers: Sequence[str] | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        filters: Any = None,
+        limit: int | None = None,
+        return_presigned_urls: bool | None = None,
+        return_vectors: bool | None = None,
+        namespace: str | None = None,
+        timeout: float | None = None,
+    ) -> RetrieverResults:
         """``POST /v1/retrievers/execute``: run stages without saving a retriever."""
-        return self._request(self._adhoc_spec(stages, collection_identifiers, inputs, filters, limit,
-                                              return_presigned_urls, return_vectors, namespace, timeout))
+        return self._request(
+            self._adhoc_spec(
+                stages,
+                collection_identifiers,
+                inputs,
+                filters,
+                limit,
+                return_presigned_urls,
+                return_vectors,
+                namespace,
+                timeout,
+            )
+        )
 
-    def search(self, collection: str, text: str | None = None, *, image: str | os.PathLike | bytes | None = None,
-               document_id: str | None = None, k: int = 10, filters: Mapping[str, Any] | None = None,
-               feature_uri: str | None = None, return_presigned_urls: bool | None = True,
-               namespace: str | None = None, timeout: float | None = None) -> RetrieverResults:
+    def search(
+        self,
+        collection: str,
+        text: str | None = None,
+        *,
+        image: str | os.PathLike | bytes | None = None,
+        document_id: str | None = None,
+        k: int = 10,
+        filters: Mapping[str, Any] | None = None,
+        feature_uri: str | None = None,
+        return_presigned_urls: bool | None = True,
+        namespace: str | None = None,
+        timeout: float | None = None,
+    ) -> RetrieverResults:
         """Search one collection by ``text``, by example (``image``: a path or bytes) or by one of its
         documents (``document_id``): an ad hoc ``feature_search`` on the collection's vector index,
         then one ``attribute_filter`` per ``filters`` item (``{"metadata.kind": "note"}``).
@@ -187,17 +299,38 @@ class Retrievers(QueryListResource):
 
         def exec_spec(col: Collection) -> Any:
             uri = feature_uri or col.feature_uris[0]
-            query: dict[str, Any] = {"text": text} if text is not None else (
-                {"content": content} if content is not None else {"document": (col.collection_id or collection,
-                                                                              document_id)})
+            query: dict[str, Any] = (
+                {"text": text}
+                if text is not None
+                else (
+                    {"content": content}
+                    if content is not None
+                    else {"document": (col.collection_id or collection, document_id)}
+                )
+            )
             # with filters after it, the search keeps more candidates for them to choose from
             pool = k if not extra else max(k * 10, 100)
             stages = [feature_search_stage(uri, top_k=max(pool, 100), final_top_k=pool, **query), *extra]
-            return self._adhoc_spec(stages, [col.collection_id or collection], None, None, k, return_presigned_urls,
-                                    None, namespace, timeout)
+            return self._adhoc_spec(
+                stages,
+                [col.collection_id or collection],
+                None,
+                None,
+                k,
+                return_presigned_urls,
+                None,
+                namespace,
+                timeout,
+            )
 
-        get_spec = self._spec("GET", f"/v1/collections/{seg(collection)}", parse=model(Collection),
-                              namespaced=True, namespace=namespace, timeout=timeout)
+        get_spec = self._spec(
+            "GET",
+            f"/v1/collections/{seg(collection)}",
+            parse=model(Collection),
+            namespaced=True,
+            namespace=namespace,
+            timeout=timeout,
+        )
         return self._run(_search_flow(get_spec, exec_spec, self._client._context()))
 
 

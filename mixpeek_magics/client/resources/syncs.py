@@ -9,17 +9,30 @@
 The server lists the source, creates the objects and submits them in batches
 of ``batch_size``; the file bytes never pass through this client.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from mixpeek_magics.client._core import Context, Emit, Flow, RequestSpec, Sleep, call
 from mixpeek_magics.client.errors import NotFoundError, WaitTimeout
 from mixpeek_magics.client.models.syncs import (
-    SYNC_MODES, FileFilters, SyncConfiguration, SyncJob, SyncTriggerResult,
+    SYNC_MODES,
+    FileFilters,
+    SyncConfiguration,
+    SyncJob,
+    SyncTriggerResult,
 )
 from mixpeek_magics.client.resources._base import (
-    IDEMPOTENT, Page, Resource, check_limit, dump, model, page_parser, seg,
+    IDEMPOTENT,
+    Page,
+    Resource,
+    check_limit,
+    dump,
+    model,
+    page_parser,
+    seg,
 )
 from mixpeek_magics.client.statuses import is_terminal, status_value
 
@@ -61,10 +74,19 @@ def _no_run_coming(sync: SyncConfiguration) -> bool:
     return bool(sync.paused) or sync.is_active is False or str(sync.status or "").upper() in _STOPPED
 
 
-def wait_sync_flow(ctx: Context, *, sync_spec: RequestSpec, job_spec: Callable[[str], RequestSpec],
-                   latest_job_spec: RequestSpec, tasks_spec: Callable[[list[str]], RequestSpec],
-                   run_id: str | None, timeout: float | None, poll: float, poll_max: float,
-                   include_tasks: bool) -> Flow:
+def wait_sync_flow(
+    ctx: Context,
+    *,
+    sync_spec: RequestSpec,
+    job_spec: Callable[[str], RequestSpec],
+    latest_job_spec: RequestSpec,
+    tasks_spec: Callable[[list[str]], RequestSpec],
+    run_id: str | None,
+    timeout: float | None,
+    poll: float,
+    poll_max: float,
+    include_tasks: bool,
+) -> Flow:
     """Follow one run of a sync to its end; return the sync (``.run`` is the run's job). Sans-IO.
 
     The run is ``run_id`` (a trigger's ``sync_job_id``), else the sync's
@@ -104,7 +126,7 @@ def wait_sync_flow(ctx: Context, *, sync_spec: RequestSpec, job_spec: Callable[[
         if finished and include_tasks:
             pending = [t for t in sync.task_ids if t not in done_tasks]
             for i in range(0, len(pending), 1000):
-                chunk = pending[i:i + 1000]
+                chunk = pending[i : i + 1000]
                 page = yield from call(tasks_spec(chunk), ctx)
                 running = {t.task_id for t in page.items if not is_terminal(t.status)}
                 done_tasks.update(t for t in chunk if t not in running)
@@ -119,8 +141,11 @@ def wait_sync_flow(ctx: Context, *, sync_spec: RequestSpec, job_spec: Callable[[
             remaining = timeout - (ctx.clock() - start)
             if remaining <= 0:
                 what = f"run {target}" if target else "its next run"
-                raise WaitTimeout(f"sync {sync.sync_config_id} ({what}) is still running after {timeout:g}s "
-                                  f"(status {sync.status}); wait again", task=None)
+                raise WaitTimeout(
+                    f"sync {sync.sync_config_id} ({what}) is still running after {timeout:g}s "
+                    f"(status {sync.status}); wait again",
+                    task=None,
+                )
             delay = min(delay, remaining)
         yield Sleep(delay)
         delay = min(delay * 1.5, poll_max)
@@ -131,7 +156,7 @@ def sync_tasks_flow(ctx: Context, sync_spec: RequestSpec, tasks_spec: Callable[[
     sync: SyncConfiguration = yield from call(sync_spec, ctx)
     ids = list(dict.fromkeys(sync.task_ids))
     for i in range(0, len(ids), 1000):
-        page = yield from call(tasks_spec(ids[i:i + 1000]), ctx)
+        page = yield from call(tasks_spec(ids[i : i + 1000]), ctx)
         for task in page.items:
             yield Emit(task)
 
@@ -140,11 +165,22 @@ class Syncs(Resource):
     def _base(self, bucket: str) -> str:
         return f"/v1/buckets/{seg(bucket)}/syncs"
 
-    def create(self, bucket: str, connection_id: str, source_path: str, *, sync_mode: str = "continuous",
-               file_filters: Any = None, polling_interval_seconds: int | None = None,
-               batch_size: int | None = None, skip_batch_submission: bool | None = None,
-               schema_mapping: Mapping[str, Any] | None = None, metadata: Mapping[str, Any] | None = None,
-               namespace: str | None = None, timeout: float | None = None) -> SyncConfiguration:
+    def create(
+        self,
+        bucket: str,
+        connection_id: str,
+        source_path: str,
+        *,
+        sync_mode: str = "continuous",
+        file_filters: Any = None,
+        polling_interval_seconds: int | None = None,
+        batch_size: int | None = None,
+        skip_batch_submission: bool | None = None,
+        schema_mapping: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        namespace: str | None = None,
+        timeout: float | None = None,
+    ) -> SyncConfiguration:
         """``POST /v1/buckets/{bucket}/syncs``. ``source_path`` is ``bucket/prefix`` for
         S3 / Tigris, a folder path (``/Marketing``) or folder id for Google Drive.
         ``sync_mode``: ``initial_only`` (one run) or ``continuous`` (polls every
@@ -156,108 +192,254 @@ class Syncs(Resource):
         _check_batch(batch_size)
         if not connection_id or not source_path:
             raise ValueError("connection_id and source_path are required")
-        body = {"connection_id": connection_id, "source_path": source_path, "sync_mode": sync_mode,
-                "file_filters": _filters(file_filters), "polling_interval_seconds": polling_interval_seconds,
-                "batch_size": batch_size, "skip_batch_submission": skip_batch_submission,
-                "schema_mapping": dict(schema_mapping) if schema_mapping is not None else None,
-                "metadata": dict(metadata) if metadata is not None else None}
-        return self._request(self._spec(
-            "POST", self._base(bucket), json={k: v for k, v in body.items() if v is not None},
-            parse=model(SyncConfiguration), namespaced=True, namespace=namespace, timeout=timeout,
-        ))
+        body = {
+            "connection_id": connection_id,
+            "source_path": source_path,
+            "sync_mode": sync_mode,
+            "file_filters": _filters(file_filters),
+            "polling_interval_seconds": polling_interval_seconds,
+            "batch_size": batch_size,
+            "skip_batch_submission": skip_batch_submission,
+            "schema_mapping": dict(schema_mapping) if schema_mapping is not None else None,
+            "metadata": dict(metadata) if metadata is not None else None,
+        }
+        return self._request(
+            self._spec(
+                "POST",
+                self._base(bucket),
+                json={k: v for k, v in body.items() if v is not None},
+                parse=model(SyncConfiguration),
+                namespaced=True,
+                namespace=namespace,
+                timeout=timeout,
+            )
+        )
 
-    def get(self, bucket: str, sync_config_id: str, *, namespace: str | None = None,
-            timeout: float | None = None) -> SyncConfiguration:
+    def get(
+        self, bucket: str, sync_config_id: str, *, namespace: str | None = None, timeout: float | None = None
+    ) -> SyncConfiguration:
         return self._request(self._get_spec(bucket, sync_config_id, namespace, timeout))
 
     def _get_spec(self, bucket: str, sync_config_id: str, namespace: str | None, timeout: float | None):
-        return self._spec("GET", f"{self._base(bucket)}/{seg(sync_config_id)}", parse=model(SyncConfiguration),
-                          namespaced=True, namespace=namespace, timeout=timeout)
+        return self._spec(
+            "GET",
+            f"{self._base(bucket)}/{seg(sync_config_id)}",
+            parse=model(SyncConfiguration),
+            namespaced=True,
+            namespace=namespace,
+            timeout=timeout,
+        )
 
-    def update(self, bucket: str, sync_config_id: str, *, description: str | None = None,
-               metadata: Mapping[str, Any] | None = None, status: Any = None, is_active: bool | None = None,
-               polling_interval_seconds: int | None = None, batch_size: int | None = None,
-               schema_mapping: Mapping[str, Any] | None = None, skip_batch_submission: bool | None = None,
-               namespace: str | None = None, timeout: float | None = None) -> SyncConfiguration:
+    def update(
+        self,
+        bucket: str,
+        sync_config_id: str,
+        *,
+        description: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        status: Any = None,
+        is_active: bool | None = None,
+        polling_interval_seconds: int | None = None,
+        batch_size: int | None = None,
+        schema_mapping: Mapping[str, Any] | None = None,
+        skip_batch_submission: bool | None = None,
+        namespace: str | None = None,
+        timeout: float | None = None,
+    ) -> SyncConfiguration:
         """``PATCH``: only the given fields change (``is_active=False`` pauses, ``True`` resumes)."""
         _check_interval(polling_interval_seconds)
         _check_batch(batch_size)
-        body = {"description": description, "metadata": dict(metadata) if metadata is not None else None,
-                "status": status_value(status), "is_active": is_active,
-                "polling_interval_seconds": polling_interval_seconds, "batch_size": batch_size,
-                "schema_mapping": dict(schema_mapping) if schema_mapping is not None else None,
-                "skip_batch_submission": skip_batch_submission}
+        body = {
+            "description": description,
+            "metadata": dict(metadata) if metadata is not None else None,
+            "status": status_value(status),
+            "is_active": is_active,
+            "polling_interval_seconds": polling_interval_seconds,
+            "batch_size": batch_size,
+            "schema_mapping": dict(schema_mapping) if schema_mapping is not None else None,
+            "skip_batch_submission": skip_batch_submission,
+        }
         body = {k: v for k, v in body.items() if v is not None}
         if not body:
             raise ValueError("nothing to update")
-        return self._request(self._spec("PATCH", f"{self._base(bucket)}/{seg(sync_config_id)}", json=body,
-                                        parse=model(SyncConfiguration), retry=IDEMPOTENT, namespaced=True,
-                                        namespace=namespace, timeout=timeout))
+        return self._request(
+            self._spec(
+                "PATCH",
+                f"{self._base(bucket)}/{seg(sync_config_id)}",
+                json=body,
+                parse=model(SyncConfiguration),
+                retry=IDEMPOTENT,
+                namespaced=True,
+                namespace=namespace,
+                timeout=timeout,
+            )
+        )
 
-    def delete(self, bucket: str, sync_config_id: str, *, namespace: str | None = None,
-               timeout: float | None = None) -> Any:
-        return self._request(self._spec("DELETE", f"{self._base(bucket)}/{seg(sync_config_id)}",
-                                        namespaced=True, namespace=namespace, timeout=timeout))
+    def delete(
+        self, bucket: str, sync_config_id: str, *, namespace: str | None = None, timeout: float | None = None
+    ) -> Any:
+        return self._request(
+            self._spec(
+                "DELETE",
+                f"{self._base(bucket)}/{seg(sync_config_id)}",
+                namespaced=True,
+                namespace=namespace,
+                timeout=timeout,
+            )
+        )
 
-    def pause(self, bucket: str, sync_config_id: str, *, namespace: str | None = None,
-              timeout: float | None = None) -> SyncConfiguration:
-        return self._request(self._spec("POST", f"{self._base(bucket)}/{seg(sync_config_id)}/pause",
-                                        parse=model(SyncConfiguration), retry=IDEMPOTENT, namespaced=True,
-                                        namespace=namespace, timeout=timeout))
+    def pause(
+        self, bucket: str, sync_config_id: str, *, namespace: str | None = None, timeout: float | None = None
+    ) -> SyncConfiguration:
+        return self._request(
+            self._spec(
+                "POST",
+                f"{self._base(bucket)}/{seg(sync_config_id)}/pause",
+                parse=model(SyncConfiguration),
+                retry=IDEMPOTENT,
+                namespaced=True,
+                namespace=namespace,
+                timeout=timeout,
+            )
+        )
 
-    def resume(self, bucket: str, sync_config_id: str, *, namespace: str | None = None,
-               timeout: float | None = None) -> SyncConfiguration:
-        return self._request(self._spec("POST", f"{self._base(bucket)}/{seg(sync_config_id)}/resume",
-                                        parse=model(SyncConfiguration), retry=IDEMPOTENT, namespaced=True,
-                                        namespace=namespace, timeout=timeout))
+    def resume(
+        self, bucket: str, sync_config_id: str, *, namespace: str | None = None, timeout: float | None = None
+    ) -> SyncConfiguration:
+        return self._request(
+            self._spec(
+                "POST",
+                f"{self._base(bucket)}/{seg(sync_config_id)}/resume",
+                parse=model(SyncConfiguration),
+                retry=IDEMPOTENT,
+                namespaced=True,
+                namespace=namespace,
+                timeout=timeout,
+            )
+        )
 
-    def trigger(self, bucket: str, sync_config_id: str, *, namespace: str | None = None,
-                timeout: float | None = None) -> SyncTriggerResult:
+    def trigger(
+        self, bucket: str, sync_config_id: str, *, namespace: str | None = None, timeout: float | None = None
+    ) -> SyncTriggerResult:
         """Run now; ``sync_job_id`` of the answer identifies the run (``wait(..., run_id=)``)."""
-        return self._request(self._spec("POST", f"{self._base(bucket)}/{seg(sync_config_id)}/trigger",
-                                        parse=model(SyncTriggerResult), namespaced=True, namespace=namespace,
-                                        timeout=timeout))
+        return self._request(
+            self._spec(
+                "POST",
+                f"{self._base(bucket)}/{seg(sync_config_id)}/trigger",
+                parse=model(SyncTriggerResult),
+                namespaced=True,
+                namespace=namespace,
+                timeout=timeout,
+            )
+        )
 
     # -- runs (jobs) ------------------------------------------------------------------
-    def _jobs_spec(self, bucket: str, sync_config_id: str, *, status: str | None, limit: int, cursor: str | None,
-                   offset: int | None, namespace: str | None, timeout: float | None) -> RequestSpec:
+    def _jobs_spec(
+        self,
+        bucket: str,
+        sync_config_id: str,
+        *,
+        status: str | None,
+        limit: int,
+        cursor: str | None,
+        offset: int | None,
+        namespace: str | None,
+        timeout: float | None,
+    ) -> RequestSpec:
         if status is not None and str(status).lower() not in SYNC_JOB_STATUSES:
             raise ValueError(f"status {status!r} is not a sync job status; valid: {', '.join(SYNC_JOB_STATUSES)}")
         body = {"status": str(status).lower()} if status is not None else {}
         return self._spec(
-            "POST", f"{self._base(bucket)}/{seg(sync_config_id)}/jobs",
+            "POST",
+            f"{self._base(bucket)}/{seg(sync_config_id)}/jobs",
             params={"limit": check_limit(limit), "cursor": cursor, "offset": None if cursor else (offset or None)},
-            json=body, parse=page_parser(SyncJob.model_validate), retry=IDEMPOTENT, namespaced=True,
-            namespace=namespace, timeout=timeout,
+            json=body,
+            parse=page_parser(SyncJob.model_validate),
+            retry=IDEMPOTENT,
+            namespaced=True,
+            namespace=namespace,
+            timeout=timeout,
         )
 
-    def jobs(self, bucket: str, sync_config_id: str, *, status: str | None = None, limit: int = 100,
-             cursor: str | None = None, offset: int | None = None, namespace: str | None = None,
-             timeout: float | None = None) -> Page[SyncJob]:
+    def jobs(
+        self,
+        bucket: str,
+        sync_config_id: str,
+        *,
+        status: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        offset: int | None = None,
+        namespace: str | None = None,
+        timeout: float | None = None,
+    ) -> Page[SyncJob]:
         """``POST .../syncs/{id}/jobs``: the sync's runs, most recent first (``status``:
         running / completed / failed / interrupted / skipped)."""
-        return self._request(self._jobs_spec(bucket, sync_config_id, status=status, limit=limit, cursor=cursor,
-                                             offset=offset, namespace=namespace, timeout=timeout))
+        return self._request(
+            self._jobs_spec(
+                bucket,
+                sync_config_id,
+                status=status,
+                limit=limit,
+                cursor=cursor,
+                offset=offset,
+                namespace=namespace,
+                timeout=timeout,
+            )
+        )
 
-    def _job_spec(self, bucket: str, sync_config_id: str, sync_job_id: str, namespace: str | None,
-                  timeout: float | None) -> RequestSpec:
-        return self._spec("GET", f"{self._base(bucket)}/{seg(sync_config_id)}/jobs/{seg(sync_job_id)}",
-                          parse=model(SyncJob), namespaced=True, namespace=namespace, timeout=timeout)
+    def _job_spec(
+        self, bucket: str, sync_config_id: str, sync_job_id: str, namespace: str | None, timeout: float | None
+    ) -> RequestSpec:
+        return self._spec(
+            "GET",
+            f"{self._base(bucket)}/{seg(sync_config_id)}/jobs/{seg(sync_job_id)}",
+            parse=model(SyncJob),
+            namespaced=True,
+            namespace=namespace,
+            timeout=timeout,
+        )
 
-    def job(self, bucket: str, sync_config_id: str, sync_job_id: str, *, namespace: str | None = None,
-            timeout: float | None = None) -> SyncJob:
+    def job(
+        self,
+        bucket: str,
+        sync_config_id: str,
+        sync_job_id: str,
+        *,
+        namespace: str | None = None,
+        timeout: float | None = None,
+    ) -> SyncJob:
         """``GET .../syncs/{id}/jobs/{sync_job_id}``: one run's status and file counts."""
         return self._request(self._job_spec(bucket, sync_config_id, sync_job_id, namespace, timeout))
 
     def _tasks_spec(self, ids: list[str], status: Any, timeout: float | None) -> RequestSpec:
         filters = {"AND": [{"field": "task_id", "operator": "in", "value": list(ids)}]}
-        return self._client.tasks._list_spec(status=status, task_type=None, filters=filters, sort=None, search=None,
-                                             limit=max(1, len(ids)), cursor=None, offset=None, include_total=None,
-                                             timeout=timeout)
+        return self._client.tasks._list_spec(
+            status=status,
+            task_type=None,
+            filters=filters,
+            sort=None,
+            search=None,
+            limit=max(1, len(ids)),
+            cursor=None,
+            offset=None,
+            include_total=None,
+            timeout=timeout,
+        )
 
-    def wait(self, bucket: str, sync_config_id: str, timeout: float | None = None, *, run_id: str | None = None,
-             include_tasks: bool = False, poll: float = 0.5, poll_max: float = 5.0,
-             namespace: str | None = None, request_timeout: float | None = None) -> SyncConfiguration:
+    def wait(
+        self,
+        bucket: str,
+        sync_config_id: str,
+        timeout: float | None = None,
+        *,
+        run_id: str | None = None,
+        include_tasks: bool = False,
+        poll: float = 0.5,
+        poll_max: float = 5.0,
+        namespace: str | None = None,
+        request_timeout: float | None = None,
+    ) -> SyncConfiguration:
         """Poll until the run ``run_id`` (a trigger's ``sync_job_id``; default: the
         current run, else the latest, else the next one to start) has ended, as
         its job says; with ``include_tasks`` also until every task the sync
@@ -266,53 +448,139 @@ class Syncs(Resource):
         files_failed, total_files)."""
         if poll <= 0 or poll_max < poll:
             raise ValueError("need 0 < poll <= poll_max")
-        return self._run(wait_sync_flow(
-            self._client._context(),
-            sync_spec=self._get_spec(bucket, sync_config_id, namespace, request_timeout),
-            job_spec=lambda job_id: self._job_spec(bucket, sync_config_id, job_id, namespace, request_timeout),
-            latest_job_spec=self._jobs_spec(bucket, sync_config_id, status=None, limit=1, cursor=None, offset=None,
-                                            namespace=namespace, timeout=request_timeout),
-            tasks_spec=lambda ids: self._tasks_spec(ids, None, request_timeout),
-            run_id=run_id, timeout=timeout, poll=poll, poll_max=poll_max, include_tasks=include_tasks))
+        return self._run(
+            wait_sync_flow(
+                self._client._context(),
+                sync_spec=self._get_spec(bucket, sync_config_id, namespace, request_timeout),
+                job_spec=lambda job_id: self._job_spec(bucket, sync_config_id, job_id, namespace, request_timeout),
+                latest_job_spec=self._jobs_spec(
+                    bucket,
+                    sync_config_id,
+                    status=None,
+                    limit=1,
+                    cursor=None,
+                    offset=None,
+                    namespace=namespace,
+                    timeout=request_timeout,
+                ),
+                tasks_spec=lambda ids: self._tasks_spec(ids, None, request_timeout),
+                run_id=run_id,
+                timeout=timeout,
+                poll=poll,
+                poll_max=poll_max,
+                include_tasks=include_tasks,
+            )
+        )
 
-    def tasks(self, bucket: str, sync_config_id: str, *, status: Any = None, namespace: str | None = None,
-              timeout: float | None = None) -> Iterator[Any]:
+    def tasks(
+        self,
+        bucket: str,
+        sync_config_id: str,
+        *,
+        status: Any = None,
+        namespace: str | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[Any]:
         """Every task this sync submitted (its ``task_ids``; tasks whose record
         expired are not returned), optionally of one ``status``."""
         status_value(status)
-        return self._iterate(sync_tasks_flow(self._client._context(),
-                                             self._get_spec(bucket, sync_config_id, namespace, timeout),
-                                             lambda ids: self._tasks_spec(ids, status, timeout)))
-
-    def _list_spec(self, bucket: str, *, connection_id: str | None, status: Any, is_active: bool | None,
-                   limit: int, cursor: str | None, offset: int | None, include_total: bool | None,
-                   namespace: str | None, timeout: float | None):
-        body = {"connection_id": connection_id, "status": status_value(status), "is_active": is_active}
-        return self._spec(
-            "POST", f"{self._base(bucket)}/list",
-            params={"limit": check_limit(limit), "cursor": cursor, "offset": None if cursor else (offset or None),
-                    "include_total": include_total},
-            json={k: v for k, v in body.items() if v is not None}, parse=_list_parser, retry=IDEMPOTENT,
-            namespaced=True, namespace=namespace, timeout=timeout,
+        return self._iterate(
+            sync_tasks_flow(
+                self._client._context(),
+                self._get_spec(bucket, sync_config_id, namespace, timeout),
+                lambda ids: self._tasks_spec(ids, status, timeout),
+            )
         )
 
-    def list(self, bucket: str, *, connection_id: str | None = None, status: Any = None,
-             is_active: bool | None = None, limit: int = 100, cursor: str | None = None,
-             offset: int | None = None, include_total: bool | None = None, namespace: str | None = None,
-             timeout: float | None = None) -> Page[SyncConfiguration]:
-        return self._request(self._list_spec(bucket, connection_id=connection_id, status=status,
-                                             is_active=is_active, limit=limit, cursor=cursor, offset=offset,
-                                             include_total=include_total, namespace=namespace, timeout=timeout))
+    def _list_spec(
+        self,
+        bucket: str,
+        *,
+        connection_id: str | None,
+        status: Any,
+        is_active: bool | None,
+        limit: int,
+        cursor: str | None,
+        offset: int | None,
+        include_total: bool | None,
+        namespace: str | None,
+        timeout: float | None,
+    ):
+        body = {"connection_id": connection_id, "status": status_value(status), "is_active": is_active}
+        return self._spec(
+            "POST",
+            f"{self._base(bucket)}/list",
+            params={
+                "limit": check_limit(limit),
+                "cursor": cursor,
+                "offset": None if cursor else (offset or None),
+                "include_total": include_total,
+            },
+            json={k: v for k, v in body.items() if v is not None},
+            parse=_list_parser,
+            retry=IDEMPOTENT,
+            namespaced=True,
+            namespace=namespace,
+            timeout=timeout,
+        )
 
-    def iter(self, bucket: str, *, connection_id: str | None = None, status: Any = None,
-             is_active: bool | None = None, limit: int = 100, max_items: int | None = None,
-             namespace: str | None = None, timeout: float | None = None) -> Iterator[SyncConfiguration]:
+    def list(
+        self,
+        bucket: str,
+        *,
+        connection_id: str | None = None,
+        status: Any = None,
+        is_active: bool | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        offset: int | None = None,
+        include_total: bool | None = None,
+        namespace: str | None = None,
+        timeout: float | None = None,
+    ) -> Page[SyncConfiguration]:
+        return self._request(
+            self._list_spec(
+                bucket,
+                connection_id=connection_id,
+                status=status,
+                is_active=is_active,
+                limit=limit,
+                cursor=cursor,
+                offset=offset,
+                include_total=include_total,
+                namespace=namespace,
+                timeout=timeout,
+            )
+        )
+
+    def iter(
+        self,
+        bucket: str,
+        *,
+        connection_id: str | None = None,
+        status: Any = None,
+        is_active: bool | None = None,
+        limit: int = 100,
+        max_items: int | None = None,
+        namespace: str | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[SyncConfiguration]:
         check_limit(limit)
         return self._paginate(
-            lambda cursor, offset: self._list_spec(bucket, connection_id=connection_id, status=status,
-                                                   is_active=is_active, limit=limit, cursor=cursor, offset=offset,
-                                                   include_total=None, namespace=namespace, timeout=timeout),
-            limit=limit, max_items=max_items,
+            lambda cursor, offset: self._list_spec(
+                bucket,
+                connection_id=connection_id,
+                status=status,
+                is_active=is_active,
+                limit=limit,
+                cursor=cursor,
+                offset=offset,
+                include_total=None,
+                namespace=namespace,
+                timeout=timeout,
+            ),
+            limit=limit,
+            max_items=max_items,
         )
 
 

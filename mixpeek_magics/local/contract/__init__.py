@@ -14,6 +14,7 @@ From it, for every request that is a contract operation:
 
 :class:`ContractMiddleware` does both; :class:`ContractStats` counts what it saw.
 """
+
 from __future__ import annotations
 
 import json
@@ -62,8 +63,9 @@ class Strict:
         try:
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
-            return [{"loc": ["body", getattr(exc, "pos", 0)], "msg": f"JSON decode error: {exc}",
-                     "type": "json_invalid"}]
+            return [
+                {"loc": ["body", getattr(exc, "pos", 0)], "msg": f"JSON decode error: {exc}", "type": "json_invalid"}
+            ]
         return self.validators.errors(name, data, ("body",), formats=False)
 
     def refusal(self, op: Operation, errors: list[dict[str, Any]]) -> dict[str, Any]:
@@ -74,16 +76,20 @@ class Strict:
             where = ".".join(str(x) for x in e["loc"])
             if e["type"] == "extra_forbidden":
                 owner = f" ({e['schema']})" if e.get("schema") else ""
-                parts.append(f"unknown field {where!s}{owner}: accepted keys are "
-                             + (", ".join(e["accepted_keys"]) or "none"))
+                parts.append(
+                    f"unknown field {where!s}{owner}: accepted keys are " + (", ".join(e["accepted_keys"]) or "none")
+                )
                 details.setdefault("accepted_keys", e["accepted_keys"])
             else:
                 parts.append(f"{where}: {e['msg']}")
         more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
         schema = f" ({op.request_body})" if op.request_body and op.request_body not in FREE_FORM else ""
         message = f"Invalid request body for {op.method} {op.path}{schema}: " + "; ".join(parts) + more
-        return {"success": False, "status": 422,
-                "error": {"message": message, "type": "ValidationError", "details": details}}
+        return {
+            "success": False,
+            "status": 422,
+            "error": {"message": message, "type": "ValidationError", "details": details},
+        }
 
     # -- responses ----------------------------------------------------------------
     def project(self, schema: str, data: Any, dropped: Counter) -> Any:
@@ -92,9 +98,17 @@ class Strict:
     def response_violations(self, op: Operation, status: int, schema: str, data: Any) -> list[dict[str, Any]]:
         out = []
         for e in self.validators.errors(schema, data):
-            out.append({"operation": op.key, "status": status, "schema": schema,
-                        "path": _json_path(e["loc"]), "type": e["type"], "msg": e["msg"],
-                        **({"input": e["input"]} if "input" in e and e["type"] != "extra_forbidden" else {})})
+            out.append(
+                {
+                    "operation": op.key,
+                    "status": status,
+                    "schema": schema,
+                    "path": _json_path(e["loc"]),
+                    "type": e["type"],
+                    "msg": e["msg"],
+                    **({"input": e["input"]} if "input" in e and e["type"] != "extra_forbidden" else {}),
+                }
+            )
         return out
 
 

@@ -9,6 +9,7 @@ answer is buffered, projected to its schema, checked when
 ``state.contract_stats`` (and, when ``$MIXPEEK_LOCAL_CONTRACT_REPORT`` names a
 file, what is new is appended there after each request).
 """
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,12 @@ class ContractMiddleware:
                     # 403, the namespace); then what the body says.
                     denied = None if errors[0]["type"] == "json_invalid" else _caller_refusal(scope)
                     if denied is not None:
-                        return await _send_json(send, denied.status, error_body(
-                            denied.status, denied.message, denied.type, denied.details), denied.headers)
+                        return await _send_json(
+                            send,
+                            denied.status,
+                            error_body(denied.status, denied.message, denied.type, denied.details),
+                            denied.headers,
+                        )
                     stats.request_refused(sorted({e["type"] for e in errors}))
                     stats.report()  # before answering: the caller may read the report next
                     return await _send_json(send, 422, checker.refusal(op, errors))
@@ -104,8 +109,20 @@ class ContractMiddleware:
         try:
             data = json.loads(body)
         except ValueError:
-            stats.response(True, None, [{"operation": op.key, "status": status, "schema": schema, "path": "$",
-                                         "type": "json_invalid", "msg": "the answer is not JSON"}])
+            stats.response(
+                True,
+                None,
+                [
+                    {
+                        "operation": op.key,
+                        "status": status,
+                        "schema": schema,
+                        "path": "$",
+                        "type": "json_invalid",
+                        "msg": "the answer is not JSON",
+                    }
+                ],
+            )
             return body
         dropped: Counter = Counter()
         data = checker.project(schema, data, dropped)
@@ -167,8 +184,9 @@ def _caller_refusal(scope):
     request = Request(scope)
     try:
         if namespace in calls:
-            namespace(request, caller(request, request.headers.get("authorization")),
-                      request.headers.get("x-namespace"))
+            namespace(
+                request, caller(request, request.headers.get("authorization")), request.headers.get("x-namespace")
+            )
         elif caller in calls:
             caller(request, request.headers.get("authorization"))
     except APIError as exc:

@@ -7,6 +7,7 @@ that removes undeclared keys in place (recursively through ``$ref``, ``anyOf``
 object). Objects that accept extra keys keep them; a free-form object with
 ``x-documented-keys`` keeps only those.
 """
+
 from __future__ import annotations
 
 import threading
@@ -73,7 +74,7 @@ class Projector:
 
     def _resolve(self, node: Any, depth: int = 0) -> Any:
         while isinstance(node, dict) and "$ref" in node and depth < 50:
-            node = self.schemas.get(node["$ref"][len(REF_PREFIX):], {})
+            node = self.schemas.get(node["$ref"][len(REF_PREFIX) :], {})
             depth += 1
         return node
 
@@ -110,7 +111,7 @@ class Projector:
         if not isinstance(node, dict):
             return None
         if "$ref" in node:
-            return self._ref(node["$ref"][len(REF_PREFIX):])
+            return self._ref(node["$ref"][len(REF_PREFIX) :])
         documented = node.get("x-documented-keys")
         if documented is not None:
             return _documented(frozenset(documented), label)
@@ -254,8 +255,7 @@ class Projector:
             return False
         if any(k in value and value[k] not in allowed for k, allowed in tags.items()):
             return False
-        return all(self._fits(props[k], v, depth + 1) for k, v in value.items()
-                   if k in props and isinstance(v, dict))
+        return all(self._fits(props[k], v, depth + 1) for k, v in value.items() if k in props and isinstance(v, dict))
 
     def _score(self, node: Any, value: dict) -> tuple:
         shape = self._shape(node)

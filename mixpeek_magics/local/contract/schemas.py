@@ -7,6 +7,7 @@ is literally named ``additional_properties`` (the SDK's mark of a model that
 accepts extra keys). A free-form object carrying ``x-documented-keys`` accepts
 exactly those keys.
 """
+
 from __future__ import annotations
 
 import copy
@@ -22,11 +23,24 @@ from referencing.jsonschema import DRAFT202012
 from .spec import FREE_FORM, Contract
 
 DOC_URI = "urn:mixpeek-contract"
-_TYPE_ERRORS = {"string": "string_type", "integer": "int_type", "number": "float_type",
-                "boolean": "bool_type", "array": "list_type", "object": "dict_type", "null": "none_required"}
-_TYPE_WORDS = {"string": "a valid string", "integer": "a valid integer", "number": "a valid number",
-               "boolean": "a valid boolean", "array": "a valid list", "object": "a valid object (dictionary)",
-               "null": "null"}
+_TYPE_ERRORS = {
+    "string": "string_type",
+    "integer": "int_type",
+    "number": "float_type",
+    "boolean": "bool_type",
+    "array": "list_type",
+    "object": "dict_type",
+    "null": "none_required",
+}
+_TYPE_WORDS = {
+    "string": "a valid string",
+    "integer": "a valid integer",
+    "number": "a valid number",
+    "boolean": "a valid boolean",
+    "array": "a valid list",
+    "object": "a valid object (dictionary)",
+    "null": "null",
+}
 _BOUND_ERRORS = {
     "minimum": ("greater_than_equal", "Input should be greater than or equal to {v}"),
     "maximum": ("less_than_equal", "Input should be less than or equal to {v}"),
@@ -107,15 +121,17 @@ class Validators:
             with self._lock:
                 v = self._cache.get(key)
                 if v is None:
-                    schema = ({"type": "object"} if name in FREE_FORM
-                              else {"$ref": f"{DOC_URI}#/components/schemas/{name}"})
+                    schema = (
+                        {"type": "object"} if name in FREE_FORM else {"$ref": f"{DOC_URI}#/components/schemas/{name}"}
+                    )
                     checker = jsonschema.Draft202012Validator.FORMAT_CHECKER if formats else None
                     v = jsonschema.Draft202012Validator(schema, registry=self.registry, format_checker=checker)
                     self._cache[key] = v
         return v
 
-    def errors(self, name: str, instance: Any, loc_prefix: Iterable[Any] = (),
-               formats: bool = True) -> list[dict[str, Any]]:
+    def errors(
+        self, name: str, instance: Any, loc_prefix: Iterable[Any] = (), formats: bool = True
+    ) -> list[dict[str, Any]]:
         """The pydantic-style errors (loc, msg, type, ...) of ``instance`` against schema ``name``."""
         prefix = list(loc_prefix)
         out: list[dict[str, Any]] = []
@@ -138,21 +154,44 @@ class Validators:
         if kind == "additionalProperties" and isinstance(inst, dict):
             accepted = sorted(err.schema.get("properties") or {})
             owner = self.schema_name_of(err.schema)
-            return [{"loc": loc + [key], "msg": "Extra inputs are not permitted", "type": "extra_forbidden",
-                     "input": _small(inst[key]), "accepted_keys": accepted, "schema": owner}
-                    for key in inst if key not in accepted]
+            return [
+                {
+                    "loc": loc + [key],
+                    "msg": "Extra inputs are not permitted",
+                    "type": "extra_forbidden",
+                    "input": _small(inst[key]),
+                    "accepted_keys": accepted,
+                    "schema": owner,
+                }
+                for key in inst
+                if key not in accepted
+            ]
         if kind == "required" and isinstance(inst, dict):
-            return [{"loc": loc + [key], "msg": "Field required", "type": "missing"}
-                    for key in value if key not in inst]
+            return [
+                {"loc": loc + [key], "msg": "Field required", "type": "missing"} for key in value if key not in inst
+            ]
         if kind == "enum":
-            return [{"loc": loc, "msg": "Input should be " + _choices(value), "type": "enum",
-                     "input": _small(inst), "expected": list(value)}]
+            return [
+                {
+                    "loc": loc,
+                    "msg": "Input should be " + _choices(value),
+                    "type": "enum",
+                    "input": _small(inst),
+                    "expected": list(value),
+                }
+            ]
         if kind == "const":
             return [{"loc": loc, "msg": f"Input should be {value!r}", "type": "literal_error", "input": _small(inst)}]
         if kind == "type":
             types = [value] if isinstance(value, str) else list(value)
-            return [{"loc": loc, "msg": "Input should be " + " or ".join(_TYPE_WORDS.get(t, t) for t in types),
-                     "type": _TYPE_ERRORS.get(types[0], "type_error"), "input": _small(inst)}]
+            return [
+                {
+                    "loc": loc,
+                    "msg": "Input should be " + " or ".join(_TYPE_WORDS.get(t, t) for t in types),
+                    "type": _TYPE_ERRORS.get(types[0], "type_error"),
+                    "input": _small(inst),
+                }
+            ]
         if kind in _BOUND_ERRORS:
             etype, msg = _BOUND_ERRORS[kind]
             return [{"loc": loc, "msg": msg.format(v=value), "type": etype, "input": _small(inst)}]
@@ -196,7 +235,7 @@ def _leaves(err) -> list:
             for e in errs:
                 if _root_type_error(e):
                     vv = e.validator_value
-                    for t in ([vv] if isinstance(vv, str) else vv):
+                    for t in [vv] if isinstance(vv, str) else vv:
                         if t not in types:
                             types.append(t)
         first = next(e for errs in branches.values() for e in errs if _root_type_error(e))

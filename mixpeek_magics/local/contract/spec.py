@@ -1,4 +1,5 @@
 """The vendored contract: its operations and schemas, and which operation a request is."""
+
 from __future__ import annotations
 
 import json
@@ -53,10 +54,16 @@ class Contract:
         self.operations: list[Operation] = []
         self._index: dict[tuple[str, int], list[Operation]] = {}
         for o in doc["operations"]:
-            op = Operation(method=o["method"].upper(), path=o["path"], operation_id=o["operation_id"],
-                           tag=o.get("tag", ""), request_body=o.get("request_body"),
-                           responses=dict(o.get("responses") or {}), query=tuple(o.get("query") or ()),
-                           segments=_segments(o["path"]))
+            op = Operation(
+                method=o["method"].upper(),
+                path=o["path"],
+                operation_id=o["operation_id"],
+                tag=o.get("tag", ""),
+                request_body=o.get("request_body"),
+                responses=dict(o.get("responses") or {}),
+                query=tuple(o.get("query") or ()),
+                segments=_segments(o["path"]),
+            )
             self.operations.append(op)
             self._index.setdefault((op.method, len(op.segments)), []).append(op)
         for ops in self._index.values():

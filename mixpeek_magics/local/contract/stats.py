@@ -3,6 +3,7 @@
 Every :class:`ContractStats` also adds to the process-wide :data:`TOTALS`, which
 the test suite reads at the end of a session.
 """
+
 from __future__ import annotations
 
 import threading
@@ -15,8 +16,7 @@ MAX_VIOLATIONS = 200
 REPORT_ENV = "MIXPEEK_LOCAL_CONTRACT_REPORT"
 #: a process id whose servers write no lines (the test run's own: it reads TOTALS instead)
 REPORT_EXCEPT_PID_ENV = "MIXPEEK_LOCAL_CONTRACT_REPORT_EXCEPT_PID"
-_COUNTERS = ("responses_checked", "responses_projected", "requests_accepted", "violations_total",
-             "undeclared_on_wire")
+_COUNTERS = ("responses_checked", "responses_projected", "requests_accepted", "violations_total", "undeclared_on_wire")
 _COUNTED = ("fields_dropped", "requests_refused", "responses_undeclared", "requests_unmatched")
 
 
@@ -127,13 +127,17 @@ def difference(now: dict[str, Any], before: dict[str, Any] | None) -> dict[str, 
         out[k] = {n: v for n, v in c.items() if v > 0}
     out["fields_dropped_total"] = sum(out["fields_dropped"].values())
     out["requests_refused_total"] = sum(out["requests_refused"].values())
-    out["violations"] = now["violations"][len(before.get("violations") or []):]
+    out["violations"] = now["violations"][len(before.get("violations") or []) :]
     return out
 
 
 def empty(d: dict[str, Any]) -> bool:
-    return not (d.get("responses_projected") or d.get("requests_accepted") or d.get("requests_refused")
-                or d.get("violations_total"))
+    return not (
+        d.get("responses_projected")
+        or d.get("requests_accepted")
+        or d.get("requests_refused")
+        or d.get("violations_total")
+    )
 
 
 def merge(into: dict[str, Any], d: dict[str, Any]) -> dict[str, Any]:
@@ -146,7 +150,7 @@ def merge(into: dict[str, Any], d: dict[str, Any]) -> dict[str, Any]:
         into[k] = dict(c)
     into["fields_dropped_total"] = sum(into["fields_dropped"].values())
     into["requests_refused_total"] = sum(into["requests_refused"].values())
-    into["violations"] = ((into.get("violations") or []) + list(d.get("violations") or []))[:5 * MAX_VIOLATIONS]
+    into["violations"] = ((into.get("violations") or []) + list(d.get("violations") or []))[: 5 * MAX_VIOLATIONS]
     return into
 
 

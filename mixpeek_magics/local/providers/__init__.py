@@ -8,6 +8,7 @@
 
 boto3 and google-auth are imported only when a provider of that type is built.
 """
+
 from __future__ import annotations
 
 from typing import Any

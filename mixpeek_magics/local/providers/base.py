@@ -5,14 +5,16 @@ A provider is built from a connection's ``provider_type`` and (decrypted)
 list files lazily (page by page, with :mod:`.filters` applied), stream a
 file's bytes, and list folders (``FolderItem`` shape).
 """
+
 from __future__ import annotations
 
 import io
 import posixpath
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 __all__ = [
     "ProviderError",
@@ -56,14 +58,15 @@ class ProviderError(Exception):
     secret values.
     """
 
-    def __init__(self, message: str, kind: str = "other", *, provider_code: str | None = None,
-                 status_code: int | None = None):
+    def __init__(
+        self, message: str, kind: str = "other", *, provider_code: str | None = None, status_code: int | None = None
+    ):
         if kind not in ERROR_KINDS:
             raise ValueError(f"unknown ProviderError kind {kind!r}")
         self.message = message
         self.kind = kind
         self.provider_code = provider_code  # e.g. "InvalidAccessKeyId", "invalid_grant", "notFound"
-        self.status_code = status_code      # HTTP status from the provider, if any
+        self.status_code = status_code  # HTTP status from the provider, if any
         super().__init__(self.full_message)
 
     @property
@@ -91,24 +94,24 @@ class ProviderSettings:
     """Knobs for providers. ``from_any`` copies same-named attributes (or keys)
     from the local server's settings object, so it can just pass its own."""
 
-    connect_timeout: float = 3.0          # seconds to open a connection
-    read_timeout: float = 30.0            # seconds to wait for bytes
-    max_attempts: int = 2                 # total attempts for retryable calls
-    overall_test_timeout: float = 10.0    # hard cap for test() (covers slow DNS)
-    s3_page_size: int = 1000              # ListObjectsV2 MaxKeys
-    drive_page_size: int = 1000           # files.list pageSize
+    connect_timeout: float = 3.0  # seconds to open a connection
+    read_timeout: float = 30.0  # seconds to wait for bytes
+    max_attempts: int = 2  # total attempts for retryable calls
+    overall_test_timeout: float = 10.0  # hard cap for test() (covers slow DNS)
+    s3_page_size: int = 1000  # ListObjectsV2 MaxKeys
+    drive_page_size: int = 1000  # files.list pageSize
     google_drive_api_root: str = "https://www.googleapis.com/drive/v3"
-    google_token_uri: str | None = None   # overrides token_uri of OAuth credentials (and SA keys without one)
+    google_token_uri: str | None = None  # overrides token_uri of OAuth credentials (and SA keys without one)
     # Base credentials used to call STS AssumeRole for S3 ``iam_role`` credentials.
     # None = boto3's default chain (env vars, ~/.aws, instance profile).
     sts_access_key_id: str | None = None
     sts_secret_access_key: str | None = None
     sts_session_token: str | None = None
-    sts_endpoint_url: str | None = None   # default: the connection's endpoint_url
+    sts_endpoint_url: str | None = None  # default: the connection's endpoint_url
     sts_session_name: str = "mixpeek-local-sync"
 
     @classmethod
-    def from_any(cls, settings: Any = None) -> "ProviderSettings":
+    def from_any(cls, settings: Any = None) -> ProviderSettings:
         if settings is None:
             return cls()
         if isinstance(settings, cls):
@@ -140,8 +143,8 @@ class SourceFile:
     etag_or_md5: str | None
     modified: datetime | None
     mime_type: str | None = None
-    file_id: str | None = None          # Google Drive file id
-    bucket: str | None = None           # S3 bucket
+    file_id: str | None = None  # Google Drive file id
+    bucket: str | None = None  # S3 bucket
     relative_path: str = ""
     provider_type: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
@@ -250,6 +253,7 @@ class StorageProvider(ABC):
 
     def close(self) -> None:
         """Release connections; the provider is unusable afterwards."""
+        return None  # nothing to release unless a provider holds connections
 
     def __enter__(self):
         return self
@@ -292,8 +296,7 @@ def make_provider(provider_type: str, provider_config: dict[str, Any], *, settin
 
         return GoogleDriveProvider(dict(provider_config), settings=ps)
     raise ProviderError(
-        f"provider_type {provider_type!r} is not supported by the local server "
-        "(supported: s3, tigris, google_drive)",
+        f"provider_type {provider_type!r} is not supported by the local server (supported: s3, tigris, google_drive)",
         "invalid_config",
     )
 

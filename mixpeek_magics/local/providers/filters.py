@@ -17,13 +17,15 @@ All filters are optional and combined with AND logic:
 
 A file whose size (or modified time) is unknown fails a size (or time) filter.
 """
+
 from __future__ import annotations
 
 import fnmatch
 import mimetypes
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 from .base import SourceFile
 
@@ -106,7 +108,9 @@ def _when(name: str, value: Any) -> datetime | None:
         try:
             dt = datetime.fromisoformat(text)
         except ValueError:
-            raise FilterError(name, f"must be an ISO 8601 datetime (e.g. 2024-01-31T00:00:00Z), got {value!r}") from None
+            raise FilterError(
+                name, f"must be an ISO 8601 datetime (e.g. 2024-01-31T00:00:00Z), got {value!r}"
+            ) from None
     else:
         raise FilterError(name, f"must be an ISO 8601 datetime string, got {type(value).__name__}")
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
@@ -139,16 +143,20 @@ def parse_filters(filters: Any) -> FileFilters:
         include_patterns=_str_list("include_patterns", filters.get("include_patterns")),
         exclude_patterns=_str_list("exclude_patterns", filters.get("exclude_patterns")),
         extensions=(lambda t: tuple(_norm_ext(e) for e in t) if t else t)(
-            _str_list("extensions", filters.get("extensions"))),
+            _str_list("extensions", filters.get("extensions"))
+        ),
         min_size_bytes=_size("min_size_bytes", filters.get("min_size_bytes")),
         max_size_bytes=_size("max_size_bytes", filters.get("max_size_bytes")),
         modified_after=_when("modified_after", filters.get("modified_after")),
         modified_before=_when("modified_before", filters.get("modified_before")),
         mime_types=(lambda t: tuple(m.lower() for m in t) if t else t)(
-            _str_list("mime_types", filters.get("mime_types"))),
+            _str_list("mime_types", filters.get("mime_types"))
+        ),
     )
     if ff.min_size_bytes is not None and ff.max_size_bytes is not None and ff.min_size_bytes > ff.max_size_bytes:
-        raise FilterError("min_size_bytes", f"({ff.min_size_bytes}) is larger than max_size_bytes ({ff.max_size_bytes})")
+        raise FilterError(
+            "min_size_bytes", f"({ff.min_size_bytes}) is larger than max_size_bytes ({ff.max_size_bytes})"
+        )
     if ff.modified_after and ff.modified_before and ff.modified_after >= ff.modified_before:
         raise FilterError("modified_after", "must be earlier than modified_before")
     return ff

@@ -16,6 +16,7 @@ allows duplicate names, so ``file_id`` / ``uri`` is the unique identity.
 Google-native documents (Docs, Sheets, ...) and shortcuts have no binary
 content and are skipped by ``iter_files``.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,9 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import quote, urlparse
 
 import requests
@@ -32,8 +34,13 @@ import requests
 from .base import ProviderError, ProviderSettings, SourceFile, StorageProvider, run_with_deadline
 from .filters import apply_filters
 
-__all__ = ["GoogleDriveProvider", "FOLDER_MIME", "DRIVE_READONLY_SCOPE", "DEFAULT_TOKEN_URI",
-           "validate_service_account_info"]
+__all__ = [
+    "GoogleDriveProvider",
+    "FOLDER_MIME",
+    "DRIVE_READONLY_SCOPE",
+    "DEFAULT_TOKEN_URI",
+    "validate_service_account_info",
+]
 
 FOLDER_MIME = "application/vnd.google-apps.folder"
 SHORTCUT_MIME = "application/vnd.google-apps.shortcut"
@@ -72,22 +79,26 @@ def validate_service_account_info(info: Any) -> dict[str, Any]:
         try:
             info = json.loads(info)
         except ValueError:
-            raise ProviderError("service_account credentials are not valid JSON (paste the whole JSON key file)",
-                                "invalid_config") from None
+            raise ProviderError(
+                "service_account credentials are not valid JSON (paste the whole JSON key file)", "invalid_config"
+            ) from None
     if not isinstance(info, dict):
-        raise ProviderError("service_account credentials must be a JSON object (the key file's fields)",
-                            "invalid_config")
+        raise ProviderError(
+            "service_account credentials must be a JSON object (the key file's fields)", "invalid_config"
+        )
     info = dict(info)
     if info.get("type", "service_account") != "service_account":
-        raise ProviderError(f"credentials.type is {info.get('type')!r}; a JSON key file has type 'service_account'",
-                            "invalid_config")
+        raise ProviderError(
+            f"credentials.type is {info.get('type')!r}; a JSON key file has type 'service_account'", "invalid_config"
+        )
     info["type"] = "service_account"
     missing = [k for k in SA_REQUIRED if not isinstance(info.get(k), str) or not info.get(k).strip()]
     if missing:
         raise ProviderError(
             f"the service account key is missing {', '.join(missing)} "
             "(use the JSON key file downloaded from Google Cloud Console > IAM > Service accounts > Keys)",
-            "invalid_config")
+            "invalid_config",
+        )
     if "@" not in info["client_email"]:
         raise ProviderError("credentials.client_email is not an email address", "invalid_config")
     pem = info["private_key"]
@@ -103,13 +114,16 @@ def validate_service_account_info(info: Any) -> dict[str, Any]:
         raise ProviderError(
             "credentials.private_key is not a valid PEM private key: paste the key file's whole 'private_key' "
             "value, including the -----BEGIN PRIVATE KEY----- and -----END PRIVATE KEY----- lines",
-            "invalid_config") from None
+            "invalid_config",
+        ) from None
     except Exception as exc:  # unsupported key algorithms, etc.
-        raise ProviderError(f"credentials.private_key cannot be used ({exc.__class__.__name__})",
-                            "invalid_config") from None
+        raise ProviderError(
+            f"credentials.private_key cannot be used ({exc.__class__.__name__})", "invalid_config"
+        ) from None
     if not isinstance(key, rsa.RSAPrivateKey):
-        raise ProviderError("credentials.private_key must be an RSA key (Google service-account keys are RSA)",
-                            "invalid_config")
+        raise ProviderError(
+            "credentials.private_key must be an RSA key (Google service-account keys are RSA)", "invalid_config"
+        )
     token_uri = info.get("token_uri")
     if token_uri is not None:
         parsed = urlparse(str(token_uri))
@@ -134,8 +148,9 @@ class _TimeoutRequest:
 class GoogleDriveProvider(StorageProvider):
     provider_type = "google_drive"
 
-    def __init__(self, provider_config: dict[str, Any], *, settings: ProviderSettings | None = None,
-                 api_root: str | None = None):
+    def __init__(
+        self, provider_config: dict[str, Any], *, settings: ProviderSettings | None = None, api_root: str | None = None
+    ):
         self.settings = settings or ProviderSettings()
         cfg = dict(provider_config or {})
         creds = cfg.get("credentials")
@@ -143,13 +158,15 @@ class GoogleDriveProvider(StorageProvider):
             creds = validate_service_account_info(creds)
         if not isinstance(creds, dict):
             raise ProviderError("provider_config.credentials is required (service_account or oauth)", "invalid_config")
-        ctype = creds.get("type") or ("service_account" if "private_key" in creds else
-                                      "oauth" if "refresh_token" in creds else None)
+        ctype = creds.get("type") or (
+            "service_account" if "private_key" in creds else "oauth" if "refresh_token" in creds else None
+        )
         if ctype not in ("service_account", "oauth"):
             raise ProviderError(
                 f"provider_config.credentials.type {creds.get('type')!r} is not supported; "
                 "use 'service_account' (JSON key file) or 'oauth' (client_id, client_secret, refresh_token)",
-                "invalid_config")
+                "invalid_config",
+            )
         self.credentials_type = ctype
         self.shared_drive_id: str | None = cfg.get("shared_drive_id") or None
         self.impersonate_user: str | None = cfg.get("impersonate_user") or None
@@ -166,30 +183,40 @@ class GoogleDriveProvider(StorageProvider):
 
             try:
                 self._creds = service_account.Credentials.from_service_account_info(
-                    info, scopes=[DRIVE_READONLY_SCOPE], subject=self.impersonate_user)
+                    info, scopes=[DRIVE_READONLY_SCOPE], subject=self.impersonate_user
+                )
             except (ValueError, KeyError) as exc:
-                raise ProviderError(f"the service account key cannot be used ({exc.__class__.__name__})",
-                                    "invalid_config") from None
+                raise ProviderError(
+                    f"the service account key cannot be used ({exc.__class__.__name__})", "invalid_config"
+                ) from None
             self.token_uri = info["token_uri"]
             self.principal = info["client_email"]
         else:
             missing = [k for k in OAUTH_REQUIRED if not creds.get(k)]
             if missing:
-                raise ProviderError(f"provider_config.credentials (oauth) is missing {', '.join(missing)}",
-                                    "invalid_config")
+                raise ProviderError(
+                    f"provider_config.credentials (oauth) is missing {', '.join(missing)}", "invalid_config"
+                )
             if self.impersonate_user:
                 raise ProviderError("impersonate_user works only with service_account credentials", "invalid_config")
             from google.oauth2.credentials import Credentials
 
             self.token_uri = creds.get("token_uri") or self.settings.google_token_uri or DEFAULT_TOKEN_URI
             self._creds = Credentials(
-                token=None, refresh_token=creds["refresh_token"], token_uri=self.token_uri,
-                client_id=creds["client_id"], client_secret=creds["client_secret"], scopes=[DRIVE_READONLY_SCOPE])
+                token=None,
+                refresh_token=creds["refresh_token"],
+                token_uri=self.token_uri,
+                client_id=creds["client_id"],
+                client_secret=creds["client_secret"],
+                scopes=[DRIVE_READONLY_SCOPE],
+            )
             self.principal = "the OAuth user"
 
     def __repr__(self) -> str:
-        return (f"GoogleDriveProvider(credentials={self.credentials_type!r}, api_root={self.api_root!r}, "
-                f"shared_drive_id={self.shared_drive_id!r})")
+        return (
+            f"GoogleDriveProvider(credentials={self.credentials_type!r}, api_root={self.api_root!r}, "
+            f"shared_drive_id={self.shared_drive_id!r})"
+        )
 
     # -- auth -------------------------------------------------------------
     def _host_label(self, url: str) -> str:
@@ -208,30 +235,40 @@ class GoogleDriveProvider(StorageProvider):
             code = str(data.get("error") or "")
             desc = str(data.get("error_description") or "")
             if getattr(exc, "retryable", False):
-                raise ProviderError(f"the token endpoint {self._host_label(self.token_uri)} is failing; "
-                                    "try again later", "other", provider_code=code or None) from None
-            what = ("the service account key" if self.credentials_type == "service_account"
-                    else "the OAuth client or refresh token")
+                raise ProviderError(
+                    f"the token endpoint {self._host_label(self.token_uri)} is failing; try again later",
+                    "other",
+                    provider_code=code or None,
+                ) from None
+            what = (
+                "the service account key"
+                if self.credentials_type == "service_account"
+                else "the OAuth client or refresh token"
+            )
             detail = f"{code}: {desc}" if code and desc else (code or desc or str(exc.args[0] if exc.args else exc))
             kind = "access_denied" if code in ("unauthorized_client", "access_denied") else "bad_credentials"
-            raise ProviderError(f"{self._host_label(self.token_uri)} rejected {what} ({detail})", kind,
-                                provider_code=code or None) from None
+            raise ProviderError(
+                f"{self._host_label(self.token_uri)} rejected {what} ({detail})", kind, provider_code=code or None
+            ) from None
         except gexc.TransportError:
-            raise ProviderError(f"cannot reach {self._host_label(self.token_uri)}: check the network",
-                                "unreachable") from None
+            raise ProviderError(
+                f"cannot reach {self._host_label(self.token_uri)}: check the network", "unreachable"
+            ) from None
         except (ValueError, TypeError) as exc:  # e.g. signing fails
             raise ProviderError(f"cannot sign the token request ({exc.__class__.__name__})", "invalid_config") from None
 
     def _ensure_token(self, force: bool = False) -> str:
         with self._token_lock:
             if force or not self._creds.valid:
-                run_with_deadline(self._refresh_token, self.settings.overall_test_timeout,
-                                  self._host_label(self.token_uri))
+                run_with_deadline(
+                    self._refresh_token, self.settings.overall_test_timeout, self._host_label(self.token_uri)
+                )
             return self._creds.token
 
     # -- HTTP -------------------------------------------------------------
-    def _request(self, path: str, params: dict[str, Any] | None = None, *, stream: bool = False,
-                 what: str = "") -> requests.Response:
+    def _request(
+        self, path: str, params: dict[str, Any] | None = None, *, stream: bool = False, what: str = ""
+    ) -> requests.Response:
         url = f"{self.api_root}/{path.lstrip('/')}"
         attempts = max(1, int(self.settings.max_attempts)) + 1
         refreshed = False
@@ -240,11 +277,17 @@ class GoogleDriveProvider(StorageProvider):
             attempt += 1
             token = self._ensure_token()
             try:
-                resp = self._session.get(url, params=params, headers={"Authorization": f"Bearer {token}"},
-                                         timeout=self._timeout, stream=stream)
+                resp = self._session.get(
+                    url,
+                    params=params,
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=self._timeout,
+                    stream=stream,
+                )
             except (requests.ConnectionError, requests.Timeout):
-                raise ProviderError(f"cannot reach {self._host_label(self.api_root)}: check the network",
-                                    "unreachable") from None
+                raise ProviderError(
+                    f"cannot reach {self._host_label(self.api_root)}: check the network", "unreachable"
+                ) from None
             if resp.status_code < 300:
                 return resp
             reason, message = self._error_info(resp)
@@ -279,22 +322,46 @@ class GoogleDriveProvider(StorageProvider):
     def _http_error(self, status: int, reason: str, message: str, what: str) -> ProviderError:
         target = what or "the requested item"
         if status == 401:
-            return ProviderError("Google Drive rejected the access token", "bad_credentials",
-                                 provider_code=reason or None, status_code=status)
+            return ProviderError(
+                "Google Drive rejected the access token",
+                "bad_credentials",
+                provider_code=reason or None,
+                status_code=status,
+            )
         if status == 404:
-            return ProviderError(f"{target} was not found, or is not shared with {self.principal}", "not_found",
-                                 provider_code=reason or "notFound", status_code=status)
+            return ProviderError(
+                f"{target} was not found, or is not shared with {self.principal}",
+                "not_found",
+                provider_code=reason or "notFound",
+                status_code=status,
+            )
         if status == 403:
             if reason == "fileNotDownloadable":
-                return ProviderError(f"{target} has no binary content (a Google Docs/Sheets/Slides file)",
-                                     "other", provider_code=reason, status_code=status)
-            return ProviderError(f"{self.principal} may not access {target} ({reason or message})", "access_denied",
-                                 provider_code=reason or None, status_code=status)
+                return ProviderError(
+                    f"{target} has no binary content (a Google Docs/Sheets/Slides file)",
+                    "other",
+                    provider_code=reason,
+                    status_code=status,
+                )
+            return ProviderError(
+                f"{self.principal} may not access {target} ({reason or message})",
+                "access_denied",
+                provider_code=reason or None,
+                status_code=status,
+            )
         if status == 400:
-            return ProviderError(f"Google Drive refused the request: {message or reason}", "invalid_config",
-                                 provider_code=reason or None, status_code=status)
-        return ProviderError(f"Google Drive answered HTTP {status}: {message or reason}", "other",
-                             provider_code=reason or None, status_code=status)
+            return ProviderError(
+                f"Google Drive refused the request: {message or reason}",
+                "invalid_config",
+                provider_code=reason or None,
+                status_code=status,
+            )
+        return ProviderError(
+            f"Google Drive answered HTTP {status}: {message or reason}",
+            "other",
+            provider_code=reason or None,
+            status_code=status,
+        )
 
     def _drive_params(self) -> dict[str, Any]:
         p: dict[str, Any] = {"supportsAllDrives": "true", "includeItemsFromAllDrives": "true"}
@@ -302,10 +369,13 @@ class GoogleDriveProvider(StorageProvider):
             p.update(corpora="drive", driveId=self.shared_drive_id)
         return p
 
-    def _list_pages(self, q: str, *, page_size: int | None = None, fields: str = LIST_FIELDS,
-                    what: str = "") -> Iterator[dict[str, Any]]:
+    def _list_pages(
+        self, q: str, *, page_size: int | None = None, fields: str = LIST_FIELDS, what: str = ""
+    ) -> Iterator[dict[str, Any]]:
         params = self._drive_params()
-        params.update(q=q, fields=fields, pageSize=str(min(1000, max(1, int(page_size or self.settings.drive_page_size)))))
+        params.update(
+            q=q, fields=fields, pageSize=str(min(1000, max(1, int(page_size or self.settings.drive_page_size))))
+        )
         token: str | None = None
         while True:
             if token:
@@ -321,9 +391,11 @@ class GoogleDriveProvider(StorageProvider):
                 return
 
     def _get_meta(self, file_id: str, what: str = "") -> dict[str, Any]:
-        resp = self._request(f"files/{quote(file_id, safe='')}",
-                             {"supportsAllDrives": "true", "fields": "id, name, mimeType, driveId, parents, trashed"},
-                             what=what or f"folder {file_id!r}")
+        resp = self._request(
+            f"files/{quote(file_id, safe='')}",
+            {"supportsAllDrives": "true", "fields": "id, name, mimeType, driveId, parents, trashed"},
+            what=what or f"folder {file_id!r}",
+        )
         return resp.json()
 
     # -- paths ------------------------------------------------------------
@@ -352,13 +424,17 @@ class GoogleDriveProvider(StorageProvider):
         parts = [seg for seg in p.strip("/").split("/") if seg]
         folder, shown = self.root_id, ""
         for seg in parts:
-            q = (f"{_q_literal(folder)} in parents and name = {_q_literal(seg)} "
-                 f"and mimeType = '{FOLDER_MIME}' and trashed = false")
+            q = (
+                f"{_q_literal(folder)} in parents and name = {_q_literal(seg)} "
+                f"and mimeType = '{FOLDER_MIME}' and trashed = false"
+            )
             found = next(iter(self._list_pages(q, page_size=10, what=f"folder '{shown}/{seg}'")), None)
             if found is None:
                 raise ProviderError(
                     f"folder '/{'/'.join(parts)}' not found: no folder {seg!r} in '{shown or '/'}' "
-                    f"(or it is not shared with {self.principal})", "not_found")
+                    f"(or it is not shared with {self.principal})",
+                    "not_found",
+                )
             folder, shown = found["id"], f"{shown}/{seg}"
         return folder, shown or "/"
 
@@ -370,8 +446,10 @@ class GoogleDriveProvider(StorageProvider):
         if path:
             folder, _ = self.resolve(path)
         q = f"{_q_literal(folder)} in parents and trashed = false"
-        next(iter(self._list_pages(q, page_size=1, fields="nextPageToken, files(id)",
-                                   what=f"folder {path or '/'!r}")), None)
+        next(
+            iter(self._list_pages(q, page_size=1, fields="nextPageToken, files(id)", what=f"folder {path or '/'!r}")),
+            None,
+        )
 
     def iter_files(self, path: str, filters: Any = None) -> Iterator[SourceFile]:
         from .filters import parse_filters
@@ -415,8 +493,12 @@ class GoogleDriveProvider(StorageProvider):
     def iter_bytes(self, file: SourceFile, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
         if not file.file_id:
             raise ProviderError(f"{file.key!r} has no Drive file id", "invalid_config")
-        resp = self._request(f"files/{quote(file.file_id, safe='')}", {"alt": "media", "supportsAllDrives": "true"},
-                             stream=True, what=f"file {file.key!r}")
+        resp = self._request(
+            f"files/{quote(file.file_id, safe='')}",
+            {"alt": "media", "supportsAllDrives": "true"},
+            stream=True,
+            what=f"file {file.key!r}",
+        )
         return self._stream(resp, chunk_size, file)
 
     def _stream(self, resp: requests.Response, chunk_size: int, file: SourceFile) -> Iterator[bytes]:
@@ -433,10 +515,15 @@ class GoogleDriveProvider(StorageProvider):
         folder_id, shown = self.resolve(path)
         base = "" if shown == "/" else shown
         q = f"{_q_literal(folder_id)} in parents and mimeType = '{FOLDER_MIME}' and trashed = false"
-        return [{"id": it["id"], "name": it.get("name", ""), "path": f"{base}/{it.get('name', '')}",
-                 "mime_type": FOLDER_MIME}
-                for it in self._list_pages(q, fields="nextPageToken, files(id, name, mimeType)",
-                                           what=f"folder {shown!r}")]
+        return [
+            {
+                "id": it["id"],
+                "name": it.get("name", ""),
+                "path": f"{base}/{it.get('name', '')}",
+                "mime_type": FOLDER_MIME,
+            }
+            for it in self._list_pages(q, fields="nextPageToken, files(id, name, mimeType)", what=f"folder {shown!r}")
+        ]
 
     def close(self) -> None:
         self._session.close()

@@ -6,13 +6,15 @@ create-request examples carry one, though ``S3Config`` does not declare it).
 A prefix is treated like a folder: ``bucket/videos`` lists ``videos/...`` (and
 the single object ``videos`` if there is one), never ``videos2/...``.
 """
+
 from __future__ import annotations
 
 import mimetypes
 import posixpath
 import threading
+from collections.abc import Iterator
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlparse
 
 import boto3
@@ -68,8 +70,9 @@ def _parse_dt(value: Any) -> datetime | None:
 class S3Provider(StorageProvider):
     """A bucket store spoken to with the S3 protocol."""
 
-    def __init__(self, provider_config: dict[str, Any], *, settings: ProviderSettings | None = None,
-                 provider_type: str = "s3"):
+    def __init__(
+        self, provider_config: dict[str, Any], *, settings: ProviderSettings | None = None, provider_type: str = "s3"
+    ):
         self.provider_type = provider_type
         self.settings = settings or ProviderSettings()
         cfg = dict(provider_config or {})
@@ -103,7 +106,9 @@ class S3Provider(StorageProvider):
             if cfg.get("endpoint_url"):
                 region = "us-east-1"  # S3-compatible stores mostly ignore the region
             else:
-                raise ProviderError("provider_config.region is required for AWS S3 (e.g. 'us-east-1')", "invalid_config")
+                raise ProviderError(
+                    "provider_config.region is required for AWS S3 (e.g. 'us-east-1')", "invalid_config"
+                )
         self.region = str(region)
         self.use_ssl = bool(cfg.get("use_ssl", True))
         self.verify_ssl = bool(cfg.get("verify_ssl", True))
@@ -131,8 +136,10 @@ class S3Provider(StorageProvider):
         return f"https://s3.{self.region}.amazonaws.com"
 
     def __repr__(self) -> str:
-        return (f"S3Provider(provider_type={self.provider_type!r}, endpoint={self.endpoint_display!r}, "
-                f"region={self.region!r}, credentials={self.credentials_type!r})")
+        return (
+            f"S3Provider(provider_type={self.provider_type!r}, endpoint={self.endpoint_display!r}, "
+            f"region={self.region!r}, credentials={self.credentials_type!r})"
+        )
 
     def _config(self, **extra: Any) -> Config:
         kw: dict[str, Any] = dict(
@@ -143,8 +150,9 @@ class S3Provider(StorageProvider):
             **extra,
         )
         try:
-            return Config(request_checksum_calculation="when_required",
-                          response_checksum_validation="when_required", **kw)
+            return Config(
+                request_checksum_calculation="when_required", response_checksum_validation="when_required", **kw
+            )
         except TypeError:  # older botocore
             return Config(**kw)
 
@@ -182,8 +190,9 @@ class S3Provider(StorageProvider):
 
         def fetch() -> dict[str, str]:
             try:
-                resp = sts.assume_role(RoleArn=role_arn, RoleSessionName=s.sts_session_name,
-                                       ExternalId=external_id, DurationSeconds=3600)
+                resp = sts.assume_role(
+                    RoleArn=role_arn, RoleSessionName=s.sts_session_name, ExternalId=external_id, DurationSeconds=3600
+                )
             except bexc.NoCredentialsError:
                 raise ProviderError(
                     "iam_role credentials need the local server's own AWS credentials to call STS AssumeRole, "
@@ -195,11 +204,15 @@ class S3Provider(StorageProvider):
                 if code in _BAD_CREDENTIAL_CODES:
                     raise ProviderError(
                         f"the server's AWS credentials used to assume {role_arn} were rejected ({code})",
-                        "bad_credentials", provider_code=code) from None
+                        "bad_credentials",
+                        provider_code=code,
+                    ) from None
                 if code in _ACCESS_DENIED_CODES:
                     raise ProviderError(
                         f"not allowed to assume role {role_arn}: check the role's trust policy and external_id",
-                        "access_denied", provider_code=code) from None
+                        "access_denied",
+                        provider_code=code,
+                    ) from None
                 raise self._map_error(exc) from None
             except Exception as exc:
                 raise self._map_error(exc) from None
@@ -213,7 +226,8 @@ class S3Provider(StorageProvider):
             }
 
         creds = RefreshableCredentials.create_from_metadata(
-            metadata=fetch(), refresh_using=fetch, method="sts-assume-role")
+            metadata=fetch(), refresh_using=fetch, method="sts-assume-role"
+        )
         bs = get_session()
         bs._credentials = creds
         return boto3.session.Session(botocore_session=bs, region_name=self.region)
@@ -242,30 +256,52 @@ class S3Provider(StorageProvider):
             code = str(err.get("Code", "") or "")
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if code in _BAD_CREDENTIAL_CODES:
-                return ProviderError(_BAD_CREDENTIAL_CODES[code] + f" ({code})", "bad_credentials",
-                                     provider_code=code, status_code=status)
+                return ProviderError(
+                    _BAD_CREDENTIAL_CODES[code] + f" ({code})",
+                    "bad_credentials",
+                    provider_code=code,
+                    status_code=status,
+                )
             if code == "NoSuchBucket" or (code in ("404", "NotFound") and bucket and not key):
-                return ProviderError(f"bucket {bucket or err.get('BucketName') or ''!r} does not exist at {where}",
-                                     "no_such_bucket", provider_code=code or "NoSuchBucket", status_code=status)
+                return ProviderError(
+                    f"bucket {bucket or err.get('BucketName') or ''!r} does not exist at {where}",
+                    "no_such_bucket",
+                    provider_code=code or "NoSuchBucket",
+                    status_code=status,
+                )
             if code in ("NoSuchKey", "404", "NotFound"):
-                return ProviderError(f"object {key!r} not found in bucket {bucket!r}", "not_found",
-                                     provider_code=code, status_code=status)
+                return ProviderError(
+                    f"object {key!r} not found in bucket {bucket!r}",
+                    "not_found",
+                    provider_code=code,
+                    status_code=status,
+                )
             if code in _ACCESS_DENIED_CODES or status == 403:
                 target = f"bucket {bucket!r}" if bucket else "the requested resource"
-                return ProviderError(f"the credentials are not allowed to access {target} ({code or status})",
-                                     "access_denied", provider_code=code, status_code=status)
+                return ProviderError(
+                    f"the credentials are not allowed to access {target} ({code or status})",
+                    "access_denied",
+                    provider_code=code,
+                    status_code=status,
+                )
             if code in ("PermanentRedirect", "AuthorizationHeaderMalformed", "IllegalLocationConstraintException"):
                 return ProviderError(
                     f"bucket {bucket!r} is in another region than {self.region!r} ({code}); fix provider_config.region",
-                    "invalid_config", provider_code=code, status_code=status)
+                    "invalid_config",
+                    provider_code=code,
+                    status_code=status,
+                )
             if code == "InvalidBucketName":
-                return ProviderError(f"{bucket!r} is not a valid bucket name", "invalid_config",
-                                     provider_code=code, status_code=status)
+                return ProviderError(
+                    f"{bucket!r} is not a valid bucket name", "invalid_config", provider_code=code, status_code=status
+                )
             msg = str(err.get("Message") or code or exc)
             return ProviderError(f"S3 error {code or status}: {msg}", "other", provider_code=code, status_code=status)
         if isinstance(exc, bexc.SSLError):
-            return ProviderError(f"cannot reach {where}: TLS/SSL error ({exc.__class__.__name__}); "
-                                 "check use_ssl/verify_ssl", "unreachable")
+            return ProviderError(
+                f"cannot reach {where}: TLS/SSL error ({exc.__class__.__name__}); check use_ssl/verify_ssl",
+                "unreachable",
+            )
         if isinstance(exc, (bexc.ConnectTimeoutError, bexc.ReadTimeoutError)):
             return ProviderError(f"cannot reach {where}: timed out", "unreachable")
         if isinstance(exc, (bexc.ConnectionError, bexc.HTTPClientError)):
@@ -329,8 +365,7 @@ class S3Provider(StorageProvider):
                 return
             kw = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": size, "ContinuationToken": token}
 
-    def _list_prefix(self, bucket: str, prefix: str, folder: str,
-                     page_size: int | None = None) -> Iterator[SourceFile]:
+    def _list_prefix(self, bucket: str, prefix: str, folder: str, page_size: int | None = None) -> Iterator[SourceFile]:
         try:
             for page in self._pages(bucket, prefix, page_size):
                 for obj in page.get("Contents", ()) or ():
@@ -338,7 +373,7 @@ class S3Provider(StorageProvider):
                     if key.endswith("/"):
                         continue  # "directory marker" objects
                     name = posixpath.basename(key)
-                    rel = key[len(folder):] if folder and key.startswith(folder) else name
+                    rel = key[len(folder) :] if folder and key.startswith(folder) else name
                     etag = obj.get("ETag")
                     yield SourceFile(
                         key=key,
@@ -386,23 +421,27 @@ class S3Provider(StorageProvider):
                 buckets = self.client.list_buckets().get("Buckets", [])
             except Exception as exc:
                 raise self._map_error(exc) from None
-            return [{"id": b["Name"], "name": b["Name"], "path": "/" + b["Name"], "mime_type": FOLDER_MIME}
-                    for b in buckets]
+            return [
+                {"id": b["Name"], "name": b["Name"], "path": "/" + b["Name"], "mime_type": FOLDER_MIME} for b in buckets
+            ]
         bucket, prefix = split_s3_path(p, self.bucket)
         if prefix and not prefix.endswith("/"):
             prefix += "/"
         out: list[dict[str, str]] = []
         try:
             pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=bucket, Prefix=prefix, Delimiter="/",
+                Bucket=bucket,
+                Prefix=prefix,
+                Delimiter="/",
                 PaginationConfig={"PageSize": max(1, int(self.settings.s3_page_size))},
             )
             for page in pages:
                 for cp in page.get("CommonPrefixes", ()) or ():
                     sub = cp["Prefix"].rstrip("/")
                     ident = f"{bucket}/{sub}"
-                    out.append({"id": ident, "name": posixpath.basename(sub), "path": "/" + ident,
-                                "mime_type": FOLDER_MIME})
+                    out.append(
+                        {"id": ident, "name": posixpath.basename(sub), "path": "/" + ident, "mime_type": FOLDER_MIME}
+                    )
         except Exception as exc:
             raise self._map_error(exc, bucket=bucket) from None
         return out

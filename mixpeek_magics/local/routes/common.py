@@ -1,7 +1,8 @@
 """Helpers shared by the list routes."""
+
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from fastapi import Query
 
@@ -12,10 +13,13 @@ from ..filters import FieldRef, compile_filters, doc_resolver
 class ListParams:
     """The contract's list query parameters: limit 1..1000, offset, cursor, include_total."""
 
-    def __init__(self, limit: Optional[int] = Query(None, ge=1, le=1000),
-                 offset: Optional[int] = Query(None, ge=0, le=10000),
-                 cursor: Optional[str] = Query(None),
-                 include_total: bool = Query(False)):
+    def __init__(
+        self,
+        limit: int | None = Query(None, ge=1, le=1000),
+        offset: int | None = Query(None, ge=0, le=10000),
+        cursor: str | None = Query(None),
+        include_total: bool = Query(False),
+    ):
         self.limit = limit
         self.offset = offset
         self.cursor = cursor
@@ -32,8 +36,9 @@ def search_sql(search: str | None, columns: list[str], case_sensitive: bool = Fa
     return "(" + " OR ".join(parts) + ")", [search.lower()] * len(columns)
 
 
-def filters_sql(filters: Any, columns: dict[str, FieldRef], json_col: str = "doc",
-                case_sensitive: bool | None = None) -> tuple[str, list[Any]]:
+def filters_sql(
+    filters: Any, columns: dict[str, FieldRef], json_col: str = "doc", case_sensitive: bool | None = None
+) -> tuple[str, list[Any]]:
     if filters and case_sensitive is not None and isinstance(filters, dict) and "case_sensitive" not in filters:
         filters = {**filters, "case_sensitive": case_sensitive}
     return compile_filters(filters, doc_resolver(columns, json_col))
@@ -47,8 +52,7 @@ def sort_direction(sort: Any, default_desc: bool) -> bool:
         raise validation_422(["body", "sort"], "sort must be an object {field, direction}")
     field = sort.get("field", "created_at")
     if field not in ("created_at", "rowid", "_id"):
-        raise validation_422(["body", "sort", "field"],
-                             f"the local server sorts by created_at only, not {field!r}")
+        raise validation_422(["body", "sort", "field"], f"the local server sorts by created_at only, not {field!r}")
     direction = str(sort.get("direction", "asc")).lower()
     if direction not in ("asc", "desc"):
         raise validation_422(["body", "sort", "direction"], "direction must be 'asc' or 'desc'")

@@ -6,13 +6,14 @@ contract's filters, get / update / delete by id or name, test, and the Google
 Drive folder and file browsers. Credentials are encrypted at rest and
 redacted in every answer.
 """
+
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 
-from ..connections import (PROVIDER_TYPES, ConnectionService, normalize_provider_config, normalize_status)
+from ..connections import PROVIDER_TYPES, ConnectionService, normalize_provider_config, normalize_status
 from ..db import loads
 from ..deps import caller, get_state, json_response
 from ..errors import APIError, validation_422
@@ -30,15 +31,25 @@ LOCAL_USER = "usr_local"
 # The fields of the contract's provider configs and credentials (S3Config, TigrisConfig,
 # GoogleDriveConfig; S3AccessKeyCredentials, ...): what a stored config keeps beside them
 # (the bucket it was tested on, a service account's token URIs) stays server-side.
-_CONFIG_KEYS = {"s3": ("provider_type", "credentials", "region", "endpoint_url", "use_ssl", "verify_ssl"),
-                "tigris": ("provider_type", "credentials", "region", "endpoint_url"),
-                "google_drive": ("provider_type", "credentials", "shared_drive_id", "impersonate_user")}
-_CREDENTIAL_KEYS = {("s3", "access_key"): ("type", "access_key_id", "secret_access_key", "session_token"),
-                    ("s3", "iam_role"): ("type", "role_arn", "external_id"),
-                    ("tigris", "access_key"): ("type", "access_key_id", "secret_access_key"),
-                    ("google_drive", "service_account"): ("type", "project_id", "private_key_id", "private_key",
-                                                          "client_email", "client_id"),
-                    ("google_drive", "oauth"): ("type", "client_id", "client_secret", "refresh_token")}
+_CONFIG_KEYS = {
+    "s3": ("provider_type", "credentials", "region", "endpoint_url", "use_ssl", "verify_ssl"),
+    "tigris": ("provider_type", "credentials", "region", "endpoint_url"),
+    "google_drive": ("provider_type", "credentials", "shared_drive_id", "impersonate_user"),
+}
+_CREDENTIAL_KEYS = {
+    ("s3", "access_key"): ("type", "access_key_id", "secret_access_key", "session_token"),
+    ("s3", "iam_role"): ("type", "role_arn", "external_id"),
+    ("tigris", "access_key"): ("type", "access_key_id", "secret_access_key"),
+    ("google_drive", "service_account"): (
+        "type",
+        "project_id",
+        "private_key_id",
+        "private_key",
+        "client_email",
+        "client_id",
+    ),
+    ("google_drive", "oauth"): ("type", "client_id", "client_secret", "refresh_token"),
+}
 
 
 def _config_out(provider_type: str, cfg: Any) -> Any:
@@ -85,8 +96,9 @@ def _opt_str(body: dict, key: str, *, max_len: int, min_len: int = 0) -> str | N
     if not isinstance(v, str):
         raise validation_422(["body", key], "Input should be a valid string")
     if len(v) < min_len:
-        raise validation_422(["body", key], f"String should have at least {min_len} character"
-                                            + ("s" if min_len != 1 else ""))
+        raise validation_422(
+            ["body", key], f"String should have at least {min_len} character" + ("s" if min_len != 1 else "")
+        )
     if len(v) > max_len:
         raise validation_422(["body", key], f"String should have at most {max_len} characters")
     return v
@@ -131,15 +143,23 @@ def create_connection(request: Request, body: Any = Body(...), who: Caller = Dep
     if not isinstance(tbs, bool):
         raise validation_422(["body", "test_before_save"], "Input should be a valid boolean")
     config = normalize_provider_config(ptype, body["provider_config"])
-    doc = service(state).create(who.org_id, name=name, provider_type=ptype, provider_config=config,
-                                description=description, metadata=metadata, test_before_save=tbs,
-                                created_by=LOCAL_USER)
+    doc = service(state).create(
+        who.org_id,
+        name=name,
+        provider_type=ptype,
+        provider_config=config,
+        description=description,
+        metadata=metadata,
+        test_before_save=tbs,
+        created_by=LOCAL_USER,
+    )
     return json_response(connection_out(doc))
 
 
 @router.post(BASE + "/list")
-def list_connections(request: Request, body: Optional[Any] = Body(None), params: ListParams = Depends(),
-                     who: Caller = Depends(caller)):
+def list_connections(
+    request: Request, body: Any | None = Body(None), params: ListParams = Depends(), who: Caller = Depends(caller)
+):
     state = get_state(request)
     service(state)
     body = _body_dict(body)
@@ -156,15 +176,25 @@ def list_connections(request: Request, body: Optional[Any] = Body(None), params:
         where.append("is_active=?")
         wparams.append(1 if body["is_active"] else 0)
     sql = " AND ".join(where)
-    page = paginate(state.store, table="storage_connections", select="doc", where=sql, params=wparams,
-                    limit=params.limit or 100, offset=params.offset, cursor=params.cursor,
-                    include_total=True, descending=True)
+    page = paginate(
+        state.store,
+        table="storage_connections",
+        select="doc",
+        where=sql,
+        params=wparams,
+        limit=params.limit or 100,
+        offset=params.offset,
+        cursor=params.cursor,
+        include_total=True,
+        descending=True,
+    )
     total = page.total or 0
     pag = pagination_body(page)
     if not params.include_total:
         pag.update(total=None, total_pages=None)
-    return json_response({"results": [connection_out(loads(r["doc"])) for r in page.rows], "pagination": pag,
-                          "total": total})
+    return json_response(
+        {"results": [connection_out(loads(r["doc"])) for r in page.rows], "pagination": pag, "total": total}
+    )
 
 
 @router.get(BASE + "/{connection_identifier}")
@@ -174,8 +204,9 @@ def get_connection(request: Request, connection_identifier: str, who: Caller = D
 
 
 @router.patch(BASE + "/{connection_identifier}")
-def update_connection(request: Request, connection_identifier: str, body: Any = Body(...),
-                      who: Caller = Depends(caller)):
+def update_connection(
+    request: Request, connection_identifier: str, body: Any = Body(...), who: Caller = Depends(caller)
+):
     state = get_state(request)
     svc = service(state)
     body = _body_dict(body)
@@ -203,8 +234,9 @@ def delete_connection(request: Request, connection_identifier: str, who: Caller 
     svc = service(state)
     row = svc.find(who.org_id, connection_identifier)
     svc.delete(row)
-    return json_response({"message": f"Storage connection {row['connection_id']} deleted",
-                          "connection_id": row["connection_id"]})
+    return json_response(
+        {"message": f"Storage connection {row['connection_id']} deleted", "connection_id": row["connection_id"]}
+    )
 
 
 @router.post(BASE + "/{connection_identifier}/test")
@@ -219,12 +251,15 @@ def _drive_provider(state, who: Caller, ident: str):
     svc = service(state)
     row = svc.find(who.org_id, ident)
     if row["provider_type"] != "google_drive":
-        raise APIError(400, f"folder and file browsing is only available for google_drive connections; "
-                            f"'{loads(row['doc'])['name']}' is {row['provider_type']} (use a source_path like "
-                            "'bucket/prefix' for S3 syncs)", "BadRequestError")
+        raise APIError(
+            400,
+            f"folder and file browsing is only available for google_drive connections; "
+            f"'{loads(row['doc'])['name']}' is {row['provider_type']} (use a source_path like "
+            "'bucket/prefix' for S3 syncs)",
+            "BadRequestError",
+        )
     if row["status"] in ("SUSPENDED", "ARCHIVED"):
-        raise APIError(409, f"storage connection '{loads(row['doc'])['name']}' is {row['status']}",
-                       "ConflictError")
+        raise APIError(409, f"storage connection '{loads(row['doc'])['name']}' is {row['status']}", "ConflictError")
     try:
         return svc, row, svc.provider_for(row)
     except ProviderError as err:
@@ -232,8 +267,7 @@ def _drive_provider(state, who: Caller, ident: str):
 
 
 @router.get(BASE + "/{connection_identifier}/folders")
-def list_folders(request: Request, connection_identifier: str, path: str = Query("/"),
-                 who: Caller = Depends(caller)):
+def list_folders(request: Request, connection_identifier: str, path: str = Query("/"), who: Caller = Depends(caller)):
     state = get_state(request)
     svc, row, provider = _drive_provider(state, who, connection_identifier)
     try:
@@ -246,8 +280,13 @@ def list_folders(request: Request, connection_identifier: str, path: str = Query
 
 
 @router.get(BASE + "/{connection_identifier}/files")
-def list_files(request: Request, connection_identifier: str, path: str = Query("/"),
-               max_results: int = Query(50, ge=1, le=100), who: Caller = Depends(caller)):
+def list_files(
+    request: Request,
+    connection_identifier: str,
+    path: str = Query("/"),
+    max_results: int = Query(50, ge=1, le=100),
+    who: Caller = Depends(caller),
+):
     state = get_state(request)
     svc, row, provider = _drive_provider(state, who, connection_identifier)
     files: list[dict[str, Any]] = []
@@ -257,9 +296,17 @@ def list_files(request: Request, connection_identifier: str, path: str = Query("
             if len(files) >= max_results:
                 has_more = True
                 break
-            files.append({"id": f.file_id, "name": f.name, "path": f.key, "mime_type": f.mime_type,
-                          "size_bytes": f.size, "md5_checksum": f.etag_or_md5,
-                          "modified_time": f.modified.isoformat().replace("+00:00", "Z") if f.modified else None})
+            files.append(
+                {
+                    "id": f.file_id,
+                    "name": f.name,
+                    "path": f.key,
+                    "mime_type": f.mime_type,
+                    "size_bytes": f.size,
+                    "md5_checksum": f.etag_or_md5,
+                    "modified_time": f.modified.isoformat().replace("+00:00", "Z") if f.modified else None,
+                }
+            )
     except ProviderError as err:
         svc.record(row["connection_id"], False, err.full_message)
         raise provider_http_error(err, f"cannot list the files of {path!r}") from None

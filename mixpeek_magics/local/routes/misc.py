@@ -1,4 +1,5 @@
 """Health and organization routes."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
@@ -21,10 +22,21 @@ def health(request: Request, deep: bool = False, metrics: bool = False):
     except Exception:  # noqa: BLE001
         ok = False
     worker_ok = state.worker is not None and any(t.is_alive() for t in state.worker.threads)
-    data = {"cache": True, "metadata": ok, "vector_store": True, "object_storage": ok,
-            "task_queue": worker_ok, "inference": True, "analytics": None}
-    body = {"status": "OK" if ok and worker_ok else "DEGRADED", "data": data, "errors": None,
-            "meta": {"server": "mixpeek-magics local server", "version": __version__, "local": True}}
+    data = {
+        "cache": True,
+        "metadata": ok,
+        "vector_store": True,
+        "object_storage": ok,
+        "task_queue": worker_ok,
+        "inference": True,
+        "analytics": None,
+    }
+    body = {
+        "status": "OK" if ok and worker_ok else "DEGRADED",
+        "data": data,
+        "errors": None,
+        "meta": {"server": "mixpeek-magics local server", "version": __version__, "local": True},
+    }
     return json_response(body)
 
 
@@ -46,6 +58,7 @@ def update_organization(request: Request, body: OrganizationUpdateRequest, who: 
         if v is not None:
             d[k] = v
     d["updated_at"] = state.iso_now()
-    state.store.execute("UPDATE organizations SET doc=?, name=? WHERE org_id=?",
-                        (dumps(d), d["organization_name"], who.org_id))
+    state.store.execute(
+        "UPDATE organizations SET doc=?, name=? WHERE org_id=?", (dumps(d), d["organization_name"], who.org_id)
+    )
     return json_response(d)

@@ -1,4 +1,5 @@
 """Retriever routes: create, list, get, delete, execute, and ad hoc execution."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -23,11 +24,15 @@ _COLUMNS = {"retriever_id": FieldRef(sql="retriever_id", exact=True), "retriever
 
 
 def find_retriever(state: Any, ns: NsCtx, ident: str):
-    row = state.store.one("SELECT * FROM retrievers WHERE namespace_id=? AND (retriever_id=? OR name=?) "
-                          "ORDER BY (retriever_id=?) DESC LIMIT 1", (ns.namespace_id, ident, ident, ident))
+    row = state.store.one(
+        "SELECT * FROM retrievers WHERE namespace_id=? AND (retriever_id=? OR name=?) "
+        "ORDER BY (retriever_id=?) DESC LIMIT 1",
+        (ns.namespace_id, ident, ident, ident),
+    )
     if row is None:
-        raise APIError(404, f"retriever '{ident}' not found", "NotFoundError",
-                       {"resource": "retriever", "identifier": ident})
+        raise APIError(
+            404, f"retriever '{ident}' not found", "NotFoundError", {"resource": "retriever", "identifier": ident}
+        )
     return row
 
 
@@ -69,13 +74,19 @@ def _check_features(stages: list[dict[str, Any]], cols: list[Any]) -> None:
             ext = X.by_feature_uri(str(s.get("feature_uri", "")))
             if ext is not None and ext.name not in have and not s.get("optional"):
                 names = ", ".join(c["name"] for c in cols)
-                raise bad(f"stages[{i}].searches[{j}]: {ext.feature_uri} is not a vector index of "
-                          f"{names} (their extractors: {', '.join(sorted(have))})", stage=i)
+                raise bad(
+                    f"stages[{i}].searches[{j}]: {ext.feature_uri} is not a vector index of "
+                    f"{names} (their extractors: {', '.join(sorted(have))})",
+                    stage=i,
+                )
 
 
 def _stage_out(st: dict[str, Any]) -> dict[str, Any]:
-    out = {k: st.get(k) for k in ("stage_name", "stage_type", "config", "description", "output_alias",
-                                  "on_error", "batch_size") if st.get(k) is not None}
+    out = {
+        k: st.get(k)
+        for k in ("stage_name", "stage_type", "config", "description", "output_alias", "on_error", "batch_size")
+        if st.get(k) is not None
+    }
     out["parameters"] = stage_parameters(st)
     return out
 
@@ -103,21 +114,40 @@ def create_retriever(request: Request, body: Any = Body(...), ns: NsCtx = Depend
     _check_features(stages, cols)
     now = state.iso_now()
     retriever_id = new_id("ret")
-    doc = {"retriever_id": retriever_id, "retriever_name": name, "description": body.get("description"),
-           "collection_identifiers": [str(i) for i in idents], "collection_ids": [c["collection_id"] for c in cols],
-           "stages": [_stage_out(st) for st in stages], "fusion": _fusion(stages),
-           "input_schema": body.get("input_schema"), "budget_limits": body.get("budget_limits"),
-           "display_config": body.get("display_config"), "metadata": body.get("metadata"),
-           "tags": body.get("tags"), "feature_dependencies": feature_dependencies(stages), "version": 1,
-           "is_published": False, "created_at": now, "updated_at": now}
+    doc = {
+        "retriever_id": retriever_id,
+        "retriever_name": name,
+        "description": body.get("description"),
+        "collection_identifiers": [str(i) for i in idents],
+        "collection_ids": [c["collection_id"] for c in cols],
+        "stages": [_stage_out(st) for st in stages],
+        "fusion": _fusion(stages),
+        "input_schema": body.get("input_schema"),
+        "budget_limits": body.get("budget_limits"),
+        "display_config": body.get("display_config"),
+        "metadata": body.get("metadata"),
+        "tags": body.get("tags"),
+        "feature_dependencies": feature_dependencies(stages),
+        "version": 1,
+        "is_published": False,
+        "created_at": now,
+        "updated_at": now,
+    }
     with state.store.tx() as c:
-        taken = c.execute("SELECT retriever_id FROM retrievers WHERE namespace_id=? AND name=?",
-                          (ns.namespace_id, name)).fetchone()
+        taken = c.execute(
+            "SELECT retriever_id FROM retrievers WHERE namespace_id=? AND name=?", (ns.namespace_id, name)
+        ).fetchone()
         if taken is not None:
-            raise APIError(409, f"a retriever named '{name}' already exists in namespace '{ns.namespace_name}'",
-                           "ConflictError", {"retriever_id": taken["retriever_id"]})
-        c.execute("INSERT INTO retrievers(retriever_id, org_id, namespace_id, name, doc) VALUES (?,?,?,?,?)",
-                  (retriever_id, ns.org_id, ns.namespace_id, name, dumps(doc)))
+            raise APIError(
+                409,
+                f"a retriever named '{name}' already exists in namespace '{ns.namespace_name}'",
+                "ConflictError",
+                {"retriever_id": taken["retriever_id"]},
+            )
+        c.execute(
+            "INSERT INTO retrievers(retriever_id, org_id, namespace_id, name, doc) VALUES (?,?,?,?,?)",
+            (retriever_id, ns.org_id, ns.namespace_id, name, dumps(doc)),
+        )
     doc.pop("is_published")  # RetrieverConfig (the create answer) has no is_published
     return json_response(doc)
 
@@ -126,15 +156,25 @@ def _list(request: Request, body: dict[str, Any], params: ListParams, ns: NsCtx)
     state = get_state(request)
     cs = bool(body.get("case_sensitive") or False)
     fsql, fparams = filters_sql(body.get("filters"), _COLUMNS, case_sensitive=cs)
-    ssql, sparams = search_sql(body.get("search"), ["retriever_id", "name",
-                                                    "coalesce(json_extract(doc,'$.description'),'')"], cs)
+    ssql, sparams = search_sql(
+        body.get("search"), ["retriever_id", "name", "coalesce(json_extract(doc,'$.description'),'')"], cs
+    )
     where = f"namespace_id=? AND {fsql} AND {ssql}"
-    page = paginate(state.store, table="retrievers", select="*", where=where,
-                    params=[ns.namespace_id, *fparams, *sparams], limit=params.limit or 10,
-                    offset=params.offset, cursor=params.cursor, include_total=True,
-                    descending=sort_direction(body.get("sort"), False))
-    return json_response({"results": [loads(r["doc"]) for r in page.rows], "pagination": pagination_body(page),
-                          "total": page.total})
+    page = paginate(
+        state.store,
+        table="retrievers",
+        select="*",
+        where=where,
+        params=[ns.namespace_id, *fparams, *sparams],
+        limit=params.limit or 10,
+        offset=params.offset,
+        cursor=params.cursor,
+        include_total=True,
+        descending=sort_direction(body.get("sort"), False),
+    )
+    return json_response(
+        {"results": [loads(r["doc"]) for r in page.rows], "pagination": pagination_body(page), "total": page.total}
+    )
 
 
 @router.get("/v1/retrievers")
@@ -143,8 +183,9 @@ def list_retrievers_get(request: Request, params: ListParams = Depends(), ns: Ns
 
 
 @router.post("/v1/retrievers/list")
-def list_retrievers(request: Request, body: Any = Body(None), params: ListParams = Depends(),
-                    ns: NsCtx = Depends(namespace)):
+def list_retrievers(
+    request: Request, body: Any = Body(None), params: ListParams = Depends(), ns: NsCtx = Depends(namespace)
+):
     return _list(request, _body(body), params, ns)
 
 
@@ -178,11 +219,13 @@ def _inputs(body: dict[str, Any], schema: Any) -> dict[str, Any]:
     inputs = body.get("inputs") or {}
     if not isinstance(inputs, dict):
         raise validation_422(["body", "inputs"], "inputs must be an object")
-    missing = [k for k, spec in (schema or {}).items()
-               if isinstance(spec, dict) and spec.get("required") and inputs.get(k) is None]
+    missing = [
+        k
+        for k, spec in (schema or {}).items()
+        if isinstance(spec, dict) and spec.get("required") and inputs.get(k) is None
+    ]
     if missing:
-        raise APIError(400, f"missing required input(s): {', '.join(missing)}", "InvalidInputs",
-                       {"missing": missing})
+        raise APIError(400, f"missing required input(s): {', '.join(missing)}", "InvalidInputs", {"missing": missing})
     for k, spec in (schema or {}).items():
         if isinstance(spec, dict) and k not in inputs and spec.get("default") is not None:
             inputs[k] = spec["default"]
@@ -200,13 +243,19 @@ def delete_retriever(request: Request, retriever_id: str, ns: NsCtx = Depends(na
     state = get_state(request)
     row = find_retriever(state, ns, retriever_id)
     state.store.execute("DELETE FROM retrievers WHERE retriever_id=?", (row["retriever_id"],))
-    return json_response({"success": True, "retriever_id": row["retriever_id"],
-                          "message": f"retriever '{row['name']}' deleted"})
+    return json_response(
+        {"success": True, "retriever_id": row["retriever_id"], "message": f"retriever '{row['name']}' deleted"}
+    )
 
 
 @router.post("/v1/retrievers/execute")
-def execute_adhoc(request: Request, body: Any = Body(...), return_presigned_urls: bool = Query(False),
-                  return_vectors: bool = Query(False), ns: NsCtx = Depends(namespace)):
+def execute_adhoc(
+    request: Request,
+    body: Any = Body(...),
+    return_presigned_urls: bool = Query(False),
+    return_vectors: bool = Query(False),
+    ns: NsCtx = Depends(namespace),
+):
     state = get_state(request)
     body = _body(body)
     stages = _stages_list(body.get("stages"))
@@ -217,30 +266,64 @@ def execute_adhoc(request: Request, body: Any = Body(...), return_presigned_urls
     cols = _collections(state, ns, idents)
     _check_features(stages, cols)
     limit, offset = _page(body)
-    ctx = Context(state=state, namespace_id=ns.namespace_id, base_url=_base_url(request), collections=cols,
-                  prefilter=_prefilter(body.get("filters")))
-    return json_response(execute(ctx, stages, _inputs(body, body.get("input_schema")), limit=limit, offset=offset,
-                                 presigned=return_presigned_urls, vectors=return_vectors,
-                                 execution_id=new_id("exec")))
+    ctx = Context(
+        state=state,
+        namespace_id=ns.namespace_id,
+        base_url=_base_url(request),
+        collections=cols,
+        prefilter=_prefilter(body.get("filters")),
+    )
+    return json_response(
+        execute(
+            ctx,
+            stages,
+            _inputs(body, body.get("input_schema")),
+            limit=limit,
+            offset=offset,
+            presigned=return_presigned_urls,
+            vectors=return_vectors,
+            execution_id=new_id("exec"),
+        )
+    )
 
 
 @router.post("/v1/retrievers/{retriever_id}/execute")
-def execute_retriever(request: Request, retriever_id: str, body: Any = Body(None),
-                      return_presigned_urls: bool = Query(False), return_vectors: bool = Query(False),
-                      explain: bool = Query(False), skip_cache: bool = Query(False),
-                      ns: NsCtx = Depends(namespace)):
+def execute_retriever(
+    request: Request,
+    retriever_id: str,
+    body: Any = Body(None),
+    return_presigned_urls: bool = Query(False),
+    return_vectors: bool = Query(False),
+    explain: bool = Query(False),
+    skip_cache: bool = Query(False),
+    ns: NsCtx = Depends(namespace),
+):
     state = get_state(request)
     body = _body(body)
     row = find_retriever(state, ns, retriever_id)
     d = loads(row["doc"])
     cols = [find_collection(state, ns.namespace_id, cid) for cid in d["collection_ids"]]
     limit, offset = _page(body)
-    ctx = Context(state=state, namespace_id=ns.namespace_id, base_url=_base_url(request), collections=cols,
-                  prefilter=_prefilter(body.get("filters")))
-    stages = [{"stage_name": s["stage_name"], "stage_type": s.get("stage_type"), "config": s["config"]}
-              for s in d["stages"]]
-    return json_response(execute(ctx, stages, _inputs(body, d.get("input_schema")), limit=limit, offset=offset,
-                                 presigned=return_presigned_urls or bool(body.get("return_presigned_urls")),
-                                 vectors=return_vectors or bool(body.get("return_vectors")),
-                                 retriever_id=row["retriever_id"], execution_id=new_id("exec")))
-
+    ctx = Context(
+        state=state,
+        namespace_id=ns.namespace_id,
+        base_url=_base_url(request),
+        collections=cols,
+        prefilter=_prefilter(body.get("filters")),
+    )
+    stages = [
+        {"stage_name": s["stage_name"], "stage_type": s.get("stage_type"), "config": s["config"]} for s in d["stages"]
+    ]
+    return json_response(
+        execute(
+            ctx,
+            stages,
+            _inputs(body, d.get("input_schema")),
+            limit=limit,
+            offset=offset,
+            presigned=return_presigned_urls or bool(body.get("return_presigned_urls")),
+            vectors=return_vectors or bool(body.get("return_vectors")),
+            retriever_id=row["retriever_id"],
+            execution_id=new_id("exec"),
+        )
+    )

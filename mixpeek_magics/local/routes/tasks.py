@@ -3,10 +3,11 @@
 With ``task_ttl_seconds`` set, a task older than that is gone from all three
 (404, not listed), as the real service's records are after about 24 h; its
 batch keeps what it did."""
+
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 
@@ -43,7 +44,7 @@ def _resolve(field: str) -> FieldRef:
         return _FIELDS[field]
     for col in ("additional_data", "inputs", "outputs"):
         if field.startswith(col + "."):
-            return FieldRef(json_col=col, path=json_path(field[len(col) + 1:]))
+            return FieldRef(json_col=col, path=json_path(field[len(col) + 1 :]))
     raise KeyError(field)
 
 
@@ -57,11 +58,15 @@ def get_task(request: Request, task_id: str, who: Caller = Depends(caller)):
 
 
 @router.post("/v1/tasks/list")
-def list_tasks(request: Request, body: Optional[ListTasksRequest] = Body(None),
-               limit: Optional[int] = Query(None, ge=1, le=1000),
-               offset: Optional[int] = Query(None, ge=0, le=10000),
-               cursor: Optional[str] = Query(None), include_total: bool = Query(False),
-               who: Caller = Depends(caller)):
+def list_tasks(
+    request: Request,
+    body: ListTasksRequest | None = Body(None),
+    limit: int | None = Query(None, ge=1, le=1000),
+    offset: int | None = Query(None, ge=0, le=10000),
+    cursor: str | None = Query(None),
+    include_total: bool = Query(False),
+    who: Caller = Depends(caller),
+):
     state = get_state(request)
     body = body or ListTasksRequest()
     where = ["org_id=?"]
@@ -79,10 +84,19 @@ def list_tasks(request: Request, body: Optional[ListTasksRequest] = Body(None),
         ssql, sparams = search_sql(body.search, ["task_id", "task_type", "status", "coalesce(error,'')"])
         where.append(ssql)
         params.extend(sparams)
-    page = paginate(state.store, table="tasks", select=task_columns(state), where=" AND ".join(where), params=params, limit=limit or 100,
-                    offset=offset, cursor=cursor, include_total=include_total,
-                    descending=sort_direction(body.sort, True),
-                    moving=None if cutoff is None else ("coalesce(created_at, 0) >= ?", [cutoff]))
+    page = paginate(
+        state.store,
+        table="tasks",
+        select=task_columns(state),
+        where=" AND ".join(where),
+        params=params,
+        limit=limit or 100,
+        offset=offset,
+        cursor=cursor,
+        include_total=include_total,
+        descending=sort_direction(body.sort, True),
+        moving=None if cutoff is None else ("coalesce(created_at, 0) >= ?", [cutoff]),
+    )
     results = ",".join(task_row_json(r) for r in page.rows)
     text = '{"results":[' + results + '],"pagination":' + json.dumps(pagination_body(page)) + "}"
     return raw_json_response(text)

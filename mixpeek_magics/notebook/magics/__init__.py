@@ -12,6 +12,7 @@
 
 Each magic's ``%name?`` shows its help with examples.
 """
+
 from __future__ import annotations
 
 from typing import Any

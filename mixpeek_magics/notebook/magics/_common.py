@@ -1,10 +1,11 @@
 """Helpers shared by the magics: argument parsing that never echoes a key, provenance."""
+
 from __future__ import annotations
 
 import os
 import re
-import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import parse_argstring
@@ -48,11 +49,20 @@ def strict_args(func: Callable[..., Any]) -> Callable[..., Any]:
     """``--strict`` / ``--no-strict`` on a waiting magic (default: ``%config MixpeekMagics.strict``)."""
     from IPython.core.magic_arguments import argument
 
-    func = argument("--no-strict", dest="strict", action="store_false",
-                    help="Only warn about partly failed, unknown or vanished work (interactive default).")(func)
-    return argument("--strict", dest="strict", action="store_true", default=None,
-                    help="Raise (after binding -o VAR) when work ended with errors, or a task is unknown "
-                         "or vanished (default when headless: %%config MixpeekMagics.strict).")(func)
+    func = argument(
+        "--no-strict",
+        dest="strict",
+        action="store_false",
+        help="Only warn about partly failed, unknown or vanished work (interactive default).",
+    )(func)
+    return argument(
+        "--strict",
+        dest="strict",
+        action="store_true",
+        default=None,
+        help="Raise (after binding -o VAR) when work ended with errors, or a task is unknown "
+        "or vanished (default when headless: %%config MixpeekMagics.strict).",
+    )(func)
 
 
 def unquote(value: str) -> str:
@@ -96,7 +106,9 @@ def notebook_path(shell: Any) -> str | None:
 def provenance(shell: Any, magic_line: str) -> dict[str, Any]:
     """Where a batch / task came from: notebook, cell execution count, magic line."""
     cell = getattr(shell, "execution_count", None)
-    return {"notebook": notebook_path(shell), "cell": cell, "source": scrub_keys(magic_line.strip())[:500],
-            "client": "mixpeek-magics"}
-
-
+    return {
+        "notebook": notebook_path(shell),
+        "cell": cell,
+        "source": scrub_keys(magic_line.strip())[:500],
+        "client": "mixpeek-magics",
+    }

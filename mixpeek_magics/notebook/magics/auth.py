@@ -1,4 +1,5 @@
 """``%mixpeek_auth``: sign in (key, env, saved key, prompt, or the embedded local server)."""
+
 from __future__ import annotations
 
 import os
@@ -44,30 +45,44 @@ def scrub_history(shell: Any, key: str) -> None:
             hm.db_input_cache = [(n, p.replace(key, masked), r.replace(key, masked)) for n, p, r in hm.db_input_cache]
         hm.writeout_cache()
         with hm.db:
-            hm.db.execute("UPDATE history SET source=replace(source, ?, ?), source_raw=replace(source_raw, ?, ?) "
-                          "WHERE session=?", (key, masked, key, masked, hm.session_number))
+            hm.db.execute(
+                "UPDATE history SET source=replace(source, ?, ?), source_raw=replace(source_raw, ?, ?) WHERE session=?",
+                (key, masked, key, masked, hm.session_number),
+            )
     except Exception:  # history is a convenience; never fail a sign-in over it
         pass
 
 
 @magics_class
 class AuthMagics(Magics):
-
     @magic_arguments()
-    @argument("api_key", nargs="?", default=None,
-              help="The API key. Works, but puts the key into the notebook source and history: "
-                   "prefer MIXPEEK_API_KEY or the prompt.")
+    @argument(
+        "api_key",
+        nargs="?",
+        default=None,
+        help="The API key. Works, but puts the key into the notebook source and history: "
+        "prefer MIXPEEK_API_KEY or the prompt.",
+    )
     @argument("--base-url", default=None, help="API base URL (default: MIXPEEK_BASE_URL or https://api.mixpeek.com).")
-    @argument("--namespace", default=None,
-              help="Namespace name or id to work in (default: %%config MixpeekMagics.default_namespace, "
-                   "then MIXPEEK_NAMESPACE). An unknown namespace is an error listing the available ones.")
+    @argument(
+        "--namespace",
+        default=None,
+        help="Namespace name or id to work in (default: %%config MixpeekMagics.default_namespace, "
+        "then MIXPEEK_NAMESPACE). An unknown namespace is an error listing the available ones.",
+    )
     @argument("--create-namespace", action="store_true", help="Create --namespace if it does not exist.")
-    @argument("--local", action="store_true",
-              help="Start the embedded local Mixpeek server in this process (free port; reused if running) "
-                   "and sign in to it.")
-    @argument("--save", action="store_true",
-              help="Store the key in a file only you can read (0600) in your config dir; later "
-                   "%%mixpeek_auth calls use it when no key or env var is given.")
+    @argument(
+        "--local",
+        action="store_true",
+        help="Start the embedded local Mixpeek server in this process (free port; reused if running) "
+        "and sign in to it.",
+    )
+    @argument(
+        "--save",
+        action="store_true",
+        help="Store the key in a file only you can read (0600) in your config dir; later "
+        "%%mixpeek_auth calls use it when no key or env var is given.",
+    )
     @argument("--status", action="store_true", help="Show who is signed in, and where.")
     @argument("--logout", action="store_true", help="Sign out and delete the key saved by --save.")
     @line_magic
@@ -111,8 +126,10 @@ class AuthMagics(Magics):
         timeout = opts.auth_timeout
         if args.local:
             if args.api_key or args.base_url:
-                raise UsageError("--local signs in to the embedded server with its own key: "
-                                 "do not combine it with a key or --base-url")
+                raise UsageError(
+                    "--local signs in to the embedded server with its own key: "
+                    "do not combine it with a key or --base-url"
+                )
             session = S.sign_in_local(namespace, create_namespace=args.create_namespace, timeout=timeout)
             print(session.status_line())
             return
@@ -120,12 +137,12 @@ class AuthMagics(Magics):
         if source == "argument":
             scrub_history(self.shell, key)
             print(INLINE_KEY_WARNING, file=sys.stderr)
-        base_url = args.base_url or (saved_base if source == "saved" and not os.environ.get(S.ENV_BASE_URL)
-                                     else None)
+        base_url = args.base_url or (saved_base if source == "saved" and not os.environ.get(S.ENV_BASE_URL) else None)
 
         def finish(k: str) -> S.Session:
-            return S.sign_in(k, base_url, namespace, create_namespace=args.create_namespace,
-                             save=args.save, timeout=timeout)
+            return S.sign_in(
+                k, base_url, namespace, create_namespace=args.create_namespace, save=args.save, timeout=timeout
+            )
 
         if key:
             session = finish(key)

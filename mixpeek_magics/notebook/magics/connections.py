@@ -1,8 +1,10 @@
 """``%mixpeek_connect`` (connection form) and ``%mixpeek_connections`` (list + actions)."""
+
 from __future__ import annotations
 
 import html
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
@@ -39,16 +41,22 @@ class ConnectionsPanel:
         self.yes.on_click(lambda _b: self.confirm_delete())
         self.no.on_click(lambda _b: self.dismiss_delete())
         self.select.observe(lambda _c: self._sync_toggle(), names="value")
-        self.box = W.VBox([W.HBox([self.select, self.test_button, self.toggle_button, self.delete_button]),
-                           self.confirm_box, self.message])
+        self.box = W.VBox(
+            [
+                W.HBox([self.select, self.test_button, self.toggle_button, self.delete_button]),
+                self.confirm_box,
+                self.message,
+            ]
+        )
         self._sync_toggle()
 
     @staticmethod
     def _options(frame: Any) -> list[tuple[str, str]]:
         if frame is None or len(frame) == 0:
             return []
-        return [(f"{r['name']} ({r['provider_type']}, {r['status']})", r["connection_id"])
-                for r in frame.to_dict("records")]
+        return [
+            (f"{r['name']} ({r['provider_type']}, {r['status']})", r["connection_id"]) for r in frame.to_dict("records")
+        ]
 
     def _row(self) -> dict[str, Any] | None:
         cid = self.select.value
@@ -134,7 +142,6 @@ class ConnectionsPanel:
 
 @magics_class
 class ConnectionMagics(Magics):
-
     @magic_arguments()
     @line_magic
     def mixpeek_connect(self, line: str = "") -> Any:

@@ -1,4 +1,5 @@
 """``%%ingest``: files, globs, directories, URLs and S3 / Google Drive folders into a bucket."""
+
 from __future__ import annotations
 
 import json
@@ -57,32 +58,57 @@ def _problem_sort_key(p: tuple[int, int, str]) -> tuple[int, int]:
 
 @magics_class
 class IngestMagics(Magics):
-
     @magic_arguments()
-    @argument("--bucket", "-b", default=None,
-              help="Bucket name or id (default: %%config MixpeekMagics.default_bucket).")
-    @argument("--create-bucket", action="store_true",
-              help="Create the bucket if missing, with a schema inferred from the sources' blob types.")
-    @argument("--collection", default=None, metavar="NAME",
-              help="Make the files searchable: the collection NAME on the bucket (created when missing).")
-    @argument("--extractor", default=None, metavar="NAME",
-              help="Feature extractor of a new --collection (default: text_extractor for texts, image_extractor "
-                   "for images, multimodal_extractor for both).")
+    @argument(
+        "--bucket", "-b", default=None, help="Bucket name or id (default: %%config MixpeekMagics.default_bucket)."
+    )
+    @argument(
+        "--create-bucket",
+        action="store_true",
+        help="Create the bucket if missing, with a schema inferred from the sources' blob types.",
+    )
+    @argument(
+        "--collection",
+        default=None,
+        metavar="NAME",
+        help="Make the files searchable: the collection NAME on the bucket (created when missing).",
+    )
+    @argument(
+        "--extractor",
+        default=None,
+        metavar="NAME",
+        help="Feature extractor of a new --collection (default: text_extractor for texts, image_extractor "
+        "for images, multimodal_extractor for both).",
+    )
     @argument("--namespace", default=None, help="Namespace name or id (default: the one of %%mixpeek_auth).")
     @argument("--metadata", default=None, help='JSON object given to every item, e.g. \'{"campaign": "q3"}\'.')
-    @argument("--concurrency", type=int, default=None,
-              help="Files uploaded in parallel (default: %%config MixpeekMagics.concurrency).")
-    @argument("--wait", dest="wait", action="store_true", default=True,
-              help="Wait until processing ends (default); FAILED work raises.")
-    @argument("--no-wait", dest="wait", action="store_false",
-              help="Return once submitted; the board keeps updating.")
+    @argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="Files uploaded in parallel (default: %%config MixpeekMagics.concurrency).",
+    )
+    @argument(
+        "--wait",
+        dest="wait",
+        action="store_true",
+        default=True,
+        help="Wait until processing ends (default); FAILED work raises.",
+    )
+    @argument("--no-wait", dest="wait", action="store_false", help="Return once submitted; the board keeps updating.")
     @argument("-o", "--output", default=None, metavar="VAR", help="Bind the IngestResult (or dry-run frame) to VAR.")
-    @argument("--dry-run", action="store_true",
-              help="Show the plan as a DataFrame (source, kind, size, MIME type, already ingested or new); "
-                   "send nothing.")
+    @argument(
+        "--dry-run",
+        action="store_true",
+        help="Show the plan as a DataFrame (source, kind, size, MIME type, already ingested or new); send nothing.",
+    )
     @argument("--force", action="store_true", help="Re-ingest items already ingested.")
-    @argument("--retry-failed", default=None, metavar="VAR_OR_TASK_ID",
-              help="Re-ingest the failed items of a previous result (variable) or task id.")
+    @argument(
+        "--retry-failed",
+        default=None,
+        metavar="VAR_OR_TASK_ID",
+        help="Re-ingest the failed items of a previous result (variable) or task id.",
+    )
     @argument("--frame", default=None, metavar="DF", help="Ingest one object per row of this DataFrame.")
     @argument("--path-col", default=None, help="--frame column with the file path or URL.")
     @argument("--metadata-cols", default=None, help="--frame columns copied into metadata: a,b,c or *.")
@@ -140,7 +166,7 @@ class IngestMagics(Magics):
             except ValueError as exc:
                 raise UsageError(f"--metadata is not valid JSON: {exc}") from None
             if not isinstance(metadata, dict):
-                raise UsageError("--metadata must be a JSON object, e.g. '{\"campaign\": \"q3\"}'")
+                raise UsageError('--metadata must be a JSON object, e.g. \'{"campaign": "q3"}\'')
         concurrency = args.concurrency if args.concurrency is not None else opts.concurrency
         if concurrency < 1:
             raise UsageError("--concurrency must be at least 1")
@@ -148,8 +174,10 @@ class IngestMagics(Magics):
         if sum(given) > 1:
             raise UsageError("use one source at a time: cell lines, --frame, or --retry-failed")
         if not any(given):
-            raise UsageError("nothing to ingest: write one source per line in the cell body "
-                             "(or use --frame DF --path-col COL, or --retry-failed)")
+            raise UsageError(
+                "nothing to ingest: write one source per line in the cell body "
+                "(or use --frame DF --path-col COL, or --retry-failed)"
+            )
         if args.extractor and not args.collection:
             raise UsageError("--extractor goes with --collection NAME")
         if (args.path_col or args.metadata_cols) and args.frame is None:
@@ -185,8 +213,14 @@ class IngestMagics(Magics):
             if not hasattr(df, "to_dict"):
                 raise UsageError(f"--frame {args.frame}: expected a pandas DataFrame, got {type(df).__name__}")
             try:
-                plan = plan_from_records(df.to_dict("records"), args.path_col, args.metadata_cols,
-                                         default_metadata=metadata, hash_files=True, index=list(df.index))
+                plan = plan_from_records(
+                    df.to_dict("records"),
+                    args.path_col,
+                    args.metadata_cols,
+                    default_metadata=metadata,
+                    hash_files=True,
+                    index=list(df.index),
+                )
             except PlanError as exc:
                 problems += [(10**9, 0, str(p)) for p in exc.problems]
         elif args.retry_failed is not None:
@@ -202,8 +236,9 @@ class IngestMagics(Magics):
             if client is not None and any(ln.kind in ("s3", "gdrive") for ln in lines):
                 known = self._known_connections(client)
             try:
-                plan = build_plan(lines, cwd=os.getcwd(), default_metadata=metadata, known_connections=known,
-                                  hash_files=True)
+                plan = build_plan(
+                    lines, cwd=os.getcwd(), default_metadata=metadata, known_connections=known, hash_files=True
+                )
             except PlanError as exc:
                 problems += [(p.line if p.line is not None else 10**9, 0, str(p)) for p in exc.problems]
         if problems:
@@ -217,7 +252,7 @@ class IngestMagics(Magics):
         from mixpeek_magics.client import errors
 
         try:
-            conns = getattr(client, "connections")
+            conns = client.connections
         except AttributeError:
             return None  # the runner reports syncs as not yet supported, before sending anything
         known: dict[str, str] = {}
@@ -253,8 +288,9 @@ class IngestMagics(Magics):
                 raise UsageError(f"--retry-failed {ref}: that result has no failed items")
             return records
         if value is not None:
-            raise UsageError(f"--retry-failed {ref}: expected an IngestResult or a task id, "
-                             f"got a {type(value).__name__}")
+            raise UsageError(
+                f"--retry-failed {ref}: expected an IngestResult or a task id, got a {type(value).__name__}"
+            )
         if client is None:
             client = S.client()
         from mixpeek_magics.client import errors
@@ -264,15 +300,17 @@ class IngestMagics(Magics):
             task = client.tasks.get(ref)
         except errors.NotFoundError:
             task = None  # unknown, or its record expired: the batch this machine submitted it with tells
-        ref_batch = (task.bucket_id, task.batch_id) if task is not None and task.batch_id \
-            else _batch_of_task(state, ref)
+        ref_batch = (
+            (task.bucket_id, task.batch_id) if task is not None and task.batch_id else _batch_of_task(state, ref)
+        )
         if ref_batch is None:
             if task is None:
                 raise UsageError(f"--retry-failed {ref}: no such variable or task")
             raise UsageError(f"--retry-failed {ref}: task {task.status} has no batch, so no failed items")
         try:
-            batch = client.batches.get(ref_batch[0], ref_batch[1],
-                                       namespace=task.namespace_id if task is not None else None)
+            batch = client.batches.get(
+                ref_batch[0], ref_batch[1], namespace=task.namespace_id if task is not None else None
+            )
         except errors.NotFoundError:
             raise UsageError(f"--retry-failed {ref}: its batch {ref_batch[1]} is gone") from None
         failed = [f.object_id for f in batch.failed_objects or []]  # the failed items are the batch's
@@ -303,8 +341,8 @@ class IngestMagics(Magics):
         if session is not None:
             ns_refs = [namespace] if namespace else [session.namespace_id, session.namespace_name]
             known = IngestState(opts_state_path()).lookup(
-                server_id(session), [bucket], [item_key(i) for i in plan.items if item_key(i)],
-                namespace_refs=ns_refs)
+                server_id(session), [bucket], [item_key(i) for i in plan.items if item_key(i)], namespace_refs=ns_refs
+            )
         rows = []
         for item in plan.items:
             key = item_key(item)
@@ -319,9 +357,19 @@ class IngestMagics(Magics):
                 state = "uploaded, not processed"
             else:
                 state = "new"
-            rows.append({"source": _shown(item), "kind": item.kind, "size": item.size, "mime_type": item.mime_type,
-                         "state": state, "line": item.line, "row": item.row, "metadata": dict(item.metadata),
-                         "connection": item.connection})
+            rows.append(
+                {
+                    "source": _shown(item),
+                    "kind": item.kind,
+                    "size": item.size,
+                    "mime_type": item.mime_type,
+                    "state": state,
+                    "line": item.line,
+                    "row": item.row,
+                    "metadata": dict(item.metadata),
+                    "connection": item.connection,
+                }
+            )
         frame = pd.DataFrame(rows, columns=DRY_RUN_COLUMNS)
         frame["size"] = frame["size"].astype("Int64")
         frame["line"] = frame["line"].astype("Int64")
@@ -332,8 +380,9 @@ class IngestMagics(Magics):
         return frame
 
     # -- run ------------------------------------------------------------------------------
-    def _run(self, args: Any, plan: Any, client: Any, bucket_ref: str, session: Any, concurrency: int,
-             line: str) -> Any:
+    def _run(
+        self, args: Any, plan: Any, client: Any, bucket_ref: str, session: Any, concurrency: int, line: str
+    ) -> Any:
         from mixpeek_magics.client import errors
         from mixpeek_magics.ingest import runner
         from mixpeek_magics.notebook.display import make_display, show
@@ -370,17 +419,28 @@ class IngestMagics(Magics):
             ns_name = args.namespace
         try:
             result = runner.run_plan(
-                client, plan, bucket, namespace=client.config.namespace, namespace_name=ns_name,
-                concurrency=concurrency, force=args.force, use_state=args.retry_failed is None,
-                metadata_provenance=prov, state=runner.IngestState(opts_state_path()),
+                client,
+                plan,
+                bucket,
+                namespace=client.config.namespace,
+                namespace_name=ns_name,
+                concurrency=concurrency,
+                force=args.force,
+                use_state=args.retry_failed is None,
+                metadata_provenance=prov,
+                state=runner.IngestState(opts_state_path()),
                 server_id=server_id(session) if session is not None else None,
-                on_progress=on_progress, bucket_label=bucket_ref,
+                on_progress=on_progress,
+                bucket_label=bucket_ref,
             )
         except KeyboardInterrupt:
             if upload is not None and "stats" in seen:
                 upload.finish(seen["stats"], interrupted=True)
-            print("Interrupted: files confirmed so far are kept and recorded; uploads in flight were abandoned. "
-                  "Re-run the cell to resume (already ingested files are skipped).", file=sys.stderr)
+            print(
+                "Interrupted: files confirmed so far are kept and recorded; uploads in flight were abandoned. "
+                "Re-run the cell to resume (already ingested files are skipped).",
+                file=sys.stderr,
+            )
             raise
         except runner.IngestError as exc:
             raise IngestRunError(str(exc)) from None
@@ -390,16 +450,22 @@ class IngestMagics(Magics):
             upload.finish(result.upload)
         print(result.summary())
 
-        context = {"cell": prov.get("cell"), "notebook": prov.get("notebook"), "source": prov.get("source"),
-                   "label": f"%%ingest {bucket_ref}"}
+        context = {
+            "cell": prov.get("cell"),
+            "notebook": prov.get("notebook"),
+            "source": prov.get("source"),
+            "label": f"%%ingest {bucket_ref}",
+        }
         _journal_confirm_tasks(client, result, opts.journal(), context)
         if result.tasks:
             # with --wait the failed items are listed once, in the warning under the board
-            board = make_display(mode=opts.display_mode(), on_cancel=lambda tid: client.tasks.kill(tid),
-                                 failure_hint="listed below" if args.wait else None)
+            board = make_display(
+                mode=opts.display_mode(),
+                on_cancel=lambda tid: client.tasks.kill(tid),
+                failure_hint="listed below" if args.wait else None,
+            )
             show(board)
-            handle = result.watch(observers=[board], journal=opts.journal(), policy=opts.poll_policy(),
-                                  context=context)
+            handle = result.watch(observers=[board], journal=opts.journal(), policy=opts.poll_policy(), context=context)
             handle.display = board
         strict = opts.is_strict(args.strict)
         if args.wait:
@@ -414,20 +480,22 @@ class IngestMagics(Magics):
                 bind(self.shell, args.output, result)
                 raise IngestRunError(str(exc)) from None
             fails = result.failure_records()
-            gone = [s for s in (result.handle.snapshots if result.handle is not None else [])
-                    if s.status == "UNKNOWN"]
+            gone = [s for s in (result.handle.snapshots if result.handle is not None else []) if s.status == "UNKNOWN"]
             lines = [f"{f['source'] or f['object_id'] or f['task_id']}: {f['error']}" for f in fails]
             lines += [f"task {s.task_id}: {s.error or 'vanished'}" for s in gone]
             if lines and strict:
                 bind(self.shell, args.output, result)
                 raise IngestRunError(
                     f"{len(lines)} item(s) or task(s) did not complete (strict mode; the result is in "
-                    f"{args.output or 'the -o variable'}, failures in result.failures):\n"
-                    + summarize(lines, 20))
+                    f"{args.output or 'the -o variable'}, failures in result.failures):\n" + summarize(lines, 20)
+                )
             if lines:
-                print(f"Warning: {len(lines)} item(s) failed; the rest were ingested (--strict or "
-                      f"%config MixpeekMagics.strict = True makes this an error):\n"
-                      + summarize(lines, 20, more_hint=" (see result.failures)"), file=sys.stderr)
+                print(
+                    f"Warning: {len(lines)} item(s) failed; the rest were ingested (--strict or "
+                    f"%config MixpeekMagics.strict = True makes this an error):\n"
+                    + summarize(lines, 20, more_hint=" (see result.failures)"),
+                    file=sys.stderr,
+                )
             if collection is not None:
                 try:
                     print(collection.finish(result))
@@ -437,8 +505,10 @@ class IngestMagics(Magics):
             failed_syncs = [i for i in result.items if i.status == "failed" and i.kind not in ("file", "url")]
             if failed_syncs:
                 bind(self.shell, args.output, result)
-                raise IngestRunError(f"{len(failed_syncs)} sync(s) could not be created (strict mode):\n"
-                                     + summarize([f"{i.source}: {i.error}" for i in failed_syncs], 20))
+                raise IngestRunError(
+                    f"{len(failed_syncs)} sync(s) could not be created (strict mode):\n"
+                    + summarize([f"{i.source}: {i.error}" for i in failed_syncs], 20)
+                )
         if args.output:
             bind(self.shell, args.output, result)
             return None
@@ -461,12 +531,14 @@ def _journal_confirm_tasks(client: Any, result: Any, journal: Any, context: dict
     rows = []
     try:
         for i in range(0, len(ids), 100):
-            chunk = ids[i:i + 100]
-            page = client.tasks.list(filters={"AND": [{"field": "task_id", "operator": "in", "value": chunk}]},
-                                     limit=len(chunk))
+            chunk = ids[i : i + 100]
+            page = client.tasks.list(
+                filters={"AND": [{"field": "task_id", "operator": "in", "value": chunk}]}, limit=len(chunk)
+            )
             for task in page.items:
-                snap = TaskSnapshot(task.task_id, task.status, task_type=task.task_type, label=label,
-                                    bucket_id=result.bucket_id)
+                snap = TaskSnapshot(
+                    task.task_id, task.status, task_type=task.task_type, label=label, bucket_id=result.bucket_id
+                )
                 rows.append((snap, {"bucket_id": result.bucket_id}, False))
         journal.record_many(rows, context, base_url=client.config.base_url, namespace=client.config.namespace)
     except (errors.MixpeekError, OSError, sqlite3.Error):
@@ -517,8 +589,9 @@ def _batch_of_task(state: Any, task_id: str) -> tuple[str, str] | None:
         return None
     con = sqlite3.connect(state.path)
     try:
-        row = con.execute("SELECT bucket_id, batch_id FROM items WHERE task_id=? AND batch_id IS NOT NULL LIMIT 1",
-                          (task_id,)).fetchone()
+        row = con.execute(
+            "SELECT bucket_id, batch_id FROM items WHERE task_id=? AND batch_id IS NOT NULL LIMIT 1", (task_id,)
+        ).fetchone()
     except sqlite3.Error:
         row = None
     finally:

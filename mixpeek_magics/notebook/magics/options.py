@@ -7,6 +7,7 @@
 
 The same values can live in ``ipython_config.py`` (``c.MixpeekMagics.concurrency = 4``).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -23,47 +24,57 @@ class MixpeekMagics(Configurable):
     """Settings shared by every ``%mixpeek_*`` and ``%%ingest`` magic."""
 
     default_namespace = Unicode(
-        None, allow_none=True,
-        help="Namespace (name or id) used when %mixpeek_auth / %%ingest get no --namespace "
-             "(else MIXPEEK_NAMESPACE).",
+        None,
+        allow_none=True,
+        help="Namespace (name or id) used when %mixpeek_auth / %%ingest get no --namespace (else MIXPEEK_NAMESPACE).",
     ).tag(config=True)
     default_bucket = Unicode(
-        None, allow_none=True, help="Bucket (name or id) %%ingest uses when given no --bucket.",
+        None,
+        allow_none=True,
+        help="Bucket (name or id) %%ingest uses when given no --bucket.",
     ).tag(config=True)
     concurrency = Int(
-        DEFAULT_CONCURRENCY, help="Files uploaded in parallel by %%ingest (--concurrency overrides).",
+        DEFAULT_CONCURRENCY,
+        help="Files uploaded in parallel by %%ingest (--concurrency overrides).",
     ).tag(config=True)
     poll_max_interval = Float(
-        30.0, help="Polling cap: the longest pause between two task polls, in seconds (backoff starts at 1 s).",
+        30.0,
+        help="Polling cap: the longest pause between two task polls, in seconds (backoff starts at 1 s).",
     ).tag(config=True)
     progress_interval = Float(
-        None, allow_none=True,
+        None,
+        allow_none=True,
         help="Least seconds between two reads of the running batches' progress (default: 10, the real "
-             "service's refresh cadence; the embedded server's progress_refresh_seconds when signed in to it).",
+        "service's refresh cadence; the embedded server's progress_refresh_seconds when signed in to it).",
     ).tag(config=True)
     widgets = Bool(
-        True, help="Show ipywidgets progress boards and prompts where a widget front end can show them; "
-                   "False: text progress and getpass.",
+        True,
+        help="Show ipywidgets progress boards and prompts where a widget front end can show them; "
+        "False: text progress and getpass.",
     ).tag(config=True)
     journal_path = Unicode(
-        None, allow_none=True,
+        None,
+        allow_none=True,
         help="SQLite file of the task journal (default: MIXPEEK_JOURNAL_PATH or the user data dir).",
     ).tag(config=True)
     ingest_state_path = Unicode(
-        None, allow_none=True,
+        None,
+        allow_none=True,
         help="SQLite file remembering what %%ingest already uploaded (default: next to the user data dir).",
     ).tag(config=True)
     auth_timeout = Float(10.0, help="Seconds %mixpeek_auth waits for the server to answer.").tag(config=True)
     strict = Bool(
-        None, allow_none=True,
+        None,
+        allow_none=True,
         help="Waiting magics raise (after binding -o VAR) when work ended COMPLETED_WITH_ERRORS, a sync could "
-             "not be created, a task id is unknown or vanished: what makes a headless run fail. Default: on "
-             "when headless (nbclient, papermill, nbconvert, CI), else warn once. --strict / --no-strict override.",
+        "not be created, a task id is unknown or vanished: what makes a headless run fail. Default: on "
+        "when headless (nbclient, papermill, nbconvert, CI), else warn once. --strict / --no-strict override.",
     ).tag(config=True)
     unreachable_timeout = Float(
-        None, allow_none=True,
+        None,
+        allow_none=True,
         help="Seconds a wait keeps reconnecting to a server that is gone before it gives up (the tasks keep "
-             "running; the error says how to re-attach). Default: 120 when headless, 900 interactively.",
+        "running; the error says how to re-attach). Default: 120 when headless, 900 interactively.",
     ).tag(config=True)
 
     @validate("concurrency")
@@ -139,8 +150,11 @@ class MixpeekMagics(Configurable):
                     interval = float(session._local_server.settings.progress_refresh_seconds)
             except Exception:
                 pass
-        return PollPolicy(maximum=self.poll_max_interval, progress_interval=max(0.0, interval),
-                          unreachable_timeout=self.unreachable_limit())
+        return PollPolicy(
+            maximum=self.poll_max_interval,
+            progress_interval=max(0.0, interval),
+            unreachable_timeout=self.unreachable_limit(),
+        )
 
 
 _current: MixpeekMagics | None = None

@@ -1,5 +1,6 @@
 """``%mixpeek_search`` (search a collection, see the hits as a gallery) and ``%mixpeek_documents``
 (a collection's documents as a DataFrame with thumbnails)."""
+
 from __future__ import annotations
 
 import json
@@ -42,18 +43,34 @@ def parse_filters(items: list[str] | None) -> dict[str, Any]:
 
 @magics_class
 class SearchMagics(Magics):
-
     @magic_arguments()
     @argument("query", nargs="*", help="What to look for (quote it when it has spaces).")
     @argument("--collection", "-c", default=None, help="Collection name or id to search.")
     @argument("-k", type=int, default=10, help="How many hits (default 10).")
-    @argument("--filter", "-f", dest="filters", action="append", default=None, metavar="FIELD=VALUE",
-              help="Keep hits whose FIELD equals VALUE (repeatable); a bare name is metadata.NAME.")
+    @argument(
+        "--filter",
+        "-f",
+        dest="filters",
+        action="append",
+        default=None,
+        metavar="FIELD=VALUE",
+        help="Keep hits whose FIELD equals VALUE (repeatable); a bare name is metadata.NAME.",
+    )
     @argument("--image", default=None, metavar="PATH", help="Search by example: the image (or text file) at PATH.")
-    @argument("--retriever", "-r", default=None, metavar="NAME",
-              help="Run this saved retriever (the query goes to its first input) instead of an ad hoc search.")
-    @argument("--no-thumbnails", dest="thumbnails", action="store_false", default=True,
-              help="Do not download thumbnails (faster; the gallery shows text only).")
+    @argument(
+        "--retriever",
+        "-r",
+        default=None,
+        metavar="NAME",
+        help="Run this saved retriever (the query goes to its first input) instead of an ad hoc search.",
+    )
+    @argument(
+        "--no-thumbnails",
+        dest="thumbnails",
+        action="store_false",
+        default=True,
+        help="Do not download thumbnails (faster; the gallery shows text only).",
+    )
     @argument("-o", "--output", default=None, metavar="VAR", help="Bind the DataFrame of hits to VAR.")
     @line_magic
     def mixpeek_search(self, line: str = "") -> Any:
@@ -77,8 +94,7 @@ class SearchMagics(Magics):
         if text is not None and args.image is not None:
             raise UsageError("give a text query or --image PATH, not both")
         if text is None and args.image is None:
-            raise UsageError('nothing to search for: %mixpeek_search "QUERY" --collection NAME '
-                             "(or --image PATH)")
+            raise UsageError('nothing to search for: %mixpeek_search "QUERY" --collection NAME (or --image PATH)')
         if not 1 <= args.k <= 1000:
             raise UsageError("-k must be from 1 to 1000")
         if args.collection is None and args.retriever is None:
@@ -120,8 +136,9 @@ class SearchMagics(Magics):
         return gallery
 
     @staticmethod
-    def _run_retriever(client: Any, name: str, text: str | None, image: str | None, filters: dict[str, Any],
-                       k: int) -> Any:
+    def _run_retriever(
+        client: Any, name: str, text: str | None, image: str | None, filters: dict[str, Any], k: int
+    ) -> Any:
         from mixpeek_magics.client.resources.retrievers import data_uri
 
         retriever = client.retrievers.get(name)
@@ -133,17 +150,26 @@ class SearchMagics(Magics):
         logical = None
         if filters:
             logical = {"AND": [{"field": f, "operator": "eq", "value": v} for f, v in filters.items()]}
-        return client.retrievers.execute(retriever.retriever_id or name, {key: value}, filters=logical, limit=k,
-                                         return_presigned_urls=True)
+        return client.retrievers.execute(
+            retriever.retriever_id or name, {key: value}, filters=logical, limit=k, return_presigned_urls=True
+        )
 
     @magic_arguments()
     @argument("collection", help="Collection name or id.")
-    @argument("--filter", "-f", dest="filters", action="append", default=None, metavar="FIELD=VALUE",
-              help="Only documents whose FIELD equals VALUE (repeatable); a bare name is metadata.NAME.")
+    @argument(
+        "--filter",
+        "-f",
+        dest="filters",
+        action="append",
+        default=None,
+        metavar="FIELD=VALUE",
+        help="Only documents whose FIELD equals VALUE (repeatable); a bare name is metadata.NAME.",
+    )
     @argument("--search", default=None, help="Only documents containing this text.")
     @argument("--limit", "-n", type=int, default=100, help="At most this many documents (default 100; 0: all).")
-    @argument("--no-thumbnails", dest="thumbnails", action="store_false", default=True,
-              help="Do not download thumbnails.")
+    @argument(
+        "--no-thumbnails", dest="thumbnails", action="store_false", default=True, help="Do not download thumbnails."
+    )
     @argument("-o", "--output", default=None, metavar="VAR", help="Bind the DataFrame to VAR instead of showing it.")
     @line_magic
     def mixpeek_documents(self, line: str = "") -> Any:
@@ -164,8 +190,14 @@ class SearchMagics(Magics):
         from mixpeek_magics.frames.search import documents_frame
 
         try:
-            frame = documents_frame(args.collection, client, filters=parse_filters(args.filters) or None,
-                                    search=args.search, limit=args.limit or None, thumbnails=args.thumbnails)
+            frame = documents_frame(
+                args.collection,
+                client,
+                filters=parse_filters(args.filters) or None,
+                search=args.search,
+                limit=args.limit or None,
+                thumbnails=args.thumbnails,
+            )
         except errors.NotFoundError as exc:
             raise SearchError(str(exc)) from None
         except errors.MixpeekError as exc:

@@ -1,4 +1,5 @@
 """``%mixpeek_watch`` (a live board for existing tasks) and ``%mixpeek_tasks`` (task history)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -18,12 +19,13 @@ class WatchError(S.MagicError):
 
 @magics_class
 class TaskMagics(Magics):
-
     @magic_arguments()
     @argument("task_ids", nargs="*", help="Task ids to watch.")
-    @argument("--unfinished", action="store_true",
-              help="Re-attach to every task the journal saw unfinished on this server (e.g. after a "
-                   "kernel restart).")
+    @argument(
+        "--unfinished",
+        action="store_true",
+        help="Re-attach to every task the journal saw unfinished on this server (e.g. after a kernel restart).",
+    )
     @argument("--wait", action="store_true", help="Block until all are finished; FAILED tasks raise.")
     @argument("-o", "--output", default=None, metavar="VAR", help="Bind the watch handle to VAR.")
     @strict_args
@@ -58,14 +60,22 @@ class TaskMagics(Magics):
             if not ids:
                 print(f"No unfinished tasks in the journal for {client.config.base_url}.")
                 return None
-        board = make_display(mode=opts.display_mode(), title=f"{len(ids)} task(s)",
-                             on_cancel=lambda tid: client.tasks.kill(tid),
-                             failure_hint=WARNING_HINT if args.wait else None)
+        board = make_display(
+            mode=opts.display_mode(),
+            title=f"{len(ids)} task(s)",
+            on_cancel=lambda tid: client.tasks.kill(tid),
+            failure_hint=WARNING_HINT if args.wait else None,
+        )
         show(board)
-        handle = watch(client, ids, block=False, observers=[BucketNames(board, client)], journal=journal,
-                       policy=opts.poll_policy(),
-                       context={"cell": getattr(self.shell, "execution_count", None),
-                                "source": "%mixpeek_watch " + line.strip()})
+        handle = watch(
+            client,
+            ids,
+            block=False,
+            observers=[BucketNames(board, client)],
+            journal=journal,
+            policy=opts.poll_policy(),
+            context={"cell": getattr(self.shell, "execution_count", None), "source": "%mixpeek_watch " + line.strip()},
+        )
         handle.display = board
         bind(self.shell, args.output, handle)
         if args.wait:
@@ -88,14 +98,19 @@ class TaskMagics(Magics):
             odd_lines = [f"{s.task_id}: {s.status}" + (f" ({s.error})" if s.error else "") for s in odd]
             odd_lines += [f"{tid}: never seen (unknown task id)" for tid in ids if tid not in seen]
             if odd_lines and strict:
-                raise WatchError(f"{len(odd_lines)} task(s) did not complete cleanly (strict mode; the handle "
-                                 f"is in {args.output or 'the -o variable'}):\n" + summarize(odd_lines, 20))
+                raise WatchError(
+                    f"{len(odd_lines)} task(s) did not complete cleanly (strict mode; the handle "
+                    f"is in {args.output or 'the -o variable'}):\n" + summarize(odd_lines, 20)
+                )
             gone = [line for line in odd_lines if "COMPLETED_WITH_ERRORS" not in line]
             if gone:
                 import sys
 
-                print(f"Warning: {len(gone)} task(s) unknown or vanished (--strict makes this an error):\n"
-                      + summarize(gone, 20), file=sys.stderr)
+                print(
+                    f"Warning: {len(gone)} task(s) unknown or vanished (--strict makes this an error):\n"
+                    + summarize(gone, 20),
+                    file=sys.stderr,
+                )
         return None
 
     @magic_arguments()
@@ -144,14 +159,20 @@ class TaskMagics(Magics):
             task_history = None
         try:
             if task_history is not None:
-                frame = task_history(client, status=many(args.status), task_type=many(args.task_type),
-                                     since=args.since, bucket=args.bucket,
-                                     journal=opts.journal_path or None)
+                frame = task_history(
+                    client,
+                    status=many(args.status),
+                    task_type=many(args.task_type),
+                    since=args.since,
+                    bucket=args.bucket,
+                    journal=opts.journal_path or None,
+                )
             else:  # pragma: no cover
                 import pandas as pd
 
-                frame = pd.DataFrame([t.model_dump() for t in client.tasks.iter(status=args.status,
-                                                                               task_type=args.task_type)])
+                frame = pd.DataFrame(
+                    [t.model_dump() for t in client.tasks.iter(status=args.status, task_type=args.task_type)]
+                )
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         if args.output:
