@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             t_start = time.monotonic()
             driver.start()
             fut = _runtime.spawn(baseline(base, ids_b, scale, seen_b))
-            handle = watch(client, ids_e, block=False, observers=[seen_e], policy=policy, journal=None)
+            handle = watch(ids_e, client=client, block=False, observers=[seen_e], policy=policy, journal=None)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", PartialFailureWarning)
                 handle.wait(raise_on_failure=False)

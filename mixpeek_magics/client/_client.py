@@ -1,21 +1,25 @@
 """The two drivers: :class:`Mixpeek` (sync) and :class:`AsyncMixpeek` (async).
 
-Both execute the same request specs and run the same sans-IO flows
-(see ``_core``); the only code written twice is the ten-line effect loop and
-reading a file in chunks for presigned uploads.
+Both execute the same request specs and run the same sans-IO flows (see
+``_core``) through the same resource classes, so no request, retry rule,
+pagination step or polling loop is written twice. Each driver writes its own
+I/O, in pairs that mirror each other: building its httpx client, sending one
+request (``_send``), the effect loop (``_execute``, ``_iterate``, ``_perform``),
+reading a file in chunks for a presigned PUT, PUTting many files at once
+(threads / ``asyncio.gather``) and closing; and one ``cached_property`` per
+resource, typed for that driver (``AsyncMixpeek``'s by ``resources/_async.py``).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import importlib
-import importlib.util
 import logging
 import os
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
 
@@ -24,6 +28,23 @@ from mixpeek_magics.client.config import ClientConfig
 from mixpeek_magics.client.errors import ConfigurationError, redact_key
 
 if TYPE_CHECKING:
+    import ssl
+
+    from mixpeek_magics.client.resources._async import (
+        AsyncBatches,
+        AsyncBuckets,
+        AsyncCollections,
+        AsyncConnections,
+        AsyncDocuments,
+        AsyncHealthResource,
+        AsyncNamespaces,
+        AsyncObjects,
+        AsyncOrganizations,
+        AsyncRetrievers,
+        AsyncSyncs,
+        AsyncTasks,
+        AsyncUploads,
+    )
     from mixpeek_magics.client.resources.batches import Batches
     from mixpeek_magics.client.resources.buckets import Buckets
     from mixpeek_magics.client.resources.collections import Collections
@@ -40,6 +61,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mixpeek_magics.client")
 
+T = TypeVar("T")
+C = TypeVar("C", bound="BaseClient")
+Transport = httpx.BaseTransport | httpx.AsyncBaseTransport
+
 UPLOAD_CHUNK = 1 << 20  # 1 MiB per read when streaming a file
 
 
@@ -51,11 +76,11 @@ def _safe_url(url: httpx.URL | str) -> str:
     return str(url).split("#", 1)[0].split("?", 1)[0]
 
 
-_ssl_contexts: dict[tuple[str | None, str | None], Any] = {}
+_ssl_contexts: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
 _ssl_lock = threading.Lock()
 
 
-def _ssl_context() -> Any:
+def _ssl_context() -> ssl.SSLContext:
     """httpx's default TLS context, made once per process and trust setting.
 
     httpx builds a fresh one (loading the whole CA bundle) for every client it
@@ -71,28 +96,21 @@ def _ssl_context() -> Any:
 
 
 class BaseClient:
-    """Configuration, request building and resource lookup shared by both drivers."""
+    """Configuration and request building shared by both drivers."""
 
-    _RESOURCES_PACKAGE = "mixpeek_magics.client.resources"
+    _http: httpx.Client | httpx.AsyncClient
 
-    organization: Organizations
-    health: HealthResource
-    namespaces: Namespaces
-    buckets: Buckets
-    objects: Objects
-    uploads: Uploads
-    batches: Batches
-    connections: Connections
-    syncs: Syncs
-    tasks: Tasks
-    collections: Collections
-    documents: Documents
-    retrievers: Retrievers
-
-    def __init__(self, config: ClientConfig, http: Any, owns_http: bool) -> None:
+    def __init__(
+        self,
+        config: ClientConfig,
+        http: httpx.Client | httpx.AsyncClient,
+        owns_http: bool,
+        transport: Transport | None = None,
+    ) -> None:
         self._config = config
         self._http = http
         self._owns_http = owns_http
+        self._transport = transport
 
     # -- configuration -----------------------------------------------------
     @property
@@ -107,12 +125,20 @@ class BaseClient:
     def namespace(self) -> str | None:
         return self._config.namespace
 
-    def with_options(self, **changes: Any) -> Any:
+    @property
+    def transport(self) -> Transport | None:
+        """The httpx transport this client was given (``transport=``), None for httpx's own.
+
+        Code that runs the same requests on another client (the tracking engine's
+        ``AsyncMixpeek`` on the background loop) reuses it from here."""
+        return self._transport
+
+    def with_options(self: C, **changes: Any) -> C:
         """A copy with other options (``namespace``, ``timeout``, ``max_retry_seconds``,
         ``api_key``, ``base_url``) sharing this client's connection pool.
         Closing the copy leaves the pool open; close the original."""
         clone = object.__new__(type(self))
-        BaseClient.__init__(clone, self._config.replace(**changes), self._http, owns_http=False)
+        BaseClient.__init__(clone, self._config.replace(**changes), self._http, False, self._transport)
         return clone
 
     def _context(self) -> Context:
@@ -128,30 +154,8 @@ class BaseClient:
 
     __str__ = __repr__
 
-    # -- resources ---------------------------------------------------------
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_") or not name.isidentifier():
-            raise AttributeError(name)
-        module_name = f"{self._RESOURCES_PACKAGE}.{name}"
-        if importlib.util.find_spec(module_name) is None:
-            raise AttributeError(f"{type(self).__name__!s} has no resource or attribute {name!r}")
-        resource_cls = getattr(importlib.import_module(module_name), "RESOURCE", None)
-        if resource_cls is None:
-            raise AttributeError(name)
-        resource = resource_cls(self)
-        self.__dict__[name] = resource
-        return resource
-
-    def __dir__(self) -> list[str]:
-        import pkgutil
-
-        from mixpeek_magics.client import resources
-
-        names = [m.name for m in pkgutil.iter_modules(resources.__path__) if not m.name.startswith("_")]
-        return sorted(set(super().__dir__()) | set(names))
-
     # -- request building --------------------------------------------------
-    def _headers(self, spec: RequestSpec) -> httpx.Headers:
+    def _headers(self, spec: RequestSpec[Any]) -> httpx.Headers:
         # httpx.Headers masks Authorization in its repr (tracebacks that show locals).
         cfg = self._config
         headers = httpx.Headers()
@@ -175,12 +179,12 @@ class BaseClient:
             headers["Content-Length"] = str(spec.upload_size or 0)
         return headers
 
-    def _url(self, spec: RequestSpec) -> str:
+    def _url(self, spec: RequestSpec[Any]) -> str:
         if spec.path.startswith(("http://", "https://")):
             return spec.path
         return self._config.base_url + spec.path
 
-    def _build(self, spec: RequestSpec, content: Any = None) -> httpx.Request:
+    def _build(self, spec: RequestSpec[Any], content: Any = None) -> httpx.Request:
         timeout = spec.timeout if spec.timeout is not None else self._config.timeout
         return self._http.build_request(
             spec.method,
@@ -270,10 +274,12 @@ class _SyncOverAsyncTransport(httpx.BaseTransport):
             request.method, request.url, headers=request.headers, content=body, extensions=request.extensions
         )
 
-        async def exchange() -> tuple[int, list[tuple[bytes, bytes]], bytes, dict]:
+        async def exchange() -> tuple[int, list[tuple[bytes, bytes]], bytes, dict[str, Any]]:
             response = await self._transport.handle_async_request(async_request)
+            stream = response.stream
+            assert isinstance(stream, httpx.AsyncByteStream)  # what an async transport answers with
             try:
-                content = b"".join([part async for part in response.stream])
+                content = b"".join([part async for part in stream])
             finally:
                 await response.aclose()
             return response.status_code, response.headers.raw, content, dict(response.extensions)
@@ -293,7 +299,10 @@ class Mixpeek(BaseClient):
     ``Mixpeek(api_key=None, base_url=None, namespace=None, timeout=30.0,
     max_retry_seconds=60.0, transport=None)``; missing values come from
     ``MIXPEEK_API_KEY`` / ``MIXPEEK_BASE_URL`` / ``MIXPEEK_NAMESPACE``.
+    ``transport``: an httpx transport, sync or async (``httpx.ASGITransport(app)``).
     """
+
+    _http: httpx.Client
 
     def __init__(
         self,
@@ -307,24 +316,102 @@ class Mixpeek(BaseClient):
         config: ClientConfig | None = None,
     ) -> None:
         cfg = config or ClientConfig.resolve(api_key, base_url, namespace, timeout, max_retry_seconds)
-        if (
-            transport is not None
-            and not isinstance(transport, httpx.BaseTransport)
-            and isinstance(transport, httpx.AsyncBaseTransport)
-        ):
-            transport = _SyncOverAsyncTransport(transport)
+        sync_transport: httpx.BaseTransport | None
+        if transport is None or isinstance(transport, httpx.BaseTransport):
+            sync_transport = transport
+        else:
+            sync_transport = _SyncOverAsyncTransport(transport)
         http = httpx.Client(
-            transport=transport,
+            transport=sync_transport,
             timeout=cfg.timeout,
             follow_redirects=False,
             headers={"User-Agent": cfg.user_agent},
             verify=_ssl_context() if transport is None else True,
         )
-        super().__init__(cfg, http, owns_http=True)
+        super().__init__(cfg, http, True, transport)
+
+    # -- resources (one instance per client, made on first use) ---------------
+    @cached_property
+    def organization(self) -> Organizations:
+        from mixpeek_magics.client.resources.organization import Organizations
+
+        return Organizations(self)
+
+    @cached_property
+    def health(self) -> HealthResource:
+        from mixpeek_magics.client.resources.health import HealthResource
+
+        return HealthResource(self)
+
+    @cached_property
+    def namespaces(self) -> Namespaces:
+        from mixpeek_magics.client.resources.namespaces import Namespaces
+
+        return Namespaces(self)
+
+    @cached_property
+    def buckets(self) -> Buckets:
+        from mixpeek_magics.client.resources.buckets import Buckets
+
+        return Buckets(self)
+
+    @cached_property
+    def objects(self) -> Objects:
+        from mixpeek_magics.client.resources.objects import Objects
+
+        return Objects(self)
+
+    @cached_property
+    def uploads(self) -> Uploads:
+        from mixpeek_magics.client.resources.uploads import Uploads
+
+        return Uploads(self)
+
+    @cached_property
+    def batches(self) -> Batches:
+        from mixpeek_magics.client.resources.batches import Batches
+
+        return Batches(self)
+
+    @cached_property
+    def connections(self) -> Connections:
+        from mixpeek_magics.client.resources.connections import Connections
+
+        return Connections(self)
+
+    @cached_property
+    def syncs(self) -> Syncs:
+        from mixpeek_magics.client.resources.syncs import Syncs
+
+        return Syncs(self)
+
+    @cached_property
+    def tasks(self) -> Tasks:
+        from mixpeek_magics.client.resources.tasks import Tasks
+
+        return Tasks(self)
+
+    @cached_property
+    def collections(self) -> Collections:
+        from mixpeek_magics.client.resources.collections import Collections
+
+        return Collections(self)
+
+    @cached_property
+    def documents(self) -> Documents:
+        from mixpeek_magics.client.resources.documents import Documents
+
+        return Documents(self)
+
+    @cached_property
+    def retrievers(self) -> Retrievers:
+        from mixpeek_magics.client.resources.retrievers import Retrievers
+
+        return Retrievers(self)
 
     # -- driver ------------------------------------------------------------
-    def _send(self, spec: RequestSpec) -> Outcome:
-        content = _file_chunks(spec.upload_path, spec.upload_size or 0) if spec.presigned else None
+    def _send(self, spec: RequestSpec[Any]) -> Outcome:
+        content = _file_chunks(spec.upload_path, spec.upload_size or 0) if spec.upload_path is not None else None
         request = self._build(spec, content)
         if self._http.is_closed:
             raise _closed_error()
@@ -345,16 +432,17 @@ class Mixpeek(BaseClient):
         concurrency: int,
         timeout: float | None,
         cancel: threading.Event | None,
-    ) -> list[Any]:
+    ) -> list[str | None | BaseException]:
         """``Uploads.put_files`` on this driver: ``put_file`` on up to ``concurrency``
         threads sharing this client's keep-alive connections."""
 
-        def one(file: tuple[str, Any, str]) -> Any:
+        def one(file: tuple[str, Any, str]) -> str | None | BaseException:
             if cancel is not None and cancel.is_set():
                 return concurrent.futures.CancelledError()
             url, path, content_type = file
             try:
-                return uploads.put_file(url, path, content_type, timeout=timeout)
+                etag: str | None = uploads.put_file(url, path, content_type, timeout=timeout)
+                return etag
             except Exception as exc:  # one file's failure must not sink the others
                 return exc
 
@@ -365,17 +453,17 @@ class Mixpeek(BaseClient):
         ) as pool:
             return list(pool.map(one, files))
 
-    def _execute(self, flow: Flow) -> Any:
+    def _execute(self, flow: Flow[T]) -> T:
         """Run a flow to completion and return its value."""
         reply: Any = None
         while True:
             try:
                 effect = flow.send(reply)
             except StopIteration as stop:
-                return stop.value
+                return cast(T, stop.value)
             reply = self._perform(effect)
 
-    def _iterate(self, flow: Flow) -> Iterator[Any]:
+    def _iterate(self, flow: Flow[Any]) -> Iterator[Any]:
         """Run an emitting flow, yielding what it emits."""
 
         def run() -> Iterator[Any]:
@@ -423,6 +511,8 @@ class AsyncMixpeek(BaseClient):
     """Asynchronous Mixpeek client: the same resources, every call awaited
     (``iter`` methods return async iterators)."""
 
+    _http: httpx.AsyncClient
+
     def __init__(
         self,
         api_key: str | None = None,
@@ -442,11 +532,90 @@ class AsyncMixpeek(BaseClient):
             headers={"User-Agent": cfg.user_agent},
             verify=_ssl_context() if transport is None else True,
         )
-        super().__init__(cfg, http, owns_http=True)
+        super().__init__(cfg, http, True, transport)
+
+    # -- resources (one instance per client, made on first use) ---------------
+    @cached_property
+    def organization(self) -> AsyncOrganizations:
+        from mixpeek_magics.client.resources.organization import Organizations
+
+        return cast("AsyncOrganizations", Organizations(self))
+
+    @cached_property
+    def health(self) -> AsyncHealthResource:
+        from mixpeek_magics.client.resources.health import HealthResource
+
+        return cast("AsyncHealthResource", HealthResource(self))
+
+    @cached_property
+    def namespaces(self) -> AsyncNamespaces:
+        from mixpeek_magics.client.resources.namespaces import Namespaces
+
+        return cast("AsyncNamespaces", Namespaces(self))
+
+    @cached_property
+    def buckets(self) -> AsyncBuckets:
+        from mixpeek_magics.client.resources.buckets import Buckets
+
+        return cast("AsyncBuckets", Buckets(self))
+
+    @cached_property
+    def objects(self) -> AsyncObjects:
+        from mixpeek_magics.client.resources.objects import Objects
+
+        return cast("AsyncObjects", Objects(self))
+
+    @cached_property
+    def uploads(self) -> AsyncUploads:
+        from mixpeek_magics.client.resources.uploads import Uploads
+
+        return cast("AsyncUploads", Uploads(self))
+
+    @cached_property
+    def batches(self) -> AsyncBatches:
+        from mixpeek_magics.client.resources.batches import Batches
+
+        return cast("AsyncBatches", Batches(self))
+
+    @cached_property
+    def connections(self) -> AsyncConnections:
+        from mixpeek_magics.client.resources.connections import Connections
+
+        return cast("AsyncConnections", Connections(self))
+
+    @cached_property
+    def syncs(self) -> AsyncSyncs:
+        from mixpeek_magics.client.resources.syncs import Syncs
+
+        return cast("AsyncSyncs", Syncs(self))
+
+    @cached_property
+    def tasks(self) -> AsyncTasks:
+        from mixpeek_magics.client.resources.tasks import Tasks
+
+        return cast("AsyncTasks", Tasks(self))
+
+    @cached_property
+    def collections(self) -> AsyncCollections:
+        from mixpeek_magics.client.resources.collections import Collections
+
+        return cast("AsyncCollections", Collections(self))
+
+    @cached_property
+    def documents(self) -> AsyncDocuments:
+        from mixpeek_magics.client.resources.documents import Documents
+
+        return cast("AsyncDocuments", Documents(self))
+
+    @cached_property
+    def retrievers(self) -> AsyncRetrievers:
+        from mixpeek_magics.client.resources.retrievers import Retrievers
+
+        return cast("AsyncRetrievers", Retrievers(self))
 
     # -- driver ------------------------------------------------------------
-    async def _send(self, spec: RequestSpec) -> Outcome:
-        content = _afile_chunks(spec.upload_path, spec.upload_size or 0) if spec.presigned else None
+    async def _send(self, spec: RequestSpec[Any]) -> Outcome:
+        content = _afile_chunks(spec.upload_path, spec.upload_size or 0) if spec.upload_path is not None else None
         request = self._build(spec, content)
         if self._http.is_closed:
             raise _closed_error()
@@ -467,33 +636,34 @@ class AsyncMixpeek(BaseClient):
         concurrency: int,
         timeout: float | None,
         cancel: threading.Event | None,
-    ) -> list[Any]:
+    ) -> list[str | None | BaseException]:
         """``Uploads.put_files`` on this driver: ``put_file`` ``concurrency`` at a time."""
         import asyncio
 
         slots = asyncio.Semaphore(concurrency)
 
-        async def one(url: str, path: Any, content_type: str) -> Any:
+        async def one(url: str, path: Any, content_type: str) -> str | None | BaseException:
             async with slots:
                 if cancel is not None and cancel.is_set():
                     return concurrent.futures.CancelledError()
                 try:
-                    return await uploads.put_file(url, path, content_type, timeout=timeout)
+                    etag: str | None = await uploads.put_file(url, path, content_type, timeout=timeout)
+                    return etag
                 except Exception as exc:  # one file's failure must not sink the others
                     return exc
 
         return list(await asyncio.gather(*(one(*f) for f in files)))
 
-    async def _execute(self, flow: Flow) -> Any:
+    async def _execute(self, flow: Flow[T]) -> T:
         reply: Any = None
         while True:
             try:
                 effect = flow.send(reply)
             except StopIteration as stop:
-                return stop.value
+                return cast(T, stop.value)
             reply = await self._perform(effect)
 
-    def _iterate(self, flow: Flow) -> AsyncIterator[Any]:
+    def _iterate(self, flow: Flow[Any]) -> AsyncIterator[Any]:
         async def run() -> AsyncIterator[Any]:
             reply: Any = None
             try:

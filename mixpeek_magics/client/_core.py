@@ -21,9 +21,11 @@ import random
 import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 from mixpeek_magics.client import errors
+
+T = TypeVar("T")
 
 log = logging.getLogger("mixpeek_magics.client")
 
@@ -41,14 +43,14 @@ CONNECT_BACKOFF = 0.25
 
 
 @dataclass(frozen=True)
-class RequestSpec:
-    """One HTTP request, independent of how it is sent."""
+class RequestSpec(Generic[T]):
+    """One HTTP request, independent of how it is sent; ``T`` is what ``parse`` makes of the answer."""
 
     method: str
     path: str  # "/v1/..." or an absolute URL (presigned uploads)
     params: Mapping[str, Any] | None = None
     json: Any = None
-    parse: Callable[[Any], Any] | None = None  # decoded JSON -> result; None -> decoded JSON
+    parse: Callable[[Any], T] | None = None  # decoded JSON -> result; None -> decoded JSON
     retry: str = IDEMPOTENT
     namespaced: bool = False  # send X-Namespace
     namespace: str | None = None  # per-call override
@@ -66,7 +68,7 @@ class RequestSpec:
 
 @dataclass
 class Send:
-    spec: RequestSpec
+    spec: RequestSpec[Any]
 
 
 @dataclass
@@ -98,7 +100,8 @@ class Outcome:
         return _json.loads(self.content)
 
 
-Flow = Generator[Any, Any, Any]
+#: A sans-IO flow: yields effects, receives their results, returns a ``T``.
+Flow = Generator[Any, Any, T]
 
 
 @dataclass(frozen=True)
@@ -177,7 +180,7 @@ def _is_local(origin: str) -> bool:
     return host in ("127.0.0.1", "localhost", "::1", "0.0.0.0")
 
 
-def raise_for_outcome(out: Outcome, spec: RequestSpec, ctx: Context) -> None:
+def raise_for_outcome(out: Outcome, spec: RequestSpec[Any], ctx: Context) -> None:
     if out.error is not None:
         raise _transport_error(out.error, out, ctx) from None
     assert out.status_code is not None
@@ -199,15 +202,15 @@ def clean_etag(value: str | None) -> str | None:
     return value.strip().strip('"') if value else None
 
 
-def parse_outcome(out: Outcome, spec: RequestSpec, ctx: Context) -> Any:
+def parse_outcome(out: Outcome, spec: RequestSpec[T], ctx: Context) -> T:
     if out.status_code is not None and 300 <= out.status_code < 400:
         location = errors.redact(_origin(out.headers.get("location") or "elsewhere").split("?")[0], ctx.api_key)
         raise errors.ResponseFormatError(
             f"{out.method} {out.url} was redirected ({out.status_code}) to {location[:200]}; "
             f"set the base URL (MIXPEEK_BASE_URL) to the server's real address"
         )
-    if spec.presigned:
-        return clean_etag(out.headers.get("etag"))
+    if spec.presigned:  # a presigned PUT's result is its ETag
+        return cast(T, clean_etag(out.headers.get("etag")))
     try:
         data = out.json()
     except ValueError:
@@ -215,8 +218,8 @@ def parse_outcome(out: Outcome, spec: RequestSpec, ctx: Context) -> Any:
             f"{out.method} {out.url} answered {out.status_code} with a body that is not JSON; "
             f"is {ctx.base_url} a Mixpeek API server?"
         ) from None
-    if spec.parse is None:
-        return data
+    if spec.parse is None:  # the decoded JSON itself
+        return cast(T, data)
     try:
         return spec.parse(data)
     except Exception as exc:  # pydantic.ValidationError and friends
@@ -241,7 +244,7 @@ def backoff_delay(attempt: int, ctx: Context, retry_after: float | None = None) 
 # --------------------------------------------------------------------------- the request flow
 
 
-def call(spec: RequestSpec, ctx: Context, attempts: list[int] | None = None) -> Flow:
+def call(spec: RequestSpec[T], ctx: Context, attempts: list[int] | None = None) -> Flow[T]:
     """Send ``spec`` with retries where they cannot duplicate work; return the parsed result.
 
     One retry budget per call: every retry (whatever its cause) comes out of
@@ -297,8 +300,3 @@ def call(spec: RequestSpec, ctx: Context, attempts: list[int] | None = None) -> 
         attempt += 1
         log.info("retrying %s %s in %.2fs after %s (retry %d)", out.method, out.url, delay, reason, attempt)
         yield Sleep(delay)
-
-
-def single(spec: RequestSpec, ctx: Context) -> Flow:
-    """``call`` as a flow (for drivers that only run flows)."""
-    return (yield from call(spec, ctx))

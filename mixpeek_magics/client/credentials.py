@@ -24,9 +24,11 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
+
+T = TypeVar("T")
 
 __all__ = [
     "CredentialError",
@@ -436,7 +438,7 @@ def _assemble(common: dict[str, Any], provider_type: str, config: dict[str, Any]
     return body
 
 
-def _try(p: _Problems, fn, *args, **kwargs):
+def _try(p: _Problems, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
     try:
         return fn(*args, **kwargs)
     except CredentialError as e:

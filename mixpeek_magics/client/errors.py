@@ -70,13 +70,18 @@ def register_secret(secret: str | None) -> None:
 
 def redact(text: Any, key: str | None = None) -> str:
     """``text`` without ``key``, any registered secret, bearer token or ``sk_...`` key."""
-    text = "" if text is None else str(text)
-    if not text:
-        return text
+    out = "" if text is None else str(text)
+    if not out:
+        return out
     for secret in ([key] if key else []) + sorted(_SECRETS, key=len, reverse=True):
-        if secret and secret in text:
-            text = text.replace(secret, redact_key(secret) if secret.startswith("sk_") else "***")
-    return _KEYLIKE.sub(lambda m: (m.group(1) + "***") if m.group(1) else redact_key(m.group(0)), text)
+        if secret and secret in out:
+            out = out.replace(secret, redact_key(secret) if secret.startswith("sk_") else "***")
+    return _KEYLIKE.sub(_mask_keylike, out)
+
+
+def _mask_keylike(match: re.Match[str]) -> str:
+    bearer: str | None = match.group(1)
+    return bearer + "***" if bearer else redact_key(match.group(0))
 
 
 def redact_value(value: Any, key: str | None = None, _depth: int = 0) -> Any:
@@ -372,14 +377,11 @@ def error_from_response(
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
-    get = getattr(headers, "get", None)
-    if get is None:
-        return None
-    value = get(name)
+    value = headers.get(name)
     if value is None and name.lower() != name:
-        value = get(name.lower())
+        value = headers.get(name.lower())
     if value is None:
-        for key, val in dict(headers).items():
+        for key, val in headers.items():
             if key.lower() == name.lower():
                 return val
     return value

@@ -82,21 +82,22 @@ def check_limit(limit: int, maximum: int = MAX_LIMIT) -> int:
 
 
 def paginate(
-    make_spec: Callable[[str | None, int], RequestSpec],
+    make_spec: Callable[[str | None, int], RequestSpec[Page[Any]]],
     ctx: Context,
     *,
     limit: int,
     mode: str = "cursor",
     offset: int = 0,
     max_items: int | None = None,
-) -> Flow:
+) -> Flow[int]:
     """Emit every item of a list endpoint, fetching pages lazily.
 
     ``make_spec(cursor, offset)`` builds the request of one page. In
     ``"cursor"`` mode the next page is ``pagination.next_cursor``; if the
     server gives none but reports a ``total`` beyond what was read, the flow
     falls back to ``offset``. In ``"offset"`` mode it advances ``offset`` by
-    the page size until a short page or ``total_count`` is reached.
+    the page size until a short page or ``total_count`` is reached. Returns
+    how many items it emitted.
     """
     cursor: str | None = None
     seen_cursors: set[str] = set()

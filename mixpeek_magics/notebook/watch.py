@@ -188,8 +188,8 @@ def _start(
 
 def watch(
     tasks: Any,
-    client: Any = None,
     *,
+    client: Any = None,
     block: bool = True,
     mode: str = "auto",
     title: str | None = None,
@@ -212,7 +212,7 @@ def watch(
         kwargs["item_names"] = names
 
     def start(c: Any, **kw: Any) -> tracking.WatchHandle:
-        return tracking.watch(c, refs, block=False, **kw)
+        return tracking.watch(refs, client=c, block=False, **kw)
 
     handle = _start(
         start, client, mode, title, show, "mixpeek_magics.watch()", kwargs, failure_hint=WARNING_HINT if block else None

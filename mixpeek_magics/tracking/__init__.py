@@ -2,7 +2,7 @@
 
 ```python
 from mixpeek_magics.tracking import watch, awatch, attach_unfinished, Journal, PollPolicy
-h = watch(client, [task.task_id, ...], block=False)   # polls on the background loop
+h = watch([task.task_id, ...], client=client, block=False)   # polls on the background loop
 h.snapshots; h.status; h.progress; h.wait(); h.cancel(); h.detach()
 ```
 No IPython, ipywidgets or pandas here.

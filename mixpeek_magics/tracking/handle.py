@@ -4,13 +4,16 @@ Both handles drive the one :class:`~mixpeek_magics.tracking.engine.Engine`:
 
 * :func:`watch` (sync code, notebook cells): the engine runs on the
   ``_runtime`` background loop, so a cell can return at once (``block=False``)
-  while polling continues and observers keep being called. A sync ``Mixpeek``
-  is turned into an ``AsyncMixpeek`` with the same config (api key, base URL,
-  namespace, timeout). A custom *sync* httpx transport given to the sync
-  client cannot drive an async client: the engine then talks HTTP to
-  ``base_url`` itself (tests use a real local server over HTTP).
+  while polling continues and observers keep being called. The engine gets an
+  ``AsyncMixpeek`` of its own with the client's config (api key, base URL,
+  namespace, timeout) and, when the client was given an async httpx transport
+  (``client.transport``, e.g. ``httpx.ASGITransport``), that transport; a
+  *sync* transport cannot drive an async client, so the engine then talks
+  HTTP to ``base_url`` itself (tests use a real local server over HTTP).
 * :func:`awatch` (async code): the engine runs on the caller's loop, with the
   caller's ``AsyncMixpeek`` (and its transport).
+
+Both take the tasks first and the client as a keyword: ``watch(tasks, client=c)``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,12 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import httpx
+
+    from mixpeek_magics.client import AsyncMixpeek, Mixpeek
 
 from mixpeek_magics.tracking.engine import (
     ENGINE_RETRY_SECONDS,
@@ -59,38 +67,37 @@ def _resolve_journal(journal: Any) -> Any:
     return journal
 
 
-def _is_async_client(client: Any) -> bool:
+def _is_async_client(client: object) -> bool:
     from mixpeek_magics.client import AsyncMixpeek
 
     return isinstance(client, AsyncMixpeek)
 
 
-def _engine_client_for_sync_api(client: Any) -> Any:
-    """A fresh ``AsyncMixpeek`` for the background loop, same config, small retry budget.
+def _given_client(client: Mixpeek | AsyncMixpeek | None) -> Mixpeek | AsyncMixpeek:
+    """``client``, else the signed-in one (the notebook session registers it)."""
+    if client is not None:
+        return client
+    from mixpeek_magics._defaults import default_client
 
-    If the caller's sync client was given an *async* transport (e.g.
-    ``httpx.ASGITransport``), the engine uses that transport too; a sync
-    transport cannot drive an async client, so then the engine speaks HTTP
-    to ``base_url`` itself.
-    """
+    found: Mixpeek | AsyncMixpeek = default_client()
+    return found
+
+
+def _engine_client_for_sync_api(client: Mixpeek | AsyncMixpeek) -> AsyncMixpeek:
+    """A fresh ``AsyncMixpeek`` for the background loop: same config, small retry budget, and
+    the caller's transport when it is an async one (a sync transport cannot drive it)."""
+    import httpx
+
     from mixpeek_magics.client import AsyncMixpeek
 
     cfg = client.config.replace(max_retry_seconds=ENGINE_RETRY_SECONDS)
-    transport = None
-    inner = getattr(getattr(client, "_http", None), "_transport", None)
-    wrapped = getattr(inner, "_transport", None)
-    import httpx
-
-    if isinstance(inner, httpx.AsyncBaseTransport):
-        transport = inner
-    elif isinstance(wrapped, httpx.AsyncBaseTransport):  # _SyncOverAsyncTransport
-        transport = wrapped
-    if transport is not None:
+    transport = client.transport
+    if isinstance(transport, httpx.AsyncBaseTransport):
         return AsyncMixpeek(config=cfg, transport=_no_close(transport))
     return AsyncMixpeek(config=cfg)
 
 
-def _no_close(transport: Any) -> Any:
+def _no_close(transport: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
     """Wrap an async transport shared with the caller's client: closing ours leaves it open."""
     import httpx
 
@@ -104,12 +111,9 @@ def _no_close(transport: Any) -> Any:
     return _NoClose()
 
 
-def _engine_client_for_async_api(client: Any) -> Any:
+def _engine_client_for_async_api(client: AsyncMixpeek) -> AsyncMixpeek:
     """The caller's ``AsyncMixpeek`` (same pool and transport), with a small retry budget."""
-    try:
-        return client.with_options(max_retry_seconds=ENGINE_RETRY_SECONDS)
-    except TypeError:  # an older client without the option: it retries a little itself
-        return client
+    return client.with_options(max_retry_seconds=ENGINE_RETRY_SECONDS)
 
 
 def overall_status(engine: Engine) -> str:
@@ -213,7 +217,7 @@ def _interrupt_message(engine: Engine, detached: bool) -> str:
     lines = [head]
     if detached:
         lines.append(
-            f"  re-attach: h = watch(client, [{shown}{more}], block=False)   or   h = attach_unfinished(client)"
+            f"  re-attach: h = watch([{shown}{more}], client=client, block=False)   or   h = attach_unfinished(client)"
         )
         lines.append("  cancel them on the server: h.cancel()")
     else:
@@ -230,6 +234,8 @@ def _finished(engine: Engine, task_id: str) -> bool:
 
 class _HandleBase:
     _engine: Engine
+    #: The board showing this watch, when a front end (the notebook layer) attached one.
+    display: Any = None
 
     @property
     def engine(self) -> Engine:
@@ -293,13 +299,13 @@ class _HandleBase:
 
     def _repr_html_(self) -> str | None:
         """The static summary (HTML front ends, marimo); None in the cell whose board shows it already."""
-        board = getattr(self, "display", None)
+        board = self.display
         shown = getattr(board, "shown_in_current_cell", None)
         if callable(shown) and shown():
             return None
         render = getattr(board, "summary_html", None)
         if callable(render):
-            return render()
+            return str(render())
         from mixpeek_magics.tracking.summary import summary_html
 
         return summary_html(self.snapshots)
@@ -308,7 +314,7 @@ class _HandleBase:
 class WatchHandle(_HandleBase):
     """A watch running on the background loop; every method is synchronous."""
 
-    def __init__(self, engine: Engine, future: concurrent.futures.Future[Any], client: Any) -> None:
+    def __init__(self, engine: Engine, future: concurrent.futures.Future[Any], client: Mixpeek | AsyncMixpeek) -> None:
         self._engine = engine
         self._future = future
         self._client = client
@@ -342,17 +348,19 @@ class WatchHandle(_HandleBase):
         """Kill the tasks (default: all unfinished) server-side and keep
         watching until they report CANCELED. Returns the ids asked to stop."""
         from mixpeek_magics import _runtime
+        from mixpeek_magics.client import AsyncMixpeek
 
         ids = self._cancel_ids(task_id)
         if not self._engine.done:
             return _runtime.run(self._engine.cancel(ids))
         # The watch is over (detached): kill without watching.
         targets = ids if ids is not None else [t for t in self._engine.task_ids if not _finished(self._engine, t)]
+        client = self._client
         for tid in targets:
-            if _is_async_client(self._client):
-                _runtime.run(self._client.tasks.kill(tid))
+            if isinstance(client, AsyncMixpeek):
+                _runtime.run(client.tasks.kill(tid))
             else:
-                self._client.tasks.kill(tid)
+                client.tasks.kill(tid)
         return targets
 
     def detach(self) -> None:
@@ -367,7 +375,7 @@ class WatchHandle(_HandleBase):
 class AsyncWatchHandle(_HandleBase):
     """A watch running as a task on the caller's event loop."""
 
-    def __init__(self, engine: Engine, task: asyncio.Task[Any], client: Any) -> None:
+    def __init__(self, engine: Engine, task: asyncio.Task[Any], client: AsyncMixpeek) -> None:
         self._engine = engine
         self._task = task
         self._client = client
@@ -417,8 +425,8 @@ def _names_of(tasks: Any, given: Mapping[str, str] | None) -> dict[str, str] | N
 
 
 def _make_engine(
-    engine_client: Any,
-    user_client: Any,
+    engine_client: AsyncMixpeek,
+    user_client: Mixpeek | AsyncMixpeek,
     tasks: Any,
     observers: Iterable[WatchObserver],
     policy: PollPolicy | None,
@@ -442,16 +450,15 @@ def _make_engine(
         clock=clock,
         item_names=_names_of(tasks, item_names),
     )
-    cfg = getattr(user_client, "config", None)
-    engine.base_url = getattr(cfg, "base_url", engine.base_url)
-    engine.namespace = getattr(cfg, "namespace", engine.namespace)
+    engine.base_url = user_client.config.base_url
+    engine.namespace = user_client.config.namespace
     return engine
 
 
 def watch(
-    client: Any,
     tasks: Any,
     *,
+    client: Mixpeek | AsyncMixpeek | None = None,
     block: bool = True,
     observers: Iterable[WatchObserver] = (),
     policy: PollPolicy | None = None,
@@ -463,7 +470,7 @@ def watch(
 ) -> WatchHandle:
     """Watch ``tasks`` (ids, Task objects, objects with ``.task_id``) until all are terminal.
 
-    ``client``: a ``Mixpeek`` or ``AsyncMixpeek``. ``block=True`` waits (Ctrl-C
+    ``client``: a ``Mixpeek`` or ``AsyncMixpeek`` (default: the signed-in one). ``block=True`` waits (Ctrl-C
     detaches the watch and says how to re-attach or cancel; the tasks keep
     running); ``block=False`` returns at once while the engine keeps polling
     on the background loop. ``journal``: the default journal, a ``Journal``,
@@ -477,6 +484,7 @@ def watch(
     """
     from mixpeek_magics import _runtime
 
+    client = _given_client(client)
     # Sync or async client: never reuse a pool across event loops; same config, own client.
     engine_client = _engine_client_for_sync_api(client)
     engine = _make_engine(engine_client, client, tasks, observers, policy, journal, context, timeout, clock, item_names)
@@ -506,9 +514,9 @@ def watch(
 
 
 async def awatch(
-    client: Any,
     tasks: Any,
     *,
+    client: AsyncMixpeek,
     observers: Iterable[WatchObserver] = (),
     policy: PollPolicy | None = None,
     journal: Any = DEFAULT_JOURNAL,
@@ -517,7 +525,8 @@ async def awatch(
     clock: Clock | None = None,
     item_names: Mapping[str, str] | None = None,
 ) -> AsyncWatchHandle:
-    """Start watching on the running loop with an ``AsyncMixpeek``; ``await h.wait()``."""
+    """Start watching ``tasks`` on the running loop with ``client``, an ``AsyncMixpeek``;
+    ``await h.wait()``."""
     if not _is_async_client(client):
         raise TypeError("awatch() needs an AsyncMixpeek; use watch() with a Mixpeek client")
     engine_client = _engine_client_for_async_api(client)
@@ -526,7 +535,7 @@ async def awatch(
     return AsyncWatchHandle(engine, task, client)
 
 
-def attach_unfinished(client: Any, journal: Any = None, **watch_kwargs: Any) -> WatchHandle | None:
+def attach_unfinished(client: Mixpeek | AsyncMixpeek, journal: Any = None, **watch_kwargs: Any) -> WatchHandle | None:
     """Watch again every task the journal saw unfinished on this client's server.
 
     Returns ``None`` when there is nothing to re-attach to.
@@ -536,12 +545,12 @@ def attach_unfinished(client: Any, journal: Any = None, **watch_kwargs: Any) -> 
     if not ids:
         return None
     watch_kwargs.setdefault("block", False)
-    return watch(client, ids, journal=jr, **watch_kwargs)
+    return watch(ids, client=client, journal=jr, **watch_kwargs)
 
 
-async def aattach_unfinished(client: Any, journal: Any = None, **watch_kwargs: Any) -> AsyncWatchHandle | None:
+async def aattach_unfinished(client: AsyncMixpeek, journal: Any = None, **watch_kwargs: Any) -> AsyncWatchHandle | None:
     jr = _resolve_journal(DEFAULT_JOURNAL if journal is None else journal)
     ids = await asyncio.to_thread(jr.unfinished, client.config.base_url)
     if not ids:
         return None
-    return await awatch(client, ids, journal=jr, **watch_kwargs)
+    return await awatch(ids, client=client, journal=jr, **watch_kwargs)

@@ -52,7 +52,7 @@ WATCH_DONE = textwrap.dedent(
     task = submit(8, "done")
     board = TaskBoard(title="Browser ingest", on_cancel=cancel)
     display(board)
-    handle = watch(client, [task.task_id], observers=[board], journal=None, timeout=60)
+    handle = watch([task.task_id], client=client, observers=[board], journal=None, timeout=60)
     print("final:", handle.status, board.counts)
     """
 )
@@ -93,7 +93,7 @@ WATCH_SLOW = textwrap.dedent(
     slow = submit(40, "slow")
     board = TaskBoard(title="Slow ingest", on_cancel=cancel)
     display(board)
-    handle = watch(client, [slow.task_id], observers=[board], journal=None, block=False)
+    handle = watch([slow.task_id], client=client, observers=[board], journal=None, block=False)
     """
 )
 CHECK = 'handle.wait(timeout=30, raise_on_failure=False)\nprint("cancelled:", cancelled, "status:", handle.status)'

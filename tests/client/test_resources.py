@@ -21,6 +21,8 @@ from mixpeek_magics.client.models import (
     Task,
     Upload,
 )
+from mixpeek_magics.client.models.common import DeleteResponse
+from mixpeek_magics.client.resources.tasks import Tasks
 from mixpeek_magics.client.resources.uploads import upload_body
 from mixpeek_magics.client.statuses import TaskStatus
 
@@ -201,8 +203,11 @@ async def test_batches_and_tasks(client, srv):
     retried = await resolve(client.batches.retry(bucket.bucket_id, batch.batch_id))
     assert isinstance(retried, dict)
 
-    # cancel: a draft has nothing to cancel; a running batch's task ends CANCELED
-    other = await resolve(client.batches.create(bucket.bucket_id, ids))
+    # cancel: a draft has nothing to cancel; a running batch's task ends CANCELED (objects of its own: a
+    # submit leaves out the objects another batch processed, the service's dedup_strategy "skip")
+    fresh = [{"blobs": [text_blob(f"other {i}")]} for i in range(4)]
+    made = (await resolve(client.objects.create_many(bucket.bucket_id, fresh))).succeeded
+    other = await resolve(client.batches.create(bucket.bucket_id, [o.object_id for o in made]))
     with pytest.raises(errors.ConflictError):
         await resolve(client.batches.cancel(bucket.bucket_id, other.batch_id))
     srv.update_settings(pace_seconds=0.5)
@@ -223,7 +228,7 @@ async def test_batches_and_tasks(client, srv):
     iterated = await collect(client.tasks.iter(status=TaskStatus.COMPLETED, limit=1))
     assert task.task_id in [t.task_id for t in iterated]
     killed = await resolve(client.tasks.kill(task.task_id))
-    assert killed is None or isinstance(killed, dict)
+    assert isinstance(killed, DeleteResponse) and killed.success is not False
     with pytest.raises(errors.NotFoundError):
         await resolve(client.tasks.get("task_does_not_exist"))
 
@@ -287,6 +292,30 @@ def test_with_options_copy_shares_and_does_not_close_the_pool(srv, namespace):
     c.close()
     with pytest.raises(RuntimeError):
         c._http.get(srv.base_url + "/v1/health")  # the original owned and closed it
+
+
+def test_resources_are_attributes_made_once_per_client(srv, namespace):
+    with Mixpeek(api_key=srv.api_key, base_url=srv.base_url, namespace=namespace) as c:
+        assert isinstance(c.tasks, Tasks) and c.tasks is c.tasks and c.tasks._client is c
+        copy = c.with_options(namespace="other")
+        assert copy.tasks is not c.tasks and copy.tasks._client is copy  # the copy's requests carry its options
+        assert "tasks" in dir(c) and "retrievers" in dir(c)
+        with pytest.raises(AttributeError):
+            c.no_such_resource  # noqa: B018
+    ac = AsyncMixpeek(api_key=srv.api_key, base_url=srv.base_url)
+    assert type(ac.tasks) is Tasks and ac.tasks._client is ac  # one class serves both clients
+
+
+async def test_transport_is_the_one_given(srv):
+    import httpx
+
+    given = httpx.ASGITransport(app=srv.app)
+    with Mixpeek(api_key=srv.api_key, base_url="http://local.test", transport=given) as c:
+        assert c.transport is given and c.with_options(timeout=5).transport is given
+    async with AsyncMixpeek(api_key=srv.api_key, base_url="http://local.test", transport=given) as ac:
+        assert ac.transport is given and (await ac.health.check()).ok
+    with Mixpeek(api_key=srv.api_key, base_url=srv.base_url) as plain:
+        assert plain.transport is None
 
 
 async def test_async_context_manager(srv):

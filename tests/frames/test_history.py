@@ -249,7 +249,9 @@ def test_source_cell_and_counts_of_a_watched_task(frames_env):
     c = frames_env.client
     prov = {"notebook": "ingest.ipynb", "cell": 3, "source": "%%ingest --bucket frames-bucket"}
     _, task = frames_env.run_batch(["p.txt", "q.txt"], metadata={"provenance": prov})
-    watch(c, task.task_id, journal=frames_env.journal, context=prov, policy=PollPolicy(initial=0.05, maximum=0.2))
+    watch(
+        task.task_id, client=c, journal=frames_env.journal, context=prov, policy=PollPolicy(initial=0.05, maximum=0.2)
+    )
     frame = task_history(c, journal=frames_env.journal).set_index("task_id")
     row = frame.loc[task.task_id]
     assert row["source_cell"] == "ingest.ipynb [3] %%ingest --bucket frames-bucket"

@@ -42,7 +42,7 @@ def test_terminal_and_unknown_statuses_shown_as_is_and_polled(server, client):
     # are the models' business: tests/client/test_errors_config_models.py)
     frob, queued, done = server.seed_tasks(3, statuses=["INTERRUPTED", "QUEUED", "COMPLETED"])
     rec = Recorder()
-    h = watch(client, [frob, queued, done], block=False, observers=[rec], policy=FAST, journal=None)
+    h = watch([frob, queued, done], client=client, block=False, observers=[rec], policy=FAST, journal=None)
     wait_until(lambda: len(h.snapshots) == 3, what="first observation")
     time.sleep(0.5)
     by = {s.task_id: s for s in h.snapshots}
@@ -73,7 +73,7 @@ def test_terminal_and_unknown_statuses_shown_as_is_and_polled(server, client):
 
 def test_failed_task_raises_with_ids_and_error_texts(server, client):
     a, b = server.seed_tasks(2, statuses=["PROCESSING", "PROCESSING"])
-    h = watch(client, [a, b], block=False, policy=FAST, journal=None)
+    h = watch([a, b], client=client, block=False, policy=FAST, journal=None)
     set_status(server, a, "FAILED", error="cannot decode image")
     set_status(server, b, "COMPLETED")
     with pytest.raises(TaskFailedError) as ei:
@@ -118,7 +118,9 @@ def test_progress_comes_from_the_running_batch_and_ends_exact(server, client):
     tid = batches.submit(8)
     snaps = Snaps()
     server.clear_request_log()
-    h = watch(client, tid, block=True, observers=[snaps], policy=FAST, journal=Journal(server.data_dir / "j.sqlite3"))
+    h = watch(
+        tid, client=client, block=True, observers=[snaps], policy=FAST, journal=Journal(server.data_dir / "j.sqlite3")
+    )
     (s,) = h.snapshots
     assert s.status == "COMPLETED" and s.processed == 8 and s.total == 8 and s.percentage == 100.0
     assert s.batch_id == batches.batches[tid] and s.bucket_id == batches.bucket_id
@@ -143,7 +145,7 @@ def test_failed_items_come_from_the_batch_named_by_the_caller(server, client):
     bad = sorted(oid for oid, name in batches.objects.items() if name.startswith("bad_"))
     server.clear_request_log()
     with pytest.warns(PartialFailureWarning, match="bad_1.txt"):
-        h = watch(client, tid, policy=FAST, journal=None, item_names=batches.objects)
+        h = watch(tid, client=client, policy=FAST, journal=None, item_names=batches.objects)
         (s,) = h.wait(timeout=20)
     assert s.status == "COMPLETED_WITH_ERRORS"
     assert sorted(s.failed_items) == ["bad_1.txt", "bad_3.txt"] and s.failed == 2
@@ -151,7 +153,7 @@ def test_failed_items_come_from_the_batch_named_by_the_caller(server, client):
     # one GET of the batch once its task ended: the failed objects are the batch's
     assert _kinds(server.request_log).get("GET /v1/buckets/{b}/batches/{id}") == 1
     # without names, the API's object ids
-    h2 = watch(client, tid, policy=FAST, journal=None)
+    h2 = watch(tid, client=client, policy=FAST, journal=None)
     with pytest.warns(PartialFailureWarning):
         (s2,) = h2.wait(timeout=20)
     assert sorted(s2.failed_items) == bad
@@ -161,7 +163,7 @@ def test_all_items_failed_batch_is_failed_with_every_item_listed(server, client)
     batches = Batches(server)
     server.update_settings(fail_filenames=["*.txt"])
     tid = batches.submit(2)
-    h = watch(client, tid, policy=FAST, journal=None, item_names=batches.objects)
+    h = watch(tid, client=client, policy=FAST, journal=None, item_names=batches.objects)
     (s,) = h.wait(timeout=20, raise_on_failure=False)
     assert s.status == "FAILED" and s.error
     assert sorted(s.failed_items) == ["doc_0.txt", "doc_1.txt"] and s.processed == s.total == 2
@@ -208,7 +210,7 @@ async def test_without_batch_progress_the_bar_shows_tiers_or_nothing(server, tie
     async with AsyncMixpeek(
         api_key=server.api_key, base_url="http://local.test", transport=httpx.ASGITransport(app=front)
     ) as c:
-        h = await awatch(c, tid, observers=[snaps], policy=FAST, journal=None)
+        h = await awatch(tid, client=c, observers=[snaps], policy=FAST, journal=None)
         (final,) = await h.wait(timeout=30)
     running = [x for x in snaps.seen if x.status == "PROCESSING"]
     assert running and all(x.processed is None and x.total is None for x in running)
@@ -225,7 +227,7 @@ def test_requests_per_tick_stay_bounded_however_many_batches(server, client):
     server.update_settings(pace_seconds=0.05, progress_refresh_seconds=0.05, workers=2)
     tids = [batches.submit(3, prefix=f"b{i}") for i in range(8)]
     server.clear_request_log()
-    h = watch(client, tids, policy=FAST, journal=None)
+    h = watch(tids, client=client, policy=FAST, journal=None)
     final = h.wait(timeout=60)
     assert [s.status for s in final] == ["COMPLETED"] * 8
     assert all(s.processed == s.total == 3 for s in final)
@@ -243,7 +245,7 @@ def test_expired_task_falls_back_to_its_batch(server, client, journal_path):
     batches = Batches(server)
     server.update_settings(pace_seconds=0.2, progress_refresh_seconds=0.1)
     tid = batches.submit(6)
-    h = watch(client, tid, block=False, policy=FAST, journal=Journal(journal_path))
+    h = watch(tid, client=client, block=False, policy=FAST, journal=Journal(journal_path))
     wait_until(lambda: h.snapshots and h.snapshots[0].batch_id, what="the task seen with its batch")
     server.update_settings(task_ttl_seconds=0.0)  # from now on the task answers 404
     with pytest.raises(NotFoundError):
@@ -252,11 +254,11 @@ def test_expired_task_falls_back_to_its_batch(server, client, journal_path):
     assert s.status == "COMPLETED" and s.processed == s.total == 6
     assert any("following its batch" in n for n in h.notes), h.notes
     # a new watch of the expired task: the journal remembers its batch (and namespace)
-    again = watch(client, tid, policy=FAST, journal=Journal(journal_path))
+    again = watch(tid, client=client, policy=FAST, journal=Journal(journal_path))
     (s2,) = again.snapshots
     assert s2.status == "COMPLETED" and s2.processed == s2.total == 6 and again.status == "completed"
     # with nothing remembered, an expired task is gone
-    gone = watch(client, tid, policy=FAST, journal=None)
+    gone = watch(tid, client=client, policy=FAST, journal=None)
     assert gone.snapshots[0].status == "UNKNOWN" and gone.status == "unknown"
 
 
@@ -266,7 +268,7 @@ def test_expired_task_falls_back_to_its_batch(server, client, journal_path):
 def test_fifty_tasks_one_list_request_per_tick(server, client):
     ids = server.seed_tasks(50, statuses=["PROCESSING"])
     server.clear_request_log()
-    h = watch(client, ids, block=False, policy=FAST, journal=None)
+    h = watch(ids, client=client, block=False, policy=FAST, journal=None)
     wait_until(lambda: h.engine.ticks >= 6, what="6 ticks")
     ticks_before = h.engine.ticks  # the tick counted here may already see the completions below
     for tid in ids:
@@ -289,7 +291,7 @@ def test_more_than_batch_size_ids_are_chunked(server, client):
     ids = server.seed_tasks(25, statuses=["COMPLETED"])
     server.clear_request_log()
     policy = PollPolicy(initial=0.05, maximum=0.2, batch_size=10)
-    h = watch(client, ids, policy=policy, journal=None)
+    h = watch(ids, client=client, policy=policy, journal=None)
     assert h.status == "completed" and len(h.snapshots) == 25
     assert len(_list_calls(server.request_log)) == 3 and len(server.request_log) == 3
 
@@ -299,7 +301,7 @@ def test_deleted_task_is_fetched_once_then_reported_gone(server, client):
     ghost = "task_0000000000000000"
     server.clear_request_log()
     rec = Recorder()
-    h = watch(client, [alive, ghost], block=False, policy=FAST, journal=None, observers=[rec])
+    h = watch([alive, ghost], client=client, block=False, policy=FAST, journal=None, observers=[rec])
     wait_until(lambda: any(s.task_id == ghost for s in h.snapshots), what="ghost reported")
     ghost_snap = next(s for s in h.snapshots if s.task_id == ghost)
     assert ghost_snap.status == "UNKNOWN" and "not found" in (ghost_snap.error or "")
@@ -395,7 +397,7 @@ async def test_fallback_to_bounded_gets_when_the_filter_is_unusable(server, mode
 
     policy = PollPolicy(initial=0.05, maximum=0.3, concurrency=4)
     async with AsyncMixpeek(api_key=server.api_key, base_url="http://local.test", transport=Counting()) as c:
-        h = await awatch(c, ids, policy=policy, journal=None)
+        h = await awatch(ids, client=c, policy=policy, journal=None)
         while h.engine.ticks < 3:
             await asyncio.sleep(0.02)
         for tid in ids:
@@ -430,7 +432,7 @@ async def test_retry_after_is_honoured(server):
     async with AsyncMixpeek(
         api_key=server.api_key, base_url="http://local.test", transport=Timing(), max_retry_seconds=60
     ) as c:
-        h = await awatch(c, ids, policy=policy, journal=None)
+        h = await awatch(ids, client=c, policy=policy, journal=None)
         while not times:
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.3)
@@ -452,8 +454,8 @@ def test_server_restart_mid_watch_reconnects_and_reports_resumed_and_failed(tmp_
     (orphan,) = server.seed_tasks(1, statuses=["PROCESSING"])  # no job: failed on restart
     rec = Recorder()
     h = watch(
-        client,
         [resumable, orphan],
+        client=client,
         block=False,
         observers=[rec],
         journal=None,
@@ -487,7 +489,7 @@ def test_503_faults_report_reconnecting_and_recover(server, client):
     ids = server.seed_tasks(2, statuses=["PROCESSING"])
     server.update_settings(fault_rate_503=1.0, retry_after_seconds=0)
     rec = Recorder()
-    h = watch(client, ids, block=False, observers=[rec], policy=FAST, journal=None)
+    h = watch(ids, client=client, block=False, observers=[rec], policy=FAST, journal=None)
     wait_until(lambda: h.connection == "reconnecting", what="reconnecting")
     server.update_settings(fault_rate_503=0.0)
     for tid in ids:
@@ -504,7 +506,7 @@ def test_cancel_kills_server_side_and_watches_until_canceled(server, client):
     server.update_settings(pace_seconds=0.5)
     tid = batches.submit(20)
     (other,) = server.seed_tasks(1, statuses=["PROCESSING"])
-    h = watch(client, [tid, other], block=False, policy=FAST, journal=None)
+    h = watch([tid, other], client=client, block=False, policy=FAST, journal=None)
     wait_until(lambda: len(h.snapshots) == 2, what="observed")
     assert h.cancel(tid) == [tid]
     wait_until(lambda: any(s.task_id == tid and s.status == "CANCELED" for s in h.snapshots), what="canceled")
@@ -520,7 +522,7 @@ def test_cancel_kills_server_side_and_watches_until_canceled(server, client):
 
 def test_detach_stops_polling_and_leaves_tasks(server, client):
     ids = server.seed_tasks(2, statuses=["PROCESSING"])
-    h = watch(client, ids, block=False, policy=FAST, journal=None)
+    h = watch(ids, client=client, block=False, policy=FAST, journal=None)
     wait_until(lambda: len(h.snapshots) == 2, what="observed")
     h.detach()
     assert h.done and h.status == "detached"
@@ -533,12 +535,12 @@ def test_detach_stops_polling_and_leaves_tasks(server, client):
 def test_watch_timeout_ends_watch_tasks_untouched(server, client):
     ids = server.seed_tasks(1, statuses=["PROCESSING"])
     with pytest.raises(WatchTimeout) as ei:
-        watch(client, ids, policy=FAST, journal=None, timeout=0.5)
+        watch(ids, client=client, policy=FAST, journal=None, timeout=0.5)
     assert ei.value.handle.status == "timeout"
     assert [s.status for s in ei.value.snapshots] == ["PROCESSING"]
     assert client.tasks.get(ids[0]).status == "PROCESSING"
     # a wait() timeout does not end the watch
-    h = watch(client, ids, block=False, policy=FAST, journal=None)
+    h = watch(ids, client=client, block=False, policy=FAST, journal=None)
     with pytest.raises(WatchTimeout, match="continues"):
         h.wait(timeout=0.3)
     assert not h.done
@@ -552,7 +554,7 @@ def test_keyboard_interrupt_detaches_and_says_how_to_reattach(server, client, ca
     timer = threading.Timer(0.5, lambda: signal.pthread_kill(main, signal.SIGINT))
     timer.start()
     with pytest.raises(KeyboardInterrupt):
-        watch(client, ids, block=True, policy=FAST, journal=None)
+        watch(ids, client=client, block=True, policy=FAST, journal=None)
     err = capsys.readouterr().err
     assert "detached" in err and "attach_unfinished" in err and ids[0] in err and ".cancel()" in err
     time.sleep(0.3)
@@ -573,7 +575,7 @@ def test_observer_errors_are_logged_not_fatal(server, client, caplog):
             raise RuntimeError("display broke again")
 
     rec = Recorder()
-    h = watch(client, ids, block=False, policy=FAST, journal=None, observers=[Broken(), rec])
+    h = watch(ids, client=client, block=False, policy=FAST, journal=None, observers=[Broken(), rec])
     wait_until(lambda: rec.updates, what="update")
     set_status(server, ids[0], "COMPLETED")
     assert [s.status for s in h.wait(timeout=10)] == ["COMPLETED"]
@@ -587,7 +589,7 @@ async def test_awatch_with_async_client_over_http(server):
     ids = server.seed_tasks(2, statuses=["PROCESSING"])
     rec = Recorder()
     async with AsyncMixpeek(api_key=server.api_key, base_url=server.base_url) as c:
-        h = await awatch(c, [await c.tasks.get(ids[0]), ids[1]], observers=[rec], policy=FAST)
+        h = await awatch([await c.tasks.get(ids[0]), ids[1]], client=c, observers=[rec], policy=FAST)
         await asyncio.sleep(0.2)
         assert h.status == "running" and 0.0 <= h.progress < 1.0
         await h.cancel(ids[1])
@@ -604,7 +606,7 @@ def test_sync_watch_accepts_asgi_transport_client(server):
     ids = server.seed_tasks(2, statuses=["COMPLETED", "PROCESSING"])
     c = Mixpeek(api_key=server.api_key, base_url="http://local.test", transport=httpx.ASGITransport(app=server.app))
     try:
-        h = watch(c, ids, block=False, policy=FAST, journal=None)
+        h = watch(ids, client=c, block=False, policy=FAST, journal=None)
         wait_until(lambda: len(h.snapshots) == 2, what="observed")
         set_status(server, ids[1], "COMPLETED")
         assert [s.status for s in h.wait(timeout=10)] == ["COMPLETED", "COMPLETED"]
@@ -614,9 +616,23 @@ def test_sync_watch_accepts_asgi_transport_client(server):
 
 def test_bad_input_is_rejected_clearly(client):
     with pytest.raises(ValueError, match="nothing to watch"):
-        watch(client, [], journal=None)
+        watch([], client=client, journal=None)
     with pytest.raises(TypeError, match="task id"):
-        watch(client, [42], journal=None)
+        watch([42], client=client, journal=None)
+    with pytest.raises(TypeError):
+        watch(client, ["t"], journal=None)  # the client is a keyword: tasks come first
+
+
+def test_watch_without_a_client_uses_the_signed_in_one(server, client, monkeypatch):
+    from mixpeek_magics import _defaults
+
+    (tid,) = server.seed_tasks(1, statuses=["COMPLETED"])
+    monkeypatch.setattr(_defaults, "_provider", None)
+    with pytest.raises(LookupError, match="no signed-in session"):
+        watch([tid], policy=FAST, journal=None)
+    _defaults.set_client_provider(lambda: client)
+    h = watch([tid], policy=FAST, journal=None)
+    assert [(s.task_id, s.status) for s in h.snapshots] == [(tid, "COMPLETED")]
 
 
 async def test_engine_schedule_on_a_manual_clock_then_max_wait(server):
@@ -629,7 +645,7 @@ async def test_engine_schedule_on_a_manual_clock_then_max_wait(server):
     policy = PollPolicy(initial=1.0, maximum=30.0, jitter=0.0, max_wait=100.0)
     server.clear_request_log()
     async with AsyncMixpeek(api_key=server.api_key, base_url=server.base_url) as c:
-        h = await awatch(c, ids, policy=policy, journal=None, clock=clock)
+        h = await awatch(ids, client=c, policy=policy, journal=None, clock=clock)
         with pytest.raises(WatchTimeout, match="100s"):
             await h.wait(timeout=20)
     assert clock.sleeps == [1, 2, 4, 8, 16, 30, 30, 9]

@@ -25,7 +25,7 @@ CHILD = textwrap.dedent(
     from mixpeek_magics.tracking import watch, Journal, PollPolicy
     base_url, key, jpath, *ids = sys.argv[1:]
     c = Mixpeek(api_key=key, base_url=base_url)
-    h = watch(c, ids, block=False, journal=Journal(jpath), policy=PollPolicy(initial=0.05, maximum=0.2),
+    h = watch(ids, client=c, block=False, journal=Journal(jpath), policy=PollPolicy(initial=0.05, maximum=0.2),
               context={"cell": 3, "notebook": "ingest.ipynb", "source": "%mixpeek_watch --all"})
     deadline = time.monotonic() + 20
     while len(h.snapshots) < len(ids) and time.monotonic() < deadline:
@@ -86,8 +86,8 @@ def test_kernel_runs_queued_watch_cells(server, tmp_path):
             policy = PollPolicy(initial=0.05, maximum=0.3)
             print("setup ok")
         """),
-        "h = watch(c, ids, block=False, policy=policy, context={'cell': 2})\nprint('started', h.status)",
-        "h1 = watch(c, ids[:1], block=True, policy=policy)\nprint('first', h1.snapshots[0].status)",
+        "h = watch(ids, client=c, block=False, policy=policy, context={'cell': 2})\nprint('started', h.status)",
+        "h1 = watch(ids[:1], client=c, block=True, policy=policy)\nprint('first', h1.snapshots[0].status)",
         "final = h.wait(timeout=30)\nprint('final', sorted(s.status for s in final))",
     ]
     env = dict(os.environ, MIXPEEK_JOURNAL_PATH=str(tmp_path / "kernel-journal.sqlite3"), PYTHONPATH=str(REPO_ROOT))

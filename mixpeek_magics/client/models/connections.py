@@ -19,6 +19,7 @@ lenient: parse them with ``context={"response": True}`` (the resources do).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, PlainSerializer, SecretStr, ValidationInfo, field_validator, model_validator
@@ -77,7 +78,8 @@ class _Checked(MixpeekModel):
     _required: ClassVar[tuple[str, ...]] = ()
     _lengths: ClassVar[dict[str, tuple[int, int | None]]] = {}
 
-    def __repr_args__(self):  # extra fields that look secret are masked too
+    # extra fields that look secret are masked too
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
             if isinstance(value, str) and _SECRETISH.search(name or ""):
                 value = "**********"
@@ -203,7 +205,7 @@ class GoogleDriveConfig(_Checked):
 
 
 ProviderConfig = Annotated[S3Config | TigrisConfig | GoogleDriveConfig, Field(discriminator="provider_type")]
-_CONFIGS = {"s3": S3Config, "tigris": TigrisConfig, "google_drive": GoogleDriveConfig}
+_CONFIGS: dict[str, type[_Checked]] = {"s3": S3Config, "tigris": TigrisConfig, "google_drive": GoogleDriveConfig}
 
 
 def parse_provider_config(provider_type: str, config: Any, *, response: bool = False) -> Any:
@@ -299,7 +301,8 @@ class FolderList(MixpeekModel):
     results: list[FolderItem] = Field(default_factory=list)
     parent_path: str = "/"
 
-    def __iter__(self):  # type: ignore[override]
+    # iterating a listing gives its folders, not pydantic's (field, value) pairs
+    def __iter__(self) -> Iterator[FolderItem]:  # type: ignore[override]
         return iter(self.results)
 
     def __len__(self) -> int:
@@ -323,7 +326,8 @@ class DriveFileList(MixpeekModel):
     path: str | None = None
     has_more: bool | None = None
 
-    def __iter__(self):  # type: ignore[override]
+    # iterating a listing gives its files, not pydantic's (field, value) pairs
+    def __iter__(self) -> Iterator[DriveFile]:  # type: ignore[override]
         return iter(self.files)
 
     def __len__(self) -> int:

@@ -97,7 +97,8 @@ class SyncConfiguration(MixpeekModel):
     @property
     def run(self) -> SyncJob | None:
         """The run (job) ``client.syncs.wait`` followed to its end; None otherwise."""
-        return self._run
+        run = self._run
+        return run if isinstance(run, SyncJob) else None
 
 
 #: ``SyncJobStatus``: a run that ended is in one of these.

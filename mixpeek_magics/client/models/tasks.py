@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeVar
 
 from mixpeek_magics.client import statuses
 from mixpeek_magics.client.models._base import MixpeekModel, Status
@@ -29,7 +30,10 @@ class Tier(NamedTuple):
     total: int | None
 
 
-def _num(value: Any, kind: type) -> Any:
+N = TypeVar("N")
+
+
+def _num(value: Any, kind: Callable[[Any], N]) -> N | None:
     if value is None or isinstance(value, bool):
         return None
     try:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from mixpeek_magics.client.models._base import MixpeekModel, Status
@@ -38,7 +39,8 @@ class Upload(MixpeekModel):
     object_id: str | None = None
     task_id: str | None = None
 
-    def __repr_args__(self):  # the presigned URL carries a signature: keep it out of reprs
+    # the presigned URL carries a signature: keep it out of reprs
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for key, value in super().__repr_args__():
             if key == "presigned_url" and value:
                 value = value.split("?", 1)[0] + ("?..." if "?" in value else "")

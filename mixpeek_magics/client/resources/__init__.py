@@ -1,2 +1,3 @@
-"""API resources, one module each. A module defines ``RESOURCE = <Resource subclass>``
-and the clients expose it as ``client.<module name>`` (e.g. ``client.tasks``)."""
+"""API resources, one module each, shared by both clients; ``Mixpeek`` and ``AsyncMixpeek``
+expose each as a ``cached_property`` (``client.tasks``), typed for the async client by
+the generated ``_async`` module."""

@@ -1,25 +1,38 @@
-"""What every resource shares: building specs and handing them to the driver.
+"""What every resource shares: building specs and handing them to the client's driver.
 
-A resource method is written once. It returns whatever the client's driver
-returns: the result itself on :class:`~mixpeek_magics.client.Mixpeek`, an
-awaitable on :class:`~mixpeek_magics.client.AsyncMixpeek` (and an iterator /
-async iterator for ``iter``).
+A resource method is written once, for both clients: it builds its request specs
+(or a sans-IO flow) and hands them to the driver, which gives back the result
+itself on :class:`~mixpeek_magics.client.Mixpeek` and an awaitable of it on
+:class:`~mixpeek_magics.client.AsyncMixpeek` (an iterator / async iterator for
+``iter``). The methods are annotated as the sync client runs them;
+``resources/_async.py`` (generated from them by ``scripts/gen_async_types.py``)
+declares what the async client makes of each one, and ``AsyncMixpeek``'s
+resource attributes are typed with it.
 
-Adding a resource (connections, syncs, ...) is one module in this package that
-defines ``RESOURCE = TheClass``; the clients find it by attribute name.
+Adding a resource: a module in this package with its ``Resource`` subclass, a
+``cached_property`` for it on both clients (``client/_client.py``), and
+``scripts/gen_async_types.py`` run again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 from urllib.parse import quote
 
-from mixpeek_magics.client._core import IDEMPOTENT, UNSAFE, Flow, RequestSpec, call
+from pydantic import BaseModel
+
+from mixpeek_magics.client._core import IDEMPOTENT, UNSAFE, Context, Flow, RequestSpec, call
 from mixpeek_magics.client.pagination import Page, check_limit, page_parser, paginate
 
 if TYPE_CHECKING:
+    import threading
+
     from mixpeek_magics.client._client import BaseClient
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+ItemT = TypeVar("ItemT", bound=BaseModel)
 
 __all__ = [
     "Resource",
@@ -30,6 +43,8 @@ __all__ = [
     "seg",
     "drop_none",
     "model",
+    "decoded",
+    "json_object",
     "check_limit",
     "page_parser",
     "paginate",
@@ -48,8 +63,44 @@ def drop_none(mapping: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in mapping.items() if v is not None}
 
 
-def model(cls: Any) -> Callable[[Any], Any]:
+def model(cls: type[M]) -> Callable[[Any], M]:
+    """The parser of an answer declared as ``cls``."""
     return cls.model_validate
+
+
+def decoded(data: Any) -> Any:
+    """The parser of an answer the contract declares no shape for: the decoded JSON itself."""
+    return data
+
+
+def json_object(data: Any) -> dict[str, Any]:
+    """The parser of an answer the contract declares as an open object (``{}`` for an empty body)."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+class _Driver(Protocol):
+    """What a resource asks of its client, typed as :class:`~mixpeek_magics.client.Mixpeek`
+    runs it. ``AsyncMixpeek`` runs the same flows as coroutines (async iterators for
+    ``_iterate``); ``resources/_async.py`` types its resources accordingly."""
+
+    def _context(self) -> Context: ...
+
+    def _execute(self, flow: Flow[T]) -> T: ...
+
+    def _iterate(self, flow: Flow[Any]) -> Iterator[Any]: ...
+
+    def _put_files(
+        self,
+        uploads: Any,
+        files: Sequence[tuple[str, Any, str]],
+        concurrency: int,
+        timeout: float | None,
+        cancel: threading.Event | None,
+    ) -> list[str | None | BaseException]: ...
 
 
 _PLAIN = frozenset((str, int, float, bool, type(None)))
@@ -78,6 +129,8 @@ class Resource:
 
     def __init__(self, client: BaseClient) -> None:
         self._client = client
+        # The one place the shared class is typed as the sync driver runs it (see _Driver).
+        self._driver = cast(_Driver, client)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} of {self._client!r}>"
@@ -88,7 +141,7 @@ class Resource:
         method: str,
         path: str,
         *,
-        parse: Callable[[Any], Any] | None = None,
+        parse: Callable[[Any], T],
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         retry: str | None = None,
@@ -96,7 +149,7 @@ class Resource:
         namespace: str | None = None,
         timeout: float | None = None,
         authenticated: bool = True,
-    ) -> RequestSpec:
+    ) -> RequestSpec[T]:
         if retry is None:
             retry = IDEMPOTENT if method in ("GET", "HEAD", "DELETE", "PUT") else UNSAFE
         return RequestSpec(
@@ -113,35 +166,40 @@ class Resource:
         )
 
     # -- execution ---------------------------------------------------------
-    def _request(self, spec: RequestSpec) -> Any:
+    def _context(self) -> Context:
+        return self._driver._context()
+
+    def _request(self, spec: RequestSpec[T]) -> T:
         """One request (with retries): the result, or an awaitable of it."""
-        return self._client._execute(call(spec, self._client._context()))
+        return self._driver._execute(call(spec, self._driver._context()))
 
-    def _run(self, flow: Flow) -> Any:
+    def _run(self, flow: Flow[T]) -> T:
         """A multi-request flow: its return value, or an awaitable of it."""
-        return self._client._execute(flow)
+        return self._driver._execute(flow)
 
-    def _iterate(self, flow: Flow) -> Any:
+    def _iterate(self, flow: Flow[Any]) -> Iterator[Any]:
         """An emitting flow: an iterator, or an async iterator."""
-        return self._client._iterate(flow)
+        return self._driver._iterate(flow)
 
     def _paginate(
         self,
-        make_spec: Callable[[str | None, int], RequestSpec],
+        make_spec: Callable[[str | None, int], RequestSpec[Page[T]]],
         *,
         limit: int,
         mode: str = "cursor",
         max_items: int | None = None,
-    ) -> Any:
-        return self._iterate(paginate(make_spec, self._client._context(), limit=limit, mode=mode, max_items=max_items))
+    ) -> Iterator[T]:
+        """Every item of a list endpoint, one page in memory at a time."""
+        flow = paginate(make_spec, self._driver._context(), limit=limit, mode=mode, max_items=max_items)
+        return self._iterate(flow)
 
 
-class QueryListResource(Resource):
+class QueryListResource(Resource, Generic[ItemT]):
     """A resource listed by ``POST {LIST_PATH}`` with filters, search and sort in the body
     and cursor paging in the query (collections, retrievers)."""
 
     LIST_PATH: str
-    ITEM: Any  # the model of one listed item
+    ITEM: type[ItemT]  # the model of one listed item
 
     def _list_spec(
         self,
@@ -154,7 +212,7 @@ class QueryListResource(Resource):
         offset: int | None,
         namespace: str | None,
         timeout: float | None,
-    ) -> RequestSpec:
+    ) -> RequestSpec[Page[ItemT]]:
         body = {"filters": filters, "search": search, "sort": sort}
         return self._spec(
             "POST",
@@ -179,7 +237,7 @@ class QueryListResource(Resource):
         offset: int | None = None,
         namespace: str | None = None,
         timeout: float | None = None,
-    ) -> Any:
+    ) -> Page[ItemT]:
         """One page of items."""
         return self._request(
             self._list_spec(
@@ -204,7 +262,7 @@ class QueryListResource(Resource):
         max_items: int | None = None,
         namespace: str | None = None,
         timeout: float | None = None,
-    ) -> Any:
+    ) -> Iterator[ItemT]:
         """Every item, page after page."""
         check_limit(limit)
         return self._paginate(

@@ -8,13 +8,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from mixpeek_magics.client import errors
+from mixpeek_magics.client._core import Flow, RequestSpec, call
 from mixpeek_magics.client.models.batches import Batch
+from mixpeek_magics.client.models.common import DeleteResponse
 from mixpeek_magics.client.models.tasks import Task
 from mixpeek_magics.client.resources._base import (
     IDEMPOTENT,
     Page,
     Resource,
     check_limit,
+    json_object,
     model,
     page_parser,
     seg,
@@ -117,12 +121,9 @@ class Batches(Resource):
             namespace=namespace,
             timeout=timeout,
         )
-        ctx = self._client._context()
+        ctx = self._context()
 
-        def flow() -> Any:
-            from mixpeek_magics.client import errors
-            from mixpeek_magics.client._core import call
-
+        def flow() -> Flow[Task]:
             tries: list[int] = []
             try:
                 return (yield from call(spec, ctx, attempts=tries))
@@ -130,7 +131,7 @@ class Batches(Resource):
                 if len(tries) < 2:  # refused on the first attempt: a real conflict
                     raise
                 batch = yield from call(get_batch, ctx)
-                if not getattr(batch, "task_id", None):
+                if not batch.task_id:
                     raise
                 return (
                     yield from call(
@@ -152,10 +153,17 @@ class Batches(Resource):
             )
         )
 
-    def delete(self, bucket: str, batch_id: str, *, namespace: str | None = None, timeout: float | None = None) -> Any:
+    def delete(
+        self, bucket: str, batch_id: str, *, namespace: str | None = None, timeout: float | None = None
+    ) -> DeleteResponse:
         return self._request(
             self._spec(
-                "DELETE", f"{self._base(bucket)}/{seg(batch_id)}", namespaced=True, namespace=namespace, timeout=timeout
+                "DELETE",
+                f"{self._base(bucket)}/{seg(batch_id)}",
+                parse=model(DeleteResponse),
+                namespaced=True,
+                namespace=namespace,
+                timeout=timeout,
             )
         )
 
@@ -191,6 +199,7 @@ class Batches(Resource):
                 "POST",
                 f"{self._base(bucket)}/{seg(batch_id)}/retry",
                 json=body,
+                parse=json_object,
                 namespaced=True,
                 namespace=namespace,
                 timeout=timeout,
@@ -214,6 +223,7 @@ class Batches(Resource):
                 "GET",
                 f"{self._base(bucket)}/{seg(batch_id)}/failed-documents",
                 params={"tier_num": tier_num, "collection_id": collection_id, "limit": limit, "offset": offset},
+                parse=json_object,
                 namespaced=True,
                 namespace=namespace,
                 timeout=timeout,
@@ -222,7 +232,7 @@ class Batches(Resource):
 
     def _list_spec(
         self, bucket: str, *, status: Any, limit: int, offset: int, namespace: str | None, timeout: float | None
-    ):
+    ) -> RequestSpec[Page[Batch]]:
         # ListBatchesRequest: offset / limit in the body, answer has total_count (no cursor).
         body: dict[str, Any] = {"offset": offset or 0, "limit": check_limit(limit)}
         if status is not None:
@@ -286,7 +296,7 @@ class Batches(Resource):
         cursor: str | None,
         namespace: str | None,
         timeout: float | None,
-    ):
+    ) -> RequestSpec[Page[Batch]]:
         body = {
             "status": status_value(status),
             "bucket_id": bucket_id,
@@ -368,6 +378,3 @@ class Batches(Resource):
             mode="offset",
             max_items=max_items,
         )
-
-
-RESOURCE = Batches

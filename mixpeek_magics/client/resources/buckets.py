@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from mixpeek_magics.client._core import RequestSpec
 from mixpeek_magics.client.models.buckets import Bucket
 from mixpeek_magics.client.resources._base import (
     IDEMPOTENT,
     Page,
     Resource,
     check_limit,
+    decoded,
     model,
     page_parser,
     seg,
@@ -73,7 +75,14 @@ class Buckets(Resource):
 
     def delete(self, bucket: str, *, namespace: str | None = None, timeout: float | None = None) -> Any:
         return self._request(
-            self._spec("DELETE", f"/v1/buckets/{seg(bucket)}", namespaced=True, namespace=namespace, timeout=timeout)
+            self._spec(
+                "DELETE",
+                f"/v1/buckets/{seg(bucket)}",
+                parse=decoded,
+                namespaced=True,
+                namespace=namespace,
+                timeout=timeout,
+            )
         )
 
     def _list_spec(
@@ -86,7 +95,7 @@ class Buckets(Resource):
         offset: int,
         namespace: str | None,
         timeout: float | None,
-    ):
+    ) -> RequestSpec[Page[Bucket]]:
         # ListBucketsRequest carries limit / offset in the body; the answer has total_count.
         body = {"filters": filters, "search": search, "sort": sort, "limit": check_limit(limit), "offset": offset or 0}
         return self._spec(
@@ -149,6 +158,3 @@ class Buckets(Resource):
             mode="offset",
             max_items=max_items,
         )
-
-
-RESOURCE = Buckets

@@ -13,6 +13,7 @@ from mixpeek_magics.client.models.collections import (
 )
 from mixpeek_magics.client.resources._base import (
     QueryListResource,
+    decoded,
     model,
     seg,
 )
@@ -39,7 +40,7 @@ def feature_extractor_config(
     return fe
 
 
-class Collections(QueryListResource):
+class Collections(QueryListResource[Collection]):
     LIST_PATH = "/v1/collections/list"
     ITEM = Collection
 
@@ -111,7 +112,12 @@ class Collections(QueryListResource):
     def delete(self, collection: str, *, namespace: str | None = None, timeout: float | None = None) -> Any:
         return self._request(
             self._spec(
-                "DELETE", f"/v1/collections/{seg(collection)}", namespaced=True, namespace=namespace, timeout=timeout
+                "DELETE",
+                f"/v1/collections/{seg(collection)}",
+                parse=decoded,
+                namespaced=True,
+                namespace=namespace,
+                timeout=timeout,
             )
         )
 
@@ -177,6 +183,3 @@ class Collections(QueryListResource):
                 timeout=timeout,
             )
         )
-
-
-RESOURCE = Collections

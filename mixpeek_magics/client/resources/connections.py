@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from mixpeek_magics.client._core import RequestSpec
 from mixpeek_magics.client.credentials import CredentialError, redact
 from mixpeek_magics.client.models.connections import (
     PROVIDER_TYPES,
@@ -30,13 +31,22 @@ from mixpeek_magics.client.models.connections import (
     StorageConnection,
     parse_provider_config,
 )
-from mixpeek_magics.client.resources._base import IDEMPOTENT, Page, Resource, check_limit, dump, page_parser, seg
+from mixpeek_magics.client.resources._base import (
+    IDEMPOTENT,
+    Page,
+    Resource,
+    check_limit,
+    dump,
+    json_object,
+    page_parser,
+    seg,
+)
 from mixpeek_magics.client.statuses import status_value
 
 BASE = "/v1/organizations/connections"
 
 
-class _SecretBody(dict):
+class _SecretBody(dict[str, Any]):
     """A request body whose repr never shows secrets (the JSON sent is the real one)."""
 
     def __repr__(self) -> str:
@@ -193,7 +203,7 @@ class Connections(Resource):
         return self.update(connection, status="ACTIVE", timeout=timeout)
 
     def delete(self, connection: str, *, timeout: float | None = None) -> dict[str, Any]:
-        return self._request(self._spec("DELETE", f"{BASE}/{seg(connection)}", timeout=timeout))
+        return self._request(self._spec("DELETE", f"{BASE}/{seg(connection)}", parse=json_object, timeout=timeout))
 
     def test(self, connection: str, *, timeout: float | None = None) -> ConnectionTestResult:
         """``POST .../test``: ``success`` false (not an exception) when the provider refuses."""
@@ -252,7 +262,7 @@ class Connections(Resource):
         offset: int | None,
         include_total: bool | None,
         timeout: float | None,
-    ):
+    ) -> RequestSpec[Page[StorageConnection]]:
         body = {
             "provider_type": _provider_type(provider_type) if provider_type is not None else None,
             "status": _status(status),
@@ -327,6 +337,3 @@ class Connections(Resource):
             limit=limit,
             max_items=max_items,
         )
-
-
-RESOURCE = Connections

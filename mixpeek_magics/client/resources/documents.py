@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from mixpeek_magics.client._core import RequestSpec
 from mixpeek_magics.client.models.documents import Document
 from mixpeek_magics.client.resources._base import (
     IDEMPOTENT,
@@ -56,7 +57,7 @@ class Documents(Resource):
         return_vectors: bool | None,
         namespace: str | None,
         timeout: float | None,
-    ):
+    ) -> RequestSpec[Page[Document]]:
         body = {
             "filters": filters,
             "search": search,
@@ -153,6 +154,3 @@ class Documents(Resource):
             limit=limit,
             max_items=max_items,
         )
-
-
-RESOURCE = Documents

@@ -19,6 +19,3 @@ class HealthResource(Resource):
                 authenticated=False,
             )
         )
-
-
-RESOURCE = HealthResource

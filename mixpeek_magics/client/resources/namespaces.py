@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from mixpeek_magics.client._core import RequestSpec
 from mixpeek_magics.client.models.namespaces import FeatureExtractor, Namespace
 from mixpeek_magics.client.resources._base import (
     IDEMPOTENT,
     Page,
     Resource,
     check_limit,
+    decoded,
     model,
     page_parser,
     seg,
@@ -60,7 +62,7 @@ class Namespaces(Resource):
         )
 
     def delete(self, namespace: str, *, timeout: float | None = None) -> Any:
-        return self._request(self._spec("DELETE", f"/v1/namespaces/{seg(namespace)}", parse=None, timeout=timeout))
+        return self._request(self._spec("DELETE", f"/v1/namespaces/{seg(namespace)}", parse=decoded, timeout=timeout))
 
     def _list_spec(
         self,
@@ -74,7 +76,7 @@ class Namespaces(Resource):
         offset: int | None,
         include_total: bool | None,
         timeout: float | None,
-    ):
+    ) -> RequestSpec[Page[Namespace]]:
         body = {"filters": filters, "sort": sort, "search": search, "case_sensitive": case_sensitive}
         return self._spec(
             "POST",
@@ -146,6 +148,3 @@ class Namespaces(Resource):
             limit=limit,
             max_items=max_items,
         )
-
-
-RESOURCE = Namespaces

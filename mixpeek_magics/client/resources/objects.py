@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from mixpeek_magics.client._core import RequestSpec
 from mixpeek_magics.client.models.objects import BucketObject, CreateObjectsBatchResult
 from mixpeek_magics.client.resources._base import (
     IDEMPOTENT,
     Page,
     Resource,
     check_limit,
+    decoded,
     model,
     page_parser,
     seg,
@@ -126,6 +129,7 @@ class Objects(Resource):
             self._spec(
                 "DELETE",
                 f"/v1/buckets/{seg(bucket)}/objects/{seg(object_id)}",
+                parse=decoded,
                 namespaced=True,
                 namespace=namespace,
                 timeout=timeout,
@@ -146,7 +150,7 @@ class Objects(Resource):
         include_total: bool | None,
         namespace: str | None,
         timeout: float | None,
-    ):
+    ) -> RequestSpec[Page[BucketObject]]:
         body = {"filters": filters, "sort": sort, "search": search, "select": select}
         return self._spec(
             "POST",
@@ -203,7 +207,7 @@ class Objects(Resource):
         *,
         sort: Any = None,
         search: str | None = None,
-        select: list[str] | None = None,
+        select: builtins.list[str] | None = None,
         limit: int = 1000,
         max_items: int | None = None,
         namespace: str | None = None,
@@ -227,6 +231,3 @@ class Objects(Resource):
             limit=limit,
             max_items=max_items,
         )
-
-
-RESOURCE = Objects

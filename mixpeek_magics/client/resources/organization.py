@@ -10,6 +10,3 @@ class Organizations(Resource):
     def get(self, *, timeout: float | None = None) -> Organization:
         """The caller's organization (also the cheapest way to check an API key)."""
         return self._request(self._spec("GET", "/v1/organizations", parse=model(Organization), timeout=timeout))
-
-
-RESOURCE = Organizations

@@ -10,15 +10,16 @@ from __future__ import annotations
 import base64
 import mimetypes
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from mixpeek_magics.client._core import Context, Flow, call
+from mixpeek_magics.client._core import Context, Flow, RequestSpec, call
 from mixpeek_magics.client.models.collections import Collection
 from mixpeek_magics.client.models.retrievers import Retriever, RetrieverResults
 from mixpeek_magics.client.resources._base import (
     IDEMPOTENT,
     QueryListResource,
+    decoded,
     model,
     seg,
 )
@@ -82,7 +83,7 @@ def attribute_filter_stage(
     }
 
 
-def data_uri(source: str | os.PathLike | bytes, mime_type: str | None = None) -> str:
+def data_uri(source: str | os.PathLike[str] | bytes, mime_type: str | None = None) -> str:
     """A file (path) or bytes as a ``data:`` URI, the form a ``content`` query takes most reliably."""
     if isinstance(source, (bytes, bytearray)):
         raw = bytes(source)
@@ -113,12 +114,16 @@ def _filter_stages(filters: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     return stages
 
 
-def _search_flow(get_spec: Any, make_exec_spec: Any, ctx: Context) -> Flow:
+def _search_flow(
+    get_spec: RequestSpec[Collection],
+    make_exec_spec: Callable[[Collection], RequestSpec[RetrieverResults]],
+    ctx: Context,
+) -> Flow[RetrieverResults]:
     collection: Collection = yield from call(get_spec, ctx)
     return (yield from call(make_exec_spec(collection), ctx))
 
 
-class Retrievers(QueryListResource):
+class Retrievers(QueryListResource[Retriever]):
     LIST_PATH = "/v1/retrievers/list"
     ITEM = Retriever
 
@@ -173,7 +178,12 @@ class Retrievers(QueryListResource):
     def delete(self, retriever: str, *, namespace: str | None = None, timeout: float | None = None) -> Any:
         return self._request(
             self._spec(
-                "DELETE", f"/v1/retrievers/{seg(retriever)}", namespaced=True, namespace=namespace, timeout=timeout
+                "DELETE",
+                f"/v1/retrievers/{seg(retriever)}",
+                parse=decoded,
+                namespaced=True,
+                namespace=namespace,
+                timeout=timeout,
             )
         )
 
@@ -223,7 +233,7 @@ class Retrievers(QueryListResource):
         return_vectors: bool | None,
         namespace: str | None,
         timeout: float | None,
-    ):
+    ) -> RequestSpec[RetrieverResults]:
         body: dict[str, Any] = {"stages": [dict(s) for s in stages]}
         optional = {
             "collection_identifiers": list(collection_identifiers) if collection_identifiers else None,
@@ -277,7 +287,7 @@ class Retrievers(QueryListResource):
         collection: str,
         text: str | None = None,
         *,
-        image: str | os.PathLike | bytes | None = None,
+        image: str | os.PathLike[str] | bytes | None = None,
         document_id: str | None = None,
         k: int = 10,
         filters: Mapping[str, Any] | None = None,
@@ -297,7 +307,7 @@ class Retrievers(QueryListResource):
         content = data_uri(image) if image is not None else None
         extra = _filter_stages(filters)
 
-        def exec_spec(col: Collection) -> Any:
+        def exec_spec(col: Collection) -> RequestSpec[RetrieverResults]:
             uri = feature_uri or col.feature_uris[0]
             query: dict[str, Any] = (
                 {"text": text}
@@ -331,7 +341,4 @@ class Retrievers(QueryListResource):
             namespace=namespace,
             timeout=timeout,
         )
-        return self._run(_search_flow(get_spec, exec_spec, self._client._context()))
-
-
-RESOURCE = Retrievers
+        return self._run(_search_flow(get_spec, exec_spec, self._context()))

@@ -24,16 +24,19 @@ from mixpeek_magics.client.models.syncs import (
     SyncJob,
     SyncTriggerResult,
 )
+from mixpeek_magics.client.models.tasks import Task
 from mixpeek_magics.client.resources._base import (
     IDEMPOTENT,
     Page,
     Resource,
     check_limit,
+    decoded,
     dump,
     model,
     page_parser,
     seg,
 )
+from mixpeek_magics.client.resources.tasks import Tasks
 from mixpeek_magics.client.statuses import is_terminal, status_value
 
 SYNC_JOB_STATUSES = ("running", "completed", "failed", "interrupted", "skipped")
@@ -77,16 +80,16 @@ def _no_run_coming(sync: SyncConfiguration) -> bool:
 def wait_sync_flow(
     ctx: Context,
     *,
-    sync_spec: RequestSpec,
-    job_spec: Callable[[str], RequestSpec],
-    latest_job_spec: RequestSpec,
-    tasks_spec: Callable[[list[str]], RequestSpec],
+    sync_spec: RequestSpec[SyncConfiguration],
+    job_spec: Callable[[str], RequestSpec[SyncJob]],
+    latest_job_spec: RequestSpec[Page[SyncJob]],
+    tasks_spec: Callable[[list[str]], RequestSpec[Page[Task]]],
     run_id: str | None,
     timeout: float | None,
     poll: float,
     poll_max: float,
     include_tasks: bool,
-) -> Flow:
+) -> Flow[SyncConfiguration]:
     """Follow one run of a sync to its end; return the sync (``.run`` is the run's job). Sans-IO.
 
     The run is ``run_id`` (a trigger's ``sync_job_id``), else the sync's
@@ -127,8 +130,8 @@ def wait_sync_flow(
             pending = [t for t in sync.task_ids if t not in done_tasks]
             for i in range(0, len(pending), 1000):
                 chunk = pending[i : i + 1000]
-                page = yield from call(tasks_spec(chunk), ctx)
-                running = {t.task_id for t in page.items if not is_terminal(t.status)}
+                tasks = yield from call(tasks_spec(chunk), ctx)
+                running = {t.task_id for t in tasks.items if not is_terminal(t.status)}
                 done_tasks.update(t for t in chunk if t not in running)
             finished = all(t in done_tasks for t in sync.task_ids)
             if finished:  # the sync's totals move as each task ends: read them after the last one did
@@ -151,7 +154,11 @@ def wait_sync_flow(
         delay = min(delay * 1.5, poll_max)
 
 
-def sync_tasks_flow(ctx: Context, sync_spec: RequestSpec, tasks_spec: Callable[[list[str]], RequestSpec]) -> Flow:
+def sync_tasks_flow(
+    ctx: Context,
+    sync_spec: RequestSpec[SyncConfiguration],
+    tasks_spec: Callable[[list[str]], RequestSpec[Page[Task]]],
+) -> Flow[None]:
     """Emit the tasks in the sync's ``task_ids`` (1000 per ``tasks/list``). Sans-IO."""
     sync: SyncConfiguration = yield from call(sync_spec, ctx)
     ids = list(dict.fromkeys(sync.task_ids))
@@ -220,7 +227,9 @@ class Syncs(Resource):
     ) -> SyncConfiguration:
         return self._request(self._get_spec(bucket, sync_config_id, namespace, timeout))
 
-    def _get_spec(self, bucket: str, sync_config_id: str, namespace: str | None, timeout: float | None):
+    def _get_spec(
+        self, bucket: str, sync_config_id: str, namespace: str | None, timeout: float | None
+    ) -> RequestSpec[SyncConfiguration]:
         return self._spec(
             "GET",
             f"{self._base(bucket)}/{seg(sync_config_id)}",
@@ -282,6 +291,7 @@ class Syncs(Resource):
             self._spec(
                 "DELETE",
                 f"{self._base(bucket)}/{seg(sync_config_id)}",
+                parse=decoded,
                 namespaced=True,
                 namespace=namespace,
                 timeout=timeout,
@@ -345,7 +355,7 @@ class Syncs(Resource):
         offset: int | None,
         namespace: str | None,
         timeout: float | None,
-    ) -> RequestSpec:
+    ) -> RequestSpec[Page[SyncJob]]:
         if status is not None and str(status).lower() not in SYNC_JOB_STATUSES:
             raise ValueError(f"status {status!r} is not a sync job status; valid: {', '.join(SYNC_JOB_STATUSES)}")
         body = {"status": str(status).lower()} if status is not None else {}
@@ -390,7 +400,7 @@ class Syncs(Resource):
 
     def _job_spec(
         self, bucket: str, sync_config_id: str, sync_job_id: str, namespace: str | None, timeout: float | None
-    ) -> RequestSpec:
+    ) -> RequestSpec[SyncJob]:
         return self._spec(
             "GET",
             f"{self._base(bucket)}/{seg(sync_config_id)}/jobs/{seg(sync_job_id)}",
@@ -412,9 +422,9 @@ class Syncs(Resource):
         """``GET .../syncs/{id}/jobs/{sync_job_id}``: one run's status and file counts."""
         return self._request(self._job_spec(bucket, sync_config_id, sync_job_id, namespace, timeout))
 
-    def _tasks_spec(self, ids: list[str], status: Any, timeout: float | None) -> RequestSpec:
+    def _tasks_spec(self, ids: list[str], status: Any, timeout: float | None) -> RequestSpec[Page[Task]]:
         filters = {"AND": [{"field": "task_id", "operator": "in", "value": list(ids)}]}
-        return self._client.tasks._list_spec(
+        return Tasks(self._client)._list_spec(
             status=status,
             task_type=None,
             filters=filters,
@@ -450,7 +460,7 @@ class Syncs(Resource):
             raise ValueError("need 0 < poll <= poll_max")
         return self._run(
             wait_sync_flow(
-                self._client._context(),
+                self._context(),
                 sync_spec=self._get_spec(bucket, sync_config_id, namespace, request_timeout),
                 job_spec=lambda job_id: self._job_spec(bucket, sync_config_id, job_id, namespace, request_timeout),
                 latest_job_spec=self._jobs_spec(
@@ -480,13 +490,13 @@ class Syncs(Resource):
         status: Any = None,
         namespace: str | None = None,
         timeout: float | None = None,
-    ) -> Iterator[Any]:
+    ) -> Iterator[Task]:
         """Every task this sync submitted (its ``task_ids``; tasks whose record
         expired are not returned), optionally of one ``status``."""
         status_value(status)
         return self._iterate(
             sync_tasks_flow(
-                self._client._context(),
+                self._context(),
                 self._get_spec(bucket, sync_config_id, namespace, timeout),
                 lambda ids: self._tasks_spec(ids, status, timeout),
             )
@@ -505,7 +515,7 @@ class Syncs(Resource):
         include_total: bool | None,
         namespace: str | None,
         timeout: float | None,
-    ):
+    ) -> RequestSpec[Page[SyncConfiguration]]:
         body = {"connection_id": connection_id, "status": status_value(status), "is_active": is_active}
         return self._spec(
             "POST",
@@ -582,6 +592,3 @@ class Syncs(Resource):
             limit=limit,
             max_items=max_items,
         )
-
-
-RESOURCE = Syncs

@@ -7,6 +7,7 @@ from typing import Any
 
 from mixpeek_magics.client._core import Context, Flow, RequestSpec, Sleep, call
 from mixpeek_magics.client.errors import WaitTimeout
+from mixpeek_magics.client.models.common import DeleteResponse
 from mixpeek_magics.client.models.tasks import Task
 from mixpeek_magics.client.resources._base import (
     IDEMPOTENT,
@@ -33,14 +34,14 @@ def poll_delays(initial: float = POLL_INITIAL, maximum: float = POLL_MAX) -> Ite
 
 
 def wait_flow(
-    get_spec: RequestSpec,
+    get_spec: RequestSpec[Task],
     ctx: Context,
     *,
     timeout: float | None,
     poll: float,
     poll_max: float,
     on_update: Callable[[Task], None] | None = None,
-) -> Flow:
+) -> Flow[Task]:
     """Poll ``get_spec`` until the task is terminal; return it. Sans-IO."""
     start = ctx.clock()
     delays = poll_delays(poll, poll_max)
@@ -73,15 +74,17 @@ def _type_value(task_type: Any) -> Any:
 
 
 class Tasks(Resource):
-    def _get_spec(self, task_id: str, timeout: float | None) -> RequestSpec:
+    def _get_spec(self, task_id: str, timeout: float | None) -> RequestSpec[Task]:
         return self._spec("GET", f"/v1/tasks/{seg(task_id)}", parse=model(Task), timeout=timeout)
 
     def get(self, task_id: str, *, timeout: float | None = None) -> Task:
         return self._request(self._get_spec(task_id, timeout))
 
-    def kill(self, task_id: str, *, timeout: float | None = None) -> Any:
+    def kill(self, task_id: str, *, timeout: float | None = None) -> DeleteResponse:
         """``DELETE /v1/tasks/{task_id}``: stop a task (idempotent)."""
-        return self._request(self._spec("DELETE", f"/v1/tasks/{seg(task_id)}", timeout=timeout))
+        return self._request(
+            self._spec("DELETE", f"/v1/tasks/{seg(task_id)}", parse=model(DeleteResponse), timeout=timeout)
+        )
 
     def _list_spec(
         self,
@@ -96,7 +99,7 @@ class Tasks(Resource):
         offset: int | None,
         include_total: bool | None,
         timeout: float | None,
-    ) -> RequestSpec:
+    ) -> RequestSpec[Page[Task]]:
         body = {
             "status": status_value(status),
             "task_type": _type_value(task_type),
@@ -204,13 +207,10 @@ class Tasks(Resource):
         return self._run(
             wait_flow(
                 self._get_spec(task_id, request_timeout),
-                self._client._context(),
+                self._context(),
                 timeout=timeout,
                 poll=poll,
                 poll_max=poll_max,
                 on_update=on_update,
             )
         )
-
-
-RESOURCE = Tasks

@@ -6,6 +6,7 @@ to it) -> ``confirm`` (the server verifies and creates the object).
 
 from __future__ import annotations
 
+import builtins
 import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -24,6 +25,7 @@ from mixpeek_magics.client.resources._base import (
     Page,
     Resource,
     check_limit,
+    decoded,
     model,
     page_parser,
     seg,
@@ -233,6 +235,7 @@ class Uploads(Resource):
             self._spec(
                 "DELETE",
                 f"/v1/buckets/{seg(bucket)}/uploads/{seg(upload_id)}",
+                parse=decoded,
                 namespaced=True,
                 namespace=namespace,
                 timeout=timeout,
@@ -251,7 +254,7 @@ class Uploads(Resource):
         offset: int | None,
         namespace: str | None,
         timeout: float | None,
-    ):
+    ) -> RequestSpec[Page[Upload]]:
         check_limit(limit, MAX_LIST_LIMIT)
         # ListUploadsRequest has limit/offset in the body too (limit <= 100): send both, consistently.
         body = {
@@ -342,7 +345,7 @@ class Uploads(Resource):
             raise ValueError("presigned_url must be an http(s) URL")
         file_path = os.fspath(path)
         size = os.path.getsize(file_path)  # raises FileNotFoundError before anything is sent
-        spec = RequestSpec(
+        spec: RequestSpec[str | None] = RequestSpec(
             method="PUT",
             path=str(presigned_url),
             retry=IDEMPOTENT,
@@ -361,7 +364,7 @@ class Uploads(Resource):
         concurrency: int = 16,
         timeout: float | None = None,
         cancel: threading.Event | None = None,
-    ) -> list[Any]:
+    ) -> builtins.list[str | None | BaseException]:
         """PUT many files, ``(presigned_url, path, content_type)`` each, ``concurrency`` at a time.
 
         Per file, in order: its ETag (as ``put_file`` returns it) or the
@@ -372,7 +375,4 @@ class Uploads(Resource):
         """
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
-        return self._client._put_files(self, list(files), concurrency, timeout, cancel)
-
-
-RESOURCE = Uploads
+        return self._driver._put_files(self, list(files), concurrency, timeout, cancel)

@@ -47,7 +47,7 @@ class TaskMagics(Magics):
             raise UsageError("give one or more task ids, or --unfinished")
         if args.task_ids and args.unfinished:
             raise UsageError("give task ids or --unfinished, not both")
-        client = S.client()
+        client = S.signed_in_client()
         opts = options.current()
         from mixpeek_magics.notebook.display import make_display, show
         from mixpeek_magics.notebook.watch import WARNING_HINT, BucketNames
@@ -68,8 +68,8 @@ class TaskMagics(Magics):
         )
         show(board)
         handle = watch(
-            client,
             ids,
+            client=client,
             block=False,
             observers=[BucketNames(board, client)],
             journal=journal,
@@ -135,7 +135,7 @@ class TaskMagics(Magics):
         watched, and the upload-confirm tasks the server ran for its uploads.
         """
         args = parse(self.mixpeek_tasks, line)
-        client = S.client()
+        client = S.signed_in_client()
         opts = options.current()
 
         def many(value: str | None) -> Any:
@@ -153,26 +153,17 @@ class TaskMagics(Magics):
                         status_value(part.strip(), what="--status")
             except ValueError as exc:
                 raise UsageError(str(exc)) from None
-        try:
-            from mixpeek_magics.frames import task_history
-        except ImportError:  # pragma: no cover - frames ships with the package
-            task_history = None
-        try:
-            if task_history is not None:
-                frame = task_history(
-                    client,
-                    status=many(args.status),
-                    task_type=many(args.task_type),
-                    since=args.since,
-                    bucket=args.bucket,
-                    journal=opts.journal_path or None,
-                )
-            else:  # pragma: no cover
-                import pandas as pd
+        from mixpeek_magics.frames import task_history
 
-                frame = pd.DataFrame(
-                    [t.model_dump() for t in client.tasks.iter(status=args.status, task_type=args.task_type)]
-                )
+        try:
+            frame = task_history(
+                client,
+                status=many(args.status),
+                task_type=many(args.task_type),
+                since=args.since,
+                bucket=args.bucket,
+                journal=opts.journal_path or None,
+            )
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         if args.output:
