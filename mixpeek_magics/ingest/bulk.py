@@ -3,6 +3,7 @@
 The flow per chunk of at most 100 files (the API's batch limits):
 
 1. hash each file (sha256, streamed, in worker threads) and guess its MIME type;
+   the caller's ``select`` may then set aside files it knows by their hash;
 2. ``POST .../uploads/batch`` with ``file_hash`` + ``skip_duplicates`` so the
    server answers "already have it" for files it has seen, without a PUT;
 3. PUT the new files to their presigned URLs, streamed from disk, with bounded
@@ -38,11 +39,15 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from mixpeek_magics import _runtime
-from mixpeek_magics._mime import guess_mime
-from mixpeek_magics.ingest.plan import SNIFF_BYTES, read_digest
+from mixpeek_magics._mime import DEFAULT_MIME, guess_mime
+from mixpeek_magics.ingest.plan import SNIFF_BYTES, PlanItem, read_digest
+
+if TYPE_CHECKING:
+    from mixpeek_magics.client.models.tasks import Task
+    from mixpeek_magics.client.models.uploads import BatchUploadResult as CreatedUploads, Upload
 
 CHUNK = 100  # BatchUploadRequest / BatchConfirmRequest maxItems
 DEFAULT_CONCURRENCY = 16  # PUTs in flight (bench/RESULTS.md, upload: the choice of 16)
@@ -103,12 +108,12 @@ class BulkUploadResult:
     bucket: str
     outcomes: list[FileOutcome]
     batch_id: str | None = None
-    task: Any = None  # client Task of the submitted batch, None when nothing new was uploaded
+    task: Task | None = None  # the submitted batch's task, None when nothing new was uploaded
     confirm_task_ids: list[str] = field(default_factory=list)
 
     @property
     def task_id(self) -> str | None:
-        return getattr(self.task, "task_id", None)
+        return self.task.task_id if self.task is not None else None
 
     @property
     def object_ids(self) -> list[str]:
@@ -133,8 +138,19 @@ class BulkUploadResult:
         )
 
 
-def _as_spec(item: Any, metadata: Mapping[str, Any] | None) -> FileSpec:
-    """Accept paths, ``FileSpec``, plan items (``.path`` + ``.metadata``) or dicts."""
+UploadItem = str | os.PathLike[str] | FileSpec | PlanItem | Mapping[str, Any]
+
+
+class _ToPut(NamedTuple):
+    """A file whose upload was created: its bytes go to ``url``."""
+
+    spec: FileSpec
+    upload: Upload
+    url: str
+
+
+def _as_spec(item: UploadItem, metadata: Mapping[str, Any] | None) -> FileSpec:
+    """Accept paths, ``FileSpec``, plan items or dicts."""
     base = dict(metadata or {})
     if isinstance(item, FileSpec):
         spec = item
@@ -148,14 +164,10 @@ def _as_spec(item: Any, metadata: Mapping[str, Any] | None) -> FileSpec:
             item.get("content_type") or item.get("mime_type"),
             item.get("size"),
         )
-    elif hasattr(item, "path"):
-        spec = FileSpec(
-            Path(item.path),
-            dict(getattr(item, "metadata", None) or {}),
-            getattr(item, "sha256", None),
-            getattr(item, "mime_type", None),
-            getattr(item, "size", None),
-        )
+    elif isinstance(item, PlanItem):
+        if item.path is None:
+            raise TypeError(f"cannot upload {item.source!r}: a {item.kind} plan item is not a local file")
+        spec = FileSpec(item.path, dict(item.metadata), item.sha256, item.mime_type, item.size)
     else:
         raise TypeError(f"cannot upload {item!r}: give a path, a FileSpec or a plan item")
     if base:
@@ -163,7 +175,33 @@ def _as_spec(item: Any, metadata: Mapping[str, Any] | None) -> FileSpec:
     return spec
 
 
-def _chunks(items: Sequence[FileSpec], size: int, ramp: Sequence[int] = RAMP) -> Iterator[list[FileSpec]]:
+def _total_bytes(specs: Sequence[FileSpec]) -> int:
+    """Their total size; raises ``FileNotFoundError`` naming any that is not a readable
+    file (one stat per file, everything checked before anything is sent)."""
+    missing, total = [], 0
+    for s in specs:
+        try:
+            st = os.stat(s.path)
+        except OSError:
+            st = None
+        if st is None or not stat.S_ISREG(st.st_mode):
+            missing.append(str(s.path))
+        else:
+            total += st.st_size
+    if missing:
+        raise FileNotFoundError(
+            "not a readable file: "
+            + ", ".join(missing[:10])
+            + (f" (+{len(missing) - 10} more)" if len(missing) > 10 else "")
+        )
+    return total
+
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def _ramped_chunks(items: Sequence[_T], size: int, ramp: Sequence[int] = RAMP) -> Iterator[list[_T]]:
     """Chunks of ``size``, the first ones smaller: PUTs start after hashing a
     few files, not a hundred, and each next chunk is ready when they end."""
     steps = itertools.chain((min(step, size) for step in ramp), itertools.repeat(size))
@@ -175,15 +213,15 @@ def _chunks(items: Sequence[FileSpec], size: int, ramp: Sequence[int] = RAMP) ->
 
 
 async def _in_threads(
-    pool: concurrent.futures.Executor, fn: Callable[[Any], Any], items: Sequence[Any], workers: int
-) -> list[Any]:
+    pool: concurrent.futures.Executor, fn: Callable[[_T], _R], items: Sequence[_T], workers: int
+) -> list[_R]:
     """``[fn(item) for item in items]`` on up to ``workers`` threads of ``pool``.
 
     Each thread works through the shared list: one hand-off between the event
     loop and the pool per thread, not per item (per item, those wake-ups cost
     about as much CPU as hashing a small file). ``fn`` must not raise. When the
     caller is cancelled, items not yet started are dropped."""
-    results: list[Any] = [None] * len(items)
+    results: dict[int, _R] = {}
     pending = iter(range(len(items)))
     lock = threading.Lock()
     stop = threading.Event()
@@ -201,7 +239,7 @@ async def _in_threads(
         await asyncio.gather(*(loop.run_in_executor(pool, drain) for _ in range(max(1, min(workers, len(items))))))
     finally:
         stop.set()
-    return results
+    return [results[i] for i in range(len(items))]
 
 
 def _describe(spec: FileSpec) -> FileSpec:
@@ -220,14 +258,43 @@ def _describe(spec: FileSpec) -> FileSpec:
     return spec
 
 
-async def _read_uploads(api: _Api, bucket: str, upload_ids: Sequence[str], namespace: str | None) -> dict[str, Any]:
+def _describe_or_fail(spec: FileSpec) -> FileSpec | FileOutcome:
+    """:func:`_describe`, or the failed outcome of a file that cannot be read (in a worker thread)."""
+    try:
+        return _describe(spec)
+    except OSError as exc:
+        return FileOutcome(str(spec.path), "failed", error=f"cannot read file: {exc}")
+
+
+def _outcome(
+    spec: FileSpec, status: str, upload: Upload, *, object_id: str | None = None, error: str | None = None
+) -> FileOutcome:
+    return FileOutcome(str(spec.path), status, object_id, upload.upload_id, spec.sha256, spec.size, error)
+
+
+def _confirmed_outcome(spec: FileSpec, upload: Upload, done: Upload | None, task: Task) -> FileOutcome:
+    """What became of a confirmed file: its upload, read after the confirm task ended
+    (``done``: None when the server no longer has it), says so."""
+    if done is not None and done.is_duplicate:
+        # its content became an object first through another upload (often one racing it): not this run's to submit
+        return _outcome(spec, "duplicate", upload, object_id=done.existing_object_id or done.object_id)
+    object_id = done.object_id if done is not None else None
+    if object_id:
+        return _outcome(spec, "uploaded", upload, object_id=object_id)
+    why = done.message if done is not None and str(done.status) == "FAILED" else None
+    why = why or (task.error if task.status == "FAILED" else None)
+    state = (done.status if done is not None else None) or "not found"
+    return _outcome(spec, "failed", upload, error=why or f"confirm ended {task.status}, upload {state}")
+
+
+async def _read_uploads(api: _Api, bucket: str, upload_ids: Sequence[str], namespace: str | None) -> dict[str, Upload]:
     """upload_id -> Upload for these (at most 100) uploads: one ``uploads/list``
     filtered on ``upload_id in [...]``; a GET for any the list did not return
     (a server that refuses or ignores the filter)."""
     from mixpeek_magics.client import errors
 
     wanted = list(dict.fromkeys(upload_ids))
-    found: dict[str, Any] = {}
+    found: dict[str, Upload] = {}
     filters = {"AND": [{"field": "upload_id", "operator": "in", "value": wanted}]}
     try:
         page = await api(api.client.uploads.list, bucket, filters, limit=max(1, len(wanted)), namespace=namespace)
@@ -270,10 +337,244 @@ class _Api:
             self.pool.shutdown(wait=False)  # queued clean-up calls still run
 
 
+@dataclass(frozen=True)
+class _Options:
+    """What the caller of :func:`abulk_upload` chose, for every chunk."""
+
+    namespace: str | None
+    concurrency: int
+    skip_duplicates: bool
+    confirm_timeout: float
+    on_progress: Callable[[UploadProgress], None] | None
+    on_chunk: Callable[[list[FileOutcome]], None] | None
+    select: Callable[[list[FileSpec]], list[FileSpec]] | None
+
+
+class _Pipeline:
+    """One bulk upload: its clients, pools and counters, and the steps each chunk
+    goes through (prepare: hash, create the uploads; PUT; confirm), with at most
+    ``CHUNKS_IN_FLIGHT`` chunks at once: one being confirmed, one being PUT, the
+    next one being prepared."""
+
+    def __init__(self, client: Any, bucket: str, opts: _Options, progress: UploadProgress, put_client: Any) -> None:
+        from mixpeek_magics.client import Mixpeek
+
+        self.client = client
+        self.bucket = bucket
+        self.opts = opts
+        self.progress = progress
+        self.result = BulkUploadResult(bucket=bucket, outcomes=[])
+        # The PUTs go through a sync client (``Uploads.put_files``, on threads):
+        # per request, httpx's sync stack costs less CPU than its async one, and
+        # for many small files the client's CPU, not the network, is the limit.
+        if put_client is None and isinstance(client, Mixpeek):
+            put_client = client
+        self.own_putter = put_client is None
+        self.putter = put_client if put_client is not None else Mixpeek(config=client.config)
+        self.api = _Api(client)
+        # One thread sends a chunk's PUTs (one chunk at a time), another one hashes
+        # the next chunk's files meanwhile.
+        self.put_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="mixpeek-put")
+        self.hash_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=min(opts.concurrency, HASH_THREADS), thread_name_prefix="mixpeek-hash"
+        )
+        self.stop_puts = threading.Event()  # set when the upload is interrupted: PUTs not yet started are dropped
+        # Chunks are prepared one at a time, in order, so the chunk whose PUTs
+        # come next is never slowed by a later one.
+        self.preparing = asyncio.Lock()
+        self.chunk_slots = asyncio.Semaphore(CHUNKS_IN_FLIGHT)
+
+    def tick(self, outcome: FileOutcome, mine: list[FileOutcome]) -> None:
+        """Count one file's outcome (``mine``: its chunk's outcomes) and tell ``on_progress``."""
+        progress = self.progress
+        self.result.outcomes.append(outcome)
+        mine.append(outcome)
+        progress.files_done += 1
+        progress.bytes_done += outcome.size or 0
+        if outcome.status == "uploaded":
+            progress.uploaded += 1
+        elif outcome.status == "duplicate":
+            progress.duplicates += 1
+        else:
+            progress.failed += 1
+        if self.opts.on_progress is not None:
+            self.opts.on_progress(progress)
+
+    async def run(self, specs: Sequence[FileSpec]) -> None:
+        """Every chunk through the pipeline. On an error or an interrupt, the chunks
+        in flight are cancelled (their unconfirmed uploads deleted) and it re-raises."""
+        running: list[asyncio.Task[None]] = []
+        try:
+            for chunk in _ramped_chunks(specs, CHUNK):
+                await self.chunk_slots.acquire()
+                running.append(asyncio.ensure_future(self._process_in_slot(chunk)))
+            await asyncio.gather(*running)
+        except BaseException:
+            self.stop_puts.set()
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            self.api.close()
+            raise
+        finally:
+            self.put_pool.shutdown(wait=False, cancel_futures=True)
+            self.hash_pool.shutdown(wait=False, cancel_futures=True)
+            if self.own_putter:
+                self.putter.close()
+
+    async def _process_in_slot(self, chunk: list[FileSpec]) -> None:
+        try:
+            await self._process(chunk)
+        finally:
+            self.chunk_slots.release()
+
+    async def _process(self, chunk: list[FileSpec]) -> None:
+        mine: list[FileOutcome] = []
+        async with self.preparing:
+            to_put = await self._prepare(chunk, mine)
+        # uploads created but not yet confirmed: cleaned up on interrupt
+        pending = [item.upload for item in to_put]
+        if to_put:
+            await self._put_and_confirm(to_put, pending, mine)
+        if self.opts.on_chunk is not None:
+            self.opts.on_chunk(mine)
+
+    async def _prepare(self, chunk: list[FileSpec], mine: list[FileOutcome]) -> list[_ToPut]:
+        """Hash the files, create their uploads; the files to PUT."""
+        ready = await self._hash(chunk, mine)
+        if ready and self.opts.select is not None:
+            ready = self._select(self.opts.select, ready)
+        if not ready:
+            return []
+        created = await self._create_uploads(ready)
+        return self._sort_created(ready, created.uploads, mine)
+
+    async def _hash(self, chunk: list[FileSpec], mine: list[FileOutcome]) -> list[FileSpec]:
+        """The chunk's files with their size, sha256 and type; those that cannot be read fail here."""
+        described = await _in_threads(self.hash_pool, _describe_or_fail, chunk, HASH_THREADS)
+        for d in described:
+            if isinstance(d, FileOutcome):
+                self.tick(d, mine)
+        return [d for d in described if isinstance(d, FileSpec)]
+
+    def _select(self, select: Callable[[list[FileSpec]], list[FileSpec]], hashed: list[FileSpec]) -> list[FileSpec]:
+        """The files the caller's ``select`` keeps; the others leave this upload's totals."""
+        chosen = list(select(hashed))
+        kept = {id(spec) for spec in chosen}
+        for spec in hashed:
+            if id(spec) not in kept:
+                self.progress.files_total -= 1
+                self.progress.bytes_total -= spec.size or 0
+        return chosen
+
+    def _upload_body(self, spec: FileSpec) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "filename": spec.filename,
+            "content_type": spec.content_type,
+            "file_size_bytes": spec.size or None,  # the API's minimum is 1: an empty file says nothing
+            "file_hash": spec.sha256,
+            "create_object_on_confirm": True,
+            "metadata": dict(spec.metadata),
+            "object_metadata": dict(spec.metadata),
+        }
+        if not self.opts.skip_duplicates:  # the API skips duplicates unless told not to
+            body["skip_duplicates"] = False
+        return body
+
+    async def _create_uploads(self, ready: list[FileSpec]) -> CreatedUploads:
+        bodies = [self._upload_body(spec) for spec in ready]
+        ns = self.opts.namespace
+        creating = asyncio.ensure_future(self.api(self.client.uploads.create_batch, self.bucket, bodies, namespace=ns))
+        try:
+            created: CreatedUploads = await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            # The request may have reached the server: wait for its answer and
+            # delete what it created.
+            await _settle(creating)
+            if not creating.cancelled() and creating.exception() is None:
+                made = [u for u in creating.result().uploads if u.presigned_url and not u.is_duplicate]
+                await _abandon(self.api, self.bucket, made, ns)
+            raise
+        return created
+
+    def _sort_created(self, ready: list[FileSpec], uploads: list[Upload], mine: list[FileOutcome]) -> list[_ToPut]:
+        """Duplicates and refusals are outcomes at once; the rest are the files to PUT."""
+        to_put: list[_ToPut] = []
+        for spec, upload in zip(ready, uploads):
+            if upload.is_duplicate:
+                self.tick(_outcome(spec, "duplicate", upload, object_id=upload.existing_object_id), mine)
+            elif not upload.presigned_url:
+                error = upload.message or "the server gave no presigned URL"
+                self.tick(_outcome(spec, "failed", upload, error=error), mine)
+            else:
+                to_put.append(_ToPut(spec, upload, upload.presigned_url))
+        return to_put
+
+    async def _put_and_confirm(self, to_put: list[_ToPut], pending: list[Upload], mine: list[FileOutcome]) -> None:
+        try:
+            etags = await self._put_all(to_put)
+            arrived: list[tuple[_ToPut, Any]] = []
+            for item, etag in zip(to_put, etags):
+                if isinstance(etag, BaseException):
+                    self.tick(_outcome(item.spec, "failed", item.upload, error=f"upload failed: {etag}"), mine)
+                else:
+                    arrived.append((item, etag))
+            if arrived:
+                await self._confirm(arrived, pending, mine)
+        finally:
+            if pending:  # interrupted before confirming: leave nothing half-done behind
+                await _abandon(self.api, self.bucket, pending, self.opts.namespace)
+
+    async def _put_all(self, to_put: list[_ToPut]) -> list[Any]:
+        """Per file, its ETag or the exception that stopped its PUT."""
+        files = [(item.url, item.spec.path, item.spec.content_type or DEFAULT_MIME) for item in to_put]
+        send = functools.partial(
+            self.putter.uploads.put_files, files, concurrency=self.opts.concurrency, cancel=self.stop_puts
+        )
+        try:
+            etags: list[Any] = await asyncio.get_running_loop().run_in_executor(self.put_pool, send)
+        except asyncio.CancelledError:
+            self.stop_puts.set()
+            raise
+        return etags
+
+    async def _confirm(self, arrived: list[tuple[_ToPut, Any]], pending: list[Upload], mine: list[FileOutcome]) -> None:
+        """Confirm the files whose bytes arrived, wait for the confirm task, read what became of each."""
+        ns = self.opts.namespace
+        confirmations = [
+            {"upload_id": item.upload.upload_id, "etag": etag, "file_size_bytes": item.spec.size}
+            for item, etag in arrived
+        ]
+        confirm = await self.api(self.client.uploads.confirm_batch, self.bucket, confirmations, namespace=ns)
+        # From here the server owns these uploads: nothing to clean up.
+        pending.clear()
+        self.result.confirm_task_ids.append(confirm.task_id)
+        first_poll = max(0.002, min(CONFIRM_POLL, 0.0001 * len(confirmations)))  # a small batch is quick
+        task = await self.api(
+            self.client.tasks.wait, confirm.task_id, timeout=self.opts.confirm_timeout, poll=first_poll, poll_max=0.25
+        )
+        # The uploads say what became of each file (the task's outputs are not typed).
+        uploads = await _read_uploads(self.api, self.bucket, [item.upload.upload_id for item, _ in arrived], ns)
+        for item, _etag in arrived:
+            done = uploads.get(item.upload.upload_id)
+            self.tick(_confirmed_outcome(item.spec, item.upload, done, task), mine)
+
+    async def submit(self, batch_metadata: Mapping[str, Any] | None) -> None:
+        """Every new object into one batch, submitted: its task is what the caller watches."""
+        new_ids = self.result.object_ids
+        if not new_ids:
+            return
+        ns = self.opts.namespace
+        metadata = dict(batch_metadata) if batch_metadata else None
+        batch = await self.api(self.client.batches.create, self.bucket, new_ids, metadata=metadata, namespace=ns)
+        self.result.batch_id = batch.batch_id
+        self.result.task = await self.api(self.client.batches.submit, self.bucket, batch.batch_id, namespace=ns)
+
+
 async def abulk_upload(
     client: Any,
     bucket: str,
-    files: Iterable[Any],
+    files: Iterable[UploadItem],
     *,
     metadata: Mapping[str, Any] | None = None,
     batch_metadata: Mapping[str, Any] | None = None,
@@ -285,6 +586,7 @@ async def abulk_upload(
     confirm_timeout: float = 600.0,
     put_client: Any = None,
     on_chunk: Callable[[list[FileOutcome]], None] | None = None,
+    select: Callable[[list[FileSpec]], list[FileSpec]] | None = None,
 ) -> BulkUploadResult:
     """Upload ``files`` into ``bucket`` with an :class:`~mixpeek_magics.client.AsyncMixpeek`
     (or a sync :class:`~mixpeek_magics.client.Mixpeek`, whose calls then run on threads).
@@ -295,268 +597,28 @@ async def abulk_upload(
     default ``client`` when it is one, else one made from its configuration).
     ``on_chunk``: called with the outcomes of each chunk once all of them are
     known (after its confirm), so a caller can record them as the upload goes.
+    ``select``: called (on the event loop) with each chunk's files once hashed,
+    before their uploads are created; returns those to upload. The others get
+    no outcome here and leave ``UploadProgress``'s totals: the caller accounts
+    for them (a file it already ingested, known by its sha256).
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
     specs = [_as_spec(item, metadata) for item in files]
-    missing, bytes_total = [], 0
-    for s in specs:  # check everything before sending anything (one stat per file)
-        try:
-            st = os.stat(s.path)
-        except OSError:
-            st = None
-        if st is None or not stat.S_ISREG(st.st_mode):
-            missing.append(str(s.path))
-        else:
-            bytes_total += st.st_size
-    if missing:
-        raise FileNotFoundError(
-            "not a readable file: "
-            + ", ".join(missing[:10])
-            + (f" (+{len(missing) - 10} more)" if len(missing) > 10 else "")
-        )
-    progress = UploadProgress(files_total=len(specs), bytes_total=bytes_total)
-    outcomes: list[FileOutcome] = []
-    result = BulkUploadResult(bucket=bucket, outcomes=outcomes)
-
-    def tick(outcome: FileOutcome, mine: list[FileOutcome]) -> None:
-        outcomes.append(outcome)
-        mine.append(outcome)
-        progress.files_done += 1
-        progress.bytes_done += outcome.size or 0
-        if outcome.status == "uploaded":
-            progress.uploaded += 1
-        elif outcome.status == "duplicate":
-            progress.duplicates += 1
-        else:
-            progress.failed += 1
-        if on_progress is not None:
-            on_progress(progress)
-
-    def describe(spec: FileSpec) -> FileSpec | FileOutcome:  # in a worker thread
-        try:
-            return _describe(spec)
-        except OSError as exc:
-            return FileOutcome(str(spec.path), "failed", error=f"cannot read file: {exc}")
-
-    # The PUTs go through a sync client (``Uploads.put_files``, on threads):
-    # per request, httpx's sync stack costs less CPU than its async one, and
-    # for many small files the client's CPU, not the network, is the limit.
-    from mixpeek_magics.client import Mixpeek
-
-    if put_client is None and isinstance(client, Mixpeek):
-        put_client = client
-    putter = put_client if put_client is not None else Mixpeek(config=client.config)
-    api = _Api(client)
-    # One thread sends a chunk's PUTs (one chunk at a time), another one hashes
-    # the next chunk's files meanwhile.
-    put_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="mixpeek-put")
-    hash_pool = concurrent.futures.ThreadPoolExecutor(
-        max_workers=min(concurrency, HASH_THREADS), thread_name_prefix="mixpeek-hash"
-    )
-    stop_puts = threading.Event()  # set when the upload is interrupted: PUTs not yet started are dropped
-
-    async def put_all(to_put: list[tuple[FileSpec, Any]]) -> list[Any]:
-        files = [(upload.presigned_url, spec.path, spec.content_type) for spec, upload in to_put]
-        send = functools.partial(putter.uploads.put_files, files, concurrency=concurrency, cancel=stop_puts)
-        try:
-            return await asyncio.get_running_loop().run_in_executor(put_pool, send)
-        except asyncio.CancelledError:
-            stop_puts.set()
-            raise
-
-    # Chunks are prepared (hashed, their uploads created) one at a time, in
-    # order, so the chunk whose PUTs come next is never slowed by a later one.
-    preparing = asyncio.Lock()
-
-    async def prepare(chunk: list[FileSpec], mine: list[FileOutcome]) -> list[tuple[FileSpec, Any]]:
-        """Hash the files, create their uploads; the (file, upload) pairs to PUT."""
-        described = await _in_threads(hash_pool, describe, chunk, HASH_THREADS)
-        ready = [d for d in described if isinstance(d, FileSpec)]
-        for d in described:
-            if isinstance(d, FileOutcome):
-                tick(d, mine)
-        if not ready:
-            return []
-        bodies = [
-            {
-                "filename": s.filename,
-                "content_type": s.content_type,
-                "file_size_bytes": s.size or None,  # the API's minimum is 1: an empty file says nothing
-                "file_hash": s.sha256,
-                "create_object_on_confirm": True,
-                "metadata": dict(s.metadata),
-                "object_metadata": dict(s.metadata),
-            }
-            for s in ready
-        ]
-        if not skip_duplicates:  # the API skips duplicates unless told not to
-            for body in bodies:
-                body["skip_duplicates"] = False
-        creating = asyncio.ensure_future(api(client.uploads.create_batch, bucket, bodies, namespace=namespace))
-        try:
-            created = await asyncio.shield(creating)
-        except asyncio.CancelledError:
-            # The request may have reached the server: wait for its answer and
-            # delete what it created.
-            await _settle(creating)
-            if not creating.cancelled() and creating.exception() is None:
-                await _abandon(
-                    api,
-                    bucket,
-                    [u for u in creating.result().uploads if u.presigned_url and not u.is_duplicate],
-                    namespace,
-                )
-            raise
-        to_put = []
-        for spec, upload in zip(ready, created.uploads):
-            if upload.is_duplicate:
-                tick(
-                    FileOutcome(
-                        str(spec.path), "duplicate", upload.existing_object_id, upload.upload_id, spec.sha256, spec.size
-                    ),
-                    mine,
-                )
-            elif not upload.presigned_url:
-                tick(
-                    FileOutcome(
-                        str(spec.path),
-                        "failed",
-                        None,
-                        upload.upload_id,
-                        spec.sha256,
-                        spec.size,
-                        upload.message or "the server gave no presigned URL",
-                    ),
-                    mine,
-                )
-            else:
-                to_put.append((spec, upload))
-        return to_put
-
-    async def process(chunk: list[FileSpec]) -> None:
-        mine: list[FileOutcome] = []
-        async with preparing:
-            to_put = await prepare(chunk, mine)
-        # uploads created but not yet confirmed: cleaned up on interrupt
-        pending: list[Any] = [upload for _, upload in to_put]
-        if to_put:
-            await put_and_confirm(to_put, pending, mine)
-        if on_chunk is not None:
-            on_chunk(mine)
-
-    async def put_and_confirm(to_put: list[tuple[FileSpec, Any]], pending: list[Any], mine: list[FileOutcome]) -> None:
-        try:
-            put_results = await put_all(to_put)
-            confirmations, arrived = [], []
-            for (spec, upload), etag in zip(to_put, put_results):
-                if isinstance(etag, BaseException):
-                    tick(
-                        FileOutcome(
-                            str(spec.path),
-                            "failed",
-                            None,
-                            upload.upload_id,
-                            spec.sha256,
-                            spec.size,
-                            f"upload failed: {etag}",
-                        ),
-                        mine,
-                    )
-                    continue
-                confirmations.append({"upload_id": upload.upload_id, "etag": etag, "file_size_bytes": spec.size})
-                arrived.append((spec, upload))
-            if confirmations:
-                confirm = await api(client.uploads.confirm_batch, bucket, confirmations, namespace=namespace)
-                # From here the server owns these uploads: nothing to clean up.
-                pending.clear()
-                result.confirm_task_ids.append(confirm.task_id)
-                first_poll = max(0.002, min(CONFIRM_POLL, 0.0001 * len(confirmations)))  # a small batch is quick
-                task = await api(
-                    client.tasks.wait, confirm.task_id, timeout=confirm_timeout, poll=first_poll, poll_max=0.25
-                )
-                # The uploads say what became of each file (the task's outputs are not typed).
-                uploads = await _read_uploads(api, bucket, [u.upload_id for _, u in arrived], namespace)
-                for spec, upload in arrived:
-                    done = uploads.get(upload.upload_id)
-                    object_id = getattr(done, "object_id", None)
-                    if object_id is None and getattr(done, "is_duplicate", False):
-                        object_id = getattr(done, "existing_object_id", None)
-                    if object_id:
-                        tick(
-                            FileOutcome(
-                                str(spec.path), "uploaded", object_id, upload.upload_id, spec.sha256, spec.size
-                            ),
-                            mine,
-                        )
-                    else:
-                        why = getattr(done, "message", None) if str(getattr(done, "status", "")) == "FAILED" else None
-                        why = why or (task.error if task.status == "FAILED" else None)
-                        state = getattr(done, "status", None) or "not found"
-                        tick(
-                            FileOutcome(
-                                str(spec.path),
-                                "failed",
-                                None,
-                                upload.upload_id,
-                                spec.sha256,
-                                spec.size,
-                                why or f"confirm ended {task.status}, upload {state}",
-                            ),
-                            mine,
-                        )
-        finally:
-            if pending:  # interrupted before confirming: leave nothing half-done behind
-                await _abandon(api, bucket, pending, namespace)
-
-    # Three chunks in flight: one being confirmed, one being PUT, the next one
-    # being prepared.
-    chunk_slots = asyncio.Semaphore(CHUNKS_IN_FLIGHT)
-
-    async def guarded(chunk: list[FileSpec]) -> None:
-        try:
-            await process(chunk)
-        finally:
-            chunk_slots.release()
-
-    running: list[asyncio.Task] = []
+    progress = UploadProgress(files_total=len(specs), bytes_total=_total_bytes(specs))
+    opts = _Options(namespace, concurrency, skip_duplicates, confirm_timeout, on_progress, on_chunk, select)
+    pipeline = _Pipeline(client, bucket, opts, progress, put_client)
+    await pipeline.run(specs)
     try:
-        for chunk in _chunks(specs, CHUNK):
-            await chunk_slots.acquire()
-            running.append(asyncio.ensure_future(guarded(chunk)))
-        await asyncio.gather(*running)
-    except BaseException:
-        stop_puts.set()
-        for task in running:
-            task.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
-        api.close()
-        raise
+        if submit:
+            await pipeline.submit(batch_metadata)
     finally:
-        put_pool.shutdown(wait=False, cancel_futures=True)
-        hash_pool.shutdown(wait=False, cancel_futures=True)
-        if putter is not put_client:
-            putter.close()
-
-    try:
-        new_ids = result.object_ids
-        if submit and new_ids:
-            batch = await api(
-                client.batches.create,
-                bucket,
-                new_ids,
-                metadata=dict(batch_metadata) if batch_metadata else None,
-                namespace=namespace,
-            )
-            result.batch_id = batch.batch_id
-            result.task = await api(client.batches.submit, bucket, batch.batch_id, namespace=namespace)
-    finally:
-        api.close()
-    return result
+        pipeline.api.close()
+    return pipeline.result
 
 
-async def _abandon(api: _Api, bucket: str, uploads: Sequence[Any], namespace: str | None) -> None:
-    async def delete(upload: Any) -> None:
+async def _abandon(api: _Api, bucket: str, uploads: Sequence[Upload], namespace: str | None) -> None:
+    async def delete(upload: Upload) -> None:
         try:
             await api(api.client.uploads.delete, bucket, upload.upload_id, namespace=namespace)
         except Exception:
@@ -565,7 +627,7 @@ async def _abandon(api: _Api, bucket: str, uploads: Sequence[Any], namespace: st
     await _settle(asyncio.ensure_future(asyncio.gather(*(delete(u) for u in uploads))))
 
 
-async def _settle(job: asyncio.Future) -> None:
+async def _settle(job: asyncio.Future[Any]) -> None:
     """Wait for ``job`` to end even if cancelled meanwhile (clean-up that must not
     be cut short, nor outlived by the client it uses); the caller re-raises."""
     while not job.done():
@@ -577,7 +639,7 @@ async def _settle(job: asyncio.Future) -> None:
             return
 
 
-def bulk_upload(client: Any, bucket: str, files: Iterable[Any], **kwargs: Any) -> BulkUploadResult:
+def bulk_upload(client: Any, bucket: str, files: Iterable[UploadItem], **kwargs: Any) -> BulkUploadResult:
     """Synchronous :func:`abulk_upload`: takes a ``Mixpeek`` client (or an
     ``AsyncMixpeek``) and runs the upload on the shared background loop, so it
     is safe inside a notebook cell whose event loop is already running."""

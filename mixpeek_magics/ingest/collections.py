@@ -10,18 +10,24 @@ existed (a collection processes the objects of the batches submitted after it).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mixpeek_magics.ingest.runner import IngestError
+from mixpeek_magics.ingest.plan import Plan
+from mixpeek_magics.ingest.runner import IngestError, IngestResult
+
+if TYPE_CHECKING:
+    from mixpeek_magics.client.models.buckets import Bucket
+    from mixpeek_magics.client.models.collections import Collection
+    from mixpeek_magics.client.models.tasks import Task
 
 EXTRACTORS = ("text_extractor", "image_extractor", "multimodal_extractor")
 _BY_TYPE = {"text": "text_extractor", "image": "image_extractor"}
 
 
-def infer_extractor(plan: Any) -> str:
+def infer_extractor(plan: Plan) -> str:
     """The extractor for the plan's files: one kind of file -> its extractor, a mix -> multimodal."""
     types: set[str] = set()
-    for item in getattr(plan, "items", []) or []:
+    for item in plan.items:
         if item.kind in ("file", "url"):
             types.add((item.blob_type or "").lower())
         else:  # a sync may bring any kind of file
@@ -33,11 +39,18 @@ def infer_extractor(plan: Any) -> str:
 
 
 def ensure_collection(
-    client: Any, name: str, bucket: Any, *, extractor: str | None = None, plan: Any = None, namespace: str | None = None
-) -> tuple[Any, bool]:
+    client: Any,
+    name: str,
+    bucket: Bucket,
+    *,
+    extractor: str | None = None,
+    plan: Plan | None = None,
+    namespace: str | None = None,
+) -> tuple[Collection, bool]:
     """``(collection, created)``: the collection ``name`` reading ``bucket``, created when missing."""
     from mixpeek_magics.client import errors
 
+    col: Collection | None
     try:
         col = client.collections.get(name, namespace=namespace)
     except errors.NotFoundError:
@@ -56,17 +69,18 @@ def ensure_collection(
             )
         return col, False
     chosen = extractor or (infer_extractor(plan) if plan is not None else "multimodal_extractor")
-    return client.collections.create(name, bucket.bucket_id, chosen, namespace=namespace), True
+    created: Collection = client.collections.create(name, bucket.bucket_id, chosen, namespace=namespace)
+    return created, True
 
 
 def process_existing(
     client: Any,
-    collection: Any,
+    collection: Collection,
     object_ids: Sequence[str],
     *,
     namespace: str | None = None,
     timeout: float | None = None,
-) -> Any:
+) -> Task | None:
     """Run ``collection`` over objects that existed before it; the finished trigger task (or None)."""
     ids = [o for o in object_ids if o]
     if not ids:
@@ -74,11 +88,13 @@ def process_existing(
     trig = client.collections.trigger(
         collection.collection_id or collection.collection_name, object_ids=ids, namespace=namespace
     )
-    return client.tasks.wait(trig.task_id, timeout=timeout)
+    task: Task = client.tasks.wait(trig.task_id, timeout=timeout)
+    return task
 
 
 def document_count(client: Any, collection: str, *, namespace: str | None = None) -> int | None:
-    return client.collections.get(collection, namespace=namespace).document_count
+    found: Collection = client.collections.get(collection, namespace=namespace)
+    return found.document_count
 
 
 class CollectionRun:
@@ -86,7 +102,7 @@ class CollectionRun:
     (find or create the collection), :meth:`finish` once processing ended (process the objects
     that were already in the bucket when the collection is new, count the documents written)."""
 
-    def __init__(self, client: Any, collection: Any, created: bool, namespace: str | None = None) -> None:
+    def __init__(self, client: Any, collection: Collection, created: bool, namespace: str | None = None) -> None:
         self.client = client
         self.collection = collection
         self.created = created
@@ -98,10 +114,10 @@ class CollectionRun:
         cls,
         client: Any,
         name: str,
-        bucket: Any,
+        bucket: Bucket,
         *,
         extractor: str | None = None,
-        plan: Any = None,
+        plan: Plan | None = None,
         namespace: str | None = None,
     ) -> CollectionRun:
         col, created = ensure_collection(client, name, bucket, extractor=extractor, plan=plan, namespace=namespace)
@@ -119,7 +135,7 @@ class CollectionRun:
         verb = "Created" if self.created else "Using"
         return f"{verb} collection {self.name!r} ({self.extractor})"
 
-    def finish(self, result: Any, timeout: float | None = None) -> str:
+    def finish(self, result: IngestResult, timeout: float | None = None) -> str:
         """Documents written by this run, as a line; also ``result.collections[name]``."""
         if self.created:
             earlier = [
@@ -129,11 +145,7 @@ class CollectionRun:
         ident = self.collection.collection_id or self.name
         total = document_count(self.client, ident, namespace=self.namespace) or 0
         written = max(0, total - self.before)
-        collections = getattr(result, "collections", None)
-        if not isinstance(collections, dict):
-            collections = {}
-            result.collections = collections
-        collections[self.name] = {
+        result.collections[self.name] = {
             "collection_id": self.collection.collection_id,
             "feature_extractor": self.extractor,
             "documents_written": written,

@@ -33,7 +33,7 @@ from __future__ import annotations
 import builtins
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -63,11 +63,11 @@ class SourceLine:
     line: int
     kind: str  # "file" | "url" | "s3" | "gdrive"
     target: str
-    metadata: dict = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
     connection: str | None = None
     raw: str = ""
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "line": self.line,
             "kind": self.kind,
@@ -231,7 +231,7 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed in JSON")
 
 
-def _json_object(text: str) -> tuple[dict | None, tuple[int, str] | None]:
+def _json_object(text: str) -> tuple[dict[str, Any] | None, tuple[int, str] | None]:
     """Parse ``text`` as a JSON object. Returns (obj, None) or (None, (offset, message))."""
     try:
         obj = json.loads(text, parse_constant=_reject_constant)
@@ -262,11 +262,11 @@ class _Namespace:
 
     def __init__(self, user_ns: Mapping[str, Any] | None):
         self._user_ns = user_ns
-        self._globals: dict | None = None
+        self._globals: dict[str, Any] | None = None
 
-    def globals(self) -> dict:
+    def globals(self) -> dict[str, Any]:
         if self._globals is None:
-            g: dict = {}
+            g: dict[str, Any] = {}
             if self._user_ns is not None:
                 g.update(self._user_ns)
             g.setdefault("__builtins__", builtins)
@@ -342,7 +342,7 @@ def _evaluate(expr: str, ns: _Namespace, brace_col: int, errors: list[_LineError
     try:
         value = eval(code, ns.globals())  # noqa: S307 - IPython-style {expr} in the user's own namespace
     except NameError as exc:
-        name = getattr(exc, "name", None)
+        name = exc.name
         if not name:
             m = _NAME_RE.search(str(exc))
             name = m.group(1) if m else None
@@ -387,7 +387,7 @@ def _unquote(line: str, q: _Quote) -> tuple[str, list[int]]:
     return "".join(out), cols
 
 
-def _in_any(i: int, spans: list) -> bool:
+def _in_any(i: int, spans: Sequence[_Group | _Quote]) -> bool:
     return any(s.start <= i < s.end for s in spans)
 
 
@@ -458,22 +458,53 @@ def _classify(source: str, col: int, errors: list[_LineError]) -> tuple[str | No
     return None, source
 
 
-def _parse_line(raw: str, ns: _Namespace, errors: list[_LineError]) -> tuple[str, str, dict, str | None] | None:
+_Parsed = tuple[str, str, dict[str, Any], str | None]  # kind, target, metadata, connection
+
+
+def _parse_line(raw: str, ns: _Namespace, errors: list[_LineError]) -> _Parsed | None:
+    """One body line: ``<source> [via <connection>] [<json-object>]``; None for a blank or
+    comment-only line and for a line with errors (appended to ``errors``)."""
     scan = _scan(raw)
     errors.extend(scan.errors)
     if scan.errors:
         return None
+    span = _code_span(raw, scan)
+    if span is None:
+        return None  # blank or comment-only line
+    first, code_end = span
+    split = _split_metadata(raw, scan, first, code_end, errors)
+    if split is None:
+        return None
+    metadata, head_end = split
+    via = _split_connection(raw, scan, first, head_end, ns, errors)
+    if via is None:
+        return None
+    connection, src_end, via_at = via
+    source = _source(raw, scan, first, src_end, ns, errors)
+    if source is None:
+        return None
+    kind, target = _classify(source, first, errors)
+    if kind is None or not _via_fits(kind, via_at, src_end, errors):
+        return None
+    return kind, target, metadata, connection
+
+
+def _code_span(raw: str, scan: _Scan) -> tuple[int, int] | None:
+    """(first, end) of the line's code without surrounding space and comment; None when empty."""
     code_end = scan.code_end
     while code_end > 0 and raw[code_end - 1].isspace():
         code_end -= 1
     first = 0
     while first < code_end and raw[first].isspace():
         first += 1
-    if first >= code_end:
-        return None  # blank or comment-only line
+    return (first, code_end) if first < code_end else None
 
-    # -- trailing JSON metadata object
-    metadata: dict = {}
+
+def _split_metadata(
+    raw: str, scan: _Scan, first: int, code_end: int, errors: list[_LineError]
+) -> tuple[dict[str, Any], int] | None:
+    """The trailing JSON metadata object (or ``{}``) and where the text before it ends."""
+    metadata: dict[str, Any] = {}
     head_end = code_end
     groups = [g for g in scan.groups if g.end <= code_end]
     if groups:
@@ -488,69 +519,85 @@ def _parse_line(raw: str, ns: _Namespace, errors: list[_LineError]) -> tuple[str
                     return None
                 metadata = obj
                 head_end = last.start
-            elif preceded_by_space and _looks_like_json(text[1:-1]):
-                offset, msg = err  # type: ignore[misc]
+            elif preceded_by_space and err is not None and _looks_like_json(text[1:-1]):
+                offset, msg = err
                 errors.append(_LineError(last.start + offset, f"metadata is not valid JSON: {msg}"))
                 head_end = last.start  # keep checking the rest of the line
-        # a JSON object anywhere else on the line is a misplaced metadata object
-        for g in groups:
-            if g.end > head_end or g.start == first or not raw[g.start - 1].isspace():
-                continue
-            text = raw[g.start : g.end]
-            if _looks_like_json(text[1:-1]) and _json_object(text)[0] is not None:
-                errors.append(_LineError(g.start, "metadata object must be at the end of the line"))
-                return None
+        misplaced = _misplaced_metadata(raw, groups, first, head_end)
+        if misplaced is not None:
+            errors.append(_LineError(misplaced, "metadata object must be at the end of the line"))
+            return None
     while head_end > first and raw[head_end - 1].isspace():
         head_end -= 1
     if head_end <= first:
         errors.append(_LineError(first, "missing source before the metadata"))
         return None
+    return metadata, head_end
 
-    # -- via <connection>
-    connection: str | None = None
-    src_end = head_end
+
+def _misplaced_metadata(raw: str, groups: list[_Group], first: int, head_end: int) -> int | None:
+    """Where a JSON object stands before ``head_end`` (metadata in the wrong place), if one does."""
+    for g in groups:
+        if g.end > head_end or g.start == first or not raw[g.start - 1].isspace():
+            continue
+        text = raw[g.start : g.end]
+        if _looks_like_json(text[1:-1]) and _json_object(text)[0] is not None:
+            return g.start
+    return None
+
+
+def _split_connection(
+    raw: str, scan: _Scan, first: int, head_end: int, ns: _Namespace, errors: list[_LineError]
+) -> tuple[str | None, int, int | None] | None:
+    """(connection, end of the source, where ``via`` is) for the text before the metadata;
+    the connection and ``via``'s place are None without ``via``."""
     via_at = _find_via(raw, first, head_end, scan)
-    had_via = via_at is not None
-    if via_at is not None:
-        conn_start = via_at + 3
-        while conn_start < head_end and raw[conn_start].isspace():
-            conn_start += 1
-        if conn_start >= head_end:
-            errors.append(_LineError(via_at, "'via' needs a connection name or id after it"))
-            return None
-        quote = next((q for q in scan.quotes if q.start == conn_start), None)
-        if quote is not None:
-            if quote.end != head_end:
-                errors.append(_LineError(quote.end, "unexpected text after the quoted connection name"))
-                return None
-            name, cols = _unquote(raw, quote)
-            n_err = len(errors)
-            connection = _interpolate(name, cols, ns, errors).strip()
-            if len(errors) > n_err:
-                return None
-        else:
-            token = raw[conn_start:head_end]
-            bad = next((k for k, ch in enumerate(token) if ch.isspace()), None)
-            if bad is not None:
-                errors.append(
-                    _LineError(conn_start, 'connection names with spaces must be double-quoted: via "My connection"')
-                )
-                return None
-            n_err = len(errors)
-            connection = _interpolate(token, list(range(conn_start, head_end)), ns, errors).strip()
-            if len(errors) > n_err:
-                return None
-        if not connection:
-            errors.append(_LineError(conn_start, "empty connection name after 'via'"))
-            return None
-        src_end = via_at
-        while src_end > first and raw[src_end - 1].isspace():
-            src_end -= 1
-        if src_end <= first:
-            errors.append(_LineError(first, "missing source before 'via'"))
-            return None
+    if via_at is None:
+        return None, head_end, None
+    conn_start = via_at + 3
+    while conn_start < head_end and raw[conn_start].isspace():
+        conn_start += 1
+    if conn_start >= head_end:
+        errors.append(_LineError(via_at, "'via' needs a connection name or id after it"))
+        return None
+    connection = _connection_name(raw, scan, conn_start, head_end, ns, errors)
+    if connection is None:
+        return None
+    if not connection:
+        errors.append(_LineError(conn_start, "empty connection name after 'via'"))
+        return None
+    src_end = via_at
+    while src_end > first and raw[src_end - 1].isspace():
+        src_end -= 1
+    if src_end <= first:
+        errors.append(_LineError(first, "missing source before 'via'"))
+        return None
+    return connection, src_end, via_at
 
-    # -- the source itself (optionally one double-quoted string)
+
+def _connection_name(
+    raw: str, scan: _Scan, start: int, end: int, ns: _Namespace, errors: list[_LineError]
+) -> str | None:
+    """The connection after ``via`` (a bare token or a double-quoted name), interpolated."""
+    quote = next((q for q in scan.quotes if q.start == start), None)
+    if quote is not None:
+        if quote.end != end:
+            errors.append(_LineError(quote.end, "unexpected text after the quoted connection name"))
+            return None
+        text, cols = _unquote(raw, quote)
+    else:
+        text = raw[start:end]
+        if any(ch.isspace() for ch in text):
+            errors.append(_LineError(start, 'connection names with spaces must be double-quoted: via "My connection"'))
+            return None
+        cols = list(range(start, end))
+    n_err = len(errors)
+    connection = _interpolate(text, cols, ns, errors).strip()
+    return connection if len(errors) == n_err else None
+
+
+def _source(raw: str, scan: _Scan, first: int, src_end: int, ns: _Namespace, errors: list[_LineError]) -> str | None:
+    """The source (optionally one double-quoted string), interpolated."""
     src_quote = next((q for q in scan.quotes if q.start == first), None)
     if src_quote is not None and src_quote.end == src_end:
         text, cols = _unquote(raw, src_quote)
@@ -567,22 +614,19 @@ def _parse_line(raw: str, ns: _Namespace, errors: list[_LineError]) -> tuple[str
     if not source:
         errors.append(_LineError(first, "source is empty after interpolation"))
         return None
-    kind, target = _classify(source, first, errors)
-    if kind is None:
-        return None
-    if kind in ("s3", "gdrive") and not had_via:
+    return source
+
+
+def _via_fits(kind: str, via_at: int | None, src_end: int, errors: list[_LineError]) -> bool:
+    """Syncs need ``via <connection>``; files and URLs refuse it."""
+    if kind in ("s3", "gdrive") and via_at is None:
         errors.append(_LineError(src_end, f"{kind}:// sources need a connection: add 'via <connection name or id>'"))
-        return None
-    if kind in ("file", "url") and had_via:
-        errors.append(
-            _LineError(
-                via_at,
-                "'via' only applies to s3:// and gdrive:// sources, "
-                f"not to a {'URL' if kind == 'url' else 'local file'}",
-            )
-        )  # type: ignore[arg-type]
-        return None
-    return kind, target, metadata, connection
+        return False
+    if kind in ("file", "url") and via_at is not None:
+        where = "URL" if kind == "url" else "local file"
+        errors.append(_LineError(via_at, f"'via' only applies to s3:// and gdrive:// sources, not to a {where}"))
+        return False
+    return True
 
 
 def parse_body(body: str, user_ns: Mapping[str, Any] | None = None) -> list[SourceLine]:

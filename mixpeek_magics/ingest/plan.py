@@ -55,7 +55,7 @@ __all__ = [
 
 SNIFF_BYTES = 512
 _MAX_LISTED = 10
-PathLike = str | os.PathLike
+PathLike = str | os.PathLike[str]
 
 
 # --------------------------------------------------------------------------- data types
@@ -70,7 +70,7 @@ class PlanItem:
     line: int | None  # body line it came from (None for frame rows)
     size: int | None = None
     mime_type: str | None = None
-    metadata: dict = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
     connection_id: str | None = None
     sha256: str | None = None
     row: Any = None  # frame row label (plan_from_records), else None
@@ -92,7 +92,7 @@ class PlanItem:
     def path(self) -> Path | None:
         return Path(self.source) if self.kind == "file" else None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
             "kind": self.kind,
@@ -133,7 +133,7 @@ class Plan:
     def total_bytes(self) -> int:
         return sum(i.size or 0 for i in self.items)
 
-    def to_records(self) -> list[dict]:
+    def to_records(self) -> list[dict[str, Any]]:
         return [i.to_dict() for i in self.items]
 
     def summary(self) -> str:
@@ -311,14 +311,14 @@ class _Builder:
         self.default_metadata = dict(default_metadata or {})
         self.hash_files = hash_files
         self.items: list[PlanItem] = []
-        self.by_key: dict[tuple, PlanItem] = {}
+        self.by_key: dict[tuple[str | None, ...], PlanItem] = {}
         self.duplicates: list[tuple[str, Any]] = []
         self.problems: list[PlanProblem] = []
 
     def problem(self, message: str, line: int | None = None, row: Any = None) -> None:
         self.problems.append(PlanProblem(message, line, row))
 
-    def _add(self, key: tuple, item: PlanItem, extra_metadata: Mapping[str, Any]) -> None:
+    def _add(self, key: tuple[str | None, ...], item: PlanItem, extra_metadata: Mapping[str, Any]) -> None:
         existing = self.by_key.get(key)
         if existing is not None:
             existing.metadata.update(extra_metadata)
@@ -533,60 +533,76 @@ def plan_from_records(
     given, else the 0-based position).
     """
     base = os.path.abspath(os.fspath(cwd) if cwd is not None else os.getcwd())
-    all_cols = False
-    if isinstance(metadata_cols, str):
-        if metadata_cols.strip() == "*":
-            all_cols, cols = True, []
-        else:
-            cols = [c.strip() for c in metadata_cols.split(",") if c.strip()]
-    else:
-        cols = list(metadata_cols or [])
+    cols = _metadata_columns(metadata_cols)
     b = _Builder(default_metadata, hash_files)
     labels = list(index) if index is not None else None
     for pos, rec in enumerate(records):
         label = labels[pos] if labels is not None and pos < len(labels) else pos
-        if not isinstance(rec, Mapping):
-            b.problem(f"expected a mapping of column -> value, got {type(rec).__name__}", row=label)
-            continue
-        raw = rec.get(path_col, _MISSING)
-        if raw is _MISSING:
-            b.problem(f"no column {path_col!r} (columns: {', '.join(map(str, list(rec)[:_MAX_LISTED]))})", row=label)
-            continue
-        ok = True
-        metadata: dict = {}
-        names = [c for c in rec if c != path_col] if all_cols else cols
-        for col in names:
-            if col not in rec:
-                b.problem(f"no metadata column {col!r}", row=label)
-                ok = False
-                continue
-            try:
-                metadata[str(col)] = _jsonable(rec[col])
-            except (TypeError, ValueError, RecursionError) as exc:
-                b.problem(f"column {col!r}: {exc}", row=label)
-                ok = False
-        if _is_missing(raw) or (isinstance(raw, str) and not raw.strip()):
-            b.problem(f"empty {path_col!r}", row=label)
-            continue
-        if not isinstance(raw, (str, os.PathLike)):
-            b.problem(f"{path_col!r} must be a path or URL, got {type(raw).__name__}", row=label)
-            continue
-        value = os.fspath(raw)
-        if isinstance(value, bytes):
-            value = os.fsdecode(value)
-        value = value.strip()
-        lower = value.lower()
-        if not ok:
-            continue
-        if lower.startswith(("http://", "https://")):
-            b.add_url(value, metadata, row=label)
-        elif lower.startswith("file://"):
-            b.add_file(_absolute(unquote(urlsplit(value).path), base), metadata, row=label, shown_as=value)
-        elif _SCHEME_RE.match(value):
-            b.problem(
-                f"unsupported {path_col!r} {value!r}: a frame row must hold a local path or an http(s) URL", row=label
-            )
-        else:
-            path = _absolute(value, base)
-            b.add_file(path, metadata, row=label, shown_as=value if value == path else f"{value!r} ({path})")
+        _plan_record(b, rec, label, path_col, cols, base)
     return b.plan()
+
+
+def _metadata_columns(metadata_cols: Sequence[str] | str | None) -> list[str] | None:
+    """The metadata columns asked for; None for every column (``"*"``)."""
+    if isinstance(metadata_cols, str):
+        if metadata_cols.strip() == "*":
+            return None
+        return [c.strip() for c in metadata_cols.split(",") if c.strip()]
+    return list(metadata_cols or [])
+
+
+def _plan_record(b: _Builder, rec: Any, label: Any, path_col: str, cols: list[str] | None, base: str) -> None:
+    """One row: its metadata columns, then its path or URL (every problem of the row reported)."""
+    if not isinstance(rec, Mapping):
+        b.problem(f"expected a mapping of column -> value, got {type(rec).__name__}", row=label)
+        return
+    raw = rec.get(path_col, _MISSING)
+    if raw is _MISSING:
+        b.problem(f"no column {path_col!r} (columns: {', '.join(map(str, list(rec)[:_MAX_LISTED]))})", row=label)
+        return
+    names = [c for c in rec if c != path_col] if cols is None else cols
+    metadata = _record_metadata(b, rec, names, label)
+    if _is_missing(raw) or (isinstance(raw, str) and not raw.strip()):
+        b.problem(f"empty {path_col!r}", row=label)
+        return
+    if not isinstance(raw, (str, os.PathLike)):
+        b.problem(f"{path_col!r} must be a path or URL, got {type(raw).__name__}", row=label)
+        return
+    value = os.fspath(raw)
+    if isinstance(value, bytes):
+        value = os.fsdecode(value)
+    if metadata is not None:
+        _add_record_target(b, value.strip(), metadata, label, path_col, base)
+
+
+def _record_metadata(b: _Builder, rec: Mapping[str, Any], names: Sequence[Any], label: Any) -> dict[str, Any] | None:
+    """The row's metadata as JSON values; None when a column is missing or not JSON-serialisable."""
+    ok = True
+    metadata: dict[str, Any] = {}
+    for col in names:
+        if col not in rec:
+            b.problem(f"no metadata column {col!r}", row=label)
+            ok = False
+            continue
+        try:
+            metadata[str(col)] = _jsonable(rec[col])
+        except (TypeError, ValueError, RecursionError) as exc:
+            b.problem(f"column {col!r}: {exc}", row=label)
+            ok = False
+    return metadata if ok else None
+
+
+def _add_record_target(b: _Builder, value: str, metadata: dict[str, Any], label: Any, path_col: str, base: str) -> None:
+    """A row's path (plain or ``file://``) or http(s) URL into the plan."""
+    lower = value.lower()
+    if lower.startswith(("http://", "https://")):
+        b.add_url(value, metadata, row=label)
+    elif lower.startswith("file://"):
+        b.add_file(_absolute(unquote(urlsplit(value).path), base), metadata, row=label, shown_as=value)
+    elif _SCHEME_RE.match(value):
+        b.problem(
+            f"unsupported {path_col!r} {value!r}: a frame row must hold a local path or an http(s) URL", row=label
+        )
+    else:
+        path = _absolute(value, base)
+        b.add_file(path, metadata, row=label, shown_as=value if value == path else f"{value!r} ({path})")

@@ -35,10 +35,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mixpeek_magics import _paths
-from mixpeek_magics.ingest.bulk import DEFAULT_CONCURRENCY
+from mixpeek_magics.ingest.bulk import DEFAULT_CONCURRENCY, FileOutcome, FileSpec, UploadProgress
+from mixpeek_magics.ingest.plan import Plan, PlanItem
+
+if TYPE_CHECKING:
+    from mixpeek_magics.client.models.batches import Batch
+    from mixpeek_magics.client.models.buckets import Bucket
+    from mixpeek_magics.client.models.syncs import SyncConfiguration
+    from mixpeek_magics.client.models.tasks import Task
+    from mixpeek_magics.tracking.handle import WatchHandle
 
 __all__ = [
     "IngestResult",
@@ -46,7 +54,6 @@ __all__ = [
     "IngestState",
     "IngestError",
     "IngestFailedError",
-    "SyncsNotSupportedError",
     "UploadStats",
     "run_plan",
     "resolve_bucket",
@@ -56,15 +63,14 @@ __all__ = [
 ]
 
 CHUNK = 100
+# an object in one of these states is another batch's (queued, being processed or processed)
+_TAKEN = frozenset({"PENDING", "QUEUED", "IN_PROGRESS", "PROCESSING", "COMPLETED"})
 _FILE_TYPES = ("image", "video", "audio", "text", "pdf")
+_T = TypeVar("_T")
 
 
 class IngestError(Exception):
     """Ingestion could not start or failed as a whole (message is one short block)."""
-
-
-class SyncsNotSupportedError(IngestError):
-    """The client has no ``syncs`` resource yet; raised before anything is sent."""
 
 
 class IngestFailedError(IngestError):
@@ -102,7 +108,7 @@ class IngestState:
     CREATE INDEX IF NOT EXISTS items_key ON items (server, key);
     """
 
-    def __init__(self, path: str | os.PathLike | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else default_state_path()
         self._lock = threading.Lock()
 
@@ -126,20 +132,20 @@ class IngestState:
         self,
         server: str,
         bucket_refs: Iterable[str | None],
-        keys: Iterable[str],
+        keys: Iterable[str | None],
         namespace_refs: Iterable[str | None] = (),
     ) -> dict[str, dict[str, Any]]:
-        """key -> row for the keys known in this bucket (matched by bucket id or name)."""
-        keys = [k for k in keys if k]
+        """key -> row for the keys known in this bucket (matched by bucket id or name); None keys are left out."""
+        wanted = [k for k in keys if k]
         refs = [r for r in bucket_refs if r]
-        if not keys or not refs or (not self.path.exists()):
+        if not wanted or not refs or (not self.path.exists()):
             return {}
         ns = [n for n in namespace_refs if n]
         out: dict[str, dict[str, Any]] = {}
         with self._db() as con:
             con.row_factory = sqlite3.Row
-            for i in range(0, len(keys), 500):
-                part = keys[i : i + 500]
+            for i in range(0, len(wanted), 500):
+                part = wanted[i : i + 500]
                 q = (
                     f"SELECT * FROM items WHERE server=? AND key IN ({','.join('?' * len(part))}) "
                     f"AND (bucket_id IN ({','.join('?' * len(refs))}) OR bucket_name IN ({','.join('?' * len(refs))}))"
@@ -206,11 +212,12 @@ class IngestState:
             return 0
         with self._db() as con:
             if server is None:
-                return con.execute("SELECT COUNT(*) FROM items").fetchone()[0]
-            return con.execute("SELECT COUNT(*) FROM items WHERE server=?", (server,)).fetchone()[0]
+                return int(con.execute("SELECT COUNT(*) FROM items").fetchone()[0])
+            return int(con.execute("SELECT COUNT(*) FROM items WHERE server=?", (server,)).fetchone()[0])
 
 
-def item_key(item: Any) -> str | None:
+def item_key(item: PlanItem) -> str | None:
+    """The ingest state's key of a plan item: a file's sha256 (None until hashed), ``url:<url>``."""
     if item.kind == "file":
         return item.sha256
     if item.kind == "url":
@@ -235,7 +242,7 @@ class ItemOutcome:
     sync_id: str | None = None
     line: int | None = None
     row: Any = None
-    metadata: dict = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -250,6 +257,8 @@ class UploadStats:
     duplicates: int = 0
     failed: int = 0
     skipped: int = 0
+    # files not yet hashed and looked up in the ingest state: files_total may still shrink by them
+    unchecked: int = 0
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
 
@@ -293,10 +302,11 @@ class IngestResult:
         self.tasks: list[str] = []
         self.syncs: list[str] = []
         self.upload = UploadStats()
-        self.handle: Any = None
+        self.handle: WatchHandle | None = None
         self.interrupted = False
-        self.final_tasks: dict[str, Any] = {}
-        self.final_batches: dict[str, Any] = {}  # task id -> its Batch, read once the task ended
+        self.final_tasks: dict[str, Task | None] = {}  # None: the task's record expired
+        self.final_batches: dict[str, Batch] = {}  # task id -> its Batch, read once the task ended
+        self.collections: dict[str, dict[str, Any]] = {}  # --collection: name -> what this run wrote
         self.confirm_tasks: list[str] = []  # the upload-confirm tasks the uploads made (not watched)
         self._watch_kwargs: dict[str, Any] = {}
         self.cwd = os.getcwd()  # sources are shown relative to where the cell ran
@@ -345,14 +355,14 @@ class IngestResult:
         return "; ".join(parts)
 
     # -- tracking -------------------------------------------------------------------------
-    def watch(self, *, block: bool = False, **kwargs: Any) -> Any:
+    def watch(self, *, block: bool = False, **kwargs: Any) -> WatchHandle | None:
         """Start (once) watching this run's tasks; returns the tracking handle or None."""
         if self.handle is None and self.tasks:
             from mixpeek_magics.tracking import watch
 
             self._watch_kwargs = dict(kwargs)
             kwargs.setdefault("item_names", self.item_names())
-            self.handle = watch(self.client, list(self.tasks), block=block, **kwargs)
+            self.handle = watch(list(self.tasks), client=self.client, block=block, **kwargs)
         return self.handle
 
     @property
@@ -369,10 +379,10 @@ class IngestResult:
         Raises :class:`IngestFailedError` if a task FAILED or every item failed to
         upload; warns (and lists failures) for COMPLETED_WITH_ERRORS.
         """
-        if self.tasks:
+        handle = self.watch()
+        if handle is not None:
             import warnings
 
-            handle = self.watch()
             from mixpeek_magics.tracking import PartialFailureWarning, TaskFailedError
 
             try:
@@ -464,7 +474,7 @@ class IngestResult:
         by_object = {i.object_id: self.shown(i.source) for i in self.items if i.object_id}
         for tid, task in self.final_tasks.items():
             batch = self.final_batches.get(tid)
-            failed = list(getattr(batch, "failed_objects", None) or [])
+            failed = list(batch.failed_objects or []) if batch is not None else []
             for f in failed:
                 rows.append(
                     {
@@ -475,7 +485,7 @@ class IngestResult:
                         "error": f.error,
                     }
                 )
-            status = getattr(task, "status", None) or getattr(batch, "status", None)
+            status = (task.status if task is not None else None) or (batch.status if batch is not None else None)
             if status == "FAILED" and not failed:
                 rows.append(
                     {
@@ -483,7 +493,9 @@ class IngestResult:
                         "stage": "processing",
                         "object_id": None,
                         "task_id": tid,
-                        "error": getattr(task, "error", None) or getattr(batch, "error", None) or "task FAILED",
+                        "error": (task.error if task is not None else None)
+                        or (batch.error if batch is not None else None)
+                        or "task FAILED",
                     }
                 )
         return rows
@@ -516,7 +528,7 @@ class IngestResult:
     def _repr_html_(self) -> str | None:
         """The static summary: what was ingested, the tasks' outcome, the failures.
         None in the cell whose board shows it already (its text repr is one line)."""
-        board = getattr(self.handle, "display", None)
+        board = self.handle.display if self.handle is not None else None
         shown = getattr(board, "shown_in_current_cell", None)
         if callable(shown) and shown():
             return None
@@ -618,26 +630,10 @@ def _property_for(schema: Mapping[str, Any] | None, blob_type: str | None) -> tu
     return (t or "file"), (t or "text")
 
 
-def _chunks(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
+def _groups_of(items: Sequence[_T], size: int) -> Iterator[list[_T]]:
+    """``items`` in consecutive lists of ``size`` (the last one shorter)."""
     for i in range(0, len(items), size):
         yield list(items[i : i + size])
-
-
-def check_syncs_supported(client: Any, plan: Any) -> None:
-    """Raise before anything is sent when the plan has syncs this client cannot start."""
-    if not plan.syncs:
-        return
-    try:
-        syncs = client.syncs
-    except AttributeError:
-        syncs = None
-    if syncs is None or not hasattr(syncs, "create"):
-        lines = ", ".join(f"line {i.line}" for i in plan.syncs)
-        raise SyncsNotSupportedError(
-            f"s3:// and gdrive:// sources are not yet supported by this version of the client "
-            f"(no client.syncs.create); nothing was sent ({lines}). Remove those lines or create the "
-            f"sync with %mixpeek_connect."
-        )
 
 
 # --------------------------------------------------------------------------- execution
@@ -645,8 +641,8 @@ def check_syncs_supported(client: Any, plan: Any) -> None:
 
 def run_plan(
     client: Any,
-    plan: Any,
-    bucket: Any,
+    plan: Plan,
+    bucket: Bucket,
     *,
     namespace: str | None = None,
     namespace_name: str | None = None,
@@ -662,16 +658,36 @@ def run_plan(
     """Upload / create / sync everything in ``plan`` into ``bucket`` (a Bucket model) and
     submit one batch. Returns at once after submitting (does not wait for processing).
 
+    Files not hashed while planning are hashed by the upload, chunk by chunk while
+    earlier chunks upload, and looked up in ``state`` before their uploads are created.
+
     KeyboardInterrupt: uploads in flight are abandoned (never confirmed), what was
     confirmed is recorded, and the interrupt is re-raised; re-running resumes.
     """
-    from mixpeek_magics import _runtime
-
-    check_syncs_supported(client, plan)
     state = state if state is not None else IngestState()
     server = server_id or client.config.base_url
     ns = namespace or client.config.namespace
     result = IngestResult(client, bucket_label or bucket.bucket_name, bucket.bucket_id, ns, metadata_provenance)
+    execution = _Execution(
+        plan,
+        bucket,
+        result,
+        state=state,
+        server=server,
+        namespace=(ns, namespace_name),
+        concurrency=concurrency,
+        force=force,
+        use_state=use_state and not force,
+        on_progress=on_progress,
+    )
+    return _run_in_background(client, execution, result)
+
+
+def _run_in_background(client: Any, execution: _Execution, result: IngestResult) -> IngestResult:
+    """``execution`` on the background loop, with an ``AsyncMixpeek`` of ``client``'s configuration.
+    On KeyboardInterrupt it is cancelled, given time to abandon its unconfirmed uploads, and re-raised."""
+    from mixpeek_magics import _runtime
+
     done = threading.Event()
 
     async def main() -> None:
@@ -679,19 +695,7 @@ def run_plan(
 
         try:
             async with AsyncMixpeek(config=client.config) as aclient:
-                await _execute(
-                    aclient,
-                    plan,
-                    bucket,
-                    result,
-                    state=state,
-                    server=server,
-                    namespace=(ns, namespace_name),
-                    concurrency=concurrency,
-                    force=force,
-                    use_state=use_state and not force,
-                    on_progress=on_progress,
-                )
+                await execution.run(aclient)
         finally:
             result.upload.finished = time.monotonic()
             done.set()
@@ -704,248 +708,308 @@ def run_plan(
         future.cancel()
         done.wait(15)  # let the upload abandon its unconfirmed files before returning
         raise
-    # a sync of a URL/ file-only plan may also need its sync tasks; done in _execute
     return result
 
 
-async def _execute(
-    aclient: Any,
-    plan: Any,
-    bucket: Any,
-    result: IngestResult,
-    *,
-    state: IngestState,
-    server: str,
-    namespace: tuple[str | None, str | None],
-    concurrency: int,
-    force: bool,
-    use_state: bool,
-    on_progress: Callable[[UploadStats], None] | None,
-) -> None:
-    from mixpeek_magics.ingest.bulk import abulk_upload
+_StateRow = tuple[str, str, str | None]  # (key, source, object id), as IngestState.record takes them
 
-    bucket_id = bucket.bucket_id
-    ns_id = namespace[0]
-    refs = (bucket_id, bucket.bucket_name)
-    stats = result.upload
-    files = plan.files
-    urls = plan.urls
-    known = (
-        {}
-        if not use_state
-        else state.lookup(
-            server, refs, [item_key(i) for i in (*files, *urls)], namespace_refs=[n for n in namespace if n]
-        )
-    )
-    to_submit: list[tuple[str, str]] = []  # (key, object_id)
 
-    def tell() -> None:
-        if on_progress is not None:
+class _Execution:
+    """One run of a plan on the background loop: local files through one bulk
+    upload, URLs as objects, everything new into one batch, then the syncs."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        bucket: Bucket,
+        result: IngestResult,
+        *,
+        state: IngestState,
+        server: str,
+        namespace: tuple[str | None, str | None],
+        concurrency: int,
+        force: bool,
+        use_state: bool,
+        on_progress: Callable[[UploadStats], None] | None,
+    ) -> None:
+        self.aclient: Any = None  # the AsyncMixpeek of the run (on the background loop)
+        self.plan = plan
+        self.bucket = bucket
+        self.bucket_id = bucket.bucket_id or bucket.bucket_name
+        self.result = result
+        self.stats = result.upload
+        self.state = state
+        self.server = server
+        self.namespace = namespace
+        self.ns_id = namespace[0]
+        self.concurrency = concurrency
+        self.force = force
+        self.use_state = use_state
+        self.on_progress = on_progress
+        self.to_submit: list[tuple[str, str]] = []  # (state key, object id) of what this run's batch takes
+        self.by_path: dict[str, PlanItem] = {}  # the files to upload, by normalized path
+
+    async def run(self, aclient: Any) -> None:
+        self.aclient = aclient
+        known = self._lookup([item_key(i) for i in (*self.plan.files, *self.plan.urls)])
+        fresh = self._skip_known_files(known)
+        if fresh:
+            await self._upload_files(fresh)
+        fresh_urls = [i for i in self.plan.urls if not self._take_known(i, known.get(item_key(i) or ""))]
+        for group in _groups_of(fresh_urls, CHUNK):
+            await self._create_url_objects(group)
+        await self._leave_objects_processed_elsewhere()
+        if self.to_submit:
+            await self._submit_batch()
+        for item in self.plan.syncs:
+            await self._start_sync(item)
+
+    def _tell(self) -> None:
+        if self.on_progress is not None:
             try:
-                on_progress(stats)
+                self.on_progress(self.stats)
             except Exception:
                 pass
 
-    # -- files -----------------------------------------------------------------------------
-    fresh = []
-    for item in files:
-        row = known.get(item.sha256 or "")
-        if row and row["status"] == "submitted":
-            result.items.append(
-                ItemOutcome(
-                    item.source,
-                    "file",
-                    "already_ingested",
-                    row["object_id"],
-                    size=item.size,
-                    sha256=item.sha256,
-                    line=item.line,
-                    row=item.row,
-                    metadata=item.metadata,
-                )
-            )
-            stats.skipped += 1
-        elif row and row.get("object_id"):
-            result.items.append(
-                ItemOutcome(
-                    item.source,
-                    "file",
-                    "recovered",
-                    row["object_id"],
-                    size=item.size,
-                    sha256=item.sha256,
-                    line=item.line,
-                    row=item.row,
-                    metadata=item.metadata,
-                )
-            )
-            to_submit.append((item.sha256, row["object_id"]))
-            stats.skipped += 1
+    def _lookup(self, keys: Iterable[str | None]) -> dict[str, dict[str, Any]]:
+        """The ingest state's rows for these keys in this bucket (none when it is not used)."""
+        if not self.use_state:
+            return {}
+        refs = (self.bucket.bucket_id, self.bucket.bucket_name)
+        ns_refs = [n for n in self.namespace if n]
+        return self.state.lookup(self.server, refs, [k for k in keys if k], namespace_refs=ns_refs)
+
+    def _outcome(
+        self,
+        item: PlanItem,
+        status: str,
+        object_id: str | None = None,
+        *,
+        error: str | None = None,
+        sha256: str | None = None,
+    ) -> ItemOutcome:
+        return ItemOutcome(
+            item.source,
+            item.kind,
+            status,
+            object_id,
+            error=error,
+            size=item.size,
+            sha256=sha256 or item.sha256,
+            line=item.line,
+            row=item.row,
+            metadata=item.metadata,
+        )
+
+    def _take_known(self, item: PlanItem, row: dict[str, Any] | None, sha256: str | None = None) -> bool:
+        """An item the ingest state knows is recorded here: skipped when it was submitted,
+        put into this run's batch when it was only confirmed (uploaded, never processed).
+        False when the state does not know it."""
+        key = sha256 or item_key(item)
+        if not row or not key:
+            return False
+        if row["status"] == "submitted":
+            self.result.items.append(self._outcome(item, "already_ingested", row["object_id"], sha256=sha256))
+        elif row.get("object_id"):
+            self.result.items.append(self._outcome(item, "recovered", row["object_id"], sha256=sha256))
+            self.to_submit.append((key, row["object_id"]))
         else:
-            fresh.append(item)
-    stats.files_total = len(fresh)
-    stats.bytes_total = sum(i.size or 0 for i in fresh)
-    tell()
-    by_path = {os.path.normpath(i.source): i for i in fresh}
+            return False
+        if item.kind == "file":
+            self.stats.skipped += 1
+        return True
 
-    def progress(p: Any) -> None:
-        stats.files_done = p.files_done
-        stats.bytes_done = p.bytes_done
-        tell()
+    def _skip_known_files(self, known: Mapping[str, dict[str, Any]]) -> list[PlanItem]:
+        """The files to upload: those the state does not know, or whose sha256 is not known yet."""
+        fresh = [i for i in self.plan.files if not self._take_known(i, known.get(i.sha256 or ""))]
+        self.stats.files_total = len(fresh)
+        self.stats.bytes_total = sum(i.size or 0 for i in fresh)
+        self.stats.unchecked = sum(1 for i in fresh if i.sha256 is None) if self.use_state else 0
+        self.by_path = {os.path.normpath(i.source): i for i in fresh}
+        self._tell()
+        return fresh
 
-    def chunk_done(outcomes: list[Any]) -> None:
+    async def _upload_files(self, fresh: list[PlanItem]) -> None:
+        """One pipeline over every file: chunks overlap (hash, PUT, confirm) on one set of clients."""
+        from mixpeek_magics.ingest.bulk import abulk_upload
+
+        uploaded = await abulk_upload(
+            self.aclient,
+            self.bucket_id,
+            fresh,
+            concurrency=self.concurrency,
+            skip_duplicates=not self.force,
+            submit=False,
+            namespace=self.ns_id,
+            on_progress=self._copy_progress,
+            on_chunk=self._record_chunk,
+            select=self._select_unknown if self.stats.unchecked else None,
+        )
+        self.stats.unchecked = 0
+        self.result.confirm_tasks.extend(uploaded.confirm_task_ids)
+
+    def _select_unknown(self, hashed: list[FileSpec]) -> list[FileSpec]:
+        """Of a chunk's files just hashed by the upload, those the ingest state does not
+        know; the others are recorded (skipped, or put into this run's batch)."""
+        rows = self._lookup(s.sha256 for s in hashed)
+        new: list[FileSpec] = []
+        for spec in hashed:
+            item = self.by_path.get(os.path.normpath(spec.path))
+            if item is None or item.sha256 is not None:  # looked up before the upload started
+                new.append(spec)
+                continue
+            self.stats.unchecked -= 1
+            if self._take_known(item, rows.get(spec.sha256 or ""), spec.sha256):
+                self.stats.files_total -= 1
+                self.stats.bytes_total -= item.size or 0
+            else:
+                new.append(spec)
+        self._tell()
+        return new
+
+    def _copy_progress(self, p: UploadProgress) -> None:
+        self.stats.files_done = p.files_done
+        self.stats.bytes_done = p.bytes_done
+        self._tell()
+
+    def _record_chunk(self, outcomes: list[FileOutcome]) -> None:
         """One chunk's outcomes: recorded as the upload goes, so an interrupt keeps them."""
-        confirmed: list[tuple[str, str, str | None]] = []
-        for o in outcomes:
-            item = by_path.get(os.path.normpath(o.path))
-            sha = o.sha256 or (item.sha256 if item else None)
-            kw = dict(
+        confirmed = [row for row in map(self._record_file, outcomes) if row is not None]
+        self.state.record(self.server, self.namespace, (self.bucket_id, self.bucket.bucket_name), confirmed)
+        self._tell()
+
+    def _record_file(self, o: FileOutcome) -> _StateRow | None:
+        """One file's outcome into the result; its state row when its object exists
+        (the object then goes into this run's batch)."""
+        item = self.by_path.get(os.path.normpath(o.path))
+        sha = o.sha256 or (item.sha256 if item else None)
+        src = item.source if item else o.path
+
+        def outcome(status: str, error: str | None = None) -> ItemOutcome:
+            return ItemOutcome(
+                src,
+                "file",
+                status,
+                o.object_id,
+                error=error,
                 size=o.size,
                 sha256=sha,
                 line=item.line if item else None,
                 row=item.row if item else None,
                 metadata=dict(item.metadata) if item else {},
             )
-            src = item.source if item else o.path
-            if o.status == "uploaded":
-                result.items.append(ItemOutcome(src, "file", "new", o.object_id, **kw))
-                stats.uploaded += 1
-                if sha:
-                    confirmed.append((sha, src, o.object_id))
-                    to_submit.append((sha, o.object_id))
-            elif o.status == "duplicate":
-                # On the server already, but not known here as processed: process it now.
-                result.items.append(ItemOutcome(src, "file", "recovered", o.object_id, **kw))
-                stats.duplicates += 1
-                if sha and o.object_id:
-                    confirmed.append((sha, src, o.object_id))
-                    to_submit.append((sha, o.object_id))
-            else:
-                result.items.append(ItemOutcome(src, "file", "failed", o.object_id, error=o.error, **kw))
-                stats.failed += 1
-        state.record(server, namespace, (bucket_id, bucket.bucket_name), confirmed)
-        tell()
 
-    if fresh:
-        # One pipeline over every file: chunks overlap (hash, PUT, confirm) on one set of clients.
-        uploaded = await abulk_upload(
-            aclient,
-            bucket_id,
-            fresh,
-            concurrency=concurrency,
-            skip_duplicates=not force,
-            submit=False,
-            namespace=ns_id,
-            on_progress=progress,
-            on_chunk=chunk_done,
-        )
-        result.confirm_tasks.extend(uploaded.confirm_task_ids)
-
-    # -- URLs ------------------------------------------------------------------------------
-    schema = getattr(bucket, "bucket_schema", None)
-    fresh_urls = []
-    for item in urls:
-        key = item_key(item)
-        row = known.get(key)
-        if row and row["status"] == "submitted":
-            result.items.append(
-                ItemOutcome(
-                    item.source,
-                    "url",
-                    "already_ingested",
-                    row["object_id"],
-                    line=item.line,
-                    row=item.row,
-                    metadata=item.metadata,
-                )
-            )
-        elif row and row.get("object_id"):
-            result.items.append(
-                ItemOutcome(
-                    item.source,
-                    "url",
-                    "recovered",
-                    row["object_id"],
-                    line=item.line,
-                    row=item.row,
-                    metadata=item.metadata,
-                )
-            )
-            to_submit.append((key, row["object_id"]))
+        if o.status == "uploaded":
+            self.result.items.append(outcome("new"))
+            self.stats.uploaded += 1
+        elif o.status == "duplicate":
+            # On the server already, but not known here as processed: process it now.
+            self.result.items.append(outcome("recovered"))
+            self.stats.duplicates += 1
         else:
-            fresh_urls.append(item)
-    for chunk in _chunks(fresh_urls, CHUNK):
-        bodies = []
-        for item in chunk:
-            prop, btype = _property_for(schema, item.blob_type)
-            blob: dict[str, Any] = {"property": prop, "type": btype, "data": item.source}
-            body: dict[str, Any] = {"blobs": [blob], "skip_duplicates": not force}
-            if item.metadata:
-                body["metadata"] = dict(item.metadata)
-                blob["metadata"] = dict(item.metadata)
-            bodies.append(body)
-        answer = await aclient.objects.create_many(bucket_id, bodies, namespace=ns_id)
+            self.result.items.append(outcome("failed", o.error))
+            self.stats.failed += 1
+            return None
+        if not (sha and o.object_id):
+            return None
+        self.to_submit.append((sha, o.object_id))
+        return (sha, src, o.object_id)
+
+    def _url_body(self, item: PlanItem) -> dict[str, Any]:
+        """A create-object request whose one blob references the URL."""
+        prop, btype = _property_for(self.bucket.bucket_schema, item.blob_type)
+        blob: dict[str, Any] = {"property": prop, "type": btype, "data": item.source}
+        body: dict[str, Any] = {"blobs": [blob], "skip_duplicates": not self.force}
+        if item.metadata:
+            body["metadata"] = dict(item.metadata)
+            blob["metadata"] = dict(item.metadata)
+        return body
+
+    async def _create_url_objects(self, group: list[PlanItem]) -> None:
+        """Objects for up to 100 URLs in one request; each one recorded as created or failed."""
+        bodies = [self._url_body(item) for item in group]
+        answer = await self.aclient.objects.create_many(self.bucket_id, bodies, namespace=self.ns_id)
         failed = {f.object_index: f.error for f in answer.failed}
         ok = iter(answer.succeeded)
-        created: list[tuple[str, str, str | None]] = []
-        for idx, item in enumerate(chunk):
+        created: list[_StateRow] = []
+        for idx, item in enumerate(group):
             if idx in failed:
-                result.items.append(
-                    ItemOutcome(
-                        item.source,
-                        "url",
-                        "failed",
-                        error=failed[idx],
-                        line=item.line,
-                        row=item.row,
-                        metadata=item.metadata,
-                    )
-                )
+                self.result.items.append(self._outcome(item, "failed", error=failed[idx]))
                 continue
             obj = next(ok, None)
-            oid = getattr(obj, "object_id", None)
-            result.items.append(
-                ItemOutcome(item.source, "url", "new", oid, line=item.line, row=item.row, metadata=item.metadata)
-            )
+            oid = obj.object_id if obj is not None else None
+            self.result.items.append(self._outcome(item, "new", oid))
             if oid:
-                created.append((item_key(item), item.source, oid))
-                to_submit.append((item_key(item), oid))
-        state.record(server, namespace, (bucket_id, bucket.bucket_name), created)
+                key = "url:" + item.source
+                created.append((key, item.source, oid))
+                self.to_submit.append((key, oid))
+        self.state.record(self.server, self.namespace, (self.bucket_id, self.bucket.bucket_name), created)
 
-    # -- one batch for everything new --------------------------------------------------------
-    if to_submit:
-        ids = list(dict.fromkeys(oid for _k, oid in to_submit))
-        meta = {"provenance": dict(result.provenance)} if result.provenance else None
-        batch = await aclient.batches.create(bucket_id, ids, metadata=meta, namespace=ns_id)
-        task = await aclient.batches.submit(bucket_id, batch.batch_id, namespace=ns_id)
-        result.batches.append(batch.batch_id)
-        result.tasks.append(task.task_id)
-        state.mark_submitted(server, bucket_id, [k for k, _ in to_submit], batch.batch_id, task.task_id)
+    async def _leave_objects_processed_elsewhere(self) -> None:
+        """Objects this run did not make (duplicates, recovered ones) that another batch already
+        processes or processed (another kernel's, an earlier run's) stay out of this run's batch,
+        as their ``ObjectResponse.status`` says; they count as duplicates. Two runs that pass this
+        check at once are settled by the server: a submit leaves out what another batch took
+        (``dedup_strategy`` skip, its default)."""
+        from mixpeek_magics.client import errors, statuses
 
-    # -- syncs -----------------------------------------------------------------------------
-    for item in plan.syncs:
+        made_here = {i.object_id for i in self.result.items if i.status == "new"}
+        others = list(dict.fromkeys(oid for _k, oid in self.to_submit if oid not in made_here))
+        taken: set[str] = set()
+        for group in _groups_of(others, CHUNK):
+            filters = {"AND": [{"field": "object_id", "operator": "in", "value": group}]}
+            try:
+                page = await self.aclient.objects.list(
+                    self.bucket_id, filters, select=["object_id", "status"], limit=len(group), namespace=self.ns_id
+                )
+            except errors.MixpeekError:
+                return  # the submit's own deduplication still holds
+            taken.update(o.object_id for o in page.items if o.object_id and statuses.normalize(o.status) in _TAKEN)
+        if not taken:
+            return
+        self.to_submit = [(k, oid) for k, oid in self.to_submit if oid not in taken]
+        for item in self.result.items:
+            if item.status == "recovered" and item.object_id in taken:
+                item.status = "duplicate"
+
+    async def _submit_batch(self) -> None:
+        """Everything new (uploaded, recovered, URL objects) into one batch, submitted."""
+        ids = list(dict.fromkeys(oid for _k, oid in self.to_submit))
+        meta = {"provenance": dict(self.result.provenance)} if self.result.provenance else None
+        batch = await self.aclient.batches.create(self.bucket_id, ids, metadata=meta, namespace=self.ns_id)
+        task = await self.aclient.batches.submit(self.bucket_id, batch.batch_id, namespace=self.ns_id)
+        self.result.batches.append(batch.batch_id)
+        self.result.tasks.append(task.task_id)
+        keys = [k for k, _ in self.to_submit]
+        self.state.mark_submitted(self.server, self.bucket_id, keys, batch.batch_id, task.task_id)
+
+    def _sync_request(self, item: PlanItem) -> dict[str, Any]:
+        """``syncs.create`` arguments for an s3:// or gdrive:// line: one initial-only sync."""
         source_path = item.source.split("://", 1)[1].strip("/") if "://" in item.source else item.source
         kwargs: dict[str, Any] = dict(
-            connection_id=item.connection_id, source_path=source_path, sync_mode="initial_only", namespace=ns_id
+            connection_id=item.connection_id, source_path=source_path, sync_mode="initial_only", namespace=self.ns_id
         )
         meta = {**(item.metadata or {})}
-        if result.provenance:
-            meta["provenance"] = dict(result.provenance)
+        if self.result.provenance:
+            meta["provenance"] = dict(self.result.provenance)
         if meta:
             kwargs["metadata"] = meta
+        return kwargs
+
+    async def _start_sync(self, item: PlanItem) -> None:
+        """The sync of one line, and the tasks its first run started."""
         try:
-            sync = await aclient.syncs.create(bucket_id, **kwargs)
+            sync = await self.aclient.syncs.create(self.bucket_id, **self._sync_request(item))
         except Exception as exc:  # one bad sync must not hide the others' outcome
-            result.items.append(ItemOutcome(item.source, item.kind, "failed", error=str(exc), line=item.line))
-            continue
-        sid = getattr(sync, "sync_config_id", None) or (
-            sync.get("sync_config_id") if isinstance(sync, Mapping) else None
-        )
-        result.syncs.append(sid)
-        result.items.append(ItemOutcome(item.source, item.kind, "sync", sync_id=sid, line=item.line))
-        for tid in await _sync_tasks(aclient, bucket_id, sid, ns_id):
-            if tid not in result.tasks:
-                result.tasks.append(tid)
+            self.result.items.append(ItemOutcome(item.source, item.kind, "failed", error=str(exc), line=item.line))
+            return
+        sid: str | None = sync.sync_config_id
+        if sid:
+            self.result.syncs.append(sid)
+        self.result.items.append(ItemOutcome(item.source, item.kind, "sync", sync_id=sid, line=item.line))
+        for tid in await _sync_tasks(self.aclient, self.bucket_id, sid, self.ns_id):
+            if tid not in self.result.tasks:
+                self.result.tasks.append(tid)
 
 
 async def _sync_tasks(
@@ -958,14 +1022,11 @@ async def _sync_tasks(
     delay = 0.1
     while True:
         try:
-            sync = await aclient.syncs.get(bucket_id, sync_id, namespace=ns_id)
+            sync: SyncConfiguration = await aclient.syncs.get(bucket_id, sync_id, namespace=ns_id)
         except Exception:
             return []
-        ids = getattr(sync, "task_ids", None)
-        if ids is None and isinstance(sync, Mapping):
-            ids = sync.get("task_ids")
-        if ids:
-            return [str(t) for t in ids]
+        if sync.task_ids:
+            return [str(t) for t in sync.task_ids]
         if time.monotonic() > deadline:
             return []
         await asyncio.sleep(delay)

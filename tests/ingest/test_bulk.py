@@ -162,16 +162,16 @@ def test_a_confirmation_the_server_refuses_is_reported_from_the_upload(client, t
 
 
 def test_chunks_start_small_then_use_the_api_limit():
-    from mixpeek_magics.ingest.bulk import CHUNK, RAMP, _chunks
+    from mixpeek_magics.ingest.bulk import CHUNK, RAMP, _ramped_chunks
 
     items = list(range(500))
-    sizes = [len(c) for c in _chunks(items, CHUNK)]
+    sizes = [len(c) for c in _ramped_chunks(items, CHUNK)]
     assert sizes[: len(RAMP)] == list(RAMP) and max(sizes) == CHUNK
-    assert [x for c in _chunks(items, CHUNK) for x in c] == items  # each once, in order
-    assert [len(c) for c in _chunks(list(range(10)), CHUNK)] == [10]
-    assert [len(c) for c in _chunks(list(range(20)), CHUNK)] == [RAMP[0], 20 - RAMP[0]]
-    assert list(_chunks([], CHUNK)) == []
-    assert [len(c) for c in _chunks(list(range(7)), 3)] == [3, 3, 1]  # the ramp never exceeds the limit
+    assert [x for c in _ramped_chunks(items, CHUNK) for x in c] == items  # each once, in order
+    assert [len(c) for c in _ramped_chunks(list(range(10)), CHUNK)] == [10]
+    assert [len(c) for c in _ramped_chunks(list(range(20)), CHUNK)] == [RAMP[0], 20 - RAMP[0]]
+    assert list(_ramped_chunks([], CHUNK)) == []
+    assert [len(c) for c in _ramped_chunks(list(range(7)), 3)] == [3, 3, 1]  # the ramp never exceeds the limit
 
 
 def test_sync_bulk_upload_makes_every_call_through_the_callers_client(client, tmp_path, local_server):
@@ -218,3 +218,31 @@ def test_clients_share_one_tls_context_per_trust_setting(monkeypatch):
     a.close()
     c.close()
     _runtime.run(b.aclose())
+
+
+def test_select_sees_each_chunk_hashed_and_drops_files_before_their_uploads(client, tmp_path, local_server):
+    """``select`` gets every chunk's files with their sha256; those it drops get no upload
+    and leave the progress totals."""
+    import hashlib
+
+    files = make_files(tmp_path / "in", n_text=40, n_png=0, broken=False)
+    drop = {str(p) for p in files[::3]}
+    seen: list[list[str]] = []
+    totals = []
+
+    def select(specs):
+        assert all(s.sha256 == hashlib.sha256(s.path.read_bytes()).hexdigest() for s in specs)
+        seen.append([str(s.path) for s in specs])
+        return [s for s in specs if str(s.path) not in drop]
+
+    local_server.clear_request_log()
+    result = bulk_upload(
+        client, "files", files, submit=False, select=select, on_progress=lambda p: totals.append(p.files_total)
+    )
+    assert [p for chunk in seen for p in chunk] == [str(p) for p in files]  # each file once, in order
+    assert len(seen) > 1  # chunk by chunk, not all at once
+    assert sorted(o.path for o in result.outcomes) == sorted(str(p) for p in files if str(p) not in drop)
+    assert all(o.status == "uploaded" for o in result.outcomes)
+    assert totals[-1] == len(files) - len(drop) and result.outcomes
+    assert len([1 for m, p in local_server.request_log if m == "PUT"]) == len(files) - len(drop)
+    assert object_count(client) == len(files) - len(drop)

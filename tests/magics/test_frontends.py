@@ -103,8 +103,8 @@ def test_partial_failure_warning_points_at_the_caller(signed_in, tmp_path):
     result = bulk_upload(client, "warned", files)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        line = _line() + 1  # the next line, where watch is called
         mixpeek_magics.watch(result, client=client, mode="text")
-        line = _line()
     partial = [w for w in caught if issubclass(w.category, PartialFailureWarning)]
     assert len(partial) == 1 and "bad0.txt" in str(partial[0].message)
     assert (partial[0].filename, partial[0].lineno) == (__file__, line)

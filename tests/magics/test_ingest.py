@@ -86,6 +86,46 @@ def test_rerun_skips_what_was_ingested(ip, signed_in, tmp_path, capsys):
     assert len(objects_of("docs")) == 6
 
 
+def test_a_run_hashes_files_as_it_uploads_them_and_still_skips_what_was_ingested(
+    ip, signed_in, tmp_path, capsys, monkeypatch
+):
+    """Planning a run reads no file whole: the upload hashes each chunk while the previous
+    one uploads, sends the hash with each upload, and skips files already ingested."""
+    import hashlib
+
+    from mixpeek_magics.ingest import plan as plan_mod
+
+    hashed_while_planning = []
+    real_sha256_file = plan_mod.sha256_file
+    monkeypatch.setattr(
+        plan_mod, "sha256_file", lambda *a, **k: hashed_while_planning.append(a) or real_sha256_file(*a, **k)
+    )
+    files = make_files(tmp_path / "data", 30)
+    ip.run_cell_magic("ingest", "--bucket docs --create-bucket --no-wait", "data/\n")
+    assert hashed_while_planning == []
+    c = session.signed_in_client()
+    want = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+    assert {u.filename: u.file_hash for u in c.uploads.iter("docs")} == want
+    make_files(tmp_path / "data", 34)  # four more
+    capsys.readouterr()
+    ip.run_cell_magic("ingest", "--bucket docs --no-wait -o res", "data/\n")
+    out = capsys.readouterr().out
+    assert "34 items: 30 already ingested, 4 new" in out
+    assert "Uploading 4 files" in out and "Uploading 34 files" not in out  # the bar counts what it uploads
+    assert len(list(c.uploads.iter("docs"))) == 34  # no upload created for the 30 ingested files
+    res = ip.user_ns["res"]
+    assert res.upload.files_total == 4 and res.upload.skipped == 30 and res.upload.unchecked == 0
+    assert {i.sha256 for i in res.items} == {
+        hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_path.glob("data/*")
+    }
+    # nothing new: no progress display, only the final line
+    ip.run_cell_magic("ingest", "--bucket docs --no-wait", "data/\n")
+    out = capsys.readouterr().out
+    assert "Uploading" not in out
+    assert "Upload: nothing new to upload · 34 already ingested (skipped)" in out
+    assert hashed_while_planning == []
+
+
 def test_dry_run_sends_nothing_and_knows_what_was_ingested(ip, signed_in, tmp_path):
     make_files(tmp_path / "data", 2)
     (tmp_path / "data" / "pic.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 30)

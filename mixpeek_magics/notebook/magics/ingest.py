@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
@@ -14,6 +14,13 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from mixpeek_magics.notebook import session as S
 from mixpeek_magics.notebook.magics import options
 from mixpeek_magics.notebook.magics._common import bind, parse, provenance, strict_args, summarize, user_var
+
+if TYPE_CHECKING:
+    from mixpeek_magics.client.models.buckets import Bucket
+    from mixpeek_magics.ingest.collections import CollectionRun
+    from mixpeek_magics.ingest.plan import Plan
+    from mixpeek_magics.ingest.runner import IngestResult, UploadStats
+    from mixpeek_magics.notebook.ingest_display import UploadDisplay
 
 
 class IngestValidationError(S.MagicError):
@@ -147,44 +154,8 @@ class IngestMagics(Magics):
         ``.tasks``, ``.failures`` (DataFrame), ``.wait()``, ``.cancel()``, ``.to_frame()``.
         """
         args = parse(self.ingest, line)
-        opts = options.current()
         body = cell or ""
-        bucket = args.bucket or opts.default_bucket
-        if not bucket:
-            raise UsageError("%%ingest needs --bucket NAME (or %config MixpeekMagics.default_bucket = 'NAME')")
-        if args.create_bucket:  # a name the URL cannot carry back would be created and never found
-            from mixpeek_magics.client.names import check_name
-
-            try:
-                check_name(bucket, "bucket")
-            except ValueError as exc:
-                raise UsageError(f"--bucket: {exc}") from None
-        metadata: dict[str, Any] = {}
-        if args.metadata:
-            try:
-                metadata = json.loads(args.metadata)
-            except ValueError as exc:
-                raise UsageError(f"--metadata is not valid JSON: {exc}") from None
-            if not isinstance(metadata, dict):
-                raise UsageError('--metadata must be a JSON object, e.g. \'{"campaign": "q3"}\'')
-        concurrency = args.concurrency if args.concurrency is not None else opts.concurrency
-        if concurrency < 1:
-            raise UsageError("--concurrency must be at least 1")
-        given = [bool(body.strip()), args.frame is not None, args.retry_failed is not None]
-        if sum(given) > 1:
-            raise UsageError("use one source at a time: cell lines, --frame, or --retry-failed")
-        if not any(given):
-            raise UsageError(
-                "nothing to ingest: write one source per line in the cell body "
-                "(or use --frame DF --path-col COL, or --retry-failed)"
-            )
-        if args.extractor and not args.collection:
-            raise UsageError("--extractor goes with --collection NAME")
-        if (args.path_col or args.metadata_cols) and args.frame is None:
-            raise UsageError("--path-col / --metadata-cols go with --frame DF")
-        if args.frame is not None and not args.path_col:
-            raise UsageError("--frame needs --path-col COLUMN (the file path or URL of each row)")
-
+        bucket, metadata, concurrency = _checked_options(args, body)
         session = S.current()
         if args.dry_run:
             plan = self._plan(args, body, metadata, client=None)
@@ -194,7 +165,7 @@ class IngestMagics(Magics):
                 return None
             return frame
 
-        client = S.client()
+        client = S.signed_in_client()
         if args.namespace:
             client = client.with_options(namespace=args.namespace)
         if not client.config.namespace:
@@ -203,9 +174,17 @@ class IngestMagics(Magics):
         return self._run(args, plan, client, bucket, session, concurrency, line)
 
     # -- planning -------------------------------------------------------------------------
-    def _plan(self, args: Any, body: str, metadata: dict, client: Any) -> Any:
+    def _user_ns(self) -> dict[str, Any]:
+        if self.shell is None:
+            raise UsageError("%%ingest runs in an IPython shell")
+        return self.shell.user_ns
+
+    def _plan(self, args: Any, body: str, metadata: dict[str, Any], client: Any) -> Plan:
+        """Every source checked (every problem reported at once). Files are hashed here only for
+        ``--dry-run`` (its states come from their hashes); a run hashes them as it uploads."""
         from mixpeek_magics.ingest.plan import PlanError, build_plan, plan_from_records
 
+        hash_files = bool(args.dry_run)
         problems: list[tuple[int, int, str]] = []
         plan = None
         if args.frame is not None:
@@ -218,7 +197,7 @@ class IngestMagics(Magics):
                     args.path_col,
                     args.metadata_cols,
                     default_metadata=metadata,
-                    hash_files=True,
+                    hash_files=hash_files,
                     index=list(df.index),
                 )
             except PlanError as exc:
@@ -226,18 +205,18 @@ class IngestMagics(Magics):
         elif args.retry_failed is not None:
             records = self._retry_records(args.retry_failed, client)
             try:
-                plan = plan_from_records(records, "path", "*", default_metadata=metadata, hash_files=True)
+                plan = plan_from_records(records, "path", "*", default_metadata=metadata, hash_files=hash_files)
             except PlanError as exc:
                 problems += [(10**9, 0, str(p)) for p in exc.problems]
         else:
-            lines, syntax = _parse_collecting(body, self.shell.user_ns)
+            lines, syntax = _parse_collecting(body, self._user_ns())
             problems += syntax
             known = None
             if client is not None and any(ln.kind in ("s3", "gdrive") for ln in lines):
                 known = self._known_connections(client)
             try:
                 plan = build_plan(
-                    lines, cwd=os.getcwd(), default_metadata=metadata, known_connections=known, hash_files=True
+                    lines, cwd=os.getcwd(), default_metadata=metadata, known_connections=known, hash_files=hash_files
                 )
             except PlanError as exc:
                 problems += [(p.line if p.line is not None else 10**9, 0, str(p)) for p in exc.problems]
@@ -248,22 +227,17 @@ class IngestMagics(Magics):
             raise UsageError("nothing to ingest: the cell has no sources")
         return plan
 
-    def _known_connections(self, client: Any) -> dict[str, str] | None:
+    def _known_connections(self, client: Any) -> dict[str, str]:
+        """Connection names and ids -> ids, to check the ``via`` names before anything is sent."""
         from mixpeek_magics.client import errors
 
-        try:
-            conns = client.connections
-        except AttributeError:
-            return None  # the runner reports syncs as not yet supported, before sending anything
         known: dict[str, str] = {}
         try:
-            for c in conns.iter():
-                cid = getattr(c, "connection_id", None) or (c.get("connection_id") if isinstance(c, dict) else None)
-                name = getattr(c, "name", None) or (c.get("name") if isinstance(c, dict) else None)
-                if cid:
-                    known[cid] = cid
-                    if name:
-                        known[name] = cid
+            for c in client.connections.iter():
+                if c.connection_id:
+                    known[c.connection_id] = c.connection_id
+                    if c.name:
+                        known[c.name] = c.connection_id
         except errors.MixpeekError as exc:
             raise IngestRunError(f"cannot list storage connections to check the via names: {exc}") from None
         return known
@@ -271,7 +245,7 @@ class IngestMagics(Magics):
     def _retry_records(self, ref: str, client: Any) -> list[dict[str, Any]]:
         from mixpeek_magics.ingest.runner import IngestResult, IngestState
 
-        value = self.shell.user_ns.get(ref) if ref.isidentifier() else None
+        value = self._user_ns().get(ref) if ref.isidentifier() else None
         if isinstance(value, IngestResult):
             value._load_final_tasks()
             failed_objects = set()
@@ -292,7 +266,7 @@ class IngestMagics(Magics):
                 f"--retry-failed {ref}: expected an IngestResult or a task id, got a {type(value).__name__}"
             )
         if client is None:
-            client = S.client()
+            client = S.signed_in_client()
         from mixpeek_magics.client import errors
 
         state = IngestState(opts_state_path())
@@ -381,42 +355,52 @@ class IngestMagics(Magics):
 
     # -- run ------------------------------------------------------------------------------
     def _run(
-        self, args: Any, plan: Any, client: Any, bucket_ref: str, session: Any, concurrency: int, line: str
+        self, args: Any, plan: Plan, client: Any, bucket_ref: str, session: Any, concurrency: int, line: str
     ) -> Any:
+        opts = options.current()
+        bucket = _resolve_bucket(args, client, bucket_ref, plan)
+        collection = _collection_step(args, client, bucket, plan) if args.collection else None
+        prov = provenance(self.shell, "%%ingest " + line)
+        result = self._upload(args, plan, client, bucket, bucket_ref, session, concurrency, prov)
+        print(result.summary())
+
+        context = {
+            "cell": prov.get("cell"),
+            "notebook": prov.get("notebook"),
+            "source": prov.get("source"),
+            "label": f"%%ingest {bucket_ref}",
+        }
+        _journal_confirm_tasks(client, result, opts.journal(), context)
+        if result.tasks:
+            _show_board(args, client, result, context)
+        strict = opts.is_strict(args.strict)
+        if args.wait:
+            self._wait(args, result, strict, collection)
+        elif strict:
+            self._raise_for_failed_syncs(args, result)
+        if args.output:
+            bind(self.shell, args.output, result)
+            return None
+        return result
+
+    def _upload(
+        self,
+        args: Any,
+        plan: Plan,
+        client: Any,
+        bucket: Bucket,
+        bucket_ref: str,
+        session: Any,
+        concurrency: int,
+        prov: dict[str, Any],
+    ) -> IngestResult:
+        """Run the plan (files uploaded with a progress display); returns once the batch is submitted."""
         from mixpeek_magics.client import errors
         from mixpeek_magics.ingest import runner
-        from mixpeek_magics.notebook.display import make_display, show
         from mixpeek_magics.notebook.ingest_display import UploadDisplay
 
-        opts = options.current()
-        try:
-            runner.check_syncs_supported(client, plan)
-            bucket = runner.resolve_bucket(client, bucket_ref, create=args.create_bucket, plan=plan)
-        except runner.IngestError as exc:
-            raise IngestRunError(str(exc)) from None
-        except errors.MixpeekError as exc:
-            raise IngestRunError(f"cannot use bucket {bucket_ref!r}: {exc}") from None
-        collection = _collection_step(args, client, bucket, plan) if args.collection else None
-
-        prov = provenance(self.shell, "%%ingest " + line)
-        upload = UploadDisplay(opts.display_mode()) if plan.files else None
-        seen: dict[str, Any] = {}
-
-        def on_progress(stats: Any) -> None:
-            seen["stats"] = stats
-            if upload is None:
-                return
-            if not seen.get("started"):
-                seen["started"] = True
-                upload.start(stats)
-            else:
-                upload.update(stats)
-
-        ns_name = None
-        if session is not None and not args.namespace:
-            ns_name = session.namespace_name
-        elif args.namespace:
-            ns_name = args.namespace
+        feed = _UploadFeed(UploadDisplay(options.current().display_mode()) if plan.files else None)
+        ns_name = args.namespace or (session.namespace_name if session is not None else None)
         try:
             result = runner.run_plan(
                 client,
@@ -430,12 +414,11 @@ class IngestMagics(Magics):
                 metadata_provenance=prov,
                 state=runner.IngestState(opts_state_path()),
                 server_id=server_id(session) if session is not None else None,
-                on_progress=on_progress,
+                on_progress=feed,
                 bucket_label=bucket_ref,
             )
         except KeyboardInterrupt:
-            if upload is not None and "stats" in seen:
-                upload.finish(seen["stats"], interrupted=True)
+            feed.finish(interrupted=True)
             print(
                 "Interrupted: files confirmed so far are kept and recorded; uploads in flight were abandoned. "
                 "Re-run the cell to resume (already ingested files are skipped).",
@@ -446,80 +429,167 @@ class IngestMagics(Magics):
             raise IngestRunError(str(exc)) from None
         except errors.MixpeekError as exc:
             raise IngestRunError(f"ingest into {bucket_ref!r} stopped: {exc}") from None
-        if upload is not None and "stats" in seen:
-            upload.finish(result.upload)
-        print(result.summary())
-
-        context = {
-            "cell": prov.get("cell"),
-            "notebook": prov.get("notebook"),
-            "source": prov.get("source"),
-            "label": f"%%ingest {bucket_ref}",
-        }
-        _journal_confirm_tasks(client, result, opts.journal(), context)
-        if result.tasks:
-            # with --wait the failed items are listed once, in the warning under the board
-            board = make_display(
-                mode=opts.display_mode(),
-                on_cancel=lambda tid: client.tasks.kill(tid),
-                failure_hint="listed below" if args.wait else None,
-            )
-            show(board)
-            handle = result.watch(observers=[board], journal=opts.journal(), policy=opts.poll_policy(), context=context)
-            handle.display = board
-        strict = opts.is_strict(args.strict)
-        if args.wait:
-            from mixpeek_magics.tracking import WatchTimeout
-
-            try:
-                result.wait()
-            except runner.IngestFailedError as exc:
-                bind(self.shell, args.output, result)
-                raise IngestRunError(str(exc)) from None
-            except WatchTimeout as exc:  # gave up waiting (server gone): the result stays usable
-                bind(self.shell, args.output, result)
-                raise IngestRunError(str(exc)) from None
-            fails = result.failure_records()
-            gone = [s for s in (result.handle.snapshots if result.handle is not None else []) if s.status == "UNKNOWN"]
-            lines = [f"{f['source'] or f['object_id'] or f['task_id']}: {f['error']}" for f in fails]
-            lines += [f"task {s.task_id}: {s.error or 'vanished'}" for s in gone]
-            if lines and strict:
-                bind(self.shell, args.output, result)
-                raise IngestRunError(
-                    f"{len(lines)} item(s) or task(s) did not complete (strict mode; the result is in "
-                    f"{args.output or 'the -o variable'}, failures in result.failures):\n" + summarize(lines, 20)
-                )
-            if lines:
-                print(
-                    f"Warning: {len(lines)} item(s) failed; the rest were ingested (--strict or "
-                    f"%config MixpeekMagics.strict = True makes this an error):\n"
-                    + summarize(lines, 20, more_hint=" (see result.failures)"),
-                    file=sys.stderr,
-                )
-            if collection is not None:
-                try:
-                    print(collection.finish(result))
-                except errors.MixpeekError as exc:
-                    raise IngestRunError(f"collection {args.collection!r}: {exc}") from None
-        if strict and not args.wait:
-            failed_syncs = [i for i in result.items if i.status == "failed" and i.kind not in ("file", "url")]
-            if failed_syncs:
-                bind(self.shell, args.output, result)
-                raise IngestRunError(
-                    f"{len(failed_syncs)} sync(s) could not be created (strict mode):\n"
-                    + summarize([f"{i.source}: {i.error}" for i in failed_syncs], 20)
-                )
-        if args.output:
-            bind(self.shell, args.output, result)
-            return None
+        feed.finish(result.upload)
         return result
 
+    def _wait(self, args: Any, result: IngestResult, strict: bool, collection: CollectionRun | None) -> None:
+        """``--wait``: until processing ended; what did not complete raises (strict) or is listed."""
+        from mixpeek_magics.client import errors
+        from mixpeek_magics.ingest.runner import IngestFailedError
+        from mixpeek_magics.tracking import WatchTimeout
 
-def _journal_confirm_tasks(client: Any, result: Any, journal: Any, context: dict[str, Any]) -> None:
+        try:
+            result.wait()
+        except (IngestFailedError, WatchTimeout) as exc:  # WatchTimeout: gave up waiting, the result stays usable
+            bind(self.shell, args.output, result)
+            raise IngestRunError(str(exc)) from None
+        lines = _unfinished(result)
+        if lines and strict:
+            bind(self.shell, args.output, result)
+            raise IngestRunError(
+                f"{len(lines)} item(s) or task(s) did not complete (strict mode; the result is in "
+                f"{args.output or 'the -o variable'}, failures in result.failures):\n" + summarize(lines, 20)
+            )
+        if lines:
+            print(
+                f"Warning: {len(lines)} item(s) failed; the rest were ingested (--strict or "
+                f"%config MixpeekMagics.strict = True makes this an error):\n"
+                + summarize(lines, 20, more_hint=" (see result.failures)"),
+                file=sys.stderr,
+            )
+        if collection is not None:
+            try:
+                print(collection.finish(result))
+            except errors.MixpeekError as exc:
+                raise IngestRunError(f"collection {args.collection!r}: {exc}") from None
+
+    def _raise_for_failed_syncs(self, args: Any, result: IngestResult) -> None:
+        """Strict mode without ``--wait``: a sync that could not be created is an error."""
+        failed_syncs = [i for i in result.items if i.status == "failed" and i.kind not in ("file", "url")]
+        if failed_syncs:
+            bind(self.shell, args.output, result)
+            raise IngestRunError(
+                f"{len(failed_syncs)} sync(s) could not be created (strict mode):\n"
+                + summarize([f"{i.source}: {i.error}" for i in failed_syncs], 20)
+            )
+
+
+def _checked_options(args: Any, body: str) -> tuple[str, dict[str, Any], int]:
+    """The cell's bucket, ``--metadata`` and concurrency; a UsageError for options that are
+    wrong or do not go together (before anything is read or sent)."""
+    opts = options.current()
+    bucket = args.bucket or opts.default_bucket
+    if not bucket:
+        raise UsageError("%%ingest needs --bucket NAME (or %config MixpeekMagics.default_bucket = 'NAME')")
+    if args.create_bucket:  # a name the URL cannot carry back would be created and never found
+        from mixpeek_magics.client.names import check_name
+
+        try:
+            check_name(bucket, "bucket")
+        except ValueError as exc:
+            raise UsageError(f"--bucket: {exc}") from None
+    metadata: dict[str, Any] = {}
+    if args.metadata:
+        try:
+            metadata = json.loads(args.metadata)
+        except ValueError as exc:
+            raise UsageError(f"--metadata is not valid JSON: {exc}") from None
+        if not isinstance(metadata, dict):
+            raise UsageError('--metadata must be a JSON object, e.g. \'{"campaign": "q3"}\'')
+    concurrency: int = args.concurrency if args.concurrency is not None else opts.concurrency
+    if concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    _check_sources(args, body)
+    return bucket, metadata, concurrency
+
+
+def _check_sources(args: Any, body: str) -> None:
+    """One kind of source (cell lines, --frame, --retry-failed), and the options that go with it."""
+    given = [bool(body.strip()), args.frame is not None, args.retry_failed is not None]
+    if sum(given) > 1:
+        raise UsageError("use one source at a time: cell lines, --frame, or --retry-failed")
+    if not any(given):
+        raise UsageError(
+            "nothing to ingest: write one source per line in the cell body "
+            "(or use --frame DF --path-col COL, or --retry-failed)"
+        )
+    if args.extractor and not args.collection:
+        raise UsageError("--extractor goes with --collection NAME")
+    if (args.path_col or args.metadata_cols) and args.frame is None:
+        raise UsageError("--path-col / --metadata-cols go with --frame DF")
+    if args.frame is not None and not args.path_col:
+        raise UsageError("--frame needs --path-col COLUMN (the file path or URL of each row)")
+
+
+class _UploadFeed:
+    """Hands the upload's counters to its display (``on_progress`` of ``run_plan``). The
+    display starts once a file is known to need uploading: files the upload finds
+    already ingested while it hashes them show no progress bar, only the final line."""
+
+    def __init__(self, display: UploadDisplay | None) -> None:
+        self.display = display
+        self.stats: UploadStats | None = None
+        self.started = False
+
+    def __call__(self, stats: UploadStats) -> None:
+        self.stats = stats
+        if self.display is None:
+            return
+        if self.started:
+            self.display.update(stats)
+        elif stats.files_total > stats.unchecked:
+            self.started = True
+            self.display.start(stats)
+
+    def finish(self, stats: UploadStats | None = None, *, interrupted: bool = False) -> None:
+        """The final line (``stats``: the run's; by default the last ones seen)."""
+        if self.display is not None and self.stats is not None:
+            self.display.finish(stats or self.stats, interrupted=interrupted)
+
+
+def _resolve_bucket(args: Any, client: Any, bucket_ref: str, plan: Plan) -> Bucket:
+    from mixpeek_magics.client import errors
+    from mixpeek_magics.ingest import runner
+
+    try:
+        bucket: Bucket = runner.resolve_bucket(client, bucket_ref, create=args.create_bucket, plan=plan)
+    except runner.IngestError as exc:
+        raise IngestRunError(str(exc)) from None
+    except errors.MixpeekError as exc:
+        raise IngestRunError(f"cannot use bucket {bucket_ref!r}: {exc}") from None
+    return bucket
+
+
+def _show_board(args: Any, client: Any, result: IngestResult, context: dict[str, Any]) -> None:
+    """The task board under the cell, watching the run's tasks."""
+    from mixpeek_magics.notebook.display import make_display, show
+
+    opts = options.current()
+    # with --wait the failed items are listed once, in the warning under the board
+    board = make_display(
+        mode=opts.display_mode(),
+        on_cancel=lambda tid: client.tasks.kill(tid),
+        failure_hint="listed below" if args.wait else None,
+    )
+    show(board)
+    handle = result.watch(observers=[board], journal=opts.journal(), policy=opts.poll_policy(), context=context)
+    if handle is not None:
+        handle.display = board
+
+
+def _unfinished(result: IngestResult) -> list[str]:
+    """A line per failed item and per task that vanished, once the run's tasks ended."""
+    fails = result.failure_records()
+    gone = [s for s in (result.handle.snapshots if result.handle is not None else []) if s.status == "UNKNOWN"]
+    lines = [f"{f['source'] or f['object_id'] or f['task_id']}: {f['error']}" for f in fails]
+    return lines + [f"task {s.task_id}: {s.error or 'vanished'}" for s in gone]
+
+
+def _journal_confirm_tasks(client: Any, result: IngestResult, journal: Any, context: dict[str, Any]) -> None:
     """The upload-confirm tasks the server ran for this ingest go into the journal with
     its cell and label, so ``%mixpeek_tasks`` shows which ingest they belong to (nobody
     watches them: the upload waited for each)."""
-    ids = list(getattr(result, "confirm_tasks", None) or [])
+    ids = list(result.confirm_tasks)
     if not ids or journal is None:
         return
     import sqlite3
