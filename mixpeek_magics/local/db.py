@@ -61,7 +61,8 @@ CREATE TABLE IF NOT EXISTS objects (
     status TEXT NOT NULL,
     sha256 TEXT,
     size_bytes INTEGER NOT NULL DEFAULT 0,
-    doc TEXT NOT NULL
+    doc TEXT NOT NULL,
+    idempotency_key TEXT
 );
 CREATE INDEX IF NOT EXISTS ix_obj_bucket ON objects(bucket_id, rowid);
 CREATE INDEX IF NOT EXISTS ix_obj_sha ON objects(bucket_id, sha256);
@@ -113,6 +114,8 @@ LATE_SCHEMA = """
 -- the worker's queue: a waiting task's queue_position counts the worker tasks ahead of it
 CREATE INDEX IF NOT EXISTS ix_task_queue ON tasks(status) WHERE job IS NOT NULL;
 CREATE INDEX IF NOT EXISTS ix_task_created ON tasks(org_id, created_at);
+-- CreateObjectRequest.idempotency_key: one object per key and bucket
+CREATE UNIQUE INDEX IF NOT EXISTS ix_obj_idem ON objects(bucket_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
 """
 
 # Storage connections (provider_config encrypted in ``secret``) and bucket syncs
@@ -223,6 +226,8 @@ class Store:
         cols = {r["name"] for r in self.conn.execute("PRAGMA table_info(tasks)")}
         if "created_at" not in cols:
             self.conn.execute("ALTER TABLE tasks ADD COLUMN created_at REAL")
+        if "idempotency_key" not in {r["name"] for r in self.conn.execute("PRAGMA table_info(objects)")}:
+            self.conn.execute("ALTER TABLE objects ADD COLUMN idempotency_key TEXT")
 
     @contextlib.contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
@@ -271,6 +276,13 @@ class Store:
     def one(self, sql: str, params: Any = ()) -> sqlite3.Row | None:
         with self.lock:
             return self.conn.execute(sql, params).fetchone()
+
+    def expect_one(self, sql: str, params: Any = ()) -> sqlite3.Row:
+        """``one`` for a row that must be there: an aggregate's, or one the caller found or wrote."""
+        row = self.one(sql, params)
+        if row is None:
+            raise LookupError(f"no row where one must be: {sql}")
+        return row
 
     def read_one(self, sql: str, params: Any = ()) -> sqlite3.Row | None:
         """``one`` from the last commit, without waiting for the lock (see the class doc)."""

@@ -1,4 +1,4 @@
-"""Request bodies, written from the contract (OpenAPI v0.81)."""
+"""Request bodies the routes parse; the contract middleware has checked each against the vendored v0.82 schemas."""
 
 from __future__ import annotations
 
@@ -140,12 +140,12 @@ class CreateNamespaceRequest(_Ignore):
 
 
 class UpdateNamespaceRequest(_Ignore):
-    namespace_name: str | None = Field(None, min_length=1, max_length=255)
+    namespace_name: str | None = Field(default=None, min_length=1, max_length=255)
     payload_indexes: list[dict[str, Any]] | None = None
 
 
 class PatchNamespaceRequest(_Ignore):
-    namespace_name: str | None = Field(None, min_length=1, max_length=255)
+    namespace_name: str | None = Field(default=None, min_length=1, max_length=255)
     description: str | None = None
     payload_indexes: list[dict[str, Any]] | None = None
     auto_create_indexes: bool | None = None
@@ -191,7 +191,7 @@ class BucketCreateRequest(_Ignore):
 
 
 class BucketUpdateRequest(_Ignore):
-    bucket_name: str | None = Field(None, min_length=1, max_length=255)
+    bucket_name: str | None = Field(default=None, min_length=1, max_length=255)
     description: str | None = None
     metadata: dict[str, Any] | None = None
 
@@ -201,8 +201,8 @@ class ListBucketsRequest(_Ignore):
     filters: dict[str, Any] | None = None
     sort: dict[str, Any] | None = None
     case_sensitive: bool = False
-    limit: int = Field(10, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    limit: int = Field(default=10, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0)
 
 
 # -- objects -----------------------------------------------------------------
@@ -211,7 +211,7 @@ class CreateBlobRequest(_Ignore):
     key_prefix: str | None = None
     type: str
     data: Any = None
-    upload_id: str | None = Field(None, pattern=r"^upl_[a-zA-Z0-9_-]+$")
+    upload_id: str | None = Field(default=None, pattern=r"^upl_[a-zA-Z0-9_-]+$")
     metadata: dict[str, Any] | None = None
     canonicalize_source: bool | None = None
     force_remirror: bool | None = None
@@ -259,14 +259,14 @@ class ListObjectsRequest(_Ignore):
 class CreateUploadRequest(_Ignore):
     filename: str = Field(min_length=1, max_length=255)
     content_type: str = Field(min_length=3, max_length=255)
-    file_size_bytes: int | None = Field(None, ge=1)
-    presigned_url_expiration: int = Field(3600, ge=60, le=86400)
+    file_size_bytes: int | None = Field(default=None, ge=1)
+    presigned_url_expiration: int = Field(default=3600, ge=60, le=86400)
     metadata: dict[str, Any] = Field(default_factory=dict)
     create_object_on_confirm: bool = True
     object_metadata: dict[str, Any] | None = None
-    blob_property: str | None = Field(None, pattern=r"^[a-zA-Z0-9_]+$")
+    blob_property: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9_]+$")
     blob_type: str | None = None
-    file_hash: str | None = Field(None, min_length=64, max_length=64, pattern=r"^[a-f0-9]{64}$")
+    file_hash: str | None = Field(default=None, min_length=64, max_length=64, pattern=r"^[a-f0-9]{64}$")
     skip_duplicates: bool = True
 
     @field_validator("filename")
@@ -296,8 +296,8 @@ class BatchUploadRequest(_Ignore):
 
 class ConfirmUploadRequest(_Ignore):
     etag: str | None = None
-    file_size_bytes: int | None = Field(None, ge=1)
-    file_hash: str | None = Field(None, min_length=64, max_length=64, pattern=r"^[a-f0-9]{64}$")
+    file_size_bytes: int | None = Field(default=None, ge=1)
+    file_hash: str | None = Field(default=None, min_length=64, max_length=64, pattern=r"^[a-f0-9]{64}$")
 
 
 class BatchConfirmRequest(_Ignore):
@@ -309,14 +309,17 @@ class ListUploadsRequest(_Ignore):
     sort: dict[str, Any] | None = None
     search: str | None = None
     return_presigned_urls: bool = False
-    limit: int | None = Field(None, ge=1, le=1000)
-    offset: int | None = Field(None, ge=0)
+    limit: int | None = Field(default=None, ge=1, le=1000)
+    offset: int | None = Field(default=None, ge=0)
 
 
 # -- batches -----------------------------------------------------------------
 class CreateBatchRequest(_Ignore):
     object_ids: list[str] = Field(min_length=1)
     metadata: dict[str, Any] | None = None
+    dedup_strategy: Literal["skip", "replace", "force"] | None = None
+    auto_submit: bool | None = None
+    trigger_processing: bool | None = None  # the contract's deprecated alias of auto_submit
 
 
 class AddObjectsToBatchRequest(_Ignore):
@@ -328,8 +331,8 @@ class ListBatchesRequest(_Ignore):
     collection_id: str | None = None
     namespace_id: str | None = None
     status: TaskStatus | None = None
-    offset: int | None = Field(0, ge=0)
-    limit: int | None = Field(100, ge=1, le=1000)
+    offset: int | None = Field(default=0, ge=0)
+    limit: int | None = Field(default=100, ge=1, le=1000)
     cursor: str | None = None
 
 
@@ -340,7 +343,7 @@ class SubmitBatchRequest(_Ignore):
 class RetryBatchRequest(_Ignore):
     retry_mode: Literal["transient_only", "all"] = "transient_only"
     tier_nums: list[int] | None = None
-    max_retry_count: int = Field(3, ge=1, le=10)
+    max_retry_count: int = Field(default=3, ge=1, le=10)
 
 
 class PatchBatchRequest(_Ignore):

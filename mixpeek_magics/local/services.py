@@ -13,6 +13,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+from . import dedup
 from .blobs import b64decode, decode_data_uri, get_blob_reader, remove_quietly, write_blob
 from .collections import collection_ids_for_bucket
 from .db import dumps, loads
@@ -27,7 +28,7 @@ ACTIVE_SQL = "('PENDING','QUEUED','IN_PROGRESS','PROCESSING')"
 # -- namespaces / buckets --------------------------------------------------------
 def namespace_response(state: State, row) -> dict[str, Any]:
     d = loads(row["doc"])
-    c = state.store.one(
+    c = state.store.expect_one(
         "SELECT (SELECT count(*) FROM buckets WHERE namespace_id=?) AS b, "
         "(SELECT count(*) FROM objects WHERE namespace_id=?) AS o",
         (row["namespace_id"], row["namespace_id"]),
@@ -41,7 +42,7 @@ def bucket_response(state: State, row) -> dict[str, Any]:
     d = loads(row["doc"])
     d.pop("namespace_id", None)  # not a BucketResponse field (buckets of older data directories have it)
     bid = row["bucket_id"]
-    c = state.store.one(
+    c = state.store.expect_one(
         "SELECT count(*) AS n, coalesce(sum(size_bytes),0) AS s, "
         "coalesce(max(size_bytes),0) AS mx, coalesce(min(size_bytes),0) AS mn "
         "FROM objects WHERE bucket_id=?",
@@ -94,95 +95,27 @@ def _ext_for(mime: str | None) -> str:
 def build_blob(state: State, org_id: str, bucket_id: str, blob: CreateBlobRequest, index: int) -> dict[str, Any]:
     """Validate one CreateBlobRequest and turn it into a stored BlobModel."""
     blob_id = new_id("blob")
-    props: dict[str, Any] = dict(blob.metadata or {})
-    details: dict[str, Any] = {"filename": None, "size_bytes": None, "mime_type": None, "hash": None}
     loc = f"blobs[{index}]"
     if blob.upload_id and blob.data is not None:
         raise APIError(400, f"{loc}: give either 'data' or 'upload_id', not both", "InvalidBlobData")
     if blob.upload_id:
-        row = state.store.one(
-            "SELECT * FROM uploads WHERE upload_id=? AND org_id=? AND bucket_id=?", (blob.upload_id, org_id, bucket_id)
-        )
-        if row is None:
-            raise APIError(404, f"{loc}: upload '{blob.upload_id}' not found in this bucket", "NotFoundError")
-        up = loads(row["doc"])
-        if up["status"] != "COMPLETED":
-            raise APIError(
-                400,
-                f"{loc}: upload '{blob.upload_id}' is {up['status']}: confirm it first "
-                "(POST .../uploads/{upload_id}/confirm)",
-                "UploadNotConfirmed",
-            )
-        return upload_blob(row, up, blob.property, blob.type, blob.metadata, blob.key_prefix, blob_id)
+        return _blob_of_upload(state, org_id, bucket_id, blob, blob.upload_id, loc, blob_id)
+    if blob.data is None:
+        raise APIError(400, f"{loc}: 'data' or 'upload_id' is required", "InvalidBlobData")
+    raw, mime, filename, url = _blob_data(blob, blob.data, loc)
+    props: dict[str, Any] = dict(blob.metadata or {})
+    details: dict[str, Any] = {"filename": None, "size_bytes": None, "mime_type": None, "hash": None}
+    if url is not None:
+        _check_blob_url(url, loc)
+        props.update({"url": url, "source": "url"})
+        details["filename"] = _name_from_url(url) or f"{blob.property}"
     else:
-        data = blob.data
-        if data is None:
-            raise APIError(400, f"{loc}: 'data' or 'upload_id' is required", "InvalidBlobData")
-        raw: bytes | None = None
-        mime: str | None = None
-        filename: str | None = None
-        url: str | None = None
-        if isinstance(data, dict):
-            if "base64" in data:
-                raw = b64decode(str(data["base64"]))
-                mime = data.get("mime_type")
-                filename = data.get("filename")
-            elif "url" in data:
-                url = str(data["url"])
-            else:
-                raise APIError(400, f"{loc}: data object needs a 'base64' or a 'url' key", "InvalidBlobData")
-        elif isinstance(data, str) and data.startswith("data:"):
-            raw, mime = decode_data_uri(data)
-        elif isinstance(data, str) and "://" in data[:32]:
-            url = data
-        elif isinstance(data, str) and blob.type in ("text", "string"):
-            raw, mime = data.encode("utf-8"), "text/plain"
-        elif isinstance(data, str):
-            raise APIError(
-                400,
-                f"{loc}: data must be an http(s) or s3:// URL, a data: URI, {{'base64': ...}} or {{'url': ...}}",
-                "InvalidBlobData",
-            )
-        elif blob.type not in FILE_TYPES:
-            raw, mime = json.dumps(data).encode(), "application/json"
-        else:
-            raise APIError(
-                400, f"{loc}: a '{blob.type}' blob needs a URL, a data: URI or base64 data", "InvalidBlobData"
-            )
-        if filename is not None:
-            try:
-                check_filename(str(filename))
-            except ValueError as exc:
-                raise APIError(400, f"{loc}: {exc}", "InvalidFilename") from None
-        if url is not None:
-            scheme = url.split("://", 1)[0].lower()
-            if scheme not in ("http", "https", "s3") and get_blob_reader(scheme) is None:
-                raise APIError(
-                    400,
-                    f"{loc}: unsupported URL scheme '{scheme}://' (http, https, s3"
-                    + "".join(f", {s}" for s in sorted(_extra_schemes()))
-                    + ")",
-                    "InvalidBlobData",
-                )
-            if scheme in ("http", "https") and not urllib.parse.urlsplit(url).hostname:
-                raise APIError(400, f"{loc}: invalid URL {url[:200]!r}", "InvalidBlobData")
-            props.update({"url": url, "source": "url"})
-            details["filename"] = _name_from_url(url) or f"{blob.property}"
-        else:
-            assert raw is not None
-            if len(raw) > state.settings.max_inline_bytes:
-                raise APIError(
-                    413,
-                    f"{loc}: inline data is {len(raw)} bytes, more than the "
-                    f"{state.settings.max_inline_bytes} allowed; use the presigned "
-                    "upload flow (POST .../uploads)",
-                    "PayloadTooLargeError",
-                )
-            local, size, sha = write_blob(state.data_dir, blob_id, raw)
-            props.update({"url": local, "source": "inline"})
-            details.update(
-                filename=filename or f"{blob.property}{_ext_for(mime)}", size_bytes=size, mime_type=mime, hash=sha
-            )
+        assert raw is not None  # _blob_data gives either a URL or the bytes
+        local, size, sha = _write_inline(state, blob_id, raw, loc)
+        props.update({"url": local, "source": "inline"})
+        details.update(
+            filename=filename or f"{blob.property}{_ext_for(mime)}", size_bytes=size, mime_type=mime, hash=sha
+        )
     return {
         "blob_id": blob_id,
         "property": blob.property,
@@ -191,6 +124,92 @@ def build_blob(state: State, org_id: str, bucket_id: str, blob: CreateBlobReques
         "properties": props,
         "details": details,
     }
+
+
+def _blob_of_upload(
+    state: State, org_id: str, bucket_id: str, blob: CreateBlobRequest, upload_id: str, loc: str, blob_id: str
+) -> dict[str, Any]:
+    """The blob of a confirmed upload of this bucket (``upload_id``)."""
+    row = state.store.one(
+        "SELECT * FROM uploads WHERE upload_id=? AND org_id=? AND bucket_id=?", (upload_id, org_id, bucket_id)
+    )
+    if row is None:
+        raise APIError(404, f"{loc}: upload '{upload_id}' not found in this bucket", "NotFoundError")
+    up = loads(row["doc"])
+    if up["status"] != "COMPLETED":
+        raise APIError(
+            400,
+            f"{loc}: upload '{upload_id}' is {up['status']}: confirm it first (POST .../uploads/{{upload_id}}/confirm)",
+            "UploadNotConfirmed",
+        )
+    return upload_blob(row, up, blob.property, blob.type, blob.metadata, blob.key_prefix, blob_id)
+
+
+def _blob_data(blob: CreateBlobRequest, data: Any, loc: str) -> tuple[bytes | None, str | None, str | None, str | None]:
+    """A blob's ``data`` as ``(raw bytes, MIME type, filename, URL)``: either a URL or the bytes."""
+    raw: bytes | None = None
+    mime: str | None = None
+    filename: str | None = None
+    url: str | None = None
+    if isinstance(data, dict):
+        if "base64" in data:
+            raw = b64decode(str(data["base64"]))
+            mime = data.get("mime_type")
+            filename = data.get("filename")
+        elif "url" in data:
+            url = str(data["url"])
+        else:
+            raise APIError(400, f"{loc}: data object needs a 'base64' or a 'url' key", "InvalidBlobData")
+    elif isinstance(data, str) and data.startswith("data:"):
+        raw, mime = decode_data_uri(data)
+    elif isinstance(data, str) and "://" in data[:32]:
+        url = data
+    elif isinstance(data, str) and blob.type in ("text", "string"):
+        raw, mime = data.encode("utf-8"), "text/plain"
+    elif isinstance(data, str):
+        raise APIError(
+            400,
+            f"{loc}: data must be an http(s) or s3:// URL, a data: URI, {{'base64': ...}} or {{'url': ...}}",
+            "InvalidBlobData",
+        )
+    elif blob.type not in FILE_TYPES:
+        raw, mime = json.dumps(data).encode(), "application/json"
+    else:
+        raise APIError(400, f"{loc}: a '{blob.type}' blob needs a URL, a data: URI or base64 data", "InvalidBlobData")
+    if filename is not None:
+        try:
+            check_filename(str(filename))
+        except ValueError as exc:
+            raise APIError(400, f"{loc}: {exc}", "InvalidFilename") from None
+    return raw, mime, filename, url
+
+
+def _check_blob_url(url: str, loc: str) -> None:
+    """Refuse a URL no blob reader takes, or an http(s) URL without a host."""
+    scheme = url.split("://", 1)[0].lower()
+    if scheme not in ("http", "https", "s3") and get_blob_reader(scheme) is None:
+        raise APIError(
+            400,
+            f"{loc}: unsupported URL scheme '{scheme}://' (http, https, s3"
+            + "".join(f", {s}" for s in sorted(_extra_schemes()))
+            + ")",
+            "InvalidBlobData",
+        )
+    if scheme in ("http", "https") and not urllib.parse.urlsplit(url).hostname:
+        raise APIError(400, f"{loc}: invalid URL {url[:200]!r}", "InvalidBlobData")
+
+
+def _write_inline(state: State, blob_id: str, raw: bytes, loc: str) -> tuple[str, int, str]:
+    """Store inline bytes as a blob file: ``(local URL, size, sha256)``; refuse more than ``max_inline_bytes``."""
+    if len(raw) > state.settings.max_inline_bytes:
+        raise APIError(
+            413,
+            f"{loc}: inline data is {len(raw)} bytes, more than the "
+            f"{state.settings.max_inline_bytes} allowed; use the presigned "
+            "upload flow (POST .../uploads)",
+            "PayloadTooLargeError",
+        )
+    return write_blob(state.data_dir, blob_id, raw)
 
 
 def upload_blob(
@@ -238,9 +257,15 @@ def object_sha(blobs: list[dict[str, Any]]) -> str | None:
 def create_object(
     state: State, org_id: str, namespace_id: str, bucket_id: str, req: CreateObjectRequest
 ) -> tuple[dict[str, Any], bool]:
-    """Create an object; returns ``(ObjectResponse, is_duplicate)``."""
+    """Create an object; returns ``(ObjectResponse, is_duplicate)`` (a repeated
+    ``idempotency_key`` is a duplicate: the object its first create made)."""
     if not req.blobs:
         raise APIError(400, "an object needs at least one blob", "InvalidObject")
+    extra = {k: v for k, v in (req.model_extra or {}).items()}
+    key = extra.pop("idempotency_key", None)
+    replayed = _object_of_key(state.store, bucket_id, key)
+    if replayed is not None:
+        return replayed, True
     blobs = [build_blob(state, org_id, bucket_id, b, i) for i, b in enumerate(req.blobs)]
     sha = object_sha(blobs)
     if req.skip_duplicates and sha:
@@ -254,9 +279,12 @@ def create_object(
             d = loads(row["doc"])
             d["is_duplicate"] = True
             return d, True
-    extra = {k: v for k, v in (req.model_extra or {}).items()}
     metadata = extra.pop("metadata", {}) or {}
     with state.store.tx() as c:
+        replayed = _object_of_key(c, bucket_id, key)  # its first attempt, still running a moment ago
+        if replayed is not None:
+            delete_object_files(state, {"blobs": blobs})
+            return replayed, True
         d = insert_object(
             state,
             c,
@@ -270,8 +298,18 @@ def create_object(
             skip_duplicates=req.skip_duplicates,
             extra=extra,
         )
+        dedup.remember_key(c, d["object_id"], key)
         touch_bucket(state, bucket_id)
     return d, False
+
+
+def _object_of_key(c: Any, bucket_id: str, key: Any) -> dict[str, Any] | None:
+    """The object a create with this ``idempotency_key`` already made in the bucket (a retry's answer)."""
+    object_id = dedup.object_for_key(c, bucket_id, key if isinstance(key, str) else None)
+    if object_id is None:
+        return None
+    row = c.execute("SELECT doc FROM objects WHERE object_id=?", (object_id,)).fetchone()
+    return {**loads(row["doc"]), "is_duplicate": True} if row is not None else None
 
 
 def insert_object(
@@ -499,19 +537,70 @@ def _confirm_row(
     if row is None or up is None:
         raise not_found("upload", upload_id)
     if up["status"] == "COMPLETED":
-        return {
-            "upload_id": upload_id,
-            "status": "COMPLETED",
-            "etag": up.get("etag"),
-            "file_size_bytes": row["received_size"],
-            "file_hash": up.get("file_hash"),
-            "verified_at": up.get("verified_at"),
-            "completed_at": up.get("completed_at"),
-            "object_id": up.get("object_id"),
-            "task_id": None,
-            "message": "upload was already confirmed",
-            "_created": False,
-        }
+        return _confirm_response(
+            upload_id,
+            up.get("etag"),
+            row["received_size"],
+            up.get("file_hash"),
+            up.get("verified_at"),
+            up.get("completed_at"),
+            up.get("object_id"),
+            "upload was already confirmed",
+            created=False,
+        )
+    _check_received(state, upload_id, row, up)
+    size, sha, md5 = row["received_size"], row["received_sha256"], row["received_md5"]
+    _verify_received(upload_id, up, size, sha, md5, etag, file_size_bytes, file_hash)
+    now = state.iso_now()
+    object_id, created, message = _object_on_confirm(state, c, org_id, namespace_id, bucket_id, row, up, sha)
+    up.update(
+        status="COMPLETED",
+        etag=f'"{md5}"',
+        file_hash=sha,
+        verified_at=now,
+        completed_at=now,
+        object_id=object_id,
+        presigned_url=None,
+        message=message,
+    )
+    if task_id is not None:
+        up["task_id"] = task_id
+    c.execute(
+        "UPDATE uploads SET doc=?, status='COMPLETED', file_hash=? WHERE upload_id=?", (dumps(up), sha, upload_id)
+    )
+    return _confirm_response(upload_id, f'"{md5}"', size, sha, now, now, object_id, message, created=created)
+
+
+def _confirm_response(
+    upload_id: str,
+    etag: str | None,
+    size: int | None,
+    sha: str | None,
+    verified_at: str | None,
+    completed_at: str | None,
+    object_id: str | None,
+    message: str,
+    *,
+    created: bool,
+) -> dict[str, Any]:
+    """A ConfirmUploadResponse (``_created``: whether the confirmation made an object; the caller pops it)."""
+    return {
+        "upload_id": upload_id,
+        "status": "COMPLETED",
+        "etag": etag,
+        "file_size_bytes": size,
+        "file_hash": sha,
+        "verified_at": verified_at,
+        "completed_at": completed_at,
+        "object_id": object_id,
+        "task_id": None,
+        "message": message,
+        "_created": created,
+    }
+
+
+def _check_received(state: State, upload_id: str, row, up: dict[str, Any]) -> None:
+    """Refuse an upload that cannot be confirmed: canceled, or no bytes received yet."""
     # FAILED (a batch confirmation refused it) can be confirmed again: the bytes are verified anew
     if up["status"] == "CANCELED":
         raise APIError(409, f"upload '{upload_id}' is {up['status']} and cannot be confirmed", "ConflictError")
@@ -522,9 +611,19 @@ def _confirm_row(
             "UploadNotFound",
             {"upload_id": upload_id},
         )
-    size = row["received_size"]
-    sha = row["received_sha256"]
-    md5 = row["received_md5"]
+
+
+def _verify_received(
+    upload_id: str,
+    up: dict[str, Any],
+    size: int,
+    sha: str,
+    md5: str,
+    etag: str | None,
+    file_size_bytes: int | None,
+    file_hash: str | None,
+) -> None:
+    """The received bytes against what the confirmation and the upload declare (size, sha256, ETag)."""
     problems = []
     if file_size_bytes is not None and file_size_bytes != size:
         problems.append(f"file_size_bytes {file_size_bytes} does not match the {size} bytes received")
@@ -542,66 +641,41 @@ def _confirm_row(
             "UploadVerificationError",
             {"upload_id": upload_id, "received_size": size, "received_sha256": sha, "received_etag": f'"{md5}"'},
         )
-    now = state.iso_now()
-    object_id = None
-    created = False
-    message = "upload confirmed"
-    if up.get("create_object_on_confirm", True):
-        dup = None
-        if up.get("skip_duplicates", True):
-            dup = c.execute(
-                "SELECT object_id FROM objects WHERE bucket_id=? AND sha256=? ORDER BY rowid LIMIT 1", (bucket_id, sha)
-            ).fetchone()
-        if dup is not None:
-            object_id = dup["object_id"]
-            message = f"upload confirmed; identical content already stored as object {object_id}"
-        else:
-            # The same object a CreateObjectRequest with one blob by upload_id would give.
-            prop = up.get("blob_property") or _derive_property(up["filename"])
-            blob = upload_blob(row, up, prop, up.get("blob_type") or blob_type_for_content_type(up["content_type"]))
-            d = insert_object(
-                state,
-                c,
-                org_id,
-                namespace_id,
-                bucket_id,
-                [blob],
-                object_sha([blob]),
-                key_prefix=None,
-                metadata=up.get("object_metadata") or {},
-                skip_duplicates=False,
-            )
-            object_id = d["object_id"]
-            created = True
-            message = f"upload confirmed; created object {object_id}"
-    up.update(
-        status="COMPLETED",
-        etag=f'"{md5}"',
-        file_hash=sha,
-        verified_at=now,
-        completed_at=now,
-        object_id=object_id,
-        presigned_url=None,
-        message=message,
+
+
+def _object_on_confirm(
+    state: State, c, org_id: str, namespace_id: str, bucket_id: str, row, up: dict[str, Any], sha: str
+) -> tuple[str | None, bool, str]:
+    """The object a confirmation gives: ``(object_id, created, message)``; an identical
+    object of the bucket when ``skip_duplicates``; none unless ``create_object_on_confirm``."""
+    if not up.get("create_object_on_confirm", True):
+        return None, False, "upload confirmed"
+    dup = None
+    if up.get("skip_duplicates", True):
+        dup = c.execute(
+            "SELECT object_id FROM objects WHERE bucket_id=? AND sha256=? ORDER BY rowid LIMIT 1", (bucket_id, sha)
+        ).fetchone()
+    if dup is not None:
+        object_id = dup["object_id"]
+        dedup.mark_duplicate(up, object_id, dedup.original_upload(c, bucket_id, sha, row["upload_id"]))
+        return object_id, False, f"upload confirmed; identical content already stored as object {object_id}"
+    # The same object a CreateObjectRequest with one blob by upload_id would give.
+    prop = up.get("blob_property") or _derive_property(up["filename"])
+    blob = upload_blob(row, up, prop, up.get("blob_type") or blob_type_for_content_type(up["content_type"]))
+    d = insert_object(
+        state,
+        c,
+        org_id,
+        namespace_id,
+        bucket_id,
+        [blob],
+        object_sha([blob]),
+        key_prefix=None,
+        metadata=up.get("object_metadata") or {},
+        skip_duplicates=False,
     )
-    if task_id is not None:
-        up["task_id"] = task_id
-    c.execute(
-        "UPDATE uploads SET doc=?, status='COMPLETED', file_hash=? WHERE upload_id=?", (dumps(up), sha, upload_id)
-    )
-    return {
-        "upload_id": upload_id,
-        "status": "COMPLETED",
-        "etag": f'"{md5}"',
-        "file_size_bytes": size,
-        "file_hash": sha,
-        "verified_at": now,
-        "completed_at": now,
-        "object_id": object_id,
-        "task_id": None,
-        "message": message,
-        "_created": created,
-    }
+    object_id = d["object_id"]
+    return object_id, True, f"upload confirmed; created object {object_id}"
 
 
 # -- batches ---------------------------------------------------------------------
@@ -674,7 +748,10 @@ def batch_out(d: dict[str, Any]) -> dict[str, Any]:
     out.setdefault("lifecycle", _LIFECYCLE.get(status))
     out.setdefault("lifecycle_reason", None)
     progress = out.get("progress")
-    n = len(out.get("loaded_object_ids") or out.get("object_ids") or [])
+    loaded = out.get("loaded_object_ids")
+    n = len(loaded if loaded is not None else out.get("object_ids") or [])
+    # objects the submit left to another batch (dedup_strategy skip); a retry loads only the failed ones
+    elsewhere = 0 if loaded is None or out.get("retry_count") else len(out.get("object_ids") or []) - n
     failed = int(out.get("failed_object_count") or 0)
     out["estimated_completion"] = None
     out["health"] = None
@@ -698,6 +775,8 @@ def batch_out(d: dict[str, Any]) -> dict[str, Any]:
             msg = "Starting"
     elif status == "COMPLETED":
         msg = f"Completed: {n:,} object(s) processed"
+        if elsewhere:
+            msg += f"; {elsewhere:,} already processed by another batch"
     elif status == "COMPLETED_WITH_ERRORS":
         msg = f"Completed with errors: {failed:,} of {n:,} object(s) failed"
     elif status == "FAILED":
@@ -749,11 +828,13 @@ def submit_batch(
 ) -> str:
     """Create the processing task of a batch and queue it; returns the task id."""
     with state.store.tx() as c:
-        row = state.store.one("SELECT doc FROM batches WHERE batch_id=?", (batch_id,))
+        row = state.store.expect_one("SELECT doc FROM batches WHERE batch_id=?", (batch_id,))
         b = loads(row["doc"])
         ids = list(object_ids if object_ids is not None else b["object_ids"])
         retry = object_ids is not None
         b["collection_ids"] = collection_ids_for_bucket(state, bucket_id)
+        if not retry:  # decided in this transaction: of two batches racing for an object, one processes it
+            ids = dedup.skip_processed(c, b, bucket_id, ids)
         task_id = state.create_task(
             org_id,
             "api_buckets_batches_process",
@@ -793,7 +874,7 @@ def submit_batch(
         c.executemany(
             "UPDATE objects SET status='PENDING' WHERE object_id=? AND bucket_id=?", [(oid, bucket_id) for oid in ids]
         )
-    state.worker.submit(task_id)
+    state.submit_task(task_id)
     return task_id
 
 
@@ -964,9 +1045,8 @@ def update_batch_status(
 def after_batch_task(state: State, task_id: str) -> None:
     """A batch task ended: fold its results into the sync that submitted it, in the
     caller's transaction (a client that sees the task end sees the sync's totals)."""
-    runner = getattr(state, "sync_runner", None)
-    if runner is not None:
-        runner.fold_task(task_id)
+    if state.sync_runner is not None:
+        state.sync_runner.fold_task(task_id)
 
 
 def remove_bucket_data(state: State, bucket_id: str) -> int:

@@ -127,6 +127,9 @@ def _drive_namespace(srv, c: Api, routes, moto, drive) -> None:
     }
     obj = c.call("POST", f"/v1/buckets/{bid}/objects", {"blobs": [text_blob], "key_prefix": "/notes"})
     oid = obj["object_id"]
+    keyed = {"blobs": [text_blob], "idempotency_key": "contract-once"}
+    once = c.call("POST", f"/v1/buckets/{bid}/objects", keyed)
+    assert c.call("POST", f"/v1/buckets/{bid}/objects", keyed)["object_id"] == once["object_id"]
     image_blob = {
         "property": "image",
         "type": "image",
@@ -241,9 +244,12 @@ def _drive_batches(c: Api, routes, bid: str, object_ids: list[str]) -> None:
         c.call("POST", "/v1/batches/list", {"bucket_id": bid})
     if _served(routes, "GET", "/v1/batches/{batch_id}"):
         c.call("GET", f"/v1/batches/{btch}")
-    # a second batch, canceled, then deleted
-    other = c.call("POST", f"/v1/buckets/{bid}/batches", {"object_ids": object_ids[:1]})
-    c.call("POST", f"/v1/buckets/{bid}/batches/{other['batch_id']}/submit")
+    # a second batch (submitted as it is created, processing again what the first one did), canceled, deleted
+    other = c.call(
+        "POST",
+        f"/v1/buckets/{bid}/batches",
+        {"object_ids": object_ids[:1], "dedup_strategy": "force", "auto_submit": True},
+    )
     c.call("POST", f"/v1/buckets/{bid}/batches/{other['batch_id']}/cancel")
     c.call("DELETE", f"/v1/buckets/{bid}/batches/{other['batch_id']}")
     if _served(routes, "POST", "/v1/batches/{batch_id}/cancel"):

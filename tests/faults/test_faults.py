@@ -174,8 +174,8 @@ def test_watch_gives_up_when_the_server_is_gone(local_server_factory, tmp_path, 
     obj = c.objects.create("b", [{"property": "content", "type": "text", "data": "hello"}])
     task = c.batches.submit("b", c.batches.create("b", [obj.object_id]).batch_id)
     h = watch(
-        c,
         [task.task_id],
+        client=c,
         block=False,
         journal=None,
         policy=PollPolicy(initial=0.2, maximum=1.0, unreachable_timeout=2.0),
@@ -322,27 +322,19 @@ def test_storm_of_503_and_429_ingests_without_rerun(signed_in, ip, tmp_path, hel
     c = Mixpeek(api_key=signed_in.api_key, base_url=signed_in.base_url, namespace="demo")
     objs = list(c.objects.iter("stormy"))
     c.close()
-    names = (
-        [
-            o.blobs[0].get("filename") if isinstance(o.blobs[0], dict) else getattr(o.blobs[0], "filename", None)
-            for o in objs
-        ]
-        if objs
-        else []
-    )
-    ok = len(res.objects) == 200 and len(objs) == 200 and res.status == "completed"
+    names = {(o.blobs[0].details or {}).get("filename") for o in objs if o.blobs}
     held(
         "200 files, 30% 503 + 50% 429 (Retry-After 0.2)",
         "ingested in one run, no duplicate objects",
-        ok,
-        f"{len(objs)} objects, {len(set(names))} names, status {res.status}",
+        len(res.objects) == 200 and len(objs) == 200 and len(names) == 200 and res.status == "completed",
+        f"{len(objs)} objects, {len(names)} names, status {res.status}",
     )
-    # 80% of answers refused with Retry-After 0.2 s honoured costs ~0.8 s per call on the critical path:
-    # the 3x target is measured and reported in the table, not enforced (it depends on the machine's load)
+    # 80% refused, Retry-After 0.2 s honoured: 0.8 s more per request in sequence, and a waiting %%ingest makes
+    # at least six (bucket, uploads, confirm, outcome, batch, status): past 3x of a ~1.5 s calm run, so reported
     held(
         "the same storm",
         "within 3x the fault-free time",
         stormy <= 3 * calm,
-        f"{stormy:.1f}s vs {calm:.1f}s calm",
+        f"{stormy:.1f}s vs {calm:.1f}s calm, {stormy / calm:.1f}x",
         measured_only=True,
     )

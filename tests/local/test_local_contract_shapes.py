@@ -60,8 +60,9 @@ def test_every_state_of_a_batch_is_a_batch_model(one_worker):
     draft = _shaped("BatchModel", env.batch(ids))
     assert draft["status"] == "DRAFT" and draft["lifecycle"] == "accepted" and draft["progress"] is None
     models.BatchModel.from_dict(draft)
-    # a first batch takes the only worker: the second one waits, queued
-    first, first_task = env.submit([ids[0]])
+    # a first batch (of another object: an object a batch took is left out of the next) takes the only
+    # worker: the second one waits, queued
+    first, first_task = env.submit([env.text_obj("other", "other.txt")["object_id"]])
     r = c.post(f"/v1/buckets/{bid}/batches/{draft['batch_id']}/submit")
     task = _shaped("TaskResponse", r.json())
     models.TaskResponse.from_dict(task)

@@ -44,12 +44,14 @@ def _check_objects(state, bucket_id: str, object_ids: list[str]) -> None:
         )
 
 
-def new_batch(state, ns: NsCtx, bucket_id: str, object_ids: list[str], metadata: dict | None) -> str:
+def new_batch(
+    state, ns: NsCtx, bucket_id: str, object_ids: list[str], metadata: dict | None, dedup_strategy: str | None = None
+) -> str:
     batch_id = new_id("btch")
     now = state.iso_now()
-    seen: set[str] = set()
-    ids = [o for o in object_ids if not (o in seen or seen.add(o))]
+    ids = list(dict.fromkeys(object_ids))  # first occurrence of each, in order
     doc = new_batch_doc(batch_id, bucket_id, ns.namespace_id, ids, metadata, now)
+    doc["dedup_strategy"] = dedup_strategy
     state.store.execute(
         "INSERT INTO batches(batch_id, org_id, namespace_id, bucket_id, status, doc) VALUES (?,?,?,?,?,?)",
         (batch_id, ns.org_id, ns.namespace_id, bucket_id, "DRAFT", dumps(doc)),
@@ -67,15 +69,24 @@ def create_batch(
     bucket_identifier: str,
     body: CreateBatchRequest,
     skip_validation: bool = Query(False),
+    auto_submit: bool | None = Query(None),
+    trigger_processing: bool | None = Query(None),
     ns: NsCtx = Depends(namespace),
 ):
     state = get_state(request)
     bucket = find_bucket(state, ns, bucket_identifier)
     if not skip_validation:
         _check_objects(state, bucket["bucket_id"], body.object_ids)
-    batch_id = new_batch(state, ns, bucket["bucket_id"], body.object_ids, body.metadata)
+    batch_id = new_batch(state, ns, bucket["bucket_id"], body.object_ids, body.metadata, body.dedup_strategy)
+    # the query wins over the body, auto_submit over its deprecated alias trigger_processing
+    submit_now = next(
+        (v for v in (auto_submit, trigger_processing, body.auto_submit, body.trigger_processing) if v is not None),
+        False,
+    )
+    if submit_now:
+        submit_batch(state, ns.org_id, ns.namespace_id, bucket["bucket_id"], batch_id)
     return json_response(
-        batch_out(loads(state.store.one("SELECT doc FROM batches WHERE batch_id=?", (batch_id,))["doc"]))
+        batch_out(loads(state.store.expect_one("SELECT doc FROM batches WHERE batch_id=?", (batch_id,))["doc"]))
     )
 
 

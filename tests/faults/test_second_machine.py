@@ -1,0 +1,54 @@
+"""Another machine (no shared ingest state) ingests files the bucket already has: what another batch
+processed is left alone; what was uploaded but never processed (a run killed before submitting) is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mixpeek_magics.client import Mixpeek
+
+
+def _files(root: Path, n: int, prefix: str) -> list[Path]:
+    root.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(n):
+        p = root / f"{prefix}{i}.txt"
+        p.write_text(f"{prefix} {i}\n")
+        out.append(p)
+    return out
+
+
+def _machine(ip, tmp_path: Path, name: str) -> None:
+    ip.run_line_magic("config", f"MixpeekMagics.ingest_state_path = {str(tmp_path / f'{name}.sqlite3')!r}")
+
+
+def test_another_machine_leaves_processed_objects_and_processes_orphans(signed_in, ip, tmp_path, held):
+    from mixpeek_magics.ingest import bulk_upload
+
+    done = _files(tmp_path / "data", 6, "done")
+    _machine(ip, tmp_path, "first")
+    ip.run_cell_magic("ingest", "--bucket shared --create-bucket --wait -o first", "data/\n")
+    assert ip.user_ns["first"].status == "completed"
+    # uploaded and confirmed, never submitted: what a run killed between confirm and submit leaves
+    c = Mixpeek(api_key=signed_in.api_key, base_url=signed_in.base_url, namespace="demo")
+    orphans = bulk_upload(c, "shared", _files(tmp_path / "data", 3, "orphan"), submit=False)
+    assert len(orphans.object_ids) == 3 and orphans.task is None
+    _machine(ip, tmp_path, "second")
+    ip.run_cell_magic("ingest", "--bucket shared --wait -o second", "data/\n")
+    second = ip.user_ns["second"]
+    by_status: dict[str, int] = {}
+    for item in second.items:
+        by_status[item.status] = by_status.get(item.status, 0) + 1
+    batches = c.batches.list("shared").items
+    c.close()
+    resubmitted = [b for b in batches if set(b.object_ids or []) & set(ip.user_ns["first"].objects)]
+    held(
+        "a second machine ingests a folder another one ingested (+3 files never processed)",
+        "processed files left alone, the never processed ones processed",
+        by_status == {"duplicate": len(done), "recovered": 3}
+        and sorted(second.objects) == sorted(orphans.object_ids)
+        and len(batches) == 2
+        and len(resubmitted) == 1
+        and second.status == "completed",
+        f"{by_status}, {len(batches)} batches",
+    )
