@@ -141,7 +141,7 @@ def _media_frame_class() -> type:
 
         def _repr_html_(self) -> str | None:
             if "thumbnail" not in self.columns:
-                return super()._repr_html_()
+                return super()._repr_html_()  # type: ignore[misc]  # pandas-stubs omit DataFrame._repr_html_
             return media_table_html(self)
 
     _MediaFrame = MediaFrame
@@ -230,8 +230,58 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+#: Columns a frame gets only when a document has them: audio and video hits (the real service's
+#: extractors make them; the local server's make text and image documents only).
+MEDIA_COLUMNS: dict[str, str] = {"media_url": "str", "start_time": "Float64", "end_time": "Float64"}
+_PLAYABLE = ("http://", "https://", "data:")
+
+
+def media_kind(modality: str | None, mime_type: str | None) -> str | None:
+    """``"video"``, ``"audio"`` or None, from the document's modality or MIME type."""
+    for value in ((modality or "").lower(), (mime_type or "").lower().split("/")[0]):
+        if value in ("video", "audio"):
+            return value
+    return None
+
+
+def _seconds(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def media_fields(d: Any) -> dict[str, Any]:
+    """What an audio or video document declares to play it: ``media_url`` (its segment's
+    ``video_segment_url``, else the presigned or http(s) URL of its audio / video blob),
+    ``start_time`` / ``end_time`` (seconds, the segment's position in its source)."""
+    kind = media_kind(d.modality, d.mime_type)
+    if kind is None:
+        return {}
+    fields = d.fields
+    url = fields.get("video_segment_url") if kind == "video" else None
+    if not (isinstance(url, str) and url.startswith(_PLAYABLE)):
+        url = None
+        for blob in d.document_blobs or []:
+            if blob.type == kind or (blob.content_type or "").startswith(f"{kind}/"):
+                for candidate in (blob.presigned_url, blob.url):
+                    if candidate and candidate.startswith(_PLAYABLE):
+                        url = candidate
+                        break
+            if url:
+                break
+    return {
+        "media_url": url,
+        "start_time": _seconds(fields.get("start_time")),
+        "end_time": _seconds(fields.get("end_time")),
+    }
+
+
+def _with_media(columns: dict[str, str], rows: list[dict[str, Any]]) -> dict[str, str]:
+    """``columns`` and the media columns some row has."""
+    return {**columns, **{c: t for c, t in MEDIA_COLUMNS.items() if any(r.get(c) is not None for r in rows)}}
+
+
 def _document_row(d: Any, thumbs: Mapping[str, Thumbnail]) -> dict[str, Any]:
     return {
+        **media_fields(d),
         "document_id": d.document_id,
         "collection_id": d.collection_id,
         "root_object_id": d.root_object_id,
@@ -269,7 +319,8 @@ def documents_frame(
         client.documents.iter(collection, logical, search=search, max_items=limit, limit=min(limit or 1000, 1000))
     )
     thumbs = fetch_thumbnails(client, docs) if thumbnails else {}
-    frame = _frame([_document_row(d, thumbs) for d in docs], DOCUMENT_COLUMNS)
+    rows = [_document_row(d, thumbs) for d in docs]
+    frame = _frame(rows, _with_media(DOCUMENT_COLUMNS, rows))
     frame.attrs["collection"] = collection
     return frame
 
@@ -316,6 +367,7 @@ def hits_frame(results: Any, client: Any = None, *, query: str | None = None, th
             "snippet": snippet(d.text, query),
             "width": _int(d.fields.get("width")),
             "height": _int(d.fields.get("height")),
+            **media_fields(d),
         }
         for k, v in d.metadata.items():
             key = f"metadata.{k}"
@@ -323,7 +375,7 @@ def hits_frame(results: Any, client: Any = None, *, query: str | None = None, th
                 meta_keys.append(key)
             row[key] = v if isinstance(v, (str, int, float, bool)) or v is None else str(v)
         rows.append(row)
-    frame = _frame(rows, HIT_COLUMNS, extra=meta_keys)
+    frame = _frame(rows, _with_media(HIT_COLUMNS, rows), extra=meta_keys)
     stats = getattr(results, "stage_statistics", None)
     stages = {}
     if stats is not None and stats.stages:

@@ -23,7 +23,7 @@ import os
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import extractors as X
 from .blobs import BlobCanceled, BlobReadError, ReadContext, materialize, remove_quietly
@@ -150,6 +150,23 @@ def collection_ids_for_bucket(state: Any, bucket_id: str) -> list[str]:
         (bucket_id,),
     )
     return [r["collection_id"] for r in rows if loads(r["doc"]).get("enabled", True) is not False]
+
+
+def forget_bucket(state: Any, bucket_id: str) -> None:
+    """A deleted bucket feeds no collection any more. Its collections and their documents stay:
+    the contract's bucket delete removes the bucket's objects, blobs, batches and uploads, and a
+    collection goes (with its documents) only by its own delete; a document keeps its lineage."""
+    with state.store.tx() as c:
+        c.execute("DELETE FROM collection_sources WHERE bucket_id=?", (bucket_id,))
+
+
+def live_source_buckets(state: Any, bucket_ids: list[str]) -> tuple[list[str], list[str]]:
+    """A collection's source buckets as (those that exist, those deleted since it was made)."""
+    rows = state.store.query(
+        "SELECT bucket_id FROM buckets WHERE bucket_id IN (SELECT value FROM json_each(?))", (dumps(bucket_ids),)
+    )
+    alive = {r["bucket_id"] for r in rows}
+    return [b for b in bucket_ids if b in alive], [b for b in bucket_ids if b not in alive]
 
 
 def extractor_of(doc: dict[str, Any]) -> X.Extractor:
@@ -313,6 +330,15 @@ def _passthrough(fe: dict[str, Any], object_doc: dict[str, Any]) -> dict[str, An
     return out
 
 
+class _Source(NamedTuple):
+    """The blob a collection takes from an object, and what the object's processing found of it."""
+
+    blob: dict[str, Any]
+    modality: str
+    details: dict[str, Any]
+    mime: str | None
+
+
 def _extract(
     state: Any, row, object_doc: dict[str, Any], blobs: _Blobs, batch_id: str | None, now: str
 ) -> list[tuple[dict[str, Any], X.Vector, bytes | None]] | None:
@@ -323,74 +349,21 @@ def _extract(
     if picked is None:
         return None
     blob, modality = picked
+    details = blob.get("details") or {}
+    src = _Source(blob, modality, details, details.get("sniffed_mime_type") or details.get("mime_type"))
     fe = doc["feature_extractor"]
     params = {**ext.default_parameters, **(fe.get("parameters") or {})}
-    details = blob.get("details") or {}
-    mime = details.get("sniffed_mime_type") or details.get("mime_type")
     # a long text is embedded from its beginning (MAX_TEXT_CHARS); an image must be whole
     data = blobs.read(blob, MAX_IMAGE_BYTES, False) if modality == "image" else blobs.read(blob, MAX_TEXT_BYTES, True)
-    root: dict[str, Any] = {}
-    pieces: list[tuple[dict[str, Any], X.Vector]] = []
-    thumb: bytes | None = None
-    if modality == "image":
-        feats = X.image_features(data, thumbnails=bool(params.get("enable_thumbnails", True)))
-        vec = X.shift(feats.vector, X.TEXT_DIMS) if ext.name == "multimodal_extractor" else feats.vector
-        root.update(width=feats.width, height=feats.height, dominant_colors=feats.dominant_colors)
-        thumb = feats.thumbnail or None
-        pieces.append(({}, vec))
-    else:
-        text = X.decode_text(data)[: X.MAX_TEXT_CHARS]
-        chunks = X.split_text(
-            text, params.get("split_by"), params.get("chunk_size") or 1000, params.get("chunk_overlap") or 0
-        )
-        for i, chunk in enumerate(chunks):
-            extra: dict[str, Any] = {"text": chunk}
-            if len(chunks) > 1:
-                extra.update(chunk_index=i, chunk_count=len(chunks))
-            pieces.append((extra, X.embed_text(chunk)))
+    root, pieces, thumb = _features(ext, modality, data, params)
     passthrough = _passthrough(fe, object_doc)
-    source_blob = {
-        "blob_id": blob.get("blob_id"),
-        "property": blob.get("property"),
-        "type": blob.get("type"),
-        "filename": details.get("filename"),
-        "mime_type": mime,
-        "size_bytes": details.get("size_bytes"),
-        "hash": details.get("hash"),
-    }
-    source_ref = {
-        "field": blob.get("property") or "file",
-        "url": (blob.get("properties") or {}).get("url") or f"local://objects/{object_doc['object_id']}",
-        "role": "source",
-        "type": modality,
-        "filename": details.get("filename"),
-        "content_type": mime,
-        "size_bytes": details.get("size_bytes"),
-        "checksum": details.get("hash"),
-        "source_blob_id": blob.get("blob_id"),
-        "created_at": now,
-        "presigned_url": None,
-    }
+    source_ref = _source_ref(src, object_doc, now)
     out = []
     for extra, vec in pieces:
         document_id = new_id("doc")
         blobs_out = [dict(source_ref)]
         if thumb:
-            blobs_out.append(
-                {
-                    "field": "thumbnail",
-                    "url": f"local://thumbnails/{document_id}.jpg",
-                    "role": "thumbnail",
-                    "type": "image",
-                    "filename": "thumbnail.jpg",
-                    "content_type": "image/jpeg",
-                    "size_bytes": len(thumb),
-                    "checksum": None,
-                    "source_blob_id": blob.get("blob_id"),
-                    "created_at": now,
-                    "presigned_url": None,
-                }
-            )
+            blobs_out.append(_thumbnail_ref(document_id, len(thumb), src, now))
         d = {
             "document_id": document_id,
             "collection_id": row["collection_id"],
@@ -400,32 +373,114 @@ def _extract(
             **passthrough,
             "document_blobs": blobs_out,
             "searchable_at": now,
-            "_internal": {
-                "document_id": document_id,
-                "collection_id": row["collection_id"],
-                "namespace_id": row["namespace_id"],
-                "modality": modality,
-                "mime_type": mime,
-                "size_bytes": details.get("size_bytes"),
-                "content_hash": details.get("hash"),
-                "created_at": now,
-                "updated_at": now,
-                "source_blobs": [source_blob],
-                "lineage": {
-                    "root_object_id": object_doc["object_id"],
-                    "root_bucket_id": object_doc.get("bucket_id"),
-                    "source_object_id": object_doc["object_id"],
-                    "source_type": "bucket",
-                    "path": f"{object_doc.get('bucket_id')}/{object_doc['object_id']}",
-                },
-                "processing": {
-                    "detected_mime_type": mime,
-                    "history": [{"batch_id": batch_id, "feature_extractor": ext.extractor_id, "completed_at": now}],
-                },
-            },
+            "_internal": _internal(document_id, row, src, object_doc, ext, batch_id, now),
         }
         out.append((d, vec, thumb))
     return out
+
+
+def _features(
+    ext: X.Extractor, modality: str, data: bytes, params: dict[str, Any]
+) -> tuple[dict[str, Any], list[tuple[dict[str, Any], X.Vector]], bytes | None]:
+    """What the extractor finds in the bytes: ``(fields of every document, [(fields of one
+    document, its vector)], thumbnail)``; an image makes one document, a text one per chunk."""
+    root: dict[str, Any] = {}
+    pieces: list[tuple[dict[str, Any], X.Vector]] = []
+    if modality == "image":
+        feats = X.image_features(data, thumbnails=bool(params.get("enable_thumbnails", True)))
+        root.update(width=feats.width, height=feats.height, dominant_colors=feats.dominant_colors)
+        pieces.append(({}, ext.image_part(feats.vector)))
+        return root, pieces, feats.thumbnail or None
+    text = X.decode_text(data)[: X.MAX_TEXT_CHARS]
+    chunks = X.split_text(
+        text, params.get("split_by"), params.get("chunk_size") or 1000, params.get("chunk_overlap") or 0
+    )
+    for i, chunk in enumerate(chunks):
+        extra: dict[str, Any] = {"text": chunk}
+        if len(chunks) > 1:
+            extra.update(chunk_index=i, chunk_count=len(chunks))
+        pieces.append((extra, X.embed_text(chunk)))
+    return root, pieces, None
+
+
+def _source_ref(src: _Source, object_doc: dict[str, Any], now: str) -> dict[str, Any]:
+    """The document's blob entry for its source (role ``source``)."""
+    blob, details = src.blob, src.details
+    return {
+        "field": blob.get("property") or "file",
+        "url": (blob.get("properties") or {}).get("url") or f"local://objects/{object_doc['object_id']}",
+        "role": "source",
+        "type": src.modality,
+        "filename": details.get("filename"),
+        "content_type": src.mime,
+        "size_bytes": details.get("size_bytes"),
+        "checksum": details.get("hash"),
+        "source_blob_id": blob.get("blob_id"),
+        "created_at": now,
+        "presigned_url": None,
+    }
+
+
+def _thumbnail_ref(document_id: str, size: int, src: _Source, now: str) -> dict[str, Any]:
+    """The document's blob entry for its thumbnail (a JPEG under ``thumbnails/``)."""
+    return {
+        "field": "thumbnail",
+        "url": f"local://thumbnails/{document_id}.jpg",
+        "role": "thumbnail",
+        "type": "image",
+        "filename": "thumbnail.jpg",
+        "content_type": "image/jpeg",
+        "size_bytes": size,
+        "checksum": None,
+        "source_blob_id": src.blob.get("blob_id"),
+        "created_at": now,
+        "presigned_url": None,
+    }
+
+
+def _internal(
+    document_id: str,
+    row,
+    src: _Source,
+    object_doc: dict[str, Any],
+    ext: X.Extractor,
+    batch_id: str | None,
+    now: str,
+) -> dict[str, Any]:
+    """The document's ``_internal``: its source blob, lineage and processing history."""
+    blob, details = src.blob, src.details
+    source_blob = {
+        "blob_id": blob.get("blob_id"),
+        "property": blob.get("property"),
+        "type": blob.get("type"),
+        "filename": details.get("filename"),
+        "mime_type": src.mime,
+        "size_bytes": details.get("size_bytes"),
+        "hash": details.get("hash"),
+    }
+    return {
+        "document_id": document_id,
+        "collection_id": row["collection_id"],
+        "namespace_id": row["namespace_id"],
+        "modality": src.modality,
+        "mime_type": src.mime,
+        "size_bytes": details.get("size_bytes"),
+        "content_hash": details.get("hash"),
+        "created_at": now,
+        "updated_at": now,
+        "source_blobs": [source_blob],
+        "lineage": {
+            "root_object_id": object_doc["object_id"],
+            "root_bucket_id": object_doc.get("bucket_id"),
+            "source_object_id": object_doc["object_id"],
+            "source_type": "bucket",
+            "path": f"{object_doc.get('bucket_id')}/{object_doc['object_id']}",
+        },
+        "processing": {
+            "detected_mime_type": src.mime,
+            "history": [{"batch_id": batch_id, "feature_extractor": ext.extractor_id, "completed_at": now}],
+        },
+    }
 
 
 def run_collections_for_object(

@@ -35,6 +35,18 @@ _STYLE = (  # a CSS template: %-format leaves its braces alone
     ".mixpeek-gallery table.mg-stages{border-collapse:collapse;font-size:11px;margin-top:4px}"
     ".mixpeek-gallery table.mg-stages td,.mixpeek-gallery table.mg-stages th{padding:1px 8px;text-align:left}"
 ) % {"card": CARD_PX, "img": IMAGE_PX}
+# only in galleries with audio or video cards: the others' saved outputs stay as they were
+_MEDIA_STYLE = (
+    ".mixpeek-gallery .mg-keyframe{position:relative;width:100%;height:100%;display:flex;align-items:center;"
+    "justify-content:center}"
+    ".mixpeek-gallery .mg-badge{position:absolute;left:4px;bottom:4px;background:rgba(0,0,0,.65);color:#fff;"
+    "border-radius:4px;padding:0 5px;font-size:11px;text-decoration:none}"
+    ".mixpeek-gallery .mg-audio{display:flex;flex-direction:column;justify-content:space-between;width:100%;"
+    "height:100%}"
+    ".mixpeek-gallery .mg-audio audio{width:100%;height:30px}"
+    ".mixpeek-gallery .mg-icon{font-size:40px;opacity:.55}"
+)
+_PLAYABLE = ("http://", "https://", "data:")
 
 
 def _missing(value: Any) -> bool:
@@ -51,6 +63,25 @@ def _missing(value: Any) -> bool:
 
 def _fmt_score(value: Any) -> str:
     return "" if _missing(value) else f"{float(value):.3f}"
+
+
+def _fmt_time(value: Any) -> str:
+    if _missing(value):
+        return ""
+    minutes, seconds = divmod(int(round(float(value))), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+def _span(row: dict[str, Any]) -> str:
+    """A segment's place in its source, ``0:10–0:20`` (or its start)."""
+    start, end = _fmt_time(row.get("start_time")), _fmt_time(row.get("end_time"))
+    return f"{start}–{end}" if start and end else start
+
+
+def _playable(value: Any) -> str | None:
+    """A URL the browser may load (never ``javascript:`` or a storage URI it cannot)."""
+    return value if isinstance(value, str) and value.startswith(_PLAYABLE) else None
 
 
 def _fmt_ms(value: Any) -> str:
@@ -101,26 +132,57 @@ class Gallery:
         return out
 
     # -- HTML ------------------------------------------------------------------------------------
-    def _card(self, row: dict[str, Any], index: int) -> str:
-        from mixpeek_magics.frames.search import Thumbnail
+    @staticmethod
+    def _media(row: dict[str, Any], name: str) -> str:
+        """What the hit is: a video's keyframe (its thumbnail) marked with its segment, an audio
+        player on the URL the document declares (``preload="none"``: nothing is fetched until
+        played), an image, a text snippet, or what kind of document it is."""
+        from mixpeek_magics.frames.search import Thumbnail, media_kind
 
+        esc = html.escape
         thumb = row.get("thumbnail")
-        name = row.get("filename") or row.get("document_id") or ""
         text = row.get("snippet") if "snippet" in row else row.get("text")
-        if isinstance(thumb, Thumbnail):
-            media = f'<img src="{thumb.data_uri()}" alt="{html.escape(str(name))}">'
-        elif not _missing(text) and text:
-            media = f'<div class="mg-snippet">{html.escape(str(text)[:400])}</div>'
-        else:
-            kind = row.get("mime_type") or row.get("modality") or "document"
-            media = f'<div class="mg-meta">{html.escape(str(kind))}</div>'
+        text = None if _missing(text) or not text else str(text)
+        picture = f'<img src="{thumb.data_uri()}" alt="{esc(name)}">' if isinstance(thumb, Thumbnail) else None
+        kind = media_kind(
+            None if _missing(row.get("modality")) else row.get("modality"),
+            None if _missing(row.get("mime_type")) else row.get("mime_type"),
+        )
+        url = _playable(row.get("media_url"))
+        if kind == "video":
+            span = _span(row)
+            label = f"▶ {span}" if span else "▶ video"
+            badge = (
+                f'<a class="mg-badge" href="{esc(url)}" target="_blank" rel="noopener noreferrer">{esc(label)}</a>'
+                if url
+                else f'<span class="mg-badge">{esc(label)}</span>'
+            )
+            picture = picture or '<span class="mg-icon">🎞</span>'
+            return f'<div class="mg-keyframe">{picture}{badge}</div>'
+        if kind == "audio":
+            top = f'<div class="mg-snippet">{esc(text[:300])}</div>' if text else '<span class="mg-icon">🎵</span>'
+            player = (
+                f'<audio controls preload="none" src="{esc(url)}"></audio>'
+                if url
+                else '<div class="mg-meta">no playable URL</div>'
+            )
+            return f'<div class="mg-audio">{top}{player}</div>'
+        if picture:
+            return picture
+        if text:
+            return f'<div class="mg-snippet">{esc(text[:400])}</div>'
+        return f'<div class="mg-meta">{esc(str(row.get("mime_type") or row.get("modality") or "document"))}</div>'
+
+    def _card(self, row: dict[str, Any], index: int) -> str:
+        name = str(row.get("filename") or row.get("document_id") or "")
+        media = self._media(row, name)
         rank: Any = row.get("rank")
         rank_txt = f"#{int(rank)}" if not _missing(rank) else f"{index + 1}."
         size = ""
         width, height = row.get("width"), row.get("height")
         if width is not None and height is not None and not _missing(width) and not _missing(height):
             size = f"{int(width)}×{int(height)}"
-        details = " · ".join(x for x in [str(row.get("modality") or ""), size, *self._meta(row)] if x)
+        details = " · ".join(x for x in [str(row.get("modality") or ""), size, _span(row), *self._meta(row)] if x)
         return (
             f'<div class="mg-card" data-rank="{html.escape(str(rank if not _missing(rank) else index + 1))}" '
             f'data-document-id="{html.escape(str(row.get("document_id") or ""))}">'
@@ -152,8 +214,9 @@ class Gallery:
             table = (
                 f'<table class="mg-stages"><tr><th>stage</th><th>documents</th><th>time</th></tr>{body}{foot}</table>'
             )
+        style = _STYLE + (_MEDIA_STYLE if 'class="mg-keyframe"' in cards or 'class="mg-audio"' in cards else "")
         return (
-            f'<div class="mixpeek-gallery"><style>{_STYLE}</style>'
+            f'<div class="mixpeek-gallery"><style>{style}</style>'
             f"<div><b>{html.escape(self.title)}</b></div>"
             f'<div class="mg-grid">{cards}</div>{more}{table}</div>'
         )
@@ -175,7 +238,7 @@ class Gallery:
                         if w is not None and h is not None and not (_missing(w) or _missing(h))
                         else ""
                     )
-                    text = " ".join(x for x in [size, *self._meta(r)] if x)
+                    text = " ".join(x for x in [size, _span(r), *self._meta(r)] if x)
                 text = " ".join(str(text).split())
                 if len(text) > TEXT_WIDTH:
                     text = text[: TEXT_WIDTH - 1] + "…"
@@ -298,3 +361,138 @@ def failure_gallery(result: Any) -> FailureGallery:
     if callable(load):
         load()
     return FailureGallery(list(result.failure_records()), getattr(result, "cwd", None))
+
+
+# -- failed items on the progress board ---------------------------------------------------------------
+FAILED_THUMB_PX = 48
+#: Thumbnails one board makes at most: it re-renders while the ingest runs, and a saved notebook keeps them.
+MAX_FAILED_THUMBNAILS = 24
+#: Larger files (or pictures, once a JPEG's draft mode scaled it) get an icon: decoding them would stall the board.
+MAX_THUMBNAIL_SOURCE = 16 * 1024 * 1024
+MAX_THUMBNAIL_PIXELS = 16_000_000
+#: Without Pillow a small image is embedded as it is; larger ones get an icon.
+MAX_RAW_THUMBNAIL = 48 * 1024
+#: Tiles one task's failed items show at most (the names of the rest are counted), and errors.
+MAX_FAILED_TILES = 12
+MAX_FAILED_GROUPS = 8
+
+_ICONS = {"image": "🖼", "audio": "🎵", "video": "🎞", "text": "📄", "application/pdf": "📄"}
+
+
+def _icon(name: str) -> str:
+    import mimetypes
+
+    mime = mimetypes.guess_type(name)[0] or ""
+    return _ICONS.get(mime) or _ICONS.get(mime.split("/")[0]) or "📦"
+
+
+class FailedThumbnails:
+    """Small JPEG thumbnails (base64 ``data:`` URIs) of failed items that are local image files,
+    made in the kernel, once per name, and at most ``limit`` of them. A name is a path, absolute
+    or relative to ``base_dir`` (the working directory when made: ``%%ingest`` names its files
+    relative to it); object ids, URLs and files that cannot be decoded get ``None`` (an icon)."""
+
+    def __init__(self, base_dir: str | None = None, limit: int = MAX_FAILED_THUMBNAILS, px: int = FAILED_THUMB_PX):
+        import os
+        import threading
+
+        self.base_dir = base_dir if base_dir is not None else os.getcwd()
+        self.limit = limit
+        self.px = px
+        self.made = 0  # thumbnails made
+        self.attempts = 0  # image files opened
+        self._cache: dict[str, str | None] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> str | None:
+        with self._lock:
+            if name in self._cache:
+                return self._cache[name]
+            # files that cannot be decoded cost as much as those that can: attempts are bounded too
+            if self.made >= self.limit or self.attempts >= 2 * self.limit:
+                return None
+            uri = self._make(name)
+            self._cache[name] = uri
+            self.made += uri is not None
+            return uri
+
+    def _make(self, name: str) -> str | None:
+        import base64
+        import io
+        import os
+
+        if not name or "://" in name:
+            return None
+        path = name if os.path.isabs(name) else os.path.join(self.base_dir, name)
+        mime = _IMAGE_TYPES.get(os.path.splitext(path)[1].lower())
+        if mime is None or not os.path.isfile(path):
+            return None
+        self.attempts += 1
+        try:
+            size = os.path.getsize(path)
+            if size > MAX_THUMBNAIL_SOURCE:
+                return None
+            try:
+                from PIL import Image
+            except ImportError:  # Pillow is the local server's extra: a small file is shown as it is
+                if size > MAX_RAW_THUMBNAIL:
+                    return None
+                with open(path, "rb") as fh:
+                    return f"data:{mime};base64,{base64.b64encode(fh.read()).decode('ascii')}"
+            with Image.open(path) as img:
+                img.draft("RGB", (2 * self.px, 2 * self.px))  # JPEG: decode at a fraction of the size
+                if img.width * img.height > MAX_THUMBNAIL_PIXELS:
+                    return None
+                img.thumbnail((self.px, self.px))
+                buf = io.BytesIO()
+                img.convert("RGB").save(buf, format="JPEG", quality=70)
+        except Exception:  # unreadable or undecodable (often why it failed): the icon stands for it
+            return None
+        return f"data:image/jpeg;base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
+
+
+def failed_items_html(
+    groups: list[tuple[str, list[str]]],
+    thumbnails: FailedThumbnails | None = None,
+    max_items: int = MAX_FAILED_TILES,
+) -> str:
+    """Failed items grouped by error (``[(error, names)]``, as ``tracking.summary.failed_groups``
+    gives them): per error its text and count, then a tile per item with its thumbnail (or an
+    icon) and its name; at most ``max_items`` tiles. Inline styles only: it is shown in a widget,
+    in a saved notebook and in an HTML export alike."""
+    esc = html.escape
+    px = thumbnails.px if thumbnails is not None else FAILED_THUMB_PX
+    box = f"width:{px}px;height:{px}px;margin:0 auto;border-radius:3px;display:block"
+    out = ['<div class="mixpeek-failed-items" style="display:flex;flex-direction:column;gap:2px;margin:2px 0">']
+    shown = 0
+    total = sum(len(names) for _error, names in groups)
+    for error, names in groups[:MAX_FAILED_GROUPS]:
+        tiles = []
+        for name in names[: max(0, max_items - shown)]:
+            uri = thumbnails.get(name) if thumbnails is not None else None
+            if uri:
+                pic = f'<img src="{uri}" alt="" style="{box};object-fit:cover">'
+            else:
+                pic = (
+                    f'<div aria-hidden="true" style="{box};line-height:{px}px;font-size:{px // 2}px;'
+                    f'background:rgba(128,128,128,.12)">{_icon(name)}</div>'
+                )
+            tiles.append(
+                f'<div class="mixpeek-failed-item" title="{esc(name)}" style="width:{px + 24}px;'
+                f'text-align:center;font-size:11px">{pic}<div style="overflow:hidden;text-overflow:ellipsis;'
+                f'white-space:nowrap">{esc(name.rsplit("/", 1)[-1])}</div></div>'
+            )
+        shown += len(tiles)
+        n = len(names)
+        out.append(
+            f'<div class="mixpeek-failed-error"><b>{esc(error or "no error given")}</b> '
+            f"({n} item{'s' if n != 1 else ''})</div>"
+        )
+        if tiles:
+            out.append(f'<div style="display:flex;flex-wrap:wrap;gap:6px">{"".join(tiles)}</div>')
+    if total > shown:
+        more = len(groups) - MAX_FAILED_GROUPS
+        errors = f" ({more} more error{'s' if more != 1 else ''})" if more > 0 else ""
+        out.append(f"<div>… and {total - shown} more{errors}</div>")
+    out.append("</div>")
+    return "".join(out)

@@ -31,6 +31,7 @@ import ipywidgets as W
 
 from mixpeek_magics.client import statuses
 from mixpeek_magics.notebook import display
+from mixpeek_magics.notebook.gallery import FailedThumbnails, failed_items_html
 from mixpeek_magics.notebook.textprogress import (
     RateEstimator,
     Throttle,
@@ -221,7 +222,9 @@ class TaskProgress(_DisplayMixin, W.VBox):
 
     As a standalone observer it follows ``task_id`` (or the first snapshot it
     gets). ``on_cancel(task_id)`` is called when the user confirms Cancel;
-    ``None`` hides the button.
+    ``None`` hides the button. Failed items are grouped by error, each with a
+    small thumbnail when it is a local image file (``thumbnails``: made once each,
+    a bounded number; a board's rows share the board's).
     """
 
     def __init__(
@@ -233,10 +236,14 @@ class TaskProgress(_DisplayMixin, W.VBox):
         min_interval: float = 0.1,
         show_name: bool = True,
         failure_hint: str | None = None,
+        thumbnails: FailedThumbnails | None = None,
         **kwargs: Any,
     ) -> None:
         self.on_cancel = on_cancel
         self.failure_hint = failure_hint
+        self.thumbnails = thumbnails if thumbnails is not None else FailedThumbnails()
+        self._items_key: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+        self._items_html = ""
         self.task_id: str | None = task_id or (snapshot.task_id if snapshot else None)
         self.snapshot: TaskSnapshot | None = None
         self.connection = "ok"
@@ -381,14 +388,23 @@ class TaskProgress(_DisplayMixin, W.VBox):
 
         err = []
         if snap.error:
-            err.append(f"<b>Error:</b> {html.escape(snap.error)}")
+            err.append(f'<span style="color:{color}"><b>Error:</b> {html.escape(snap.error)}</span>')
         if snap.failed_items:
-            items = html.escape(summary._failed_items_text(snap.failed_items))
-            err.append(f"<b>Failed items ({len(snap.failed_items)}):</b> {items}")
-        _set(self.error, value="<br>".join(f'<span style="color:{color}">{e}</span>' for e in err))
+            head = f'<span style="color:{color}"><b>Failed items ({len(snap.failed_items)}):</b></span>'
+            err.append(head + self.failed_items_html(snap))
+        _set(self.error, value="<br>".join(err))
         _show(self.error, bool(err))
         if snap.terminal:
             self.freeze()
+
+    def failed_items_html(self, snap: TaskSnapshot) -> str:
+        """The task's failed items grouped by error, with thumbnails; rebuilt only when they change
+        (a row is re-applied at every refresh of the board)."""
+        key = (snap.failed_items, snap.failed_errors)
+        if key != self._items_key:
+            self._items_key = key
+            self._items_html = failed_items_html(summary.failed_groups(snap), self.thumbnails)
+        return self._items_html
 
     def _detail_text(self, snap: TaskSnapshot, connection: str) -> str:
         parts = []
@@ -396,7 +412,7 @@ class TaskProgress(_DisplayMixin, W.VBox):
             parts.append(f"{snap.processed or 0} / {snap.total}")
         elif snap.processed is not None:
             parts.append(f"{snap.processed} / ?")
-        elif getattr(snap, "tier_text", None):
+        elif snap.tier_text:
             parts.append(snap.tier_text)
         elif getattr(snap, "indeterminate", False) and snap.family == "running":
             parts.append("no progress reported yet")  # the batch's progress is null until it is first refreshed
@@ -478,7 +494,9 @@ class TaskProgress(_DisplayMixin, W.VBox):
         return "\n".join(lines)
 
     def summary_html(self) -> str:
-        return summary.summary_html([self.snapshot] if self.snapshot else [], hint=self.failure_hint)
+        return summary.summary_html(
+            [self.snapshot] if self.snapshot else [], hint=self.failure_hint, items_html=self.failed_items_html
+        )
 
     def final_line(self) -> str:
         return summary.final_line([self.snapshot] if self.snapshot else [])
@@ -507,11 +525,14 @@ class TaskBoard(_DisplayMixin, W.VBox):
         row_interval: float = 0.5,
         failure_hint: str | None = None,
         live_interval: float = LIVE_TEXT_INTERVAL,
+        base_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
         self.on_cancel = on_cancel
         self.title = title
         self.failure_hint = failure_hint
+        # the rows' failed items: thumbnails of local image files, named relative to base_dir (the cwd)
+        self.thumbnails = FailedThumbnails(base_dir)
         self.row_interval = row_interval
         self._rows_at = float("-inf")
         self._rows_signature: Any = None
@@ -730,9 +751,9 @@ class TaskBoard(_DisplayMixin, W.VBox):
         shown = self._select(self.snapshots)
         wanted = {s.task_id for s in shown}
         for task_id in [t for t in self.rows if t not in wanted]:
-            row = self.rows.pop(task_id)
-            row.bind(None)
-            self._pool.append(row)
+            gone = self.rows.pop(task_id)
+            gone.bind(None)
+            self._pool.append(gone)
         ordered_rows = []
         for snap in shown:
             row = self.rows.get(snap.task_id)
@@ -742,6 +763,7 @@ class TaskBoard(_DisplayMixin, W.VBox):
                 else:
                     row = TaskProgress(
                         on_cancel=self._cancel_one if self.on_cancel else None,
+                        thumbnails=self.thumbnails,
                         layout=W.Layout(border_bottom="1px solid #eee"),
                     )
                 row.bind(snap.task_id)
@@ -822,7 +844,13 @@ class TaskBoard(_DisplayMixin, W.VBox):
         return f"{self.title}\n{body}" if self.title else body
 
     def summary_html(self) -> str:
-        return summary.summary_html(self.snapshots, self.title, hint=self.failure_hint)
+        return summary.summary_html(self.snapshots, self.title, hint=self.failure_hint, items_html=self._items_html)
+
+    def _items_html(self, snap: TaskSnapshot) -> str:
+        row = self.rows.get(snap.task_id)
+        if row is not None and row.snapshot is snap:
+            return row.failed_items_html(snap)
+        return failed_items_html(summary.failed_groups(snap), self.thumbnails)
 
     def final_line(self) -> str:
         return summary.final_line(self.snapshots, self.title)

@@ -39,11 +39,15 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mixpeek_magics.client import errors, statuses
 from mixpeek_magics.tracking.policy import Backoff, Clock, MonotonicClock, PollPolicy, Scheduler
 from mixpeek_magics.tracking.snapshot import TaskSnapshot, WatchObserver, utcnow
+
+if TYPE_CHECKING:
+    from mixpeek_magics.client import AsyncMixpeek
+    from mixpeek_magics.client.models.batches import Batch
 
 log = logging.getLogger("mixpeek_magics.tracking")
 
@@ -107,6 +111,7 @@ def task_ids_of(tasks: Any) -> list[str]:
     for item in tasks:
         if isinstance(item, bytes):
             item = item.decode()
+        tid: Any
         if isinstance(item, str):
             tid = item
         elif isinstance(item, Mapping) and "task_id" in item:
@@ -164,6 +169,7 @@ def _key(s: TaskSnapshot | None) -> tuple[Any, ...] | None:
         s.percentage,
         s.error,
         s.failed_items,
+        s.failed_errors,
         s.failed,
         s.current_tier,
         s.total_tiers,
@@ -186,8 +192,9 @@ def _text(value: Any) -> str | None:
         return value
     if isinstance(value, Mapping):
         for k in ("message", "error", "detail"):
-            if isinstance(value.get(k), str):
-                return value[k]
+            text = value.get(k)
+            if isinstance(text, str):
+                return text
     return str(value)
 
 
@@ -196,7 +203,7 @@ class Engine:
 
     def __init__(
         self,
-        client: Any,
+        client: AsyncMixpeek,
         task_ids: Sequence[str],
         *,
         policy: PollPolicy | None = None,
@@ -240,9 +247,8 @@ class Engine:
         self._list_batches = True  # False once the server refused POST /v1/batches/list
         self._failing_since: float | None = None  # first failed tick of the current outage
         self._give_up: WatchTimeout | None = None
-        cfg = getattr(client, "config", None)
-        self.base_url: str | None = getattr(cfg, "base_url", None)
-        self.namespace: str | None = getattr(cfg, "namespace", None)
+        self.base_url: str | None = client.config.base_url
+        self.namespace: str | None = client.config.namespace
 
     # ------------------------------------------------------------ public state
     @property
@@ -462,7 +468,7 @@ class Engine:
         return (
             f"{head}. {len(left)} task(s) may still be running on the server; nothing was cancelled. "
             f"Re-attach when it is back: %mixpeek_watch --unfinished (or %mixpeek_watch {shown}), "
-            f"or attach_unfinished(client) / watch(client, ids) in Python."
+            f"or attach_unfinished(client) / watch(ids, client=client) in Python."
         )
 
     def _check_odd_statuses(self, ids: Sequence[str], now: float) -> None:
@@ -516,10 +522,7 @@ class Engine:
                 return found, exc
             except errors.MixpeekError as exc:
                 return found, exc
-            items = getattr(page, "items", None)
-            if items is None:
-                items = getattr(page, "results", None) or list(page)
-            got = {t.task_id: t for t in items}
+            got = {t.task_id: t for t in page.items}
             stray = [tid for tid in got if tid not in wanted]
             if stray:
                 raise _FilterRejected(f"it returned {len(stray)} task(s) that were not asked for")
@@ -622,7 +625,7 @@ class Engine:
         due = self._last_progress is None or now - self._last_progress >= self.policy.progress_interval
         if wanted and due:
             self._last_progress = now
-            found: dict[str, Any] = {}
+            found: dict[str, Batch] = {}
             if self._list_batches:
                 ask: set[str] = set()
                 for tr in wanted:
@@ -650,11 +653,12 @@ class Engine:
                         break
                     except errors.MixpeekError as exc:
                         return exc
-                    for batch in getattr(page, "items", None) or []:
-                        if getattr(batch, "batch_id", None):
-                            found[str(batch.batch_id)] = batch
+                    for listed in page.items:
+                        if listed.batch_id:
+                            found[listed.batch_id] = listed
             for tr in wanted:
-                batch = found.get(tr.batch_ref[1])
+                ref = tr.batch_ref
+                batch = found.get(ref[1]) if ref is not None else None
                 if batch is not None:
                     tr.batch, tr.missed = batch, False
                 else:
@@ -743,13 +747,18 @@ class Engine:
         parts = [str(meta[k]) for k in ("bucket_id", "batch_id") if meta.get(k)]
         return " / ".join(parts) or None
 
-    def _failed_names(self, batch: Any) -> tuple[str, ...]:
-        names = []
+    def _failed_records(self, batch: Any) -> list[tuple[str, str]]:
+        """(name, error) of each failed object of ``batch`` (error "" when the batch gives none)."""
+        records: list[tuple[str, str]] = []
         for item in getattr(batch, "failed_objects", None) or []:
-            oid = getattr(item, "object_id", None) or (item.get("object_id") if isinstance(item, Mapping) else None)
+            if isinstance(item, Mapping):
+                oid, error, error_type = item.get("object_id"), item.get("error"), item.get("error_type")
+            else:
+                oid = getattr(item, "object_id", None)
+                error, error_type = getattr(item, "error", None), getattr(item, "error_type", None)
             if oid:
-                names.append(self.item_names.get(str(oid)) or str(oid))
-        return tuple(names)
+                records.append((self.item_names.get(str(oid)) or str(oid), _text(error) or _text(error_type) or ""))
+        return records
 
     def _snapshot_from(self, tr: _Tracked, when: datetime) -> TaskSnapshot:
         task, batch = tr.task, tr.batch
@@ -768,7 +777,8 @@ class Engine:
         failed = _int(getattr(batch, "failed_object_count", None)) if batch is not None else None
         if not failed and progress is not None:
             failed = _int(progress.objects_failed) or _int(progress.errors) or failed
-        failed_items = self._failed_names(batch) if batch is not None else ()
+        records = self._failed_records(batch) if batch is not None else []
+        failed_items = tuple(name for name, _error in records)
         if not failed and failed_items:
             failed = len(failed_items)
         if terminal and status != "CANCELED":
@@ -813,6 +823,7 @@ class Engine:
             total_tiers=total_tiers,
             batch_id=tr.meta.get("batch_id"),
             bucket_id=tr.meta.get("bucket_id"),
+            failed_errors=tuple(error for _name, error in records),
         )
 
     def _gone_snapshot(self, tr: _Tracked, reason: str, when: datetime) -> TaskSnapshot:
@@ -835,6 +846,7 @@ class Engine:
             failed=prev.failed if prev else None,
             batch_id=tr.meta.get("batch_id"),
             bucket_id=tr.meta.get("bucket_id"),
+            failed_errors=prev.failed_errors if prev else (),
         )
 
     # ------------------------------------------------------------ journal

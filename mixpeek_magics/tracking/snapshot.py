@@ -46,6 +46,8 @@ class TaskSnapshot:
     total_tiers: int | None = None
     batch_id: str | None = None
     bucket_id: str | None = None
+    # The error of each failed item, in the order of ``failed_items`` ("" where the batch gives none).
+    failed_errors: tuple[str, ...] = ()
 
     @property
     def terminal(self) -> bool:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import html
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -31,7 +31,9 @@ __all__ = [
     "counts_text",
     "elapsed_seconds",
     "failed_count",
+    "failed_groups",
     "failed_items_text",
+    "names_failed_items",
     "final_line",
     "format_duration",
     "overall_family",
@@ -45,6 +47,8 @@ __all__ = [
 BAR_WIDTH = 20
 MAX_ERROR_LINES = 10
 MAX_FAILED_ITEMS = 5
+MAX_ERROR_GROUPS = 3
+ERROR_CHARS = 120
 
 _ORDER = {s: i for i, s in enumerate(statuses.LIFECYCLE_ORDER)}
 
@@ -262,16 +266,45 @@ def failed_count(snap: TaskSnapshot) -> int:
     return max(snap.failed or 0, len(snap.failed_items))
 
 
+def failed_groups(snap: TaskSnapshot) -> list[tuple[str, list[str]]]:
+    """The failed items' names grouped by their error, the most frequent error first
+    (ties in the order first seen); error "": the batch gave none."""
+    items = snap.failed_items
+    errors = snap.failed_errors if len(snap.failed_errors) == len(items) else ("",) * len(items)
+    groups: dict[str, list[str]] = {}
+    for name, error in zip(items, errors):
+        groups.setdefault(" ".join(error.split()), []).append(name)
+    return sorted(groups.items(), key=lambda group: -len(group[1]))
+
+
+def _grouped_items_text(snap: TaskSnapshot) -> str:
+    groups = failed_groups(snap)
+    if not any(error for error, _names in groups):
+        return _failed_items_text(snap.failed_items)
+    parts = []
+    for error, names in groups[:MAX_ERROR_GROUPS]:
+        label = error if len(error) <= ERROR_CHARS else error[: ERROR_CHARS - 1] + "…"
+        parts.append(f"{label or 'no error given'} ({len(names)}): {_failed_items_text(names)}")
+    more = len(groups) - MAX_ERROR_GROUPS
+    return "; ".join(parts) + (f"; … and {more} more error{'s' if more != 1 else ''}" if more > 0 else "")
+
+
+def names_failed_items(snap: TaskSnapshot, hint: str | None = None) -> bool:
+    """Whether a display names the task's failed items (see ``failed_items_text``)."""
+    return bool(snap.failed_items) and (hint is None or snap.status != "COMPLETED_WITH_ERRORS")
+
+
 def failed_items_text(snap: TaskSnapshot, hint: str | None = None) -> str:
-    """The failed items of a task: their names, or (``hint`` given, for a task that
-    ended COMPLETED_WITH_ERRORS: the warning lists them) only how many, and where to look."""
+    """The failed items of a task: their names (grouped by error when the batch gave errors),
+    or (``hint`` given, for a task that ended COMPLETED_WITH_ERRORS: the warning lists them)
+    only how many, and where to look."""
     n = failed_count(snap)
     if not n:
         return ""
     if snap.status != "COMPLETED_WITH_ERRORS":
         hint = None
-    if hint is None and snap.failed_items:
-        return f"failed items: {_failed_items_text(snap.failed_items)}"
+    if names_failed_items(snap, hint):
+        return f"failed items: {_grouped_items_text(snap)}"
     of = f" of {snap.total}" if snap.total else ""
     text = f"{n}{of} item{'s' if of or n != 1 else ''} failed"
     return f"{text}, {hint}" if hint else text
@@ -352,12 +385,18 @@ def _row_order(snapshots: Sequence[TaskSnapshot]) -> list[TaskSnapshot]:
 
 
 def summary_html(
-    snapshots: Sequence[TaskSnapshot], title: str | None = None, *, max_rows: int = 200, hint: str | None = None
+    snapshots: Sequence[TaskSnapshot],
+    title: str | None = None,
+    *,
+    max_rows: int = 200,
+    hint: str | None = None,
+    items_html: Callable[[TaskSnapshot], str] | None = None,
 ) -> str:
     """A small self-contained HTML table: status counts with colours, one row per task.
 
     Failed tasks come first; at most ``max_rows`` rows, then "… and N more".
-    All text (ids, labels, errors) is HTML-escaped. ``hint``: see ``failed_items_text``.
+    All text (ids, labels, errors) is HTML-escaped. ``hint``: see ``failed_items_text``;
+    ``items_html(snapshot)``: the failed items as HTML (already escaped), where they are named.
     """
     snapshots = list(snapshots)
     esc = html.escape
@@ -392,7 +431,10 @@ def summary_html(
             err = esc(s.error or "")
             items = failed_items_text(s, hint)
             if items:
-                err = (err + "<br>" if err else "") + esc(items)
+                shown = esc(items)
+                if items_html is not None and names_failed_items(s, hint):
+                    shown = items_html(s)
+                err = (err + "<br>" if err else "") + shown
             name = esc(s.task_id) + (f'<br><span style="color:#666">{esc(s.label)}</span>' if s.label else "")
             out.append(
                 "<tr>"

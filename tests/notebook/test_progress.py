@@ -104,10 +104,12 @@ def test_failed_shows_error_and_freezes():
 
 def test_completed_with_errors_lists_failed_items():
     p = TaskProgress(min_interval=0)
-    items = tuple(f"file{i}.png" for i in range(8))
-    p.on_update([snap(status="COMPLETED_WITH_ERRORS", processed=10, total=10, failed_items=items)], "ok")
-    assert "Failed items (8)" in p.error.value
-    assert "file0.png" in p.error.value and "and 3 more" in p.error.value
+    items = tuple(f"file{i}.png" for i in range(15))
+    p.on_update([snap(status="COMPLETED_WITH_ERRORS", processed=20, total=20, failed_items=items)], "ok")
+    assert "Failed items (15)" in p.error.value
+    # a tile each for the first 12 (no such files here: an icon each), the rest counted
+    assert p.error.value.count('class="mixpeek-failed-item"') == 12
+    assert "file0.png" in p.error.value and "file12.png" not in p.error.value and "and 3 more" in p.error.value
     assert p.bar.style.bar_color == FAMILY_COLORS["partial"]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Body, Depends, Request
 
+from ..collections import forget_bucket
 from ..db import dumps
 from ..deps import NsCtx, find_bucket, get_state, json_response, namespace, update_named_doc
 from ..errors import APIError
@@ -151,6 +152,7 @@ def delete_bucket(request: Request, bucket_identifier: str, ns: NsCtx = Depends(
     state = get_state(request)
     row = find_bucket(state, ns, bucket_identifier)
     count = remove_bucket_data(state, row["bucket_id"])
+    forget_bucket(state, row["bucket_id"])
     task_id = state.create_task(
         ns.org_id,
         "api_buckets_delete",

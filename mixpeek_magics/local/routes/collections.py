@@ -17,6 +17,7 @@ from ..collections import (
     document_response,
     extractor_of,
     find_collection,
+    live_source_buckets,
     start_trigger,
     thumbnail_path,
 )
@@ -26,7 +27,7 @@ from ..errors import APIError, validation_422
 from ..filters import FieldRef, compile_filters, doc_resolver
 from ..pagination import paginate, pagination_body
 from ..util import new_id, select_fields
-from .common import ListParams, filters_sql, search_sql, sort_direction
+from .common import ListParams, filters_sql, refuse_taken_name, search_sql, sort_direction
 
 router = APIRouter()
 
@@ -160,48 +161,16 @@ def create_collection(request: Request, body: Any = Body(...), ns: NsCtx = Depen
     name = body.get("collection_name")
     if not isinstance(name, str) or not name.strip():
         raise validation_422(["body", "collection_name"], "Field required", "missing")
-    source = body.get("source")
-    if not isinstance(source, dict) or "type" not in source:
-        raise validation_422(["body", "source"], "Field required", "missing")
-    if source["type"] != "bucket":
-        raise _bad(
-            f"source.type {source['type']!r} is not available on the local server: collections read "
-            "buckets (source.type 'bucket')"
-        )
-    idents = source.get("bucket_ids") or []
-    if not isinstance(idents, list) or not idents:
-        raise _bad("source.bucket_ids must list at least one bucket")
-    buckets = [find_bucket(state, ns, str(b)) for b in idents]
-    fe = body.get("feature_extractor")
-    if not isinstance(fe, dict):
-        raise _bad(f"feature_extractor is required: one of {X.available()}")
-    ext = X.find_extractor(str(fe.get("feature_extractor_name")), str(fe.get("version")))
-    if ext is None:
-        raise _bad(
-            f"feature extractor {fe.get('feature_extractor_name')!r} version {fe.get('version')!r} is not "
-            f"available on the local server ({X.available()})"
-        )
+    buckets = _source_buckets(state, ns, body.get("source"))
+    fe, ext = _feature_extractor(body.get("feature_extractor"))
     properties: dict[str, Any] = {}
     for b in buckets:
         properties.update((loads(b["doc"]).get("bucket_schema") or {}).get("properties") or {})
     mappings = _input_mappings(fe.get("input_mappings"), ext, properties)
     params = _parameters(fe.get("parameters"), ext)
-    passthrough = fe.get("field_passthrough")
-    if passthrough is not None and (
-        not isinstance(passthrough, list) or not all(isinstance(p, dict) and p.get("source_path") for p in passthrough)
-    ):
-        raise _bad("field_passthrough must list objects with a source_path")
-    out_props: dict[str, Any] = {}
-    for k, t in ext.output_fields.items():
-        out_props[k] = {"type": t}
-    out_props["metadata"] = {"type": "object"}
-    for p in passthrough or []:
-        target = p.get("target_path") or p["source_path"].split(".")[-1]
-        src = properties.get(p["source_path"]) or {}
-        out_props[target] = {"type": src.get("type") or "string"}
+    passthrough = _field_passthrough(fe.get("field_passthrough"))
     now = state.iso_now()
     collection_id = new_id("col")
-    first_schema = loads(buckets[0]["doc"]).get("bucket_schema") or {"properties": {}}
     doc = {
         "collection_id": collection_id,
         "collection_name": name,
@@ -217,22 +186,10 @@ def create_collection(request: Request, body: Any = Body(...), ns: NsCtx = Depen
             "params": fe.get("params"),
         },
         "source": {"type": "bucket", "bucket_ids": [b["bucket_id"] for b in buckets]},
-        "input_schema": first_schema,
-        "output_schema": {"properties": out_props},
+        "input_schema": loads(buckets[0]["doc"]).get("bucket_schema") or {"properties": {}},
+        "output_schema": {"properties": _output_properties(ext, passthrough, properties)},
         # no "source": the service gives one only for indexes that no extractor made
-        "vector_indexes": [
-            {
-                "name": ext.output,
-                "type": "single",
-                "feature_uri": ext.feature_uri,
-                "index": {
-                    "name": ext.output,
-                    "dimensions": ext.dims,
-                    "distance": "cosine",
-                    "inference_name": ext.output,
-                },
-            }
-        ],
+        "vector_indexes": [_vector_index(ext)],
         "metadata": body.get("metadata"),
         "enabled": body.get("enabled") is not False,
         "embedding_task": body.get("embedding_task"),
@@ -243,16 +200,7 @@ def create_collection(request: Request, body: Any = Body(...), ns: NsCtx = Depen
         "updated_at": now,
     }
     with state.store.tx() as c:
-        taken = c.execute(
-            "SELECT collection_id FROM collections WHERE namespace_id=? AND name=?", (ns.namespace_id, name)
-        ).fetchone()
-        if taken is not None:
-            raise APIError(
-                409,
-                f"a collection named '{name}' already exists in namespace '{ns.namespace_name}'",
-                "ConflictError",
-                {"collection_id": taken["collection_id"]},
-            )
+        refuse_taken_name(c, "collection", "collections", "collection_id", ns, name)
         c.execute(
             "INSERT INTO collections(collection_id, org_id, namespace_id, name, doc) VALUES (?,?,?,?,?)",
             (collection_id, ns.org_id, ns.namespace_id, name, dumps(doc)),
@@ -263,6 +211,63 @@ def create_collection(request: Request, body: Any = Body(...), ns: NsCtx = Depen
         )
     row = state.store.one("SELECT * FROM collections WHERE collection_id=?", (collection_id,))
     return json_response(collection_response(state, row))
+
+
+def _source_buckets(state: Any, ns: NsCtx, source: Any) -> list[Any]:
+    """The bucket rows a collection's ``source`` names (the local server reads buckets only)."""
+    if not isinstance(source, dict) or "type" not in source:
+        raise validation_422(["body", "source"], "Field required", "missing")
+    if source["type"] != "bucket":
+        raise _bad(
+            f"source.type {source['type']!r} is not available on the local server: collections read "
+            "buckets (source.type 'bucket')"
+        )
+    idents = source.get("bucket_ids") or []
+    if not isinstance(idents, list) or not idents:
+        raise _bad("source.bucket_ids must list at least one bucket")
+    return [find_bucket(state, ns, str(b)) for b in idents]
+
+
+def _feature_extractor(fe: Any) -> tuple[dict[str, Any], X.Extractor]:
+    """The body's ``feature_extractor`` and the local extractor it names."""
+    if not isinstance(fe, dict):
+        raise _bad(f"feature_extractor is required: one of {X.available()}")
+    ext = X.find_extractor(str(fe.get("feature_extractor_name")), str(fe.get("version")))
+    if ext is None:
+        raise _bad(
+            f"feature extractor {fe.get('feature_extractor_name')!r} version {fe.get('version')!r} is not "
+            f"available on the local server ({X.available()})"
+        )
+    return fe, ext
+
+
+def _field_passthrough(raw: Any) -> list[dict[str, Any]] | None:
+    if raw is not None and (
+        not isinstance(raw, list) or not all(isinstance(p, dict) and p.get("source_path") for p in raw)
+    ):
+        raise _bad("field_passthrough must list objects with a source_path")
+    return raw
+
+
+def _output_properties(ext: X.Extractor, passthrough: Any, properties: dict[str, Any]) -> dict[str, Any]:
+    """A document's fields: the extractor's, ``metadata`` and the passed-through bucket fields."""
+    out_props: dict[str, Any] = {k: {"type": t} for k, t in ext.output_fields.items()}
+    out_props["metadata"] = {"type": "object"}
+    for p in passthrough or []:
+        target = p.get("target_path") or p["source_path"].split(".")[-1]
+        src = properties.get(p["source_path"]) or {}
+        out_props[target] = {"type": src.get("type") or "string"}
+    return out_props
+
+
+def _vector_index(ext: X.Extractor) -> dict[str, Any]:
+    """The collection's vector index (its feature_uri is what feature_search stages name)."""
+    return {
+        "name": ext.output,
+        "type": "single",
+        "feature_uri": ext.feature_uri,
+        "index": {"name": ext.output, "dimensions": ext.dims, "distance": "cosine", "inference_name": ext.output},
+    }
 
 
 def _list_collections(request: Request, body: dict[str, Any], params: ListParams, ns: NsCtx):
@@ -353,7 +358,14 @@ def trigger_collection(
     state = get_state(request)
     body = _body(body)
     row = find_collection(state, ns.namespace_id, collection_identifier)
-    bucket_ids = loads(row["doc"])["source"]["bucket_ids"]
+    bucket_ids, deleted = live_source_buckets(state, loads(row["doc"])["source"]["bucket_ids"])
+    if not bucket_ids:  # a collection outlives its buckets (with its documents), but has nothing left to process
+        raise APIError(
+            404,
+            f"collection '{row['name']}' has no source bucket left to process: {', '.join(deleted)} deleted",
+            "NotFoundError",
+            {"resource": "bucket", "identifier": deleted[0]},
+        )
     include = body.get("include_buckets")
     if include:
         wanted = {find_bucket(state, ns, str(b))["bucket_id"] for b in include}
