@@ -8,6 +8,8 @@ more precise type inside it.
 
 ``blob_type_for(mime)`` maps a MIME type to the contract's file-type values of
 ``BucketSchemaFieldType`` / ``BlobType``: image, video, audio, text, pdf, excel.
+``is_image_mime`` / ``is_text_mime`` say what the local server's extractors read
+as an image or as text.
 """
 
 from __future__ import annotations
@@ -15,7 +17,16 @@ from __future__ import annotations
 import mimetypes
 import os
 
-__all__ = ["DEFAULT_MIME", "guess_mime", "mime_from_name", "sniff_mime", "blob_type_for", "FILE_BLOB_TYPES"]
+__all__ = [
+    "DEFAULT_MIME",
+    "guess_mime",
+    "mime_from_name",
+    "sniff_mime",
+    "blob_type_for",
+    "is_image_mime",
+    "is_text_mime",
+    "FILE_BLOB_TYPES",
+]
 
 DEFAULT_MIME = "application/octet-stream"
 
@@ -126,6 +137,7 @@ _SPREADSHEET = {
     "application/vnd.oasis.opendocument.spreadsheet",
 }
 _TEXTUAL_APPLICATION = {
+    "application/javascript",
     "application/json",
     "application/xml",
     "application/x-ndjson",
@@ -303,6 +315,23 @@ def guess_mime(
     return sniffed
 
 
+def _essence(mime: str | None) -> str:
+    """``type/subtype`` in lower case, without parameters (``; charset=...``)."""
+    return (mime or "").split(";", 1)[0].strip().lower()
+
+
+def is_image_mime(mime: str | None) -> bool:
+    """A raster image type: ``image/*`` except SVG (markup, not pixels)."""
+    m = _essence(mime)
+    return m.startswith("image/") and m != "image/svg+xml"
+
+
+def is_text_mime(mime: str | None) -> bool:
+    """``text/*``, or an application type that is text (JSON, XML, YAML, NDJSON, JavaScript, ...)."""
+    m = _essence(mime)
+    return m.startswith("text/") or m in _TEXTUAL_APPLICATION
+
+
 def blob_type_for(mime: str | None) -> str | None:
     """The contract's file type (image, video, audio, text, pdf, excel) for a MIME type.
 
@@ -311,7 +340,7 @@ def blob_type_for(mime: str | None) -> str | None:
     """
     if not mime:
         return None
-    m = mime.split(";", 1)[0].strip().lower()
+    m = _essence(mime)
     if m in _SPREADSHEET:
         return "excel"
     if m == "application/pdf":
@@ -319,6 +348,6 @@ def blob_type_for(mime: str | None) -> str | None:
     top = m.partition("/")[0]
     if top in ("image", "video", "audio"):
         return top
-    if top == "text" or m in _TEXTUAL_APPLICATION:
+    if is_text_mime(m):
         return "text"
     return None

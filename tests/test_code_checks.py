@@ -29,3 +29,8 @@ def test_ruff_lint_is_clean() -> None:
 def test_ruff_format_is_kept() -> None:
     result = _run(str(BIN / "ruff"), "format", "--no-cache", "--check", ".")
     assert result.returncode == 0, "run `ruff format .`:\n" + result.stdout[-4000:] + result.stderr[-2000:]
+
+
+def test_mypy_is_clean() -> None:
+    result = _run(sys.executable, "-m", "mypy", "--no-incremental")
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

@@ -9,9 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from itertools import repeat
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mixpeek_magics.client import statuses
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 NAT = -(2**63)  # numpy's NaT as int64
 
@@ -94,7 +98,7 @@ class StatusColumn:
     def categorical(self):
         import pandas as pd
 
-        return pd.Categorical.from_codes(self.codes, categories=self.order, ordered=True)
+        return pd.Categorical.from_codes(self.codes, categories=pd.Index(self.order), ordered=True)
 
 
 def _add_unknown(values, codes, bad, order, index) -> None:
@@ -198,8 +202,8 @@ class TextColumn:
 
     def __init__(self, n: int) -> None:
         self.n = n
-        self.obj = None  # object array, None where missing (made at the first value)
-        self.none = None  # bool mask of the None in obj
+        self.obj: NDArray[np.object_] | None = None  # None where missing (made at the first value)
+        self.none: NDArray[np.bool_] | None = None  # the None in obj (made with obj, unless odd)
         self.missing = 0
         self.odd = False
 
@@ -226,11 +230,12 @@ class TextColumn:
             except (TypeError, ValueError):
                 self.odd = True
             else:
-                if self.obj is None:
-                    self.obj = np.empty(self.n, dtype=object)  # None everywhere
-                    self.none = np.ones(self.n, dtype=bool)
-                self.obj[lo:hi] = chunk
-                self.none[lo:hi] = none
+                obj, mask = self.obj, self.none
+                if obj is None or mask is None:  # the first value (an odd column never comes here)
+                    obj = self.obj = np.empty(self.n, dtype=object)  # None everywhere
+                    mask = self.none = np.ones(self.n, dtype=bool)
+                obj[lo:hi] = chunk
+                mask[lo:hi] = none
                 self.missing += missing
                 return
         if self.obj is None:
@@ -248,15 +253,16 @@ class TextColumn:
         (one made, copies for the others)."""
         n = self.n
         if self.odd:
-            return _str_of_list(self.obj.tolist())
+            return _str_of_list(self.objects().tolist())
         if self.missing == n:
             return missing.get() if missing is not None else _missing_str(n)
+        obj = self.objects()
         try:
             if self.missing == 0:
-                return _to_str(self.obj)
-            return _str_with_missing(self.obj, self.none)
+                return _to_str(obj)
+            return _str_with_missing(obj, self.none)
         except (TypeError, ValueError):
-            return _str_fallback(self.obj)
+            return _str_fallback(obj)
 
 
 class MissingText:
@@ -369,9 +375,9 @@ class NumberColumn:
         if self.rest is not None:
             return float_array(self.rest) if self.kind == "float" else int_array(self.rest)
         mask = np.zeros(len(self.data), dtype=bool)
-        if self.kind == "float":
-            return pd.arrays.FloatingArray(self.data, mask)
-        return pd.arrays.IntegerArray(self.data, mask)
+        if self.kind == "float":  # astype(copy=False): the array itself, typed as what it is
+            return pd.arrays.FloatingArray(self.data.astype(np.float64, copy=False), mask)
+        return pd.arrays.IntegerArray(self.data.astype(np.int64, copy=False), mask)
 
 
 def datetime_array(ns_values, copy: bool = True):
@@ -410,6 +416,6 @@ def empty_frame(columns: dict[str, str]):
             data[name] = datetime_array([])
         elif dtype.startswith("timedelta64"):
             data[name] = timedelta_array([])
-        else:
-            data[name] = pd.array([], dtype=dtype)
+        else:  # a Series takes a dtype named at run time (pd.array's stubs want a literal name)
+            data[name] = pd.Series([], dtype=dtype).array
     return pd.DataFrame(data)

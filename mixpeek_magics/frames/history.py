@@ -11,7 +11,7 @@ import gc
 from collections.abc import Iterable, Sequence
 from itertools import repeat
 from operator import attrgetter, itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from mixpeek_magics import _defaults
 from mixpeek_magics._extras import require
@@ -80,7 +80,6 @@ def build_task_frame(records: Sequence[Any], journal: Any = None):
     (no per-row pandas work).
     """
     require("notebook", "pandas")
-    import numpy as np
     import pandas as pd
 
     if not isinstance(journal, JournalIndex):
@@ -89,85 +88,125 @@ def build_task_frame(records: Sequence[Any], journal: Any = None):
     n = len(recs)
     if n == 0:
         return _schema.empty_frame(_schema.TASK_COLUMNS)
-    if not isinstance(recs, list):
-        recs = list(recs)  # sliced per chunk
-    gc_was_enabled = gc.isenabled()
-    gc.disable()  # the loop allocates no cycles; collections would only rescan the records
-    try:
-        cols = _read(recs, journal, strict=False)
-        if cols is None:  # an odd record (missing keys, ...): every record completed first
-            cols = _read(_complete(records), journal, strict=True)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-
+    cols = _read_records(records, recs, journal)
     status = cols.status.categorical()
-    cats = status.categories
-    is_terminal_code = np.array([c in statuses.TERMINAL for c in cats], dtype=bool)
-    is_terminal = is_terminal_code[status.codes]
-
-    NAT = _schema.NAT
-    hit = None
-    if len(journal):
-        pos = _journal_rows(journal.pos, cols.ids)
-        hit = pos >= 0
-        if not hit.any():
-            hit = None
-    if hit is not None:
-        if hit.all():  # every task journaled: plain gathers, nothing to mask
-            safe = pos
-            fs_ns, st_ns, fi_ns = journal.first_seen[pos], journal.started[pos], journal.finished[pos]
-        else:
-            safe = np.where(hit, pos, 0)
-            fs_ns = np.where(hit, journal.first_seen[safe], NAT)
-            st_ns = np.where(hit, journal.started[safe], NAT)
-            fi_ns = np.where(hit, journal.finished[safe], NAT)
-        # never seen running (no start, or the first non-pending observation was
-        # already the terminal one): the duration counts from first_seen
-        begin = np.where((st_ns == NAT) | (st_ns == fi_ns), fs_ns, st_ns)
-        no_dur = (fi_ns == NAT) | (begin == NAT)
-        dur = np.subtract(fi_ns, begin, out=begin)  # in place: one array less to allocate
-        dur[no_dur] = NAT
-        # the arrays are ours: the datetime columns view them (no copies)
-        first_seen = _schema.datetime_array(fs_ns, copy=False)
-        started = _schema.datetime_array(st_ns, copy=False)
-        finished = _schema.datetime_array(fi_ns, copy=False)
-        cell = None
-        if journal.has_cells:
-            codes = journal.cell_codes[safe] if safe is pos else np.where(hit, journal.cell_codes[safe], -1)
-            cell = pd.array(journal.cell_values, dtype="str").take(codes, allow_fill=True)
-        processed, total, percentage, sync = journal.observed(safe, None if safe is pos else hit)
-    else:
-        first_seen, started, finished = (
-            _schema.datetime_array(np.full(n, NAT, dtype=np.int64), copy=False) for _ in range(3)
-        )
-        dur = np.full(n, NAT, dtype=np.int64)
-        cell = None
-        processed = total = percentage = sync = None
-
+    seen = _observed(journal, cols.ids, n)
     missing = _schema.MissingText(n)  # the all-missing columns: one made, the others copied
     data = {
         "task_id": cols.task_id.array(missing),
         "task_type": cols.task_type.array(missing),
         "status": status,
-        "is_terminal": is_terminal,
-        "first_seen": first_seen,
-        "started": started,
-        "finished": finished,
-        "duration": _schema.timedelta_array(dur, copy=False),
-        "processed": processed if processed is not None else _schema.int_array([None] * n),
-        "total": total if total is not None else _schema.int_array([None] * n),
-        "percentage": percentage if percentage is not None else _schema.float_array([None] * n),
+        "is_terminal": _is_terminal(status),
+        "first_seen": seen.first_seen,
+        "started": seen.started,
+        "finished": seen.finished,
+        "duration": _schema.timedelta_array(seen.duration_ns, copy=False),
+        "processed": seen.processed if seen.processed is not None else _schema.int_array([None] * n),
+        "total": seen.total if seen.total is not None else _schema.int_array([None] * n),
+        "percentage": seen.percentage if seen.percentage is not None else _schema.float_array([None] * n),
         "error": cols.error.array(missing),
         "batch_id": cols.batch_id.array(missing),
         "bucket_id": cols.bucket_id.array(missing),
         "namespace_id": cols.namespace_id.array(missing),
-        "sync_config_id": sync if sync is not None else missing.get(),
-        "source_cell": cell if cell is not None else missing.get(),
+        "sync_config_id": seen.sync if seen.sync is not None else missing.get(),
+        "source_cell": seen.cell if seen.cell is not None else missing.get(),
         "inputs_count": cols.inputs_count.array(),
         "outputs_count": cols.outputs_count.array(),
     }
     return pd.DataFrame(data, copy=False)
+
+
+def _read_records(records: Sequence[Any], recs: Sequence[Any], journal: JournalIndex) -> _Columns:
+    """The records' columns (``recs``: the records as dicts, see ``_as_dicts``)."""
+    if not isinstance(recs, list):
+        recs = list(recs)  # sliced per chunk
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # the loop allocates no cycles; collections would only rescan the records
+    try:
+        try:
+            return _read(recs, journal, strict=False)
+        except _OddRecord:  # missing keys, ...: every record completed first
+            return _read(_complete(records), journal, strict=True)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _is_terminal(status: Any) -> Any:
+    """A bool array: each row's status is terminal (one test per category, not per row)."""
+    import numpy as np
+
+    is_terminal_code = np.array([c in statuses.TERMINAL for c in status.categories], dtype=bool)
+    return is_terminal_code[status.codes]
+
+
+class _Observed(NamedTuple):
+    """What the journal adds to each task's row (None: not journaled, all missing)."""
+
+    first_seen: Any
+    started: Any
+    finished: Any
+    duration_ns: Any
+    cell: Any
+    processed: Any
+    total: Any
+    percentage: Any
+    sync: Any
+
+
+def _observed(journal: JournalIndex, task_ids: list[Any] | None, n: int) -> _Observed:
+    """The journal's columns for the tasks ``task_ids`` (None: an empty journal)."""
+    import numpy as np
+
+    NAT = _schema.NAT
+    if task_ids is not None:
+        pos = _journal_rows(journal.pos, task_ids)
+        hit = pos >= 0
+        if hit.any():
+            return _journal_hits(journal, pos, hit)
+    first_seen, started, finished = (
+        _schema.datetime_array(np.full(n, NAT, dtype=np.int64), copy=False) for _ in range(3)
+    )
+    return _Observed(first_seen, started, finished, np.full(n, NAT, dtype=np.int64), None, None, None, None, None)
+
+
+def _journal_hits(journal: JournalIndex, pos: Any, hit: Any) -> _Observed:
+    """``_observed`` when some task is journaled: ``pos`` its row (-1: none), ``hit`` pos >= 0."""
+    import numpy as np
+    import pandas as pd
+
+    NAT = _schema.NAT
+    if hit.all():  # every task journaled: plain gathers, nothing to mask
+        safe = pos
+        fs_ns, st_ns, fi_ns = journal.first_seen[pos], journal.started[pos], journal.finished[pos]
+    else:
+        safe = np.where(hit, pos, 0)
+        fs_ns = np.where(hit, journal.first_seen[safe], NAT)
+        st_ns = np.where(hit, journal.started[safe], NAT)
+        fi_ns = np.where(hit, journal.finished[safe], NAT)
+    # never seen running (no start, or the first non-pending observation was
+    # already the terminal one): the duration counts from first_seen
+    begin = np.where((st_ns == NAT) | (st_ns == fi_ns), fs_ns, st_ns)
+    no_dur = (fi_ns == NAT) | (begin == NAT)
+    dur = np.subtract(fi_ns, begin, out=begin)  # in place: one array less to allocate
+    dur[no_dur] = NAT
+    cell = None
+    if journal.has_cells:
+        codes = journal.cell_codes[safe] if safe is pos else np.where(hit, journal.cell_codes[safe], -1)
+        cell = pd.array(journal.cell_values, dtype="str").take(codes, allow_fill=True)
+    processed, total, percentage, sync = journal.observed(safe, None if safe is pos else hit)
+    # the arrays are ours: the datetime columns view them (no copies)
+    return _Observed(
+        _schema.datetime_array(fs_ns, copy=False),
+        _schema.datetime_array(st_ns, copy=False),
+        _schema.datetime_array(fi_ns, copy=False),
+        dur,
+        cell,
+        processed,
+        total,
+        percentage,
+        sync,
+    )
 
 
 #: records per chunk: the chunk's column lists stay in the CPU cache while the
@@ -175,9 +214,13 @@ def build_task_frame(records: Sequence[Any], journal: Any = None):
 _CHUNK = 2048
 
 
-def _read(recs: list, journal: JournalIndex, strict: bool) -> _Columns | None:
-    """``_columns`` chunk by chunk into ``_Columns``. None when a record is odd
-    (``_columns`` raised) unless ``strict`` (then the error is raised)."""
+class _OddRecord(Exception):
+    """A record ``_columns`` cannot read as it is (``_complete`` it first)."""
+
+
+def _read(recs: list, journal: JournalIndex, strict: bool) -> _Columns:
+    """``_columns`` chunk by chunk into ``_Columns``. Raises ``_OddRecord`` when a
+    record is odd (``_columns`` raised), unless ``strict`` (then that error)."""
     n = len(recs)
     cols = _Columns(n, journal)
     for lo in range(0, n, _CHUNK):
@@ -187,8 +230,8 @@ def _read(recs: list, journal: JournalIndex, strict: bool) -> _Columns | None:
             continue
         try:
             rows = _columns(part)
-        except (KeyError, TypeError, AttributeError, ValueError):
-            return None
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise _OddRecord from exc
         cols.add(lo, rows)
     return cols
 
@@ -226,15 +269,15 @@ def _columns(recs: Sequence[dict]) -> tuple:
     """The one pass: plain Python lists per column (fast path: every record
     has the API's top-level keys; a KeyError sends the caller to ``_complete``)."""
     n = len(recs)
-    tid = [None] * n
-    ttype = [None] * n
-    stat = [None] * n
-    err = [None] * n
-    batch = [None] * n
-    bucket = [None] * n
-    ns = [None] * n
-    nin = [None] * n
-    nout = [None] * n
+    tid: list[Any] = [None] * n
+    ttype: list[Any] = [None] * n
+    stat: list[Any] = [None] * n
+    err: list[Any] = [None] * n
+    batch: list[Any] = [None] * n
+    bucket: list[Any] = [None] * n
+    ns: list[Any] = [None] * n
+    nin: list[int | None] = [None] * n
+    nout: list[int | None] = [None] * n
     get_data = _get_data
     for i, r in enumerate(recs):
         tid[i] = r["task_id"]

@@ -363,7 +363,7 @@ def _batch_failures(
             "batch_id": batch.get("batch_id") or batch_id,
             "bucket_id": batch.get("bucket_id") or bucket,
             "object_id": f.get("object_id"),
-            "filename": names.get(f.get("object_id")),
+            "filename": names.get(f.get("object_id") or ""),
             "error": f.get("error"),
             "error_type": f.get("error_type"),
         }

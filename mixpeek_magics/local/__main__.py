@@ -109,8 +109,9 @@ def _serve(args: argparse.Namespace) -> int:
     from .server import LocalServer
 
     overrides = {name: getattr(args, name, None) for name in LocalSettings.field_names()}
-    if overrides.get("fail_filenames") is not None:
-        overrides["fail_filenames"] = [x.strip() for x in overrides["fail_filenames"].split(",") if x.strip()]
+    fail_filenames = overrides.get("fail_filenames")
+    if fail_filenames is not None:
+        overrides["fail_filenames"] = [x.strip() for x in fail_filenames.split(",") if x.strip()]
     try:
         settings = LocalSettings.from_env(**overrides)
     except (TypeError, ValueError) as exc:

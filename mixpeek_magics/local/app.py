@@ -147,7 +147,7 @@ def format_retry_after(seconds: float) -> str:
 def create_app(state: State) -> FastAPI:
     app = FastAPI(
         title="Mixpeek local server (mixpeek-magics)",
-        version="0.81-local",
+        version="0.82-local",
         docs_url="/docs",
         redoc_url=None,
         openapi_url="/openapi.json",

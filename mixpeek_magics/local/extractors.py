@@ -23,6 +23,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._mime import is_image_mime, is_text_mime, mime_from_name
+
 TEXT_DIMS = 1024
 IMAGE_DIMS = 176  # 64 colour-histogram bins + 48 colour-layout values + 64 average-hash bits
 MAX_TEXT_CHARS = 200_000  # what a document keeps of a text (and what is embedded)
@@ -362,9 +364,12 @@ class Extractor:
                 f"{self.name}@{self.version} does not take {modality} input (it takes {', '.join(self.modalities)})"
             )
         if modality == "image":
-            vec = embed_image(data)
-            return shift(vec, TEXT_DIMS) if self.name == "multimodal_extractor" else vec
+            return self.image_part(embed_image(data))
         return embed_text(decode_text(data))
+
+    def image_part(self, vec: Vector) -> Vector:
+        """An image vector where this extractor keeps it: after the text part in the multimodal space."""
+        return shift(vec, TEXT_DIMS) if self.name == "multimodal_extractor" else vec
 
 
 _TEXT_PARAMS = (
@@ -384,6 +389,8 @@ _TEXT_PARAMS = (
     "llm_api_key",
 )
 _IMAGE_PARAMS = ("extractor_type", "enable_thumbnails", "use_cdn")
+_TEXT_FIELDS = {"text": "text"}  # document field -> BucketSchemaFieldType
+_IMAGE_FIELDS = {"width": "integer", "height": "integer", "dominant_colors": "array", "thumbnail_url": "string"}
 
 EXTRACTORS: dict[str, Extractor] = {
     e.name: e
@@ -397,7 +404,7 @@ EXTRACTORS: dict[str, Extractor] = {
             description="Text embeddings for semantic search. Local stand-in (no model download): signed feature "
             "hashing of the lower-cased words into 1024 dimensions, L2-normalised; the document keeps "
             "the text.",
-            output_fields={"text": "text"},
+            output_fields=_TEXT_FIELDS,
             parameter_names=_TEXT_PARAMS,
             default_parameters={"split_by": "none", "chunk_size": 1000, "chunk_overlap": 0},
         ),
@@ -410,12 +417,7 @@ EXTRACTORS: dict[str, Extractor] = {
             description="Image features for visual search. Local stand-in (no model download): width, height, "
             "dominant colours, a 176-dimension vector (colour histogram, colour layout, average "
             "hash), and a JPEG thumbnail (at most 256 px).",
-            output_fields={
-                "width": "integer",
-                "height": "integer",
-                "dominant_colors": "array",
-                "thumbnail_url": "string",
-            },
+            output_fields=_IMAGE_FIELDS,
             parameter_names=_IMAGE_PARAMS,
             default_parameters={"enable_thumbnails": True},
         ),
@@ -428,17 +430,9 @@ EXTRACTORS: dict[str, Extractor] = {
             description="Text and images in one collection. Local stand-in (no model download): texts get the "
             "text_extractor's hashed vector and images the image_extractor's vector, in two parts of "
             "one 1200-dimension space; text and images do not match each other offline.",
-            output_fields={
-                "text": "text",
-                "width": "integer",
-                "height": "integer",
-                "dominant_colors": "array",
-                "thumbnail_url": "string",
-            },
+            output_fields={**_TEXT_FIELDS, **_IMAGE_FIELDS},
             parameter_names=(
-                "extractor_type",
-                "enable_thumbnails",
-                "use_cdn",
+                *_IMAGE_PARAMS,
                 "run_multimodal_embedding",
                 "embedding_task",
                 "task_type",
@@ -474,21 +468,18 @@ def available() -> str:
 
 def modality_of(blob_type: str | None, mime: str | None, filename: str | None) -> str | None:
     """'text', 'image' or None (another kind of file) from a blob's declared type, MIME type and name."""
-    from .sniff import IMAGE_EXTS, TEXT_MIMES
-
     t = (blob_type or "").lower()
-    m = (mime or "").split(";")[0].strip().lower()
-    if m.startswith("image/") and m != "image/svg+xml":
+    if is_image_mime(mime):
         return "image"
-    if m.startswith("text/") or m in TEXT_MIMES:
+    if is_text_mime(mime):
         return "text"
     if t == "image":
         return "image"
     if t in ("text", "string"):
         return "text"
-    suffix = ("." + filename.rsplit(".", 1)[-1].lower()) if filename and "." in filename else ""
-    if suffix in IMAGE_EXTS:
+    by_name = mime_from_name(filename)  # the client's table: the name says what the type did not
+    if is_image_mime(by_name):
         return "image"
-    if suffix in (".txt", ".md", ".csv", ".json", ".html", ".xml", ".yaml", ".yml", ".rst", ".tsv"):
+    if is_text_mime(by_name):
         return "text"
     return None

@@ -10,12 +10,18 @@ import time
 import weakref
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .contract.stats import TOTALS as CONTRACT_TOTALS, ContractStats
 from .settings import LocalSettings
 from .state import State
 from .util import mask_key
+
+if TYPE_CHECKING:
+    import uvicorn
+    from fastapi import FastAPI
+
+    from .upload_endpoint import UploadEndpoint
 
 log = logging.getLogger("mixpeek_magics.local")
 _LIVE: weakref.WeakSet[LocalServer] = weakref.WeakSet()  # for the contract report at exit
@@ -30,7 +36,7 @@ def _report_at_exit() -> None:
             log.debug("contract report at exit failed: %s", exc)
 
 
-def _quick_stop_server_class():
+def _quick_stop_server_class() -> type[uvicorn.Server]:
     import asyncio
 
     import uvicorn
@@ -38,8 +44,8 @@ def _quick_stop_server_class():
     class QuickStopServer(uvicorn.Server):
         """uvicorn.Server that notices stop requests at once (not on its 0.1 s tick)."""
 
-        _loop = None
-        _exit_event = None
+        _loop: asyncio.AbstractEventLoop | None = None
+        _exit_event: asyncio.Event | None = None
 
         def install_signal_handlers(self) -> None:  # runs in a thread: no signals
             pass
@@ -70,10 +76,10 @@ def _quick_stop_server_class():
 
 
 class _Lazy:
-    cls = None
+    cls: type[uvicorn.Server] | None = None
 
 
-def _QuickStopServer(config):  # noqa: N802 - behaves like a class
+def _QuickStopServer(config: uvicorn.Config) -> uvicorn.Server:  # noqa: N802 - behaves like a class
     if _Lazy.cls is None:
         _Lazy.cls = _quick_stop_server_class()
     return _Lazy.cls(config)
@@ -110,12 +116,13 @@ class LocalServer:
         # Presigned PUTs go to a port of their own, as real ones go to S3 (see
         # upload_endpoint); None: the one this data dir had last time, else any.
         self.requested_upload_port = upload_port
-        self._uploads = None
+        self._uploads: UploadEndpoint | None = None
         self.log_level = log_level
         self._settings = settings or LocalSettings()
         self._state: State | None = None
-        self._app = None
-        self._server = None
+        self._app: FastAPI | None = None
+        self._server: uvicorn.Server | None = None
+        self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._contract_stats = ContractStats(parent=CONTRACT_TOTALS)  # across restarts of this server
         self._contract_stats.label = str(self.data_dir)
@@ -133,10 +140,10 @@ class LocalServer:
         if swept:
             log.info("removed %d partial upload file(s) left by an earlier server process", swept)
         state.contract_stats = self._contract_stats
-        state.worker = Worker(state)
-        state.worker.start()
+        worker = state.worker = Worker(state)
+        worker.start()
         for task_id in state.recover_tasks():
-            state.worker.submit(task_id)
+            worker.submit(task_id)
         self._state = state
         self._app = create_app(state)
         self._api_key = state.default_api_key
@@ -147,11 +154,13 @@ class LocalServer:
     def state(self) -> State:
         if self._state is None or self._state.closed:
             self._open()
-        return self._state  # type: ignore[return-value]
+        assert self._state is not None  # _open() sets it or raises
+        return self._state
 
     @property
-    def app(self):
+    def app(self) -> FastAPI:
         self.state  # noqa: B018 - reopen after stop()
+        assert self._app is not None  # set by _open() with the state
         return self._app
 
     @property
@@ -286,10 +295,10 @@ class LocalServer:
                 server.should_exit = True
         if thread is not None:
             thread.join(timeout)
-            if thread.is_alive():  # pragma: no cover
+            if thread.is_alive() and server is not None:  # pragma: no cover
                 server.force_exit = True
                 thread.join(timeout)
-        sock = getattr(self, "_sock", None)
+        sock = self._sock
         if sock is not None:
             try:
                 sock.close()

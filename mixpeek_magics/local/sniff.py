@@ -7,19 +7,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .._mime import DEFAULT_MIME, guess_mime
+from .._mime import DEFAULT_MIME, guess_mime, is_image_mime, mime_from_name
 
 SNIFF_BYTES = 8192
-
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".ico"}
-TEXT_MIMES = {
-    "application/json",
-    "application/xml",
-    "application/javascript",
-    "application/x-ndjson",
-    "application/csv",
-    "application/yaml",
-}
 
 
 def sniff_mime(head: bytes, filename: str | None = None) -> str:
@@ -87,11 +77,10 @@ class TextStats:
 
 
 def wants_image(declared_type: str | None, filename: str | None, mime: str) -> bool:
-    if mime.startswith("image/") and mime != "image/svg+xml":
+    """Decode as an image: an image type, a blob declared ``image``, or a name an image type goes by."""
+    if is_image_mime(mime) or (declared_type or "").lower() == "image":
         return True
-    if (declared_type or "").lower() == "image":
-        return True
-    return Path(filename or "").suffix.lower() in IMAGE_EXTS
+    return is_image_mime(mime_from_name(filename))
 
 
 def image_features(path: Path) -> dict[str, Any]:

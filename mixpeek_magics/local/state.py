@@ -12,13 +12,18 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .contract.stats import TOTALS as CONTRACT_TOTALS, ContractStats
 from .db import Store, dumps, loads
 from .errors import APIError
 from .settings import LocalSettings
 from .util import hash_key, iso, mask_key, new_api_key, new_id
+
+if TYPE_CHECKING:
+    from .connections import ConnectionService
+    from .sync_runner import SyncRunner
+    from .worker import Worker
 
 log = logging.getLogger("mixpeek_magics.local")
 
@@ -64,7 +69,9 @@ class State:
         self.contract_stats = ContractStats(parent=CONTRACT_TOTALS)  # LocalServer passes its own
         self.key_created_now = False
         self.default_org_id, self.default_api_key = self._ensure_default_org()
-        self.worker = None  # set by start_worker()
+        self.worker: Worker | None = None  # LocalServer starts one right after the state
+        self.storage_connections: ConnectionService | None = None  # sync_runner.install()
+        self.sync_runner: SyncRunner | None = None  # sync_runner.install()
         self.closed = False
 
     # -- clock -------------------------------------------------------------
@@ -110,7 +117,7 @@ class State:
     def _insert_org(self, name: str, is_default: bool = False) -> str:
         org_id = new_id("org")
         now = self.iso_now()
-        doc = {
+        doc: dict[str, Any] = {
             "organization_id": org_id,
             "organization_name": name,
             "logo_url": None,
@@ -242,7 +249,8 @@ class State:
         only_if_active: bool = True,
         clear_error: bool = False,
     ) -> bool:
-        sets, params = [], []
+        sets: list[str] = []
+        params: list[Any] = []
         if status is not None:
             sets.append("status=?")
             params.append(status)
@@ -274,7 +282,7 @@ class State:
         task_type = task_type or "api_buckets_batches_process"
         org_id = org_id or self.default_org_id
         prefix = f"task_{secrets.token_hex(4)}"
-        start = (self.store.one("SELECT coalesce(max(rowid), 0) AS m FROM tasks")["m"] or 0) + 1
+        start = (self.store.expect_one("SELECT coalesce(max(rowid), 0) AS m FROM tasks")["m"] or 0) + 1
         ids = [f"{prefix}{start + i:010x}" for i in range(n)]
         norm = [st.upper() for st in statuses]
         rows = []
@@ -329,18 +337,22 @@ class State:
             log.info("re-queued %d task(s) interrupted by the previous run", len(requeue))
         return requeue
 
+    def submit_task(self, task_id: str) -> None:
+        """Hand a task to the worker."""
+        if self.worker is None:
+            raise RuntimeError("the local server's worker is not running")
+        self.worker.submit(task_id)
+
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
-        runner = getattr(self, "sync_runner", None)
-        if runner is not None:  # stops scheduling before the worker and the database go
-            runner.stop()
+        if self.sync_runner is not None:  # stops scheduling before the worker and the database go
+            self.sync_runner.stop()
         if self.worker is not None:
             self.worker.stop()
-        connections = getattr(self, "storage_connections", None)
-        if connections is not None:
-            connections.close()
+        if self.storage_connections is not None:
+            self.storage_connections.close()
         self.store.close()
 
 

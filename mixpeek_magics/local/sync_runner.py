@@ -38,13 +38,16 @@ import posixpath
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .connections import ConnectionService, ensure_schema
 from .db import dumps, loads
 from .deps import NsCtx
 from .providers import FilterError, ProviderError, SourceFile
-from .state import Caller
+from .state import Caller, State
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 from .util import iso, new_id, parse_iso
 
 log = logging.getLogger("mixpeek_magics.local.sync")
@@ -749,7 +752,7 @@ class SyncRunner:
             }
             canceled = task["status"] == "CANCELED"
             ok = failed = retry = nbytes = 0
-            updates = []
+            updates: list[tuple[str, str | None, Any, str]] = []  # status, error, size, source key
             for f in files:
                 o = objects.get(f["object_id"])
                 if o is not None and o["status"] == "COMPLETED":
@@ -827,15 +830,15 @@ def _stats(old: dict[str, Any] | None, job: dict[str, Any], seconds: float) -> d
     return st
 
 
-def install(app, state) -> SyncRunner:
+def install(app: FastAPI | None, state: State) -> SyncRunner:
     """Enable storage connections and bucket syncs on a server state and its app."""
     from .routes import connections as conn_routes, syncs as sync_routes
 
-    svc = getattr(state, "storage_connections", None)
+    svc = state.storage_connections
     if svc is None:
         svc = ConnectionService(state)
         state.storage_connections = svc
-    runner = getattr(state, "sync_runner", None)
+    runner = state.sync_runner
     if runner is None:
         runner = SyncRunner(state, svc)
         state.sync_runner = runner

@@ -107,6 +107,25 @@ class _BatchRun:
         batch_progress(self.state, self.batch_id, self.task_id, self.progress(), list(self.failures))
 
 
+def _tier_errors(run: _BatchRun) -> list[dict[str, Any]]:
+    """The batch's failures as tier errors (with the filename in their metadata)."""
+    return [
+        {
+            "error_type": "runtime",
+            "message": f["error"],
+            "component": "local-worker",
+            "stage": "object_processing",
+            "traceback": None,
+            "timestamp": f["timestamp"],
+            "affected_document_ids": [f["object_id"]],
+            "affected_count": 1,
+            "recovery_suggestion": None,
+            "metadata": {"filename": run.filenames.get(f["object_id"])},
+        }
+        for f in run.failures
+    ]
+
+
 class Worker:
     def __init__(self, state) -> None:
         self.state = state
@@ -222,58 +241,20 @@ class Worker:
 
     # -- batch processing --------------------------------------------------------
     def _run_batch(self, task_id: str, row, job: dict[str, Any]) -> None:
-        from .services import after_batch_task, finish_batch, save_object
-
-        state = self.state
         cancel = self._event(task_id)
         ad = loads(row["additional_data"]) or {}
         object_ids: list[str] = list(job.get("object_ids") or [])
         batch_id = job["batch_id"]
-        total = len(object_ids)
         ad["current_tier"] = 0
-        run = _BatchRun(state, task_id, batch_id, total)
+        run = _BatchRun(self.state, task_id, batch_id, len(object_ids))
         if not run.start(ad):
             return  # canceled meanwhile
         for oid in object_ids:
             if not self._next_item(cancel):
                 return
-            orow = state.store.one("SELECT doc, org_id, namespace_id, bucket_id FROM objects WHERE object_id=?", (oid,))
-            if orow is None:
-                result = {
-                    "object_id": oid,
-                    "filename": None,
-                    "status": "FAILED",
-                    "error": "object not found (deleted before processing)",
-                }
-            else:
-                d = loads(orow["doc"])
-                d["status"] = "PROCESSING"
-                save_object(state, d)
-                ctx = ReadContext(
-                    org_id=orow["org_id"],
-                    namespace_id=orow["namespace_id"],
-                    bucket_id=orow["bucket_id"],
-                    object_id=oid,
-                    data_dir=state.data_dir,
-                    state=state,
-                    cancel=cancel,
-                )
-                try:
-                    result = self.process_object(d, ctx)
-                    if result["status"] == "COMPLETED":
-                        result = self._run_collections(d, orow, batch_id, cancel, result)
-                except BlobCanceled:
-                    if self.stop_event.is_set():
-                        raise Stopping() from None
-                    return
-                if cancel.is_set() and self.stop_event.is_set():
-                    raise Stopping()
-                d["status"] = "COMPLETED" if result["status"] == "COMPLETED" else "FAILED"
-                d["error"] = result.get("error")
-                d["updated_at"] = state.iso_now()
-                if cancel.is_set():
-                    return
-                save_object(state, d)
+            result = self._process_batch_object(oid, batch_id, cancel)
+            if result is None:
+                return  # canceled while it was processed
             run.add(
                 oid,
                 None if result["status"] == "COMPLETED" else (result.get("error") or "processing failed"),
@@ -281,6 +262,57 @@ class Worker:
             )
         if self._check(cancel):
             return
+        self._end_batch_task(run, ad)
+
+    def _process_batch_object(self, oid: str, batch_id: str, cancel: threading.Event) -> dict[str, Any] | None:
+        """Process one object of a batch and save its status: the result, or None when the
+        task was canceled meanwhile (``Stopping`` when the server stops)."""
+        from .services import save_object
+
+        state = self.state
+        orow = state.store.one("SELECT doc, org_id, namespace_id, bucket_id FROM objects WHERE object_id=?", (oid,))
+        if orow is None:
+            return {
+                "object_id": oid,
+                "filename": None,
+                "status": "FAILED",
+                "error": "object not found (deleted before processing)",
+            }
+        d = loads(orow["doc"])
+        d["status"] = "PROCESSING"
+        save_object(state, d)
+        ctx = ReadContext(
+            org_id=orow["org_id"],
+            namespace_id=orow["namespace_id"],
+            bucket_id=orow["bucket_id"],
+            object_id=oid,
+            data_dir=state.data_dir,
+            state=state,
+            cancel=cancel,
+        )
+        try:
+            result = self.process_object(d, ctx)
+            if result["status"] == "COMPLETED":
+                result = self._run_collections(d, orow, batch_id, cancel, result)
+        except BlobCanceled:
+            if self.stop_event.is_set():
+                raise Stopping() from None
+            return None
+        if cancel.is_set() and self.stop_event.is_set():
+            raise Stopping()
+        d["status"] = "COMPLETED" if result["status"] == "COMPLETED" else "FAILED"
+        d["error"] = result.get("error")
+        d["updated_at"] = state.iso_now()
+        if cancel.is_set():
+            return None
+        save_object(state, d)
+        return result
+
+    def _end_batch_task(self, run: _BatchRun, ad: dict[str, Any]) -> None:
+        """The task's and the batch's final status (FAILED when every object failed), in one transaction."""
+        from .services import after_batch_task, finish_batch
+
+        state, task_id, total = self.state, run.task_id, run.total
         failed = len(run.failures)
         error = None
         if total and failed == total:
@@ -293,24 +325,9 @@ class Worker:
             status = "COMPLETED_WITH_ERRORS"
         else:
             status = "COMPLETED"
-        errors = [
-            {
-                "error_type": "runtime",
-                "message": f["error"],
-                "component": "local-worker",
-                "stage": "object_processing",
-                "traceback": None,
-                "timestamp": f["timestamp"],
-                "affected_document_ids": [f["object_id"]],
-                "affected_count": 1,
-                "recovery_suggestion": None,
-                "metadata": {"filename": run.filenames.get(f["object_id"])},
-            }
-            for f in run.failures
-        ]
         with state.store.tx():
             if state.update_task(task_id, status=status, additional_data=ad, outputs=run.done, error=error):
-                finish_batch(state, batch_id, task_id, status, run.failures, errors, error)
+                finish_batch(state, run.batch_id, task_id, status, run.failures, _tier_errors(run), error)
                 after_batch_task(state, task_id)
 
     def _run_collections(

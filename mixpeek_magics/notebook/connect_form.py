@@ -57,6 +57,23 @@ def _wide() -> widgets.Layout:
 _ERROR_CSS = "color:#b3261e;font-size:0.9em;margin-left:176px"
 
 
+def _text(description: str, placeholder: str = "") -> widgets.Text:
+    return widgets.Text(description=description, placeholder=placeholder, style=_STYLE, layout=_wide())
+
+
+def _password(description: str, placeholder: str = "") -> widgets.Password:
+    return widgets.Password(description=description, placeholder=placeholder, style=_STYLE, layout=_wide())
+
+
+def _textarea(description: str, placeholder: str, height: str) -> widgets.Textarea:
+    return widgets.Textarea(
+        description=description,
+        placeholder=placeholder,
+        style=_STYLE,
+        layout=widgets.Layout(width="560px", height=height),
+    )
+
+
 def _text_of(obj: Any) -> str:
     """A short user-facing message for an exception (scrubbed by the caller)."""
     msg = str(obj).strip()
@@ -208,9 +225,6 @@ class ConnectionForm(_FormBase):
     # ---- construction -------------------------------------------------------------
 
     def _build(self) -> None:
-        T = lambda d, ph="": widgets.Text(description=d, placeholder=ph, style=_STYLE, layout=_wide())  # noqa: E731
-        P = lambda d, ph="": widgets.Password(description=d, placeholder=ph, style=_STYLE, layout=_wide())  # noqa: E731
-
         self._add(
             "provider",
             widgets.Dropdown(options=list(PROVIDERS), value="s3", description="Provider", style=_STYLE, layout=_wide()),
@@ -219,60 +233,11 @@ class ConnectionForm(_FormBase):
             "credential_type",
             widgets.ToggleButtons(options=list(_CREDENTIAL_TYPES["s3"]), description="Authentication", style=_STYLE),
         )
-        self._add("name", T("Name", "e.g. Production S3 bucket"))
-        self._add("description", T("Description", "optional"))
-        # S3 / S3-compatible / Tigris
-        self._add("endpoint_url", T("Endpoint URL", "https://minio.example.com"))
-        self._add("use_ssl", widgets.Checkbox(value=True, description="Use SSL (https)", style=_STYLE, indent=True))
-        self._add(
-            "verify_ssl", widgets.Checkbox(value=True, description="Verify SSL certificates", style=_STYLE, indent=True)
-        )
-        self._add("access_key_id", T("Access key ID", "AKIA…"))
-        self._add("secret_access_key", P("Secret access key"), secret=True)
-        self._add("session_token", P("Session token", "only for temporary (ASIA…) keys"), secret=True)
-        self._add("role_arn", T("Role ARN", "arn:aws:iam::123456789012:role/mixpeek-storage-sync-role"))
-        self._add("external_id", T("External ID", "must match sts:ExternalId in the trust policy"))
-        self._add("region", T("Region", "us-east-1"))
-        self._fields["region"].input.value = "us-east-1"
-        self._add("bucket", T("Bucket", "optional: bucket to sync from later"))
-        # Google Drive
-        upload = widgets.FileUpload(accept=".json,application/json", multiple=False, description="Key file (.json)")
-        self._add(
-            "service_account_file",
-            upload,
-            secret=True,
-            extra=[
-                widgets.HTML(
-                    '<span style="margin-left:8px;color:#555">'
-                    "upload the service account's JSON key, or paste it below</span>"
-                )
-            ],
-        )
-        self._add(
-            "service_account_json",
-            widgets.Textarea(
-                description="…or paste JSON",
-                placeholder='{"type": "service_account", …}',
-                style=_STYLE,
-                layout=widgets.Layout(width="560px", height="90px"),
-            ),
-            secret=True,
-        )
-        self._add("impersonate_user", T("Impersonate user", "optional: user@your-domain.com (domain-wide delegation)"))
-        self._add("client_id", T("OAuth client ID", "….apps.googleusercontent.com"))
-        self._add("client_secret", P("OAuth client secret"), secret=True)
-        self._add("refresh_token", P("Refresh token"), secret=True)
-        self._add("shared_drive_id", T("Shared drive ID", "optional: 0A…"))
-        # common
-        self._add(
-            "metadata",
-            widgets.Textarea(
-                description="Metadata (JSON)",
-                placeholder='{"team": "ml"}',
-                style=_STYLE,
-                layout=widgets.Layout(width="560px", height="60px"),
-            ),
-        )
+        self._add("name", _text("Name", "e.g. Production S3 bucket"))
+        self._add("description", _text("Description", "optional"))
+        self._add_s3_fields()
+        self._add_drive_fields()
+        self._add("metadata", _textarea("Metadata (JSON)", '{"team": "ml"}', "60px"))
 
         self.save_button = widgets.Button(description="Test & save", button_style="primary", icon="plug")
         self.save_button.on_click(lambda _b: self.test_and_save())
@@ -289,6 +254,47 @@ class ConnectionForm(_FormBase):
             self.status,
         )
         self._update_visibility()
+
+    def _add_s3_fields(self) -> None:
+        """S3, S3-compatible storage and Tigris: endpoint, keys or role, region, bucket."""
+        T, P = _text, _password
+        self._add("endpoint_url", T("Endpoint URL", "https://minio.example.com"))
+        self._add("use_ssl", widgets.Checkbox(value=True, description="Use SSL (https)", style=_STYLE, indent=True))
+        self._add(
+            "verify_ssl", widgets.Checkbox(value=True, description="Verify SSL certificates", style=_STYLE, indent=True)
+        )
+        self._add("access_key_id", T("Access key ID", "AKIA…"))
+        self._add("secret_access_key", P("Secret access key"), secret=True)
+        self._add("session_token", P("Session token", "only for temporary (ASIA…) keys"), secret=True)
+        self._add("role_arn", T("Role ARN", "arn:aws:iam::123456789012:role/mixpeek-storage-sync-role"))
+        self._add("external_id", T("External ID", "must match sts:ExternalId in the trust policy"))
+        self._add("region", T("Region", "us-east-1"))
+        self._fields["region"].input.value = "us-east-1"
+        self._add("bucket", T("Bucket", "optional: bucket to sync from later"))
+
+    def _add_drive_fields(self) -> None:
+        """Google Drive: a service account's key (uploaded or pasted) or OAuth credentials."""
+        T, P = _text, _password
+        upload = widgets.FileUpload(accept=".json,application/json", multiple=False, description="Key file (.json)")
+        self._add(
+            "service_account_file",
+            upload,
+            secret=True,
+            extra=[
+                widgets.HTML(
+                    '<span style="margin-left:8px;color:#555">'
+                    "upload the service account's JSON key, or paste it below</span>"
+                )
+            ],
+        )
+        self._add(
+            "service_account_json", _textarea("…or paste JSON", '{"type": "service_account", …}', "90px"), secret=True
+        )
+        self._add("impersonate_user", T("Impersonate user", "optional: user@your-domain.com (domain-wide delegation)"))
+        self._add("client_id", T("OAuth client ID", "….apps.googleusercontent.com"))
+        self._add("client_secret", P("OAuth client secret"), secret=True)
+        self._add("refresh_token", P("Refresh token"), secret=True)
+        self._add("shared_drive_id", T("Shared drive ID", "optional: 0A…"))
 
     # ---- switching ------------------------------------------------------------------
 
@@ -502,7 +508,7 @@ class ConnectionForm(_FormBase):
     def _session_client(self) -> Any:
         if self._client is None:
             try:
-                from mixpeek_magics.notebook import session  # type: ignore[attr-defined]
+                from mixpeek_magics.notebook import session
 
                 self._client = session.signed_in_client()
             except Exception:  # noqa: BLE001 - reported as "no client" by the caller
@@ -560,10 +566,11 @@ class ConnectionForm(_FormBase):
 
     def _api_field_errors(self, api_fields: Any, body: dict) -> dict[str, str]:
         """A 422's ``fields`` (``[(dotted loc, msg)]`` or a mapping) -> form field errors."""
+        pairs: list[tuple[Any, Any]]
         if isinstance(api_fields, Mapping):
             pairs = list(api_fields.items())
         elif isinstance(api_fields, (list, tuple)):
-            pairs = [p for p in api_fields if isinstance(p, (list, tuple)) and len(p) == 2]
+            pairs = [(p[0], p[1]) for p in api_fields if isinstance(p, (list, tuple)) and len(p) == 2]
         else:
             return {}
         mapped: dict[str, str] = {}
@@ -669,6 +676,30 @@ class SyncForm(_FormBase):
         self._folders: dict[str, dict] = {}
         self._stack: list[tuple[str, str]] = []
 
+        self._add("bucket", self._bucket_widget(client, list_buckets))
+        is_drive = provider_type == "google_drive"
+        self._add_source_fields(default_source)
+        self._add_schedule_fields()
+        self.create_button = widgets.Button(description="Create sync", button_style="primary", icon="sync")
+        self.create_button.on_click(lambda _b: self.create())
+        self._fields["sync_mode"].input.observe(lambda _c: self._update_visibility(), names="value")
+
+        self._fields["source_path"].show(not is_drive)
+        self._fields["folder"].show(is_drive)
+        self.children = (
+            widgets.HTML("<b>Sync into a bucket</b>"),
+            *(fl.box for fl in self._fields.values()),
+            widgets.HBox([self.create_button]),
+            self.status,
+        )
+        self._update_visibility()
+        if is_drive:
+            self.load_folders("/")
+
+    # ---- construction ------------------------------------------------------------------
+
+    def _bucket_widget(self, client: Any, list_buckets: Callable[[], Any] | None) -> widgets.Widget:
+        """A dropdown of the buckets when they can be listed, else a text field for the bucket id."""
         if list_buckets is None and client is not None and getattr(client, "buckets", None) is not None:
             b = client.buckets
             list_buckets = getattr(b, "iter", None) or getattr(b, "list", None)
@@ -679,16 +710,11 @@ class SyncForm(_FormBase):
             except Exception as exc:  # noqa: BLE001
                 self._set_status(f"Could not list buckets ({_text_of(exc)}); type the bucket id.", "error")
         if bucket_opts:
-            bucket_w: widgets.Widget = widgets.Dropdown(
-                options=bucket_opts, description="Target bucket", style=_STYLE, layout=_wide()
-            )
-        else:
-            bucket_w = widgets.Text(
-                description="Target bucket", placeholder="bucket id or name", style=_STYLE, layout=_wide()
-            )
-        self._add("bucket", bucket_w)
+            return widgets.Dropdown(options=bucket_opts, description="Target bucket", style=_STYLE, layout=_wide())
+        return widgets.Text(description="Target bucket", placeholder="bucket id or name", style=_STYLE, layout=_wide())
 
-        is_drive = provider_type == "google_drive"
+    def _add_source_fields(self, default_source: str) -> None:
+        """The source: a path (object storage) or a folder picker (Google Drive)."""
         self._add(
             "source_path",
             widgets.Text(
@@ -713,6 +739,9 @@ class SyncForm(_FormBase):
             ),
             extra=[widgets.HBox([self.open_button, self.up_button, self.folder_label])],
         )
+
+    def _add_schedule_fields(self) -> None:
+        """Mode, polling interval and the file filters."""
         self._add(
             "sync_mode",
             widgets.ToggleButtons(
@@ -737,21 +766,6 @@ class SyncForm(_FormBase):
         self._add(
             "max_size_bytes", widgets.Text(description="Max size", placeholder="e.g. 2GB (optional)", style=_STYLE)
         )
-        self.create_button = widgets.Button(description="Create sync", button_style="primary", icon="sync")
-        self.create_button.on_click(lambda _b: self.create())
-        self._fields["sync_mode"].input.observe(lambda _c: self._update_visibility(), names="value")
-
-        self._fields["source_path"].show(not is_drive)
-        self._fields["folder"].show(is_drive)
-        self.children = (
-            widgets.HTML("<b>Sync into a bucket</b>"),
-            *(fl.box for fl in self._fields.values()),
-            widgets.HBox([self.create_button]),
-            self.status,
-        )
-        self._update_visibility()
-        if is_drive:
-            self.load_folders("/")
 
     # ---- visibility ------------------------------------------------------------------
 

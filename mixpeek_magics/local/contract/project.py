@@ -68,7 +68,7 @@ class Projector:
             return fn
 
         def by_ref(value: Any, dropped: Counter, _slot=slot) -> Any:  # a schema that contains itself
-            return _slot[0](value, dropped)  # type: ignore[misc]
+            return _slot[0](value, dropped)
 
         return by_ref
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from fastapi import Query
 
-from ..errors import validation_422
+from ..db import Store
+from ..deps import NsCtx
+from ..errors import APIError, validation_422
 from ..filters import FieldRef, compile_filters, doc_resolver
 
 
@@ -57,3 +60,20 @@ def sort_direction(sort: Any, default_desc: bool) -> bool:
     if direction not in ("asc", "desc"):
         raise validation_422(["body", "sort", "direction"], "direction must be 'asc' or 'desc'")
     return direction == "desc"
+
+
+def refuse_taken_name(
+    db: sqlite3.Connection | Store, kind: str, table: str, id_column: str, ns: NsCtx, name: str
+) -> None:
+    """409 when a ``kind`` of the namespace already has ``name`` (a name finds the resource again,
+    so it is unique per namespace); ``db``: the store, or the connection of the caller's transaction."""
+    taken = db.execute(
+        f"SELECT {id_column} FROM {table} WHERE namespace_id=? AND name=?", (ns.namespace_id, name)
+    ).fetchone()
+    if taken is not None:
+        raise APIError(
+            409,
+            f"a {kind} named '{name}' already exists in namespace '{ns.namespace_name}'",
+            "ConflictError",
+            {id_column: taken[id_column]},
+        )

@@ -19,7 +19,7 @@ from ..deps import caller, get_state, json_response
 from ..errors import APIError, validation_422
 from ..pagination import paginate, pagination_body
 from ..providers import ProviderError
-from ..state import Caller
+from ..state import Caller, State
 from .common import ListParams
 
 router = APIRouter()
@@ -59,7 +59,7 @@ def _config_out(provider_type: str, cfg: Any) -> Any:
     out = {k: v for k, v in cfg.items() if k in keys}
     creds = out.get("credentials")
     if isinstance(creds, dict):
-        ckeys = _CREDENTIAL_KEYS.get((provider_type, creds.get("type")))
+        ckeys = _CREDENTIAL_KEYS.get((provider_type, str(creds.get("type"))))
         if ckeys is not None:
             out["credentials"] = {k: v for k, v in creds.items() if k in ckeys}
     return out
@@ -73,8 +73,8 @@ def connection_out(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def service(state) -> ConnectionService:
-    svc = getattr(state, "storage_connections", None)
+def service(state: State) -> ConnectionService:
+    svc = state.storage_connections
     if svc is None:
         svc = ConnectionService(state)
         state.storage_connections = svc
@@ -163,7 +163,8 @@ def list_connections(
     state = get_state(request)
     service(state)
     body = _body_dict(body)
-    where, wparams = ["org_id=?"], [who.org_id]
+    where: list[str] = ["org_id=?"]
+    wparams: list[Any] = [who.org_id]
     if body.get("provider_type") is not None:
         where.append("provider_type=?")
         wparams.append(_provider_type(body["provider_type"], ["body", "provider_type"]))

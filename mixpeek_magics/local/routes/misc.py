@@ -41,7 +41,7 @@ def health(request: Request, deep: bool = False, metrics: bool = False):
 
 
 def _org(request: Request, who: Caller) -> dict:
-    row = get_state(request).store.one("SELECT doc FROM organizations WHERE org_id=?", (who.org_id,))
+    row = get_state(request).store.expect_one("SELECT doc FROM organizations WHERE org_id=?", (who.org_id,))
     return loads(row["doc"])
 
 

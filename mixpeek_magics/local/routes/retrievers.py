@@ -16,7 +16,7 @@ from ..pagination import paginate, pagination_body
 from ..retrieval import Context, bad, check_stages, execute, feature_dependencies, logical, stage_id, stage_parameters
 from ..util import new_id
 from .collections import _base_url, _body
-from .common import ListParams, filters_sql, search_sql, sort_direction
+from .common import ListParams, filters_sql, refuse_taken_name, search_sql, sort_direction
 
 router = APIRouter()
 
@@ -81,6 +81,32 @@ def _check_features(stages: list[dict[str, Any]], cols: list[Any]) -> None:
                 )
 
 
+def _searched(
+    state: Any, ns: NsCtx, body: dict[str, Any], purpose: str
+) -> tuple[list[dict[str, Any]], list[Any], list[Any]]:
+    """A body's checked stages, its collection identifiers (given, else those the stages name)
+    and their collections; ``purpose`` ends the message when none is named."""
+    stages = _stages_list(body.get("stages"))
+    check_stages(stages)
+    idents = list(body.get("collection_identifiers") or []) or _stage_collections(stages)
+    if not idents:
+        raise bad(f"collection_identifiers: name the collection(s) {purpose}")
+    cols = _collections(state, ns, idents)
+    _check_features(stages, cols)
+    return stages, idents, cols
+
+
+def _context(request: Request, ns: NsCtx, cols: list[Any], body: dict[str, Any]) -> Context:
+    """The execution context of a search over ``cols`` (with the body's pre-filter)."""
+    return Context(
+        state=get_state(request),
+        namespace_id=ns.namespace_id,
+        base_url=_base_url(request),
+        collections=cols,
+        prefilter=_prefilter(body.get("filters")),
+    )
+
+
 def _stage_out(st: dict[str, Any]) -> dict[str, Any]:
     out = {
         k: st.get(k)
@@ -105,13 +131,7 @@ def create_retriever(request: Request, body: Any = Body(...), ns: NsCtx = Depend
     name = body.get("retriever_name")
     if not isinstance(name, str) or not name.strip():
         raise validation_422(["body", "retriever_name"], "Field required", "missing")
-    stages = _stages_list(body.get("stages"))
-    check_stages(stages)
-    idents = list(body.get("collection_identifiers") or []) or _stage_collections(stages)
-    if not idents:
-        raise bad("collection_identifiers: name the collection(s) this retriever searches")
-    cols = _collections(state, ns, idents)
-    _check_features(stages, cols)
+    stages, idents, cols = _searched(state, ns, body, "this retriever searches")
     now = state.iso_now()
     retriever_id = new_id("ret")
     doc = {
@@ -134,16 +154,7 @@ def create_retriever(request: Request, body: Any = Body(...), ns: NsCtx = Depend
         "updated_at": now,
     }
     with state.store.tx() as c:
-        taken = c.execute(
-            "SELECT retriever_id FROM retrievers WHERE namespace_id=? AND name=?", (ns.namespace_id, name)
-        ).fetchone()
-        if taken is not None:
-            raise APIError(
-                409,
-                f"a retriever named '{name}' already exists in namespace '{ns.namespace_name}'",
-                "ConflictError",
-                {"retriever_id": taken["retriever_id"]},
-            )
+        refuse_taken_name(c, "retriever", "retrievers", "retriever_id", ns, name)
         c.execute(
             "INSERT INTO retrievers(retriever_id, org_id, namespace_id, name, doc) VALUES (?,?,?,?,?)",
             (retriever_id, ns.org_id, ns.namespace_id, name, dumps(doc)),
@@ -258,21 +269,9 @@ def execute_adhoc(
 ):
     state = get_state(request)
     body = _body(body)
-    stages = _stages_list(body.get("stages"))
-    check_stages(stages)
-    idents = list(body.get("collection_identifiers") or []) or _stage_collections(stages)
-    if not idents:
-        raise bad("collection_identifiers: name the collection(s) to search")
-    cols = _collections(state, ns, idents)
-    _check_features(stages, cols)
+    stages, _idents, cols = _searched(state, ns, body, "to search")
     limit, offset = _page(body)
-    ctx = Context(
-        state=state,
-        namespace_id=ns.namespace_id,
-        base_url=_base_url(request),
-        collections=cols,
-        prefilter=_prefilter(body.get("filters")),
-    )
+    ctx = _context(request, ns, cols, body)
     return json_response(
         execute(
             ctx,
@@ -304,13 +303,7 @@ def execute_retriever(
     d = loads(row["doc"])
     cols = [find_collection(state, ns.namespace_id, cid) for cid in d["collection_ids"]]
     limit, offset = _page(body)
-    ctx = Context(
-        state=state,
-        namespace_id=ns.namespace_id,
-        base_url=_base_url(request),
-        collections=cols,
-        prefilter=_prefilter(body.get("filters")),
-    )
+    ctx = _context(request, ns, cols, body)
     stages = [
         {"stage_name": s["stage_name"], "stage_type": s.get("stage_type"), "config": s["config"]} for s in d["stages"]
     ]

@@ -13,13 +13,14 @@ from typing import Any, Literal
 from fastapi import APIRouter, Body, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..connections import normalize_status
+from ..connections import ConnectionService, normalize_status
 from ..db import dumps, loads
 from ..deps import NsCtx, find_bucket, find_in_bucket, get_state, json_response, namespace
 from ..errors import APIError, validation_422
 from ..pagination import paginate, pagination_body
 from ..providers import FilterError, ProviderError, parse_filters
-from ..sync_runner import job_out, public_doc
+from ..state import State
+from ..sync_runner import SyncRunner, job_out, public_doc
 from ..util import new_id
 from .common import ListParams
 from .connections import LOCAL_USER, service
@@ -35,9 +36,9 @@ class SyncCreateRequest(BaseModel):
     description: str | None = None
     file_filters: dict[str, Any] | None = None
     schema_mapping: dict[str, Any] | None = None
-    polling_interval_seconds: int = Field(300, ge=30, le=86400)
-    batch_size: int = Field(50, ge=1, le=100)
-    max_objects_per_run: int | None = Field(None, ge=1)
+    polling_interval_seconds: int = Field(default=300, ge=30, le=86400)
+    batch_size: int = Field(default=50, ge=1, le=100)
+    max_objects_per_run: int | None = Field(default=None, ge=1)
     skip_batch_submission: bool = False
     skip_duplicates: bool = True
     metadata: dict[str, Any] | None = None
@@ -45,13 +46,13 @@ class SyncCreateRequest(BaseModel):
 
 class SyncUpdateRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    description: str | None = Field(None, max_length=500)
+    description: str | None = Field(default=None, max_length=500)
     metadata: dict[str, Any] | None = None
     status: str | None = None
     is_active: bool | None = None
-    polling_interval_seconds: int | None = Field(None, ge=30, le=86400)
-    batch_size: int | None = Field(None, ge=1, le=100)
-    max_objects_per_run: int | None = Field(None, ge=1)
+    polling_interval_seconds: int | None = Field(default=None, ge=30, le=86400)
+    batch_size: int | None = Field(default=None, ge=1, le=100)
+    max_objects_per_run: int | None = Field(default=None, ge=1)
     schema_mapping: dict[str, Any] | None = None
     skip_batch_submission: bool | None = None
 
@@ -68,8 +69,8 @@ class ListSyncJobsRequest(BaseModel):
     status: Literal["running", "completed", "failed", "interrupted", "skipped"] | None = None
 
 
-def _runner(state):
-    runner = getattr(state, "sync_runner", None)
+def _runner(state: State) -> SyncRunner:
+    runner = state.sync_runner
     if runner is None:
         raise APIError(503, "bucket syncs are not enabled on this server", "ServiceUnavailableError")
     return runner
@@ -101,28 +102,16 @@ def create_sync(request: Request, bucket_identifier: str, body: SyncCreateReques
     bucket = find_bucket(state, ns, bucket_identifier)
     svc = service(state)
     conn = svc.find(ns.org_id, body.connection_id)
-    cdoc = loads(conn["doc"])
     if conn["status"] in ("SUSPENDED", "ARCHIVED"):
         raise APIError(
             400,
-            f"storage connection '{cdoc['name']}' is {conn['status']}: reactivate it before syncing from it",
+            f"storage connection '{loads(conn['doc'])['name']}' is {conn['status']}: reactivate it before syncing "
+            "from it",
             "BadRequestError",
         )
     filters = _filters(body.file_filters)
     source = body.source_path.strip()
-    try:
-        provider = svc.provider_for(conn)
-        provider.test(source)
-    except ProviderError as err:
-        svc.record(conn["connection_id"], False, err.full_message)
-        raise APIError(
-            404 if err.kind == "not_found" else 400,
-            f"cannot sync from {source!r} with connection '{cdoc['name']}': {err.full_message}",
-            "StorageProviderError",
-            err.to_dict(),
-        ) from None
-    svc.record(conn["connection_id"], True)
-    now = state.iso_now()
+    _check_source(svc, conn, source)
     sid = new_id("sync")
     doc = {
         "sync_config_id": sid,
@@ -141,6 +130,41 @@ def create_sync(request: Request, bucket_identifier: str, body: SyncCreateReques
         "create_object_on_confirm": True,
         "skip_duplicates": body.skip_duplicates,
         "skip_batch_submission": body.skip_batch_submission,
+        "created_by_user_id": LOCAL_USER,
+        "metadata": body.metadata or {},
+        "max_objects_per_run": body.max_objects_per_run or 100000,
+        "max_batch_chunk_size": 1000,
+        "batch_chunk_size": body.batch_size,
+        **_new_sync_state(state.iso_now()),
+    }
+    state.store.execute(
+        "INSERT INTO sync_configs(sync_config_id, org_id, namespace_id, bucket_id, connection_id, "
+        "status, is_active, next_run_at, doc) VALUES (?,?,?,?,?,?,?,?,?)",
+        (sid, ns.org_id, ns.namespace_id, bucket["bucket_id"], conn["connection_id"], "PENDING", 1, None, dumps(doc)),
+    )
+    runner.trigger(sid, "create")
+    return json_response(public_doc(doc))  # as created: the run may already have started
+
+
+def _check_source(svc: ConnectionService, conn: Any, source: str) -> None:
+    """Refuse a source the connection cannot read (recorded on the connection as its last test)."""
+    try:
+        provider = svc.provider_for(conn)
+        provider.test(source)
+    except ProviderError as err:
+        svc.record(conn["connection_id"], False, err.full_message)
+        raise APIError(
+            404 if err.kind == "not_found" else 400,
+            f"cannot sync from {source!r} with connection '{loads(conn['doc'])['name']}': {err.full_message}",
+            "StorageProviderError",
+            err.to_dict(),
+        ) from None
+    svc.record(conn["connection_id"], True)
+
+
+def _new_sync_state(now: str) -> dict[str, Any]:
+    """A new sync's status, totals, lock, pause and resume fields: nothing run yet, first run due now."""
+    return {
         "status": "PENDING",
         "is_active": True,
         "total_files_discovered": 0,
@@ -151,10 +175,8 @@ def create_sync(request: Request, bucket_identifier: str, body: SyncCreateReques
         "updated_at": now,
         "last_sync_at": None,
         "next_sync_at": now,
-        "created_by_user_id": LOCAL_USER,
         "last_error": None,
         "consecutive_failures": 0,
-        "metadata": body.metadata or {},
         "locked_by_worker_id": None,
         "locked_at": None,
         "lock_expires_at": None,
@@ -162,9 +184,6 @@ def create_sync(request: Request, bucket_identifier: str, body: SyncCreateReques
         "pause_reason": None,
         "paused_at": None,
         "paused_by_user_id": None,
-        "max_objects_per_run": body.max_objects_per_run or 100000,
-        "max_batch_chunk_size": 1000,
-        "batch_chunk_size": body.batch_size,
         "current_sync_run_id": None,
         "sync_run_counter": 0,
         "batch_ids": [],
@@ -178,13 +197,6 @@ def create_sync(request: Request, bucket_identifier: str, body: SyncCreateReques
         "sync_progress": None,
         "stats": None,
     }
-    state.store.execute(
-        "INSERT INTO sync_configs(sync_config_id, org_id, namespace_id, bucket_id, connection_id, "
-        "status, is_active, next_run_at, doc) VALUES (?,?,?,?,?,?,?,?,?)",
-        (sid, ns.org_id, ns.namespace_id, bucket["bucket_id"], conn["connection_id"], "PENDING", 1, None, dumps(doc)),
-    )
-    runner.trigger(sid, "create")
-    return json_response(public_doc(doc))  # as created: the run may already have started
 
 
 @router.post("/v1/buckets/{bucket_identifier}/syncs/list")

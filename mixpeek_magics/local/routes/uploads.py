@@ -187,7 +187,7 @@ def confirm_uploads_batch(
         },
     )
     task = state.task_dict(task_id)
-    state.worker.submit(task_id)
+    state.submit_task(task_id)
     return json_response(
         {
             "task_id": task_id,

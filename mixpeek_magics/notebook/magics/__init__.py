@@ -22,10 +22,12 @@ from mixpeek_magics._extras import require
 # Every magic module imports IPython and traitlets at its top.
 require("notebook", "IPython", "traitlets")
 
+from IPython.core.magic import Magics  # noqa: E402 - after the check, for a clear error
+
 __all__ = ["load_ipython_extension", "unload_ipython_extension", "MAGIC_CLASSES"]
 
 
-def _classes() -> list[type]:
+def _classes() -> list[type[Magics]]:
     from mixpeek_magics.notebook.magics.auth import AuthMagics
     from mixpeek_magics.notebook.magics.connections import ConnectionMagics
     from mixpeek_magics.notebook.magics.ingest import IngestMagics

@@ -21,7 +21,7 @@ INLINE_KEY_WARNING = (
 )
 
 
-def scrub_history(shell: Any, key: str) -> None:
+def scrub_history(shell: Any, key: str | None) -> None:
     """Best effort: replace ``key`` by its mask in this session's input history (memory and DB)."""
     masked = S.mask(key)
     hm = getattr(shell, "history_manager", None)

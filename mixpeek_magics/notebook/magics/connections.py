@@ -69,7 +69,7 @@ class ConnectionsPanel:
 
     def _sync_toggle(self) -> None:
         row = self._row()
-        suspended = bool(row) and str(row.get("status") or "").upper() == "SUSPENDED"
+        suspended = row is not None and str(row.get("status") or "").upper() == "SUSPENDED"
         self.toggle_button.description = "Resume" if suspended else "Suspend"
         self.toggle_button.icon = "play" if suspended else "pause"
 
@@ -157,7 +157,7 @@ class ConnectionMagics(Magics):
             %mixpeek_connect
         """
         parse(self.mixpeek_connect, line)
-        client = S.client()
+        client = S.signed_in_client()
         from mixpeek_magics.notebook.display import choose_mode
 
         if choose_mode(options.current().display_mode()) != "widget":
@@ -184,7 +184,7 @@ class ConnectionMagics(Magics):
             %mixpeek_connections -o conns
         """
         args = parse(self.mixpeek_connections, line)
-        client = S.client()
+        client = S.signed_in_client()
         from mixpeek_magics.frames import connections_frame
 
         def load() -> Any:

@@ -139,7 +139,7 @@ class MixpeekMagics(Configurable):
     def poll_policy(self) -> Any:
         from mixpeek_magics.tracking.policy import PollPolicy
 
-        interval = self.progress_interval
+        interval: float | None = self.progress_interval
         if interval is None:
             interval = 10.0  # the real service refreshes a batch's progress about every 10 s
             try:

@@ -105,7 +105,7 @@ class SearchMagics(Magics):
             if not os.path.isfile(image):
                 raise UsageError(f"--image {args.image}: no such file")
         filters = parse_filters(args.filters)
-        client = S.client()
+        client = S.signed_in_client()
         from mixpeek_magics.client import errors
         from mixpeek_magics.frames.search import hits_frame
         from mixpeek_magics.notebook.gallery import Gallery
@@ -185,7 +185,7 @@ class SearchMagics(Magics):
         args = parse(self.mixpeek_documents, line)
         if args.limit < 0:
             raise UsageError("--limit must be 0 (all) or more")
-        client = S.client()
+        client = S.signed_in_client()
         from mixpeek_magics.client import errors
         from mixpeek_magics.frames.search import documents_frame
 
