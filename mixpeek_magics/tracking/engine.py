@@ -48,6 +48,7 @@ from mixpeek_magics.tracking.snapshot import TaskSnapshot, WatchObserver, utcnow
 if TYPE_CHECKING:
     from mixpeek_magics.client import AsyncMixpeek
     from mixpeek_magics.client.models.batches import Batch
+    from mixpeek_magics.client.models.tasks import Task
 
 log = logging.getLogger("mixpeek_magics.tracking")
 
@@ -140,8 +141,8 @@ class _Tracked:
     journal_label: str | None = None
     done: bool = False
     gone: bool = False
-    task: Any = None  # the last Task read
-    batch: Any = None  # the last Batch read (running list or GET)
+    task: Task | None = None  # the last Task read
+    batch: Batch | None = None  # the last Batch read (running list or GET)
     via_batch: bool = False  # the task record expired: its batch stands for it
     final: bool = False  # the batch was read after the task ended
     missed: bool = False  # not in the last running-batches list
@@ -156,7 +157,7 @@ class _Tracked:
     @property
     def status(self) -> str:
         source = self.batch if self.via_batch else self.task
-        return statuses.normalize(getattr(source, "status", None))
+        return statuses.normalize(source.status if source is not None else None)
 
 
 def _key(s: TaskSnapshot | None) -> tuple[Any, ...] | None:
@@ -566,8 +567,8 @@ class Engine:
         return found, failure
 
     # ------------------------------------------------------------ batches
-    def _remember(self, tr: _Tracked, task: Any) -> None:
-        data = getattr(task, "additional_data", None)
+    def _remember(self, tr: _Tracked, task: Task) -> None:
+        data = task.additional_data
         if isinstance(data, Mapping):
             for k in ("bucket_id", "batch_id", "namespace_id"):
                 if data.get(k):
@@ -589,13 +590,13 @@ class Engine:
 
     def _object_count(self, tr: _Tracked) -> int | None:
         """How many objects the batch has: the task's ``object_count``, else the batch's own."""
-        data = getattr(tr.task, "additional_data", None)
+        data = tr.task.additional_data if tr.task is not None else None
         count = _int(data.get("object_count")) if isinstance(data, Mapping) else None
         if count is None and tr.batch is not None:
-            ids = getattr(tr.batch, "object_ids", None)
+            ids = tr.batch.object_ids
             if ids:
                 count = len(ids)
-            elif getattr(tr.batch, "progress", None) is not None:
+            elif tr.batch.progress is not None:
                 count = _int(tr.batch.progress.total)
         return count
 
@@ -629,7 +630,7 @@ class Engine:
             if self._list_batches:
                 ask: set[str] = set()
                 for tr in wanted:
-                    seen = statuses.normalize(getattr(tr.batch, "status", None))
+                    seen = statuses.normalize(tr.batch.status if tr.batch is not None else None)
                     if tr.missed:  # not where we looked last time: look under both running statuses
                         ask.update(RUNNING_BATCH)
                     elif seen in RUNNING_BATCH:
@@ -747,34 +748,29 @@ class Engine:
         parts = [str(meta[k]) for k in ("bucket_id", "batch_id") if meta.get(k)]
         return " / ".join(parts) or None
 
-    def _failed_records(self, batch: Any) -> list[tuple[str, str]]:
+    def _failed_records(self, batch: Batch) -> list[tuple[str, str]]:
         """(name, error) of each failed object of ``batch`` (error "" when the batch gives none)."""
-        records: list[tuple[str, str]] = []
-        for item in getattr(batch, "failed_objects", None) or []:
-            if isinstance(item, Mapping):
-                oid, error, error_type = item.get("object_id"), item.get("error"), item.get("error_type")
-            else:
-                oid = getattr(item, "object_id", None)
-                error, error_type = getattr(item, "error", None), getattr(item, "error_type", None)
-            if oid:
-                records.append((self.item_names.get(str(oid)) or str(oid), _text(error) or _text(error_type) or ""))
-        return records
+        return [
+            (self.item_names.get(item.object_id) or item.object_id, _text(item.error) or _text(item.error_type) or "")
+            for item in batch.failed_objects or []
+            if item.object_id
+        ]
 
     def _snapshot_from(self, tr: _Tracked, when: datetime) -> TaskSnapshot:
         task, batch = tr.task, tr.batch
-        data = getattr(task, "additional_data", None) if not tr.via_batch else None
+        data = task.additional_data if task is not None and not tr.via_batch else None
         if not isinstance(data, Mapping):
             data = {}
         status = tr.status
         terminal = statuses.is_terminal(status)
-        progress = getattr(batch, "progress", None)
+        progress = batch.progress if batch is not None else None
         processed = total = None
         percentage = None
         if progress is not None:
             processed, total, percentage = _int(progress.processed), _int(progress.total), progress.percent
             if percentage is None and processed is not None and total:
                 percentage = round(100.0 * processed / total, 2)
-        failed = _int(getattr(batch, "failed_object_count", None)) if batch is not None else None
+        failed = _int(batch.failed_object_count) if batch is not None else None
         if not failed and progress is not None:
             failed = _int(progress.objects_failed) or _int(progress.errors) or failed
         records = self._failed_records(batch) if batch is not None else []
@@ -788,15 +784,15 @@ class Engine:
         current_tier = _int(data.get("current_tier"))
         total_tiers = _int(data.get("total_tiers"))
         if current_tier is None and batch is not None:
-            current_tier = _int(getattr(batch, "current_tier", None))
+            current_tier = _int(batch.current_tier)
         if total_tiers is None and batch is not None:
-            total_tiers = _int(getattr(batch, "total_tiers", None))
-        error = _text(getattr(task, "error", None)) if not tr.via_batch else None
+            total_tiers = _int(batch.total_tiers)
+        error = _text(task.error) if task is not None and not tr.via_batch else None
         if error is None and status == "FAILED":
             error = (
                 _text(data.get("error"))
-                or _text(getattr(batch, "error", None))
-                or _text(getattr(batch, "failure_reason", None))
+                or (_text(batch.error) if batch is not None else None)
+                or (_text(batch.failure_reason) if batch is not None else None)
             )
         prev = tr.snapshot
         first_seen = tr.first_seen or when
@@ -804,7 +800,7 @@ class Engine:
         finished_at = None
         if terminal:
             finished_at = prev.finished_at if (prev is not None and prev.finished_at) else when
-        task_type = _text(getattr(task, "task_type", None)) if task is not None else (prev.task_type if prev else None)
+        task_type = _text(task.task_type) if task is not None else (prev.task_type if prev else None)
         return TaskSnapshot(
             task_id=tr.task_id,
             status=status,
