@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.shell import magics_shell, sign_in
+
 TABLE: list[tuple[str, str, str]] = []  # (fault tried, what must hold, outcome)
 
 
@@ -35,26 +37,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 @pytest.fixture
 def ip(monkeypatch) -> Iterator[Any]:
-    from IPython.testing.globalipapp import get_ipython
-
-    from mixpeek_magics.notebook import session
-    from mixpeek_magics.notebook.magics import options
-
-    shell = get_ipython()
-    shell.config.pop("MixpeekMagics", None)
-    shell.run_line_magic("load_ext", "mixpeek_magics")
-    options.uninstall(shell)
-    options.install(shell)
-    monkeypatch.delenv("CI", raising=False)
-    monkeypatch.delenv("MIXPEEK_MAGICS_HEADLESS", raising=False)
-    session.sign_out()
-    yield shell
-    session.sign_out()
+    with magics_shell(monkeypatch) as shell:
+        yield shell
 
 
 @pytest.fixture
 def signed_in(ip, local_server, monkeypatch, tmp_path) -> Any:
-    monkeypatch.setenv("MIXPEEK_API_KEY", local_server.api_key)
-    monkeypatch.chdir(tmp_path)
-    ip.run_line_magic("mixpeek_auth", f"--base-url {local_server.base_url} --namespace demo --create-namespace")
+    sign_in(ip, local_server, monkeypatch, tmp_path, "demo")
     return local_server

@@ -10,40 +10,19 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.shell import magics_shell, sign_in
+
 
 @pytest.fixture
 def ip(monkeypatch) -> Iterator[Any]:
-    from IPython.testing.globalipapp import get_ipython
-
-    from mixpeek_magics.notebook import session
-    from mixpeek_magics.notebook.magics import options
-
-    shell = get_ipython()
-    shell.config.pop("MixpeekMagics", None)  # %config values of an earlier test
-    shell.run_line_magic("load_ext", "mixpeek_magics")
-    # a fresh settings object per test
-    options.uninstall(shell)
-    options.install(shell)
-    monkeypatch.delenv("CI", raising=False)
-    monkeypatch.delenv("MIXPEEK_MAGICS_HEADLESS", raising=False)
-    session.sign_out()
-    session.forget_saved_key()
-    yield shell
-    session.sign_out()
-    session.forget_saved_key()
-    shell.config.pop("MixpeekMagics", None)
-    options.uninstall(shell)
-    options.install(shell)
-    for name in [n for n in shell.user_ns if n.startswith(("res", "plan", "df", "h_"))]:
-        shell.user_ns.pop(name, None)
+    with magics_shell(monkeypatch, ("res", "plan", "df", "h_")) as shell:
+        yield shell
 
 
 @pytest.fixture
 def signed_in(ip, local_server, monkeypatch, tmp_path) -> Any:
     """Signed in to ``local_server`` in namespace ``demo``; cwd is a temp dir."""
-    monkeypatch.setenv("MIXPEEK_API_KEY", local_server.api_key)
-    monkeypatch.chdir(tmp_path)
-    ip.run_line_magic("mixpeek_auth", f"--base-url {local_server.base_url} --namespace demo --create-namespace")
+    sign_in(ip, local_server, monkeypatch, tmp_path, "demo")
     return local_server
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.shell import magics_shell, sign_in
+
 #: one word per text file that appears in no other file
 TEXTS = {
     "harbour.txt": "Fishing boats rest in the quiet harbour while gulls circle the lighthouse at dusk.",
@@ -92,27 +94,9 @@ def assert_contract_clean(server: Any) -> None:
 def ip(monkeypatch, local_server, tmp_path) -> Any:
     """A real IPython shell with the extension loaded, signed in to ``local_server`` (namespace
     ``search``); the working directory is a temp dir."""
-    from IPython.testing.globalipapp import get_ipython
-
-    from mixpeek_magics.notebook import session
     from mixpeek_magics.notebook.magics import options
 
-    shell = get_ipython()
-    shell.config.pop("MixpeekMagics", None)
-    shell.run_line_magic("load_ext", "mixpeek_magics")
-    options.uninstall(shell)
-    opts = options.install(shell)
-    opts.widgets = False  # text progress: these tests read what is printed
-    monkeypatch.delenv("CI", raising=False)
-    monkeypatch.setenv("MIXPEEK_API_KEY", local_server.api_key)
-    monkeypatch.chdir(tmp_path)
-    session.sign_out()
-    shell.run_line_magic("mixpeek_auth", f"--base-url {local_server.base_url} --namespace search --create-namespace")
-    yield shell
-    session.sign_out()
-    session.forget_saved_key()
-    shell.config.pop("MixpeekMagics", None)
-    options.uninstall(shell)
-    options.install(shell)
-    for name in [n for n in shell.user_ns if n.startswith(("res", "hits", "docs", "g_"))]:
-        shell.user_ns.pop(name, None)
+    with magics_shell(monkeypatch, ("res", "hits", "docs", "g_")) as shell:
+        options.current().widgets = False  # text progress: these tests read what is printed
+        sign_in(shell, local_server, monkeypatch, tmp_path, "search")
+        yield shell
