@@ -237,7 +237,7 @@ class UploadEndpoint:
             saved = self.state.store.meta_get(PORT_META_KEY)
             wanted = int(saved) if saved and saved.isdigit() else 0
         for port in [wanted, 0] if wanted else [0]:
-            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY: see server.py
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind((self.host, port))
