@@ -298,35 +298,29 @@ class Syncs(Resource):
             )
         )
 
+    def _switch_spec(
+        self, bucket: str, sync_config_id: str, action: str, namespace: str | None, timeout: float | None
+    ) -> RequestSpec[SyncConfiguration]:
+        """``pause`` / ``resume``: idempotent state switches answering the sync."""
+        return self._spec(
+            "POST",
+            f"{self._base(bucket)}/{seg(sync_config_id)}/{action}",
+            parse=model(SyncConfiguration),
+            retry=IDEMPOTENT,
+            namespaced=True,
+            namespace=namespace,
+            timeout=timeout,
+        )
+
     def pause(
         self, bucket: str, sync_config_id: str, *, namespace: str | None = None, timeout: float | None = None
     ) -> SyncConfiguration:
-        return self._request(
-            self._spec(
-                "POST",
-                f"{self._base(bucket)}/{seg(sync_config_id)}/pause",
-                parse=model(SyncConfiguration),
-                retry=IDEMPOTENT,
-                namespaced=True,
-                namespace=namespace,
-                timeout=timeout,
-            )
-        )
+        return self._request(self._switch_spec(bucket, sync_config_id, "pause", namespace, timeout))
 
     def resume(
         self, bucket: str, sync_config_id: str, *, namespace: str | None = None, timeout: float | None = None
     ) -> SyncConfiguration:
-        return self._request(
-            self._spec(
-                "POST",
-                f"{self._base(bucket)}/{seg(sync_config_id)}/resume",
-                parse=model(SyncConfiguration),
-                retry=IDEMPOTENT,
-                namespaced=True,
-                namespace=namespace,
-                timeout=timeout,
-            )
-        )
+        return self._request(self._switch_spec(bucket, sync_config_id, "resume", namespace, timeout))
 
     def trigger(
         self, bucket: str, sync_config_id: str, *, namespace: str | None = None, timeout: float | None = None
