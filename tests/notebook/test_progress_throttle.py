@@ -115,13 +115,15 @@ def test_trailing_update_flushed_by_timer():
     while board.bar.value != 42.0 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert board.bar.value == 42.0
+    # on a slow machine the deferred flush can fire after the rows are due too, and refresh both
+    rows_with_bar = board.rows["tsk_0"].snapshot.processed == 42
     assert board.flush_count == 2
     # rows lag at most row_interval behind, even when no update follows
     deadline = time.monotonic() + 2
     while board.rows["tsk_0"].snapshot.processed != 42 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert board.rows["tsk_0"].snapshot.processed == 42
-    assert board.flush_count == 3
+    assert board.flush_count == (2 if rows_with_bar else 3)
 
 
 def test_rows_refresh_at_most_every_row_interval_unless_status_changes():
