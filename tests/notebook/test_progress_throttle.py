@@ -55,8 +55,12 @@ def test_board_thousand_updates_in_a_second_from_a_thread():
     started = time.monotonic()
     t.start()
     t.join()
+    assert 0.9 < time.monotonic() - started < 10.0  # generous: shared CI machines
+    # a slow first flush (200 row widgets) can outlast the feed; the latest state then waits on the timer
+    deadline = time.monotonic() + 2
+    while board._throttle._timer is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
     elapsed = time.monotonic() - started
-    assert 0.9 < elapsed < 10.0  # generous: shared CI machines
     during = board.flush_count
     assert 2 <= during <= int(elapsed * 10) + 2
     final = board_snaps(1000, final=True)
