@@ -95,6 +95,49 @@ def _ssl_context() -> ssl.SSLContext:
         return ctx
 
 
+class _PutLanes:
+    """Connections for a sync client's presigned PUTs: each PUT borrows one lane (an httpx
+    transport holding a single keep-alive connection) and gives it back.
+
+    A presigned PUT needs none of the client's auth, cookies or redirects, and one shared
+    httpcore pool costs more CPU per request the more connections it holds (every request
+    scans them all) and can close a connection already handed to a waiting thread
+    (encode/httpcore#1110). Lanes are taken last-in first-out, so warm connections are reused."""
+
+    def __init__(self, verify: ssl.SSLContext) -> None:
+        self._verify = verify
+        self._lock = threading.Lock()
+        self._idle: list[httpx.HTTPTransport] = []
+        self._every: list[httpx.HTTPTransport] = []
+        self._closed = False
+
+    def take(self) -> httpx.HTTPTransport:
+        with self._lock:
+            if self._closed:
+                raise _closed_error()
+            if self._idle:
+                return self._idle.pop()
+            lane = httpx.HTTPTransport(
+                verify=self._verify, limits=httpx.Limits(max_connections=1, max_keepalive_connections=1)
+            )
+            self._every.append(lane)
+            return lane
+
+    def give(self, lane: httpx.HTTPTransport) -> None:
+        with self._lock:
+            if not self._closed:
+                self._idle.append(lane)
+                return
+        lane.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            lanes, self._every, self._idle = self._every, [], []
+        for lane in lanes:
+            lane.close()
+
+
 class BaseClient:
     """Configuration and request building shared by both drivers."""
 
@@ -111,6 +154,7 @@ class BaseClient:
         self._http = http
         self._owns_http = owns_http
         self._transport = transport
+        self._put_lanes: _PutLanes | None = None
 
     # -- configuration -----------------------------------------------------
     @property
@@ -139,6 +183,7 @@ class BaseClient:
         Closing the copy leaves the pool open; close the original."""
         clone = object.__new__(type(self))
         BaseClient.__init__(clone, self._config.replace(**changes), self._http, False, self._transport)
+        clone._put_lanes = self._put_lanes
         return clone
 
     def _context(self) -> Context:
@@ -329,6 +374,8 @@ class Mixpeek(BaseClient):
             verify=_ssl_context() if transport is None else True,
         )
         super().__init__(cfg, http, True, transport)
+        if transport is None:
+            self._put_lanes = _PutLanes(_ssl_context())
 
     # -- resources (one instance per client, made on first use) ---------------
     @cached_property
@@ -412,6 +459,8 @@ class Mixpeek(BaseClient):
     # -- driver ------------------------------------------------------------
     def _send(self, spec: RequestSpec[Any]) -> Outcome:
         content = _file_chunks(spec.upload_path, spec.upload_size or 0) if spec.upload_path is not None else None
+        if spec.presigned and self._put_lanes is not None:
+            return self._send_on_lane(self._put_lanes, spec, content)
         request = self._build(spec, content)
         if self._http.is_closed:
             raise _closed_error()
@@ -425,6 +474,32 @@ class Mixpeek(BaseClient):
             return self._outcome(request, None, exc)
         return self._outcome(request, response, None)
 
+    def _send_on_lane(self, lanes: _PutLanes, spec: RequestSpec[Any], content: Any) -> Outcome:
+        """A presigned PUT straight to a lane's transport (see :class:`_PutLanes`)."""
+        timeout = spec.timeout if spec.timeout is not None else self._config.timeout
+        headers = self._headers(spec)
+        headers["User-Agent"] = self._config.user_agent
+        request = httpx.Request(
+            spec.method,
+            self._url(spec),
+            headers=headers,
+            content=content,
+            extensions={"timeout": httpx.Timeout(timeout).as_dict()},
+        )
+        lane = lanes.take()
+        try:
+            response = lane.handle_request(request)
+            response.request = request
+            try:
+                response.read()
+            finally:
+                response.close()
+        except httpx.TransportError as exc:
+            return self._outcome(request, None, exc)
+        finally:
+            lanes.give(lane)
+        return self._outcome(request, response, None)
+
     def _put_files(
         self,
         uploads: Any,
@@ -434,7 +509,7 @@ class Mixpeek(BaseClient):
         cancel: threading.Event | None,
     ) -> list[str | None | BaseException]:
         """``Uploads.put_files`` on this driver: ``put_file`` on up to ``concurrency``
-        threads sharing this client's keep-alive connections."""
+        threads, each PUT on a lane of its own (kept across calls)."""
 
         def one(file: tuple[str, Any, str]) -> str | None | BaseException:
             if cancel is not None and cancel.is_set():
@@ -496,6 +571,8 @@ class Mixpeek(BaseClient):
     def close(self) -> None:
         if self._owns_http:
             self._http.close()
+            if self._put_lanes is not None:
+                self._put_lanes.close()
 
     def __enter__(self) -> Mixpeek:
         return self
