@@ -9,17 +9,20 @@ The flow per chunk of at most 100 files (the API's batch limits):
 3. PUT the new files to their presigned URLs, streamed from disk, with bounded
    concurrency;
 4. ``POST .../uploads/confirm/batch`` for the files whose bytes fully arrived,
-   wait for that (short) task, then read the uploads themselves
-   (``POST .../uploads/list`` filtered ``upload_id in [...]``) for their object
-   ids, or why they failed: the confirm task's outputs have no shape the
-   contract declares.
+   then read the uploads themselves (``POST .../uploads/list`` filtered
+   ``upload_id in [...]``) for their object ids, or why they failed: the
+   confirm task's outputs have no shape the contract declares. That read goes
+   out at once, beside a wait for the (short) confirm task; when it finds
+   every upload settled the wait is dropped, otherwise the uploads are read
+   again once the task ended.
 
 Then every new object goes into one batch, which is submitted: the returned
-task is what the caller watches. The chunks form one pipeline (one being
-prepared, one being PUT, one being confirmed) over one set of clients and
-pools; ``on_chunk`` hands each chunk's outcomes to the caller as it ends.
-Memory stays bounded: files are read in chunks and at most three chunks of
-100 are in flight.
+task is what the caller watches. The chunks form one pipeline (up to three
+being prepared or PUT, any number being confirmed: a confirm holds no file
+data and mostly waits on the server) over one set of clients and pools;
+``on_chunk`` hands each chunk's outcomes to the caller as it ends. Memory
+stays bounded: files are read in chunks and at most three chunks of 100 are
+being read.
 
 Interrupts: an upload is confirmed only after its bytes fully arrived, so a
 cancelled run never leaves a half-confirmed object; uploads created but not
@@ -52,9 +55,9 @@ if TYPE_CHECKING:
 CHUNK = 100  # BatchUploadRequest / BatchConfirmRequest maxItems
 DEFAULT_CONCURRENCY = 16  # PUTs in flight (bench/RESULTS.md, upload: the choice of 16)
 HASH_THREADS = 1  # hashes the next chunk while this one's PUTs go: one keeps ahead of them
-API_THREADS = 4  # a sync client's calls: chunks in flight wait for their confirm tasks
+API_THREADS = 8  # a sync client's calls: creates, confirms and the waits for confirm tasks of several chunks
 RAMP = (16, 48)  # sizes of the first chunks
-CHUNKS_IN_FLIGHT = 3  # one being confirmed, one being PUT, the next one being prepared
+CHUNKS_IN_FLIGHT = 3  # chunks being prepared or PUT (their confirms do not count)
 CONFIRM_POLL = 0.01  # longest first wait for a confirm task (a small batch is confirmed quickly)
 
 
@@ -272,9 +275,17 @@ def _outcome(
     return FileOutcome(str(spec.path), status, object_id, upload.upload_id, spec.sha256, spec.size, error)
 
 
-def _confirmed_outcome(spec: FileSpec, upload: Upload, done: Upload | None, task: Task) -> FileOutcome:
-    """What became of a confirmed file: its upload, read after the confirm task ended
-    (``done``: None when the server no longer has it), says so."""
+def _settled(upload: Upload | None) -> bool:
+    """Whether a confirmed upload's outcome is final (it no longer waits on the confirm task)."""
+    from mixpeek_magics.client import statuses
+
+    return upload is not None and statuses.is_terminal(str(upload.status))
+
+
+def _confirmed_outcome(spec: FileSpec, upload: Upload, done: Upload | None, task: Task | None) -> FileOutcome:
+    """What became of a confirmed file: its upload, read once settled or after the confirm
+    task ended (``done``: None when the server no longer has it), says so; ``task``: the
+    ended confirm task, None when every upload settled before it was seen to end."""
     if done is not None and done.is_duplicate:
         # its content became an object first through another upload (often one racing it): not this run's to submit
         return _outcome(spec, "duplicate", upload, object_id=done.existing_object_id or done.object_id)
@@ -282,9 +293,11 @@ def _confirmed_outcome(spec: FileSpec, upload: Upload, done: Upload | None, task
     if object_id:
         return _outcome(spec, "uploaded", upload, object_id=object_id)
     why = done.message if done is not None and str(done.status) == "FAILED" else None
-    why = why or (task.error if task.status == "FAILED" else None)
+    if task is not None and task.status == "FAILED":
+        why = why or task.error
     state = (done.status if done is not None else None) or "not found"
-    return _outcome(spec, "failed", upload, error=why or f"confirm ended {task.status}, upload {state}")
+    ended = f"confirm ended {task.status}" if task is not None else "confirmed"
+    return _outcome(spec, "failed", upload, error=why or f"{ended}, upload {state}")
 
 
 async def _read_uploads(api: _Api, bucket: str, upload_ids: Sequence[str], namespace: str | None) -> dict[str, Upload]:
@@ -423,31 +436,33 @@ class _Pipeline:
                 self.putter.close()
 
     async def _process_in_slot(self, chunk: list[FileSpec]) -> None:
-        try:
-            await self._process(chunk)
-        finally:
-            self.chunk_slots.release()
+        held = [True]
 
-    async def _process(self, chunk: list[FileSpec]) -> None:
+        def release() -> None:
+            if held:
+                held.clear()
+                self.chunk_slots.release()
+
+        try:
+            await self._process(chunk, release)
+        finally:
+            release()
+
+    async def _process(self, chunk: list[FileSpec], release: Callable[[], None]) -> None:
+        """Prepare, PUT and confirm one chunk; ``release`` frees its slot once its files are read."""
         mine: list[FileOutcome] = []
         async with self.preparing:
-            to_put = await self._prepare(chunk, mine)
+            ready = await self._hash(chunk, mine)
+            if ready and self.opts.select is not None:
+                ready = self._select(self.opts.select, ready)
+        # the create calls of several chunks may be in flight together (each waits on the server)
+        to_put = self._sort_created(ready, (await self._create_uploads(ready)).uploads, mine) if ready else []
         # uploads created but not yet confirmed: cleaned up on interrupt
         pending = [item.upload for item in to_put]
         if to_put:
-            await self._put_and_confirm(to_put, pending, mine)
+            await self._put_and_confirm(to_put, pending, mine, release)
         if self.opts.on_chunk is not None:
             self.opts.on_chunk(mine)
-
-    async def _prepare(self, chunk: list[FileSpec], mine: list[FileOutcome]) -> list[_ToPut]:
-        """Hash the files, create their uploads; the files to PUT."""
-        ready = await self._hash(chunk, mine)
-        if ready and self.opts.select is not None:
-            ready = self._select(self.opts.select, ready)
-        if not ready:
-            return []
-        created = await self._create_uploads(ready)
-        return self._sort_created(ready, created.uploads, mine)
 
     async def _hash(self, chunk: list[FileSpec], mine: list[FileOutcome]) -> list[FileSpec]:
         """The chunk's files with their size, sha256 and type; those that cannot be read fail here."""
@@ -510,9 +525,12 @@ class _Pipeline:
                 to_put.append(_ToPut(spec, upload, upload.presigned_url))
         return to_put
 
-    async def _put_and_confirm(self, to_put: list[_ToPut], pending: list[Upload], mine: list[FileOutcome]) -> None:
+    async def _put_and_confirm(
+        self, to_put: list[_ToPut], pending: list[Upload], mine: list[FileOutcome], release: Callable[[], None]
+    ) -> None:
         try:
             etags = await self._put_all(to_put)
+            release()
             arrived: list[tuple[_ToPut, Any]] = []
             for item, etag in zip(to_put, etags):
                 if isinstance(etag, BaseException):
@@ -549,15 +567,33 @@ class _Pipeline:
         # From here the server owns these uploads: nothing to clean up.
         pending.clear()
         self.result.confirm_task_ids.append(confirm.task_id)
-        first_poll = max(0.002, min(CONFIRM_POLL, 0.0001 * len(confirmations)))  # a small batch is quick
-        task = await self.api(
-            self.client.tasks.wait, confirm.task_id, timeout=self.opts.confirm_timeout, poll=first_poll, poll_max=0.25
-        )
-        # The uploads say what became of each file (the task's outputs are not typed).
-        uploads = await _read_uploads(self.api, self.bucket, [item.upload.upload_id for item, _ in arrived], ns)
+        ids = [item.upload.upload_id for item, _ in arrived]
+        uploads, task = await self._settled_uploads(confirm.task_id, ids, len(confirmations))
         for item, _etag in arrived:
             done = uploads.get(item.upload.upload_id)
             self.tick(_confirmed_outcome(item.spec, item.upload, done, task), mine)
+
+    async def _settled_uploads(
+        self, task_id: str, upload_ids: list[str], count: int
+    ) -> tuple[dict[str, Upload], Task | None]:
+        """The confirmed uploads (they say what became of each file: the task's outputs are
+        not typed), read beside the wait for the confirm task; re-read after it ended unless
+        the first read found every one settled (then the wait is dropped and no task returned)."""
+        ns = self.opts.namespace
+        first_poll = max(0.002, min(CONFIRM_POLL, 0.0001 * count))  # a small batch is quick
+        waiting = asyncio.ensure_future(
+            self.api(self.client.tasks.wait, task_id, timeout=self.opts.confirm_timeout, poll=first_poll, poll_max=0.25)
+        )
+        try:
+            uploads = await _read_uploads(self.api, self.bucket, upload_ids, ns)
+            if all(_settled(uploads.get(uid)) for uid in upload_ids):
+                return uploads, None
+            task: Task = await waiting
+        finally:
+            if not waiting.done():
+                waiting.cancel()  # a wait on a sync client's thread ends by itself, soon: the task is ending
+                waiting.add_done_callback(_retrieve)
+        return await _read_uploads(self.api, self.bucket, upload_ids, ns), task
 
     async def submit(self, batch_metadata: Mapping[str, Any] | None) -> None:
         """Every new object into one batch, submitted: its task is what the caller watches."""
@@ -615,6 +651,12 @@ async def abulk_upload(
     finally:
         pipeline.api.close()
     return pipeline.result
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Take a dropped future's exception, so asyncio does not log it as never retrieved."""
+    if not future.cancelled():
+        future.exception()
 
 
 async def _abandon(api: _Api, bucket: str, uploads: Sequence[Upload], namespace: str | None) -> None:

@@ -393,7 +393,8 @@ class IngestResult:
                 self._load_final_tasks()
                 if raise_on_failure:
                     raise IngestFailedError(f"ingest into {self.bucket!r} FAILED: {exc}", self) from None
-            self._load_final_tasks()
+            if not self._all_completed(handle):  # a COMPLETED batch has no failed objects to read
+                self._load_final_tasks()
         if raise_on_failure:
             files = [i for i in self.items if i.kind in ("file", "url")]
             if files and all(i.status == "failed" for i in files) and not self.syncs:
@@ -403,6 +404,10 @@ class IngestResult:
                     self,
                 )
         return self
+
+    def _all_completed(self, handle: WatchHandle) -> bool:
+        seen = {snap.task_id: snap.status for snap in handle.snapshots}
+        return all(seen.get(tid) == "COMPLETED" for tid in self.tasks)
 
     def item_names(self) -> dict[str, str]:
         """object id -> the item's source as shown (the API names failed objects by id only)."""

@@ -64,6 +64,20 @@ def test_ingest_files_end_to_end(ip, signed_in, tmp_path, capsys):
     assert row["last_status"] == "COMPLETED"
 
 
+def test_a_completed_run_reads_nothing_more_once_the_watch_saw_it_end(ip, signed_in, tmp_path):
+    """The watch saw every task COMPLETED: a COMPLETED batch has no failed objects, so no
+    task or batch is read again after it (each read is a round trip the cell waits for)."""
+    make_files(tmp_path / "data", 3)
+    mark = len(signed_in.request_log)
+    ip.run_cell_magic("ingest", "--bucket docs --create-bucket -o res", "data/\n")
+    res = ip.user_ns["res"]
+    log = signed_in.request_log[mark:]
+    assert res.status == "completed" and res.failures.empty
+    last_watch = max(i for i, (m, p) in enumerate(log) if p == "/v1/tasks/list")
+    after = [(m, p) for m, p in log[last_watch + 1 :] if p.startswith("/v1/")]
+    assert not [r for r in after if r[0] == "GET" and ("/tasks/" in r[1] or "/batches/" in r[1])], after
+
+
 def test_rerun_skips_what_was_ingested(ip, signed_in, tmp_path, capsys):
     make_files(tmp_path / "data", 3)
     ip.run_cell_magic("ingest", "--bucket docs --create-bucket", "data/\n")
