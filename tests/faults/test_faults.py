@@ -329,8 +329,10 @@ def test_storm_of_503_and_429_ingests_without_rerun(signed_in, ip, tmp_path, hel
         len(res.objects) == 200 and len(objs) == 200 and len(names) == 200 and res.status == "completed",
         f"{len(objs)} objects, {len(names)} names, status {res.status}",
     )
-    # 80% refused, Retry-After 0.2 s honoured: 0.8 s more per request in sequence, and a waiting %%ingest makes
-    # at least six (bucket, uploads, confirm, outcome, batch, status): past 3x of a ~1.5 s calm run, so reported
+    # 80% refused, Retry-After 0.2 s honoured: 0.8 s more on average per call waited for (a geometric tail:
+    # 15 refusals in a row 3.5% of the time), and a waiting %%ingest into a new bucket waits for at least seven in
+    # sequence (bucket get and create, upload create, confirm, upload read, batch create, submit): ~3.5x a ~2.2 s
+    # calm run on average, so reported, not asserted
     held(
         "the same storm",
         "within 3x the fault-free time",
