@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from mixpeek_magics import _runtime
 from mixpeek_magics._mime import DEFAULT_MIME, guess_mime
+from mixpeek_magics.ingest.defaults import DEFAULT_CONCURRENCY
 from mixpeek_magics.ingest.plan import SNIFF_BYTES, PlanItem, read_digest
 
 if TYPE_CHECKING:
@@ -53,7 +54,6 @@ if TYPE_CHECKING:
     from mixpeek_magics.client.models.uploads import BatchUploadResult as CreatedUploads, Upload
 
 CHUNK = 100  # BatchUploadRequest / BatchConfirmRequest maxItems
-DEFAULT_CONCURRENCY = 16  # PUTs in flight (bench/RESULTS.md, upload: the choice of 16)
 HASH_THREADS = 1  # hashes the next chunk while this one's PUTs go: one keeps ahead of them
 API_THREADS = 8  # a sync client's calls: creates, confirms and the waits for confirm tasks of several chunks
 RAMP = (16, 48)  # sizes of the first chunks

@@ -15,7 +15,7 @@ from typing import Any
 from traitlets import Bool, Float, Int, Unicode, validate
 from traitlets.config import Configurable
 
-from mixpeek_magics.ingest.bulk import DEFAULT_CONCURRENCY
+from mixpeek_magics.ingest.defaults import DEFAULT_CONCURRENCY
 
 __all__ = ["MixpeekMagics", "current", "install"]
 
