@@ -49,7 +49,7 @@ from bench._results import write_section  # noqa: E402
 from mixpeek_magics._mime import guess_mime  # noqa: E402
 from mixpeek_magics.client import Mixpeek  # noqa: E402
 from mixpeek_magics.ingest import bulk_upload  # noqa: E402
-from mixpeek_magics.ingest.bulk import DEFAULT_CONCURRENCY  # noqa: E402
+from mixpeek_magics.ingest.defaults import DEFAULT_CONCURRENCY  # noqa: E402
 
 SCHEMA = {"properties": {"file": {"type": "text"}}}
 WARMUP_FILES = 20

@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mixpeek_magics import _paths
-from mixpeek_magics.ingest.bulk import DEFAULT_CONCURRENCY, FileOutcome, FileSpec, UploadProgress
+from mixpeek_magics.ingest.bulk import FileOutcome, FileSpec, UploadProgress
+from mixpeek_magics.ingest.defaults import DEFAULT_CONCURRENCY
 from mixpeek_magics.ingest.plan import Plan, PlanItem
 
 if TYPE_CHECKING:
