@@ -581,8 +581,21 @@ class _Pipeline:
         the first read found every one settled (then the wait is dropped and no task returned)."""
         ns = self.opts.namespace
         first_poll = max(0.002, min(CONFIRM_POLL, 0.0001 * count))  # a small batch is quick
+        dropped = threading.Event()
+
+        def unless_dropped(_task: Task) -> None:
+            if dropped.is_set():  # a wait on a sync client's thread cannot be cancelled: it stops at its next poll
+                raise _WaitDropped()
+
         waiting = asyncio.ensure_future(
-            self.api(self.client.tasks.wait, task_id, timeout=self.opts.confirm_timeout, poll=first_poll, poll_max=0.25)
+            self.api(
+                self.client.tasks.wait,
+                task_id,
+                timeout=self.opts.confirm_timeout,
+                poll=first_poll,
+                poll_max=0.25,
+                on_update=unless_dropped,
+            )
         )
         try:
             uploads = await _read_uploads(self.api, self.bucket, upload_ids, ns)
@@ -591,7 +604,8 @@ class _Pipeline:
             task: Task = await waiting
         finally:
             if not waiting.done():
-                waiting.cancel()  # a wait on a sync client's thread ends by itself, soon: the task is ending
+                dropped.set()
+                waiting.cancel()
                 waiting.add_done_callback(_retrieve)
         return await _read_uploads(self.api, self.bucket, upload_ids, ns), task
 
@@ -651,6 +665,10 @@ async def abulk_upload(
     finally:
         pipeline.api.close()
     return pipeline.result
+
+
+class _WaitDropped(Exception):
+    """Ends a wait for a confirm task whose uploads were found settled without it."""
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from PIL import Image
 
@@ -282,3 +284,40 @@ def test_a_chunk_being_confirmed_leaves_its_slot_to_the_next(client, tmp_path, l
     assert len(creates) == 4
     # the first chunk's uploads are read once its confirm came back: the fourth create went out before
     assert creates[3] < lists[0], log
+
+
+class _TaskStatusLags(httpx.BaseTransport):
+    """Real HTTP to the local server, except that the first ``lies`` reads of a task say it is
+    still PROCESSING (a service whose task status trails its uploads)."""
+
+    def __init__(self, lies: int) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.lies = lies
+        self.task_reads: list[float] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if request.method == "GET" and request.url.path.startswith("/v1/tasks/"):
+            self.task_reads.append(time.monotonic())
+            if len(self.task_reads) <= self.lies:
+                body = json.loads(response.read())
+                body["status"] = "PROCESSING"
+                return httpx.Response(response.status_code, headers={"content-type": "application/json"}, json=body)
+        return response
+
+
+def test_a_dropped_wait_for_a_confirm_task_stops_polling(local_server, tmp_path):
+    """The uploads were settled at the first read, so the wait for the confirm task is dropped: on a
+    sync client it runs on a thread, and must stop at its next poll, not poll on until the task ends."""
+    files = make_files(tmp_path / "in", n_text=3, n_png=0, broken=False)
+    lagging = _TaskStatusLags(lies=40)
+    with Mixpeek(api_key=local_server.api_key, base_url=local_server.base_url, transport=lagging) as c:
+        ns = c.namespaces.create("lag", feature_extractors=[])
+        c = c.with_options(namespace=ns.namespace_id)
+        c.buckets.create("files", bucket_schema=SCHEMA)
+        result = bulk_upload(c, "files", files, submit=False)
+        assert [o.status for o in result.outcomes] == ["uploaded"] * 3
+        returned = time.monotonic()
+        time.sleep(1.5)  # a wait still polling would read the task every 0.25 s meanwhile
+        after = [t for t in lagging.task_reads if t > returned + 0.5]
+        assert not after, f"{len(after)} task reads after the upload returned"
