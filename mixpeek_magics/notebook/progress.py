@@ -335,7 +335,7 @@ class TaskProgress(_DisplayMixin, W.VBox):
                 self.connection = connection
             if final:
                 self.freeze()
-            else:
+            elif snap is None or not statuses.is_terminal(snap.status):  # an ended task's final state follows
                 self._live_tick()
 
     # -- rendering -----------------------------------------------------------------------
@@ -618,7 +618,8 @@ class TaskBoard(_DisplayMixin, W.VBox):
         snaps, connection, final = state
         with self._ui_lock:
             self._apply(snaps, connection, final)
-        if not final:
+        # once every task ended, the final state replaces the live text: no tick just before it
+        if not final and not all(statuses.is_terminal(s.status) for s in snaps):
             self._live_tick()
 
     # -- rendering -----------------------------------------------------------------------

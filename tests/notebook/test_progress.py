@@ -353,3 +353,20 @@ def test_board_text_has_no_times():
     b2.on_update([s.__class__(**{**s.__dict__, "first_seen": T0 - timedelta(hours=3)}) for s in many(2)], "ok")
     assert b2._repr_mimebundle_()["text/plain"] == first
     assert "elapsed" not in first
+
+
+@pytest.mark.parametrize("kind", ["board", "single"])
+def test_no_live_text_tick_once_every_task_ended(kind):
+    """The live text (what text front ends see) refreshes while tasks run; an update in which every
+    task ended is followed by the final state, which replaces it: no tick just before it."""
+    view = TaskBoard(min_interval=0) if kind == "board" else TaskProgress(min_interval=0)
+    view._outputs = [("widget-id", "live-id")]  # as if displayed in a kernel's cell
+    view.on_update(
+        [snap("tsk_1", "PROCESSING", 1, 4), snap("tsk_2", "PROCESSING", 0, 4)][: 2 if kind == "board" else 1]
+    )
+    ticks = view._live.submit_count
+    assert ticks == 1
+    view.on_update(
+        [snap("tsk_1", "COMPLETED", 4, 4, at=1.0), snap("tsk_2", "FAILED", 2, 4, at=1.0)][: 2 if kind == "board" else 1]
+    )
+    assert view._live.submit_count == ticks
