@@ -1,9 +1,11 @@
 """Duplicate decisions of the local server, each taken inside the caller's write transaction so
 that two clients racing for the same thing get one answer:
 
-* a batch being submitted leaves out the objects another batch is processing or already processed
-  (``CreateBatchRequest.dedup_strategy``: ``skip``, the service's default), recorded in the
-  batch's ``loaded_object_ids`` and ``dedup_audit``;
+* a batch being submitted leaves out the objects already processed: COMPLETED with documents in
+  every collection the batch runs (``CreateBatchRequest.dedup_strategy``: ``skip``, the service's
+  default, which the contract scopes to objects that already have documents; an object another
+  batch is still processing has none, so it is processed again), recorded in the batch's
+  ``loaded_object_ids`` and ``dedup_audit``;
 * a confirmed upload whose content is already an object of the bucket becomes a duplicate of it
   (``UploadResponse.is_duplicate`` / ``existing_object_id`` / ``duplicate_of_upload_id``);
 * a create carrying an ``idempotency_key`` the bucket has seen returns the object it made.
@@ -16,28 +18,17 @@ from typing import Any
 
 from .db import dumps
 
-_ACTIVE_BATCH = "('PENDING','QUEUED','IN_PROGRESS','PROCESSING')"
 AUDIT_IDS = 1000  # BatchModel.dedup_audit keeps at most this many skipped ids per collection
 
 
-def processed_elsewhere(
-    c: sqlite3.Connection, bucket_id: str, batch_id: str, object_ids: list[str], collection_ids: list[str]
+def already_processed(
+    c: sqlite3.Connection, bucket_id: str, object_ids: list[str], collection_ids: list[str]
 ) -> set[str]:
-    """The objects of ``object_ids`` that must not be processed again: in the objects another
-    active batch of the bucket loaded, or COMPLETED with documents in every collection this batch
-    runs (the service's scope: an object is a duplicate for a collection that has its documents)."""
+    """The objects of ``object_ids`` that must not be processed again: COMPLETED with documents in
+    every collection this batch runs (without collections, COMPLETED)."""
     if not object_ids:
         return set()
     ids = dumps(object_ids)
-    busy = {
-        r[0]
-        for r in c.execute(
-            f"SELECT DISTINCT j.value FROM batches b, json_each(b.doc, '$.loaded_object_ids') j "
-            f"WHERE b.bucket_id=? AND b.batch_id<>? AND b.status IN {_ACTIVE_BATCH} "
-            "AND j.value IN (SELECT value FROM json_each(?))",
-            (bucket_id, batch_id, ids),
-        )
-    }
     done = [
         r[0]
         for r in c.execute(
@@ -57,16 +48,16 @@ def processed_elsewhere(
             )
         }
         done = [o for o in done if all((col, o) in have for col in collection_ids)]
-    return busy | set(done)
+    return set(done)
 
 
 def skip_processed(c: sqlite3.Connection, b: dict[str, Any], bucket_id: str, ids: list[str]) -> list[str]:
     """The ids a batch being submitted processes; under ``skip`` (the default) without those
-    :func:`processed_elsewhere` names, which ``b["dedup_audit"]`` records per collection."""
+    :func:`already_processed` names, which ``b["dedup_audit"]`` records per collection."""
     strategy = b.get("dedup_strategy") or "skip"
     if strategy != "skip":
         return ids
-    skipped = processed_elsewhere(c, bucket_id, b["batch_id"], ids, list(b.get("collection_ids") or []))
+    skipped = already_processed(c, bucket_id, ids, list(b.get("collection_ids") or []))
     if not skipped:
         return ids
     kept = [o for o in ids if o not in skipped]

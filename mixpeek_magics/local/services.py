@@ -750,7 +750,7 @@ def batch_out(d: dict[str, Any]) -> dict[str, Any]:
     progress = out.get("progress")
     loaded = out.get("loaded_object_ids")
     n = len(loaded if loaded is not None else out.get("object_ids") or [])
-    # objects the submit left to another batch (dedup_strategy skip); a retry loads only the failed ones
+    # objects the submit left out as already processed (dedup_strategy skip); a retry loads only the failed ones
     elsewhere = 0 if loaded is None or out.get("retry_count") else len(out.get("object_ids") or []) - n
     failed = int(out.get("failed_object_count") or 0)
     out["estimated_completion"] = None
@@ -776,7 +776,7 @@ def batch_out(d: dict[str, Any]) -> dict[str, Any]:
     elif status == "COMPLETED":
         msg = f"Completed: {n:,} object(s) processed"
         if elsewhere:
-            msg += f"; {elsewhere:,} already processed by another batch"
+            msg += f"; {elsewhere:,} already processed"
     elif status == "COMPLETED_WITH_ERRORS":
         msg = f"Completed with errors: {failed:,} of {n:,} object(s) failed"
     elif status == "FAILED":
@@ -833,7 +833,7 @@ def submit_batch(
         ids = list(object_ids if object_ids is not None else b["object_ids"])
         retry = object_ids is not None
         b["collection_ids"] = collection_ids_for_bucket(state, bucket_id)
-        if not retry:  # decided in this transaction: of two batches racing for an object, one processes it
+        if not retry:  # decided in this transaction, beside the batch's own update
             ids = dedup.skip_processed(c, b, bucket_id, ids)
         task_id = state.create_task(
             org_id,
