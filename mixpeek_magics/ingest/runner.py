@@ -16,7 +16,8 @@ Resumable and duplicate-safe: a file whose (server, namespace, bucket, sha256)
 is recorded as submitted is skipped without any request; one that was
 confirmed but never submitted (interrupt, kernel restart) is put into this
 run's batch without uploading it again; the server's ``skip_duplicates``
-catches the rest.
+catches the rest. Objects another run still going made are left to it
+(:mod:`mixpeek_magics.ingest.makers`), so two runs at once submit each object once.
 
 No IPython, widgets or pandas at import time (``failures`` / ``to_frame``
 build DataFrames lazily).
@@ -26,11 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import html
+import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -40,6 +42,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from mixpeek_magics import _paths
 from mixpeek_magics.ingest.bulk import FileOutcome, FileSpec, UploadProgress
 from mixpeek_magics.ingest.defaults import DEFAULT_CONCURRENCY
+from mixpeek_magics.ingest.makers import (
+    ACTIVE_RUNS,
+    RACE_POLL,
+    LeftToMaker,
+    left_to_maker,
+    maker_from_row,
+    owner_tag,
+    released,
+)
 from mixpeek_magics.ingest.plan import Plan, PlanItem
 
 if TYPE_CHECKING:
@@ -62,6 +73,8 @@ __all__ = [
     "default_state_path",
     "CHUNK",
 ]
+
+log = logging.getLogger(__name__)
 
 CHUNK = 100
 # an object in one of these states is another batch's (queued, being processed or processed)
@@ -105,13 +118,14 @@ class IngestState:
         server TEXT NOT NULL, namespace_id TEXT NOT NULL DEFAULT '', namespace_name TEXT,
         bucket_id TEXT NOT NULL, bucket_name TEXT, key TEXT NOT NULL, source TEXT,
         object_id TEXT, batch_id TEXT, task_id TEXT, status TEXT NOT NULL, updated TEXT NOT NULL,
-        PRIMARY KEY (server, bucket_id, key));
+        owner TEXT, PRIMARY KEY (server, bucket_id, key));
     CREATE INDEX IF NOT EXISTS items_key ON items (server, key);
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else default_state_path()
         self._lock = threading.Lock()
+        self._migrated = False
 
     def __repr__(self) -> str:
         return f"IngestState({str(self.path)!r})"
@@ -124,6 +138,11 @@ class IngestState:
             try:
                 con.execute("PRAGMA journal_mode=WAL")
                 con.executescript(self._SCHEMA)
+                if not self._migrated:
+                    columns = {r[1] for r in con.execute("PRAGMA table_info(items)")}
+                    if "owner" not in columns:  # a state file written before owners were recorded
+                        con.execute("ALTER TABLE items ADD COLUMN owner TEXT")
+                    self._migrated = True
                 with con:
                     yield con
             finally:
@@ -172,21 +191,33 @@ class IngestState:
         bucket: tuple[str, str | None],
         rows: Sequence[tuple[str, str, str | None]],
         status: str = "confirmed",
+        made_here: Container[str | None] | None = None,
     ) -> None:
-        """Upsert (key, source, object_id) rows; a submitted row is never downgraded."""
+        """Upsert (key, source, object_id) rows; a submitted row is never downgraded.
+
+        ``owner`` names the process that made the object (see :mod:`mixpeek_magics.ingest.makers`):
+        this one for the object ids in ``made_here`` (all when None), '' (not known) for the
+        others, which never overwrite a maker's name."""
         if not rows:
             return
         ns_id, ns_name = namespace
         b_id, b_name = bucket
         now = _now()
+        me = owner_tag()
         with self._db() as con:
             con.executemany(
                 "INSERT INTO items(server, namespace_id, namespace_name, bucket_id, bucket_name, key, source, "
-                "object_id, status, updated) VALUES (?,?,?,?,?,?,?,?,?,?) "
+                "object_id, status, updated, owner) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
                 "ON CONFLICT(server, bucket_id, key) DO UPDATE SET object_id=excluded.object_id, "
                 "source=excluded.source, updated=excluded.updated, "
+                "owner=CASE WHEN excluded.owner<>'' OR items.object_id IS NOT excluded.object_id "
+                "THEN excluded.owner ELSE items.owner END, "
                 "status=CASE WHEN items.status='submitted' THEN items.status ELSE excluded.status END",
-                [(server, ns_id or "", ns_name, b_id, b_name, k, src, oid, status, now) for k, src, oid in rows],
+                [
+                    (server, ns_id or "", ns_name, b_id, b_name, k, src, oid, status, now)
+                    + (me if made_here is None or oid in made_here else "",)
+                    for k, src, oid in rows
+                ],
             )
 
     def mark_submitted(
@@ -260,6 +291,8 @@ class UploadStats:
     skipped: int = 0
     # files not yet hashed and looked up in the ingest state: files_total may still shrink by them
     unchecked: int = 0
+    # objects another run still going made: left to it to submit, for a bounded time
+    left_to_others: int = 0
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
 
@@ -753,20 +786,27 @@ class _Execution:
         self.use_state = use_state
         self.on_progress = on_progress
         self.to_submit: list[tuple[str, str]] = []  # (state key, object id) of what this run's batch takes
+        self.left: dict[str, LeftToMaker] = {}  # object id -> the wait for the other run that made it
         self.by_path: dict[str, PlanItem] = {}  # the files to upload, by normalized path
+        self.run_id = id(self)
 
     async def run(self, aclient: Any) -> None:
         self.aclient = aclient
-        known = self._lookup([item_key(i) for i in (*self.plan.files, *self.plan.urls)])
-        fresh = self._skip_known_files(known)
-        if fresh:
-            await self._upload_files(fresh)
-        fresh_urls = [i for i in self.plan.urls if not self._take_known(i, known.get(item_key(i) or ""))]
-        for group in _groups_of(fresh_urls, CHUNK):
-            await self._create_url_objects(group)
-        await self._leave_objects_processed_elsewhere()
-        if self.to_submit:
-            await self._submit_batch()
+        try:
+            known = self._lookup([item_key(i) for i in (*self.plan.files, *self.plan.urls)])
+            fresh = self._skip_known_files(known)
+            if fresh:
+                await self._upload_files(fresh)
+            fresh_urls = [i for i in self.plan.urls if not self._take_known(i, known.get(item_key(i) or ""))]
+            for group in _groups_of(fresh_urls, CHUNK):
+                await self._create_url_objects(group)
+            await self._leave_objects_to_other_runs()
+            if self.to_submit:
+                await self._submit_batch()
+            if self.left:
+                await self._wait_for_other_runs()
+        finally:
+            ACTIVE_RUNS.end(self.run_id)
         for item in self.plan.syncs:
             await self._start_sync(item)
 
@@ -881,7 +921,11 @@ class _Execution:
     def _record_chunk(self, outcomes: list[FileOutcome]) -> None:
         """One chunk's outcomes: recorded as the upload goes, so an interrupt keeps them."""
         confirmed = [row for row in map(self._record_file, outcomes) if row is not None]
-        self.state.record(self.server, self.namespace, (self.bucket_id, self.bucket.bucket_name), confirmed)
+        made = {o.object_id for o in outcomes if o.status == "uploaded" and o.object_id}
+        ACTIVE_RUNS.add(self.run_id, made)
+        self.state.record(
+            self.server, self.namespace, (self.bucket_id, self.bucket.bucket_name), confirmed, made_here=made
+        )
         self._tell()
 
     def _record_file(self, o: FileOutcome) -> _StateRow | None:
@@ -949,34 +993,93 @@ class _Execution:
                 key = "url:" + item.source
                 created.append((key, item.source, oid))
                 self.to_submit.append((key, oid))
+        ACTIVE_RUNS.add(self.run_id, (oid for _k, _s, oid in created if oid))
         self.state.record(self.server, self.namespace, (self.bucket_id, self.bucket.bucket_name), created)
 
-    async def _leave_objects_processed_elsewhere(self) -> None:
-        """Objects this run did not make (duplicates, recovered ones) that another batch already
-        processes or processed (another kernel's, an earlier run's) stay out of this run's batch,
-        as their ``ObjectResponse.status`` says; they count as duplicates. Two runs that pass this
-        check at once are settled by the server: a submit leaves out what another batch took
-        (``dedup_strategy`` skip, its default)."""
+    async def _leave_objects_to_other_runs(self) -> None:
+        """Objects this run did not make (duplicates, recovered ones) stay out of its batch when
+        another batch took them (``ObjectResponse.status``: they count as duplicates), or when
+        another run that is still going made them and will submit them itself (see
+        :mod:`mixpeek_magics.ingest.makers`): those wait in ``self.left``. The contract's
+        batch deduplication only skips objects that already have documents, so two batches
+        submitted at once would both process an object."""
+        made_here = {i.object_id for i in self.result.items if i.status == "new"}
+        keys = {oid: k for k, oid in self.to_submit if oid not in made_here}
+        if not keys:
+            return
+        found = await self._object_states(list(keys))
+        if found is None:
+            return  # cannot tell: submitted here (the server makes one object per file anyway)
+        rows = self._lookup(keys.values())
+        taken: set[str] = set()
+        for oid, key in keys.items():
+            status, created_at = found.get(oid, (None, None))
+            if status in _TAKEN:
+                taken.add(oid)
+                continue
+            row = rows.get(key)
+            maker = maker_from_row(row) if row is not None and row.get("object_id") == oid else None
+            wait = left_to_maker(oid, key, maker, created_at, self.run_id)
+            if wait is not None:
+                self.left[oid] = wait
+        self.to_submit = [(k, oid) for k, oid in self.to_submit if oid not in taken and oid not in self.left]
+        self._mark_duplicates(taken)
+        self.stats.left_to_others = len(self.left)
+        self._tell()
+
+    async def _object_states(self, object_ids: list[str]) -> dict[str, tuple[str | None, str | None]] | None:
+        """object id -> (normalized status, created_at), None when they cannot be read."""
         from mixpeek_magics.client import errors, statuses
 
-        made_here = {i.object_id for i in self.result.items if i.status == "new"}
-        others = list(dict.fromkeys(oid for _k, oid in self.to_submit if oid not in made_here))
-        taken: set[str] = set()
-        for group in _groups_of(others, CHUNK):
+        out: dict[str, tuple[str | None, str | None]] = {}
+        for group in _groups_of(object_ids, CHUNK):
             filters = {"AND": [{"field": "object_id", "operator": "in", "value": group}]}
             try:
                 page = await self.aclient.objects.list(
-                    self.bucket_id, filters, select=["object_id", "status"], limit=len(group), namespace=self.ns_id
+                    self.bucket_id,
+                    filters,
+                    select=["object_id", "status", "created_at"],
+                    limit=len(group),
+                    namespace=self.ns_id,
                 )
             except errors.MixpeekError:
-                return  # the submit's own deduplication still holds
-            taken.update(o.object_id for o in page.items if o.object_id and statuses.normalize(o.status) in _TAKEN)
-        if not taken:
-            return
-        self.to_submit = [(k, oid) for k, oid in self.to_submit if oid not in taken]
+                return None
+            for o in page.items:
+                if o.object_id:
+                    out[o.object_id] = (statuses.normalize(o.status) if o.status else None, o.created_at)
+        return out
+
+    def _mark_duplicates(self, object_ids: set[str]) -> None:
         for item in self.result.items:
-            if item.status == "recovered" and item.object_id in taken:
+            if item.status == "recovered" and item.object_id in object_ids:
                 item.status = "duplicate"
+
+    async def _wait_for_other_runs(self) -> None:
+        """Until each object left to another run is taken by a batch or its wait is over; those
+        still waiting then go into a batch of this run (their maker ended without submitting)."""
+        log.info("waiting for %d object(s) another run made to be submitted by it", len(self.left))
+        mine: list[tuple[str, str]] = []
+        while self.left:
+            for oid, wait in list(self.left.items()):
+                if released(oid, wait):
+                    mine.append((wait.key, oid))
+                    del self.left[oid]
+            if not self.left:
+                break
+            await asyncio.sleep(RACE_POLL)
+            found = await self._object_states(list(self.left))
+            if found is None:
+                continue
+            taken = {oid for oid in self.left if found.get(oid, (None, None))[0] in _TAKEN}
+            for oid in taken:
+                del self.left[oid]
+            self._mark_duplicates(taken)
+            self.stats.left_to_others = len(self.left)
+            self._tell()
+        self.stats.left_to_others = 0
+        if mine:
+            self.to_submit = mine
+            await self._submit_batch()
 
     async def _submit_batch(self) -> None:
         """Everything new (uploaded, recovered, URL objects) into one batch, submitted."""

@@ -41,10 +41,12 @@ def upload_text(stats: Any, final: bool = False) -> str:
             f"({human_bytes(stats.bytes_done)}) in {stats.elapsed:.1f}s · "
             f"{human_bytes(stats.rate_bytes)}/s{dup}{failed}{skipped}"
         )
+    others = stats.left_to_others
+    waiting = f" · waiting for another run to submit {others} it made" if others else ""
     return (
         f"Uploading {stats.files_done}/{stats.files_total} files · "
         f"{human_bytes(stats.bytes_done)} of {human_bytes(stats.bytes_total)} · "
-        f"{human_bytes(stats.rate_bytes)}/s{skipped}"
+        f"{human_bytes(stats.rate_bytes)}/s{skipped}{waiting}"
     )
 
 

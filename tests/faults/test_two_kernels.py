@@ -1,5 +1,8 @@
 """Two kernels at once: both ingest the same folder into one bucket (--create-bucket) at the same
-time. Both cells must succeed (no 409) and each file must become one object, processed once."""
+time, as on two machines (an ingest state each) and on one (a shared ingest state). Both cells must
+succeed (no 409), each file must become one object, and each object must go into one batch: the
+contract's batch deduplication leaves out only objects that already have documents, so an object in
+two batches submitted at once would be processed twice."""
 
 from __future__ import annotations
 
@@ -27,20 +30,20 @@ def _run(kc, code: str, out: list[str], timeout: float = 120) -> dict:
     return kc.execute_interactive(code, timeout=timeout, output_hook=hook)["content"]
 
 
-@pytest.fixture(scope="module")
-def twin_run(tmp_path_factory):
+@pytest.fixture(scope="module", params=["two machines", "one machine"])
+def twin_run(request, tmp_path_factory):
     """Both kernels' cells run once; the tests below read what they left on the server."""
     from mixpeek_magics.local import LocalServer
 
     tmp_path = tmp_path_factory.mktemp("twins")
     local_server = LocalServer(data_dir=tmp_path / "server", port=0).start()
     try:
-        yield _twin_run(local_server, tmp_path)
+        yield {**_twin_run(local_server, tmp_path, shared_state=request.param == "one machine"), "where": request.param}
     finally:
         local_server.stop()
 
 
-def _twin_run(local_server, tmp_path) -> dict:
+def _twin_run(local_server, tmp_path, shared_state: bool) -> dict:
     local_server.update_settings(latency_ms=20)  # widens the window where both kernels overlap
     files = tmp_path / "shared"
     files.mkdir()
@@ -50,11 +53,11 @@ def _twin_run(local_server, tmp_path) -> dict:
     kernels = []
     try:
         for k in range(2):
-            # a data dir each: two machines, no shared ingest state; only the server can deduplicate
+            # two machines: a data dir each, so only the server knows who made an object (and when)
             env = {
                 **os.environ,
                 "MIXPEEK_API_KEY": local_server.api_key,
-                "MIXPEEK_MAGICS_DATA_DIR": str(tmp_path / f"data{k}"),
+                "MIXPEEK_MAGICS_DATA_DIR": str(tmp_path / ("data" if shared_state else f"data{k}")),
                 "MIXPEEK_JOURNAL_PATH": str(tmp_path / f"journal{k}.sqlite3"),
             }
             env.pop("CI", None)
@@ -124,26 +127,29 @@ def _twin_run(local_server, tmp_path) -> dict:
 
 
 def test_two_kernels_both_succeed_with_one_object_per_file(twin_run, held):
+    where = twin_run["where"]
     held(
-        "two kernels run %%ingest --create-bucket of one folder at once",
+        f"two kernels run %%ingest --create-bucket of one folder at once ({where})",
         "both cells succeed (no 409)",
         twin_run["both_ok"],
         twin_run["cells"],
     )
     held(
-        "two kernels ingest the same 12 files",
+        f"two kernels ingest the same 12 files ({where})",
         "each file is one object in the bucket",
         len(twin_run["objects"]) == twin_run["n"],
         f"{len(twin_run['objects'])} objects",
     )
 
 
-def test_two_kernels_process_each_object_once(twin_run, held):
+def test_two_kernels_submit_and_process_each_object_once(twin_run, held):
     objects = twin_run["objects"]
+    ids = sorted(o["object_id"] for o in objects)
     held(
-        "two kernels ingest the same 12 files",
-        "each object processed by one batch, once, and COMPLETED",
-        sorted(twin_run["processed"]) == sorted(o["object_id"] for o in objects)
+        f"two kernels ingest the same 12 files ({twin_run['where']})",
+        "each object submitted in one batch, processed once, COMPLETED",
+        sorted(twin_run["in_batches"]) == ids
+        and sorted(twin_run["processed"]) == ids
         and all(o["status"] == "COMPLETED" for o in objects),
         f"{len(twin_run['processed'])} processed, {len(twin_run['in_batches'])} submitted, "
         f"{len(twin_run['batches'])} batches",
