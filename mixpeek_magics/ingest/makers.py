@@ -10,10 +10,11 @@ another live run made (and has not submitted yet) to that run, waits a bounded t
 them taken by a batch, and submits itself whatever is still waiting then (the other run died
 or is slower than the bound).
 
-A maker counts as live when it is a run of this process still going, a process on this host
-that is still running (its ``owner`` tag in the ingest state), or, when neither can be asked
-(another host, or only the server knows the object), when the object was made less than
-:data:`RACE_WINDOW` seconds ago.
+A maker counts as live when it is a run of this process still going or a process on this host
+that is still running (its ``owner`` tag in the ingest state), for up to :data:`RACE_WINDOW`
+seconds; when neither can be asked (another host, or only the server knows the object), while
+the object is less than :data:`UNKNOWN_MAKER_WINDOW` seconds old: a run submits its objects
+right after its last chunk is confirmed, and one killed before that must not hold others long.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-RACE_WINDOW = 120.0  # seconds another run gets to submit an object it made
+RACE_WINDOW = 120.0  # seconds a maker this process can see alive gets to submit an object it made
+UNKNOWN_MAKER_WINDOW = 30.0  # seconds from its creation for an object whose maker cannot be asked
 RACE_POLL = 1.0  # seconds between two looks at the objects left to another run
 
 
@@ -142,9 +144,9 @@ def left_to_maker(
             return LeftToMaker(key, now + RACE_WINDOW, pid=pid)
         created_at = maker.recorded  # another host: only the time tells
     age = _age_seconds(created_at)
-    if age is None or age >= RACE_WINDOW:
+    if age is None or age >= UNKNOWN_MAKER_WINDOW:
         return None
-    return LeftToMaker(key, now + RACE_WINDOW - max(age, 0.0))
+    return LeftToMaker(key, now + UNKNOWN_MAKER_WINDOW - max(age, 0.0))
 
 
 def released(oid: str, wait: LeftToMaker, now: float | None = None) -> bool:

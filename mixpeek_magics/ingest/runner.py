@@ -291,8 +291,9 @@ class UploadStats:
     skipped: int = 0
     # files not yet hashed and looked up in the ingest state: files_total may still shrink by them
     unchecked: int = 0
-    # objects another run still going made: left to it to submit, for a bounded time
+    # objects another run still going made: left to it to submit, for at most left_wait_seconds
     left_to_others: int = 0
+    left_wait_seconds: float = 0.0
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
 
@@ -342,6 +343,7 @@ class IngestResult:
         self.final_batches: dict[str, Batch] = {}  # task id -> its Batch, read once the task ended
         self.collections: dict[str, dict[str, Any]] = {}  # --collection: name -> what this run wrote
         self.confirm_tasks: list[str] = []  # the upload-confirm tasks the uploads made (not watched)
+        self.left_to_makers = 0  # objects another run made, which it submitted while this one waited
         self._watch_kwargs: dict[str, Any] = {}
         self.cwd = os.getcwd()  # sources are shown relative to where the cell ran
 
@@ -373,6 +375,8 @@ class IngestResult:
             rec = self.count("recovered")
             if rec:
                 parts.append(f"{rec} uploaded earlier but never processed, included now")
+            if self.left_to_makers:
+                parts.append(f"{self.left_to_makers} submitted by the run that made them")
             failed = sum(1 for i in files if i.status == "failed")
             if failed:
                 parts.append(f"{failed} failed")
@@ -1025,6 +1029,8 @@ class _Execution:
         self.to_submit = [(k, oid) for k, oid in self.to_submit if oid not in taken and oid not in self.left]
         self._mark_duplicates(taken)
         self.stats.left_to_others = len(self.left)
+        if self.left:
+            self.stats.left_wait_seconds = max(w.deadline for w in self.left.values()) - time.monotonic()
         self._tell()
 
     async def _object_states(self, object_ids: list[str]) -> dict[str, tuple[str | None, str | None]] | None:
@@ -1074,6 +1080,7 @@ class _Execution:
             for oid in taken:
                 del self.left[oid]
             self._mark_duplicates(taken)
+            self.result.left_to_makers += len(taken)
             self.stats.left_to_others = len(self.left)
             self._tell()
         self.stats.left_to_others = 0

@@ -106,13 +106,15 @@ def test_the_ingest_states_owner_decides_on_this_host():
 def test_without_a_process_to_ask_the_objects_age_decides():
     other_host = makers.Maker(owner="elsewhere.example:123", recorded=_iso(10))
     wait = makers.left_to_maker("obj_c", "k", other_host, None, run=1)
-    assert wait is not None and wait.deadline - time.monotonic() == pytest.approx(makers.RACE_WINDOW - 10, abs=2)
-    old = makers.Maker(owner="elsewhere.example:123", recorded=_iso(makers.RACE_WINDOW + 5))
+    assert wait is not None and wait.deadline - time.monotonic() == pytest.approx(
+        makers.UNKNOWN_MAKER_WINDOW - 10, abs=2
+    )
+    old = makers.Maker(owner="elsewhere.example:123", recorded=_iso(makers.UNKNOWN_MAKER_WINDOW + 5))
     assert makers.left_to_maker("obj_c", "k", old, None, run=1) is None
     # only the server knew it: its created_at
     assert makers.left_to_maker("obj_c", "k", None, _iso(1), run=1) is not None
     assert makers.left_to_maker("obj_c", "k", makers.Maker(owner=""), _iso(1), run=1) is not None
-    assert makers.left_to_maker("obj_c", "k", None, _iso(makers.RACE_WINDOW + 5), run=1) is None
+    assert makers.left_to_maker("obj_c", "k", None, _iso(makers.UNKNOWN_MAKER_WINDOW + 5), run=1) is None
     assert makers.left_to_maker("obj_c", "k", None, "not a time", run=1) is None
     assert makers.released("obj_c", makers.LeftToMaker("k", time.monotonic() - 1))
 
@@ -172,6 +174,7 @@ def test_objects_another_run_is_making_are_left_to_it(client, tmp_path):
         makers.ACTIVE_RUNS.end(999)
     assert [i.status for i in res.items] == ["duplicate"] * 3
     assert res.tasks == [] and res.objects == []
+    assert res.left_to_makers == 3 and "3 submitted by the run that made them" in res.summary()
     assert 1.4 <= elapsed < 10
     assert len(_batches_holding(client, ids)) == 1
 
@@ -188,15 +191,15 @@ def test_objects_of_a_run_that_ended_without_submitting_are_submitted_here(clien
 
 def test_young_objects_only_the_server_knew_wait_out_the_window(client, tmp_path, monkeypatch):
     """Made by a run this machine cannot ask (another machine): left to it until they are
-    RACE_WINDOW old, then submitted here; old ones at once."""
+    UNKNOWN_MAKER_WINDOW old, then submitted here; old ones at once."""
     ids = _made_elsewhere(client, _files(tmp_path))
-    monkeypatch.setattr(makers, "RACE_WINDOW", 2.0)
+    monkeypatch.setattr(makers, "UNKNOWN_MAKER_WINDOW", 2.0)
     res, elapsed = _ingest(client, tmp_path)
     assert sorted(res.objects) == sorted(ids) and len(res.tasks) == 1
     assert 1.0 <= elapsed < 10  # waited for the window
     more = [tmp_path / "in" / "g.txt"]
     more[0].write_text("another file\n")
     [late] = _made_elsewhere(client, more)
-    monkeypatch.setattr(makers, "RACE_WINDOW", 0.0)
+    monkeypatch.setattr(makers, "UNKNOWN_MAKER_WINDOW", 0.0)
     res2, elapsed2 = _ingest(client, tmp_path, "state2.sqlite3")
     assert late in res2.objects and elapsed2 < 5

@@ -408,3 +408,35 @@ def test_syncs_start_initial_only_syncs(ip, signed_in, tmp_path):
             for sha in [(o.blobs[0].details or {}).get("filename") or "" for o in objects_of("synced")]
         )
         assert names == ["a.txt", "b.txt", "f0.txt"]
+
+
+def test_ingest_leaves_objects_another_run_is_making_to_it(ip, signed_in, tmp_path, capsys):
+    """Another run of this kernel (a --no-wait one still going, say) made these files' objects:
+    the cell says it leaves them to that run, which submits them; this cell makes no batch."""
+    import threading
+
+    from mixpeek_magics.ingest import makers
+
+    files = make_files(tmp_path / "data", 3)
+    c = session.signed_in_client()
+    c.buckets.create("docs", bucket_schema={"properties": {"file": {"type": "text"}}})
+    ids = [o.object_id for o in bulk.bulk_upload(c, "docs", files, submit=False).outcomes]
+    makers.ACTIVE_RUNS.add(424242, ids)
+
+    def other_run_submits() -> None:
+        time.sleep(1.0)
+        c.batches.submit("docs", c.batches.create("docs", ids).batch_id)
+        makers.ACTIVE_RUNS.end(424242)
+
+    t = threading.Thread(target=other_run_submits)
+    t.start()
+    try:
+        ip.run_cell_magic("ingest", "--bucket docs -o res", "data/\n")
+    finally:
+        t.join()
+        makers.ACTIVE_RUNS.end(424242)
+    res = ip.user_ns["res"]
+    out = capsys.readouterr().out
+    assert "Another run made 3 of these objects and has not submitted them yet" in out
+    assert "3 submitted by the run that made them" in out
+    assert res.batches == [] and res.status == "completed"

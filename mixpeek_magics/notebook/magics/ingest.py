@@ -530,9 +530,17 @@ class _UploadFeed:
         self.display = display
         self.stats: UploadStats | None = None
         self.started = False
+        self.said_waiting = False
 
     def __call__(self, stats: UploadStats) -> None:
         self.stats = stats
+        if stats.left_to_others and not self.said_waiting:
+            self.said_waiting = True
+            print(
+                f"Another run made {stats.left_to_others} of these objects and has not submitted them yet: "
+                f"leaving them to it for up to {stats.left_wait_seconds:.0f}s (submitted here if it stops first)",
+                flush=True,
+            )
         if self.display is None:
             return
         if self.started:
