@@ -77,8 +77,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CHUNK = 100
-# an object in one of these states is another batch's (queued, being processed or processed)
-_TAKEN = frozenset({"PENDING", "QUEUED", "IN_PROGRESS", "PROCESSING", "COMPLETED"})
+# an object in one of these states was processed or is being processed; a PENDING one was not
+# processed yet, in no batch or in a submitted batch not finished (its batch tells them apart)
+_TAKEN = frozenset({"QUEUED", "IN_PROGRESS", "PROCESSING", "COMPLETED"})
+# a batch in one of these states is submitted and not finished
+_ACTIVE_BATCH = ("PENDING", "QUEUED", "IN_PROGRESS", "PROCESSING")
 _FILE_TYPES = ("image", "video", "audio", "text", "pdf")
 _T = TypeVar("_T")
 
@@ -1011,16 +1014,15 @@ class _Execution:
         keys = {oid: k for k, oid in self.to_submit if oid not in made_here}
         if not keys:
             return
-        found = await self._object_states(list(keys))
-        if found is None:
+        open_ = await self._not_taken(list(keys))
+        if open_ is None:
             return  # cannot tell: submitted here (the server makes one object per file anyway)
         rows = self._lookup(keys.values())
-        taken: set[str] = set()
+        taken = set(keys) - set(open_)
         for oid, key in keys.items():
-            status, created_at = found.get(oid, (None, None))
-            if status in _TAKEN:
-                taken.add(oid)
+            if oid in taken:
                 continue
+            created_at = open_[oid]
             row = rows.get(key)
             maker = maker_from_row(row) if row is not None and row.get("object_id") == oid else None
             wait = left_to_maker(oid, key, maker, created_at, self.run_id)
@@ -1032,6 +1034,37 @@ class _Execution:
         if self.left:
             self.stats.left_wait_seconds = max(w.deadline for w in self.left.values()) - time.monotonic()
         self._tell()
+
+    async def _not_taken(self, object_ids: list[str]) -> dict[str, str | None] | None:
+        """Of ``object_ids``, those neither processed nor in a batch being processed, with their
+        ``created_at``; None when that cannot be read."""
+        found = await self._object_states(object_ids)
+        if found is None:
+            return None
+        open_ = {
+            oid: found.get(oid, (None, None))[1] for oid in object_ids if found.get(oid, (None, None))[0] not in _TAKEN
+        }
+        if any(found.get(oid, (None, None))[0] == "PENDING" for oid in open_):
+            in_batches = await self._objects_in_active_batches()
+            if in_batches is None:
+                return None
+            open_ = {oid: created for oid, created in open_.items() if oid not in in_batches}
+        return open_
+
+    async def _objects_in_active_batches(self) -> set[str] | None:
+        """The objects the bucket's submitted, unfinished batches process (``loaded_object_ids``,
+        else ``object_ids``); None when they cannot be read."""
+        from mixpeek_magics.client import errors
+
+        out: set[str] = set()
+        for status in _ACTIVE_BATCH:
+            try:
+                page = await self.aclient.batches.list(self.bucket_id, status=status, limit=1000, namespace=self.ns_id)
+            except errors.MixpeekError:
+                return None
+            for b in page.items:
+                out.update(b.loaded_object_ids if b.loaded_object_ids is not None else b.object_ids or [])
+        return out
 
     async def _object_states(self, object_ids: list[str]) -> dict[str, tuple[str | None, str | None]] | None:
         """object id -> (normalized status, created_at), None when they cannot be read."""
@@ -1073,10 +1106,10 @@ class _Execution:
             if not self.left:
                 break
             await asyncio.sleep(RACE_POLL)
-            found = await self._object_states(list(self.left))
-            if found is None:
+            open_ = await self._not_taken(list(self.left))
+            if open_ is None:
                 continue
-            taken = {oid for oid in self.left if found.get(oid, (None, None))[0] in _TAKEN}
+            taken = set(self.left) - set(open_)
             for oid in taken:
                 del self.left[oid]
             self._mark_duplicates(taken)

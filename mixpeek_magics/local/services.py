@@ -326,7 +326,8 @@ def insert_object(
     skip_duplicates: bool,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Store a new DRAFT object (inside the caller's transaction ``c``); returns its ObjectResponse."""
+    """Store a new object, PENDING (not processed yet: the contract's word for a new object), inside
+    the caller's transaction ``c``; returns its ObjectResponse."""
     now = state.iso_now()
     object_id = new_id("obj")
     d = {
@@ -335,7 +336,7 @@ def insert_object(
         "key_prefix": key_prefix,
         "blobs": blobs,
         "source_details": [{"type": "bucket", "source_id": bucket_id}],
-        "status": "DRAFT",
+        "status": "PENDING",
         "error": None,
         "created_at": now,
         "updated_at": now,
@@ -347,7 +348,7 @@ def insert_object(
     c.execute(
         "INSERT INTO objects(object_id, org_id, namespace_id, bucket_id, status, sha256, "
         "size_bytes, doc) VALUES (?,?,?,?,?,?,?,?)",
-        (object_id, org_id, namespace_id, bucket_id, "DRAFT", sha, size, dumps(d)),
+        (object_id, org_id, namespace_id, bucket_id, "PENDING", sha, size, dumps(d)),
     )
     return d
 

@@ -612,7 +612,7 @@ class SyncRunner:
                     "key_prefix": rel_dir,
                     "blobs": [blob],
                     "source_details": [{"type": "bucket", "source_id": bucket_id}],
-                    "status": "DRAFT",
+                    "status": "PENDING",
                     "error": None,
                     "created_at": now,
                     "updated_at": now,
@@ -622,7 +622,7 @@ class SyncRunner:
             except ValueError as exc:
                 failures.append((f, str(exc)))
                 continue
-            rows.append((oid, ns.org_id, ns.namespace_id, bucket_id, "DRAFT", None, int(f.size or 0), dumps(d)))
+            rows.append((oid, ns.org_id, ns.namespace_id, bucket_id, "PENDING", None, int(f.size or 0), dumps(d)))
             created.append((f, oid))
         if rows:
             state.store.conn.executemany(

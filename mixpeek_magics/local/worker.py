@@ -278,9 +278,7 @@ class Worker:
                 "status": "FAILED",
                 "error": "object not found (deleted before processing)",
             }
-        d = loads(orow["doc"])
-        d["status"] = "PROCESSING"
-        save_object(state, d)
+        d = loads(orow["doc"])  # PENDING until its run ends, as the contract describes an object
         ctx = ReadContext(
             org_id=orow["org_id"],
             namespace_id=orow["namespace_id"],

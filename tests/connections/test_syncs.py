@@ -237,7 +237,7 @@ def test_skip_batch_submission_creates_objects_without_tasks(server, client, mot
     s = client.syncs.wait(bkt, s.sync_config_id, timeout=30, poll=0.05)
     assert s.task_ids == [] and len(s.batch_ids) == 1
     assert s.total_files_synced == 3 and s.total_bytes_synced == sum(len(b) for b in bodies.values())
-    assert all(o.status == "DRAFT" for o in _objects(client, bkt))
+    assert all(o.status == "PENDING" for o in _objects(client, bkt))  # new, not processed
 
 
 def test_syncs_survive_a_restart(local_server_factory, tmp_path, moto):

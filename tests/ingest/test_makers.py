@@ -203,3 +203,20 @@ def test_young_objects_only_the_server_knew_wait_out_the_window(client, tmp_path
     monkeypatch.setattr(makers, "UNKNOWN_MAKER_WINDOW", 0.0)
     res2, elapsed2 = _ingest(client, tmp_path, "state2.sqlite3")
     assert late in res2.objects and elapsed2 < 5
+
+
+def test_pending_objects_of_a_batch_still_running_are_taken(client, tmp_path, local_server):
+    """A PENDING object is not processed yet, in no batch or in one not finished: the bucket's
+    running batches tell them apart, so these are left to their batch, with no wait and no batch."""
+    local_server.update_settings(pace_seconds=0.5)
+    try:
+        made = bulk_upload(client, "files", _files(tmp_path))
+        assert made.task is not None
+        assert {o.status for o in client.objects.iter("files")} == {"PENDING"}
+        res, elapsed = _ingest(client, tmp_path)
+        running = client.batches.get("files", made.batch_id).status
+    finally:
+        local_server.update_settings(pace_seconds=0.0)
+    assert running in ("PENDING", "QUEUED", "IN_PROGRESS", "PROCESSING")  # still running when the run looked
+    assert [i.status for i in res.items] == ["duplicate"] * 3 and res.tasks == []
+    assert elapsed < makers.UNKNOWN_MAKER_WINDOW / 2

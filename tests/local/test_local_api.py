@@ -144,7 +144,8 @@ def test_object_create_formats_and_list(env, local_server):
         r = c.post(f"/v1/buckets/{bid}/objects", json={"blobs": [blob], "metadata": {"i": i, "kind": f"k{i % 2}"}})
         assert r.status_code == 200, r.text
         o = r.json()
-        assert o["object_id"].startswith("obj_") and o["bucket_id"] == bid and o["status"] == "DRAFT"
+        # a new object is PENDING (not processed yet), as the contract describes ObjectResponse.status
+        assert o["object_id"].startswith("obj_") and o["bucket_id"] == bid and o["status"] == "PENDING"
         assert o["blobs"][0]["blob_id"].startswith("blob_")
         ids.append(o["object_id"])
     o = c.get(f"/v1/buckets/{bid}/objects/{ids[1]}").json()

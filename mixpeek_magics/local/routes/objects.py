@@ -137,7 +137,7 @@ def list_objects(
         results = [select_fields(d, body.select, ("object_id", "bucket_id")) for d in results]
     by_status: dict[str, int] = {}
     for d in results:
-        by_status[d.get("status", "DRAFT")] = by_status.get(d.get("status", "DRAFT"), 0) + 1
+        by_status[d.get("status", "PENDING")] = by_status.get(d.get("status", "PENDING"), 0) + 1
     nblobs = sum(len(d.get("blobs") or []) for d in results)
     stats = {
         "total_objects": len(results),
