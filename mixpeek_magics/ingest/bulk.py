@@ -517,7 +517,8 @@ class _Pipeline:
         to_put: list[_ToPut] = []
         for spec, upload in zip(ready, uploads):
             if upload.is_duplicate:
-                self.tick(_outcome(spec, "duplicate", upload, object_id=upload.existing_object_id), mine)
+                oid = upload.existing_object_id or upload.object_id
+                self.tick(_outcome(spec, "duplicate", upload, object_id=oid), mine)
             elif not upload.presigned_url:
                 error = upload.message or "the server gave no presigned URL"
                 self.tick(_outcome(spec, "failed", upload, error=error), mine)

@@ -82,6 +82,7 @@ CHUNK = 100
 _TAKEN = frozenset({"QUEUED", "IN_PROGRESS", "PROCESSING", "COMPLETED"})
 # a batch in one of these states is submitted and not finished
 _ACTIVE_BATCH = ("PENDING", "QUEUED", "IN_PROGRESS", "PROCESSING")
+_GONE = "gone"  # the created_at given to an object the bucket no longer has (compared by identity)
 _FILE_TYPES = ("image", "video", "audio", "text", "pdf")
 _T = TypeVar("_T")
 
@@ -794,6 +795,7 @@ class _Execution:
         self.on_progress = on_progress
         self.to_submit: list[tuple[str, str]] = []  # (state key, object id) of what this run's batch takes
         self.left: dict[str, LeftToMaker] = {}  # object id -> the wait for the other run that made it
+        self.again: list[PlanItem] = []  # files whose duplicate names no object that still exists
         self.by_path: dict[str, PlanItem] = {}  # the files to upload, by normalized path
         self.run_id = id(self)
 
@@ -808,6 +810,8 @@ class _Execution:
             for group in _groups_of(fresh_urls, CHUNK):
                 await self._create_url_objects(group)
             await self._leave_objects_to_other_runs()
+            if self.again:
+                await self._upload_again()
             if self.to_submit:
                 await self._submit_batch()
             if self.left:
@@ -881,6 +885,37 @@ class _Execution:
         self.by_path = {os.path.normpath(i.source): i for i in fresh}
         self._tell()
         return fresh
+
+    async def _upload_again(self) -> None:
+        """Files the server called duplicates of an object that no longer exists (deleted after
+        its upload, which upload deduplication still matches): uploaded again without
+        ``skip_duplicates``, as new objects of this run."""
+        from mixpeek_magics.ingest.bulk import abulk_upload
+
+        items, self.again = self.again, []
+        log.info("uploading %d file(s) again: their duplicates name objects that no longer exist", len(items))
+        self.by_path.update({os.path.normpath(i.source): i for i in items})
+        self.stats.files_total += len(items)
+        self.stats.bytes_total += sum(i.size or 0 for i in items)
+        done, sent = self.stats.files_done, self.stats.bytes_done
+
+        def progress(p: UploadProgress) -> None:
+            self.stats.files_done = done + p.files_done
+            self.stats.bytes_done = sent + p.bytes_done
+            self._tell()
+
+        uploaded = await abulk_upload(
+            self.aclient,
+            self.bucket_id,
+            items,
+            concurrency=self.concurrency,
+            skip_duplicates=False,
+            submit=False,
+            namespace=self.ns_id,
+            on_progress=progress,
+            on_chunk=self._record_chunk,
+        )
+        self.result.confirm_tasks.extend(uploaded.confirm_task_ids)
 
     async def _upload_files(self, fresh: list[PlanItem]) -> None:
         """One pipeline over every file: chunks overlap (hash, PUT, confirm) on one set of clients."""
@@ -959,6 +994,9 @@ class _Execution:
         if o.status == "uploaded":
             self.result.items.append(outcome("new"))
             self.stats.uploaded += 1
+        elif o.status == "duplicate" and not o.object_id and item is not None and not self.force:
+            self.again.append(item)  # a duplicate of nothing the server names: uploaded again
+            return None
         elif o.status == "duplicate":
             # On the server already, but not known here as processed: process it now.
             self.result.items.append(outcome("recovered"))
@@ -1017,6 +1055,10 @@ class _Execution:
         open_ = await self._not_taken(list(keys))
         if open_ is None:
             return  # cannot tell: submitted here (the server makes one object per file anyway)
+        gone = {oid for oid, created in open_.items() if created is _GONE}
+        if gone:
+            self._upload_gone_again(gone)
+            keys = {oid: k for oid, k in keys.items() if oid not in gone}
         rows = self._lookup(keys.values())
         taken = set(keys) - set(open_)
         for oid, key in keys.items():
@@ -1028,21 +1070,43 @@ class _Execution:
             wait = left_to_maker(oid, key, maker, created_at, self.run_id)
             if wait is not None:
                 self.left[oid] = wait
-        self.to_submit = [(k, oid) for k, oid in self.to_submit if oid not in taken and oid not in self.left]
+        self.to_submit = [
+            (k, oid) for k, oid in self.to_submit if oid not in taken and oid not in self.left and oid not in gone
+        ]
         self._mark_duplicates(taken)
         self.stats.left_to_others = len(self.left)
         if self.left:
             self.stats.left_wait_seconds = max(w.deadline for w in self.left.values()) - time.monotonic()
         self._tell()
 
+    def _upload_gone_again(self, gone: set[str]) -> None:
+        """Items whose object no longer exists: files are uploaded again (``self.again``); their
+        outcomes so far are dropped (the new upload gives theirs)."""
+        files = {os.path.normpath(i.source): i for i in self.plan.files}
+        kept: list[ItemOutcome] = []
+        for out in self.result.items:
+            item = files.get(os.path.normpath(out.source)) if out.kind == "file" else None
+            if out.object_id in gone and item is not None and not self.force:
+                self.again.append(item)
+                if out.status == "recovered":
+                    self.stats.skipped = max(0, self.stats.skipped - 1)
+                continue
+            if out.object_id in gone:
+                out.status, out.error = "failed", f"its object {out.object_id} no longer exists; re-run with --force"
+            kept.append(out)
+        self.result.items = kept
+
     async def _not_taken(self, object_ids: list[str]) -> dict[str, str | None] | None:
         """Of ``object_ids``, those neither processed nor in a batch being processed, with their
-        ``created_at``; None when that cannot be read."""
+        ``created_at`` (:data:`_GONE` for those the bucket no longer has); None when that cannot
+        be read."""
         found = await self._object_states(object_ids)
         if found is None:
             return None
         open_ = {
-            oid: found.get(oid, (None, None))[1] for oid in object_ids if found.get(oid, (None, None))[0] not in _TAKEN
+            oid: found[oid][1] if oid in found else _GONE
+            for oid in object_ids
+            if oid not in found or found[oid][0] not in _TAKEN
         }
         if any(found.get(oid, (None, None))[0] == "PENDING" for oid in open_):
             in_batches = await self._objects_in_active_batches()

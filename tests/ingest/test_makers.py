@@ -220,3 +220,37 @@ def test_pending_objects_of_a_batch_still_running_are_taken(client, tmp_path, lo
     assert running in ("PENDING", "QUEUED", "IN_PROGRESS", "PROCESSING")  # still running when the run looked
     assert [i.status for i in res.items] == ["duplicate"] * 3 and res.tasks == []
     assert elapsed < makers.UNKNOWN_MAKER_WINDOW / 2
+
+
+def test_a_duplicate_of_a_deleted_object_is_uploaded_again(client, tmp_path):
+    """Upload deduplication matches an earlier confirmed upload by hash, even when its object was
+    deleted since: that file is uploaded again as a new object, and the run submits. A state row
+    naming a deleted object it confirmed but never submitted (an interrupted run) heals the same way."""
+    import sqlite3
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.txt").write_text("alpha\n")
+    (folder / "b.txt").write_text("beta\n")
+    first, _ = _ingest(client, tmp_path)
+    first.wait(timeout=60)
+    gone = next(i.object_id for i in first.items if i.source.endswith("a.txt"))
+    client.objects.delete("files", gone)
+    (folder / "c.txt").write_text("gamma, new\n")
+
+    def check(res) -> str:
+        res.wait(timeout=60)
+        by_name = {os.path.basename(i.source): i for i in res.items}
+        assert sorted(by_name) == ["a.txt", "b.txt", "c.txt"], res.summary()
+        assert by_name["a.txt"].status == "new" and by_name["a.txt"].object_id != gone
+        assert by_name["b.txt"].status in ("duplicate", "already_ingested")  # processed by the first run
+        assert res.status == "completed" and len(res.batches) == 1
+        return by_name["a.txt"].object_id
+
+    again = check(_ingest(client, tmp_path, "another-machine.sqlite3")[0])
+    # the first machine: a.txt confirmed, never submitted, and its object deleted meanwhile
+    with sqlite3.connect(tmp_path / "state.sqlite3") as con:
+        con.execute("UPDATE items SET status='confirmed', object_id=? WHERE source LIKE '%a.txt'", (again,))
+    client.objects.delete("files", again)
+    gone = again
+    check(_ingest(client, tmp_path)[0])
