@@ -9,6 +9,7 @@ existed (a collection processes the objects of the batches submitted after it).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -16,11 +17,14 @@ from mixpeek_magics.ingest.plan import Plan
 from mixpeek_magics.ingest.runner import IngestError, IngestResult
 
 if TYPE_CHECKING:
+    from mixpeek_magics.client.models.batches import Batch
     from mixpeek_magics.client.models.buckets import Bucket
     from mixpeek_magics.client.models.collections import Collection
     from mixpeek_magics.client.models.tasks import Task
 
 EXTRACTORS = ("text_extractor", "image_extractor", "multimodal_extractor")
+RESOLVABLE_WAIT = 60.0  # seconds a finished batch's documents get to become queryable
+_ENDED_WELL = ("COMPLETED", "COMPLETED_WITH_ERRORS")
 _BY_TYPE = {"text": "text_extractor", "image": "image_extractor"}
 
 
@@ -80,16 +84,37 @@ def process_existing(
     *,
     namespace: str | None = None,
     timeout: float | None = None,
-) -> Task | None:
-    """Run ``collection`` over objects that existed before it; the finished trigger task (or None)."""
+) -> tuple[Task | None, list[str] | None]:
+    """Run ``collection`` over objects that existed before it: the finished trigger task (None
+    when there was nothing to run) and the batches the trigger made (None when it named none)."""
     ids = [o for o in object_ids if o]
     if not ids:
-        return None
+        return None, []
     trig = client.collections.trigger(
         collection.collection_id or collection.collection_name, object_ids=ids, namespace=namespace
     )
     task: Task = client.tasks.wait(trig.task_id, timeout=timeout)
-    return task
+    batches = trig.batch_ids or ([trig.batch_id] if trig.batch_id else None)
+    return task, batches
+
+
+def resolved_batches(
+    client: Any, bucket: str, batch_ids: Sequence[str], *, namespace: str | None = None, timeout: float | None = None
+) -> list[Batch]:
+    """The batches once each finished one's documents are queryable (``documents_resolvable``, or
+    ``documents_resolvable_error``: they may never be) or ``timeout`` (default
+    :data:`RESOLVABLE_WAIT`) has passed: a COMPLETED batch may still be finalizing its documents."""
+    deadline = time.monotonic() + (RESOLVABLE_WAIT if timeout is None else timeout)
+    out: list[Batch] = []
+    for batch_id in batch_ids:
+        while True:
+            batch: Batch = client.batches.get(bucket, batch_id, namespace=namespace)
+            settled = str(batch.status) not in _ENDED_WELL or batch.documents_resolvable
+            if settled or batch.documents_resolvable_error or time.monotonic() >= deadline:
+                break
+            time.sleep(1.0)
+        out.append(batch)
+    return out
 
 
 def document_count(client: Any, collection: str, *, namespace: str | None = None) -> int | None:
@@ -136,15 +161,31 @@ class CollectionRun:
         return f"{verb} collection {self.name!r} ({self.extractor})"
 
     def finish(self, result: IngestResult, timeout: float | None = None) -> str:
-        """Documents written by this run, as a line; also ``result.collections[name]``."""
+        """Documents written by this run, as a line; also ``result.collections[name]``.
+
+        Counted on the run's batches (``BatchModel.documents_written``, once their documents are
+        queryable), since the collection's ``document_count`` is approximate and cached; from that
+        count only when a batch has not reported its documents, ran other collections too, or a
+        trigger named no batch."""
+        batch_ids: list[str] | None = list(result.batches)
         if self.created:
             earlier = [
                 i.object_id for i in result.items if i.status in ("already_ingested", "duplicate") and i.object_id
             ]
-            process_existing(self.client, self.collection, earlier, namespace=self.namespace, timeout=timeout)
+            _task, made = process_existing(
+                self.client, self.collection, earlier, namespace=self.namespace, timeout=timeout
+            )
+            batch_ids = None if made is None or batch_ids is None else batch_ids + made
+        counted: int | None = None
+        if batch_ids is not None and result.bucket_id:
+            batches = resolved_batches(self.client, result.bucket_id, batch_ids, namespace=self.namespace)
+            mine = {self.collection.collection_id}
+            # a batch's count covers every collection it ran: this one's only when it ran this one alone
+            if all(b.documents_written is not None and set(b.collection_ids or []) <= mine for b in batches):
+                counted = sum(b.documents_written or 0 for b in batches)
         ident = self.collection.collection_id or self.name
         total = document_count(self.client, ident, namespace=self.namespace) or 0
-        written = max(0, total - self.before)
+        written = counted if counted is not None else max(0, total - self.before)
         result.collections[self.name] = {
             "collection_id": self.collection.collection_id,
             "feature_extractor": self.extractor,

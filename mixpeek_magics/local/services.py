@@ -9,6 +9,7 @@ import json
 import mimetypes
 import os
 import posixpath
+import time
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -725,6 +726,8 @@ def new_batch_doc(
         "progress": None,
         "failed_objects": None,
         "failed_object_count": 0,
+        "documents_written": None,
+        "documents_resolvable": False,
         "last_activity_at": None,
         "retry_count": 0,
         "max_retries": 3,
@@ -739,10 +742,12 @@ def new_batch_doc(
     }
 
 
-def batch_out(d: dict[str, Any]) -> dict[str, Any]:
+def batch_out(d: dict[str, Any], now: float | None = None) -> dict[str, Any]:
     """A stored batch as the API answers it: the computed fields (``status_message``,
-    ``estimated_completion``, ``health``) added, nothing undeclared."""
+    ``estimated_completion``, ``health``, ``documents_resolvable``) added, nothing undeclared."""
     out = {k: v for k, v in d.items() if not k.startswith("_")}
+    if d.get("_resolvable_at") is not None:
+        out["documents_resolvable"] = (time.time() if now is None else now) >= float(d["_resolvable_at"])
     out.setdefault("max_node_death_resubmits", MAX_RESUBMITS)
     out.setdefault("max_deploy_resubmits", MAX_RESUBMITS)
     status = out.get("status") or "DRAFT"
@@ -856,6 +861,9 @@ def submit_batch(
             loaded_object_ids=ids,
             current_tier=None,
             progress=None,
+            documents_written=None,
+            documents_resolvable=False,
+            _resolvable_at=None,
             lifecycle="queued",
             lifecycle_reason="waiting for a worker of the local server",
         )
@@ -889,6 +897,9 @@ def requeue_batch(state: State, batch_id: str, task_id: str) -> None:
             status="PENDING",
             progress=None,
             current_tier=None,
+            documents_written=None,
+            documents_resolvable=False,
+            _resolvable_at=None,
             lifecycle="queued",
             lifecycle_reason="interrupted by a server restart; queued again",
         )
@@ -989,14 +1000,19 @@ def finish_batch(
     failures: list[dict[str, Any]],
     errors: list[dict[str, Any]],
     error: str | None = None,
+    documents_written: int = 0,
 ) -> None:
-    """A batch whose task ended (COMPLETED, COMPLETED_WITH_ERRORS or FAILED)."""
+    """A batch whose task ended (COMPLETED, COMPLETED_WITH_ERRORS or FAILED). Its documents were
+    committed with their objects, so they are queryable now (``documents_resolvable``)."""
 
     def fn(b: dict[str, Any], now: str) -> None:
         all_failed = _all_failures(b, failures)
         b.update(
             status=status,
             progress=None,
+            documents_written=documents_written,
+            documents_resolvable=True,
+            _resolvable_at=state.now() + state.scaled(state.settings.resolvable_delay_seconds),
             current_tier=0,
             last_activity_at=now,
             failed_objects=all_failed,

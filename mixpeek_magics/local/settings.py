@@ -23,6 +23,9 @@ class LocalSettings:
     #: seconds between refreshes of a running batch's ``progress`` (the real service: about 10;
     #: every object while ``pace_seconds`` is on, so demos show each step)
     progress_refresh_seconds: float = 1.0
+    #: seconds after a batch ends before its ``documents_resolvable`` turns true (the real
+    #: service confirms the documents are queryable after a batch completes)
+    resolvable_delay_seconds: float = 0.0
     #: seconds a task record lives (GET answers 404 and lists skip it after); None: forever
     #: (the real service keeps them about 24 h; the batch keeps everything)
     task_ttl_seconds: float | None = None
@@ -86,6 +89,7 @@ class LocalSettings:
             "fetch_timeout_seconds",
             "progress_refresh_seconds",
             "body_read_timeout_seconds",
+            "resolvable_delay_seconds",
         ):
             v = float(getattr(self, name))
             if v < 0:

@@ -62,6 +62,7 @@ class _BatchRun:
         self.failures: list[dict[str, Any]] = []  # FailedObjectRecords
         self.filenames: dict[str, str | None] = {}
         self.done: list[str] = []  # object ids processed successfully (the task's outputs)
+        self.documents = 0  # documents the collections wrote for these objects
         self.started = time.monotonic()
         self.last_flush = self.started
         self.every_item = state.settings.pace_seconds > 0
@@ -260,6 +261,7 @@ class Worker:
                 None if result["status"] == "COMPLETED" else (result.get("error") or "processing failed"),
                 result.get("filename"),
             )
+            run.documents += int(result.get("documents_written") or 0)
         if self._check(cancel):
             return
         self._end_batch_task(run, ad)
@@ -325,7 +327,9 @@ class Worker:
             status = "COMPLETED"
         with state.store.tx():
             if state.update_task(task_id, status=status, additional_data=ad, outputs=run.done, error=error):
-                finish_batch(state, run.batch_id, task_id, status, run.failures, _tier_errors(run), error)
+                finish_batch(
+                    state, run.batch_id, task_id, status, run.failures, _tier_errors(run), error, run.documents
+                )
                 after_batch_task(state, task_id)
 
     def _run_collections(
@@ -334,6 +338,7 @@ class Worker:
         """Tier 0: every collection whose source is the object's bucket writes its documents."""
         obj = {**d, "org_id": orow["org_id"], "namespace_id": orow["namespace_id"]}
         runs = run_collections_for_object(self.state, obj, batch_id, cancel=cancel)
+        result = {**result, "documents_written": sum(len(r["document_ids"]) for r in runs)}
         failed = [r for r in runs if r["status"] == "FAILED"]
         if not failed:
             return result

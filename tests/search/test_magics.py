@@ -162,3 +162,22 @@ def test_search_through_a_saved_retriever(ip, media_folder):
     assert gallery.frame.iloc[0]["filename"] == "harbour.txt"
     assert gallery.title == "1 hit for 'lighthouse' in notes"
     assert list(gallery.frame.attrs["stage_statistics"]) == ["feature_search", "attribute_filter"]
+
+
+def test_the_collection_step_waits_until_the_documents_are_queryable(ip, media_folder, local_server, capsys):
+    """A COMPLETED batch may still be finalizing its documents (``documents_resolvable`` false):
+    the collection step counts the batch's own ``documents_written`` once they are queryable, so
+    the next cell's search finds them."""
+    import time
+
+    local_server.update_settings(resolvable_delay_seconds=1.5)
+    started = time.monotonic()
+    _ingest_cell(ip, media_folder)
+    elapsed = time.monotonic() - started
+    assert "Collection 'media': 8 documents written (8 in total)" in capsys.readouterr().out
+    res = ip.user_ns["res"]
+    [batch] = [ip.user_ns["res"].client.batches.get(res.bucket_id, b) for b in res.batches]
+    assert batch.status == "COMPLETED" and batch.documents_written == 8 and batch.documents_resolvable is True
+    assert elapsed >= 1.5  # waited for the finalizing batch
+    frame = ip.run_line_magic("mixpeek_search", "savanna --collection media").frame
+    assert frame.iloc[0]["filename"] == "zebra.md"

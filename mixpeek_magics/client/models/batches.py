@@ -64,6 +64,10 @@ class Batch(MixpeekModel):
     progress: BatchProgress | None = None
     failed_objects: list[FailedObjectRecord] | None = None
     failed_object_count: int | None = None
+    # this batch's own documents (None until the service reported them); queryable once resolvable
+    documents_written: int | None = None
+    documents_resolvable: bool | None = None
+    documents_resolvable_error: str | None = None
     tier_tasks: list[dict[str, Any]] | None = None
     current_tier: int | None = None
     total_tiers: int | None = None
