@@ -348,6 +348,7 @@ class IngestResult:
         self.collections: dict[str, dict[str, Any]] = {}  # --collection: name -> what this run wrote
         self.confirm_tasks: list[str] = []  # the upload-confirm tasks the uploads made (not watched)
         self.left_to_makers = 0  # objects another run made, which it submitted while this one waited
+        self.syncs_followed: set[str] = set()  # syncs whose run wait() followed to its end
         self._watch_kwargs: dict[str, Any] = {}
         self.cwd = os.getcwd()  # sources are shown relative to where the cell ran
 
@@ -412,15 +413,55 @@ class IngestResult:
         if self.handle is not None:
             return self.handle.status
         if not self.tasks:
+            if set(self.syncs) - self.syncs_followed:
+                return "submitted"  # a sync's run may still submit batches
             return "completed" if not any(i.status == "failed" for i in self.items) else "failed"
         return "submitted"
 
+    def _follow_syncs(self, timeout: float | None) -> list[str]:
+        """Each sync's run to its end (as its job says): the tasks it started that this result
+        did not know yet. A run submits a batch per ``batch_size`` files as it goes, so the
+        tasks seen when the sync was created are rarely all of them."""
+        from mixpeek_magics.client import errors
+
+        new: list[str] = []
+        for sid in self.syncs:
+            if sid in self.syncs_followed:
+                continue
+            try:
+                sync = self.client.syncs.wait(self.bucket_id or self.bucket, sid, timeout, namespace=self.namespace)
+            except errors.MixpeekError as exc:
+                raise IngestFailedError(f"cannot follow sync {sid} of {self.bucket!r}: {exc}", self) from None
+            self.syncs_followed.add(sid)
+            for tid in sync.task_ids or []:
+                if str(tid) not in self.tasks:
+                    self.tasks.append(str(tid))
+                    new.append(str(tid))
+        return new
+
     def wait(self, timeout: float | None = None, raise_on_failure: bool = True) -> IngestResult:
-        """Block until every task of this run is terminal.
+        """Block until every task of this run is terminal, each sync's run included (it submits
+        batches as it goes: its later tasks are watched once its run has ended).
 
         Raises :class:`IngestFailedError` if a task FAILED or every item failed to
         upload; warns (and lists failures) for COMPLETED_WITH_ERRORS.
         """
+        self._wait_for_tasks(timeout, raise_on_failure)
+        if self._follow_syncs(timeout):
+            self.handle = None  # a watch of every task, the syncs' later ones too
+            self.watch(**self._watch_kwargs)
+            self._wait_for_tasks(timeout, raise_on_failure)
+        if raise_on_failure:
+            files = [i for i in self.items if i.kind in ("file", "url")]
+            if files and all(i.status == "failed" for i in files) and not self.syncs:
+                raise IngestFailedError(
+                    f"ingest into {self.bucket!r} FAILED: all {len(files)} item(s) failed before processing; "
+                    f"first error: {files[0].error}",
+                    self,
+                )
+        return self
+
+    def _wait_for_tasks(self, timeout: float | None, raise_on_failure: bool) -> None:
         handle = self.watch()
         if handle is not None:
             import warnings
@@ -437,15 +478,6 @@ class IngestResult:
                     raise IngestFailedError(f"ingest into {self.bucket!r} FAILED: {exc}", self) from None
             if not self._all_completed(handle):  # a COMPLETED batch has no failed objects to read
                 self._load_final_tasks()
-        if raise_on_failure:
-            files = [i for i in self.items if i.kind in ("file", "url")]
-            if files and all(i.status == "failed" for i in files) and not self.syncs:
-                raise IngestFailedError(
-                    f"ingest into {self.bucket!r} FAILED: all {len(files)} item(s) failed before processing; "
-                    f"first error: {files[0].error}",
-                    self,
-                )
-        return self
 
     def _all_completed(self, handle: WatchHandle) -> bool:
         seen = {snap.task_id: snap.status for snap in handle.snapshots}

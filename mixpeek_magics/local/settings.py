@@ -26,6 +26,9 @@ class LocalSettings:
     #: seconds after a batch ends before its ``documents_resolvable`` turns true (the real
     #: service confirms the documents are queryable after a batch completes)
     resolvable_delay_seconds: float = 0.0
+    #: seconds a sync run spends on each batch of files before submitting it (the service
+    #: discovers, downloads and submits batch by batch, so a run's tasks appear over time)
+    sync_batch_seconds: float = 0.0
     #: seconds a task record lives (GET answers 404 and lists skip it after); None: forever
     #: (the real service keeps them about 24 h; the batch keeps everything)
     task_ttl_seconds: float | None = None
@@ -90,6 +93,7 @@ class LocalSettings:
             "progress_refresh_seconds",
             "body_read_timeout_seconds",
             "resolvable_delay_seconds",
+            "sync_batch_seconds",
         ):
             v = float(getattr(self, name))
             if v < 0:

@@ -484,6 +484,8 @@ class SyncRunner:
 
         state = self.state
         sid = run.sync_id
+        if state.settings.sync_batch_seconds > 0:
+            self.stop_event.wait(state.scaled(state.settings.sync_batch_seconds))
         if self.stop_event.is_set() or sid in self._deleted:
             return
         created: list[tuple[SourceFile, str]] = []

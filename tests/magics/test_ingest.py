@@ -440,3 +440,28 @@ def test_ingest_leaves_objects_another_run_is_making_to_it(ip, signed_in, tmp_pa
     assert "Another run made 3 of these objects and has not submitted them yet" in out
     assert "3 submitted by the run that made them" in out
     assert res.batches == [] and res.status == "completed"
+
+
+def test_a_sync_is_followed_until_its_run_ends(ip, signed_in, tmp_path):
+    """A sync run submits a batch per batch_size files as it goes: the cell waits for the run to
+    end and for every task it started, not only those there when the sync was created."""
+    from tests.fixtures.moto_s3 import moto_s3_server
+
+    with moto_s3_server() as s3:
+        s3.create_bucket("raw-media")
+        s3.put_objects("raw-media", {f"many/f{i:03d}.txt": f"file {i}\n".encode() for i in range(101)})
+        c = session.signed_in_client()
+        c.connections.create("Slow S3", "s3", s3.provider_config())
+        signed_in.update_settings(sync_batch_seconds=1.0)
+        try:
+            ip.run_cell_magic(
+                "ingest", "--bucket synced --create-bucket -o res", 's3://raw-media/many/ via "Slow S3"\n'
+            )
+        finally:
+            signed_in.update_settings(sync_batch_seconds=0.0)
+        res = ip.user_ns["res"]
+        sync = c.syncs.get("synced", res.syncs[0])
+        assert len(sync.task_ids) == 3 and sorted(res.tasks) == sorted(sync.task_ids)  # 50 + 50 + 1 files
+        assert res.status == "completed"
+        assert all(c.tasks.get(t).status == "COMPLETED" for t in res.tasks)
+        assert len(objects_of("synced")) == 101
