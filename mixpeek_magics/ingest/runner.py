@@ -82,6 +82,7 @@ CHUNK = 100
 _TAKEN = frozenset({"QUEUED", "IN_PROGRESS", "PROCESSING", "COMPLETED"})
 # a batch in one of these states is submitted and not finished
 _ACTIVE_BATCH = ("PENDING", "QUEUED", "IN_PROGRESS", "PROCESSING")
+_BATCH_PAGE = 1000  # batches per list call (the API's most)
 _GONE = "gone"  # the created_at given to an object the bucket no longer has (compared by identity)
 _FILE_TYPES = ("image", "video", "audio", "text", "pdf")
 _T = TypeVar("_T")
@@ -1155,11 +1156,12 @@ class _Execution:
         out: set[str] = set()
         for status in _ACTIVE_BATCH:
             try:
-                page = await self.aclient.batches.list(self.bucket_id, status=status, limit=1000, namespace=self.ns_id)
+                async for b in self.aclient.batches.iter(
+                    self.bucket_id, status=status, limit=_BATCH_PAGE, namespace=self.ns_id
+                ):
+                    out.update(b.loaded_object_ids if b.loaded_object_ids is not None else b.object_ids or [])
             except errors.MixpeekError:
                 return None
-            for b in page.items:
-                out.update(b.loaded_object_ids if b.loaded_object_ids is not None else b.object_ids or [])
         return out
 
     async def _object_states(self, object_ids: list[str]) -> dict[str, tuple[str | None, str | None]] | None:

@@ -254,3 +254,24 @@ def test_a_duplicate_of_a_deleted_object_is_uploaded_again(client, tmp_path):
     client.objects.delete("files", again)
     gone = again
     check(_ingest(client, tmp_path)[0])
+
+
+def test_every_page_of_running_batches_is_read(client, tmp_path, local_server, monkeypatch):
+    """The objects of running batches beyond the first page of ``batches/list`` count as taken too."""
+    from mixpeek_magics.ingest import runner
+
+    ids = _made_elsewhere(client, _files(tmp_path))
+    local_server.update_settings(pace_seconds=3.0)
+    try:
+        for oid in ids:  # a batch each, running for 3 s: two on the two workers, one waiting
+            client.batches.submit("files", client.batches.create("files", [oid]).batch_id)
+        deadline = time.monotonic() + 2
+        while [b.status for b in client.batches.iter("files")].count("PROCESSING") < 2:
+            assert time.monotonic() < deadline, "the two workers did not start"
+            time.sleep(0.05)
+        monkeypatch.setattr(runner, "_BATCH_PAGE", 1)
+        res, elapsed = _ingest(client, tmp_path)
+    finally:
+        local_server.update_settings(pace_seconds=0.0)
+    assert [i.status for i in res.items] == ["duplicate"] * 3 and res.tasks == []
+    assert elapsed < 1.5  # known taken at once, not once a batch it missed had ended
