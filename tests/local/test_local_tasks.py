@@ -221,15 +221,19 @@ def test_page_of_1000_is_fast_with_100k_tasks(local_server):
         assert r.status_code == 200 and len(r.json()["results"]) == 1000
         cursor = r.json()["pagination"]["next_cursor"]
     assert min(timings) < 0.1, timings
-    # deep into the table the keyset query stays fast too
-    t0 = time.perf_counter()
-    r = c.post(
-        "/v1/tasks/list",
-        params={"limit": 1000},
-        json={"filters": {"AND": [{"field": "status", "operator": "eq", "value": "FAILED"}]}},
-    )
-    assert r.status_code == 200 and len(r.json()["results"]) == 1000
-    assert time.perf_counter() - t0 < 0.5
+    # deep into the table the keyset query stays fast too (the best of three: a collection of the
+    # test process's garbage, which the in-process server shares, can land on any one of them)
+    deep = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        r = c.post(
+            "/v1/tasks/list",
+            params={"limit": 1000},
+            json={"filters": {"AND": [{"field": "status", "operator": "eq", "value": "FAILED"}]}},
+        )
+        deep.append(time.perf_counter() - t0)
+        assert r.status_code == 200 and len(r.json()["results"]) == 1000
+    assert min(deep) < 0.5, deep
 
 
 def test_task_ttl_expires_task_records_and_the_batch_keeps_everything(env, local_server):
