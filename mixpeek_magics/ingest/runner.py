@@ -83,7 +83,6 @@ _TAKEN = frozenset({"QUEUED", "IN_PROGRESS", "PROCESSING", "COMPLETED"})
 # a batch in one of these states is submitted and not finished
 _ACTIVE_BATCH = ("PENDING", "QUEUED", "IN_PROGRESS", "PROCESSING")
 _BATCH_PAGE = 1000  # batches per list call (the API's most)
-_GONE = "gone"  # the created_at given to an object the bucket no longer has (compared by identity)
 _FILE_TYPES = ("image", "video", "audio", "text", "pdf")
 _T = TypeVar("_T")
 
@@ -923,8 +922,6 @@ class _Execution:
         """Files the server called duplicates of an object that no longer exists (deleted after
         its upload, which upload deduplication still matches): uploaded again without
         ``skip_duplicates``, as new objects of this run."""
-        from mixpeek_magics.ingest.bulk import abulk_upload
-
         items, self.again = self.again, []
         log.info("uploading %d file(s) again: their duplicates name objects that no longer exist", len(items))
         self.by_path.update({os.path.normpath(i.source): i for i in items})
@@ -937,36 +934,37 @@ class _Execution:
             self.stats.bytes_done = sent + p.bytes_done
             self._tell()
 
-        uploaded = await abulk_upload(
-            self.aclient,
-            self.bucket_id,
-            items,
-            concurrency=self.concurrency,
-            skip_duplicates=False,
-            submit=False,
-            namespace=self.ns_id,
-            on_progress=progress,
-            on_chunk=self._record_chunk,
-        )
-        self.result.confirm_tasks.extend(uploaded.confirm_task_ids)
+        await self._bulk_upload(items, skip_duplicates=False, on_progress=progress)
 
     async def _upload_files(self, fresh: list[PlanItem]) -> None:
         """One pipeline over every file: chunks overlap (hash, PUT, confirm) on one set of clients."""
+        select = self._select_unknown if self.stats.unchecked else None
+        await self._bulk_upload(fresh, skip_duplicates=not self.force, on_progress=self._copy_progress, select=select)
+        self.stats.unchecked = 0
+
+    async def _bulk_upload(
+        self,
+        items: list[PlanItem],
+        *,
+        skip_duplicates: bool,
+        on_progress: Callable[[UploadProgress], None],
+        select: Callable[[list[FileSpec]], list[FileSpec]] | None = None,
+    ) -> None:
+        """``items`` through one bulk upload, each chunk recorded as it is confirmed."""
         from mixpeek_magics.ingest.bulk import abulk_upload
 
         uploaded = await abulk_upload(
             self.aclient,
             self.bucket_id,
-            fresh,
+            items,
             concurrency=self.concurrency,
-            skip_duplicates=not self.force,
+            skip_duplicates=skip_duplicates,
             submit=False,
             namespace=self.ns_id,
-            on_progress=self._copy_progress,
+            on_progress=on_progress,
             on_chunk=self._record_chunk,
-            select=self._select_unknown if self.stats.unchecked else None,
+            select=select,
         )
-        self.stats.unchecked = 0
         self.result.confirm_tasks.extend(uploaded.confirm_task_ids)
 
     def _select_unknown(self, hashed: list[FileSpec]) -> list[FileSpec]:
@@ -1085,15 +1083,15 @@ class _Execution:
         keys = {oid: k for k, oid in self.to_submit if oid not in made_here}
         if not keys:
             return
-        open_ = await self._not_taken(list(keys))
-        if open_ is None:
+        states = await self._not_taken(list(keys))
+        if states is None:
             return  # cannot tell: submitted here (the server makes one object per file anyway)
-        gone = {oid for oid, created in open_.items() if created is _GONE}
+        open_, gone = states
         if gone:
             self._upload_gone_again(gone)
             keys = {oid: k for oid, k in keys.items() if oid not in gone}
         rows = self._lookup(keys.values())
-        taken = set(keys) - set(open_)
+        taken = set(keys) - set(open_) - gone
         for oid, key in keys.items():
             if oid in taken:
                 continue
@@ -1129,15 +1127,14 @@ class _Execution:
             kept.append(out)
         self.result.items = kept
 
-    async def _not_taken(self, object_ids: list[str]) -> dict[str, str | None] | None:
+    async def _not_taken(self, object_ids: list[str]) -> tuple[dict[str, str | None], set[str]] | None:
         """Of ``object_ids``, those neither processed nor in a batch being processed, with their
-        ``created_at`` (:data:`_GONE` for those the bucket no longer has); None when that cannot
-        be read."""
+        ``created_at``, and apart those the bucket no longer has; None when that cannot be read."""
         found = await self._object_states(object_ids)
         if found is None:
             return None
         open_ = {
-            oid: found[oid][1] if oid in found else _GONE
+            oid: found[oid][1] if oid in found else None
             for oid in object_ids
             if oid not in found or found[oid][0] not in _TAKEN
         }
@@ -1146,7 +1143,8 @@ class _Execution:
             if in_batches is None:
                 return None
             open_ = {oid: created for oid, created in open_.items() if oid not in in_batches}
-        return open_
+        gone = {oid for oid in open_ if oid not in found}
+        return {oid: created for oid, created in open_.items() if oid not in gone}, gone
 
     async def _objects_in_active_batches(self) -> set[str] | None:
         """The objects the bucket's submitted, unfinished batches process (``loaded_object_ids``,
@@ -1204,10 +1202,11 @@ class _Execution:
             if not self.left:
                 break
             await asyncio.sleep(RACE_POLL)
-            open_ = await self._not_taken(list(self.left))
-            if open_ is None:
+            states = await self._not_taken(list(self.left))
+            if states is None:
                 continue
-            taken = set(self.left) - set(open_)
+            open_, gone = states
+            taken = set(self.left) - set(open_) - gone
             for oid in taken:
                 del self.left[oid]
             self._mark_duplicates(taken)
