@@ -11,23 +11,12 @@ import socket
 import threading
 import time
 import traceback
-from pathlib import Path
 
 import pytest
 from IPython.core.error import UsageError
 
 from mixpeek_magics.client import Mixpeek, errors
-
-
-def make_files(root: Path, n: int, prefix: str = "f") -> list[Path]:
-    root.mkdir(parents=True, exist_ok=True)
-    out = []
-    for i in range(n):
-        p = root / f"{prefix}{i}.txt"
-        p.write_text(f"file {prefix} {i}\n")
-        out.append(p)
-    return out
-
+from tests.fixtures.files import make_files
 
 KEY = "sk_live_hostile0123456789abcdefSECRET"
 

@@ -6,16 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mixpeek_magics.client import Mixpeek
-
-
-def _files(root: Path, n: int, prefix: str) -> list[Path]:
-    root.mkdir(parents=True, exist_ok=True)
-    out = []
-    for i in range(n):
-        p = root / f"{prefix}{i}.txt"
-        p.write_text(f"{prefix} {i}\n")
-        out.append(p)
-    return out
+from tests.fixtures.files import make_files
 
 
 def _machine(ip, tmp_path: Path, name: str) -> None:
@@ -30,13 +21,13 @@ def test_another_machine_leaves_processed_objects_and_processes_orphans(signed_i
     # the orphans' maker cannot be asked: they are left to it while young (30 s by default; 3 here)
     monkeypatch.setattr(makers, "UNKNOWN_MAKER_WINDOW", 3.0)
 
-    done = _files(tmp_path / "data", 6, "done")
+    done = make_files(tmp_path / "data", 6, "done")
     _machine(ip, tmp_path, "first")
     ip.run_cell_magic("ingest", "--bucket shared --create-bucket --wait -o first", "data/\n")
     assert ip.user_ns["first"].status == "completed"
     # uploaded and confirmed, never submitted: what a run killed between confirm and submit leaves
     c = Mixpeek(api_key=signed_in.api_key, base_url=signed_in.base_url, namespace="demo")
-    orphans = bulk_upload(c, "shared", _files(tmp_path / "data", 3, "orphan"), submit=False)
+    orphans = bulk_upload(c, "shared", make_files(tmp_path / "data", 3, "orphan"), submit=False)
     assert len(orphans.object_ids) == 3 and orphans.task is None
     made = time.monotonic()
     _machine(ip, tmp_path, "second")

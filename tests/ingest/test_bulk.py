@@ -36,16 +36,6 @@ def make_files(folder: Path, n_text: int = 20, n_png: int = 5, broken: bool = Tr
     return paths
 
 
-@pytest.fixture
-def client(local_server):
-    c = Mixpeek(api_key=local_server.api_key, base_url=local_server.base_url)
-    ns = c.namespaces.create("bulk", feature_extractors=[])
-    c = c.with_options(namespace=ns.namespace_id)
-    c.buckets.create("files", bucket_schema=SCHEMA)
-    yield c
-    c.close()
-
-
 def object_count(client) -> int:
     return sum(1 for _ in client.objects.iter("files"))
 

@@ -13,38 +13,17 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from mixpeek_magics.client import Mixpeek
 from mixpeek_magics.ingest import bulk_upload, makers
 from mixpeek_magics.ingest.parser import parse_body
 from mixpeek_magics.ingest.plan import build_plan
 from mixpeek_magics.ingest.runner import IngestState, run_plan
+from tests.fixtures.files import make_files
 
 SCHEMA = {"properties": {"file": {"type": "text"}}}
 
 
-@pytest.fixture
-def client(local_server):
-    c = Mixpeek(api_key=local_server.api_key, base_url=local_server.base_url)
-    ns = c.namespaces.create("makers", feature_extractors=[])
-    c = c.with_options(namespace=ns.namespace_id)
-    c.buckets.create("files", bucket_schema=SCHEMA)
-    yield c
-    c.close()
-
-
 def _iso(seconds_ago: float) -> str:
     return (datetime.now(timezone.utc) - timedelta(seconds=seconds_ago)).isoformat()
-
-
-def _files(tmp_path, n: int = 3) -> list:
-    folder = tmp_path / "in"
-    folder.mkdir()
-    out = []
-    for i in range(n):
-        p = folder / f"f{i}.txt"
-        p.write_text(f"a file made by another run {i}\n")
-        out.append(p)
-    return out
 
 
 def _made_elsewhere(client, files) -> list[str]:
@@ -156,7 +135,7 @@ def test_a_state_file_from_before_owners_gains_the_column(tmp_path):
 
 def test_objects_another_run_is_making_are_left_to_it(client, tmp_path):
     """The other run submits them while this one waits: this run makes no batch of its own."""
-    ids = _made_elsewhere(client, _files(tmp_path))
+    ids = _made_elsewhere(client, make_files(tmp_path / "in", 3))
     makers.ACTIVE_RUNS.add(999, ids)
 
     def other_run_submits() -> None:
@@ -180,7 +159,7 @@ def test_objects_another_run_is_making_are_left_to_it(client, tmp_path):
 
 
 def test_objects_of_a_run_that_ended_without_submitting_are_submitted_here(client, tmp_path):
-    ids = _made_elsewhere(client, _files(tmp_path))
+    ids = _made_elsewhere(client, make_files(tmp_path / "in", 3))
     makers.ACTIVE_RUNS.add(999, ids)
     threading.Timer(1.0, makers.ACTIVE_RUNS.end, args=(999,)).start()
     res, elapsed = _ingest(client, tmp_path)
@@ -192,7 +171,7 @@ def test_objects_of_a_run_that_ended_without_submitting_are_submitted_here(clien
 def test_young_objects_only_the_server_knew_wait_out_the_window(client, tmp_path, monkeypatch):
     """Made by a run this machine cannot ask (another machine): left to it until they are
     UNKNOWN_MAKER_WINDOW old, then submitted here; old ones at once."""
-    ids = _made_elsewhere(client, _files(tmp_path))
+    ids = _made_elsewhere(client, make_files(tmp_path / "in", 3))
     monkeypatch.setattr(makers, "UNKNOWN_MAKER_WINDOW", 2.0)
     res, elapsed = _ingest(client, tmp_path)
     assert sorted(res.objects) == sorted(ids) and len(res.tasks) == 1
@@ -210,7 +189,7 @@ def test_pending_objects_of_a_batch_still_running_are_taken(client, tmp_path, lo
     running batches tell them apart, so these are left to their batch, with no wait and no batch."""
     local_server.update_settings(pace_seconds=0.5)
     try:
-        made = bulk_upload(client, "files", _files(tmp_path))
+        made = bulk_upload(client, "files", make_files(tmp_path / "in", 3))
         assert made.task is not None
         assert {o.status for o in client.objects.iter("files")} == {"PENDING"}
         res, elapsed = _ingest(client, tmp_path)
@@ -260,7 +239,7 @@ def test_every_page_of_running_batches_is_read(client, tmp_path, local_server, m
     """The objects of running batches beyond the first page of ``batches/list`` count as taken too."""
     from mixpeek_magics.ingest import runner
 
-    ids = _made_elsewhere(client, _files(tmp_path))
+    ids = _made_elsewhere(client, make_files(tmp_path / "in", 3))
     local_server.update_settings(pace_seconds=3.0)
     try:
         for oid in ids:  # a batch each, running for 3 s: two on the two workers, one waiting

@@ -26,16 +26,6 @@ def signed_in(ip, local_server, monkeypatch, tmp_path) -> Any:
     return local_server
 
 
-def make_files(root: Path, n: int, prefix: str = "f", ext: str = "txt", size: int = 0) -> list[Path]:
-    root.mkdir(parents=True, exist_ok=True)
-    out = []
-    for i in range(n):
-        p = root / f"{prefix}{i}.{ext}"
-        p.write_text(f"file {prefix} {i}\n" + "x" * size)
-        out.append(p)
-    return out
-
-
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *a: Any) -> None:
         pass

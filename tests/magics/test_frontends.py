@@ -14,7 +14,7 @@ import pytest
 import mixpeek_magics
 from mixpeek_magics.notebook import fallbacks, session
 from mixpeek_magics.tracking import PartialFailureWarning
-from tests.magics.conftest import make_files
+from tests.fixtures.files import make_files
 
 
 def test_ingest_in_text_mode_says_each_fact_once(ip, signed_in, tmp_path, capsys):

@@ -13,7 +13,7 @@ from IPython.core.error import UsageError
 from mixpeek_magics.ingest import bulk, runner
 from mixpeek_magics.notebook import session
 from mixpeek_magics.notebook.magics.ingest import IngestRunError, IngestValidationError
-from tests.magics.conftest import make_files
+from tests.fixtures.files import make_files
 
 WRITES = ("/uploads", "/objects", "/batches", "/syncs", "/buckets", "/_local/")
 

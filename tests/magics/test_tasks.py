@@ -7,7 +7,7 @@ import pytest
 from IPython.core.error import UsageError
 
 from mixpeek_magics.notebook import session
-from tests.magics.conftest import make_files
+from tests.fixtures.files import make_files
 
 
 def _ingest_no_wait(ip, tmp_path, n=3, bucket="docs"):
